@@ -1,0 +1,42 @@
+package dev.kiln;
+
+/**
+ * The one error type kiln shows to people. Its message is a single line that says what failed and what to do next;
+ * the {@link Kind} is mapped once to an exit code (CLI) and once to an HTTP status (API).
+ */
+public class KilnException extends RuntimeException {
+
+    /** The few categories callers branch on; everything else is context in the message. */
+    public enum Kind { NOT_FOUND, INVALID_ARGUMENT, CONFLICT, UNAVAILABLE, UNAUTHORIZED, CORRUPT, INTERNAL }
+
+    private final Kind kind;
+
+    public KilnException(Kind kind, String message) {
+        this(kind, message, null);
+    }
+
+    public KilnException(Kind kind, String message, Throwable cause) {
+        super(message, cause);
+        this.kind = kind;
+    }
+
+    public Kind kind() {
+        return kind;
+    }
+
+    public static KilnException notFound(String message) {
+        return new KilnException(Kind.NOT_FOUND, message);
+    }
+
+    public static KilnException invalid(String message) {
+        return new KilnException(Kind.INVALID_ARGUMENT, message);
+    }
+
+    public static KilnException conflict(String message) {
+        return new KilnException(Kind.CONFLICT, message);
+    }
+
+    public static KilnException corrupt(String message) {
+        return new KilnException(Kind.CORRUPT, message);
+    }
+}

@@ -1,0 +1,73 @@
+package dev.kiln.cli;
+
+import dev.kiln.KilnException;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.util.Arrays;
+
+/**
+ * Entry point of the {@code kiln} command. Errors become one line on stderr and Docker's exit code 125; the stack
+ * trace only with {@code --debug}.
+ */
+public final class Main {
+
+    /** Docker's code for "the tool itself failed" (bad flags, missing image, registry errors). */
+    static final int EXIT_KILN_FAILED = 125;
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        boolean debug = Arrays.asList(args).contains("--debug");
+        CommandLine cli = new CommandLine(new KilnCommand());
+        // Docker's management-command spellings: kiln image ls|rm|pull|... run the top-level commands
+        CommandLine image = cli.getSubcommands().get("image");
+        image.addSubcommand("ls", new ImagesCommand());
+        image.addSubcommand("rm", new RmiCommand());
+        image.addSubcommand("pull", new PullCommand());
+        image.addSubcommand("push", new PushCommand());
+        image.addSubcommand("tag", new TagCommand());
+        image.addSubcommand("load", new LoadCommand());
+        image.addSubcommand("save", new SaveCommand());
+        image.addSubcommand("import", new ImportCommand());
+        cli.setOut(out).setErr(err);
+        cli.setParameterExceptionHandler((e, a) -> {
+            err.println("kiln: " + firstLine(e.getMessage()) + " (see 'kiln "
+                    + e.getCommandLine().getCommandName() + " --help')");
+            return EXIT_KILN_FAILED;
+        });
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (debug) {
+                e.printStackTrace(err);
+            }
+            err.println("kiln: " + describe(e));
+            err.flush();
+            return EXIT_KILN_FAILED;
+        });
+        int code = cli.execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    private static String describe(Throwable e) {
+        if (e instanceof KilnException) {
+            return firstLine(e.getMessage());
+        }
+        if (e instanceof UncheckedIOException u) {
+            e = u.getCause();
+        }
+        String what = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        return firstLine(what) + " (run with --debug for details)";
+    }
+
+    private static String firstLine(String s) {
+        return s == null ? "unknown error" : s.lines().findFirst().orElse(s).strip();
+    }
+}

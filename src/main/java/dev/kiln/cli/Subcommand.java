@@ -1,0 +1,36 @@
+package dev.kiln.cli;
+
+import dev.kiln.engine.Images;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
+
+/** What every kiln command shares: the global options (held by the root command) and the output streams. */
+abstract class Subcommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    KilnCommand kiln() {
+        return (KilnCommand) spec.root().userObject();
+    }
+
+    PrintWriter out() {
+        return spec.commandLine().getOut();
+    }
+
+    PrintWriter err() {
+        return spec.commandLine().getErr();
+    }
+
+    @Override
+    public final Integer call() throws Exception {
+        try (Images images = kiln().images()) {
+            return run(images);
+        }
+    }
+
+    abstract int run(Images images) throws Exception;
+}

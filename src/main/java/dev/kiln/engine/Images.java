@@ -1,0 +1,196 @@
+package dev.kiln.engine;
+
+import dev.kiln.KilnException;
+import dev.kiln.image.ContentStore;
+import dev.kiln.image.Descriptor;
+import dev.kiln.image.Digest;
+import dev.kiln.image.Image;
+import dev.kiln.image.ImageConfig;
+import dev.kiln.image.ImageRef;
+import dev.kiln.image.ImageStore;
+import dev.kiln.image.Manifest;
+import dev.kiln.image.MediaType;
+import dev.kiln.image.Platform;
+import dev.kiln.image.PullProgress;
+import dev.kiln.image.Puller;
+import dev.kiln.image.Pusher;
+import dev.kiln.image.archive.ArchiveLoader;
+import dev.kiln.image.archive.ArchiveWriter;
+import dev.kiln.image.archive.RootfsImport;
+import dev.kiln.image.registry.Credentials;
+import dev.kiln.image.registry.RegistryAccess;
+import dev.kiln.rootfs.LayerApplier;
+import dev.kiln.rootfs.ReadOnlyMount;
+import dev.kiln.rootfs.RootfsCache;
+import dev.kiln.state.Database;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/** The image operations of kiln (the CLI's and, later, the API's): one owner of the store and the rootfs cache. */
+public final class Images implements AutoCloseable {
+
+    private final Database db;
+    private final ImageStore store;
+    private final RootfsCache rootfs;
+    private final Path mounts;
+    private final Set<String> insecureRegistries;
+
+    public Images(Path root, Path runRoot, Set<String> insecureRegistries) {
+        this.db = Database.open(root);
+        ContentStore content = new ContentStore(root);
+        this.store = new ImageStore(db, content);
+        this.rootfs = new RootfsCache(root.resolve("rootfs"), new LayerApplier(LayerApplier.Limits.defaults()));
+        this.mounts = runRoot.resolve("image-mounts");
+        this.insecureRegistries = Set.copyOf(insecureRegistries);
+    }
+
+    public ImageStore store() {
+        return store;
+    }
+
+    private RegistryAccess access(String registry) {
+        boolean plain = insecureRegistries.contains(registry) || RegistryAccess.isLoopback(registry);
+        return new RegistryAccess(plain, Credentials.fromDockerConfig());
+    }
+
+    public Image pull(String ref, Platform platform, PullProgress progress) {
+        return new Puller(store, this::access).pull(ImageRef.parse(ref), platform, progress);
+    }
+
+    public Digest push(String ref, PullProgress progress) {
+        return new Pusher(store, this::access).push(store.resolve(ref), progress);
+    }
+
+    public List<Image> list() {
+        return store.list();
+    }
+
+    public Image resolve(String ref) {
+        return store.resolve(ref);
+    }
+
+    public ImageConfig config(Image image) {
+        return store.config(image);
+    }
+
+    public Manifest manifest(Image image) {
+        return store.manifest(image);
+    }
+
+    public Image tag(String source, String target) {
+        Image src = store.resolve(source);
+        return store.tag(ImageRef.parse(target), src.manifestDigest(), src.repoDigest());
+    }
+
+    /**
+     * Docker's rmi: a name is untagged; the image itself goes when its last name does. An ID naming an image with
+     * several names, or an image in use (mounted), is refused unless forced.
+     */
+    public List<String> remove(String ref, boolean force) {
+        Image image = store.resolve(ref);
+        List<Image> names = store.namesOf(image.id());
+        boolean byId = ref.matches("(sha256:)?[a-f0-9]{4,64}") && !image.name().equals(ImageRef.parse(ref).toString());
+        Path mount = mountPoint(image.id());
+        boolean lastName = byId || names.size() == 1;
+        if (lastName && ReadOnlyMount.isMounted(mount)) {
+            if (!force) {
+                throw KilnException.conflict("image " + ref + " is in use: mounted at " + mount
+                        + " (run 'kiln image unmount " + ref + "' or use -f)");
+            }
+            ReadOnlyMount.unbind(mount);
+        }
+        if (byId && names.size() > 1 && !force) {
+            throw KilnException.conflict("image " + image.id().shortId() + " is referenced by " + names.size()
+                    + " names (remove them by name or use -f)");
+        }
+        List<String> out = new ArrayList<>();
+        for (Image n : byId ? names : List.of(image)) {
+            store.untag(n.name());
+            out.add("Untagged: " + n.ref().familiar());
+        }
+        if (store.namesOf(image.id()).isEmpty()) {
+            rootfs.remove(image.id());
+            store.collectGarbage();
+            out.add("Deleted: " + image.id());
+        }
+        return out;
+    }
+
+    /** The image's unpacked tree, built once per image ID. */
+    public Path rootfs(Image image) {
+        Manifest m = store.manifest(image);
+        List<RootfsCache.Layer> layers = new ArrayList<>();
+        for (Descriptor d : m.layers()) {
+            Digest digest = d.contentDigest();
+            layers.add(new RootfsCache.Layer(store.content().path(digest), MediaType.layerCompression(d.mediaType()),
+                    digest));
+        }
+        return rootfs.unpack(image.id(), layers);
+    }
+
+    public Path mount(String ref) {
+        Image image = store.resolve(ref);
+        Path tree = rootfs(image);
+        Path target = mountPoint(image.id());
+        if (!ReadOnlyMount.isMounted(target)) {
+            ReadOnlyMount.bind(tree, target);
+        }
+        return target;
+    }
+
+    public void unmount(String ref) {
+        Image image = store.resolve(ref);
+        Path target = mountPoint(image.id());
+        if (!ReadOnlyMount.isMounted(target)) {
+            throw KilnException.invalid("image " + ref + " is not mounted");
+        }
+        ReadOnlyMount.unbind(target);
+    }
+
+    private Path mountPoint(Digest id) {
+        return mounts.resolve(id.hex());
+    }
+
+    public List<Image> load(Path source, InputStream stdin) {
+        return new ArchiveLoader(store).load(source, stdin);
+    }
+
+    public void save(List<String> refs, OutputStream tar) {
+        try {
+            new ArchiveWriter(store).writeTar(resolveAll(refs), tar);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public void saveDirectory(List<String> refs, Path dir) {
+        try {
+            new ArchiveWriter(store).writeDirectory(resolveAll(refs), dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private List<Image> resolveAll(List<String> refs) {
+        Set<Image> out = new LinkedHashSet<>();
+        refs.forEach(r -> out.add(store.resolve(r)));
+        return List.copyOf(out);
+    }
+
+    public Image importRootfs(Path tarball, InputStream stdin, String ref) {
+        return new RootfsImport(store).importTar(tarball, stdin, ImageRef.parse(ref));
+    }
+
+    @Override
+    public void close() {
+        db.close();
+    }
+}

@@ -1,0 +1,93 @@
+package dev.kiln.image;
+
+import dev.kiln.KilnException;
+
+import java.util.regex.Pattern;
+
+/**
+ * A normalised image reference, as Docker spells it: {@code busybox} is {@code docker.io/library/busybox:latest}.
+ * Exactly one of {@code tag} and {@code digest} identifies the content ({@code name:tag@digest} keeps the digest).
+ */
+public record ImageRef(String registry, String repository, String tag, Digest digest) {
+
+    public static final String DOCKER_HUB = "docker.io";
+    private static final Pattern REPO = Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*");
+    private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+
+    public static ImageRef parse(String ref) {
+        if (ref == null || ref.isBlank()) {
+            throw KilnException.invalid("empty image reference");
+        }
+        String rest = ref;
+        Digest digest = null;
+        int at = rest.indexOf('@');
+        if (at >= 0) {
+            digest = Digest.parse(rest.substring(at + 1));
+            rest = rest.substring(0, at);
+        }
+        String tag = null;
+        int colon = rest.lastIndexOf(':');
+        if (colon > rest.lastIndexOf('/')) {
+            tag = rest.substring(colon + 1);
+            rest = rest.substring(0, colon);
+            if (!TAG.matcher(tag).matches()) {
+                throw KilnException.invalid("invalid tag \"" + tag + "\" in image reference \"" + ref + "\"");
+            }
+        }
+        String registry = DOCKER_HUB;
+        int slash = rest.indexOf('/');
+        if (slash > 0) {
+            String first = rest.substring(0, slash);
+            if (first.contains(".") || first.contains(":") || first.equals("localhost")) {
+                registry = first;
+                rest = rest.substring(slash + 1);
+            }
+        }
+        if (registry.equals("index.docker.io") || registry.equals("registry-1.docker.io")) {
+            registry = DOCKER_HUB;
+        }
+        if (registry.equals(DOCKER_HUB) && !rest.contains("/")) {
+            rest = "library/" + rest;
+        }
+        if (!REPO.matcher(rest).matches()) {
+            throw KilnException.invalid("invalid image reference \"" + ref
+                    + "\" (repository names are lowercase letters, digits and separators)");
+        }
+        if (tag == null && digest == null) {
+            tag = "latest";
+        }
+        return new ImageRef(registry, rest, tag, digest);
+    }
+
+    /** What the registry's manifest endpoint takes: the digest if pinned, else the tag. */
+    public String reference() {
+        return digest != null ? digest.toString() : tag;
+    }
+
+    /** The name without tag or digest: {@code docker.io/library/busybox}. */
+    public String name() {
+        return registry + "/" + repository;
+    }
+
+    /** The host the distribution API lives on (Docker Hub's API host differs from its name). */
+    public String apiHost() {
+        return registry.equals(DOCKER_HUB) ? "registry-1.docker.io" : registry;
+    }
+
+    public ImageRef withDigest(Digest d) {
+        return new ImageRef(registry, repository, tag, d);
+    }
+
+    /** Docker's short form: {@code busybox:latest}, {@code 127.0.0.1:5000/x:1}. */
+    public String familiar() {
+        String n = registry.equals(DOCKER_HUB)
+                ? (repository.startsWith("library/") ? repository.substring(8) : repository)
+                : name();
+        return n + (tag != null ? ":" + tag : "") + (digest != null && tag == null ? "@" + digest : "");
+    }
+
+    @Override
+    public String toString() {
+        return name() + (tag != null ? ":" + tag : "") + (digest != null ? "@" + digest : "");
+    }
+}

@@ -1,0 +1,97 @@
+package dev.kiln.rootfs;
+
+import dev.kiln.KilnException;
+import dev.kiln.image.Digest;
+import dev.kiln.image.MediaType;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * Unpacked root filesystems, one per image ID, under {@code ROOT/rootfs/<hex>}. A tree is built in a temporary
+ * sibling and renamed into place only when every layer applied, so a reader never sees a half-unpacked image and a
+ * rejected layer leaves nothing behind. Two concurrent unpacks of one image both build; the first rename wins.
+ */
+public final class RootfsCache {
+
+    /** A layer blob to apply, in order. */
+    public record Layer(Path blob, MediaType.Compression compression, Digest digest) {
+    }
+
+    private final Path dir;
+    private final LayerApplier applier;
+
+    public RootfsCache(Path dir, LayerApplier applier) {
+        this.dir = dir;
+        this.applier = applier;
+    }
+
+    public Path path(Digest imageId) {
+        return dir.resolve(imageId.hex());
+    }
+
+    public boolean has(Digest imageId) {
+        return Files.isDirectory(path(imageId));
+    }
+
+    public Path unpack(Digest imageId, List<Layer> layers) {
+        Path target = path(imageId);
+        if (Files.isDirectory(target)) {
+            return target;
+        }
+        Path tmp = dir.resolve(".unpack-" + imageId.shortId() + "-" + UUID.randomUUID());
+        try {
+            Files.createDirectories(tmp);
+            Files.setAttribute(tmp, "unix:mode", 0755);
+            for (Layer l : layers) {
+                applier.apply(l.blob(), l.compression(), l.digest(), tmp);
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (FileAlreadyExistsException | DirectoryNotEmptyException | AtomicMoveNotSupportedException e) {
+            Trees.delete(tmp);
+        } catch (IOException e) {
+            Trees.delete(tmp);
+            throw new UncheckedIOException(e);
+        } catch (RuntimeException e) {
+            Trees.delete(tmp);
+            throw e;
+        }
+        return target;
+    }
+
+    public void remove(Digest imageId) {
+        Path target = path(imageId);
+        if (!Files.exists(target)) {
+            return;
+        }
+        // rename first so a concurrent reader never sees a half-deleted tree under the real name
+        Path doomed = dir.resolve(".remove-" + imageId.shortId() + "-" + UUID.randomUUID());
+        try {
+            Files.move(target, doomed, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot remove unpacked image " + target + ": "
+                    + e.getMessage(), e);
+        }
+        Trees.delete(doomed);
+    }
+
+    /** Removes leftovers of unpacks and removals interrupted by a crash. */
+    public void cleanLeftovers() {
+        if (!Files.isDirectory(dir)) {
+            return;
+        }
+        try (var s = Files.list(dir)) {
+            s.filter(p -> p.getFileName().toString().startsWith(".")).forEach(Trees::delete);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
