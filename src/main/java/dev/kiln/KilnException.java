@@ -10,6 +10,7 @@ public class KilnException extends RuntimeException {
     public enum Kind { NOT_FOUND, INVALID_ARGUMENT, CONFLICT, UNAVAILABLE, UNAUTHORIZED, CORRUPT, INTERNAL }
 
     private final Kind kind;
+    private Integer exitCode;
 
     public KilnException(Kind kind, String message) {
         this(kind, message, null);
@@ -22,6 +23,18 @@ public class KilnException extends RuntimeException {
 
     public Kind kind() {
         return kind;
+    }
+
+    /** The exit code the CLI should use when it is not 125: 126 (not executable) or 127 (not found), as Docker. */
+    public Integer exitCode() {
+        return exitCode;
+    }
+
+    /** A sandbox command that cannot run: Docker exits 126 when it is not executable, 127 when it is not found. */
+    public static KilnException command(int exitCode, String message) {
+        KilnException e = new KilnException(Kind.INVALID_ARGUMENT, message);
+        e.exitCode = exitCode;
+        return e;
     }
 
     public static KilnException notFound(String message) {

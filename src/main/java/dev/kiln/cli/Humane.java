@@ -43,4 +43,16 @@ final class Humane {
             return "N/A";
         }
     }
+
+    /** Memory as Docker's stats prints it: binary units, "12.5MiB". */
+    static String binarySize(long bytes) {
+        String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
+        double v = bytes;
+        int u = 0;
+        while (v >= 1024 && u < units.length - 1) {
+            v /= 1024;
+            u++;
+        }
+        return String.format(u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+    }
 }

@@ -1,55 +1,37 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.kiln.engine.Images;
-import dev.kiln.image.Image;
-import dev.kiln.image.ImageConfig;
-import dev.kiln.image.Manifest;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /** {@code kiln image inspect REF...}: a JSON array shaped like Docker's image inspect. */
 @Command(name = "inspect", description = "Show details of images as JSON")
-class ImageInspectCommand extends Subcommand {
+final class ImageInspectCommand extends Subcommand {
 
     @Parameters(arity = "1..*", paramLabel = "REF")
     List<String> refs;
 
     @Override
-    int run(Images images) throws Exception {
-        List<Map<String, Object>> out = new ArrayList<>();
+    int run(DaemonClient daemon) throws Exception {
+        ArrayNode all = DaemonClient.JSON.createArrayNode();
         for (String ref : refs) {
-            out.add(describe(images, images.resolve(ref)));
+            all.add(image(daemon, ref));
         }
-        out().println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(out));
+        out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
         return 0;
     }
 
-    static Map<String, Object> describe(Images images, Image image) {
-        ImageConfig c = images.config(image);
-        Manifest m = images.manifest(image);
-        Map<String, Object> r = new LinkedHashMap<>();
-        r.put("Id", image.id().toString());
-        r.put("RepoTags", images.store().namesOf(image.id()).stream().map(i -> i.ref().familiar()).toList());
-        String repo = image.ref().familiar().replaceAll("[:@][^/]*$", "");
-        r.put("RepoDigests", image.repoDigest() == null ? List.of() : List.of(repo + "@" + image.repoDigest()));
-        r.put("ManifestDigest", image.manifestDigest().toString());
-        r.put("Created", c.created());
-        r.put("Architecture", c.architecture());
-        r.put("Os", c.os());
-        if (c.variant() != null) {
-            r.put("Variant", c.variant());
+    static com.fasterxml.jackson.databind.JsonNode image(DaemonClient daemon, String ref) throws Exception {
+        try (DaemonClient.Response r = daemon.call("GET", "/v1/images/inspect?ref=" + q(ref)).ok()) {
+            return r.json();
+        } catch (KilnException e) {
+            if (e.kind() == KilnException.Kind.NOT_FOUND) {
+                throw KilnException.notFound("no such image: " + ref);
+            }
+            throw e;
         }
-        r.put("Size", image.size());
-        r.put("Config", c.config());
-        r.put("RootFS", Map.of("Type", "layers", "Layers", c.rootfs() == null ? List.of() : c.rootfs().diffIds()));
-        r.put("Layers", m.layers());
-        return r;
     }
 }

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -12,8 +11,10 @@ final class ImageMountCommand extends Subcommand {
     String ref;
 
     @Override
-    int run(Images images) {
-        out().println(images.mount(ref));
+    int run(DaemonClient daemon) throws Exception {
+        try (DaemonClient.Response r = daemon.call("POST", "/v1/images/mount?ref=" + q(ref)).ok()) {
+            out().println(r.json().path("path").asText());
+        }
         return 0;
     }
 }

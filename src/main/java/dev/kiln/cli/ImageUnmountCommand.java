@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -12,8 +11,8 @@ final class ImageUnmountCommand extends Subcommand {
     String ref;
 
     @Override
-    int run(Images images) {
-        images.unmount(ref);
+    int run(DaemonClient daemon) throws Exception {
+        daemon.call("POST", "/v1/images/unmount?ref=" + q(ref)).ok().close();
         return 0;
     }
 }

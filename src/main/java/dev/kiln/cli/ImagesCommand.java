@@ -1,15 +1,12 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.kiln.engine.Images;
-import dev.kiln.image.Image;
-import dev.kiln.image.ImageRef;
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -33,48 +30,53 @@ final class ImagesCommand extends Subcommand {
     boolean noTrunc;
 
     @Override
-    int run(Images images) throws Exception {
-        List<Image> list = images.list();
+    int run(DaemonClient daemon) throws Exception {
+        if (!format.equals("table") && !format.equals("json")) {
+            throw KilnException.invalid("unknown --format \"" + format + "\" (use table or json)");
+        }
+        JsonNode list;
+        try (DaemonClient.Response r = daemon.call("GET", "/v1/images").ok()) {
+            list = r.json();
+        }
         if (quiet) {
             Set<String> ids = new LinkedHashSet<>();
-            list.forEach(i -> ids.add(noTrunc ? i.id().toString() : i.id().shortId()));
+            list.forEach(i -> ids.add(id(i)));
             ids.forEach(out()::println);
             return 0;
         }
-        switch (format) {
-            case "json" -> {
-                ObjectMapper json = new ObjectMapper();
-                for (Image i : list) {
-                    out().println(json.writeValueAsString(row(i)));
-                }
+        if (format.equals("json")) {
+            for (JsonNode i : list) {
+                out().println(DaemonClient.JSON.writeValueAsString(row(i)));
             }
-            case "table" -> {
-                Table t = new Table("REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE");
-                for (Image i : list) {
-                    Map<String, Object> r = row(i);
-                    t.add(r.get("Repository"), r.get("Tag"), r.get("Digest"),
-                            noTrunc ? i.id().toString() : i.id().shortId(), Humane.since(i.created()),
-                            Humane.size(i.size()));
-                }
-                t.print(out());
-            }
-            default -> throw dev.kiln.KilnException.invalid("unknown --format \"" + format + "\" (use table or json)");
+            return 0;
         }
+        Table t = new Table("REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE");
+        for (JsonNode i : list) {
+            Map<String, Object> r = row(i);
+            t.add(r.get("Repository"), r.get("Tag"), r.get("Digest"), id(i),
+                    Humane.since(i.path("created").asText(null)), Humane.size(i.path("size").asLong()));
+        }
+        t.print(out());
         return 0;
     }
 
-    private static Map<String, Object> row(Image i) {
-        ImageRef ref = i.ref();
-        String familiar = ref.familiar();
-        String repo = ref.tag() != null ? familiar.substring(0, familiar.length() - ref.tag().length() - 1)
-                : familiar.substring(0, familiar.indexOf('@'));
+    private String id(JsonNode i) {
+        String id = i.path("id").asText();
+        return noTrunc ? id : id.substring(7, 19);
+    }
+
+    private static Map<String, Object> row(JsonNode i) {
+        String familiar = i.path("familiar").asText();
+        String tag = i.path("tag").isNull() || i.path("tag").isMissingNode() ? null : i.path("tag").asText();
+        String repo = tag != null ? familiar.substring(0, familiar.length() - tag.length() - 1)
+                : familiar.replaceFirst("@.*$", "");
         Map<String, Object> r = new LinkedHashMap<>();
-        r.put("ID", i.id().toString());
+        r.put("ID", i.path("id").asText());
         r.put("Repository", repo);
-        r.put("Tag", ref.tag() == null ? "<none>" : ref.tag());
-        r.put("Digest", (i.repoDigest() != null ? i.repoDigest() : i.manifestDigest()).toString());
-        r.put("CreatedAt", i.created());
-        r.put("Size", i.size());
+        r.put("Tag", tag == null ? "<none>" : tag);
+        r.put("Digest", i.path("digest").asText());
+        r.put("CreatedAt", i.path("created").asText(null));
+        r.put("Size", i.path("size").asLong());
         return r;
     }
 }

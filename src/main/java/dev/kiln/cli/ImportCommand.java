@@ -1,10 +1,12 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
-import dev.kiln.image.Image;
+import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /** {@code kiln import FILE|- REF}: a root filesystem tarball becomes a one-layer image, as docker import. */
@@ -18,9 +20,14 @@ final class ImportCommand extends Subcommand {
     String ref;
 
     @Override
-    int run(Images images) {
-        Image i = images.importRootfs(file.equals("-") ? null : Path.of(file), System.in, ref);
-        out().println(i.id());
+    int run(DaemonClient daemon) throws Exception {
+        try (InputStream in = file.equals("-") ? System.in : Files.newInputStream(Path.of(file));
+             DaemonClient.Response r = daemon.stream("POST", "/v1/images/import?ref=" + q(ref),
+                     "application/x-tar", in).ok()) {
+            out().println(r.json().path("id").asText());
+        } catch (NoSuchFileException e) {
+            throw KilnException.notFound("file " + file + " does not exist");
+        }
         return 0;
     }
 }

@@ -1,8 +1,47 @@
 package dev.kiln.cli;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
-/** {@code kiln inspect REF...}: for now images only; sandboxes join when they exist. */
-@Command(name = "inspect", description = "Show details of images as JSON")
-final class InspectCommand extends ImageInspectCommand {
+import java.util.List;
+
+/** {@code kiln inspect [--type sandbox|image] NAME...}: sandboxes first, then images, as Docker. */
+@Command(name = "inspect", description = "Show details of sandboxes or images as JSON")
+final class InspectCommand extends Subcommand {
+
+    @Parameters(arity = "1..*", paramLabel = "NAME")
+    List<String> refs;
+
+    @Option(names = "--type", paramLabel = "TYPE", description = "sandbox (or container) or image")
+    String type;
+
+    @Override
+    int run(DaemonClient daemon) throws Exception {
+        ArrayNode all = DaemonClient.JSON.createArrayNode();
+        for (String ref : refs) {
+            // sandbox names and IDs never hold '/', ':' or '@'; image references often do
+            boolean sandbox = (type == null && ref.matches("[a-zA-Z0-9][a-zA-Z0-9_.-]*"))
+                    || "sandbox".equals(type) || "container".equals(type);
+            if (sandbox) {
+                try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(ref)).ok()) {
+                    all.add(r.json());
+                    continue;
+                } catch (KilnException e) {
+                    if (e.kind() != KilnException.Kind.NOT_FOUND || type != null) {
+                        throw e;
+                    }
+                }
+            }
+            try {
+                all.add(ImageInspectCommand.image(daemon, ref));
+            } catch (KilnException e) {
+                throw e.kind() == KilnException.Kind.NOT_FOUND ? KilnException.notFound("no such object: " + ref) : e;
+            }
+        }
+        out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
+        return 0;
+    }
 }

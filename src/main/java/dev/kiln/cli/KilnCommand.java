@@ -1,20 +1,22 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
 
 import java.nio.file.Path;
-import java.util.LinkedHashSet;
 import java.util.List;
 
 /** {@code kiln}: the top-level command and the options every command takes. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "Run OCI images as isolated sandboxes: container, gVisor or microVM.",
-        subcommands = {PullCommand.class, PushCommand.class, ImagesCommand.class, ImageCommand.class,
-                RmiCommand.class, TagCommand.class, LoadCommand.class, SaveCommand.class, ImportCommand.class,
-                InspectCommand.class})
+        subcommands = {RunCommand.class, CreateCommand.class, StartCommand.class, LifecycleCommands.Stop.class,
+                LifecycleCommands.Kill.class, LifecycleCommands.Restart.class, LifecycleCommands.Remove.class,
+                PsCommand.class, LogsCommand.class, InspectCommand.class, LifecycleCommands.Wait.class,
+                ExecCommand.class, TopCommand.class, StatsCommand.class, LifecycleCommands.Rename.class,
+                LifecycleCommands.Prune.class, PullCommand.class, PushCommand.class, ImagesCommand.class,
+                ImageCommand.class, RmiCommand.class, TagCommand.class, LoadCommand.class, SaveCommand.class,
+                ImportCommand.class, DaemonCommand.class})
 public final class KilnCommand implements Runnable {
 
     @Option(names = "--root", scope = ScopeType.INHERIT, paramLabel = "DIR",
@@ -32,15 +34,43 @@ public final class KilnCommand implements Runnable {
             description = "Use plain HTTP for this registry (loopback registries always are)")
     List<String> insecureRegistries = List.of();
 
+    @Option(names = {"-H", "--host"}, scope = ScopeType.INHERIT, paramLabel = "unix://PATH",
+            description = "kilnd's socket (default: $KILN_HOST, else RUN_ROOT/kiln.sock)")
+    String host;
+
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
+
+    private DaemonClient client;
 
     @Override
     public void run() {
         spec.commandLine().usage(spec.commandLine().getOut());
     }
 
-    Images images() {
-        return new Images(root.toAbsolutePath(), runRoot.toAbsolutePath(), new LinkedHashSet<>(insecureRegistries));
+    /**
+     * The daemon to talk to. With no --host and no KILN_HOST, a daemon for this --root/--run-root is started when
+     * none answers; an explicit host is never started for.
+     */
+    DaemonClient client() {
+        if (client != null) {
+            return client;
+        }
+        String h = host != null ? host : System.getenv("KILN_HOST");
+        if (h != null && !h.isEmpty()) {
+            if (!h.startsWith("unix://")) {
+                throw dev.kiln.KilnException.invalid("unsupported --host \"" + h + "\" (kilnd listens on unix://PATH)");
+            }
+            client = new DaemonClient(Path.of(h.substring("unix://".length())));
+            return client;
+        }
+        DaemonClient local = new DaemonClient(runRoot.toAbsolutePath().resolve("kiln.sock"));
+        try {
+            local.connect().close();
+        } catch (java.io.IOException e) {
+            DaemonStarter.start(root.toAbsolutePath(), runRoot.toAbsolutePath(), insecureRegistries, debug);
+        }
+        client = local;
+        return client;
     }
 }

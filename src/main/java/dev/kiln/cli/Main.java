@@ -48,8 +48,12 @@ public final class Main {
             }
             err.println("kiln: " + describe(e));
             err.flush();
-            return EXIT_KILN_FAILED;
+            return e instanceof KilnException k && k.exitCode() != null ? k.exitCode() : EXIT_KILN_FAILED;
         });
+        // as Docker: options of run/create/exec end at the image or sandbox name; what follows is the command's
+        for (String name : new String[] {"run", "create", "exec"}) {
+            cli.getSubcommands().get(name).setStopAtPositional(true);
+        }
         int code = cli.execute(args);
         out.flush();
         err.flush();

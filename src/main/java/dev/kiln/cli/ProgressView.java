@@ -1,115 +1,120 @@
 package dev.kiln.cli;
 
-import dev.kiln.image.Descriptor;
-import dev.kiln.image.Digest;
-import dev.kiln.image.ImageRef;
-import dev.kiln.image.PullProgress;
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
 
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Renders pull/push progress as Docker does: on a terminal one live line per layer, redrawn in place; otherwise one
- * plain line per event; with -q nothing.
+ * Renders kilnd's pull/push progress (JSON lines) as Docker does: on a terminal one live line per layer, redrawn in
+ * place; otherwise one plain line per event; with -q nothing. Returns the final line, or throws its error.
  */
-abstract class ProgressView implements PullProgress {
+final class ProgressView {
 
-    static ProgressView forOutput(PrintWriter out, boolean quiet, String doneWord) {
+    private final PrintWriter out;
+    private final boolean quiet;
+    private final boolean tty;
+    private final String doneWord;
+    private final Map<String, String> lines = new LinkedHashMap<>();
+    private int drawn;
+    private long lastDraw;
+
+    ProgressView(PrintWriter out, boolean quiet, String doneWord) {
+        this.out = out;
+        this.quiet = quiet;
+        this.tty = System.console() != null && System.console().isTerminal();
+        this.doneWord = doneWord;
+    }
+
+    JsonNode render(InputStream ndjson) throws IOException {
+        BufferedReader r = new BufferedReader(new InputStreamReader(ndjson, StandardCharsets.UTF_8));
+        String line;
+        JsonNode last = null;
+        while ((line = r.readLine()) != null) {
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode e = DaemonClient.JSON.readTree(line);
+            if (e.has("error")) {
+                finish();
+                throw new KilnException(KilnException.Kind.UNAVAILABLE, e.get("error").asText());
+            }
+            if (!e.has("status")) {
+                last = e;
+                continue;
+            }
+            show(e);
+        }
+        finish();
+        if (last == null) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "kilnd ended the stream without a result");
+        }
+        return last;
+    }
+
+    private void show(JsonNode e) {
         if (quiet) {
-            return new ProgressView() {
-            };
+            return;
         }
-        boolean tty = System.console() != null && System.console().isTerminal();
-        return tty ? new Live(out, doneWord) : new Lines(out, doneWord);
-    }
-
-    void finish() {
-    }
-
-    static String id(Descriptor d) {
-        return d.contentDigest().shortId();
-    }
-
-    /** Plain lines for logs and pipes. */
-    private static final class Lines extends ProgressView {
-        private final PrintWriter out;
-        private final String doneWord;
-
-        Lines(PrintWriter out, String doneWord) {
-            this.out = out;
-            this.doneWord = doneWord;
-        }
-
-        @Override
-        public synchronized void resolved(ImageRef ref, Digest manifest, int layers) {
-            out.println((ref.tag() != null ? ref.tag() : ref.digest().shortId()) + ": " + ref.familiar());
-        }
-
-        @Override
-        public synchronized void layerStarted(Descriptor layer) {
-            out.println(id(layer) + ": Downloading " + Humane.size(layer.size()));
-        }
-
-        @Override
-        public synchronized void layerDone(Descriptor layer, boolean alreadyPresent) {
-            out.println(id(layer) + ": " + (alreadyPresent ? "Already exists" : doneWord));
-        }
-    }
-
-    /** Live lines redrawn with ANSI cursor movement, at most ten times a second. */
-    private static final class Live extends ProgressView {
-        private final PrintWriter out;
-        private final String doneWord;
-        private final Map<String, String> lines = new LinkedHashMap<>();
-        private int drawn;
-        private long lastDraw;
-
-        Live(PrintWriter out, String doneWord) {
-            this.out = out;
-            this.doneWord = doneWord;
-        }
-
-        @Override
-        public synchronized void layerStarted(Descriptor layer) {
-            lines.put(id(layer), "Downloading");
-            draw(true);
-        }
-
-        @Override
-        public synchronized void layerProgress(Descriptor layer, long bytes) {
-            int width = 30;
-            int filled = layer.size() > 0 ? (int) Math.min(width, bytes * width / layer.size()) : 0;
-            lines.put(id(layer), "Downloading [" + "=".repeat(filled) + ">" + " ".repeat(width - filled) + "] "
-                    + Humane.size(bytes) + "/" + Humane.size(layer.size()));
-            draw(false);
-        }
-
-        @Override
-        public synchronized void layerDone(Descriptor layer, boolean alreadyPresent) {
-            lines.put(id(layer), alreadyPresent ? "Already exists" : doneWord);
-            draw(true);
-        }
-
-        @Override
-        synchronized void finish() {
-            draw(true);
-        }
-
-        private void draw(boolean force) {
-            long now = System.nanoTime();
-            if (!force && now - lastDraw < 100_000_000L) {
-                return;
-            }
-            lastDraw = now;
-            StringBuilder b = new StringBuilder();
-            if (drawn > 0) {
-                b.append("\u001b[").append(drawn).append('A');
-            }
-            lines.forEach((id, status) -> b.append("\u001b[2K").append(id).append(": ").append(status).append('\n'));
-            drawn = lines.size();
-            out.print(b);
+        String status = e.get("status").asText();
+        if (status.equals("resolved")) {
+            out.println("Resolved " + e.path("ref").asText() + " to " + e.path("manifest").asText());
             out.flush();
+            return;
+        }
+        String id = e.path("id").asText().replaceFirst("^sha256:", "");
+        id = id.length() > 12 ? id.substring(0, 12) : id;
+        long total = e.path("total").asLong();
+        String text = switch (status) {
+            case "started" -> "Downloading " + Humane.size(total);
+            case "progress" -> bar(e.path("current").asLong(), total);
+            case "exists" -> "Already exists";
+            default -> doneWord;
+        };
+        if (!tty) {
+            if (!status.equals("progress")) {
+                out.println(id + ": " + text);
+                out.flush();
+            }
+            return;
+        }
+        lines.put(id, text);
+        draw(!status.equals("progress"));
+    }
+
+    private static String bar(long current, long total) {
+        int width = 30;
+        int filled = total > 0 ? (int) Math.min(width, current * width / total) : 0;
+        return "Downloading [" + "=".repeat(filled) + ">" + " ".repeat(width - filled) + "] " + Humane.size(current)
+                + "/" + Humane.size(total);
+    }
+
+    private void draw(boolean force) {
+        long now = System.nanoTime();
+        if (!force && now - lastDraw < 100_000_000L) {
+            return;
+        }
+        lastDraw = now;
+        StringBuilder b = new StringBuilder();
+        if (drawn > 0) {
+            b.append("\u001b[").append(drawn).append('A');
+        }
+        lines.forEach((id, status) -> b.append("\u001b[2K").append(id).append(": ").append(status).append('\n'));
+        drawn = lines.size();
+        out.print(b);
+        out.flush();
+    }
+
+    private void finish() {
+        if (tty && !quiet && !lines.isEmpty()) {
+            draw(true);
         }
     }
 }

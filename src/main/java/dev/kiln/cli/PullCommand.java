@@ -1,11 +1,12 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
-import dev.kiln.image.Image;
-import dev.kiln.image.Platform;
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
 
 /** {@code kiln pull [--platform os/arch] [-q] REF}. */
 @Command(name = "pull", description = "Download an image from a registry")
@@ -21,16 +22,29 @@ final class PullCommand extends Subcommand {
     boolean quiet;
 
     @Override
-    int run(Images images) {
-        Platform p = platform == null ? Platform.host() : Platform.parse(platform);
-        ProgressView view = ProgressView.forOutput(out(), quiet, "Pull complete");
-        Image image = images.pull(ref, p, view);
-        view.finish();
+    int run(DaemonClient daemon) throws Exception {
+        JsonNode done = pull(daemon, kiln(), ref, platform, quiet, out());
         if (!quiet) {
-            out().println("Digest: " + (image.repoDigest() != null ? image.repoDigest() : image.manifestDigest()));
-            out().println("Status: Image is up to date for " + image.ref().familiar());
+            out().println("Digest: " + done.path("digest").asText());
+            out().println("Status: Image is up to date for " + ref);
         }
-        out().println(image.name());
+        out().println(done.path("image").asText());
         return 0;
+    }
+
+    /** Shared with {@code run}, which pulls a missing image first. */
+    static JsonNode pull(DaemonClient daemon, KilnCommand kiln, String ref, String platform, boolean quiet,
+                         PrintWriter progressOut) throws Exception {
+        if (platform != null && platform.split("/").length < 2) {
+            throw KilnException.invalid("invalid platform \"" + platform + "\" (expected os/arch[/variant], e.g. linux/amd64)");
+        }
+        StringBuilder path = new StringBuilder("/v1/images/pull?ref=").append(q(ref));
+        if (platform != null) {
+            path.append("&platform=").append(q(platform));
+        }
+        kiln.insecureRegistries.forEach(h -> path.append("&insecure=").append(q(h)));
+        try (DaemonClient.Response r = daemon.call("POST", path.toString()).ok()) {
+            return new ProgressView(progressOut, quiet, "Pull complete").render(r.body);
+        }
     }
 }

@@ -1,7 +1,6 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
-import dev.kiln.image.Digest;
+import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -17,12 +16,14 @@ final class PushCommand extends Subcommand {
     boolean quiet;
 
     @Override
-    int run(Images images) {
-        ProgressView view = ProgressView.forOutput(out(), quiet, "Pushed");
-        Digest d = images.push(ref, view);
-        view.finish();
-        if (!quiet) {
-            out().println("digest: " + d);
+    int run(DaemonClient daemon) throws Exception {
+        StringBuilder path = new StringBuilder("/v1/images/push?ref=").append(q(ref));
+        kiln().insecureRegistries.forEach(h -> path.append("&insecure=").append(q(h)));
+        try (DaemonClient.Response r = daemon.call("POST", path.toString()).ok()) {
+            JsonNode done = new ProgressView(out(), quiet, "Pushed").render(r.body);
+            if (!quiet) {
+                out().println("digest: " + done.path("digest").asText());
+            }
         }
         return 0;
     }

@@ -1,6 +1,6 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
+import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -18,9 +18,13 @@ final class RmiCommand extends Subcommand {
     boolean force;
 
     @Override
-    int run(Images images) {
+    int run(DaemonClient daemon) throws Exception {
         for (String ref : refs) {
-            images.remove(ref, force).forEach(out()::println);
+            try (DaemonClient.Response r = daemon.call("DELETE", "/v1/images?ref=" + q(ref) + "&force=" + force).ok()) {
+                for (JsonNode line : r.json()) {
+                    out().println(line.asText());
+                }
+            }
         }
         return 0;
     }

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
@@ -27,10 +26,13 @@ abstract class Subcommand implements Callable<Integer> {
 
     @Override
     public final Integer call() throws Exception {
-        try (Images images = kiln().images()) {
-            return run(images);
-        }
+        return run(kiln().client());
     }
 
-    abstract int run(Images images) throws Exception;
+    abstract int run(DaemonClient daemon) throws Exception;
+
+    /** A query string value, percent-encoded. */
+    static String q(String value) {
+        return java.net.URLEncoder.encode(value, java.nio.charset.StandardCharsets.UTF_8);
+    }
 }

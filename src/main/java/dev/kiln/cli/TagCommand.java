@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import dev.kiln.engine.Images;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -15,8 +14,8 @@ final class TagCommand extends Subcommand {
     String target;
 
     @Override
-    int run(Images images) {
-        images.tag(source, target);
+    int run(DaemonClient daemon) throws Exception {
+        daemon.call("POST", "/v1/images/tag?source=" + q(source) + "&target=" + q(target)).ok().close();
         return 0;
     }
 }

@@ -20,7 +20,7 @@ import dev.kiln.image.archive.RootfsImport;
 import dev.kiln.image.registry.Credentials;
 import dev.kiln.image.registry.RegistryAccess;
 import dev.kiln.rootfs.LayerApplier;
-import dev.kiln.rootfs.ReadOnlyMount;
+import dev.kiln.rootfs.Mounts;
 import dev.kiln.rootfs.RootfsCache;
 import dev.kiln.state.Database;
 
@@ -52,21 +52,31 @@ public final class Images implements AutoCloseable {
         this.insecureRegistries = Set.copyOf(insecureRegistries);
     }
 
+    Database database() {
+        return db;
+    }
+
     public ImageStore store() {
         return store;
     }
 
-    private RegistryAccess access(String registry) {
-        boolean plain = insecureRegistries.contains(registry) || RegistryAccess.isLoopback(registry);
+    private RegistryAccess access(String registry, Set<String> alsoInsecure) {
+        boolean plain = insecureRegistries.contains(registry) || alsoInsecure.contains(registry)
+                || RegistryAccess.isLoopback(registry);
         return new RegistryAccess(plain, Credentials.fromDockerConfig());
     }
 
     public Image pull(String ref, Platform platform, PullProgress progress) {
-        return new Puller(store, this::access).pull(ImageRef.parse(ref), platform, progress);
+        return pull(ref, platform, progress, Set.of());
     }
 
-    public Digest push(String ref, PullProgress progress) {
-        return new Pusher(store, this::access).push(store.resolve(ref), progress);
+    /** {@code alsoInsecure}: registries this request may reach over plain HTTP ({@code --insecure-registry}). */
+    public Image pull(String ref, Platform platform, PullProgress progress, Set<String> alsoInsecure) {
+        return new Puller(store, r -> access(r, alsoInsecure)).pull(ImageRef.parse(ref), platform, progress);
+    }
+
+    public Digest push(String ref, PullProgress progress, Set<String> alsoInsecure) {
+        return new Pusher(store, r -> access(r, alsoInsecure)).push(store.resolve(ref), progress);
     }
 
     public List<Image> list() {
@@ -95,17 +105,22 @@ public final class Images implements AutoCloseable {
      * several names, or an image in use (mounted), is refused unless forced.
      */
     public List<String> remove(String ref, boolean force) {
+        return remove(ref, force, false);
+    }
+
+    /** {@code keepRootfs}: a sandbox still runs on the unpacked tree, so only names and blobs go. */
+    public List<String> remove(String ref, boolean force, boolean keepRootfs) {
         Image image = store.resolve(ref);
         List<Image> names = store.namesOf(image.id());
         boolean byId = ref.matches("(sha256:)?[a-f0-9]{4,64}") && !image.name().equals(ImageRef.parse(ref).toString());
         Path mount = mountPoint(image.id());
         boolean lastName = byId || names.size() == 1;
-        if (lastName && ReadOnlyMount.isMounted(mount)) {
+        if (lastName && Mounts.isMounted(mount)) {
             if (!force) {
                 throw KilnException.conflict("image " + ref + " is in use: mounted at " + mount
                         + " (run 'kiln image unmount " + ref + "' or use -f)");
             }
-            ReadOnlyMount.unbind(mount);
+            Mounts.unmount(mount, true);
         }
         if (byId && names.size() > 1 && !force) {
             throw KilnException.conflict("image " + image.id().shortId() + " is referenced by " + names.size()
@@ -117,7 +132,9 @@ public final class Images implements AutoCloseable {
             out.add("Untagged: " + n.ref().familiar());
         }
         if (store.namesOf(image.id()).isEmpty()) {
-            rootfs.remove(image.id());
+            if (!keepRootfs) {
+                rootfs.remove(image.id());
+            }
             store.collectGarbage();
             out.add("Deleted: " + image.id());
         }
@@ -136,12 +153,21 @@ public final class Images implements AutoCloseable {
         return rootfs.unpack(image.id(), layers);
     }
 
+    /** Where the unpacked tree of an image ID is (or will be); sandboxes keep using it after an rmi -f. */
+    public Path rootfsPath(Digest imageId) {
+        return rootfs.path(imageId);
+    }
+
+    public ImageConfig configOf(Digest imageId) {
+        return store.readJson(imageId, ImageConfig.class);
+    }
+
     public Path mount(String ref) {
         Image image = store.resolve(ref);
         Path tree = rootfs(image);
         Path target = mountPoint(image.id());
-        if (!ReadOnlyMount.isMounted(target)) {
-            ReadOnlyMount.bind(tree, target);
+        if (!Mounts.isMounted(target)) {
+            Mounts.bindReadOnly(tree, target);
         }
         return target;
     }
@@ -149,10 +175,10 @@ public final class Images implements AutoCloseable {
     public void unmount(String ref) {
         Image image = store.resolve(ref);
         Path target = mountPoint(image.id());
-        if (!ReadOnlyMount.isMounted(target)) {
+        if (!Mounts.isMounted(target)) {
             throw KilnException.invalid("image " + ref + " is not mounted");
         }
-        ReadOnlyMount.unbind(target);
+        Mounts.unmount(target, true);
     }
 
     private Path mountPoint(Digest id) {
@@ -163,17 +189,13 @@ public final class Images implements AutoCloseable {
         return new ArchiveLoader(store).load(source, stdin);
     }
 
+    public List<Image> load(InputStream tar, String nameHint) {
+        return new ArchiveLoader(store).load(null, tar, nameHint);
+    }
+
     public void save(List<String> refs, OutputStream tar) {
         try {
             new ArchiveWriter(store).writeTar(resolveAll(refs), tar);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    public void saveDirectory(List<String> refs, Path dir) {
-        try {
-            new ArchiveWriter(store).writeDirectory(resolveAll(refs), dir);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

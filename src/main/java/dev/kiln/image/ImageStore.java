@@ -5,12 +5,7 @@ import dev.kiln.KilnException;
 import dev.kiln.state.Database;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
@@ -150,34 +145,19 @@ public final class ImageStore {
     }
 
     private void update(String sql, Object... args) {
-        try (PreparedStatement ps = prepare(sql, args)) {
-            ps.executeUpdate();
+        try {
+            db.update(sql, args);
         } catch (SQLException e) {
-            throw new UncheckedIOException(new IOException("database: " + e.getMessage(), e));
+            throw new KilnException(KilnException.Kind.INTERNAL, "database update failed: " + e.getMessage(), e);
         }
     }
 
     private List<Image> query(String sql, Object... args) {
-        try (PreparedStatement ps = prepare(sql, args); ResultSet rs = ps.executeQuery()) {
-            List<Image> out = new ArrayList<>();
-            while (rs.next()) {
-                String repo = rs.getString("repo_digest");
-                out.add(new Image(rs.getString("name"), Digest.parse(rs.getString("manifest_digest")),
-                        repo == null ? null : Digest.parse(repo), Digest.parse(rs.getString("image_id")),
-                        rs.getLong("size"), rs.getString("created"), rs.getLong("added")));
-            }
-            return out;
-        } catch (SQLException e) {
-            throw new UncheckedIOException(new IOException("database: " + e.getMessage(), e));
-        }
-    }
-
-    private PreparedStatement prepare(String sql, Object... args) throws SQLException {
-        Connection c = db.connection();
-        PreparedStatement ps = c.prepareStatement(sql);
-        for (int i = 0; i < args.length; i++) {
-            ps.setObject(i + 1, args[i]);
-        }
-        return ps;
+        return db.query(sql, rs -> {
+            String repo = rs.getString("repo_digest");
+            return new Image(rs.getString("name"), Digest.parse(rs.getString("manifest_digest")),
+                    repo == null ? null : Digest.parse(repo), Digest.parse(rs.getString("image_id")),
+                    rs.getLong("size"), rs.getString("created"), rs.getLong("added"));
+        }, args);
     }
 }

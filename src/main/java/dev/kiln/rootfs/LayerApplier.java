@@ -53,7 +53,7 @@ public final class LayerApplier {
         }
     }
 
-    /** What one layer held: tar entries (whiteouts included) and uncompressed tar bytes. */
+    /** What one layer held: tar entries (whiteouts and skipped devices included) and uncompressed tar bytes. */
     public record Stats(long entries, long bytes) {
     }
 
@@ -65,6 +65,11 @@ public final class LayerApplier {
         this.limits = Objects.requireNonNull(limits, "limits");
     }
 
+    /**
+     * Applies {@code blob} onto {@code root} (created if missing). Throws a {@link KilnException}: CORRUPT for a
+     * truncated, corrupt, oversized or hostile layer (one line naming the digest and the entry), NOT_FOUND for a
+     * missing blob, INTERNAL when writing fails. On failure the caller deletes {@code root}; nothing is rolled back.
+     */
     public Stats apply(Path blob, MediaType.Compression compression, Digest layerDigest, Path root) {
         Path top = root.toAbsolutePath().normalize();
         long entries = 0;
@@ -84,8 +89,9 @@ public final class LayerApplier {
             changes.finish();
             return new Stats(entries, tarBytes.count);
         } catch (Changeset.BadEntry e) {
-            throw new KilnException(KilnException.Kind.CORRUPT, prefix(layerDigest) + "entry " + quote(entry.getName())
-                    + " " + e.getMessage() + " (the layer is malformed or hostile; do not use this image)");
+            throw badEntry(layerDigest, entry, e.getMessage());
+        } catch (InvalidPathException e) {
+            throw badEntry(layerDigest, entry, "has a name or link target this system cannot use");
         } catch (Changeset.UnreadableBlob e) {
             throw unreadable(layerDigest, (IOException) e.getCause());
         } catch (NoSuchFileException e) {
@@ -93,7 +99,7 @@ public final class LayerApplier {
                 throw KilnException.notFound(prefix(layerDigest) + "blob " + blob + " is missing (pull the image again)");
             }
             throw writeFailed(layerDigest, entry, e);
-        } catch (IOException | InvalidPathException e) {
+        } catch (IOException e) {
             throw writeFailed(layerDigest, entry, e);
         }
     }
@@ -103,7 +109,7 @@ public final class LayerApplier {
             return switch (compression) {
                 case NONE -> in;
                 case GZIP -> GzipCompressorInputStream.builder().setInputStream(in).setDecompressConcatenated(true).get();
-                case ZSTD -> new BufferedInputStream(new ZstdInputStreamNoFinalizer(in), BUFFER);
+                case ZSTD -> new ZstdInputStreamNoFinalizer(in); // buffered above, with the tar stream
             };
         } catch (IOException e) {
             throw new Changeset.UnreadableBlob(e);
@@ -137,6 +143,11 @@ public final class LayerApplier {
         }
         return new KilnException(KilnException.Kind.CORRUPT, oneLine(prefix(layer) + "cannot read the blob: "
                 + e.getMessage() + " (it is truncated or corrupt; delete it and pull again)"), e);
+    }
+
+    private static KilnException badEntry(Digest layer, TarArchiveEntry entry, String reason) {
+        return KilnException.corrupt(prefix(layer) + "entry " + (entry == null ? "?" : quote(entry.getName())) + " "
+                + reason + " (the layer is malformed or hostile; do not use this image)");
     }
 
     private static KilnException writeFailed(Digest layer, TarArchiveEntry entry, Exception e) {

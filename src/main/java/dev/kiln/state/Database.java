@@ -6,8 +6,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -29,6 +32,31 @@ public final class Database implements AutoCloseable {
               added INTEGER NOT NULL          -- when it came to this store (epoch ms)
             );
             CREATE INDEX images_by_id ON images(image_id);
+            """,
+            """
+            CREATE TABLE sandboxes (
+              id TEXT PRIMARY KEY,            -- 64 hex characters
+              name TEXT NOT NULL UNIQUE,      -- unique: two concurrent creates with one name cannot both win
+              image TEXT NOT NULL,            -- the reference the user gave
+              image_id TEXT NOT NULL,
+              isolation TEXT NOT NULL,
+              state TEXT NOT NULL,            -- created | running | exited | removing
+              config TEXT NOT NULL,           -- JSON: the create request and the resolved process
+              created INTEGER NOT NULL,       -- epoch ms
+              started INTEGER,
+              finished INTEGER,
+              exit_code INTEGER,
+              oom INTEGER NOT NULL DEFAULT 0,
+              shim_pid INTEGER,
+              restarts INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE TABLE execs (
+              id TEXT PRIMARY KEY,
+              sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
+              config TEXT NOT NULL,
+              shim_pid INTEGER,
+              exit_code INTEGER
+            );
             """);
 
     private final Connection connection;
@@ -82,6 +110,38 @@ public final class Database implements AutoCloseable {
 
     public Connection connection() {
         return connection;
+    }
+
+    /** Maps one result row; may throw what reading it throws. */
+    public interface Row<T> {
+        T map(ResultSet rs) throws Exception;
+    }
+
+    /** Runs an INSERT/UPDATE/DELETE; returns the rows changed. */
+    public int update(String sql, Object... args) throws SQLException {
+        try (PreparedStatement ps = prepare(sql, args)) {
+            return ps.executeUpdate();
+        }
+    }
+
+    public <T> List<T> query(String sql, Row<T> row, Object... args) {
+        try (PreparedStatement ps = prepare(sql, args); ResultSet rs = ps.executeQuery()) {
+            List<T> out = new ArrayList<>();
+            while (rs.next()) {
+                out.add(row.map(rs));
+            }
+            return out;
+        } catch (Exception e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "database query failed: " + e.getMessage(), e);
+        }
+    }
+
+    private PreparedStatement prepare(String sql, Object... args) throws SQLException {
+        PreparedStatement ps = connection.prepareStatement(sql);
+        for (int i = 0; i < args.length; i++) {
+            ps.setObject(i + 1, args[i]);
+        }
+        return ps;
     }
 
     @Override

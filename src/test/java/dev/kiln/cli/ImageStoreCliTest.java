@@ -9,6 +9,7 @@ import dev.kiln.testing.Fixtures;
 import dev.kiln.testing.TestRegistry;
 import dev.kiln.testing.Umoci;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -52,6 +53,11 @@ class ImageStoreCliTest {
     @BeforeEach
     void privateRoot() {
         kiln = new KilnRun(tmp);
+    }
+
+    @AfterEach
+    void stopDaemon() {
+        kiln.close();
     }
 
     @Test
@@ -123,7 +129,7 @@ class ImageStoreCliTest {
     void platformIsSelectedFromAnIndex() throws Exception {
         Fixture f = Fixtures.multiPlatform(registry, shared);
         for (String arch : List.of("amd64", "arm64")) {
-            KilnRun own = new KilnRun(tmp.resolve(arch));
+            try (KilnRun own = new KilnRun(tmp.resolve(arch))) {
             own.ok("pull", "-q", "--platform", "linux/" + arch, f.registryRef());
             Path mounted = Path.of(own.ok("image", "mount", f.registryRef()).out().strip());
             try {
@@ -133,6 +139,7 @@ class ImageStoreCliTest {
             }
             JsonNode inspect = new ObjectMapper().readTree(own.ok("image", "inspect", f.registryRef()).out());
             assertThat(inspect.get(0).get("Architecture").asText()).isEqualTo(arch);
+            }
         }
         KilnRun.Result missing = kiln.kiln("pull", "--platform", "linux/s390x", f.registryRef());
         assertThat(missing.exitCode()).isEqualTo(125);
@@ -182,10 +189,11 @@ class ImageStoreCliTest {
         assertThat(Command.run("skopeo", "inspect", "docker-archive:" + archive)).contains("\"Layers\"");
         assertThat(Command.run("skopeo", "inspect", "oci-archive:" + archive)).contains("\"Layers\"");
 
-        KilnRun other = new KilnRun(tmp.resolve("other"));
-        assertThat(other.ok("load", "-i", archive.toString()).out()).contains("Loaded image: " + f.registryRef());
-        assertThat(new ObjectMapper().readTree(other.ok("inspect", f.registryRef()).out()).get(0).get("Id"))
-                .isEqualTo(new ObjectMapper().readTree(kiln.ok("inspect", f.registryRef()).out()).get(0).get("Id"));
+        try (KilnRun other = new KilnRun(tmp.resolve("other"))) {
+            assertThat(other.ok("load", "-i", archive.toString()).out()).contains("Loaded image: " + f.registryRef());
+            assertThat(new ObjectMapper().readTree(other.ok("inspect", f.registryRef()).out()).get(0).get("Id"))
+                    .isEqualTo(new ObjectMapper().readTree(kiln.ok("inspect", f.registryRef()).out()).get(0).get("Id"));
+        }
     }
 
     @Test
@@ -240,8 +248,9 @@ class ImageStoreCliTest {
         assertThat(inspected).contains("\"Digest\": \"" + digest + "\"").contains("dev.kiln.fixture");
         String config = Command.run("skopeo", "inspect", "--config", "--tls-verify=false", "docker://" + target);
         assertThat(config).contains("\"Cmd\"").contains("\"sh\"");
-        KilnRun fresh = new KilnRun(tmp.resolve("fresh"));
-        fresh.ok("pull", "-q", target);
+        try (KilnRun fresh = new KilnRun(tmp.resolve("fresh"))) {
+            fresh.ok("pull", "-q", target);
+        }
     }
 
     @Test
@@ -264,7 +273,7 @@ class ImageStoreCliTest {
             assertThat(r.errLines()).singleElement().asString().contains("failed verification");
             assertThat(kiln.ok("images", "-q").out()).isEmpty();
             assertThat(blobFiles()).noneMatch(p -> p.getFileName().toString().equals(layer));
-            try (Stream<Path> ingest = Files.list(tmp.resolve("store/ingest"))) {
+            try (Stream<Path> ingest = Files.list(kiln.store().resolve("ingest"))) {
                 assertThat(ingest).isEmpty();
             }
         } finally {
@@ -303,7 +312,7 @@ class ImageStoreCliTest {
     }
 
     private List<Path> blobFiles() throws Exception {
-        Path dir = tmp.resolve("store/blobs/sha256");
+        Path dir = kiln.store().resolve("blobs/sha256");
         try (Stream<Path> s = Files.list(dir)) {
             return s.toList();
         }

@@ -1,13 +1,18 @@
 package dev.kiln.cli;
 
+import dev.kiln.testing.TestDaemon;
+
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Runs the kiln CLI in this JVM against a private root, capturing what a user would see. */
-record KilnRun(Path root) {
+/**
+ * Runs the kiln CLI in this JVM against a private kilnd (started on first use, in this JVM too), capturing what a
+ * user would see. Close it to stop the daemon.
+ */
+final class KilnRun implements AutoCloseable {
 
     record Result(int exitCode, String out, String err) {
         List<String> errLines() {
@@ -15,9 +20,27 @@ record KilnRun(Path root) {
         }
     }
 
+    private final Path root;
+    private TestDaemon daemon;
+
+    KilnRun(Path root) {
+        this.root = root;
+    }
+
+    Path store() {
+        return root.resolve("store");
+    }
+
+    synchronized String host() {
+        if (daemon == null) {
+            daemon = new TestDaemon(store(), root.resolve("run"));
+        }
+        return daemon.host();
+    }
+
     Result kiln(String... args) {
-        List<String> all = new ArrayList<>(List.of(args));
-        all.addAll(List.of("--root", root.resolve("store").toString(), "--run-root", root.resolve("run").toString()));
+        List<String> all = new ArrayList<>(List.of("--host", host()));
+        all.addAll(List.of(args));
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int code = Main.run(all.toArray(String[]::new), new PrintWriter(out), new PrintWriter(err));
@@ -30,5 +53,13 @@ record KilnRun(Path root) {
             throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.exitCode() + ": " + r.err());
         }
         return r;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (daemon != null) {
+            daemon.close();
+            daemon = null;
+        }
     }
 }

@@ -51,6 +51,11 @@ public final class ArchiveLoader {
 
     /** Loads every image in {@code source}; {@code source} null means the tar on {@code stdin}. */
     public List<Image> load(Path source, InputStream stdin) {
+        return load(source, stdin, null);
+    }
+
+    /** {@code nameHint}: the archive's file name, for images the archive does not name (see the class comment). */
+    public List<Image> load(Path source, InputStream stdin, String nameHint) {
         Map<String, Digest> files = new HashMap<>();
         Map<String, byte[]> indexFiles = new HashMap<>();
         ArchiveEntries.Visitor visitor = (name, size, in) -> {
@@ -78,7 +83,7 @@ public final class ArchiveLoader {
             throw KilnException.corrupt("cannot read image archive " + (source == null ? "(stdin)" : source)
                     + ": " + e.getMessage());
         }
-        String fallbackRepo = "localhost/" + baseName(source);
+        String fallbackRepo = "localhost/" + baseName(nameHint != null ? Path.of(nameHint) : source);
         Map<Digest, List<String>> repoTags = dockerRepoTags(indexFiles.get("manifest.json"), files);
         List<Image> loaded = new ArrayList<>();
         if (indexFiles.containsKey("index.json")) {

@@ -25,7 +25,7 @@ import java.util.Set;
 
 /**
  * Writes images as Docker 25+ does: an OCI image layout whose tar also carries a {@code manifest.json}, so both
- * {@code docker load} and OCI tools (skopeo, umoci, podman) read it. A directory target gets a plain OCI layout.
+ * {@code docker load} and OCI tools (skopeo, umoci, podman) read it.
  */
 public final class ArchiveWriter {
 
@@ -54,18 +54,6 @@ public final class ArchiveWriter {
         put(tar, "manifest.json", ArchiveLoader.toJson(dockerManifest(images)));
         tar.finish();
         tar.flush();
-    }
-
-    public void writeDirectory(List<Image> images, Path dir) throws IOException {
-        Path blobDir = Files.createDirectories(dir.resolve("blobs/sha256"));
-        for (Digest blob : blobs(images)) {
-            Path target = blobDir.resolve(blob.hex());
-            if (!Files.exists(target)) {
-                Files.copy(store.content().path(blob), target);
-            }
-        }
-        Files.write(dir.resolve("oci-layout"), OCI_LAYOUT);
-        Files.write(dir.resolve("index.json"), ArchiveLoader.toJson(index(images)));
     }
 
     private Set<Digest> blobs(List<Image> images) {

@@ -1,0 +1,106 @@
+package dev.kiln.api;
+
+import dev.kiln.KilnException;
+import dev.kiln.engine.Engine;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.unixdomain.server.UnixDomainServerConnector;
+import org.eclipse.jetty.util.thread.VirtualThreadPool;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.GroupPrincipal;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+
+/**
+ * kilnd: one HTTP server on a unix socket ({@code RUN_ROOT/kiln.sock}, mode 0660, group {@code kiln} when that group
+ * exists), handlers on virtual threads. No TCP listener. Stopping the daemon stops serving; sandboxes keep running
+ * under their shims and are adopted by the next daemon.
+ */
+public final class Daemon implements AutoCloseable {
+
+    private final Engine engine;
+    private final Server server;
+    private final Path socket;
+
+    public Daemon(Engine engine, Path runRoot, boolean debug) {
+        this.engine = engine;
+        this.socket = runRoot.resolve("kiln.sock");
+        VirtualThreadPool threads = new VirtualThreadPool();
+        threads.setName("kilnd");
+        this.server = new Server(threads);
+        HttpConfiguration http = new HttpConfiguration();
+        http.setSendServerVersion(false);
+        http.setSendDateHeader(false);
+        UnixDomainServerConnector connector = new UnixDomainServerConnector(server, new HttpConnectionFactory(http));
+        connector.setUnixDomainPath(socket);
+        connector.setIdleTimeout(0);
+        server.addConnector(connector);
+        Router v1 = new Router();
+        v1.add("GET", "/v1/version", x -> x.json(java.util.Map.of("version", version(), "api", "v1")));
+        v1.add("GET", "/_ping", x -> {
+            x.contentType("text/plain");
+            x.out().write("OK".getBytes());
+        });
+        new ImageRoutes(engine).register(v1);
+        new SandboxRoutes(engine).register(v1);
+        server.setHandler(new ApiHandler(List.of(v1), debug));
+    }
+
+    public Path socket() {
+        return socket;
+    }
+
+    public void start() {
+        try {
+            Files.createDirectories(socket.getParent());
+            Files.deleteIfExists(socket);
+            engine.sandboxes().reconcile();
+            server.start();
+            secureSocket();
+        } catch (KilnException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "kilnd cannot listen on " + socket + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** Only root and the kiln group may talk to the daemon: the API can run anything as root. */
+    private void secureSocket() throws IOException {
+        Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-rw----"));
+        try {
+            GroupPrincipal kiln = socket.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByGroupName("kiln");
+            Files.getFileAttributeView(socket, PosixFileAttributeView.class).setGroup(kiln);
+        } catch (java.nio.file.attribute.UserPrincipalNotFoundException e) {
+            // no kiln group on this host: root only
+        }
+    }
+
+    public void join() throws InterruptedException {
+        server.join();
+    }
+
+    static String version() {
+        String v = Daemon.class.getPackage().getImplementationVersion();
+        return v == null ? "dev" : v;
+    }
+
+    @Override
+    public void close() {
+        try {
+            server.stop();
+        } catch (Exception e) {
+            System.err.println("kilnd: stopping the server: " + e.getMessage());
+        }
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException ignored) {
+            // a stale socket is replaced at the next start
+        }
+    }
+}

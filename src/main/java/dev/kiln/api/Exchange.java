@@ -1,0 +1,149 @@
+package dev.kiln.api;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.KilnException;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.util.Fields;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One request and its response, with blocking streams: kilnd runs every handler on a virtual thread, so plain
+ * {@code InputStream}/{@code OutputStream} code is the simple and right choice here.
+ */
+public final class Exchange {
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Request request;
+    private final Response response;
+    private final Map<String, String> pathParams;
+    private Fields query;
+    private OutputStream out;
+
+    Exchange(Request request, Response response, Map<String, String> pathParams) {
+        this.request = request;
+        this.response = response;
+        this.pathParams = pathParams;
+    }
+
+    public String path(String name) {
+        return pathParams.get(name);
+    }
+
+    public String query(String name) {
+        if (query == null) {
+            query = Request.extractQueryParameters(request, StandardCharsets.UTF_8);
+        }
+        return query.getValue(name);
+    }
+
+    public List<String> queryAll(String name) {
+        query(name);
+        return query.getValues(name);
+    }
+
+    public String query(String name, String fallback) {
+        String v = query(name);
+        return v == null ? fallback : v;
+    }
+
+    public boolean flag(String name) {
+        String v = query(name);
+        return v != null && (v.equals("1") || v.equalsIgnoreCase("true"));
+    }
+
+    public int intQuery(String name, int fallback) {
+        String v = query(name);
+        if (v == null || v.isEmpty()) {
+            return fallback;
+        }
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw KilnException.invalid("query parameter " + name + "=" + v + " is not a number");
+        }
+    }
+
+    public String header(String name) {
+        return request.getHeaders().get(name);
+    }
+
+    public <T> T body(Class<T> type) {
+        try (InputStream in = body()) {
+            return JSON.readValue(in, type);
+        } catch (IOException e) {
+            throw KilnException.invalid("invalid JSON request body: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+    }
+
+    public InputStream body() {
+        return Content.Source.asInputStream(request);
+    }
+
+    public void status(int code) {
+        response.setStatus(code);
+    }
+
+    public void contentType(String type) {
+        response.getHeaders().put(HttpHeader.CONTENT_TYPE, type);
+    }
+
+    public void header(String name, String value) {
+        response.getHeaders().put(name, value);
+    }
+
+    /** The response body; the first call commits status and headers. */
+    public OutputStream out() {
+        if (out == null) {
+            out = Content.Sink.asOutputStream(response);
+        }
+        return out;
+    }
+
+    public void json(int status, Object value) {
+        try {
+            byte[] bytes = JSON.writeValueAsBytes(value);
+            status(status);
+            contentType("application/json");
+            response.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
+            out().write(bytes);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    public void json(Object value) {
+        json(200, value);
+    }
+
+    public void noContent() {
+        status(204);
+    }
+
+    boolean committed() {
+        return response.isCommitted();
+    }
+
+    void finish() throws IOException {
+        if (out != null) {
+            out.close();
+        }
+    }
+
+    public Request request() {
+        return request;
+    }
+
+    public Response response() {
+        return response;
+    }
+}

@@ -1,0 +1,97 @@
+package dev.kiln.api;
+
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.kiln.KilnException;
+import dev.kiln.engine.Engine;
+import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.oci.OciIsolator;
+import dev.kiln.isolation.oci.OciRuntime;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+
+/** kilnd's composition root: configuration, the engine with its isolators, the server, and shutdown. */
+public final class Kilnd {
+    private Kilnd() {
+    }
+
+    /** {@code /etc/kiln/config.yaml}; command-line flags win over it. Unknown keys are refused. */
+    @JsonIgnoreProperties(ignoreUnknown = false)
+    record ConfigFile(@JsonProperty("default-isolation") String defaultIsolation,
+                      @JsonProperty("insecure-registries") List<String> insecureRegistries,
+                      @JsonProperty("runsc-platform") String runscPlatform) {
+    }
+
+    public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
+                          String runscPlatform, boolean debug) {
+
+        public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
+                                   String defaultIsolation, boolean debug) {
+            ConfigFile file = new ConfigFile(null, List.of(), null);
+            if (Files.isRegularFile(configFile)) {
+                try {
+                    file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
+                } catch (IOException e) {
+                    throw KilnException.invalid("cannot read " + configFile + ": "
+                            + e.getMessage().lines().findFirst().orElse(""));
+                }
+            }
+            Set<String> registries = new LinkedHashSet<>(insecure);
+            if (file.insecureRegistries() != null) {
+                registries.addAll(file.insecureRegistries());
+            }
+            String isolation = defaultIsolation != null ? defaultIsolation
+                    : file.defaultIsolation() != null ? file.defaultIsolation() : "container";
+            return new Options(root, runRoot, registries, isolation,
+                    file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug);
+        }
+    }
+
+    public static Map<String, Isolator> isolators(Options o) {
+        Map<String, Isolator> m = new LinkedHashMap<>();
+        m.put("container", new OciIsolator(OciRuntime.RUNC, o.runRoot().resolve("runc"), List.of()));
+        m.put("gvisor", new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
+                List.of("--platform=" + o.runscPlatform(), "--network=none")));
+        return m;
+    }
+
+    public static void run(Options o) throws InterruptedException {
+        Map<String, Isolator> isolators = isolators(o);
+        if (!isolators.containsKey(o.defaultIsolation())) {
+            throw KilnException.invalid("unknown default isolation \"" + o.defaultIsolation() + "\" (available: "
+                    + String.join(", ", isolators.keySet()) + ")");
+        }
+        Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation());
+        Daemon daemon = new Daemon(engine, o.runRoot(), o.debug());
+        daemon.start();
+        writePid(o.runRoot());
+        System.err.println("kilnd: listening on " + daemon.socket() + " (root " + o.root() + ")");
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            // sandboxes are left running under their shims; the next kilnd adopts them
+            daemon.close();
+            engine.close();
+            stopped.countDown();
+        }));
+        daemon.join();
+        stopped.await();
+    }
+
+    private static void writePid(Path runRoot) {
+        try {
+            Files.writeString(runRoot.resolve("kilnd.pid"), ProcessHandle.current().pid() + "\n");
+        } catch (IOException e) {
+            System.err.println("kilnd: cannot write " + runRoot.resolve("kilnd.pid") + ": " + e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,263 @@
+package dev.kiln.api;
+
+import dev.kiln.KilnException;
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.api.v1.ExecRequest;
+import dev.kiln.api.v1.StreamFrame;
+import dev.kiln.engine.Engine;
+import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.Sandboxes;
+import dev.kiln.engine.Signals;
+import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.shim.AttachConnection;
+import dev.kiln.isolation.shim.LogReader;
+import dev.kiln.isolation.shim.Shim;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+
+/** The native sandbox API under {@code /v1/sandboxes} and {@code /v1/execs}. */
+final class SandboxRoutes {
+
+    /** An exec between create and its end; execs live in the daemon's memory, as Docker's do. */
+    private record ExecSession(String id, String sandboxId, ExecRequest request, Shim[] shim) {
+    }
+
+    private final Engine engine;
+    private final Sandboxes sandboxes;
+    private final Map<String, ExecSession> execs = new ConcurrentHashMap<>();
+
+    SandboxRoutes(Engine engine) {
+        this.engine = engine;
+        this.sandboxes = engine.sandboxes();
+    }
+
+    void register(Router r) {
+        r.add("POST", "/v1/sandboxes", x -> {
+            Sandbox s = sandboxes.create(x.body(CreateRequest.class));
+            x.json(201, Map.of("id", s.id(), "name", s.name()));
+        });
+        r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream().map(SandboxView::row).toList()));
+        r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
+        r.add("GET", "/v1/sandboxes/{id}", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            x.json(SandboxView.inspect(s, engine.runtimeOf(s.isolation())));
+        });
+        r.add("POST", "/v1/sandboxes/{id}/start", x -> {
+            if (x.flag("attach")) {
+                stream(x, sandboxes.start(x.path("id"), true));
+            } else {
+                sandboxes.start(x.path("id"), false);
+                x.noContent();
+            }
+        });
+        r.add("POST", "/v1/sandboxes/{id}/attach", x -> stream(x, running(x.path("id"))));
+        r.add("POST", "/v1/sandboxes/{id}/stdin", x -> stdin(x, running(x.path("id"))));
+        r.add("POST", "/v1/sandboxes/{id}/resize", x -> {
+            try (AttachConnection c = running(x.path("id")).attach()) {
+                c.resize(x.intQuery("h", 24), x.intQuery("w", 80));
+            }
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/kill", x -> {
+            sandboxes.kill(x.path("id"), Signals.number(x.query("signal", "KILL")));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/stop", x -> {
+            sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/restart", x -> {
+            sandboxes.restart(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/wait", x -> x.json(Map.of("exitCode",
+                sandboxes.await(x.path("id"), Duration.ofDays(3650)))));
+        r.add("DELETE", "/v1/sandboxes/{id}", x -> {
+            sandboxes.remove(x.path("id"), x.flag("force"));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/rename", x -> {
+            sandboxes.rename(x.path("id"), ImageRoutes.required(x, "name"));
+            x.noContent();
+        });
+        r.add("GET", "/v1/sandboxes/{id}/top", x -> x.json(Map.of("ps", sandboxes.top(x.path("id")))));
+        r.add("GET", "/v1/sandboxes/{id}/stats", this::stats);
+        r.add("GET", "/v1/sandboxes/{id}/logs", this::logs);
+        r.add("POST", "/v1/sandboxes/{id}/exec", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            ExecRequest req = x.body(ExecRequest.class);
+            if (req.cmd() == null || req.cmd().isEmpty()) {
+                throw KilnException.invalid("exec needs a command");
+            }
+            if (!s.running()) {
+                throw KilnException.conflict("sandbox " + s.name() + " is not running");
+            }
+            String id = UUID.randomUUID().toString().replace("-", "");
+            execs.put(id, new ExecSession(id, s.id(), req, new Shim[1]));
+            x.json(201, Map.of("id", id));
+        });
+        r.add("POST", "/v1/execs/{id}/start", x -> {
+            ExecSession e = exec(x.path("id"));
+            synchronized (e) {
+                if (e.shim()[0] != null) {
+                    throw KilnException.conflict("exec " + e.id() + " was already started");
+                }
+                e.shim()[0] = sandboxes.exec(e.sandboxId(), e.id(), e.request());
+            }
+            if (e.request().detach()) {
+                x.noContent();
+            } else {
+                stream(x, e.shim()[0]);
+            }
+        });
+        r.add("POST", "/v1/execs/{id}/stdin", x -> stdin(x, startedExec(x.path("id"))));
+        r.add("POST", "/v1/execs/{id}/resize", x -> {
+            try (AttachConnection c = startedExec(x.path("id")).attach()) {
+                c.resize(x.intQuery("h", 24), x.intQuery("w", 80));
+            }
+            x.noContent();
+        });
+        r.add("GET", "/v1/execs/{id}", x -> {
+            ExecSession e = exec(x.path("id"));
+            Shim shim = e.shim()[0];
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("ID", e.id());
+            m.put("ContainerID", e.sandboxId());
+            m.put("Running", shim != null && shim.exitStatus().isEmpty());
+            m.put("ExitCode", shim == null ? null : shim.exitStatus().map(s -> (Object) s.exitCode()).orElse(null));
+            x.json(m);
+        });
+    }
+
+    private ExecSession exec(String id) {
+        ExecSession e = execs.get(id);
+        if (e == null) {
+            throw KilnException.notFound("no such exec: " + id);
+        }
+        return e;
+    }
+
+    private Shim startedExec(String id) {
+        Shim shim = exec(id).shim()[0];
+        if (shim == null) {
+            throw KilnException.conflict("exec " + id + " has not been started");
+        }
+        return shim;
+    }
+
+    private Shim running(String ref) {
+        Sandbox s = sandboxes.get(ref);
+        if (!s.running()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is not running");
+        }
+        return sandboxes.shim(s);
+    }
+
+    /** Proxies a process's frames from its shim to the client until the exit frame. */
+    private static void stream(Exchange x, Shim shim) throws IOException {
+        try (AttachConnection c = shim.attach()) {
+            x.status(200);
+            x.contentType("application/vnd.kiln.stream");
+            OutputStream out = x.out();
+            out.flush();
+            while (true) {
+                AttachConnection.Frame raw = c.read();
+                if (raw == null) {
+                    int code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
+                    StreamFrame.exit(code).writeTo(out);
+                    break;
+                }
+                StreamFrame f = new StreamFrame(raw.type(), raw.payload());
+                f.writeTo(out);
+                out.flush();
+                if (f.type() == StreamFrame.EXIT) {
+                    break;
+                }
+            }
+            out.flush();
+        }
+    }
+
+    /** Feeds the request body to the process's stdin; the end of the body closes stdin. */
+    private static void stdin(Exchange x, Shim shim) throws IOException {
+        try (AttachConnection c = shim.attach(); InputStream in = x.body()) {
+            Thread drain = Thread.ofVirtual().start(() -> {
+                try {
+                    while (c.read() != null) {
+                        // this connection only writes; output reaches the client through its attach stream
+                    }
+                } catch (IOException ignored) {
+                    // closed below
+                }
+            });
+            byte[] buf = new byte[8192];
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                c.stdin(java.util.Arrays.copyOf(buf, n));
+            }
+            c.closeStdin();
+            drain.interrupt();
+        }
+        x.noContent();
+    }
+
+    private void logs(Exchange x) throws IOException {
+        Sandbox s = sandboxes.get(x.path("id"));
+        boolean timestamps = x.flag("timestamps");
+        String tailParam = x.query("tail", "all");
+        int tail = tailParam.equals("all") ? -1 : x.intQuery("tail", -1);
+        Instant since = x.query("since") == null ? null : Instant.ofEpochSecond(Long.parseLong(x.query("since")));
+        x.status(200);
+        x.contentType("application/vnd.kiln.stream");
+        OutputStream out = x.out();
+        LogReader reader = new LogReader(sandboxes.logFile(s));
+        LogReader.Sink sink = rec -> {
+            if (since != null && rec.time().isBefore(since)) {
+                return;
+            }
+            byte[] data = rec.data();
+            if (timestamps) {
+                byte[] ts = (rec.time().toString() + " ").getBytes(StandardCharsets.US_ASCII);
+                byte[] joined = new byte[ts.length + data.length];
+                System.arraycopy(ts, 0, joined, 0, ts.length);
+                System.arraycopy(data, 0, joined, ts.length, data.length);
+                data = joined;
+            }
+            new StreamFrame(rec.stream().equals("stderr") ? StreamFrame.STDERR : StreamFrame.STDOUT, data)
+                    .writeTo(out);
+            out.flush();
+        };
+        if (x.flag("follow") && sandboxes.get(s.id()).running()) {
+            reader.follow(tail, sink, sandboxes.shim(s));
+        } else {
+            reader.read(tail, sink);
+        }
+        out.flush();
+    }
+
+    private void stats(Exchange x) throws InterruptedException {
+        Sandbox s = sandboxes.get(x.path("id"));
+        SandboxStats first = sandboxes.stats(s.id());
+        long t0 = System.nanoTime();
+        Thread.sleep(500);
+        SandboxStats second = sandboxes.stats(s.id());
+        double cpuPercent = 100.0 * (second.cpuNanos() - first.cpuNanos()) / (System.nanoTime() - t0);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", s.id());
+        m.put("name", s.name());
+        m.put("cpuPercent", cpuPercent);
+        m.put("memoryBytes", second.memoryBytes());
+        m.put("memoryLimitBytes", second.memoryLimitBytes());
+        m.put("pids", second.pids());
+        x.json(m);
+    }
+}

@@ -1,0 +1,125 @@
+package dev.kiln.api;
+
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxState;
+
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Docker-shaped views of a sandbox: the inspect document and the list row. */
+final class SandboxView {
+    private SandboxView() {
+    }
+
+    static final String ZERO_TIME = "0001-01-01T00:00:00Z";
+
+    static Map<String, Object> inspect(Sandbox s, String runtime) {
+        CreateRequest r = s.request();
+        Map<String, Object> state = new LinkedHashMap<>();
+        state.put("Status", status(s));
+        state.put("Running", s.running());
+        state.put("Paused", false);
+        state.put("Restarting", false);
+        state.put("OOMKilled", s.oomKilled());
+        state.put("Dead", false);
+        state.put("Pid", s.running() ? s.shimPid() : 0);
+        state.put("ExitCode", s.exitCode() == null ? 0 : s.exitCode());
+        state.put("StartedAt", time(s.started()));
+        state.put("FinishedAt", time(s.finished()));
+
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());
+        config.put("User", r.user() == null ? "" : r.user());
+        config.put("Tty", r.tty());
+        config.put("OpenStdin", r.openStdin());
+        config.put("Env", s.process().env());
+        config.put("Cmd", r.cmd());
+        config.put("Entrypoint", r.entrypoint());
+        config.put("WorkingDir", s.process().cwd());
+        config.put("Image", s.image());
+        config.put("Labels", r.labels() == null ? Map.of() : r.labels());
+
+        Map<String, Object> host = new LinkedHashMap<>();
+        host.put("Isolation", s.isolation());
+        host.put("Runtime", runtime);
+        host.put("NanoCpus", r.nanoCpus());
+        host.put("Memory", r.memory());
+        host.put("PidsLimit", r.pidsLimit());
+        host.put("ReadonlyRootfs", r.readOnly());
+        host.put("AutoRemove", r.autoRemove());
+
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("Id", s.id());
+        m.put("Created", time(s.created()));
+        m.put("Path", s.process().args().getFirst());
+        m.put("Args", s.process().args().subList(1, s.process().args().size()));
+        m.put("State", state);
+        m.put("Image", s.imageId());
+        m.put("Name", "/" + s.name());
+        m.put("RestartCount", s.restarts());
+        m.put("Isolation", s.isolation());
+        m.put("Config", config);
+        m.put("HostConfig", host);
+        return m;
+    }
+
+    static Map<String, Object> row(Sandbox s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("ID", s.id());
+        m.put("Names", List.of(s.name()));
+        m.put("Image", s.image());
+        m.put("ImageID", s.imageId());
+        m.put("Command", String.join(" ", s.process().args()));
+        m.put("Created", s.created() / 1000);
+        m.put("State", status(s));
+        m.put("Status", humanStatus(s));
+        m.put("Isolation", s.isolation());
+        m.put("Labels", s.request().labels() == null ? Map.of() : s.request().labels());
+        return m;
+    }
+
+    /** Docker's State.Status words. */
+    static String status(Sandbox s) {
+        return switch (s.state()) {
+            case CREATED -> "created";
+            case RUNNING -> "running";
+            case EXITED -> "exited";
+            case REMOVING -> "removing";
+        };
+    }
+
+    static String humanStatus(Sandbox s) {
+        long now = System.currentTimeMillis();
+        if (s.state() == SandboxState.RUNNING) {
+            return "Up " + ago(now - s.started());
+        }
+        if (s.state() == SandboxState.EXITED) {
+            return "Exited (" + (s.exitCode() == null ? 0 : s.exitCode()) + ") " + ago(now - s.finished()) + " ago";
+        }
+        return s.state() == SandboxState.CREATED ? "Created" : "Removal In Progress";
+    }
+
+    private static String ago(long ms) {
+        long sec = ms / 1000;
+        if (sec < 1) {
+            return "Less than a second";
+        }
+        if (sec < 60) {
+            return sec + " second" + (sec == 1 ? "" : "s");
+        }
+        if (sec < 3600) {
+            return sec / 60 + " minute" + (sec / 60 == 1 ? "" : "s");
+        }
+        if (sec < 172800) {
+            return sec / 3600 + " hour" + (sec / 3600 == 1 ? "" : "s");
+        }
+        return sec / 86400 + " days";
+    }
+
+    static String time(long epochMs) {
+        return epochMs == 0 ? ZERO_TIME : Instant.ofEpochMilli(epochMs).toString();
+    }
+}

@@ -1,0 +1,41 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
+import dev.kiln.api.v1.CreateRequest;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+
+import java.io.PrintWriter;
+
+/** {@code kiln create [OPTIONS] IMAGE [CMD...]}: prints the new sandbox's ID. */
+@Command(name = "create", description = "Create a sandbox without starting it")
+final class CreateCommand extends Subcommand {
+
+    @Mixin
+    CreateOptions options;
+
+    @Override
+    int run(DaemonClient daemon) throws Exception {
+        out().println(create(daemon, kiln(), options.request(), err()).path("id").asText());
+        return 0;
+    }
+
+    /** Docker's create: if the image is missing, say so on stderr, pull it, and try again. */
+    static JsonNode create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err)
+            throws Exception {
+        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
+            return r.json();
+        } catch (KilnException e) {
+            if (e.kind() != KilnException.Kind.NOT_FOUND || !e.getMessage().startsWith("no such image")) {
+                throw e;
+            }
+        }
+        err.println("Unable to find image '" + request.image() + "' locally");
+        err.flush();
+        PullCommand.pull(daemon, kiln, request.image(), request.platform(), false, err);
+        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
+            return r.json();
+        }
+    }
+}

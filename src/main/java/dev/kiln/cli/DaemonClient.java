@@ -1,0 +1,287 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.KilnException;
+
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * HTTP/1.1 to kilnd over its unix socket, one request per connection. Hand-written rather than a client library:
+ * the CLI must start in well under 300 ms, and attach/stdin streams need the raw socket in both directions, which
+ * the general clients hide.
+ */
+final class DaemonClient {
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path socket;
+
+    DaemonClient(Path socket) {
+        this.socket = socket;
+    }
+
+    Path socket() {
+        return socket;
+    }
+
+    /** A response whose body is read as a stream; close it to close the connection. */
+    static final class Response implements AutoCloseable {
+        final int status;
+        final Map<String, String> headers;
+        final InputStream body;
+        private final SocketChannel channel;
+
+        Response(int status, Map<String, String> headers, InputStream body, SocketChannel channel) {
+            this.status = status;
+            this.headers = headers;
+            this.body = body;
+            this.channel = channel;
+        }
+
+        byte[] bytes() throws IOException {
+            return body.readAllBytes();
+        }
+
+        JsonNode json() throws IOException {
+            return JSON.readTree(bytes());
+        }
+
+        /** Throws the daemon's one-line error unless the status is 2xx. */
+        Response ok() throws IOException {
+            if (status / 100 != 2) {
+                byte[] b = bytes();
+                String message;
+                Integer exitCode = null;
+                try {
+                    JsonNode n = JSON.readTree(b);
+                    message = n.path("message").asText("kilnd answered " + status);
+                    if (n.has("exitCode")) {
+                        exitCode = n.get("exitCode").asInt();
+                    }
+                } catch (IOException e) {
+                    message = "kilnd answered " + status + ": " + new String(b, StandardCharsets.UTF_8).strip();
+                }
+                close();
+                if (exitCode != null) {
+                    throw KilnException.command(exitCode, message);
+                }
+                throw new KilnException(kind(status), message);
+            }
+            return this;
+        }
+
+        @Override
+        public void close() {
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // nothing to do about a socket that will not close
+            }
+        }
+    }
+
+    private static KilnException.Kind kind(int status) {
+        return switch (status) {
+            case 404 -> KilnException.Kind.NOT_FOUND;
+            case 400 -> KilnException.Kind.INVALID_ARGUMENT;
+            case 409 -> KilnException.Kind.CONFLICT;
+            case 401, 403 -> KilnException.Kind.UNAUTHORIZED;
+            case 502, 503 -> KilnException.Kind.UNAVAILABLE;
+            default -> KilnException.Kind.INTERNAL;
+        };
+    }
+
+    SocketChannel connect() throws IOException {
+        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+        } catch (IOException e) {
+            ch.close();
+            throw e;
+        }
+        return ch;
+    }
+
+    Response call(String method, String path) throws IOException {
+        return send(method, path, null, null);
+    }
+
+    Response call(String method, String path, Object jsonBody) throws IOException {
+        return send(method, path, "application/json", JSON.writeValueAsBytes(jsonBody));
+    }
+
+    Response send(String method, String path, String contentType, byte[] body) throws IOException {
+        SocketChannel ch = connectOrExplain();
+        OutputStream out = Channels.newOutputStream(ch);
+        StringBuilder h = new StringBuilder(method).append(' ').append(path).append(" HTTP/1.1\r\nHost: kiln\r\n")
+                .append("Connection: close\r\n");
+        if (body != null) {
+            h.append("Content-Type: ").append(contentType).append("\r\nContent-Length: ").append(body.length)
+                    .append("\r\n");
+        }
+        h.append("\r\n");
+        out.write(h.toString().getBytes(StandardCharsets.ISO_8859_1));
+        if (body != null) {
+            out.write(body);
+        }
+        out.flush();
+        return readResponse(ch);
+    }
+
+    /** Sends {@code body} as a chunked request body, streaming it as it is read; then returns the response. */
+    Response stream(String method, String path, String contentType, InputStream body) throws IOException {
+        SocketChannel ch = connectOrExplain();
+        OutputStream out = Channels.newOutputStream(ch);
+        out.write((method + " " + path + " HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\nContent-Type: "
+                + contentType + "\r\nTransfer-Encoding: chunked\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        byte[] buf = new byte[64 * 1024];
+        int n;
+        while ((n = body.read(buf)) > 0) {
+            out.write((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
+            out.write(buf, 0, n);
+            out.write("\r\n".getBytes(StandardCharsets.ISO_8859_1));
+            out.flush();
+        }
+        out.write("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+        out.flush();
+        return readResponse(ch);
+    }
+
+    private SocketChannel connectOrExplain() {
+        try {
+            return connect();
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot reach kilnd at " + socket + ": "
+                    + e.getMessage() + " (is it running? start it with 'kiln daemon')");
+        }
+    }
+
+    private static Response readResponse(SocketChannel ch) throws IOException {
+        InputStream in = new BufferedInputStream(Channels.newInputStream(ch), 64 * 1024);
+        String statusLine = line(in);
+        if (statusLine == null || !statusLine.startsWith("HTTP/1.")) {
+            ch.close();
+            throw new IOException("kilnd sent no HTTP response");
+        }
+        int status = Integer.parseInt(statusLine.split(" ")[1]);
+        Map<String, String> headers = new LinkedHashMap<>();
+        String l;
+        while ((l = line(in)) != null && !l.isEmpty()) {
+            int c = l.indexOf(':');
+            if (c > 0) {
+                headers.put(l.substring(0, c).strip().toLowerCase(Locale.ROOT), l.substring(c + 1).strip());
+            }
+        }
+        InputStream body;
+        if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) {
+            body = new Chunked(in);
+        } else if (headers.containsKey("content-length")) {
+            body = new Bounded(in, Long.parseLong(headers.get("content-length")));
+        } else {
+            body = in;
+        }
+        return new Response(status, headers, body, ch);
+    }
+
+    private static String line(InputStream in) throws IOException {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        int c;
+        while ((c = in.read()) >= 0) {
+            if (c == '\n') {
+                break;
+            }
+            if (c != '\r') {
+                b.write(c);
+            }
+        }
+        return c < 0 && b.size() == 0 ? null : b.toString(StandardCharsets.ISO_8859_1);
+    }
+
+    /** A Content-Length body. */
+    private static final class Bounded extends InputStream {
+        private final InputStream in;
+        private long left;
+
+        Bounded(InputStream in, long length) {
+            this.in = in;
+            this.left = length;
+        }
+
+        @Override
+        public int read() throws IOException {
+            byte[] one = new byte[1];
+            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            if (left <= 0) {
+                return -1;
+            }
+            int n = in.read(b, off, (int) Math.min(len, left));
+            if (n > 0) {
+                left -= n;
+            }
+            return n;
+        }
+    }
+
+    /** A chunked body, decoded as it arrives so streams (logs -f, attach) flow without delay. */
+    private static final class Chunked extends InputStream {
+        private final InputStream in;
+        private long left;
+        private boolean done;
+
+        Chunked(InputStream in) {
+            this.in = in;
+        }
+
+        @Override
+        public int read() throws IOException {
+            byte[] one = new byte[1];
+            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            if (done) {
+                return -1;
+            }
+            if (left == 0) {
+                String size = line(in);
+                if (size == null) {
+                    throw new IOException("kilnd ended the response early (see its log)");
+                }
+                int semi = size.indexOf(';');
+                left = Long.parseLong((semi >= 0 ? size.substring(0, semi) : size).strip(), 16);
+                if (left == 0) {
+                    done = true;
+                    return -1;
+                }
+            }
+            int n = in.read(b, off, (int) Math.min(len, left));
+            if (n < 0) {
+                throw new IOException("kilnd ended the response early (see its log)");
+            }
+            left -= n;
+            if (left == 0) {
+                line(in);
+            }
+            return n;
+        }
+    }
+}

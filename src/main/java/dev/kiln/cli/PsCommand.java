@@ -1,0 +1,101 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** {@code kiln ps [-a] [-q] [--filter K=V] [--format json]}: Docker's columns, plus the isolation. */
+@Command(name = "ps", description = "List sandboxes")
+final class PsCommand extends Subcommand {
+
+    @Option(names = {"-a", "--all"}, description = "Show all sandboxes (default: running only)")
+    boolean all;
+
+    @Option(names = {"-q", "--quiet"}, description = "Only show IDs")
+    boolean quiet;
+
+    @Option(names = {"-f", "--filter"}, paramLabel = "K=V",
+            description = "id, name, label (K or K=V), status, ancestor, isolation")
+    List<String> filters = new ArrayList<>();
+
+    @Option(names = "--format", paramLabel = "FORMAT", description = "'table' (default) or 'json'")
+    String format = "table";
+
+    @Option(names = "--no-trunc", description = "Do not shorten IDs and commands")
+    boolean noTrunc;
+
+    @Override
+    int run(DaemonClient daemon) throws Exception {
+        JsonNode list;
+        try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes").ok()) {
+            list = r.json();
+        }
+        List<JsonNode> rows = new ArrayList<>();
+        for (JsonNode s : list) {
+            if ((all || s.path("State").asText().equals("running")) && matches(s)) {
+                rows.add(s);
+            }
+        }
+        if (quiet) {
+            rows.forEach(s -> out().println(id(s)));
+        } else if (format.equals("json")) {
+            for (JsonNode s : rows) {
+                out().println(DaemonClient.JSON.writeValueAsString(s));
+            }
+        } else if (format.equals("table")) {
+            Table t = new Table("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ISOLATION", "NAMES");
+            for (JsonNode s : rows) {
+                String cmd = s.path("Command").asText();
+                if (!noTrunc && cmd.length() > 20) {
+                    cmd = cmd.substring(0, 19) + "…";
+                }
+                t.add(id(s), s.path("Image").asText(), "\"" + cmd + "\"",
+                        Humane.since(java.time.Instant.ofEpochSecond(s.path("Created").asLong()).toString()),
+                        s.path("Status").asText(), s.path("Isolation").asText(), s.path("Names").get(0).asText());
+            }
+            t.print(out());
+        } else {
+            throw KilnException.invalid("unknown --format \"" + format + "\" (use table or json)");
+        }
+        return 0;
+    }
+
+    private String id(JsonNode s) {
+        String id = s.path("ID").asText();
+        return noTrunc ? id : id.substring(0, 12);
+    }
+
+    private boolean matches(JsonNode s) {
+        for (String f : filters) {
+            int eq = f.indexOf('=');
+            if (eq < 0) {
+                throw KilnException.invalid("bad filter \"" + f + "\" (expected KEY=VALUE)");
+            }
+            String key = f.substring(0, eq);
+            String value = f.substring(eq + 1);
+            boolean ok = switch (key) {
+                case "id" -> s.path("ID").asText().startsWith(value);
+                case "name" -> s.path("Names").get(0).asText().contains(value);
+                case "status" -> s.path("State").asText().equals(value);
+                case "ancestor" -> s.path("Image").asText().equals(value) || s.path("ImageID").asText().contains(value);
+                case "isolation" -> s.path("Isolation").asText().equals(value);
+                case "label" -> {
+                    int e2 = value.indexOf('=');
+                    JsonNode labels = s.path("Labels");
+                    yield e2 < 0 ? labels.has(value)
+                            : labels.path(value.substring(0, e2)).asText("\u0000").equals(value.substring(e2 + 1));
+                }
+                default -> throw KilnException.invalid("unknown filter \"" + key
+                        + "\" (kiln filters: id, name, label, status, ancestor, isolation)");
+            };
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

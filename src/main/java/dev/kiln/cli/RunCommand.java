@@ -1,0 +1,44 @@
+package dev.kiln.cli;
+
+import dev.kiln.api.v1.CreateRequest;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code kiln run [-d] [--rm] [-i] [-t] … IMAGE [CMD...]}: create + start; attached, it streams the output, passes
+ * stdin and signals, and exits with the sandbox's exit code (125/126/127 for kiln's own failures, as Docker).
+ */
+@Command(name = "run", description = "Create and start a sandbox")
+final class RunCommand extends Subcommand {
+
+    @Mixin
+    CreateOptions options;
+
+    @Option(names = {"-d", "--detach"}, description = "Run in the background and print the sandbox ID")
+    boolean detach;
+
+    @Override
+    int run(DaemonClient daemon) throws Exception {
+        CreateRequest request = options.request();
+        String id = CreateCommand.create(daemon, kiln(), request, err()).path("id").asText();
+        String path = "/v1/sandboxes/" + id;
+        DaemonClient.Response started;
+        try {
+            started = daemon.call("POST", path + (detach ? "/start" : "/start?attach=1")).ok();
+        } catch (RuntimeException e) {
+            if (request.autoRemove()) {
+                // as Docker: a --rm sandbox that could not start is not left behind
+                daemon.call("DELETE", path + "?force=true").close();
+            }
+            throw e;
+        }
+        if (detach) {
+            started.close();
+            out().println(id);
+            return 0;
+        }
+        out().flush();
+        return new Attach(daemon, path, request.tty(), request.openStdin()).run(started, true);
+    }
+}

@@ -1,0 +1,40 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.util.List;
+
+/** {@code kiln start [-a] [-i] SANDBOX...}. */
+@Command(name = "start", description = "Start one or more sandboxes")
+final class StartCommand extends Subcommand {
+
+    @Parameters(arity = "1..*", paramLabel = "SANDBOX")
+    List<String> refs;
+
+    @Option(names = {"-a", "--attach"}, description = "Attach to the output and exit with the sandbox's code")
+    boolean attach;
+
+    @Option(names = {"-i", "--interactive"}, description = "Attach stdin")
+    boolean interactive;
+
+    @Override
+    int run(DaemonClient daemon) throws Exception {
+        if (attach) {
+            JsonNode s;
+            try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(refs.getFirst())).ok()) {
+                s = r.json();
+            }
+            String path = "/v1/sandboxes/" + s.path("Id").asText();
+            DaemonClient.Response stream = daemon.call("POST", path + "/start?attach=1").ok();
+            return new Attach(daemon, path, s.at("/Config/Tty").asBoolean(), interactive).run(stream, true);
+        }
+        for (String ref : refs) {
+            daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/start").ok().close();
+            out().println(ref);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,428 @@
+package dev.kiln.engine;
+
+import dev.kiln.KilnException;
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.api.v1.ExecRequest;
+import dev.kiln.image.Digest;
+import dev.kiln.image.Image;
+import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.isolation.shim.ExitStatus;
+import dev.kiln.isolation.shim.Shim;
+import dev.kiln.rootfs.Trees;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The sandbox life-cycle: created → running → exited → removed, for every isolation through {@link Isolator}.
+ * Transitions of one sandbox are serialised by a per-sandbox lock and recorded in SQLite before they are reported;
+ * a watcher per running sandbox turns the shim's exit into the exited state (and removes {@code --rm} sandboxes).
+ */
+public final class Sandboxes implements AutoCloseable {
+
+    /** How long a shim waits for the first attach client before starting the process anyway. */
+    static final Duration ATTACH_WAIT = Duration.ofSeconds(10);
+
+    private final Images images;
+    private final SandboxStore store;
+    private final Path sandboxesDir;
+    private final Map<String, Isolator> isolators;
+    private final String defaultIsolation;
+    private final Map<String, Object> locks = new ConcurrentHashMap<>();
+    private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
+    private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
+    private final Events events;
+
+    Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
+              String defaultIsolation, Events events) {
+        this.images = images;
+        this.store = store;
+        this.sandboxesDir = sandboxesDir;
+        this.isolators = Map.copyOf(isolators);
+        this.defaultIsolation = defaultIsolation;
+        this.events = events;
+    }
+
+    // ---- create ----
+
+    public Sandbox create(CreateRequest r) {
+        String isolation = isolationOf(r);
+        Isolator isolator = isolator(isolation);
+        if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
+            throw KilnException.invalid("invalid sandbox name \"" + r.name()
+                    + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        }
+        Image image = images.resolve(r.image());
+        Path rootfs = images.rootfs(image);
+        String id = Names.newId();
+        String hostname = r.hostname() != null ? r.hostname() : id.substring(0, 12);
+        ProcessSpec process = SandboxProcess.resolve(images.config(image), r, rootfs, hostname);
+        Sandbox s = new Sandbox(id, r.name() != null ? r.name() : Names.randomName(), r.image(),
+                image.id().toString(), isolation, SandboxState.CREATED, r, process, System.currentTimeMillis(),
+                0, 0, null, false, 0, 0);
+        store.insert(s);
+        try {
+            Files.createDirectories(dir(s));
+            isolator.create(spec(s));
+        } catch (IOException | RuntimeException e) {
+            discard(s, isolator);
+            throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
+        }
+        events.emit(s, "create");
+        return s;
+    }
+
+    private String isolationOf(CreateRequest r) {
+        if (r.isolation() != null && !r.isolation().isEmpty() && !r.isolation().equals("default")) {
+            return r.isolation();
+        }
+        if (r.runtime() != null && !r.runtime().isEmpty()) {
+            return switch (r.runtime()) {
+                case "runc", "crun", "kiln-container" -> "container";
+                case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
+                case "qemu", "firecracker", "kiln-vm" -> "vm";
+                default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
+                        + "\" (kiln knows runc, crun, runsc, qemu, firecracker)");
+            };
+        }
+        return defaultIsolation;
+    }
+
+    private Isolator isolator(String isolation) {
+        Isolator i = isolators.get(isolation);
+        if (i == null) {
+            throw KilnException.invalid("unknown isolation \"" + isolation + "\" (available: "
+                    + String.join(", ", isolators.keySet().stream().sorted().toList()) + ")");
+        }
+        return i;
+    }
+
+    // ---- start / stop / kill ----
+
+    /** Starts a created or exited sandbox; with {@code forAttach} the process waits for the first attach client. */
+    public Shim start(String ref, boolean forAttach) {
+        Sandbox s = store.find(ref);
+        synchronized (lock(s.id())) {
+            s = store.find(s.id());
+            if (s.state() == SandboxState.RUNNING) {
+                return Shim.adopt(mainDir(s));
+            }
+            if (s.state() == SandboxState.REMOVING) {
+                throw KilnException.conflict("sandbox " + s.name() + " is being removed");
+            }
+            Isolator isolator = isolator(s.isolation());
+            SandboxSpec spec = spec(s);
+            dev.kiln.isolation.oci.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
+            resetMainDir(s);
+            isolator.create(spec);
+            Shim shim;
+            try {
+                shim = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
+            } catch (RuntimeException e) {
+                isolator.cleanup(spec, false);
+                throw e;
+            }
+            store.started(s.id(), shim.pid(), System.currentTimeMillis());
+            events.emit(s, "start");
+            watch(s.id(), shim);
+            return shim;
+        }
+    }
+
+    public void kill(String ref, int signal) {
+        Sandbox s = store.find(ref);
+        if (!s.running()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is not running");
+        }
+        isolator(s.isolation()).signal(spec(s), signal);
+        events.emit(s, "kill");
+    }
+
+    /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
+    public void stop(String ref, Duration timeout) {
+        Sandbox s = store.find(ref);
+        if (!s.running()) {
+            return;
+        }
+        Isolator isolator = isolator(s.isolation());
+        Shim shim = Shim.adopt(mainDir(s));
+        try {
+            isolator.signal(spec(s), stopSignal(s));
+        } catch (KilnException e) {
+            // the process may have exited between the check and the signal; the wait below tells
+        }
+        if (shim.await(timeout).isEmpty()) {
+            isolator.signal(spec(s), 9);
+            shim.await(Duration.ofSeconds(30));
+        }
+        awaitRecorded(s.id(), Duration.ofSeconds(10));
+        events.emit(s, "stop");
+    }
+
+    public void restart(String ref, Duration timeout) {
+        Sandbox s = store.find(ref);
+        stop(s.id(), timeout);
+        store.countRestart(s.id());
+        start(s.id(), false);
+        events.emit(s, "restart");
+    }
+
+    private int stopSignal(Sandbox s) {
+        try {
+            return Signals.number(SandboxProcess.stopSignal(images.configOf(Digest.parse(s.imageId()))));
+        } catch (KilnException e) {
+            return 15; // the image was removed with rmi -f: Docker's default
+        }
+    }
+
+    // ---- exit ----
+
+    private void watch(String id, Shim shim) {
+        if (watched.putIfAbsent(id, Boolean.TRUE) != null) {
+            return;
+        }
+        watchers.submit(() -> {
+            try {
+                ExitStatus status = shim.await(Duration.ofDays(3650)).orElseThrow();
+                exited(id, status);
+            } catch (RuntimeException e) {
+                System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
+            } finally {
+                watched.remove(id);
+            }
+        });
+    }
+
+    private void exited(String id, ExitStatus status) {
+        Sandbox s;
+        synchronized (lock(id)) {
+            Optional<Sandbox> found = store.byId(id);
+            if (found.isEmpty() || !found.get().running()) {
+                return;
+            }
+            s = found.get();
+            Isolator isolator = isolator(s.isolation());
+            SandboxSpec spec = spec(s);
+            boolean oom = isolator.oomKilled(spec);
+            isolator.cleanup(spec, false);
+            store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
+        }
+        events.emit(s, "die");
+        if (s.request().autoRemove()) {
+            remove(id, true);
+        }
+    }
+
+    /** The watcher records the exit a moment after the shim wrote it; callers that report it wait for that. */
+    private void awaitRecorded(String id, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            Optional<Sandbox> s = store.byId(id);
+            if (s.isEmpty() || !s.get().running()) {
+                return;
+            }
+            sleep(20);
+        }
+    }
+
+    /** Blocks until the sandbox is not running (Docker's wait condition "not-running"), returns its exit code. */
+    public int await(String ref, Duration timeout) {
+        Sandbox s = store.find(ref);
+        if (s.running()) {
+            Shim.adopt(mainDir(s)).await(timeout);
+            awaitRecorded(s.id(), Duration.ofSeconds(10));
+        }
+        return store.byId(s.id()).map(x -> x.exitCode() == null ? 0 : x.exitCode()).orElse(s.exitCode() == null
+                ? 0 : s.exitCode());
+    }
+
+    // ---- remove ----
+
+    public void remove(String ref, boolean force) {
+        Sandbox s = store.find(ref);
+        Isolator isolator = isolator(s.isolation());
+        if (s.running()) {
+            if (!force) {
+                throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
+            }
+            isolator.signal(spec(s), 9);
+            Shim.adopt(mainDir(s)).await(Duration.ofSeconds(30));
+            awaitRecorded(s.id(), Duration.ofSeconds(10));
+        }
+        synchronized (lock(s.id())) {
+            Optional<Sandbox> now = store.byId(s.id());
+            if (now.isEmpty() || !store.markRemoving(s.id())) {
+                return;
+            }
+            discard(now.get(), isolator);
+        }
+        locks.remove(s.id());
+        events.emit(s, "destroy");
+    }
+
+    private void discard(Sandbox s, Isolator isolator) {
+        try {
+            isolator.cleanup(spec(s), true);
+        } finally {
+            Trees.delete(dir(s));
+            store.delete(s.id());
+        }
+    }
+
+    public List<String> prune() {
+        return store.all().stream().filter(s -> s.state() == SandboxState.EXITED || s.state() == SandboxState.CREATED)
+                .map(s -> {
+                    remove(s.id(), false);
+                    return s.id();
+                }).toList();
+    }
+
+    public void rename(String ref, String name) {
+        if (!Names.VALID.matcher(name).matches()) {
+            throw KilnException.invalid("invalid sandbox name \"" + name + "\"");
+        }
+        Sandbox s = store.find(ref);
+        store.rename(s.id(), name);
+        events.emit(s, "rename");
+    }
+
+    // ---- queries ----
+
+    public List<Sandbox> list() {
+        return store.all();
+    }
+
+    public Sandbox get(String ref) {
+        return store.find(ref);
+    }
+
+    public boolean usesImage(Digest imageId) {
+        return store.all().stream().anyMatch(s -> s.imageId().equals(imageId.toString()));
+    }
+
+    public String top(String ref) {
+        Sandbox s = running(ref);
+        return isolator(s.isolation()).top(spec(s));
+    }
+
+    public dev.kiln.isolation.SandboxStats stats(String ref) {
+        Sandbox s = running(ref);
+        return isolator(s.isolation()).stats(spec(s));
+    }
+
+    /** The main process's shim (running or not), for attach and logs. */
+    public Shim shim(Sandbox s) {
+        return Shim.adopt(mainDir(s));
+    }
+
+    public Path logFile(Sandbox s) {
+        return dir(s).resolve("log.json");
+    }
+
+    private Sandbox running(String ref) {
+        Sandbox s = store.find(ref);
+        if (!s.running()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is not running");
+        }
+        return s;
+    }
+
+    // ---- exec ----
+
+    public Shim exec(String ref, String execId, ExecRequest r) {
+        Sandbox s = running(ref);
+        Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
+        ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
+        dev.kiln.isolation.oci.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
+        Path execDir = dir(s).resolve("execs").resolve(execId);
+        try {
+            Files.createDirectories(execDir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        events.emit(s, "exec_start");
+        return isolator(s.isolation()).exec(spec(s), execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
+    }
+
+    // ---- recovery ----
+
+    /**
+     * After a daemon (re)start: sandboxes whose shim still runs are watched again; those whose shim is gone are
+     * marked exited with the status the shim recorded (or 255 if it recorded none) and their mounts released.
+     */
+    public void reconcile() {
+        for (Sandbox s : store.all()) {
+            switch (s.state()) {
+                case RUNNING -> {
+                    Shim shim = Shim.adopt(mainDir(s));
+                    if (shim.alive() || shim.exitStatus().isPresent()) {
+                        watch(s.id(), shim);
+                    } else {
+                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()));
+                    }
+                }
+                case REMOVING -> discard(s, isolator(s.isolation()));
+                default -> {
+                }
+            }
+        }
+    }
+
+    // ---- helpers ----
+
+    SandboxSpec spec(Sandbox s) {
+        CreateRequest r = s.request();
+        Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
+        return new SandboxSpec(s.id(), s.name(), r.hostname() != null ? r.hostname() : s.shortId(), s.process(),
+                images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s));
+    }
+
+    Path dir(Sandbox s) {
+        return sandboxesDir.resolve(s.shortId());
+    }
+
+    private Path mainDir(Sandbox s) {
+        return dir(s).resolve("main");
+    }
+
+    private void resetMainDir(Sandbox s) {
+        Path main = mainDir(s);
+        Trees.delete(main);
+        try {
+            Files.createDirectories(main);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private Object lock(String id) {
+        return locks.computeIfAbsent(id, k -> new Object());
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
+        }
+    }
+
+    @Override
+    public void close() {
+        watchers.shutdownNow();
+    }
+}

@@ -1,0 +1,47 @@
+package dev.kiln.isolation;
+
+import dev.kiln.isolation.shim.Shim;
+
+import java.time.Duration;
+
+/**
+ * One isolation technology: {@code container} (runc), {@code gvisor} (runsc), {@code vm} (QEMU/Firecracker). The
+ * engine drives every sandbox through this interface only; an implementation never reads image content, it gets a
+ * {@link SandboxSpec} with the image's tree and the sandbox's own directory. Main processes and execs run under a
+ * {@link Shim}, so they outlive the daemon and their output lands in log files.
+ */
+public interface Isolator {
+
+    /** The name users pick with {@code --isolation}. */
+    String name();
+
+    /** The runtime binary or VMM this isolator drives, for error messages and {@code inspect}. */
+    String runtime();
+
+    /** Makes the sandbox startable (bundle, writable layer); nothing runs yet. Undone by {@link #cleanup}. */
+    void create(SandboxSpec spec);
+
+    /** Starts the main process; the shim holds it until the first attach client or {@code waitAttach} passed. */
+    Shim start(SandboxSpec spec, Duration waitAttach);
+
+    /** Sends a signal to the main process (through the runtime, so it reaches PID 1 of the sandbox). */
+    void signal(SandboxSpec spec, int signal);
+
+    /** Starts another process in the running sandbox under its own shim in {@code execDir}. */
+    Shim exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach);
+
+    /** Processes in the sandbox, as {@code ps} prints them. */
+    String top(SandboxSpec spec);
+
+    /** Whether the kernel's OOM killer ended the main process (asked before {@link #cleanup}). */
+    boolean oomKilled(SandboxSpec spec);
+
+    /** Resource usage now. */
+    SandboxStats stats(SandboxSpec spec);
+
+    /**
+     * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts); with
+     * {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
+     */
+    void cleanup(SandboxSpec spec, boolean removeFiles);
+}

@@ -1,0 +1,175 @@
+package dev.kiln.isolation.oci;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.KilnException;
+import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.shim.ShimBinary;
+import dev.kiln.isolation.shim.ShimOptions;
+import dev.kiln.rootfs.Mounts;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The {@code container} (runc) and {@code gvisor} (runsc) isolations: one OCI bundle in the sandbox's directory
+ * ({@code config.json}, an overlay of the image's tree and the sandbox's writable layer at {@code rootfs}), the
+ * runtime run in the foreground under a kiln-shim, and kill/exec/ps/delete through the runtime's own commands.
+ */
+public final class OciIsolator implements Isolator {
+
+    private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
+
+    private final OciRuntime runtime;
+    private final Path stateRoot;
+    private final List<String> globalFlags;
+
+    /** {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform. */
+    public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags) {
+        this.runtime = runtime;
+        this.stateRoot = stateRoot;
+        this.globalFlags = List.copyOf(globalFlags);
+    }
+
+    @Override
+    public String name() {
+        return runtime == OciRuntime.RUNC ? "container" : "gvisor";
+    }
+
+    @Override
+    public String runtime() {
+        return runtime.binary();
+    }
+
+    @Override
+    public void create(SandboxSpec spec) {
+        requireBinary();
+        Bundle bundle = Bundle.write(spec, runtime);
+        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
+    }
+
+    @Override
+    public Shim start(SandboxSpec spec, Duration waitAttach) {
+        runQuietly("delete", "-f", spec.id()); // a stale state dir from a crashed earlier run would block the name
+        List<String> cmd = command("run", "--bundle", spec.dir().toString(), spec.id());
+        return Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
+                spec.dir().resolve("log.json")), cmd);
+    }
+
+    @Override
+    public void signal(SandboxSpec spec, int signal) {
+        Result r = run(command("kill", spec.id(), Integer.toString(signal)));
+        if (r.code != 0) {
+            throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + r.firstLine());
+        }
+    }
+
+    @Override
+    public Shim exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
+        Path dir = spec.dir().resolve("execs").resolve(execId);
+        Path processJson = dir.resolve("process.json");
+        try {
+            Files.createDirectories(dir.resolve("shim"));
+            Files.writeString(processJson, new ObjectMapper().writeValueAsString(RuntimeSpec.process(process)));
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
+        }
+        List<String> cmd = command("exec", "--process", processJson.toString(), spec.id());
+        return Shim.launch(ShimBinary.locate(), dir.resolve("shim"), options(process, waitAttach,
+                dir.resolve("log.json")), cmd);
+    }
+
+    private static ShimOptions options(ProcessSpec p, Duration waitAttach, Path log) {
+        ShimOptions o = ShimOptions.defaults().withTty(p.tty()).withStdin(p.stdin()).withLog(log);
+        return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
+    }
+
+    @Override
+    public String top(SandboxSpec spec) {
+        Result r = run(command("ps", spec.id()));
+        if (r.code != 0) {
+            throw KilnException.conflict("cannot list processes of " + spec.name() + ": " + r.firstLine());
+        }
+        return r.out;
+    }
+
+    @Override
+    public boolean oomKilled(SandboxSpec spec) {
+        return Cgroups.oomKills(RuntimeSpec.cgroupsPath(spec.id())) > 0;
+    }
+
+    @Override
+    public SandboxStats stats(SandboxSpec spec) {
+        return Cgroups.stats(RuntimeSpec.cgroupsPath(spec.id()));
+    }
+
+    @Override
+    public void cleanup(SandboxSpec spec, boolean removeFiles) {
+        runQuietly("delete", "-f", spec.id());
+        Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
+    }
+
+    // ---- running the runtime ----
+
+    private void requireBinary() {
+        if (!Files.isExecutable(Path.of("/usr/bin", runtime.binary()))
+                && !Files.isExecutable(Path.of("/usr/sbin", runtime.binary()))
+                && !Files.isExecutable(Path.of("/usr/local/bin", runtime.binary()))
+                && !Files.isExecutable(Path.of("/usr/local/sbin", runtime.binary()))) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "the " + name() + " isolation needs "
+                    + runtime.binary() + ", which is not installed (apt-get install " + runtime.binary() + ")");
+        }
+    }
+
+    private List<String> command(String... args) {
+        List<String> cmd = new ArrayList<>(List.of(runtime.binary(), "--root", stateRoot.toString()));
+        cmd.addAll(globalFlags);
+        cmd.addAll(List.of(args));
+        return cmd;
+    }
+
+    private record Result(int code, String out, String err) {
+        String firstLine() {
+            String text = err.isBlank() ? out : err;
+            return text.lines().filter(l -> !l.isBlank()).findFirst().orElse("exit " + code).strip();
+        }
+    }
+
+    private void runQuietly(String... args) {
+        run(command(args));
+    }
+
+    private Result run(List<String> cmd) {
+        try {
+            Files.createDirectories(stateRoot);
+            Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
+            FutureTask<String> out = new FutureTask<>(() -> new String(p.getInputStream().readAllBytes(),
+                    StandardCharsets.UTF_8));
+            Thread.ofVirtual().start(out);
+            String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (!p.waitFor(COMMAND_TIMEOUT.toSeconds(), TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new KilnException(KilnException.Kind.INTERNAL, String.join(" ", cmd) + " timed out");
+            }
+            return new Result(p.exitValue(), out.get(), err);
+        } catch (IOException | ExecutionException e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot run " + runtime.binary() + ": "
+                    + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while running " + runtime.binary());
+        }
+    }
+}

@@ -1,0 +1,241 @@
+package dev.kiln.isolation.oci;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kiln.KilnException;
+import dev.kiln.isolation.Mount;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxSpec;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+/**
+ * Builds the OCI runtime-spec {@code config.json} for a sandbox, mirroring what Docker gives a non-privileged
+ * container: the same 14 capabilities, mounts, masked and read-only paths, device rules and (equivalent) seccomp
+ * profile. The same document serves {@code runc} and {@code runsc}; docs/runtime-spec.md lists every choice and where
+ * it differs from Docker.
+ */
+public final class RuntimeSpec {
+
+    public static final String OCI_VERSION = "1.0.2";
+
+    /** Docker's default capability set (moby oci/caps/defaults.go), in bounding, effective and permitted. */
+    public static final List<String> DEFAULT_CAPABILITIES = List.of("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID",
+            "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE");
+
+    /** Docker's masked paths: bind-mounted over with /dev/null (files) or an empty read-only tmpfs (directories). */
+    public static final List<String> MASKED_PATHS = List.of("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
+            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+            "/sys/firmware", "/sys/devices/virtual/powercap");
+
+    /** Docker's read-only paths under /proc. */
+    public static final List<String> READONLY_PATHS =
+            List.of("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+
+    /** RLIMIT_NOFILE Docker containers usually get; lowered to the caller's hard limit where that is smaller. */
+    static final long NOFILE_TARGET = 1_048_576;
+    /** CFS period Docker uses for {@code --cpus}. */
+    static final long CPU_PERIOD_US = 100_000;
+    /**
+     * Under runsc the host cgroup holds the whole sandbox: Sentry and gofer threads plus, on the ptrace platform,
+     * a stub process with several threads per guest process (measured here: 37 host tasks for one guest process,
+     * 217 for 21). A guest {@code --pids-limit N} therefore becomes a host limit of BASE + PER_PROCESS * N: still a
+     * fork-bomb bound, but approximate. See docs/runtime-spec.md.
+     */
+    static final long GVISOR_PIDS_BASE = 64;
+    static final long GVISOR_PIDS_PER_PROCESS = 16;
+
+    private RuntimeSpec() {
+    }
+
+    /**
+     * The config.json document for {@code spec}, whose root filesystem is at {@code rootfs} (a path relative to the
+     * bundle, usually {@code rootfs}, or absolute). The hosts/hostname/resolv.conf files are expected in
+     * {@code spec.dir()} (see {@link Bundle}).
+     */
+    public static ObjectNode build(SandboxSpec spec, String rootfs, OciRuntime runtime) {
+        return build(spec, rootfs, runtime, Host.current(), SeccompProfile.kilnDefault());
+    }
+
+    /** The cgroup kiln puts a sandbox in: relative, so it nests under kiln's own cgroup (cgroupfs driver). */
+    public static String cgroupsPath(String sandboxId) {
+        return "kiln/" + sandboxId;
+    }
+
+    /** The hostname a sandbox gets: the one asked for, else the first 12 characters of its id (as Docker does). */
+    public static String hostname(SandboxSpec spec) {
+        if (spec.hostname() != null && !spec.hostname().isBlank()) {
+            return spec.hostname();
+        }
+        return spec.id().length() > 12 ? spec.id().substring(0, 12) : spec.id();
+    }
+
+    static ObjectNode build(SandboxSpec spec, String rootfs, OciRuntime runtime, Host host, SeccompProfile seccomp) {
+        JsonNodeFactory json = JsonNodeFactory.instance;
+        ObjectNode config = json.objectNode();
+        config.put("ociVersion", OCI_VERSION);
+        config.set("process", process(spec.process(), host));
+        ObjectNode root = config.putObject("root");
+        root.put("path", rootfs);
+        root.put("readonly", spec.readOnly());
+        config.put("hostname", hostname(spec));
+        config.set("mounts", mounts(spec));
+        config.set("linux", linux(spec, runtime, host, seccomp));
+        return config;
+    }
+
+    /** The OCI process object alone, for {@code runc exec --process}: the same user, caps and rlimits rules. */
+    public static ObjectNode process(ProcessSpec process) {
+        return process(process, Host.current());
+    }
+
+    private static ObjectNode process(ProcessSpec process, Host host) {
+        ObjectNode node = JsonNodeFactory.instance.objectNode();
+        node.put("terminal", process.tty());
+        ObjectNode user = node.putObject("user");
+        user.put("uid", process.uid());
+        user.put("gid", process.gid());
+        if (!process.additionalGids().isEmpty()) {
+            ArrayNode gids = user.putArray("additionalGids");
+            process.additionalGids().forEach(gids::add);
+        }
+        strings(node.putArray("args"), process.args());
+        strings(node.putArray("env"), process.env());
+        node.put("cwd", process.cwd());
+        ObjectNode caps = node.putObject("capabilities");
+        for (String set : List.of("bounding", "effective", "permitted")) {
+            strings(caps.putArray(set), DEFAULT_CAPABILITIES);
+        }
+        long nofile = Math.min(NOFILE_TARGET, host.nofileHardLimit());
+        ObjectNode rlimit = node.putArray("rlimits").addObject();
+        rlimit.put("type", "RLIMIT_NOFILE");
+        rlimit.put("hard", nofile);
+        rlimit.put("soft", nofile);
+        node.put("noNewPrivileges", false);
+        return node;
+    }
+
+    /** Docker's default mounts (minus those a caller's mount replaces), then the caller's and the /etc files. */
+    private static ArrayNode mounts(SandboxSpec spec) {
+        List<Mount> extra = new ArrayList<>(spec.extraMounts());
+        Set<String> taken = extra.stream().map(Mount::target).collect(Collectors.toSet());
+        List<String> etcOptions = spec.readOnly() ? List.of("rbind", "rprivate", "ro") : List.of("rbind", "rprivate");
+        for (String file : EtcFiles.NAMES) {
+            String target = "/etc/" + file;
+            if (!taken.contains(target)) {
+                extra.add(new Mount("bind", spec.dir().resolve(file).toString(), target, etcOptions));
+            }
+        }
+        // Parents before children, as Docker sorts its mounts; the sort is stable for equal depths.
+        extra.sort(Comparator.comparingInt(m -> Path.of(m.target()).normalize().getNameCount()));
+
+        boolean devReplaced = taken.contains("/dev");
+        ArrayNode out = JsonNodeFactory.instance.arrayNode();
+        for (Mount m : defaultMounts()) {
+            if (!taken.contains(m.target()) && !(devReplaced && m.target().startsWith("/dev/"))) {
+                mount(out, m);
+            }
+        }
+        extra.forEach(m -> mount(out, m));
+        return out;
+    }
+
+    static List<Mount> defaultMounts() {
+        return List.of(
+                new Mount("proc", "proc", "/proc", List.of("nosuid", "noexec", "nodev")),
+                new Mount("tmpfs", "tmpfs", "/dev", List.of("nosuid", "strictatime", "mode=755", "size=65536k")),
+                new Mount("devpts", "devpts", "/dev/pts",
+                        List.of("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
+                new Mount("sysfs", "sysfs", "/sys", List.of("nosuid", "noexec", "nodev", "ro")),
+                new Mount("cgroup", "cgroup", "/sys/fs/cgroup", List.of("ro", "nosuid", "noexec", "nodev")),
+                new Mount("mqueue", "mqueue", "/dev/mqueue", List.of("nosuid", "noexec", "nodev")),
+                new Mount("tmpfs", "shm", "/dev/shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+    }
+
+    private static void mount(ArrayNode out, Mount m) {
+        ObjectNode node = out.addObject();
+        node.put("destination", m.target());
+        node.put("type", m.type());
+        node.put("source", m.source());
+        strings(node.putArray("options"), m.options());
+    }
+
+    private static ObjectNode linux(SandboxSpec spec, OciRuntime runtime, Host host, SeccompProfile seccomp) {
+        ObjectNode linux = JsonNodeFactory.instance.objectNode();
+        ArrayNode namespaces = linux.putArray("namespaces");
+        List<String> types = new ArrayList<>(List.of("pid", "ipc", "uts", "mount", "network"));
+        if (host.unifiedCgroups()) {
+            types.add("cgroup"); // Docker's default on cgroup v2; on v1 it shares the host's cgroup namespace
+        }
+        types.forEach(t -> namespaces.addObject().put("type", t));
+        linux.put("cgroupsPath", cgroupsPath(spec.id()));
+        linux.set("resources", resources(spec.resources(), runtime));
+        strings(linux.putArray("maskedPaths"), MASKED_PATHS);
+        strings(linux.putArray("readonlyPaths"), READONLY_PATHS);
+        // runsc ignores linux.seccomp unless started with --oci-seccomp (its own Sentry filter protects the host);
+        // the object is kept so that flag works and the bundle stays one document for both runtimes.
+        linux.set("seccomp", seccomp.toOci(host.arch(), DEFAULT_CAPABILITIES));
+        return linux;
+    }
+
+    private static ObjectNode resources(Resources limits, OciRuntime runtime) {
+        ObjectNode node = JsonNodeFactory.instance.objectNode();
+        ArrayNode devices = node.putArray("devices");
+        device(devices, false, null, null, null, "rwm");
+        device(devices, true, "c", null, null, "m"); // mknod of any node; opening it is what the rules below decide
+        device(devices, true, "b", null, null, "m");
+        device(devices, true, "c", 1L, 3L, "rwm");   // /dev/null
+        device(devices, true, "c", 1L, 5L, "rwm");   // /dev/zero
+        device(devices, true, "c", 1L, 7L, "rwm");   // /dev/full
+        device(devices, true, "c", 1L, 8L, "rwm");   // /dev/random
+        device(devices, true, "c", 1L, 9L, "rwm");   // /dev/urandom
+        device(devices, true, "c", 5L, 0L, "rwm");   // /dev/tty
+        device(devices, true, "c", 5L, 2L, "rwm");   // /dev/ptmx
+        device(devices, true, "c", 136L, null, "rwm"); // /dev/pts/*
+        device(devices, true, "c", 10L, 200L, "rwm"); // /dev/net/tun (not created; TUNSETIFF needs CAP_NET_ADMIN)
+        if (limits.memoryBytes() > 0) {
+            node.putObject("memory").put("limit", limits.memoryBytes());
+        }
+        if (limits.nanoCpus() > 0) {
+            long quota = limits.nanoCpus() * CPU_PERIOD_US / 1_000_000_000L;
+            if (quota < 1000) {
+                throw KilnException.invalid("--cpus must be at least 0.01 (the kernel's smallest CFS quota is 1 ms)");
+            }
+            ObjectNode cpu = node.putObject("cpu");
+            cpu.put("quota", quota);
+            cpu.put("period", CPU_PERIOD_US);
+        }
+        if (limits.pidsLimit() > 0) {
+            node.putObject("pids").put("limit", runtime == OciRuntime.RUNSC
+                    ? GVISOR_PIDS_BASE + GVISOR_PIDS_PER_PROCESS * limits.pidsLimit() : limits.pidsLimit());
+        }
+        return node;
+    }
+
+    private static void device(ArrayNode out, boolean allow, String type, Long major, Long minor, String access) {
+        ObjectNode node = out.addObject();
+        node.put("allow", allow);
+        if (type != null) {
+            node.put("type", type);
+        }
+        if (major != null) {
+            node.put("major", major);
+        }
+        if (minor != null) {
+            node.put("minor", minor);
+        }
+        node.put("access", access);
+    }
+
+    private static void strings(ArrayNode array, List<String> values) {
+        values.forEach(array::add);
+    }
+}

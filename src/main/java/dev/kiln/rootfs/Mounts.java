@@ -1,0 +1,93 @@
+package dev.kiln.rootfs;
+
+import dev.kiln.KilnException;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The mounts kiln makes on the host: read-only binds of unpacked images ({@code kiln image mount}) and the overlay
+ * root of each container sandbox (the image's tree read-only below, the sandbox's writable layer above). Done with
+ * util-linux {@code mount} so the kernel's semantics are the standard tool's. Needs root (CAP_SYS_ADMIN).
+ */
+public final class Mounts {
+    private Mounts() {
+    }
+
+    public static void bindReadOnly(Path source, Path target) {
+        mkdirs(target);
+        run(List.of("mount", "--bind", "-o", "ro", source.toString(), target.toString()), "mount " + source);
+    }
+
+    /** Mounts {@code lower} + {@code upper} at {@code target}, unless something is mounted there already. */
+    public static void overlay(Path lower, Path upper, Path work, Path target) {
+        if (isMounted(target)) {
+            return;
+        }
+        mkdirs(upper);
+        mkdirs(work);
+        mkdirs(target);
+        run(List.of("mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + lower + ",upperdir=" + upper
+                + ",workdir=" + work, target.toString()), "mount the sandbox's root filesystem at " + target);
+    }
+
+    /** Unmounts {@code target} if mounted (lazily if busy, so a stuck process cannot keep it); may remove the dir. */
+    public static void unmount(Path target, boolean removeMountPoint) {
+        if (isMounted(target)) {
+            try {
+                run(List.of("umount", target.toString()), "unmount " + target);
+            } catch (KilnException busy) {
+                run(List.of("umount", "-l", target.toString()), "unmount " + target);
+            }
+        }
+        if (removeMountPoint) {
+            try {
+                Files.deleteIfExists(target);
+            } catch (IOException ignored) {
+                // an empty mount point left behind is harmless and reused by the next mount
+            }
+        }
+    }
+
+    public static boolean isMounted(Path target) {
+        try {
+            String abs = target.toAbsolutePath().normalize().toString();
+            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                    .map(l -> l.split(" ")).anyMatch(f -> f.length > 4 && f[4].equals(abs));
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static void mkdirs(Path dir) {
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void run(List<String> cmd, String what) {
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            if (!p.waitFor(30, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot " + what + ": timed out");
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            if (p.exitValue() != 0) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot " + what + ": "
+                        + out.lines().findFirst().orElse("exit " + p.exitValue()) + " (mounts need root)");
+            }
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot " + what + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while trying to " + what);
+        }
+    }
+}

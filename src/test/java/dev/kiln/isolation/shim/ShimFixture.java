@@ -1,0 +1,86 @@
+package dev.kiln.isolation.shim;
+
+import dev.kiln.testing.Command;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * Builds kiln-shim into target/native (where {@link ShimBinary#locate} finds it next to target/classes) when it is
+ * missing or older than its source, and cleans up the shims a test started.
+ */
+final class ShimFixture implements AutoCloseable {
+    private static final Path SOURCE_DIR = Path.of("native/shim").toAbsolutePath();
+    private static final Path OUT = Path.of("target/native").toAbsolutePath();
+    private static Path built;
+
+    private final List<Shim> shims = new ArrayList<>();
+
+    static synchronized Path binary() {
+        if (built != null) return built;
+        Assumptions.assumeTrue(Command.which("musl-gcc") != null || Command.which("gcc") != null,
+                "no C compiler: install musl-tools (or gcc) to build kiln-shim");
+        Command.require("make", "make");
+        Path binary = OUT.resolve("kiln-shim");
+        try {
+            if (!Files.exists(binary) || Files.getLastModifiedTime(binary).compareTo(
+                    Files.getLastModifiedTime(SOURCE_DIR.resolve("kiln-shim.c"))) < 0) {
+                Command.run(Duration.ofSeconds(120), List.of("make", "-C", SOURCE_DIR.toString(), "OUT=" + OUT));
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        Path located = ShimBinary.locate();
+        if (!located.toAbsolutePath().equals(binary)) {
+            throw new IllegalStateException("ShimBinary.locate() found " + located + ", not the fresh " + binary);
+        }
+        return built = binary;
+    }
+
+    Shim launch(Path dir, ShimOptions options, String... command) {
+        Shim shim = Shim.launch(binary(), dir, options, List.of(command));
+        shims.add(shim);
+        return shim;
+    }
+
+    /** Kills what a test left running: the command's process group, then the shim. */
+    @Override
+    public void close() {
+        for (Shim shim : shims) {
+            if (!shim.alive()) continue;
+            shim.started().ifPresent(s -> Command.run("kill", "-KILL", "--", "-" + s.pid()));
+            ProcessHandle.of(shim.pid()).ifPresent(ProcessHandle::destroyForcibly);
+        }
+    }
+
+    /** What one attach client received until the shim closed the connection. */
+    record Received(String stdout, String stderr, String exit) {}
+
+    static Received drain(AttachConnection connection) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        String exit = null;
+        for (AttachConnection.Frame f; (f = connection.read()) != null; ) {
+            switch (f.type()) {
+                case AttachConnection.Frame.STDOUT -> out.writeBytes(f.payload());
+                case AttachConnection.Frame.STDERR -> err.writeBytes(f.payload());
+                case AttachConnection.Frame.EXIT -> exit = f.text();
+                default -> throw new AssertionError("unexpected frame type " + f.type());
+            }
+        }
+        return new Received(out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8), exit);
+    }
+
+    /** Field {@code index} (1-based, as in proc(5)) of /proc/PID/stat. */
+    static long statField(long pid, int index) throws IOException {
+        String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+        String[] rest = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(rest[index - 3]);
+    }
+}

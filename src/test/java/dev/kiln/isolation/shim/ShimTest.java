@@ -1,0 +1,151 @@
+package dev.kiln.isolation.shim;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.KilnException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** kiln-shim as a process: detaching, exit statuses, the json-file log and the files it keeps in its directory. */
+@Timeout(60)
+class ShimTest {
+    private static final Duration WAIT = Duration.ofSeconds(20);
+    private final ShimFixture fixture = new ShimFixture();
+
+    @TempDir
+    Path dir;
+
+    @AfterEach
+    void cleanUp() {
+        fixture.close();
+    }
+
+    @Test
+    void logsStdoutAndStderrAsJsonFileLinesAndRecordsTheExit() throws Exception {
+        Shim shim = fixture.launch(dir, ShimOptions.defaults(),
+                "sh", "-c", "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; printf 'out2\\tquote\" \\001'");
+
+        ExitStatus status = shim.await(WAIT).orElseThrow();
+
+        assertThat(status.exitCode()).isZero();
+        assertThat(status.signal()).isZero();
+        List<String> lines = Files.readAllLines(dir.resolve("log.json"));
+        ObjectMapper json = new ObjectMapper();
+        for (String line : lines) { // every line is one strict JSON object with exactly Docker's three fields
+            JsonNode node = json.readTree(line);
+            assertThat(node.properties()).extracting(java.util.Map.Entry::getKey).containsExactly("log", "stream", "time");
+        }
+        assertThat(LogReader.of(dir).all())
+                .extracting(LogReader.LogRecord::stream, LogReader.LogRecord::text)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple("stdout", "out1\n"),
+                        org.assertj.core.groups.Tuple.tuple("stderr", "err1\n"),
+                        org.assertj.core.groups.Tuple.tuple("stdout", "out2\tquote\" \u0001"));
+        assertThat(lines.get(2)).contains("\\u0001"); // a partial last line is flushed at EOF, control chars escaped
+        assertThat(status.finishedAt()).isAfterOrEqualTo(shim.started().orElseThrow().startedAt());
+        assertThat(Files.exists(dir.resolve("attach.sock"))).isFalse();
+        assertThat(Files.readString(dir.resolve("exit.json"))).startsWith("{\"exitCode\":0,\"signal\":0,\"finishedAt\":\"");
+    }
+
+    @Test
+    void exitCodeIsTheCommands() {
+        assertThat(fixture.launch(dir, ShimOptions.defaults(), "sh", "-c", "exit 7").await(WAIT).orElseThrow().exitCode()).isEqualTo(7);
+    }
+
+    @Test
+    void killedBySignalIs128PlusTheSignal() {
+        ExitStatus status = fixture.launch(dir, ShimOptions.defaults(), "sh", "-c", "kill -9 $$").await(WAIT).orElseThrow();
+
+        assertThat(status.exitCode()).isEqualTo(137);
+        assertThat(status.signal()).isEqualTo(9);
+    }
+
+    @Test
+    void aMissingCommandExits127WithTheReasonInTheLog() {
+        ExitStatus status = fixture.launch(dir, ShimOptions.defaults(), "no-such-command-kiln").await(WAIT).orElseThrow();
+
+        assertThat(status.exitCode()).isEqualTo(127);
+        assertThat(LogReader.of(dir).all()).singleElement().satisfies(r -> {
+            assertThat(r.stream()).isEqualTo("stderr");
+            assertThat(r.text()).contains("no-such-command-kiln").contains("No such file or directory");
+        });
+    }
+
+    @Test
+    void detachesIntoItsOwnSessionAndTheCommandIntoItsOwnProcessGroup() throws Exception {
+        Shim shim = fixture.launch(dir, ShimOptions.defaults(), "sleep", "5");
+
+        // launch() returned while the command still runs
+        assertThat(shim.alive()).isTrue();
+        assertThat(shim.exitStatus()).isEmpty();
+        assertThat(Shim.adopt(dir)).isEqualTo(shim);
+        long self = ProcessHandle.current().pid();
+        long shimPpid = ShimFixture.statField(shim.pid(), 4);
+        assertThat(shimPpid).isNotEqualTo(self);
+        assertThat(ProcessHandle.current().children().map(ProcessHandle::pid)).doesNotContain(shim.pid());
+        assertThat(ShimFixture.statField(shim.pid(), 6)).isNotEqualTo(ShimFixture.statField(self, 6));
+        assertThat(Files.readString(Path.of("/proc", Long.toString(shim.pid()), "status")))
+                .doesNotContainPattern("(?m)^PPid:\\s+" + self + "$");
+        long cmd = waitForStart(shim);
+        assertThat(ShimFixture.statField(cmd, 4)).isEqualTo(shim.pid());
+        assertThat(ShimFixture.statField(cmd, 5)).isEqualTo(cmd); // its own process group
+        assertThat(Files.getPosixFilePermissions(dir.resolve("attach.sock")))
+                .isEqualTo(PosixFilePermissions.fromString("rw-------"));
+        // SIGTERM and SIGINT to the shim are ignored: they are meant for the sandbox
+        dev.kiln.testing.Command.run("kill", "-TERM", Long.toString(shim.pid()));
+        dev.kiln.testing.Command.run("kill", "-INT", Long.toString(shim.pid()));
+        Thread.sleep(100);
+        assertThat(shim.alive()).isTrue();
+
+        ProcessHandle.of(cmd).orElseThrow().destroyForcibly();
+        assertThat(shim.await(WAIT).orElseThrow().exitCode()).isEqualTo(137);
+        for (int i = 0; i < 100 && shim.alive(); i++) Thread.sleep(20);
+        assertThat(shim.alive()).isFalse();
+    }
+
+    @Test
+    void aSetUpFailureIsOneLineFromTheShim() {
+        Path missing = dir.resolve("missing");
+
+        assertThatThrownBy(() -> fixture.launch(missing, ShimOptions.defaults(), "true"))
+                .isInstanceOf(KilnException.class)
+                .hasMessage("kiln-shim: " + missing + ": No such file or directory");
+    }
+
+    @Test
+    void adoptingADirectoryWithoutAShimSaysSo() {
+        assertThatThrownBy(() -> Shim.adopt(dir))
+                .isInstanceOf(KilnException.class)
+                .hasMessageContaining("shim.pid is missing");
+    }
+
+    @Test
+    void writesToTheGivenLogFile() throws Exception {
+        Path log = dir.resolve("elsewhere.log");
+        Path shimDir = Files.createDirectory(dir.resolve("shim"));
+
+        fixture.launch(shimDir, ShimOptions.defaults().withLog(log), "echo", "hi").await(WAIT).orElseThrow();
+
+        assertThat(new LogReader(log).all()).extracting(LogReader.LogRecord::text).containsExactly("hi\n");
+        assertThat(Files.exists(shimDir.resolve("log.json"))).isFalse();
+    }
+
+    static long waitForStart(Shim shim) throws InterruptedException {
+        for (int i = 0; i < 500; i++) {
+            var started = shim.started();
+            if (started.isPresent()) return started.get().pid();
+            Thread.sleep(10);
+        }
+        throw new AssertionError("the command did not start");
+    }
+}
