@@ -35,6 +35,7 @@
 #define FRAME_IN_MAX   65536     /* largest frame payload a client may send */
 #define STDIN_MAX      (1 << 20) /* stdin queued for CMD; clients are not read while it has no room for a frame */
 #define MAX_CLIENTS    32
+#define EXIT_SLACK     32        /* room kept beyond CLIENT_OUT_MAX for the exit frame */
 #define DRAIN_MS       2000      /* after CMD exits, output is read until EOF or until it has been quiet this long */
 #define FLUSH_MS       2000      /* at the end, clients that take nothing of their last frames this long are dropped */
 
@@ -210,7 +211,8 @@ static void broadcast(int type, const void *p, size_t n) {
     for (int i = 0; i < nclients; i++) {
         struct client *c = &clients[i];
         if (c->fd < 0) continue;
-        if (c->outlen + 8 + n > CLIENT_OUT_MAX) { client_drop(c, "not reading its output"); continue; }
+        size_t limit = CLIENT_OUT_MAX + (type == F_EXIT ? EXIT_SLACK : 0); /* the exit frame always fits */
+        if (c->outlen + 8 + n > limit) { client_drop(c, "not reading its output"); continue; }
         put_frame(c->out + c->outlen, type, p, n);
         c->outlen += 8 + n;
     }
@@ -276,7 +278,8 @@ static void client_frame(int type, const unsigned char *p, size_t n) {
     switch (type) {
     case F_STDIN:
         if (opt_stdin && !stdin_closed && stdin_fd >= 0) {
-            memcpy(stdin_q + stdin_len, p, n); /* room for a whole read is checked before reading clients */
+            if (stdin_len + n > STDIN_MAX) { note("stdin overflow: %zu bytes dropped", n); break; } /* unreachable */
+            memcpy(stdin_q + stdin_len, p, n);
             stdin_len += n;
         }
         break;
@@ -304,6 +307,7 @@ static void client_frame(int type, const unsigned char *p, size_t n) {
 }
 
 static void client_read(struct client *c) {
+    if (stdin_len + sizeof c->in > STDIN_MAX) return; /* no room for what one read may bring: wait for CMD */
     ssize_t r = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
     if (r < 0) {
         if (errno != EAGAIN && errno != EINTR) client_drop(c, strerror(errno));
@@ -332,7 +336,7 @@ static void client_accept(void) {
     }
     if (nclients == MAX_CLIENTS) { note("attach client refused: %d clients", MAX_CLIENTS); xclose(fd); return; }
     struct client *c = &clients[nclients];
-    c->out = malloc(CLIENT_OUT_MAX);
+    c->out = malloc(CLIENT_OUT_MAX + EXIT_SLACK);
     if (c->out == NULL) { note("attach client refused: out of memory"); xclose(fd); return; }
     c->fd = fd;
     c->rd_closed = 0;
@@ -376,11 +380,11 @@ static void child_fail(const char *what, int code) {
 
 /* In the forked child: become CMD. Exit codes as Docker's: 126 not executable, 127 not found, 125 set-up failed. */
 static void exec_cmd(void) {
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD };
     sigset_t none;
     if (dup2(child_in, 0) < 0 || dup2(child_out, 1) < 0 || dup2(child_err, 2) < 0) _exit(125);
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (signal(sigs[i], SIG_DFL) == SIG_ERR) child_fail("signal", 125);
+    for (int sig = 1; sig < 65; sig++) /* ignored signals survive exec: CMD starts with every default */
+        if (sig != SIGKILL && sig != SIGSTOP && signal(sig, SIG_DFL) == SIG_ERR && errno != EINVAL)
+            child_fail("signal", 125);
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
     if (opt_tty) {
         if (setsid() < 0) child_fail("setsid", 125);

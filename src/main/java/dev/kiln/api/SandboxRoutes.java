@@ -101,7 +101,7 @@ final class SandboxRoutes {
             if (!s.running()) {
                 throw KilnException.conflict("sandbox " + s.name() + " is not running");
             }
-            String id = UUID.randomUUID().toString().replace("-", "");
+            String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
             execs.put(id, new ExecSession(id, s.id(), req, new Shim[1]));
             x.json(201, Map.of("id", id));
         });

@@ -5,7 +5,7 @@ import dev.kiln.api.v1.StreamFrame;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.PrintStream;
+import java.io.OutputStream;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -20,10 +20,12 @@ final class Attach {
     private final String processPath;
     private final boolean tty;
     private final boolean stdin;
+    private final Main.Stdio stdio;
 
     /** {@code processPath}: {@code /v1/sandboxes/ID} or {@code /v1/execs/ID}. */
-    Attach(DaemonClient daemon, String processPath, boolean tty, boolean stdin) {
+    Attach(DaemonClient daemon, Main.Stdio stdio, String processPath, boolean tty, boolean stdin) {
         this.daemon = daemon;
+        this.stdio = stdio;
         this.processPath = processPath;
         this.tty = tty;
         this.stdin = stdin;
@@ -49,8 +51,8 @@ final class Attach {
     }
 
     private int copyOutput(InputStream in) throws IOException {
-        PrintStream out = System.out;
-        PrintStream err = System.err;
+        OutputStream out = stdio.out();
+        OutputStream err = stdio.err();
         while (true) {
             StreamFrame f = StreamFrame.read(in);
             if (f == null) {
@@ -79,7 +81,7 @@ final class Attach {
 
     private void pumpStdin() {
         try (DaemonClient.Response r = daemon.stream("POST", processPath + "/stdin", "application/octet-stream",
-                new NoCloseInput(System.in))) {
+                new NoCloseInput(stdio.in()))) {
             r.bytes();
         } catch (IOException | RuntimeException e) {
             // the process ended or stdin broke; the output stream reports the outcome

@@ -57,6 +57,6 @@ final class ExecCommand extends Subcommand {
             return 0;
         }
         DaemonClient.Response stream = daemon.call("POST", path + "/start").ok();
-        return new Attach(daemon, path, tty, interactive).run(stream, false);
+        return new Attach(daemon, stdio(), path, tty, interactive).run(stream, false);
     }
 }

@@ -53,6 +53,8 @@ final class Humane {
             v /= 1024;
             u++;
         }
-        return String.format(u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+        // four significant digits without trailing zeros, as Docker's units.BytesSize: 64MiB, 1.234GiB
+        return new java.math.BigDecimal(v).round(new java.math.MathContext(4)).stripTrailingZeros().toPlainString()
+                + units[u];
     }
 }

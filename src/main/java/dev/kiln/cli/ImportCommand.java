@@ -21,7 +21,7 @@ final class ImportCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        try (InputStream in = file.equals("-") ? System.in : Files.newInputStream(Path.of(file));
+        try (InputStream in = file.equals("-") ? stdio().in() : Files.newInputStream(Path.of(file));
              DaemonClient.Response r = daemon.stream("POST", "/v1/images/import?ref=" + q(ref),
                      "application/x-tar", in).ok()) {
             out().println(r.json().path("id").asText());

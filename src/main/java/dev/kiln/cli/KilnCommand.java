@@ -43,6 +43,9 @@ public final class KilnCommand implements Runnable {
 
     private DaemonClient client;
 
+    /** Set by {@link Main}: where commands read input and write raw output (attach, logs, save). */
+    Main.Stdio stdio = new Main.Stdio(System.in, System.out, System.err);
+
     @Override
     public void run() {
         spec.commandLine().usage(spec.commandLine().getOut());

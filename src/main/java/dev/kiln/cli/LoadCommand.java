@@ -36,7 +36,7 @@ final class LoadCommand extends Subcommand {
         if (input != null && !Files.exists(input)) {
             throw KilnException.notFound("archive " + input + " does not exist");
         }
-        try (InputStream in = input == null ? System.in
+        try (InputStream in = input == null ? stdio().in()
                 : Files.isDirectory(input) ? tarOf(input) : Files.newInputStream(input);
              DaemonClient.Response r = daemon.stream("POST", "/v1/images/load?name=" + q(name),
                      "application/x-tar", in).ok()) {

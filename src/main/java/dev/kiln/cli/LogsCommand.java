@@ -31,7 +31,7 @@ final class LogsCommand extends Subcommand {
             InputStream in = r.body;
             StreamFrame f;
             while ((f = StreamFrame.read(in)) != null) {
-                var target = f.type() == StreamFrame.STDERR ? System.err : System.out;
+                var target = f.type() == StreamFrame.STDERR ? stdio().err() : stdio().out();
                 target.write(f.payload());
                 target.flush();
             }

@@ -3,7 +3,11 @@ package dev.kiln.cli;
 import dev.kiln.KilnException;
 import picocli.CommandLine;
 
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.io.UncheckedIOException;
 import java.util.Arrays;
 
@@ -20,12 +24,28 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+        System.exit(run(args, new Stdio(System.in, System.out, System.err)));
+    }
+
+    /** The streams a command reads and writes: the process's, or a test's. */
+    record Stdio(InputStream in, OutputStream out, OutputStream err) {
     }
 
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        return run(args, out, err, new Stdio(System.in, System.out, System.err));
+    }
+
+    static int run(String[] args, Stdio stdio) {
+        PrintWriter out = new PrintWriter(new OutputStreamWriter(stdio.out(), StandardCharsets.UTF_8), true);
+        PrintWriter err = new PrintWriter(new OutputStreamWriter(stdio.err(), StandardCharsets.UTF_8), true);
+        return run(args, out, err, stdio);
+    }
+
+    private static int run(String[] args, PrintWriter out, PrintWriter err, Stdio stdio) {
         boolean debug = Arrays.asList(args).contains("--debug");
-        CommandLine cli = new CommandLine(new KilnCommand());
+        KilnCommand kiln = new KilnCommand();
+        kiln.stdio = stdio;
+        CommandLine cli = new CommandLine(kiln);
         // Docker's management-command spellings: kiln image ls|rm|pull|... run the top-level commands
         CommandLine image = cli.getSubcommands().get("image");
         image.addSubcommand("ls", new ImagesCommand());

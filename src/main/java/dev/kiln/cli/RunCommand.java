@@ -39,6 +39,6 @@ final class RunCommand extends Subcommand {
             return 0;
         }
         out().flush();
-        return new Attach(daemon, path, request.tty(), request.openStdin()).run(started, true);
+        return new Attach(daemon, stdio(), path, request.tty(), request.openStdin()).run(started, true);
     }
 }

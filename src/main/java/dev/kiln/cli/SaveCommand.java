@@ -35,7 +35,7 @@ final class SaveCommand extends Subcommand {
         }
         try (DaemonClient.Response r = daemon.call("GET", path.toString()).ok()) {
             if (output == null) {
-                OutputStream stdout = new BufferedOutputStream(System.out, 1 << 16);
+                OutputStream stdout = new BufferedOutputStream(stdio().out(), 1 << 16);
                 r.body.transferTo(stdout);
                 stdout.flush();
                 return 0;

@@ -29,7 +29,7 @@ final class StartCommand extends Subcommand {
             }
             String path = "/v1/sandboxes/" + s.path("Id").asText();
             DaemonClient.Response stream = daemon.call("POST", path + "/start?attach=1").ok();
-            return new Attach(daemon, path, s.at("/Config/Tty").asBoolean(), interactive).run(stream, true);
+            return new Attach(daemon, stdio(), path, s.at("/Config/Tty").asBoolean(), interactive).run(stream, true);
         }
         for (String ref : refs) {
             daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/start").ok().close();

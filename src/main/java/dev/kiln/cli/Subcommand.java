@@ -24,6 +24,10 @@ abstract class Subcommand implements Callable<Integer> {
         return spec.commandLine().getErr();
     }
 
+    Main.Stdio stdio() {
+        return kiln().stdio;
+    }
+
     @Override
     public final Integer call() throws Exception {
         return run(kiln().client());

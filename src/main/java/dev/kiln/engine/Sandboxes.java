@@ -346,12 +346,6 @@ public final class Sandboxes implements AutoCloseable {
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
         dev.kiln.isolation.oci.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
-        Path execDir = dir(s).resolve("execs").resolve(execId);
-        try {
-            Files.createDirectories(execDir);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
         events.emit(s, "exec_start");
         return isolator(s.isolation()).exec(spec(s), execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
     }

@@ -2,8 +2,9 @@ package dev.kiln.cli;
 
 import dev.kiln.testing.TestDaemon;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,12 +40,17 @@ final class KilnRun implements AutoCloseable {
     }
 
     Result kiln(String... args) {
+        return withStdin(new byte[0], args);
+    }
+
+    /** Runs with {@code stdin} as the CLI's standard input. */
+    Result withStdin(byte[] stdin, String... args) {
         List<String> all = new ArrayList<>(List.of("--host", host()));
         all.addAll(List.of(args));
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(all.toArray(String[]::new), new PrintWriter(out), new PrintWriter(err));
-        return new Result(code, out.toString(), err.toString());
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(all.toArray(String[]::new), new Main.Stdio(new ByteArrayInputStream(stdin), out, err));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
     Result ok(String... args) {

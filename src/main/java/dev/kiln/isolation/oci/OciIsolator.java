@@ -30,6 +30,7 @@ import java.util.concurrent.TimeUnit;
 public final class OciIsolator implements Isolator {
 
     private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
+    private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
 
     private final OciRuntime runtime;
     private final Path stateRoot;
@@ -63,8 +64,32 @@ public final class OciIsolator implements Isolator {
     public Shim start(SandboxSpec spec, Duration waitAttach) {
         runQuietly("delete", "-f", spec.id()); // a stale state dir from a crashed earlier run would block the name
         List<String> cmd = command("run", "--bundle", spec.dir().toString(), spec.id());
-        return Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
+        Shim shim = Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
+        if (waitAttach.isZero()) {
+            awaitCreated(spec, shim);
+        }
+        return shim;
+    }
+
+    /**
+     * As Docker's start, returns once the runtime knows the container, so a kill or exec right after start finds
+     * it; or once the process already ended. Bounded: a runtime that hangs is reported by the shim's exit.
+     */
+    private void awaitCreated(SandboxSpec spec, Shim shim) {
+        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
+            Result state = run(command("state", spec.id()));
+            if (state.code == 0 && !state.out.contains("\"creating\"")) {
+                return;
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
     }
 
     @Override
@@ -77,17 +102,17 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public Shim exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
-        Path dir = spec.dir().resolve("execs").resolve(execId);
+        // short names: the shim's attach.sock must fit a unix socket path (108 bytes) under the sandbox's dir
+        Path dir = spec.dir().resolve("x").resolve(execId.length() > 12 ? execId.substring(0, 12) : execId);
         Path processJson = dir.resolve("process.json");
         try {
-            Files.createDirectories(dir.resolve("shim"));
+            Files.createDirectories(dir);
             Files.writeString(processJson, new ObjectMapper().writeValueAsString(RuntimeSpec.process(process)));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
         }
         List<String> cmd = command("exec", "--process", processJson.toString(), spec.id());
-        return Shim.launch(ShimBinary.locate(), dir.resolve("shim"), options(process, waitAttach,
-                dir.resolve("log.json")), cmd);
+        return Shim.launch(ShimBinary.locate(), dir, options(process, waitAttach, dir.resolve("log.json")), cmd);
     }
 
     private static ShimOptions options(ProcessSpec p, Duration waitAttach, Path log) {
