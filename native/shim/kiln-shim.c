@@ -114,7 +114,8 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...) {
     line[len++] = '\n';
     int fd = open("shim.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return; /* nowhere left to report to */
-    if (write_all(fd, line, len) != 0 || close(fd) != 0) return;
+    if (write_all(fd, line, len) != 0) { /* as above */ }
+    if (close(fd) != 0) { /* as above */ }
 }
 
 static void xclose(int fd) {
@@ -134,7 +135,8 @@ static int write_atomic(const char *name, const char *text) {
     if (fd < 0) return -1;
     if (write_all(fd, text, strlen(text)) != 0) {
         int e = errno;
-        if (close(fd) != 0 || unlink(tmp) != 0) { /* keep the first error */ }
+        if (close(fd) != 0) { /* keep the first error */ }
+        if (unlink(tmp) != 0) { /* keep the first error */ }
         errno = e;
         return -1;
     }

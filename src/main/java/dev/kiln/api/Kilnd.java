@@ -65,7 +65,20 @@ public final class Kilnd {
         return m;
     }
 
-    public static void run(Options o) throws InterruptedException {
+    /** A started kilnd: engine and server. Closing it stops serving; sandboxes keep running under their shims. */
+    public record Running(Engine engine, Daemon daemon) implements AutoCloseable {
+        public Path socket() {
+            return daemon.socket();
+        }
+
+        @Override
+        public void close() {
+            daemon.close();
+            engine.close();
+        }
+    }
+
+    public static Running start(Options o) {
         Map<String, Isolator> isolators = isolators(o);
         if (!isolators.containsKey(o.defaultIsolation())) {
             throw KilnException.invalid("unknown default isolation \"" + o.defaultIsolation() + "\" (available: "
@@ -73,17 +86,26 @@ public final class Kilnd {
         }
         Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation());
         Daemon daemon = new Daemon(engine, o.runRoot(), o.debug());
-        daemon.start();
+        try {
+            daemon.start();
+        } catch (RuntimeException e) {
+            engine.close();
+            throw e;
+        }
+        return new Running(engine, daemon);
+    }
+
+    /** {@code kiln daemon}: serves until SIGTERM/SIGINT. */
+    public static void run(Options o) throws InterruptedException {
+        Running running = start(o);
         writePid(o.runRoot());
-        System.err.println("kilnd: listening on " + daemon.socket() + " (root " + o.root() + ")");
+        System.err.println("kilnd: listening on " + running.socket() + " (root " + o.root() + ")");
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            // sandboxes are left running under their shims; the next kilnd adopts them
-            daemon.close();
-            engine.close();
+            running.close();
             stopped.countDown();
         }));
-        daemon.join();
+        running.daemon().join();
         stopped.await();
     }
 

@@ -1,28 +1,43 @@
 package dev.kiln.cli;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
+import dev.kiln.api.Kilnd;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.nio.file.Path;
+import java.util.List;
 
 /**
- * The training run behind the AOT cache (scripts/aot-cache): runs the CLI's common read paths in one JVM against a
- * throw-away root, so the classes they load go into the cache. Not part of kiln's user interface.
+ * The training run behind the AOT cache (scripts/aot-cache): starts a throw-away kilnd in this JVM and runs the
+ * CLI's common commands against it, so the classes they load (CLI, HTTP client, JSON) go into the cache. Not part of
+ * kiln's user interface.
  */
 public final class AotTraining {
     private AotTraining() {
     }
 
     public static void main(String[] args) {
-        String root = args[0];
-        String[][] runs = {
-            {"--version"},
-            {"--help"},
-            {"images", "--root", root + "/root", "--run-root", root + "/run"},
-            {"images", "--format", "json", "--root", root + "/root", "--run-root", root + "/run"},
-            {"image", "inspect", "nothing-here", "--root", root + "/root", "--run-root", root + "/run"},
-            {"pull", "--bad-flag"},
-        };
-        for (String[] run : runs) {
-            Main.run(run, new PrintWriter(new StringWriter()), new PrintWriter(new StringWriter()));
+        Path dir = Path.of(args[0]);
+        try (Kilnd.Running daemon = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent"), dir.resolve("root"),
+                dir.resolve("run"), List.of(), null, false))) {
+            String host = "unix://" + daemon.socket();
+            String[][] runs = {
+                {"--version"},
+                {"--help"},
+                {"--host", host, "images"},
+                {"--host", host, "images", "--format", "json"},
+                {"--host", host, "ps", "-a"},
+                {"--host", host, "ps", "--format", "json"},
+                {"--host", host, "inspect", "nothing-here"},
+                {"--host", host, "image", "inspect", "nothing-here"},
+                {"--host", host, "run", "--rm", "nothing-here:1", "true"},
+                {"--host", host, "logs", "nothing-here"},
+                {"pull", "--bad-flag"},
+            };
+            for (String[] run : runs) {
+                Main.run(run, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
+                        new ByteArrayOutputStream()));
+            }
         }
     }
 }

@@ -123,6 +123,16 @@ final class Leftovers {
         return found;
     }
 
+    /** A process's command line (NULs as spaces), "" once it is gone; for messages and matching. */
+    static String cmdline(ProcessHandle p) {
+        try {
+            return p.pid() + ": " + new String(Files.readAllBytes(Path.of("/proc", Long.toString(p.pid()), "cmdline")),
+                    StandardCharsets.UTF_8).replace('\0', ' ').strip();
+        } catch (IOException gone) {
+            return "";
+        }
+    }
+
     // ---- clean-up ----
 
     /**

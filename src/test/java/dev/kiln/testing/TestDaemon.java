@@ -1,8 +1,6 @@
 package dev.kiln.testing;
 
-import dev.kiln.api.Daemon;
 import dev.kiln.api.Kilnd;
-import dev.kiln.engine.Engine;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -14,19 +12,15 @@ import java.util.List;
  */
 public final class TestDaemon implements AutoCloseable {
 
-    private final Engine engine;
-    private final Daemon daemon;
+    private final Kilnd.Running running;
 
     public TestDaemon(Path root, Path runRoot) {
-        Kilnd.Options o = Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), root, runRoot, List.of(),
-                null, false);
-        this.engine = new Engine(root, runRoot, o.insecureRegistries(), Kilnd.isolators(o), o.defaultIsolation());
-        this.daemon = new Daemon(engine, runRoot, false);
-        daemon.start();
+        running = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), root, runRoot, List.of(), null,
+                false));
     }
 
     public Path socket() {
-        return daemon.socket();
+        return running.socket();
     }
 
     public String host() {
@@ -35,7 +29,6 @@ public final class TestDaemon implements AutoCloseable {
 
     @Override
     public void close() {
-        daemon.close();
-        engine.close();
+        running.close();
     }
 }

@@ -7,6 +7,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
@@ -41,6 +42,7 @@ public final class AttachConnection implements AutoCloseable {
     /** The shim accepts payloads up to this size; longer stdin is split. */
     static final int MAX_PAYLOAD = 65536;
     private static final int MAX_INCOMING = 16 << 20;
+    private static final int MAX_SOCKET_PATH = 108; // sizeof(sun_path), including the terminating NUL
 
     private final SocketChannel channel;
     private final Object writeLock = new Object();
@@ -53,12 +55,32 @@ public final class AttachConnection implements AutoCloseable {
     static AttachConnection open(Path socket) throws IOException {
         SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            channel.connect(UnixDomainSocketAddress.of(socket));
+            if (socket.toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8).length < MAX_SOCKET_PATH) {
+                channel.connect(UnixDomainSocketAddress.of(socket));
+            } else {
+                connectThroughShortLink(channel, socket.toAbsolutePath());
+            }
         } catch (IOException e) {
             channel.close();
             throw new IOException("cannot attach to " + socket + ": " + e.getMessage(), e);
         }
         return new AttachConnection(channel);
+    }
+
+    /**
+     * A unix socket address holds at most 107 bytes, but connect() follows symlinks: a long path is reached through a
+     * link in a fresh private temporary directory, removed once connected.
+     */
+    private static void connectThroughShortLink(SocketChannel channel, Path socket) throws IOException {
+        Path dir = Files.createTempDirectory("kiln-attach-");
+        Path link = dir.resolve("s");
+        try {
+            Files.createSymbolicLink(link, socket);
+            channel.connect(UnixDomainSocketAddress.of(link));
+        } finally {
+            Files.deleteIfExists(link);
+            Files.deleteIfExists(dir);
+        }
     }
 
     /** The next frame from the shim, blocking; null when the shim closed the connection (after the exit frame). */

@@ -27,6 +27,7 @@ class StalledBlobTest {
     void aBodyWithoutBytesForTheStallTimeAborts() throws IOException {
         byte[] blob = new byte[1 << 20];
         Digest digest = Digest.of(blob);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
         HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/v2/stall/blobs/", exchange -> {
             exchange.sendResponseHeaders(200, blob.length);
@@ -34,7 +35,7 @@ class StalledBlobTest {
             out.write(blob, 0, blob.length / 2);
             out.flush();
             try {
-                Thread.sleep(30_000);
+                release.await(30, java.util.concurrent.TimeUnit.SECONDS);
             } catch (InterruptedException ignored) {
                 // server stopping
             }
@@ -57,6 +58,7 @@ class StalledBlobTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
             assertThat(out.size()).isEqualTo(blob.length / 2);
         } finally {
+            release.countDown();
             server.stop(0);
         }
     }

@@ -145,6 +145,17 @@ class AttachTest {
         }
     }
 
+    @Test
+    void attachesToADirectoryWhosePathIsTooLongForASocketAddress() throws Exception {
+        Path deep = java.nio.file.Files.createDirectories(dir.resolve("d".repeat(60)).resolve("e".repeat(60)));
+        assertThat(deep.resolve("attach.sock").toString().length()).isGreaterThan(108);
+        Shim shim = fixture.launch(deep, WAIT_FOR_CLIENT, "echo", "deep");
+
+        try (AttachConnection client = shim.attach()) {
+            assertThat(ShimFixture.drain(client)).isEqualTo(new ShimFixture.Received("deep\n", "", "0"));
+        }
+    }
+
     private static long drainQuietly(AttachConnection connection) {
         long bytes = 0;
         try {
