@@ -8,6 +8,7 @@ import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
+import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxStats;
 import dev.kiln.isolation.shim.AttachConnection;
 import dev.kiln.isolation.shim.LogReader;
@@ -28,7 +29,7 @@ import java.util.concurrent.ConcurrentHashMap;
 final class SandboxRoutes {
 
     /** An exec between create and its end; execs live in the daemon's memory, as Docker's do. */
-    private record ExecSession(String id, String sandboxId, ExecRequest request, Shim[] shim) {
+    private record ExecSession(String id, String sandboxId, ExecRequest request, RunningProcess[] shim) {
     }
 
     private final Engine engine;
@@ -102,7 +103,7 @@ final class SandboxRoutes {
                 throw KilnException.conflict("sandbox " + s.name() + " is not running");
             }
             String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
-            execs.put(id, new ExecSession(id, s.id(), req, new Shim[1]));
+            execs.put(id, new ExecSession(id, s.id(), req, new RunningProcess[1]));
             x.json(201, Map.of("id", id));
         });
         r.add("POST", "/v1/execs/{id}/start", x -> {
@@ -128,7 +129,7 @@ final class SandboxRoutes {
         });
         r.add("GET", "/v1/execs/{id}", x -> {
             ExecSession e = exec(x.path("id"));
-            Shim shim = e.shim()[0];
+            RunningProcess shim = e.shim()[0];
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("ID", e.id());
             m.put("ContainerID", e.sandboxId());
@@ -146,8 +147,8 @@ final class SandboxRoutes {
         return e;
     }
 
-    private Shim startedExec(String id) {
-        Shim shim = exec(id).shim()[0];
+    private RunningProcess startedExec(String id) {
+        RunningProcess shim = exec(id).shim()[0];
         if (shim == null) {
             throw KilnException.conflict("exec " + id + " has not been started");
         }
@@ -163,7 +164,7 @@ final class SandboxRoutes {
     }
 
     /** Proxies a process's frames from its shim to the client until the exit frame. */
-    private static void stream(Exchange x, Shim shim) throws IOException {
+    private static void stream(Exchange x, RunningProcess shim) throws IOException {
         try (AttachConnection c = shim.attach()) {
             x.status(200);
             x.contentType("application/vnd.kiln.stream");
@@ -188,7 +189,7 @@ final class SandboxRoutes {
     }
 
     /** Feeds the request body to the process's stdin; the end of the body closes stdin. */
-    private static void stdin(Exchange x, Shim shim) throws IOException {
+    private static void stdin(Exchange x, RunningProcess shim) throws IOException {
         try (AttachConnection c = shim.attach(); InputStream in = x.body()) {
             Thread drain = Thread.ofVirtual().start(() -> {
                 try {

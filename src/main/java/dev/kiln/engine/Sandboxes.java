@@ -7,6 +7,7 @@ import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.Resources;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.shim.ExitStatus;
@@ -90,11 +91,13 @@ public final class Sandboxes implements AutoCloseable {
         }
         if (r.runtime() != null && !r.runtime().isEmpty()) {
             return switch (r.runtime()) {
-                case "runc", "crun", "kiln-container" -> "container";
+                case "runc", "kiln-container" -> "container";
+                case "crun" -> throw KilnException.invalid("--runtime crun is not supported yet: crun refuses "
+                        + "hybrid cgroup v1/v2 hosts such as this one (use --runtime runc)");
                 case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
                 case "qemu", "firecracker", "kiln-vm" -> "vm";
                 default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
-                        + "\" (kiln knows runc, crun, runsc, qemu, firecracker)");
+                        + "\" (kiln knows runc and runsc; qemu and firecracker come with the vm isolation)");
             };
         }
         return defaultIsolation;
@@ -341,7 +344,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- exec ----
 
-    public Shim exec(String ref, String execId, ExecRequest r) {
+    public RunningProcess exec(String ref, String execId, ExecRequest r) {
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);

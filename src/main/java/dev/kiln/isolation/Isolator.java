@@ -28,7 +28,7 @@ public interface Isolator {
     void signal(SandboxSpec spec, int signal);
 
     /** Starts another process in the running sandbox under its own shim in {@code execDir}. */
-    Shim exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach);
+    RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach);
 
     /** Processes in the sandbox, as {@code ps} prints them. */
     String top(SandboxSpec spec);

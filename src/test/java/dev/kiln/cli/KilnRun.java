@@ -61,9 +61,13 @@ final class KilnRun implements AutoCloseable {
         return r;
     }
 
+    /** Removes every sandbox (a failed test may leave running ones), then stops the daemon. */
     @Override
     public synchronized void close() {
         if (daemon != null) {
+            for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
+                kiln("rm", "-f", id);
+            }
             daemon.close();
             daemon = null;
         }

@@ -127,10 +127,9 @@ class DaemonCrashTest {
             assertThat(row.path("State").asText()).as(row.toString()).isEqualTo("exited");
         }
         kiln.ok("rm", "ticker-1", "ticker-2", "sleeper");
+        // (the shims are among the processes assertNothingLeft looks for: their command lines name the root; a
+        // shim's bare pid is no evidence, as the host's init may take a while to reap it and pids are reused)
         assertNothingLeft(sandboxes.values());
-        for (var e : shims.entrySet()) {
-            assertThat(ProcessHandle.of(e.getValue()).filter(ProcessHandle::isAlive)).as(e.getKey() + " shim").isEmpty();
-        }
     }
 
     @Test

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxStats;
 import dev.kiln.isolation.shim.Shim;
@@ -101,7 +102,7 @@ public final class OciIsolator implements Isolator {
     }
 
     @Override
-    public Shim exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
+    public RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
         // short names: the shim's attach.sock must fit a unix socket path (108 bytes) under the sandbox's dir
         Path dir = spec.dir().resolve("x").resolve(execId.length() > 12 ? execId.substring(0, 12) : execId);
         Path processJson = dir.resolve("process.json");

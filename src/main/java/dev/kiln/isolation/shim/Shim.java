@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * @param dir the shim's directory: shim.pid, attach.sock, started.json, exit.json, log.json, shim.log
  * @param pid the shim's own pid (not the command's)
  */
-public record Shim(Path dir, long pid) {
+public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProcess {
 
     /** The command's pid (in the host pid namespace) and when the shim forked it. */
     public record Started(long pid, Instant startedAt) {}
@@ -104,6 +104,7 @@ public record Shim(Path dir, long pid) {
     }
 
     /** The command's exit, once the shim has recorded it (after the command's output was drained and logged). */
+    @Override
     public Optional<ExitStatus> exitStatus() {
         return readJson("exit.json").map(json -> new ExitStatus(json.path("exitCode").asInt(),
                 json.path("signal").asInt(), Instant.parse(json.path("finishedAt").asText())));
@@ -119,6 +120,7 @@ public record Shim(Path dir, long pid) {
      * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws if the shim died
      * without recording an exit (killed, or the host's pid was reused).
      */
+    @Override
     public Optional<ExitStatus> await(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
@@ -139,6 +141,7 @@ public record Shim(Path dir, long pid) {
     }
 
     /** Connects to the shim's attach socket. */
+    @Override
     public AttachConnection attach() throws IOException {
         return AttachConnection.open(dir.resolve("attach.sock"));
     }

@@ -1,0 +1,190 @@
+package dev.kiln.reliability;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.testing.Command;
+import dev.kiln.testing.KilndProcess;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Disabled;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Bad requests, from the CLI and raw on the socket, get a one-line answer with Docker's exit code (or a 4xx with
+ * {@code {"message": …}}) and never hurt kilnd: one daemon (its own process) takes them all, and after each test it
+ * still answers and holds nothing the bad request created.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class BadInputTest {
+
+    @TempDir(factory = ShortTempDir.class)
+    Path tmp;
+    Path root;
+    Path runRoot;
+    KilndProcess kilnd;
+    KilnCli kiln;
+    String image;
+
+    @BeforeAll
+    void startDaemon() {
+        Command.require("runc", "runc");
+        root = tmp.resolve("r");
+        runRoot = tmp.resolve("s");
+        kilnd = KilndProcess.start(root, runRoot);
+        kiln = new KilnCli(kilnd);
+        image = BusyboxImage.importInto(kiln, tmp);
+    }
+
+    @AfterAll
+    void stopDaemon() {
+        try {
+            if (kiln != null) {
+                kiln.close();
+            }
+        } finally {
+            if (kilnd != null) {
+                kilnd.close();
+            }
+            Leftovers.cleanUp(root, runRoot);
+        }
+    }
+
+    /** After every bad input: the same daemon process answers ps, and no sandbox, mount or runtime state is left. */
+    @AfterEach
+    void daemonStillServes() {
+        long pid = kilnd.pid();
+        KilnCli.Result ps = kiln.kiln("ps", "-a", "-q");
+        assertThat(ps.exitCode()).as("ps after a bad request: " + ps + "\nkilnd log: " + kilnd.log()).isZero();
+        assertThat(ps.out()).as("sandboxes left by a bad request").isBlank();
+        assertThat(kilnd.pid()).as("kilnd was restarted?").isEqualTo(pid);
+        assertThat(Leftovers.mountsUnder(root)).as("mounts left").isEmpty();
+        assertThat(Leftovers.sandboxDirs(root)).as("sandbox dirs left").isEmpty();
+        assertThat(Leftovers.runtimeState(runRoot)).as("runtime state left").isEmpty();
+    }
+
+    @Test
+    void unknownImageIsOneLineAnd125() {
+        // a loopback registry that does not listen: the pull kiln tries must fail fast, offline
+        KilnCli.Result r = kiln.kiln("run", "--rm", "127.0.0.1:9/no/such-image:1", "true");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(125);
+        assertOneErrorLine(r);
+        assertThat(errorLine(r)).contains("127.0.0.1:9/no/such-image:1");
+
+        RawHttp.Response api = RawHttp.request(kilnd.socket(), "POST", "/v1/sandboxes",
+                "{\"image\":\"no/such-image:1\",\"cmd\":[\"true\"]}");
+        assertThat(api.status()).as(api.body()).isEqualTo(404);
+        assertThat(api.json().path("message").asText()).contains("no such image");
+    }
+
+    @Test
+    void badFlagValuesAreOneLineAnd125() {
+        List<List<String>> bad = List.of(
+                List.of("-m", "lots"),
+                List.of("--memory", "1k"),
+                List.of("--cpus", "-1"),
+                List.of("--cpus", "many"),
+                List.of("--isolation", "nope"),
+                List.of("--runtime", "nope"),
+                List.of("--name", "bad name!"),
+                List.of("--pids-limit", "x"));
+        for (List<String> flags : bad) {
+            for (String command : List.of("run", "create")) {
+                List<String> args = new java.util.ArrayList<>(List.of(command, "--rm"));
+                args.addAll(flags);
+                args.addAll(List.of(image, "true"));
+                KilnCli.Result r = kiln.kiln(args.toArray(String[]::new));
+                assertThat(r.exitCode()).as(String.join(" ", args) + ": " + r).isEqualTo(125);
+                assertOneErrorLine(r);
+            }
+        }
+    }
+
+    @Test
+    void missingCommandIs127() {
+        for (String cmd : List.of("/no/such/binary", "no-such-command")) {
+            KilnCli.Result r = kiln.kiln("run", "--rm", image, cmd);
+            assertThat(r.exitCode()).as(cmd + ": " + r).isEqualTo(127);
+            assertOneErrorLine(r);
+            assertThat(errorLine(r)).contains(cmd);
+        }
+    }
+
+    @Test
+    void notExecutableIs126() {
+        for (String cmd : List.of("/etc", BusyboxImage.NOT_EXECUTABLE)) {
+            KilnCli.Result r = kiln.kiln("run", "--rm", image, cmd);
+            assertThat(r.exitCode()).as(cmd + ": " + r).isEqualTo(126);
+            assertOneErrorLine(r);
+            assertThat(errorLine(r)).contains(cmd);
+        }
+    }
+
+    @Test
+    void failedStartWithoutRmLeavesACreatedSandboxThatRmRemoves() {
+        // as Docker: the sandbox was created before its command was found missing, and stays until removed
+        KilnCli.Result r = kiln.kiln("run", "--name", "never-ran", image, "/no/such/binary");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(127);
+        assertThat(kiln.ok("ps", "-a", "--format", "json").out()).contains("never-ran").contains("\"created\"");
+        kiln.ok("rm", "never-ran");
+    }
+
+    @Test
+    void garbageOnTheSocketIsA4xxWithAMessage() {
+        Path socket = kilnd.socket();
+        for (String body : List.of("{bad", "", "[]", "null", "{\"image\": 5, \"memory\": \"lots\"}",
+                "{\"image\": \"" + image + "\", \"cmd\": \"not a list\"}", "\u0000\u0001\u0002")) {
+            RawHttp.Response r = RawHttp.request(socket, "POST", "/v1/sandboxes", body);
+            assertThat(r.status()).as("POST /v1/sandboxes " + body + " -> " + r).isEqualTo(400);
+            JsonNode message = r.json().path("message");
+            assertThat(message.isTextual()).as(r.body()).isTrue();
+            assertThat(message.asText()).doesNotContain("\n").isNotBlank();
+        }
+        RawHttp.Response unknown = RawHttp.request(socket, "POST", "/v1/no-such-endpoint", "{}");
+        assertThat(unknown.status()).isEqualTo(404);
+        assertThat(unknown.json().path("message").asText()).contains("no-such-endpoint");
+
+        RawHttp.Response noSandbox = RawHttp.request(socket, "POST", "/v1/sandboxes/nope/start", null);
+        assertThat(noSandbox.status()).isEqualTo(404);
+        assertThat(noSandbox.json().has("message")).isTrue();
+
+        RawHttp.Response badExec = RawHttp.request(socket, "POST", "/v1/execs/nope/start", "{bad");
+        assertThat(badExec.status()).isEqualTo(404);
+
+        // not even HTTP: the server answers 400 (or closes) and keeps serving
+        RawHttp.Response notHttp = RawHttp.send(socket, "\u0016\u0003\u0001garbage\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+        assertThat(notHttp.status()).isBetween(400, 499);
+    }
+
+    @Test
+    @Disabled("kilnd cannot be pointed at a missing runtime binary: Kilnd.isolators() hard-codes runc/runsc found on "
+            + "PATH, with no setting for the binary, so 'runtime missing' cannot be provoked without touching /usr/bin")
+    void missingRuntimeBinaryIsOneLineAnd125() {
+    }
+
+    // ---- helpers ----
+
+    private static void assertOneErrorLine(KilnCli.Result r) {
+        List<String> kilnLines = r.errLines().stream().filter(l -> l.startsWith("kiln: ")).toList();
+        assertThat(kilnLines).as("one 'kiln: ' error line in " + r).hasSize(1);
+        assertThat(r.err()).as("no stack trace").doesNotContain("\tat ").doesNotContain("Exception");
+        // Docker's informational "Unable to find image 'X' locally" may precede the error, nothing else
+        assertThat(r.errLines().stream().filter(l -> !l.startsWith("kiln: ") && !l.startsWith("Unable to find image")))
+                .as("other stderr lines in " + r).isEmpty();
+        assertThat(r.out()).as("stdout of a failed command").isBlank();
+    }
+
+    private static String errorLine(KilnCli.Result r) {
+        return r.errLines().stream().filter(l -> l.startsWith("kiln: ")).findFirst().orElseThrow();
+    }
+}
