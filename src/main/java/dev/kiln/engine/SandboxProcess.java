@@ -4,8 +4,8 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.ImageConfig;
 import dev.kiln.isolation.ProcessSpec;
-import dev.kiln.isolation.oci.ImageProcess;
-import dev.kiln.isolation.oci.ImageUser;
+import dev.kiln.engine.process.ImageProcess;
+import dev.kiln.engine.process.ImageUser;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

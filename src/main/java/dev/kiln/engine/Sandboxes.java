@@ -127,7 +127,7 @@ public final class Sandboxes implements AutoCloseable {
             }
             Isolator isolator = isolator(s.isolation());
             SandboxSpec spec = spec(s);
-            dev.kiln.isolation.oci.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
+            dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
             resetMainDir(s);
             isolator.create(spec);
             Shim shim;
@@ -348,7 +348,7 @@ public final class Sandboxes implements AutoCloseable {
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
-        dev.kiln.isolation.oci.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
+        dev.kiln.engine.process.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
         events.emit(s, "exec_start");
         return isolator(s.isolation()).exec(spec(s), execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
     }

@@ -8,7 +8,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,30 +23,29 @@ import static org.assertj.core.api.Assertions.assertThat;
  * {@code {"message": …}}) and never hurt kilnd: one daemon (its own process) takes them all, and after each test it
  * still answers and holds nothing the bad request created.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class BadInputTest {
 
-    @TempDir(factory = ShortTempDir.class)
-    Path tmp;
-    Path root;
-    Path runRoot;
-    KilndProcess kilnd;
-    KilnCli kiln;
-    String image;
+    @TempDir
+    static Path tmp;
+    static Path root;
+    static Path runRoot;
+    static KilndProcess kilnd;
+    static KilnCli kiln;
+    static String image;
 
     @BeforeAll
-    void startDaemon() {
+    static void startDaemon() {
         Command.require("runc", "runc");
-        root = tmp.resolve("r");
-        runRoot = tmp.resolve("s");
+        root = tmp.resolve("root");
+        runRoot = tmp.resolve("run");
         kilnd = KilndProcess.start(root, runRoot);
         kiln = new KilnCli(kilnd);
         image = BusyboxImage.importInto(kiln, tmp);
     }
 
     @AfterAll
-    void stopDaemon() {
+    static void stopDaemon() {
         try {
             if (kiln != null) {
                 kiln.close();

@@ -31,7 +31,7 @@ class DaemonCrashTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String TICKER = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done";
 
-    @TempDir(factory = ShortTempDir.class)
+    @TempDir
     Path tmp;
     Path root;
     Path runRoot;
@@ -43,8 +43,8 @@ class DaemonCrashTest {
     void startDaemon() {
         Command.require("runc", "runc");
         Command.require("runsc", "runsc");
-        root = tmp.resolve("r");
-        runRoot = tmp.resolve("s");
+        root = tmp.resolve("root");
+        runRoot = tmp.resolve("run");
         kilnd = KilndProcess.start(root, runRoot);
         kiln = new KilnCli(kilnd);
         image = BusyboxImage.importInto(kiln, tmp);

@@ -34,7 +34,7 @@ class ParallelRunTest {
     static final int RUNS = 50;
     static final int CLIENTS = 10;
 
-    @TempDir(factory = ShortTempDir.class)
+    @TempDir
     Path tmp;
     Path root;
     Path runRoot;
@@ -45,8 +45,8 @@ class ParallelRunTest {
     @BeforeEach
     void startDaemon() {
         Command.require("runc", "runc");
-        root = tmp.resolve("r");
-        runRoot = tmp.resolve("s");
+        root = tmp.resolve("root");
+        runRoot = tmp.resolve("run");
         kilnd = KilndProcess.start(root, runRoot);
         kiln = new KilnCli(kilnd);
         image = BusyboxImage.importInto(kiln, tmp);
@@ -67,7 +67,18 @@ class ParallelRunTest {
     }
 
     @Test
+    void manyFirstRunsOfAFreshImageAtOnceAllSucceed() throws Exception {
+        // the image has never been unpacked: every create wants its root filesystem at the same moment
+        List<KilnCli.Result> results = parallel(CLIENTS, () -> kiln.kiln("run", "--rm", image, "true"));
+        assertThat(results).as("exit codes").allSatisfy(r -> assertThat(r.exitCode()).as(r.toString()).isZero());
+        assertNoRowsWithin(Duration.ofSeconds(10));
+        assertThat(Leftovers.mountsUnder(root)).as("mounts").isEmpty();
+        assertThat(Leftovers.sandboxDirs(root)).as("sandbox dirs").isEmpty();
+    }
+
+    @Test
     void fiftyParallelRunsWithRmAllSucceedAndLeaveNothing() throws Exception {
+        kiln.ok("run", "--rm", image, "true"); // the image's first unpack is manyFirstRunsOfAFreshImageAtOnce's
         // the sandboxes' ids, seen through the API while they live (the CLI prints none for an attached run)
         Set<String> seen = ConcurrentHashMap.newKeySet();
         AtomicBoolean running = new AtomicBoolean(true);
@@ -125,22 +136,9 @@ class ParallelRunTest {
 
     @Test
     void concurrentCreatesWithOneNameHaveExactlyOneWinner() throws Exception {
+        kiln.ok("run", "--rm", image, "true"); // unpacked once, so the creates race for the name only
         int clients = 5;
-        CountDownLatch go = new CountDownLatch(1);
-        List<KilnCli.Result> results = new ArrayList<>();
-        try (ExecutorService pool = Executors.newFixedThreadPool(clients)) {
-            List<Future<KilnCli.Result>> creates = new ArrayList<>();
-            for (int i = 0; i < clients; i++) {
-                creates.add(pool.submit(() -> {
-                    go.await();
-                    return kiln.kiln("create", "--name", "same", image, "true");
-                }));
-            }
-            go.countDown();
-            for (Future<KilnCli.Result> f : creates) {
-                results.add(f.get(60, TimeUnit.SECONDS));
-            }
-        }
+        List<KilnCli.Result> results = parallel(clients, () -> kiln.kiln("create", "--name", "same", image, "true"));
         List<KilnCli.Result> won = results.stream().filter(r -> r.exitCode() == 0).toList();
         List<KilnCli.Result> lost = results.stream().filter(r -> r.exitCode() != 0).toList();
         assertThat(won).as("winners among " + results).hasSize(1);
@@ -159,6 +157,26 @@ class ParallelRunTest {
         assertNoRowsWithin(Duration.ZERO);
         assertThat(Leftovers.mountsUnder(root)).isEmpty();
         assertThat(Leftovers.sandboxDirs(root)).isEmpty();
+    }
+
+    private static List<KilnCli.Result> parallel(int n, java.util.concurrent.Callable<KilnCli.Result> task)
+            throws Exception {
+        CountDownLatch go = new CountDownLatch(1);
+        List<KilnCli.Result> results = new ArrayList<>();
+        try (ExecutorService pool = Executors.newFixedThreadPool(n)) {
+            List<Future<KilnCli.Result>> futures = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                futures.add(pool.submit(() -> {
+                    go.await();
+                    return task.call();
+                }));
+            }
+            go.countDown();
+            for (Future<KilnCli.Result> f : futures) {
+                results.add(f.get(60, TimeUnit.SECONDS));
+            }
+        }
+        return results;
     }
 
     private void assertNoRowsWithin(Duration timeout) throws InterruptedException {

@@ -1,5 +1,8 @@
 package dev.kiln.isolation.oci;
 
+import dev.kiln.testing.BusyboxRootfs;
+import dev.kiln.engine.process.ImageProcess;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.kiln.isolation.ProcessSpec;

@@ -1,4 +1,4 @@
-package dev.kiln.isolation.oci;
+package dev.kiln.testing;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -9,15 +9,15 @@ import java.util.List;
 import org.junit.jupiter.api.Assumptions;
 
 /** A minimal root filesystem for runtime tests: static busybox with applet links, passwd and group. */
-final class BusyboxRootfs {
+public final class BusyboxRootfs {
     static final Path BUSYBOX = Path.of("/usr/bin/busybox");
     static final List<String> APPLETS = List.of("sh", "id", "cat", "ls", "echo", "sleep", "grep", "hostname", "env",
             "pwd", "touch", "unshare", "chroot", "wc", "true", "ip", "mount");
-    static final String PASSWD = """
+    public static final String PASSWD = """
             root:x:0:0:root:/root:/bin/sh
             app:x:1000:1000:app:/home/app:/bin/sh
             """;
-    static final String GROUP = """
+    public static final String GROUP = """
             root:x:0:
             app:x:1000:
             extra:x:2000:app
@@ -27,7 +27,7 @@ final class BusyboxRootfs {
     }
 
     /** Creates {@code rootfs} (skipping the test when the static busybox is missing). */
-    static Path create(Path rootfs) throws IOException {
+    public static Path create(Path rootfs) throws IOException {
         Assumptions.assumeTrue(Files.isExecutable(BUSYBOX), "/usr/bin/busybox missing (install busybox-static)");
         Files.createDirectories(rootfs.resolve("bin"));
         Files.copy(BUSYBOX, rootfs.resolve("bin/busybox"), StandardCopyOption.COPY_ATTRIBUTES);

@@ -1,4 +1,4 @@
-package dev.kiln.isolation.oci;
+package dev.kiln.engine.process;
 
 import dev.kiln.KilnException;
 import dev.kiln.image.ImageConfig;

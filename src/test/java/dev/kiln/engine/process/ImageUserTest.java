@@ -1,5 +1,6 @@
-package dev.kiln.isolation.oci;
+package dev.kiln.engine.process;
 
+import dev.kiln.testing.BusyboxRootfs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
