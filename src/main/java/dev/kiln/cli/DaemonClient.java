@@ -211,8 +211,17 @@ final class DaemonClient {
         return c < 0 && b.size() == 0 ? null : b.toString(StandardCharsets.ISO_8859_1);
     }
 
+    /** A response body read in blocks; the single-byte read goes through the block read. */
+    private abstract static class Body extends InputStream {
+        @Override
+        public int read() throws IOException {
+            byte[] one = new byte[1];
+            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+        }
+    }
+
     /** A Content-Length body. */
-    private static final class Bounded extends InputStream {
+    private static final class Bounded extends Body {
         private final InputStream in;
         private long left;
 
@@ -221,11 +230,6 @@ final class DaemonClient {
             this.left = length;
         }
 
-        @Override
-        public int read() throws IOException {
-            byte[] one = new byte[1];
-            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-        }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
@@ -241,7 +245,7 @@ final class DaemonClient {
     }
 
     /** A chunked body, decoded as it arrives so streams (logs -f, attach) flow without delay. */
-    private static final class Chunked extends InputStream {
+    private static final class Chunked extends Body {
         private final InputStream in;
         private long left;
         private boolean done;
@@ -250,11 +254,6 @@ final class DaemonClient {
             this.in = in;
         }
 
-        @Override
-        public int read() throws IOException {
-            byte[] one = new byte[1];
-            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-        }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {

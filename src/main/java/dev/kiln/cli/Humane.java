@@ -10,14 +10,7 @@ final class Humane {
     }
 
     static String size(long bytes) {
-        String[] units = {"B", "kB", "MB", "GB", "TB"};
-        double v = bytes;
-        int u = 0;
-        while (v >= 1000 && u < units.length - 1) {
-            v /= 1000;
-            u++;
-        }
-        return (u == 0 ? String.valueOf(bytes) : String.format("%.3g", v)) + units[u];
+        return scaled(bytes, 1000, "B", "kB", "MB", "GB", "TB", 3);
     }
 
     static String since(String isoTime) {
@@ -46,15 +39,19 @@ final class Humane {
 
     /** Memory as Docker's stats prints it: binary units, "12.5MiB". */
     static String binarySize(long bytes) {
-        String[] units = {"B", "KiB", "MiB", "GiB", "TiB"};
+        return scaled(bytes, 1024, "B", "KiB", "MiB", "GiB", "TiB", 4);
+    }
+
+    /** {@code digits} significant digits without trailing zeros, as Docker's units package: 64MiB, 1.234GiB. */
+    private static String scaled(long bytes, int base, String b, String k, String m, String g, String t, int digits) {
+        String[] units = {b, k, m, g, t};
         double v = bytes;
         int u = 0;
-        while (v >= 1024 && u < units.length - 1) {
-            v /= 1024;
+        while (v >= base && u < units.length - 1) {
+            v /= base;
             u++;
         }
-        // four significant digits without trailing zeros, as Docker's units.BytesSize: 64MiB, 1.234GiB
-        return new java.math.BigDecimal(v).round(new java.math.MathContext(4)).stripTrailingZeros().toPlainString()
-                + units[u];
+        return new java.math.BigDecimal(v).round(new java.math.MathContext(digits)).stripTrailingZeros()
+                .toPlainString() + units[u];
     }
 }
