@@ -1,6 +1,5 @@
 package dev.kiln.reliability;
 
-import dev.kiln.cli.Main;
 import dev.kiln.testing.KilndProcess;
 import sun.misc.Signal;
 import sun.misc.SignalHandler;
@@ -8,6 +7,11 @@ import sun.misc.SignalHandler;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.net.MalformedURLException;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,8 +25,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * The kiln CLI against one {@link KilndProcess}: in this JVM ({@link #kiln}, fast, for commands that print through
  * the CLI's writers) or as its own process ({@link #process}, for logs and exec, whose output goes to the process's
- * stdout). In-process attached runs install the CLI's signal proxy in this JVM; {@link #close} puts the handlers
- * that were there before back.
+ * stdout). Both run the daemon's own build: the in-JVM CLI is loaded from the daemon's copy of the jar in a class
+ * loader of its own, so it is the same code as the daemon and immune to builds rewriting target/classes meanwhile.
+ * In-process attached runs install the CLI's signal proxy in this JVM; {@link #close} puts the handlers that were
+ * there before back.
  */
 final class KilnCli implements AutoCloseable {
 
@@ -40,10 +46,20 @@ final class KilnCli implements AutoCloseable {
     private static final List<String> PROXIED = List.of("INT", "TERM", "HUP", "QUIT", "USR1", "USR2");
 
     private final KilndProcess daemon;
+    private final URLClassLoader loader;
+    private final Method main;
     private final Map<String, SignalHandler> savedHandlers = new LinkedHashMap<>();
 
     KilnCli(KilndProcess daemon) {
         this.daemon = daemon;
+        try {
+            loader = new URLClassLoader("kiln-cli", new URL[] {daemon.jar().toUri().toURL()},
+                    ClassLoader.getPlatformClassLoader());
+            main = loader.loadClass("dev.kiln.cli.Main").getMethod("run", String[].class, PrintWriter.class,
+                    PrintWriter.class);
+        } catch (MalformedURLException | ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot load the kiln CLI from " + daemon.jar(), e);
+        }
         for (String name : PROXIED) {
             try {
                 Signal sig = new Signal(name);
@@ -62,7 +78,14 @@ final class KilnCli implements AutoCloseable {
         all.addAll(List.of(args));
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
-        int code = Main.run(all.toArray(String[]::new), new PrintWriter(out), new PrintWriter(err));
+        int code;
+        try {
+            code = (int) main.invoke(null, all.toArray(String[]::new), new PrintWriter(out), new PrintWriter(err));
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        } catch (InvocationTargetException e) {
+            throw new AssertionError("kiln " + String.join(" ", args) + " threw", e.getCause());
+        }
         return new Result(code, out.toString(), err.toString());
     }
 
@@ -112,5 +135,10 @@ final class KilnCli implements AutoCloseable {
     @Override
     public void close() {
         savedHandlers.forEach((name, handler) -> Signal.handle(new Signal(name), handler));
+        try {
+            loader.close();
+        } catch (IOException ignored) {
+            // the jar copy is deleted with the daemon
+        }
     }
 }

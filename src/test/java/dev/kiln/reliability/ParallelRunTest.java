@@ -79,6 +79,7 @@ class ParallelRunTest {
     @Test
     void fiftyParallelRunsWithRmAllSucceedAndLeaveNothing() throws Exception {
         kiln.ok("run", "--rm", image, "true"); // the image's first unpack is manyFirstRunsOfAFreshImageAtOnce's
+        assertNoRowsWithin(Duration.ofSeconds(10));
         // the sandboxes' ids, seen through the API while they live (the CLI prints none for an attached run)
         Set<String> seen = ConcurrentHashMap.newKeySet();
         AtomicBoolean running = new AtomicBoolean(true);
@@ -137,6 +138,7 @@ class ParallelRunTest {
     @Test
     void concurrentCreatesWithOneNameHaveExactlyOneWinner() throws Exception {
         kiln.ok("run", "--rm", image, "true"); // unpacked once, so the creates race for the name only
+        assertNoRowsWithin(Duration.ofSeconds(10));
         int clients = 5;
         List<KilnCli.Result> results = parallel(clients, () -> kiln.kiln("create", "--name", "same", image, "true"));
         List<KilnCli.Result> won = results.stream().filter(r -> r.exitCode() == 0).toList();

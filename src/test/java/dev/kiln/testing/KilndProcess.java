@@ -112,13 +112,18 @@ public final class KilndProcess implements AutoCloseable {
         return process != null && process.isAlive();
     }
 
+    /** kiln's jar of the build this daemon runs (a private copy; its manifest's Class-Path names lib/ beside it). */
+    public Path jar() {
+        return dist.resolve("kiln-0.1.0.jar");
+    }
+
     /**
      * The kiln CLI from the same build, as a command line for {@link ProcessBuilder}, talking to this daemon: for
      * commands whose output a test reads from a real process (logs, exec).
      */
     public List<String> cli(String... args) {
         List<String> cmd = new ArrayList<>(List.of(java().toString(), "--enable-native-access=ALL-UNNAMED",
-                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", dist.resolve("kiln-0.1.0.jar").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", jar().toString(),
                 "dev.kiln.cli.Main", "--host", host()));
         cmd.addAll(List.of(args));
         return cmd;

@@ -63,7 +63,7 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public Shim start(SandboxSpec spec, Duration waitAttach) {
-        runQuietly("delete", "-f", spec.id()); // a stale state dir from a crashed earlier run would block the name
+        deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         List<String> cmd = command("run", "--bundle", spec.dir().toString(), spec.id());
         Shim shim = Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
@@ -142,7 +142,7 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
-        runQuietly("delete", "-f", spec.id());
+        deleteRuntimeState(spec);
         Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
     }
 
@@ -172,8 +172,17 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    private void runQuietly(String... args) {
-        run(command(args));
+    /** {@code delete -f}, only when the runtime holds state for the sandbox: each runtime call costs a fork+exec. */
+    private void deleteRuntimeState(SandboxSpec spec) {
+        try (var entries = Files.list(stateRoot)) {
+            if (entries.noneMatch(p -> p.getFileName().toString().startsWith(spec.id()))) {
+                return;
+            }
+        } catch (IOException e) {
+            // no state root yet: nothing to delete
+            return;
+        }
+        run(command("delete", "-f", spec.id()));
     }
 
     private Result run(List<String> cmd) {

@@ -1,0 +1,768 @@
+/*
+ * kiln-init: PID 1 inside every kiln microVM.
+ *
+ * Loads the kernel modules listed in /modules.order, finds the control port (virtio-serial "kiln.0"), greets the
+ * host, receives the sandbox (START), mounts the image disk (erofs, read-only) under overlayfs with the sandbox's
+ * writable disk (ext4), moves into it, runs the main process and any EXEC'd processes with their stdio multiplexed
+ * over the port, reports every exit, and powers the VM off when the main process is gone.
+ *
+ * The wire protocol is specified in docs/guest-protocol.md; the boot sequence in docs/vm.md. Static (musl), no
+ * dependencies beyond libc, every return value checked.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROTOCOL_VERSION 1
+#define MAX_PAYLOAD   65536
+#define MAX_STREAMS   64
+#define OUT_HIGH      (1 << 20) /* port output queued beyond this: stop reading process output (backpressure) */
+#define STDIN_HIGH    (1 << 20) /* stdin queued for one process beyond this: stop reading the port */
+#define DRAIN_MS      2000      /* after a process exits, its output is read until EOF or this long */
+#define SHUTDOWN_MS   3000      /* after the main process: time for the others to be reported and for the host's BYE */
+#define DEVICE_WAIT_MS 10000    /* how long devices (port, disks) may take to appear */
+
+enum { T_HELLO = 1, T_START, T_EXEC, T_STDIN, T_STDIN_CLOSE, T_STDOUT, T_STDERR, T_EXIT, T_SIGNAL, T_RESIZE,
+       T_ERROR, T_STARTED, T_BYE };
+
+struct buf { char *p; size_t len, cap; };
+
+struct stream {
+    int used, id, tty, stdin_closing;
+    pid_t pid;
+    int in_fd, out_fd, err_fd; /* with a tty all three are the pty master */
+    int exited, code, sig;
+    long long exited_ms;
+    struct buf in;
+};
+
+struct spec {
+    char *copy;                 /* the records, NUL-separated; every pointer below points into it */
+    char **argv, **envp;
+    const char *cwd, *hostname, *hosts, *resolv;
+    uid_t uid;
+    gid_t gid, groups[64];
+    int ngroups, tty, with_stdin, readonly;
+};
+
+static int port = -1, sig_fd = -1, bye, main_done, rest_killed;
+static long long main_done_ms;
+static struct buf outq;
+static unsigned char inbuf[2 * (8 + MAX_PAYLOAD)];
+static size_t inlen;
+static struct stream streams[MAX_STREAMS];
+
+static long long now_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One line on the console (the VM's boot log). */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
+    char line[600];
+    va_list ap;
+    int k = snprintf(line, sizeof line, "kiln-init: ");
+    va_start(ap, fmt);
+    vsnprintf(line + k, sizeof line - (size_t)k - 1, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    if (write_all(2, line, len) != 0) { /* no console: nothing else to tell */ }
+}
+
+static int buf_put(struct buf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (q == NULL) return -1;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_drop(struct buf *b, size_t n) {
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+}
+
+static void buf_free(struct buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static void power_off(void) {
+    sync();
+    if (reboot(RB_POWER_OFF) != 0) say("power off: %s", strerror(errno));
+    if (reboot(RB_AUTOBOOT) != 0) say("reboot: %s", strerror(errno)); /* QEMU runs with -no-reboot: it exits */
+    for (;;) pause();
+}
+
+static void send_frame(int type, int stream, const void *p, size_t n) {
+    unsigned char h[8] = { (unsigned char)type, 0, (unsigned char)(stream >> 8), (unsigned char)stream,
+                           (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                           (unsigned char)n };
+    if (port < 0) return;
+    if (buf_put(&outq, h, 8) != 0 || buf_put(&outq, p, n) != 0) {
+        say("out of memory queueing a frame for the host");
+        power_off();
+    }
+}
+
+static void send_text(int type, int stream, const char *fmt, ...) {
+    char text[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof text) n = sizeof text - 1;
+    send_frame(type, stream, text, (size_t)n);
+}
+
+static void port_flush(void) {
+    while (outq.len > 0) {
+        ssize_t w = write(port, outq.p, outq.len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            if (errno != EAGAIN) { say("writing to the host: %s", strerror(errno)); outq.len = 0; }
+            return;
+        }
+        buf_drop(&outq, (size_t)w);
+    }
+}
+
+/* Waits (bounded) until the host has the queued frames and, if asked, until it said BYE. */
+static int next_frame(int *type, int *stream, unsigned char **payload, size_t *len);
+
+static void settle(int want_bye, long long deadline) {
+    while ((outq.len > 0 || (want_bye && !bye)) && now_ms() < deadline) {
+        struct pollfd p = { port, (short)(POLLIN | (outq.len ? POLLOUT : 0)), 0 };
+        if (poll(&p, 1, (int)(deadline - now_ms())) < 0 && errno != EINTR) return;
+        if (p.revents & POLLOUT) port_flush();
+        if (p.revents & POLLIN) {
+            ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
+            if (r > 0) inlen += (size_t)r;
+            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) return;
+            int t, s;
+            unsigned char *pl;
+            size_t n;
+            while (next_frame(&t, &s, &pl, &n) == 1) if (t == T_BYE) bye = 1;
+        }
+    }
+}
+
+/* A set-up failure: tell the host (ERROR on stream 0) and the console, then power off. */
+__attribute__((format(printf, 1, 2), noreturn)) static void fatal(const char *fmt, ...) {
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    say("%s", text);
+    if (port >= 0) {
+        send_frame(T_ERROR, 0, text, strlen(text));
+        settle(1, now_ms() + 2000);
+    }
+    power_off();
+    for (;;) pause();
+}
+
+/* Consumes one complete frame from inbuf; 1 if one was there, 0 if more bytes are needed. */
+static size_t consumed;
+
+static int next_frame(int *type, int *stream, unsigned char **payload, size_t *len) {
+    if (consumed > 0) { /* the previous frame has been handled: drop it */
+        memmove(inbuf, inbuf + consumed, inlen - consumed);
+        inlen -= consumed;
+        consumed = 0;
+    }
+    if (inlen < 8) return 0;
+    uint32_t n = (uint32_t)inbuf[4] << 24 | (uint32_t)inbuf[5] << 16 | (uint32_t)inbuf[6] << 8 | inbuf[7];
+    if (n > MAX_PAYLOAD) fatal("the host sent a frame of %u bytes (at most %d)", (unsigned)n, MAX_PAYLOAD);
+    if (inlen < 8 + (size_t)n) return 0;
+    *type = inbuf[0];
+    *stream = inbuf[2] << 8 | inbuf[3];
+    *payload = inbuf + 8;
+    *len = n;
+    consumed = 8 + n;
+    return 1;
+}
+
+/* Blocks (the set-up phase) until a frame arrives; the host is expected, so no timeout: it enforces one. */
+static void read_frame(int *type, int *stream, unsigned char **payload, size_t *len) {
+    while (next_frame(type, stream, payload, len) == 0) {
+        struct pollfd p = { port, (short)(POLLIN | (outq.len ? POLLOUT : 0)), 0 };
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            fatal("poll on the control port: %s", strerror(errno));
+        }
+        if (p.revents & POLLOUT) port_flush();
+        if (p.revents & (POLLIN | POLLHUP)) {
+            ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (r < 0) fatal("reading the control port: %s", strerror(errno));
+            if (r == 0) { struct timespec ts = { 0, 20000000 }; nanosleep(&ts, NULL); continue; } /* host not yet there */
+            inlen += (size_t)r;
+        }
+    }
+}
+
+/* ---- set-up ---- */
+
+static void xmkdir(const char *path, mode_t mode) {
+    if (mkdir(path, mode) != 0 && errno != EEXIST) fatal("mkdir %s: %s", path, strerror(errno));
+}
+
+static void xmount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+    if (mount(src, dst, type, flags, data) != 0)
+        fatal("mounting %s (%s) on %s: %s", src ? src : "-", type ? type : "move", dst, strerror(errno));
+}
+
+/* mkdir -p, for a working directory that the image does not have (Docker creates it too). */
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    if (strlen(path) >= sizeof tmp) { errno = ENAMETOOLONG; return -1; }
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void load_modules(void) {
+    char list[8192];
+    int fd = open("/modules.order", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { if (errno != ENOENT) fatal("/modules.order: %s", strerror(errno)); return; }
+    ssize_t n = read(fd, list, sizeof list - 1);
+    if (n < 0) fatal("reading /modules.order: %s", strerror(errno));
+    if (close(fd) != 0) fatal("close: %s", strerror(errno));
+    list[n] = 0;
+    for (char *line = strtok(list, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        int m = open(line, O_RDONLY | O_CLOEXEC);
+        if (m < 0) fatal("module %s: %s", line, strerror(errno));
+        if (syscall(SYS_finit_module, m, "", 0) != 0 && errno != EEXIST)
+            fatal("loading module %s: %s", line, strerror(errno));
+        if (close(m) != 0) fatal("close: %s", strerror(errno));
+    }
+}
+
+static int read_small(const char *path, char *out, size_t n) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t r = read(fd, out, n - 1);
+    int e = errno;
+    if (close(fd) != 0 && r >= 0) return -1;
+    if (r < 0) { errno = e; return -1; }
+    out[r] = 0;
+    if (r > 0 && out[r - 1] == '\n') out[r - 1] = 0;
+    return 0;
+}
+
+/* The /dev name of the entry under sysdir whose attribute file `attr` reads `want` (polls until it appears). */
+static void find_device(const char *sysdir, const char *attr, const char *want, char *dev, size_t n) {
+    long long deadline = now_ms() + DEVICE_WAIT_MS;
+    for (;;) {
+        DIR *d = opendir(sysdir);
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char path[600], value[128];
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "%s/%s/%s", sysdir, e->d_name, attr);
+            if (read_small(path, value, sizeof value) == 0 && strcmp(value, want) == 0) {
+                snprintf(dev, n, "/dev/%s", e->d_name);
+                if (closedir(d) != 0) fatal("closedir: %s", strerror(errno));
+                if (access(dev, F_OK) == 0) return;
+                d = NULL;
+                break;
+            }
+        }
+        if (d != NULL && closedir(d) != 0) fatal("closedir: %s", strerror(errno));
+        if (now_ms() > deadline) fatal("no device with %s \"%s\" under %s after %d ms", attr, want, sysdir, DEVICE_WAIT_MS);
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Parses NUL-separated key=value records (docs/guest-protocol.md) into a spec; -1 with a message on error. */
+static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *err, size_t errn) {
+    memset(s, 0, sizeof *s);
+    s->cwd = "/";
+    if (n == 0 || p[n - 1] != 0) { snprintf(err, errn, "process spec not NUL-terminated"); return -1; }
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += p[i] == 0;
+    s->copy = malloc(n);
+    s->argv = calloc(count + 1, sizeof *s->argv);
+    s->envp = calloc(count + 1, sizeof *s->envp);
+    if (s->copy == NULL || s->argv == NULL || s->envp == NULL) { snprintf(err, errn, "out of memory"); return -1; }
+    memcpy(s->copy, p, n);
+    int argc = 0, envc = 0;
+    for (char *r = s->copy; r < s->copy + n; r += strlen(r) + 1) {
+        char *v = strchr(r, '=');
+        if (v == NULL) { snprintf(err, errn, "bad record \"%.40s\"", r); return -1; }
+        *v++ = 0;
+        if (strcmp(r, "arg") == 0) s->argv[argc++] = v;
+        else if (strcmp(r, "env") == 0) s->envp[envc++] = v;
+        else if (strcmp(r, "cwd") == 0) s->cwd = v;
+        else if (strcmp(r, "uid") == 0) s->uid = (uid_t)strtoul(v, NULL, 10);
+        else if (strcmp(r, "gid") == 0) s->gid = (gid_t)strtoul(v, NULL, 10);
+        else if (strcmp(r, "groups") == 0) {
+            for (char *g = v; *g && s->ngroups < 64; g++) {
+                s->groups[s->ngroups++] = (gid_t)strtoul(g, &g, 10);
+                if (*g != ',') break;
+            }
+        } else if (strcmp(r, "tty") == 0) s->tty = v[0] == '1';
+        else if (strcmp(r, "stdin") == 0) s->with_stdin = v[0] == '1';
+        else if (strcmp(r, "readonly") == 0) s->readonly = v[0] == '1';
+        else if (strcmp(r, "hostname") == 0) s->hostname = v;
+        else if (strcmp(r, "hosts") == 0) s->hosts = v;
+        else if (strcmp(r, "resolv") == 0) s->resolv = v;
+        /* unknown keys are ignored, so the host can add some before every guest knows them */
+    }
+    if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
+    return 0;
+}
+
+static void spec_free(struct spec *s) {
+    free(s->copy);
+    free(s->argv);
+    free(s->envp);
+}
+
+static void write_file(const char *path, const char *text) {
+    if (unlink(path) != 0 && errno != ENOENT) { say("unlink %s: %s", path, strerror(errno)); return; }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) { say("%s: %s", path, strerror(errno)); return; }
+    if (write_all(fd, text, strlen(text)) != 0) say("writing %s: %s", path, strerror(errno));
+    if (close(fd) != 0) say("closing %s: %s", path, strerror(errno));
+}
+
+static void loopback_up(void) {
+    struct ifreq ifr;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) { say("socket: %s", strerror(errno)); return; }
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) say("SIOCGIFFLAGS lo: %s", strerror(errno));
+    else {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) say("SIOCSIFFLAGS lo: %s", strerror(errno));
+    }
+    if (close(s) != 0) say("close: %s", strerror(errno));
+}
+
+/* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
+static void enter_root(const struct spec *s) {
+    char image[300], rw[300];
+    find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
+    find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+    xmkdir("/mnt", 0755);
+    xmkdir("/mnt/image", 0755);
+    xmkdir("/mnt/rw", 0755);
+    xmkdir("/newroot", 0755);
+    xmount(image, "/mnt/image", "erofs", MS_RDONLY, NULL);
+    xmount(rw, "/mnt/rw", "ext4", MS_NOATIME, NULL);
+    xmkdir("/mnt/rw/upper", 0755);
+    xmkdir("/mnt/rw/work", 0755);
+    xmount("overlay", "/newroot", "overlay", 0, "lowerdir=/mnt/image,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+    xmkdir("/newroot/dev", 0755);
+    xmkdir("/newroot/proc", 0555);
+    xmkdir("/newroot/sys", 0555);
+    xmount("/dev", "/newroot/dev", NULL, MS_MOVE, NULL);
+    xmount("/proc", "/newroot/proc", NULL, MS_MOVE, NULL);
+    xmount("/sys", "/newroot/sys", NULL, MS_MOVE, NULL);
+    /* initramfs cannot be pivoted away from: move the new root over / and chroot into it (as switch_root does) */
+    if (chdir("/newroot") != 0) fatal("chdir /newroot: %s", strerror(errno));
+    xmount(".", "/", NULL, MS_MOVE, NULL);
+    if (chroot(".") != 0) fatal("chroot: %s", strerror(errno));
+    if (chdir("/") != 0) fatal("chdir /: %s", strerror(errno));
+    xmkdir("/dev/pts", 0755);
+    xmkdir("/dev/shm", 01777);
+    xmount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    xmount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    const char *links[][2] = { { "/proc/self/fd", "/dev/fd" }, { "/proc/self/fd/0", "/dev/stdin" },
+                               { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
+                               { "pts/ptmx", "/dev/ptmx" } };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (i == 4 && unlink(links[i][1]) != 0 && errno != ENOENT) fatal("unlink /dev/ptmx: %s", strerror(errno));
+        if (symlink(links[i][0], links[i][1]) != 0 && errno != EEXIST) fatal("symlink %s: %s", links[i][1], strerror(errno));
+    }
+    if (s->hostname != NULL) {
+        if (sethostname(s->hostname, strlen(s->hostname)) != 0) fatal("sethostname: %s", strerror(errno));
+        char line[300];
+        snprintf(line, sizeof line, "%s\n", s->hostname);
+        if (mkdir("/etc", 0755) != 0 && errno != EEXIST) fatal("mkdir /etc: %s", strerror(errno));
+        write_file("/etc/hostname", line);
+    }
+    if (s->hosts != NULL) write_file("/etc/hosts", s->hosts);
+    if (s->resolv != NULL) write_file("/etc/resolv.conf", s->resolv);
+    loopback_up();
+    if (s->readonly) xmount("/", "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+/* ---- processes ---- */
+
+static void close_fd(int *fd) {
+    if (*fd >= 0 && close(*fd) != 0) say("close: %s", strerror(errno));
+    *fd = -1;
+}
+
+static int set_nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+__attribute__((noreturn)) static void child_fail(const char *what, int code) {
+    char msg[600];
+    int e = errno;
+    int n = snprintf(msg, sizeof msg, "kiln-init: %s: %s\n", what, strerror(e));
+    if (write_all(2, msg, (size_t)n) != 0) { /* only the exit code tells */ }
+    _exit(code);
+}
+
+/* In the forked child. Exit codes as Docker's: 125 set-up, 126 not executable, 127 not found. */
+__attribute__((noreturn)) static void exec_child(const struct spec *s, int in, int out, int err) {
+    sigset_t none;
+    extern char **environ;
+    if (setsid() < 0) child_fail("setsid", 125);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(125);
+    if (s->tty && ioctl(0, TIOCSCTTY, 0) != 0) child_fail("TIOCSCTTY", 125);
+    if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
+    if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail("setgroups", 125);
+    if (setgid(s->gid) != 0) child_fail("setgid", 125);
+    if (setuid(s->uid) != 0) child_fail("setuid", 125);
+    if (chdir(s->cwd) != 0) child_fail(s->cwd, 125);
+    environ = s->envp;
+    execvp(s->argv[0], s->argv);
+    char what[300];
+    snprintf(what, sizeof what, "exec %s", s->argv[0]);
+    child_fail(what, errno == ENOENT ? 127 : 126);
+}
+
+static struct stream *stream_of(int id) {
+    for (int i = 0; i < MAX_STREAMS; i++)
+        if (streams[i].used && streams[i].id == id) return &streams[i];
+    return NULL;
+}
+
+/* Starts a process for stream `id`; a failure before fork is reported as that stream's stderr + exit 125. */
+static void start_process(int id, const struct spec *s) {
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, m = -1;
+    struct stream *st = NULL;
+    for (int i = 0; i < MAX_STREAMS && st == NULL; i++) if (!streams[i].used) st = &streams[i];
+    if (st == NULL || stream_of(id) != NULL) {
+        send_text(T_STDERR, id, "kiln-init: %s\n", st == NULL ? "too many processes" : "stream in use");
+        send_text(T_EXIT, id, "125 0");
+        return;
+    }
+    if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) say("mkdir %s: %s", s->cwd, strerror(errno));
+    if (s->tty) {
+        const char *name;
+        if ((m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 || grantpt(m) != 0 || unlockpt(m) != 0 ||
+            (name = ptsname(m)) == NULL || (out[1] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) goto fail;
+        in[0] = err[1] = out[1];
+    } else {
+        if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) goto fail;
+        if (s->with_stdin ? pipe2(in, O_CLOEXEC) != 0 : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+            goto fail;
+    }
+    pid_t pid = fork();
+    if (pid < 0) goto fail;
+    if (pid == 0) exec_child(s, in[0], out[1], err[1]);
+    memset(st, 0, sizeof *st);
+    st->used = 1;
+    st->id = id;
+    st->pid = pid;
+    st->tty = s->tty;
+    if (s->tty) {
+        st->in_fd = s->with_stdin ? m : -1;
+        st->out_fd = m;
+        st->err_fd = -1;
+        if (close(out[1]) != 0 || set_nonblock(m) != 0) say("pty set-up: %s", strerror(errno));
+    } else {
+        st->in_fd = in[1];
+        st->out_fd = out[0];
+        st->err_fd = err[0];
+        if (close(in[0]) != 0 || close(out[1]) != 0 || close(err[1]) != 0) say("close: %s", strerror(errno));
+        if (set_nonblock(out[0]) != 0 || set_nonblock(err[0]) != 0 || (in[1] >= 0 && set_nonblock(in[1]) != 0))
+            say("O_NONBLOCK: %s", strerror(errno));
+    }
+    send_text(T_STARTED, id, "%d", (int)pid);
+    return;
+fail:
+    send_text(T_STDERR, id, "kiln-init: starting the process: %s\n", strerror(errno));
+    send_text(T_EXIT, id, "125 0");
+    if (s->tty) { in[0] = err[1] = -1; } /* the same descriptor as out[1] */
+    int fds[] = { in[0], in[1], out[0], out[1], err[0], err[1], m };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close_fd(&fds[i]);
+}
+
+/* Closes the stream's descriptors (the pty master once) and forgets the stream. */
+static void stream_end(struct stream *st) {
+    send_text(T_EXIT, st->id, "%d %d", st->code, st->sig);
+    if (st->tty) {
+        st->in_fd = -1;
+        close_fd(&st->out_fd);
+    } else {
+        close_fd(&st->in_fd);
+        close_fd(&st->out_fd);
+        close_fd(&st->err_fd);
+    }
+    buf_free(&st->in);
+    if (st->id == 0) { main_done = 1; main_done_ms = now_ms(); }
+    st->used = 0;
+}
+
+static void output_read(struct stream *st, int *fd, int type) {
+    char data[16384];
+    ssize_t r = read(*fd, data, sizeof data);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r <= 0) { /* EOF; EIO: the pty's last slave closed */
+        if (st->tty) { st->in_fd = -1; }
+        close_fd(fd);
+        return;
+    }
+    send_frame(type, st->id, data, (size_t)r);
+}
+
+static void stdin_flush(struct stream *st) {
+    ssize_t w = write(st->in_fd, st->in.p, st->in.len);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR) return;
+        st->in.len = 0; /* the process no longer reads its stdin */
+    } else buf_drop(&st->in, (size_t)w);
+    if (st->in.len == 0 && st->stdin_closing && !st->tty) close_fd(&st->in_fd);
+}
+
+static void reap(void) {
+    struct signalfd_siginfo si;
+    while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) { /* coalesced: waitpid finds them all */ }
+    for (;;) {
+        int status;
+        pid_t p = waitpid(-1, &status, WNOHANG);
+        if (p < 0 && errno == EINTR) continue;
+        if (p <= 0) return;
+        for (int i = 0; i < MAX_STREAMS; i++) {
+            struct stream *st = &streams[i];
+            if (!st->used || st->pid != p || st->exited) continue;
+            st->exited = 1;
+            st->exited_ms = now_ms();
+            st->sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+            st->code = WIFSIGNALED(status) ? 128 + st->sig : WEXITSTATUS(status);
+        }
+    }
+}
+
+static void host_frame(int type, int id, const unsigned char *p, size_t n) {
+    char text[64];
+    size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+    memcpy(text, p, k);
+    text[k] = 0;
+    struct stream *st = stream_of(id);
+    switch (type) {
+    case T_EXEC: {
+        struct spec s;
+        char err[200];
+        if (main_done) { send_text(T_STDERR, id, "kiln-init: the sandbox is stopping\n"); send_text(T_EXIT, id, "125 0"); break; }
+        if (parse_spec(p, n, &s, err, sizeof err) != 0) {
+            send_text(T_STDERR, id, "kiln-init: %s\n", err);
+            send_text(T_EXIT, id, "125 0");
+        } else start_process(id, &s);
+        spec_free(&s);
+        break;
+    }
+    case T_STDIN:
+        if (st != NULL && st->in_fd >= 0 && !st->stdin_closing && buf_put(&st->in, p, n) != 0)
+            say("out of memory for stdin");
+        break;
+    case T_STDIN_CLOSE:
+        if (st == NULL || st->in_fd < 0 || st->stdin_closing) break;
+        st->stdin_closing = 1;
+        if (st->tty) {
+            struct termios t;
+            char eof = 4;
+            if (tcgetattr(st->in_fd, &t) == 0) eof = (char)t.c_cc[VEOF];
+            if (buf_put(&st->in, &eof, 1) != 0) say("out of memory for stdin");
+        } else if (st->in.len == 0) close_fd(&st->in_fd);
+        break;
+    case T_SIGNAL: {
+        int sig = atoi(text);
+        if (st != NULL && !st->exited && sig > 0 && sig < 65 && kill(st->pid, sig) != 0 && errno != ESRCH)
+            say("kill %d %d: %s", (int)st->pid, sig, strerror(errno));
+        break;
+    }
+    case T_RESIZE: {
+        unsigned rows, cols;
+        struct winsize ws;
+        if (st == NULL || !st->tty || sscanf(text, "%u %u", &rows, &cols) != 2) break;
+        memset(&ws, 0, sizeof ws);
+        ws.ws_row = (unsigned short)rows;
+        ws.ws_col = (unsigned short)cols;
+        if (ioctl(st->out_fd, TIOCSWINSZ, &ws) != 0) say("TIOCSWINSZ: %s", strerror(errno));
+        break;
+    }
+    case T_BYE:
+        bye = 1;
+        break;
+    default:
+        break; /* HELLO/START again, or a type this guest does not know: ignored */
+    }
+}
+
+static void serve(void) {
+    for (;;) {
+        long long now = now_ms();
+        int timeout = -1, stdin_full = 0;
+        for (int i = 0; i < MAX_STREAMS; i++) {
+            struct stream *st = &streams[i];
+            if (!st->used) continue;
+            stdin_full |= st->in.len > STDIN_HIGH;
+            if (!st->exited) continue;
+            if ((st->out_fd < 0 && st->err_fd < 0) || now - st->exited_ms >= DRAIN_MS) stream_end(st);
+            else {
+                int left = (int)(st->exited_ms + DRAIN_MS - now);
+                if (timeout < 0 || left < timeout) timeout = left;
+            }
+        }
+        if (main_done) {
+            if (!rest_killed) { /* first pass after the main process: end everything else, as a container's end */
+                rest_killed = 1;
+                if (kill(-1, SIGKILL) != 0 && errno != ESRCH) say("kill -1: %s", strerror(errno));
+            }
+            int live = 0;
+            for (int i = 0; i < MAX_STREAMS; i++) live += streams[i].used;
+            if ((bye && outq.len == 0) || now - main_done_ms >= SHUTDOWN_MS) return;
+            if (live == 0 && outq.len == 0) { settle(1, main_done_ms + SHUTDOWN_MS); return; }
+            int left = (int)(main_done_ms + SHUTDOWN_MS - now);
+            if (timeout < 0 || left < timeout) timeout = left;
+        }
+        struct pollfd pfd[2 + 3 * MAX_STREAMS];
+        struct stream *owner[2 + 3 * MAX_STREAMS];
+        int n = 0, paused = outq.len > OUT_HIGH;
+        pfd[n++] = (struct pollfd){ port, (short)((stdin_full ? 0 : POLLIN) | (outq.len ? POLLOUT : 0)), 0 };
+        pfd[n++] = (struct pollfd){ sig_fd, POLLIN, 0 };
+        for (int i = 0; i < MAX_STREAMS; i++) {
+            struct stream *st = &streams[i];
+            if (!st->used) continue;
+            if (st->out_fd >= 0 && !paused) { owner[n] = st; pfd[n++] = (struct pollfd){ st->out_fd, POLLIN, 0 }; }
+            if (st->err_fd >= 0 && !paused) { owner[n] = st; pfd[n++] = (struct pollfd){ st->err_fd, POLLIN, 0 }; }
+            if (st->in_fd >= 0 && st->in.len > 0) { owner[n] = st; pfd[n++] = (struct pollfd){ st->in_fd, POLLOUT, 0 }; }
+        }
+        if (poll(pfd, (nfds_t)n, timeout) < 0) {
+            if (errno != EINTR) fatal("poll: %s", strerror(errno));
+            continue;
+        }
+        if (pfd[1].revents) reap();
+        if (pfd[0].revents & POLLOUT) port_flush();
+        if (pfd[0].revents & (POLLIN | POLLHUP)) {
+            ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
+            if (r > 0) {
+                inlen += (size_t)r;
+                int t, s;
+                unsigned char *pl;
+                size_t len;
+                while (next_frame(&t, &s, &pl, &len) == 1) host_frame(t, s, pl, len);
+            } else if (r == 0) { /* the host went away: nothing can be reported any more */
+                struct timespec ts = { 0, 20000000 };
+                nanosleep(&ts, NULL);
+            } else if (errno != EAGAIN && errno != EINTR) fatal("reading the control port: %s", strerror(errno));
+        }
+        for (int i = 2; i < n; i++) {
+            struct stream *st = owner[i];
+            if (!pfd[i].revents || !st->used) continue;
+            if (pfd[i].events & POLLOUT) { if (st->in_fd == pfd[i].fd) stdin_flush(st); }
+            else if (pfd[i].fd == st->out_fd) output_read(st, &st->out_fd, T_STDOUT);
+            else if (pfd[i].fd == st->err_fd) output_read(st, &st->err_fd, T_STDERR);
+        }
+    }
+}
+
+int main(void) {
+    sigset_t all;
+    char dev[300], err[200];
+    int type, id;
+    unsigned char *payload;
+    size_t len;
+    struct spec s;
+
+    if (getpid() != 1) { say("must run as PID 1 of a kiln VM"); return 1; }
+    if (mkdir("/dev", 0755) != 0 && errno != EEXIST) return 1;
+    if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") != 0 && errno != EBUSY) return 1;
+    int con = open("/dev/console", O_RDWR | O_CLOEXEC);
+    if (con >= 0 && (dup2(con, 0) < 0 || dup2(con, 1) < 0 || dup2(con, 2) < 0 || close(con) != 0)) return 1;
+    /* every signal is blocked; children are found through signalfd, the rest is for the processes */
+    if (sigfillset(&all) != 0 || sigprocmask(SIG_BLOCK, &all, NULL) != 0) fatal("sigprocmask: %s", strerror(errno));
+    sigset_t chld;
+    if (sigemptyset(&chld) != 0 || sigaddset(&chld, SIGCHLD) != 0) fatal("sigset: %s", strerror(errno));
+    if ((sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) fatal("signalfd: %s", strerror(errno));
+    xmkdir("/proc", 0555);
+    xmkdir("/sys", 0555);
+    xmount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    xmount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    load_modules();
+    find_device("/sys/class/virtio-ports", "name", "kiln.0", dev, sizeof dev);
+    if ((port = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK)) < 0) fatal("opening %s: %s", dev, strerror(errno));
+
+    read_frame(&type, &id, &payload, &len); /* the host speaks first */
+    if (type != T_HELLO) fatal("expected HELLO from the host, got frame type %d", type);
+    if (len < 10 || memcmp(payload, "version=1", 9) != 0 || (payload[9] != 0 && payload[9] != ','))
+        fatal("the host speaks another protocol version (%.*s); this guest speaks %d", (int)(len < 40 ? len : 40),
+              payload, PROTOCOL_VERSION);
+    struct timespec up;
+    long long up_ms = clock_gettime(CLOCK_BOOTTIME, &up) == 0 ? (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000 : 0;
+    char hello[64];
+    int hn = snprintf(hello, sizeof hello, "version=%d%cuptime_ms=%lld%c", PROTOCOL_VERSION, 0, up_ms, 0);
+    send_frame(T_HELLO, 0, hello, (size_t)hn);
+    port_flush();
+    read_frame(&type, &id, &payload, &len);
+    if (type != T_START || id != 0) fatal("expected START on stream 0, got frame type %d on stream %d", type, id);
+    if (parse_spec(payload, len, &s, err, sizeof err) != 0) fatal("bad START: %s", err);
+    enter_root(&s);
+    start_process(0, &s);
+    spec_free(&s);
+    serve();
+    settle(0, now_ms() + 1000);
+    power_off();
+    return 0;
+}
