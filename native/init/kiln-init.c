@@ -338,7 +338,8 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
     if (s->copy == NULL || s->argv == NULL || s->envp == NULL) { snprintf(err, errn, "out of memory"); return -1; }
     memcpy(s->copy, p, n);
     int argc = 0, envc = 0;
-    for (char *r = s->copy; r < s->copy + n; r += strlen(r) + 1) {
+    for (char *r = s->copy, *next; r < s->copy + n; r = next) {
+        next = r + strlen(r) + 1;
         char *v = strchr(r, '=');
         if (v == NULL) { snprintf(err, errn, "bad record \"%.40s\"", r); return -1; }
         *v++ = 0;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -612,7 +613,621 @@ static int usage(const char *why) {
     return 2;
 }
 
+/* ======================================================================================================== *
+ * Guest relays (docs/vm.md). kilnd runs a VM as a normal shim whose CMD is this same binary in a relay mode:
+ *
+ *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] -- qemu-system-x86_64 ARGS...
+ *   kiln-shim --relay-exec EXEC_SOCK FILE
+ *
+ * --relay-vm starts the VMM, speaks the guest protocol (docs/guest-protocol.md) over the VMM's virtio-serial
+ * socket VMDIR/ctl.sock, maps the guest's main process (stream 0) onto its own stdin/stdout/stderr (so the outer
+ * shim logs and attaches it as any command), forwards the signals it receives to that process, serves execs on
+ * VMDIR/exec.sock, and exits as the guest's process exited once the VMM is gone. --relay-exec is one exec: it
+ * sends FILE as an EXEC request to EXEC_SOCK and maps that process's stream onto its own stdio, the same way.
+ * ======================================================================================================== */
+
+enum { G_HELLO = 1, G_START, G_EXEC, G_STDIN, G_STDIN_CLOSE, G_STDOUT, G_STDERR, G_EXIT, G_SIGNAL, G_RESIZE,
+       G_ERROR, G_STARTED, G_BYE };
+#define F_EXEC        7                /* exec.sock, client → relay: the first frame, a process spec */
+#define G_MAX_PAYLOAD 65536
+#define G_HIGH        (1 << 20)        /* a queue beyond this stops reading what fills it (backpressure) */
+#define G_CONNECT_MS  10000            /* how long the VMM may take to create its control socket */
+#define G_POWEROFF_MS 10000            /* after the guest reported the exit: time for the VMM to stop */
+#define G_MAX_EXECS   32
+
+struct gbuf { char *p; size_t len, cap; };
+struct gconn { int fd; size_t inlen; unsigned char in[2 * (8 + G_MAX_PAYLOAD)]; };
+struct gexec { struct gconn c; struct gbuf out; int stream, done; };
+
+static int g_ctl = -1, g_exec_listen = -1, g_stdin_open = 1, g_tty;
+static struct gconn g_ctlc;
+static struct gbuf g_ctl_out, g_out1, g_out2;
+static struct gexec *g_execs[G_MAX_EXECS];
+static pid_t g_vmm = -1;
+static int g_vmm_status = -1, g_exit_code = -1, g_exit_sig;
+static char g_error[600];
+static long long g_t0;
+
+static void gbuf_put(struct gbuf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 8192;
+        while (cap < b->len + n) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (q == NULL) { note("out of memory"); _exit(125); }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* Writes what fd takes now; -1 when fd is gone (the queue is then discarded). */
+static int gbuf_flush(struct gbuf *b, int fd) {
+    while (b->len > 0) {
+        ssize_t w = fd >= 0 ? send(fd, b->p, b->len, MSG_NOSIGNAL | MSG_DONTWAIT) : -1;
+        if (w < 0 && errno == ENOTSOCK) w = write(fd, b->p, b->len);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+        if (w < 0) { b->len = 0; return -1; }
+        memmove(b->p, b->p + w, b->len - (size_t)w);
+        b->len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Frames share one 8-byte header: [type][flags=0][stream u16 BE][length u32 BE]. Attach frames have stream 0. */
+static void gframe(struct gbuf *b, int type, int stream, const void *p, size_t n) {
+    unsigned char h[8] = { (unsigned char)type, 0, (unsigned char)(stream >> 8), (unsigned char)stream,
+                           (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                           (unsigned char)n };
+    gbuf_put(b, h, 8);
+    gbuf_put(b, p, n);
+}
+
+static void gframe_text(struct gbuf *b, int type, int stream, const char *text) {
+    gframe(b, type, stream, text, strlen(text));
+}
+
+/* Reads what is there into c->in; 0 ok, 1 at EOF, -1 on error. */
+static int gconn_read(struct gconn *c) {
+    if (c->inlen == sizeof c->in) return 0;
+    ssize_t r = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
+    if (r < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (r == 0) return 1;
+    c->inlen += (size_t)r;
+    return 0;
+}
+
+/* Calls fn for every complete frame in c->in; -1 on a frame longer than G_MAX_PAYLOAD. */
+static int gconn_frames(struct gconn *c, void (*fn)(void *, int, int, unsigned char *, size_t), void *arg) {
+    size_t off = 0;
+    while (c->inlen - off >= 8) {
+        unsigned char *h = c->in + off;
+        uint32_t n = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
+        if (n > G_MAX_PAYLOAD) return -1;
+        if (c->inlen - off < 8 + (size_t)n) break;
+        fn(arg, h[0], h[2] << 8 | h[3], h + 8, n);
+        off += 8 + (size_t)n;
+    }
+    memmove(c->in, c->in + off, c->inlen - off);
+    c->inlen -= off;
+    return 0;
+}
+
+static int read_file(const char *path, struct gbuf *b) {
+    char chunk[8192];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { int e = errno; if (close(fd) != 0 && r == 0) return -1; errno = e; return (int)r; }
+        gbuf_put(b, chunk, (size_t)r);
+    }
+}
+
+/* Puts a terminal on fd into raw mode: bytes pass unchanged (the guest's own terminal does the processing). */
+static void raw_mode(int fd) {
+    struct termios t;
+    if (tcgetattr(fd, &t) != 0) { note("tcgetattr: %s", strerror(errno)); return; }
+    cfmakeraw(&t);
+    if (tcsetattr(fd, TCSANOW, &t) != 0) note("tcsetattr: %s", strerror(errno));
+}
+
+static void send_winsize(struct gbuf *b, int type, int stream) {
+    struct winsize ws;
+    char text[32];
+    if (ioctl(0, TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0) return;
+    snprintf(text, sizeof text, "%u %u", ws.ws_row, ws.ws_col);
+    gframe_text(b, type, stream, text);
+}
+
+/* Every catchable signal is blocked and read from the returned signalfd. */
+static int all_signals_fd(void) {
+    sigset_t all;
+    if (sigfillset(&all) != 0 || sigprocmask(SIG_BLOCK, &all, NULL) != 0) return -1;
+    return signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Ends this process the way the guest's process ended: by the same signal (so the outer shim records 128+N and
+ * the signal, as for any command), or with its exit code. */
+static void exit_like(int code, int sig) {
+    if (sig > 0 && sig < 65) {
+        struct rlimit none = { 0, 0 };
+        sigset_t set;
+        if (setrlimit(RLIMIT_CORE, &none) != 0) { /* a core file of the relay would only be noise */ }
+        if (signal(sig, SIG_DFL) != SIG_ERR && sigemptyset(&set) == 0 && sigaddset(&set, sig) == 0 &&
+            sigprocmask(SIG_UNBLOCK, &set, NULL) == 0) {
+            if (kill(getpid(), sig) != 0) { /* fall through to the exit code */ }
+        }
+    }
+    _exit(code);
+}
+
+static void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say_err(const char *fmt, ...) {
+    char line[900];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    gbuf_put(&g_out2, line, (size_t)n);
+    line[n - 1] = 0;
+    note("%s", line);
+}
+
+/* The last non-empty line of a log file (for "why did the VM stop"), or "" */
+static void last_line(const char *path, char *out, size_t n) {
+    char tail[4096];
+    out[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof tail - 1 ? size - (off_t)sizeof tail + 1 : 0;
+    ssize_t r = size >= 0 ? pread(fd, tail, sizeof tail - 1, from) : -1;
+    if (close(fd) != 0 || r <= 0) return;
+    tail[r] = 0;
+    char *end = tail + r;
+    while (end > tail && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) *--end = 0;
+    char *start = end;
+    while (start > tail && start[-1] != '\n') start--;
+    for (char *p = start; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
+    snprintf(out, n, "%s", start);
+}
+
+static void timings(const char *phase, long long *slot) {
+    (void)phase;
+    *slot = now_ms() - g_t0;
+}
+
+static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
+static long long g_guest_uptime = -1;
+
+static void write_timings(void) {
+    char text[400];
+    snprintf(text, sizeof text, "{\"vmmSocketMs\":%lld,\"helloMs\":%lld,\"guestUptimeAtHelloMs\":%lld,"
+             "\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld}\n", g_ms_connected, g_ms_hello,
+             g_guest_uptime, g_ms_started, g_ms_exit, g_ms_stopped);
+    if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
+}
+
+static struct gexec *exec_of(int stream) {
+    for (int i = 0; i < G_MAX_EXECS; i++)
+        if (g_execs[i] && g_execs[i]->stream == stream) return g_execs[i];
+    return NULL;
+}
+
+static int g_hello_seen;
+
+static void guest_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
+    char text[64];
+    size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+    (void)arg;
+    memcpy(text, p, k);
+    text[k] = 0;
+    if (type == G_HELLO) {
+        g_hello_seen = 1;
+        timings("hello", &g_ms_hello);
+        for (size_t i = 0; i + 10 < n; i += strlen((char *)p + i) + 1)
+            if (memcmp(p + i, "uptime_ms=", 10) == 0) g_guest_uptime = atoll((char *)p + i + 10);
+        return;
+    }
+    if (stream == 0) {
+        switch (type) {
+        case G_STDOUT: gbuf_put(&g_out1, p, n); break;
+        case G_STDERR: gbuf_put(g_tty ? &g_out1 : &g_out2, p, n); break;
+        case G_STARTED: timings("started", &g_ms_started); write_timings(); break;
+        case G_EXIT:
+            if (g_exit_code < 0 && sscanf(text, "%d %d", &g_exit_code, &g_exit_sig) >= 1) {
+                timings("exit", &g_ms_exit);
+                gframe(&g_ctl_out, G_BYE, 0, "", 0);
+            }
+            break;
+        case G_ERROR:
+            if (g_error[0] == 0) snprintf(g_error, sizeof g_error, "%.*s", (int)(n < 500 ? n : 500), p);
+            gframe(&g_ctl_out, G_BYE, 0, "", 0);
+            break;
+        default: break;
+        }
+        return;
+    }
+    struct gexec *x = exec_of(stream);
+    if (x == NULL || x->done) return;
+    switch (type) {
+    case G_STDOUT: gframe(&x->out, F_STDOUT, 0, p, n); break;
+    case G_STDERR: case G_ERROR: gframe(&x->out, F_STDERR, 0, p, n); break;
+    case G_EXIT: gframe(&x->out, F_EXIT, 0, p, n); x->done = 1; break;
+    default: break;
+    }
+}
+
+static int g_next_stream = 1;
+
+static void exec_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
+    struct gexec *x = arg;
+    (void)stream;
+    if (x->done) return;
+    if (x->stream == 0) {
+        if (type != F_EXEC) return; /* the first frame must be the request */
+        do { g_next_stream = g_next_stream >= 65535 ? 1 : g_next_stream + 1; } while (exec_of(g_next_stream));
+        x->stream = g_next_stream;
+        gframe(&g_ctl_out, G_EXEC, x->stream, p, n);
+        return;
+    }
+    switch (type) {
+    case F_STDIN: gframe(&g_ctl_out, G_STDIN, x->stream, p, n); break;
+    case F_CLOSE_STDIN: gframe(&g_ctl_out, G_STDIN_CLOSE, x->stream, p, n); break;
+    case F_RESIZE: gframe(&g_ctl_out, G_RESIZE, x->stream, p, n); break;
+    case F_SIGNAL: gframe(&g_ctl_out, G_SIGNAL, x->stream, p, n); break;
+    default: break;
+    }
+}
+
+static void exec_drop(int i) {
+    struct gexec *x = g_execs[i];
+    if (x->stream > 0 && !x->done && g_ctl >= 0) gframe_text(&g_ctl_out, G_SIGNAL, x->stream, "9");
+    xclose(x->c.fd);
+    free(x->out.p);
+    free(x);
+    g_execs[i] = NULL;
+}
+
+static void exec_accept(void) {
+    int fd = accept4(g_exec_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    for (int i = 0; i < G_MAX_EXECS; i++) {
+        if (g_execs[i]) continue;
+        g_execs[i] = calloc(1, sizeof *g_execs[i]);
+        if (g_execs[i] == NULL) break;
+        g_execs[i]->c.fd = fd;
+        return;
+    }
+    note("exec refused: %d execs at once", G_MAX_EXECS);
+    xclose(fd);
+}
+
+static int g_connect_unix(const char *path) {
+    struct sockaddr_un a;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { int e = errno; xclose(fd); errno = e; return -1; }
+    return fd;
+}
+
+static int g_listen_unix(const char *path) {
+    struct sockaddr_un a;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if ((unlink(path) != 0 && errno != ENOENT) || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        chmod(path, 0600) != 0 || listen(fd, G_MAX_EXECS) != 0) { int e = errno; xclose(fd); errno = e; return -1; }
+    return fd;
+}
+
+static void start_vmm(char **argv) {
+    char text[32];
+    int log = open("vmm.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log < 0) { say_err("kiln: vmm.log: %s", strerror(errno)); return; }
+    pid_t parent = getpid();
+    g_vmm = fork();
+    if (g_vmm < 0) { say_err("kiln: fork: %s", strerror(errno)); return; }
+    if (g_vmm == 0) {
+        sigset_t none;
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) _exit(125);
+        /* the VMM dies with its relay, so a killed sandbox never leaves a VM behind */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(125);
+        if (setpgid(0, 0) != 0) _exit(125); /* signals for the workload are not for the VMM */
+        if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) _exit(125);
+        execvp(argv[0], argv);
+        child_fail(argv[0], errno == ENOENT ? 127 : 126);
+    }
+    xclose(log);
+    snprintf(text, sizeof text, "%d\n", (int)g_vmm);
+    if (write_atomic("vmm.pid", text) != 0) note("writing vmm.pid: %s", strerror(errno));
+}
+
+static void reap_vmm(int sig_fd) {
+    struct signalfd_siginfo si;
+    while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int s = (int)si.ssi_signo;
+        if (s == SIGCHLD || s == SIGPIPE || s == SIGURG) continue;
+        if (s == SIGWINCH && g_tty) { send_winsize(&g_ctl_out, G_RESIZE, 0); continue; }
+        if (g_exit_code >= 0) continue; /* the workload has ended: nothing to signal */
+        if (!g_hello_seen || g_ctl < 0) { /* still booting: a stop request stops the boot */
+            if (s == SIGTERM || s == SIGINT || s == SIGHUP || s == SIGQUIT) {
+                say_err("kiln: the VM was stopped (signal %d) while it booted", s);
+                g_exit_code = 128 + s;
+                g_exit_sig = s;
+                if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            }
+            continue;
+        }
+        char text[16];
+        snprintf(text, sizeof text, "%d", s);
+        gframe_text(&g_ctl_out, G_SIGNAL, 0, text);
+    }
+    for (;;) {
+        int st;
+        pid_t p = waitpid(-1, &st, WNOHANG);
+        if (p < 0 && errno == EINTR) continue;
+        if (p <= 0) return;
+        if (p == g_vmm) { g_vmm_status = st; g_vmm = -1; timings("stopped", &g_ms_stopped); }
+    }
+}
+
+static int relay_vm(int argc, char **argv) {
+    const char *dir = NULL, *spec = NULL;
+    long hello_timeout = 60;
+    int i;
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) { i++; break; }
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
+        else if (strcmp(argv[i], "--spec") == 0 && i + 1 < argc) spec = argv[++i];
+        else if (strcmp(argv[i], "--hello-timeout") == 0 && i + 1 < argc) hello_timeout = atol(argv[++i]);
+        else return usage("--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] -- VMM ARGS...");
+    }
+    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0)
+        return usage("--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] -- VMM ARGS...");
+    g_t0 = now_ms();
+    struct gbuf start = { 0 };
+    if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
+    if (chdir(dir) != 0) { fprintf(stderr, "kiln: %s: %s\n", dir, strerror(errno)); return 125; }
+    int sig_fd = all_signals_fd();
+    if (sig_fd < 0) { fprintf(stderr, "kiln: signalfd: %s\n", strerror(errno)); return 125; }
+    g_tty = isatty(0);
+    if (g_tty) raw_mode(0);
+    if (set_nonblock(0) != 0 || set_nonblock(1) != 0 || (!g_tty && set_nonblock(2) != 0)) note("O_NONBLOCK: %s", strerror(errno));
+    if (unlink("ctl.sock") != 0 && errno != ENOENT) note("removing ctl.sock: %s", strerror(errno));
+    if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
+    start_vmm(argv + i);
+    long long hello_deadline = now_ms() + hello_timeout * 1000, connect_deadline = now_ms() + G_CONNECT_MS;
+    long long stop_deadline = -1, end_deadline = -1;
+    int started = 0, ctl_eof = 0;
+    for (;;) {
+        long long now = now_ms();
+        int timeout = 50;
+        if (g_ctl < 0 && !ctl_eof && g_vmm > 0) { /* the VMM creates its socket a moment after it starts */
+            if ((g_ctl = g_connect_unix("ctl.sock")) >= 0) {
+                if (set_nonblock(g_ctl) != 0) note("O_NONBLOCK: %s", strerror(errno));
+                g_ctlc.fd = g_ctl;
+                timings("connected", &g_ms_connected);
+                gframe(&g_ctl_out, G_HELLO, 0, "version=1", 10);
+            } else if (now > connect_deadline) {
+                say_err("kiln: the VMM did not open its control socket within %d s (see %s/vmm.log)",
+                        G_CONNECT_MS / 1000, dir);
+                ctl_eof = 1;
+                if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            } else timeout = 10;
+        }
+        if (g_hello_seen && !started) {
+            started = 1;
+            gframe(&g_ctl_out, G_START, 0, start.p, start.len);
+            if (g_tty) send_winsize(&g_ctl_out, G_RESIZE, 0);
+        }
+        if (!g_hello_seen && g_exit_code < 0 && g_vmm > 0 && now > hello_deadline) {
+            char line[300];
+            last_line("boot.log", line, sizeof line);
+            say_err("kiln: the VM did not answer within %ld s (kernel or kiln-init hung?)%s%s; see %s/boot.log",
+                    hello_timeout, line[0] ? ": last console line: " : "", line, dir);
+            g_exit_code = 125;
+            if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+        }
+        if ((g_exit_code >= 0 || g_error[0]) && stop_deadline < 0) stop_deadline = now + G_POWEROFF_MS;
+        if (stop_deadline >= 0 && g_vmm > 0 && now > stop_deadline) {
+            note("the VMM did not stop within %d s after the workload: killed", G_POWEROFF_MS / 1000);
+            if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            stop_deadline = now + 60000;
+        }
+        if (g_vmm < 0 && end_deadline < 0) end_deadline = now + 2000; /* drain what is left, bounded */
+        if (g_vmm < 0 && ((ctl_eof || g_ctl < 0) && g_out1.len == 0 && g_out2.len == 0)) break;
+        if (end_deadline >= 0 && now > end_deadline) break;
+
+        struct pollfd pfd[5 + G_MAX_EXECS];
+        int full = g_out1.len > G_HIGH || g_out2.len > G_HIGH;
+        for (int k = 0; k < G_MAX_EXECS; k++) full |= g_execs[k] && g_execs[k]->out.len > G_HIGH;
+        int ctl_busy = g_ctl_out.len > G_HIGH;
+        pfd[0] = (struct pollfd){ sig_fd, POLLIN, 0 };
+        pfd[1] = (struct pollfd){ g_ctl >= 0 && !ctl_eof ? g_ctl : -1,
+                                  (short)((full ? 0 : POLLIN) | (g_ctl_out.len ? POLLOUT : 0)), 0 };
+        pfd[2] = (struct pollfd){ started && g_stdin_open && !ctl_busy && g_exit_code < 0 ? 0 : -1, POLLIN, 0 };
+        pfd[3] = (struct pollfd){ g_out1.len ? 1 : -1, POLLOUT, 0 };
+        pfd[4] = (struct pollfd){ g_out2.len ? 2 : -1, POLLOUT, 0 };
+        for (int k = 0; k < G_MAX_EXECS; k++) {
+            struct gexec *x = g_execs[k];
+            short ev = x == NULL ? 0 : (short)((started && !ctl_busy && !x->done ? POLLIN : 0) | (x->out.len ? POLLOUT : 0));
+            pfd[5 + k] = (struct pollfd){ x ? x->c.fd : -1, ev, 0 };
+        }
+        if (g_exec_listen >= 0) { /* accepted in the same pass as the listening socket is polled below */ }
+        struct pollfd lp = { g_exec_listen, POLLIN, 0 };
+        struct pollfd all[6 + G_MAX_EXECS];
+        memcpy(all, pfd, sizeof pfd);
+        all[5 + G_MAX_EXECS] = lp;
+        if (poll(all, 6 + G_MAX_EXECS, timeout) < 0 && errno != EINTR) { note("poll: %s", strerror(errno)); break; }
+        if (all[0].revents) reap_vmm(sig_fd);
+        if (all[1].revents & POLLOUT) gbuf_flush(&g_ctl_out, g_ctl);
+        if (all[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            int r = gconn_read(&g_ctlc);
+            if (gconn_frames(&g_ctlc, guest_frame, NULL) != 0) {
+                say_err("kiln: the guest sent a malformed frame; stopping the VM");
+                if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+                r = 1;
+            }
+            if (r != 0) { ctl_eof = 1; xclose(g_ctl); g_ctl = -1; g_ctl_out.len = 0; }
+        }
+        if (all[2].revents) {
+            char data[G_MAX_PAYLOAD];
+            ssize_t r = read(0, data, sizeof data);
+            if (r > 0) gframe(&g_ctl_out, G_STDIN, 0, data, (size_t)r);
+            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                g_stdin_open = 0;
+                gframe(&g_ctl_out, G_STDIN_CLOSE, 0, "", 0);
+            }
+        }
+        if (all[3].revents) gbuf_flush(&g_out1, 1);
+        if (all[4].revents) gbuf_flush(&g_out2, 2);
+        for (int k = 0; k < G_MAX_EXECS; k++) {
+            struct gexec *x = g_execs[k];
+            short ev = all[5 + k].revents;
+            if (x == NULL || ev == 0) continue;
+            if ((ev & POLLOUT) && gbuf_flush(&x->out, x->c.fd) != 0) { exec_drop(k); continue; }
+            if (x->done && x->out.len == 0) { exec_drop(k); continue; }
+            if (ev & (POLLIN | POLLHUP | POLLERR)) {
+                int r = gconn_read(&x->c);
+                if (gconn_frames(&x->c, exec_frame, x) != 0 || r != 0) { exec_drop(k); continue; }
+            }
+        }
+        for (int k = 0; k < G_MAX_EXECS; k++) /* finished execs whose last frames were taken */
+            if (g_execs[k] && g_execs[k]->done && g_execs[k]->out.len == 0) exec_drop(k);
+        if (all[5 + G_MAX_EXECS].revents) exec_accept();
+    }
+    if (g_vmm > 0) { /* bounded drain ended with the VMM still there: it goes with us */
+        if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+    }
+    if (unlink("exec.sock") != 0 && errno != ENOENT) note("removing exec.sock: %s", strerror(errno));
+    for (int k = 0; k < G_MAX_EXECS; k++) {
+        struct gexec *x = g_execs[k];
+        if (x == NULL) continue;
+        if (!x->done && x->stream > 0) gframe_text(&x->out, F_EXIT, 0, "137 9");
+        if (gbuf_flush(&x->out, x->c.fd) != 0) { /* the exec client is gone */ }
+    }
+    write_timings();
+    if (g_exit_code < 0) {
+        char line[300], vmm[300];
+        last_line("boot.log", line, sizeof line);
+        last_line("vmm.log", vmm, sizeof vmm);
+        if (g_error[0]) say_err("kiln: the VM could not start the sandbox: %s", g_error);
+        else if (line[0]) say_err("kiln: the VM stopped before its workload exited; last console line: %s (see %s/boot.log)",
+                                  line, dir);
+        else say_err("kiln: the VM stopped before its workload exited%s%s (see %s/vmm.log)",
+                     vmm[0] ? ": " : "", vmm, dir);
+        g_exit_code = 125;
+        g_exit_sig = 0;
+    }
+    long long flush_deadline = now_ms() + 2000;
+    while ((g_out1.len || g_out2.len) && now_ms() < flush_deadline) {
+        struct pollfd p[2] = { { g_out1.len ? 1 : -1, POLLOUT, 0 }, { g_out2.len ? 2 : -1, POLLOUT, 0 } };
+        if (poll(p, 2, 100) < 0 && errno != EINTR) break;
+        if (p[0].revents && gbuf_flush(&g_out1, 1) != 0) break;
+        if (p[1].revents && gbuf_flush(&g_out2, 2) != 0) break;
+    }
+    exit_like(g_exit_code, g_exit_sig);
+    return g_exit_code;
+}
+
+static void exec_client_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
+    int *exit_code = arg;
+    char text[32];
+    size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+    (void)stream;
+    memcpy(text, p, k);
+    text[k] = 0;
+    if (type == F_STDOUT) gbuf_put(&g_out1, p, n);
+    else if (type == F_STDERR) gbuf_put(g_tty ? &g_out1 : &g_out2, p, n);
+    else if (type == F_EXIT && exit_code[0] < 0 && sscanf(text, "%d %d", &exit_code[0], &exit_code[1]) < 1) exit_code[0] = 255;
+}
+
+static int relay_exec(int argc, char **argv) {
+    if (argc != 4) return usage("--relay-exec EXEC_SOCK SPEC_FILE");
+    struct gbuf spec = { 0 }, out = { 0 };
+    int exit_code[2] = { -1, 0 };
+    struct gconn *c = calloc(1, sizeof *c);
+    if (c == NULL) return 125;
+    if (read_file(argv[3], &spec) != 0) { fprintf(stderr, "kiln: %s: %s\n", argv[3], strerror(errno)); return 125; }
+    char sock[4096];
+    snprintf(sock, sizeof sock, "%s", argv[2]);
+    char *slash = strrchr(sock, '/');
+    if (slash != NULL) { /* connect relative to the socket's directory: no limit on the path's length */
+        *slash = 0;
+        if (chdir(sock[0] ? sock : "/") != 0) { fprintf(stderr, "kiln: %s: %s\n", sock, strerror(errno)); return 125; }
+    }
+    int sig_fd = all_signals_fd();
+    if (sig_fd < 0) { fprintf(stderr, "kiln: signalfd: %s\n", strerror(errno)); return 125; }
+    if ((c->fd = g_connect_unix(slash ? slash + 1 : sock)) < 0) {
+        fprintf(stderr, "kiln: the VM is not running (%s: %s)\n", argv[2], strerror(errno));
+        return 125;
+    }
+    g_tty = isatty(0);
+    if (g_tty) raw_mode(0);
+    if (set_nonblock(c->fd) != 0 || set_nonblock(0) != 0 || set_nonblock(1) != 0 || (!g_tty && set_nonblock(2) != 0))
+        note("O_NONBLOCK: %s", strerror(errno));
+    gframe(&out, F_EXEC, 0, spec.p, spec.len);
+    if (g_tty) send_winsize(&out, F_RESIZE, 0);
+    int in_open = 1, eof = 0;
+    while (!eof || g_out1.len || g_out2.len) {
+        struct pollfd p[5] = {
+            { sig_fd, POLLIN, 0 },
+            { eof ? -1 : c->fd, (short)((g_out1.len > G_HIGH || g_out2.len > G_HIGH ? 0 : POLLIN) | (out.len ? POLLOUT : 0)), 0 },
+            { in_open && !eof && out.len < G_HIGH ? 0 : -1, POLLIN, 0 },
+            { g_out1.len ? 1 : -1, POLLOUT, 0 },
+            { g_out2.len ? 2 : -1, POLLOUT, 0 } };
+        if (poll(p, 5, eof ? 2000 : -1) <= 0) {
+            if (errno == EINTR) continue;
+            break; /* stdout taken by nobody for 2 s after the end */
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+            while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+                char text[16];
+                int s = (int)si.ssi_signo;
+                if (s == SIGCHLD || s == SIGPIPE || s == SIGURG) continue;
+                if (s == SIGWINCH && g_tty) { send_winsize(&out, F_RESIZE, 0); continue; }
+                snprintf(text, sizeof text, "%d", s);
+                gframe_text(&out, F_SIGNAL, 0, text);
+            }
+        }
+        if ((p[1].revents & POLLOUT) && gbuf_flush(&out, c->fd) != 0) eof = 1;
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            int r = gconn_read(c);
+            if (gconn_frames(c, exec_client_frame, exit_code) != 0 || r != 0) eof = 1;
+        }
+        if (p[2].revents) {
+            char data[G_MAX_PAYLOAD];
+            ssize_t r = read(0, data, sizeof data);
+            if (r > 0) gframe(&out, F_STDIN, 0, data, (size_t)r);
+            else if (r == 0 || (errno != EAGAIN && errno != EINTR)) { in_open = 0; gframe(&out, F_CLOSE_STDIN, 0, "", 0); }
+        }
+        if (p[3].revents && gbuf_flush(&g_out1, 1) != 0) g_out1.len = 0;
+        if (p[4].revents && gbuf_flush(&g_out2, 2) != 0) g_out2.len = 0;
+    }
+    if (exit_code[0] < 0) {
+        fprintf(stderr, "kiln: the VM stopped before the exec'd process exited\n");
+        return 255;
+    }
+    exit_like(exit_code[0], exit_code[1]);
+    return exit_code[0];
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--relay-vm") == 0) return relay_vm(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--relay-exec") == 0) return relay_exec(argc, argv);
     int i, rp[2];
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];

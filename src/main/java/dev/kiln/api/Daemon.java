@@ -42,13 +42,11 @@ public final class Daemon implements AutoCloseable {
         server.addConnector(connector);
         Router v1 = new Router();
         v1.add("GET", "/v1/version", x -> x.json(java.util.Map.of("version", version(), "api", "v1")));
-        v1.add("GET", "/_ping", x -> {
-            x.contentType("text/plain");
-            x.out().write("OK".getBytes());
-        });
         new ImageRoutes(engine).register(v1);
         new SandboxRoutes(engine).register(v1);
-        server.setHandler(new ApiHandler(List.of(v1), debug));
+        Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
+        new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
+        server.setHandler(new ApiHandler(List.of(v1, docker), debug));
     }
 
     public Path socket() {

@@ -16,6 +16,9 @@ final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @picocli.CommandLine.Option(names = "--help", usageHelp = true, description = "Show this help and exit")
+    boolean help;
+
     @Option(names = "--default-isolation", paramLabel = "KIND",
             description = "container, gvisor or vm (default: /etc/kiln/config.yaml's, else container)")
     String defaultIsolation;

@@ -6,14 +6,16 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code kiln image SUBCOMMAND}: Docker's management-command spelling. {@code ls}, {@code rm}, {@code pull} and the
- * other top-level image commands are added under it by {@link Main}.
+ * image commands are added under it by {@link Commands}.
  */
-@Command(name = "image", description = "Manage images",
-        subcommands = {ImageInspectCommand.class, ImageMountCommand.class, ImageUnmountCommand.class})
+@Command(name = "image", description = "Manage images")
 final class ImageCommand implements Runnable {
 
     @Spec
     CommandSpec spec;
+
+    @picocli.CommandLine.Option(names = "--help", usageHelp = true, description = "Show this help and exit")
+    boolean help;
 
     @Override
     public void run() {

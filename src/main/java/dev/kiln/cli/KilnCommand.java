@@ -9,14 +9,7 @@ import java.util.List;
 
 /** {@code kiln}: the top-level command and the options every command takes. */
 @Command(name = "kiln", mixinStandardHelpOptions = true, versionProvider = Version.class,
-        description = "Run OCI images as isolated sandboxes: container, gVisor or microVM.",
-        subcommands = {RunCommand.class, CreateCommand.class, StartCommand.class, LifecycleCommands.Stop.class,
-                LifecycleCommands.Kill.class, LifecycleCommands.Restart.class, LifecycleCommands.Remove.class,
-                PsCommand.class, LogsCommand.class, InspectCommand.class, LifecycleCommands.Wait.class,
-                ExecCommand.class, TopCommand.class, StatsCommand.class, LifecycleCommands.Rename.class,
-                LifecycleCommands.Prune.class, PullCommand.class, PushCommand.class, ImagesCommand.class,
-                ImageCommand.class, RmiCommand.class, TagCommand.class, LoadCommand.class, SaveCommand.class,
-                ImportCommand.class, DaemonCommand.class})
+        description = "Run OCI images as isolated sandboxes: container, gVisor or microVM.")
 public final class KilnCommand implements Runnable {
 
     @Option(names = "--root", scope = ScopeType.INHERIT, paramLabel = "DIR",

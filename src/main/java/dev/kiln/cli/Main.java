@@ -46,20 +46,17 @@ public final class Main {
         KilnCommand kiln = new KilnCommand();
         kiln.stdio = stdio;
         CommandLine cli = new CommandLine(kiln);
-        // Docker's management-command spellings: kiln image ls|rm|pull|... run the top-level commands
-        CommandLine image = cli.getSubcommands().get("image");
-        image.addSubcommand("ls", new ImagesCommand());
-        image.addSubcommand("rm", new RmiCommand());
-        image.addSubcommand("pull", new PullCommand());
-        image.addSubcommand("push", new PushCommand());
-        image.addSubcommand("tag", new TagCommand());
-        image.addSubcommand("load", new LoadCommand());
-        image.addSubcommand("save", new SaveCommand());
-        image.addSubcommand("import", new ImportCommand());
+        Commands.register(cli, args);
         cli.setOut(out).setErr(err);
         cli.setParameterExceptionHandler((e, a) -> {
-            err.println("kiln: " + firstLine(e.getMessage()) + " (see 'kiln "
-                    + e.getCommandLine().getCommandName() + " --help')");
+            CommandLine where = e.getCommandLine();
+            if (where == cli && e instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()
+                    && !u.getUnmatched().getFirst().startsWith("-")) {
+                err.println("kiln: '" + u.getUnmatched().getFirst() + "' is not a kiln command (see 'kiln --help')");
+            } else {
+                err.println("kiln: " + firstLine(e.getMessage()) + " (see '" + where.getCommandSpec().qualifiedName()
+                        + " --help')");
+            }
             return EXIT_KILN_FAILED;
         });
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -70,10 +67,6 @@ public final class Main {
             err.flush();
             return e instanceof KilnException k && k.exitCode() != null ? k.exitCode() : EXIT_KILN_FAILED;
         });
-        // as Docker: options of run/create/exec end at the image or sandbox name; what follows is the command's
-        for (String name : new String[] {"run", "create", "exec"}) {
-            cli.getSubcommands().get(name).setStopAtPositional(true);
-        }
         int code = cli.execute(args);
         out.flush();
         err.flush();

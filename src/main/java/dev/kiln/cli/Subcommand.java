@@ -12,6 +12,9 @@ abstract class Subcommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    @picocli.CommandLine.Option(names = "--help", usageHelp = true, description = "Show this help and exit")
+    boolean help;
+
     KilnCommand kiln() {
         return (KilnCommand) spec.root().userObject();
     }

@@ -136,6 +136,15 @@ class ParallelRunTest {
     }
 
     @Test
+    void aRunRmSandboxIsGoneWhenTheCliReturns() {
+        // as docker run --rm: a script may reuse the name at once
+        for (int i = 0; i < 5; i++) {
+            KilnCli.Result r = kiln.kiln("run", "--rm", "--name", "again", image, "true");
+            assertThat(r.exitCode()).as("run " + i + " of --rm --name again: " + r).isZero();
+        }
+    }
+
+    @Test
     void concurrentCreatesWithOneNameHaveExactlyOneWinner() throws Exception {
         kiln.ok("run", "--rm", image, "true"); // unpacked once, so the creates race for the name only
         assertNoRowsWithin(Duration.ofSeconds(10));

@@ -9,61 +9,78 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 
 /**
  * {@code docker run} attaches before it starts: the attach is answered (101) at once and parks here; the start that
  * follows starts the sandbox with {@code forAttach} (its shim holds the process until the first attach client, so no
- * early output is lost) and hands the shim to every parked attach. One monitor per sandbox orders the two.
+ * early output is lost), hands the shim to every parked attach and returns only once they are connected (so a resize
+ * sent right after the start cannot become the shim's first client). One monitor per sandbox orders the two.
  */
 final class AttachRendezvous {
 
+    /** A parked attach: it receives the shim, and reports once it is connected to it. */
+    record Parked(CompletableFuture<Shim> shim, CompletableFuture<Void> connected) {
+    }
+
+    private static final long CONNECT_WAIT_MS = 5000;
+
     private final Sandboxes sandboxes;
-    private final Map<String, List<CompletableFuture<Shim>>> parked = new ConcurrentHashMap<>();
+    private final Map<String, List<Parked>> parked = new ConcurrentHashMap<>();
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
 
     AttachRendezvous(Sandboxes sandboxes) {
         this.sandboxes = sandboxes;
     }
 
-    /** The shim to attach to: now if the sandbox runs, else once it is started. */
-    CompletableFuture<Shim> attach(String id) {
+    /** Parks an attach to a sandbox that is not running; null if it runs (attach to its shim directly). */
+    Parked park(String id) {
         synchronized (lock(id)) {
             Sandbox s = sandboxes.get(id);
             if (s.running()) {
-                return CompletableFuture.completedFuture(sandboxes.shim(s));
+                return null;
             }
-            CompletableFuture<Shim> f = new CompletableFuture<>();
-            parked.computeIfAbsent(id, k -> new ArrayList<>()).add(f);
-            return f;
+            Parked p = new Parked(new CompletableFuture<>(), new CompletableFuture<>());
+            parked.computeIfAbsent(id, k -> new ArrayList<>()).add(p);
+            return p;
         }
     }
 
     /** Starts the sandbox; parked attaches get its shim (or the failure). False if it was already running. */
     boolean start(String id) {
+        List<Parked> waiting;
         synchronized (lock(id)) {
             Sandbox s = sandboxes.get(id);
             if (s.running()) {
                 return false;
             }
-            List<CompletableFuture<Shim>> waiting = parked.remove(id);
-            waiting = waiting == null ? List.of() : waiting.stream().filter(f -> !f.isDone()).toList();
+            List<Parked> all = parked.remove(id);
+            waiting = all == null ? List.of() : all.stream().filter(p -> !p.shim.isDone()).toList();
             try {
                 Shim shim = sandboxes.start(id, !waiting.isEmpty());
-                waiting.forEach(f -> f.complete(shim));
-                return true;
+                waiting.forEach(p -> p.shim.complete(shim));
             } catch (RuntimeException e) {
-                waiting.forEach(f -> f.completeExceptionally(e));
+                waiting.forEach(p -> p.shim.completeExceptionally(e));
                 throw e;
             }
         }
+        for (Parked p : waiting) {
+            try {
+                p.connected.get(CONNECT_WAIT_MS, TimeUnit.MILLISECONDS);
+            } catch (Exception e) {
+                // that client went away or is slow: the shim starts the process after its own timeout
+            }
+        }
+        return true;
     }
 
-    void abandon(String id, CompletableFuture<Shim> f) {
-        f.cancel(false);
-        List<CompletableFuture<Shim>> list = parked.get(id);
-        if (list != null) {
-            synchronized (lock(id)) {
-                list.remove(f);
+    void abandon(String id, Parked p) {
+        p.shim.cancel(false);
+        p.connected.complete(null);
+        synchronized (lock(id)) {
+            List<Parked> list = parked.get(id);
+            if (list != null) {
+                list.remove(p);
             }
         }
     }

@@ -33,6 +33,7 @@ public final class DockerApi {
 
     private final Engine engine;
     private final String version;
+    private Exits exits;
 
     public DockerApi(Engine engine, String version) {
         this.engine = engine;
@@ -42,6 +43,7 @@ public final class DockerApi {
     /** Adds every Docker route to {@code router}, which must come after kiln's native router. */
     public void register(Router router) {
         Routes r = new Routes(router);
+        exits = new Exits(engine);
         r.add("GET", "/_ping", this::ping);
         r.add("GET", "/version", x -> x.json(versionDoc()));
         r.add("GET", "/info", x -> x.json(info()));
@@ -50,7 +52,6 @@ public final class DockerApi {
                 "Images", engine.images().list().stream().map(i -> DockerImages.summary(engine, i)).toList(),
                 "Containers", engine.sandboxes().list().stream().map(s -> ContainerView.row(engine, s)).toList(),
                 "Volumes", List.of(), "BuildCache", List.of())));
-        Exits exits = new Exits(engine);
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
         new DockerNetworks().register(r);
@@ -226,11 +227,9 @@ public final class DockerApi {
         attributes.put("image", e.image());
         attributes.put("name", e.name());
         if (e.action().equals("die")) {
-            try {
-                Sandbox s = engine.sandboxes().get(e.id());
-                attributes.put("exitCode", String.valueOf(s.exitCode() == null ? 0 : s.exitCode()));
-            } catch (RuntimeException gone) {
-                // removed since: the code is not known here any more
+            Integer code = exits.last(e.id());
+            if (code != null) {
+                attributes.put("exitCode", String.valueOf(code));
             }
         }
         long nanos = e.time().getEpochSecond() * 1_000_000_000L + e.time().getNano();

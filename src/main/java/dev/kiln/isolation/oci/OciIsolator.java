@@ -39,6 +39,7 @@ public final class OciIsolator implements Isolator {
 
     /** {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform. */
     public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags) {
+        SeccompProfile.kilnDefault(); // load at daemon start, not at the first sandbox
         this.runtime = runtime;
         this.stateRoot = stateRoot;
         this.globalFlags = List.copyOf(globalFlags);
@@ -57,7 +58,9 @@ public final class OciIsolator implements Isolator {
     @Override
     public void create(SandboxSpec spec) {
         requireBinary();
-        Bundle bundle = Bundle.write(spec, runtime);
+        // start calls create again after an exit: the bundle written at create time still holds
+        Bundle bundle = Files.exists(new Bundle(spec.dir()).configJson()) ? new Bundle(spec.dir())
+                : Bundle.write(spec, runtime);
         Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
     }
 

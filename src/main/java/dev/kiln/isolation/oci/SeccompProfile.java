@@ -45,8 +45,16 @@ public final class SeccompProfile {
         file.validate();
     }
 
-    /** kiln's default profile, from the class path. */
+    /** kiln's default profile, read once per process (a jar replaced under a running daemon cannot break it). */
     public static SeccompProfile kilnDefault() {
+        return Default.PROFILE;
+    }
+
+    private static final class Default {
+        static final SeccompProfile PROFILE = load();
+    }
+
+    private static SeccompProfile load() {
         try (InputStream in = SeccompProfile.class.getResourceAsStream("seccomp.json")) {
             if (in == null) {
                 throw new IllegalStateException("seccomp.json is missing from the kiln jar");

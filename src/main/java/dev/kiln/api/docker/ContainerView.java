@@ -1,0 +1,174 @@
+package dev.kiln.api.docker;
+
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.Engine;
+import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxState;
+
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Docker's container documents for a sandbox: {@code GET /containers/{id}/json} and a {@code /containers/json} row. */
+final class ContainerView {
+    private ContainerView() {
+    }
+
+    static final String ZERO_TIME = "0001-01-01T00:00:00Z";
+
+    static Map<String, Object> inspect(Engine engine, Sandbox s) {
+        CreateRequest r = s.request();
+        Map<String, Object> state = new LinkedHashMap<>();
+        state.put("Status", status(s));
+        state.put("Running", s.running());
+        state.put("Paused", false);
+        state.put("Restarting", false);
+        state.put("OOMKilled", s.oomKilled());
+        state.put("Dead", false);
+        state.put("Pid", s.running() ? s.shimPid() : 0);
+        state.put("ExitCode", s.exitCode() == null ? 0 : s.exitCode());
+        state.put("Error", "");
+        state.put("StartedAt", time(s.started()));
+        state.put("FinishedAt", time(s.finished()));
+
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());
+        config.put("Domainname", "");
+        config.put("User", r.user() == null ? "" : r.user());
+        config.put("AttachStdin", false);
+        config.put("AttachStdout", false);
+        config.put("AttachStderr", false);
+        config.put("Tty", r.tty());
+        config.put("OpenStdin", r.openStdin());
+        config.put("StdinOnce", false);
+        config.put("Env", s.process().env());
+        config.put("Cmd", r.cmd());
+        config.put("Image", s.image());
+        config.put("Volumes", null);
+        config.put("WorkingDir", s.process().cwd());
+        config.put("Entrypoint", r.entrypoint());
+        config.put("Labels", labels(s));
+
+        Map<String, Object> host = new LinkedHashMap<>();
+        host.put("NetworkMode", "none");
+        host.put("PortBindings", Map.of());
+        host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
+        host.put("AutoRemove", r.autoRemove());
+        host.put("Isolation", s.isolation());
+        host.put("Runtime", runtime(s.isolation()));
+        host.put("NanoCpus", r.nanoCpus());
+        host.put("Memory", r.memory());
+        host.put("PidsLimit", r.pidsLimit());
+        host.put("ReadonlyRootfs", r.readOnly());
+        host.put("Binds", null);
+        host.put("LogConfig", Map.of("Type", "json-file", "Config", Map.of()));
+
+        Map<String, Object> network = new LinkedHashMap<>();
+        network.put("Bridge", "");
+        network.put("SandboxID", "");
+        network.put("Ports", Map.of());
+        network.put("IPAddress", "");
+        network.put("Gateway", "");
+        network.put("MacAddress", "");
+        network.put("Networks", Map.of());
+
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("Id", s.id());
+        m.put("Created", time(s.created()));
+        m.put("Path", s.process().args().getFirst());
+        m.put("Args", s.process().args().subList(1, s.process().args().size()));
+        m.put("State", state);
+        m.put("Image", s.imageId());
+        m.put("ResolvConfPath", "");
+        m.put("HostnamePath", "");
+        m.put("HostsPath", "");
+        m.put("LogPath", engine.sandboxes().logFile(s).toString());
+        m.put("Name", "/" + s.name());
+        m.put("RestartCount", s.restarts());
+        m.put("Driver", "kiln");
+        m.put("Platform", "linux");
+        m.put("MountLabel", "");
+        m.put("ProcessLabel", "");
+        m.put("AppArmorProfile", "");
+        m.put("ExecIDs", null);
+        m.put("HostConfig", host);
+        m.put("GraphDriver", Map.of("Name", "kiln", "Data", Map.of()));
+        m.put("Mounts", List.of());
+        m.put("Config", config);
+        m.put("NetworkSettings", network);
+        return m;
+    }
+
+    static Map<String, Object> row(Engine engine, Sandbox s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("Id", s.id());
+        m.put("Names", List.of("/" + s.name()));
+        m.put("Image", s.image());
+        m.put("ImageID", s.imageId());
+        m.put("Command", String.join(" ", s.process().args()));
+        m.put("Created", s.created() / 1000);
+        m.put("Ports", List.of());
+        m.put("Labels", labels(s));
+        m.put("State", status(s));
+        m.put("Status", humanStatus(s));
+        m.put("HostConfig", Map.of("NetworkMode", "none"));
+        m.put("NetworkSettings", Map.of("Networks", Map.of()));
+        m.put("Mounts", List.of());
+        return m;
+    }
+
+    /** The Docker runtime name for a kiln isolation, as {@code --runtime} accepts it back. */
+    static String runtime(String isolation) {
+        return switch (isolation) {
+            case "container" -> "runc";
+            case "gvisor" -> "runsc";
+            default -> "kiln-" + isolation;
+        };
+    }
+
+    static Map<String, String> labels(Sandbox s) {
+        return s.request().labels() == null ? Map.of() : s.request().labels();
+    }
+
+    static String status(Sandbox s) {
+        return switch (s.state()) {
+            case CREATED -> "created";
+            case RUNNING -> "running";
+            case EXITED -> "exited";
+            case REMOVING -> "removing";
+        };
+    }
+
+    static String humanStatus(Sandbox s) {
+        long now = System.currentTimeMillis();
+        if (s.state() == SandboxState.RUNNING) {
+            return "Up " + ago(now - s.started());
+        }
+        if (s.state() == SandboxState.EXITED) {
+            return "Exited (" + (s.exitCode() == null ? 0 : s.exitCode()) + ") " + ago(now - s.finished()) + " ago";
+        }
+        return s.state() == SandboxState.CREATED ? "Created" : "Removal In Progress";
+    }
+
+    private static String ago(long ms) {
+        long sec = ms / 1000;
+        if (sec < 1) {
+            return "Less than a second";
+        }
+        if (sec < 60) {
+            return sec + " second" + (sec == 1 ? "" : "s");
+        }
+        if (sec < 3600) {
+            return sec / 60 + " minute" + (sec / 60 == 1 ? "" : "s");
+        }
+        if (sec < 172800) {
+            return sec / 3600 + " hour" + (sec / 3600 == 1 ? "" : "s");
+        }
+        return sec / 86400 + " days";
+    }
+
+    static String time(long epochMs) {
+        return epochMs == 0 ? ZERO_TIME : Instant.ofEpochMilli(epochMs).toString();
+    }
+}

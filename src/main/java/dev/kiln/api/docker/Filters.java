@@ -1,0 +1,63 @@
+package dev.kiln.api.docker;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.kiln.KilnException;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/** Docker's {@code filters} query parameter: {@code {"label":{"a=b":true}}} or the older {@code {"label":["a=b"]}}. */
+final class Filters {
+    private Filters() {
+    }
+
+    static Map<String, List<String>> parse(String json) {
+        Map<String, List<String>> out = new LinkedHashMap<>();
+        if (json == null || json.isBlank()) {
+            return out;
+        }
+        JsonNode root;
+        try {
+            root = DockerApi.JSON.readTree(json);
+        } catch (IOException e) {
+            throw KilnException.invalid("invalid filters: " + json);
+        }
+        if (!root.isObject()) {
+            throw KilnException.invalid("invalid filters: " + json);
+        }
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            List<String> values = new ArrayList<>();
+            if (e.getValue().isArray()) {
+                e.getValue().forEach(v -> values.add(v.asText()));
+            } else if (e.getValue().isObject()) {
+                e.getValue().fieldNames().forEachRemaining(values::add);
+            } else {
+                values.add(e.getValue().asText());
+            }
+            out.put(e.getKey(), values);
+        }
+        return out;
+    }
+
+    /** True when the filter {@code key} is absent, or when one of its values passes {@code test}. */
+    static boolean any(Map<String, List<String>> filters, String key, Predicate<String> test) {
+        List<String> values = filters.get(key);
+        return values == null || values.isEmpty() || values.stream().anyMatch(test);
+    }
+
+    /** Refuses filters this endpoint does not know, naming them, as Docker does. */
+    static void only(Map<String, List<String>> filters, List<String> known) {
+        for (String k : filters.keySet()) {
+            if (!known.contains(k)) {
+                throw KilnException.invalid("invalid filter '" + k + "' (kiln supports " + String.join(", ", known)
+                        + " here)");
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+package dev.kiln.cli;
+
+import picocli.CommandLine;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Supplier;
+
+/**
+ * kiln's commands by name. Only the command being run is built: picocli builds a command by reflection, and building
+ * all of them cost more than half of the CLI's start (bench/run-latency). Help and unknown names get the full tree.
+ */
+final class Commands {
+    private Commands() {
+    }
+
+    private static final Map<String, Supplier<Object>> TOP = new LinkedHashMap<>();
+    /** Docker's management-command spellings: {@code kiln image ls|rm|pull|…} run the top-level commands. */
+    private static final Map<String, Supplier<Object>> IMAGE = new LinkedHashMap<>();
+
+    static {
+        TOP.put("run", RunCommand::new);
+        TOP.put("create", CreateCommand::new);
+        TOP.put("start", StartCommand::new);
+        TOP.put("stop", LifecycleCommands.Stop::new);
+        TOP.put("kill", LifecycleCommands.Kill::new);
+        TOP.put("restart", LifecycleCommands.Restart::new);
+        TOP.put("rm", LifecycleCommands.Remove::new);
+        TOP.put("ps", PsCommand::new);
+        TOP.put("logs", LogsCommand::new);
+        TOP.put("inspect", InspectCommand::new);
+        TOP.put("wait", LifecycleCommands.Wait::new);
+        TOP.put("exec", ExecCommand::new);
+        TOP.put("top", TopCommand::new);
+        TOP.put("stats", StatsCommand::new);
+        TOP.put("rename", LifecycleCommands.Rename::new);
+        TOP.put("prune", LifecycleCommands.Prune::new);
+        TOP.put("pull", PullCommand::new);
+        TOP.put("push", PushCommand::new);
+        TOP.put("images", ImagesCommand::new);
+        TOP.put("image", ImageCommand::new);
+        TOP.put("rmi", RmiCommand::new);
+        TOP.put("tag", TagCommand::new);
+        TOP.put("load", LoadCommand::new);
+        TOP.put("save", SaveCommand::new);
+        TOP.put("import", ImportCommand::new);
+        TOP.put("daemon", DaemonCommand::new);
+        IMAGE.put("inspect", ImageInspectCommand::new);
+        IMAGE.put("mount", ImageMountCommand::new);
+        IMAGE.put("unmount", ImageUnmountCommand::new);
+        IMAGE.put("ls", ImagesCommand::new);
+        IMAGE.put("rm", RmiCommand::new);
+        IMAGE.put("pull", PullCommand::new);
+        IMAGE.put("push", PushCommand::new);
+        IMAGE.put("tag", TagCommand::new);
+        IMAGE.put("load", LoadCommand::new);
+        IMAGE.put("save", SaveCommand::new);
+        IMAGE.put("import", ImportCommand::new);
+    }
+
+    /** Global options that take a value, so the command name is found after them. */
+    private static final Set<String> GLOBAL_WITH_VALUE = Set.of("--root", "--run-root", "-H", "--host",
+            "--insecure-registry");
+    /** Commands whose options end at the first positional (the image or sandbox), as Docker's. */
+    private static final Set<String> STOP_AT_POSITIONAL = Set.of("run", "create", "exec");
+
+    static void register(CommandLine cli, String[] args) {
+        String name = commandName(args);
+        List<String> names = name != null && TOP.containsKey(name) ? List.of(name) : List.copyOf(TOP.keySet());
+        for (String n : names) {
+            CommandLine sub = new CommandLine(TOP.get(n).get());
+            if (n.equals("image")) {
+                IMAGE.forEach((child, make) -> sub.addSubcommand(child, make.get()));
+            }
+            sub.setStopAtPositional(STOP_AT_POSITIONAL.contains(n));
+            cli.addSubcommand(n, sub);
+        }
+    }
+
+    private static String commandName(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (GLOBAL_WITH_VALUE.contains(a)) {
+                i++;
+            } else if (!a.startsWith("-")) {
+                return a;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,121 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.KilnException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * The guest kernel: its image (a bzImage for QEMU) and, when its drivers are modules, the modules directory whose
+ * {@code modules.dep} says in which order they load.
+ *
+ * @param modulesDir null when the kernel has none on this host (everything must then be built in)
+ */
+public record Kernel(Path image, String version, Path modulesDir) {
+
+    /** What kiln-init needs from the kernel: virtio-mmio devices, block, serial port, the image and root filesystems. */
+    static final List<String> NEEDED = List.of("virtio_mmio", "virtio_blk", "virtio_console", "erofs", "overlay", "ext4");
+
+    /**
+     * {@code configured} if given, else the newest {@code /boot/vmlinuz-*-cloud-amd64}, else the newest
+     * {@code /boot/vmlinuz-*}; its modules are under {@code /lib/modules/VERSION}.
+     */
+    public static Kernel locate(Path configured) {
+        Path image = configured != null ? configured : newest(Path.of("/boot"));
+        if (!Files.isRegularFile(image)) {
+            throw KilnException.notFound("kernel " + image + " not found (install linux-image-cloud-amd64 or pass a kernel)");
+        }
+        String name = image.getFileName().toString();
+        String version = name.startsWith("vmlinuz-") ? name.substring("vmlinuz-".length()) : name;
+        Path modules = Path.of("/lib/modules", version);
+        return new Kernel(image, version, Files.isRegularFile(modules.resolve("modules.dep")) ? modules : null);
+    }
+
+    private static Path newest(Path boot) {
+        try (Stream<Path> files = Files.list(boot)) {
+            List<Path> kernels = files.filter(p -> p.getFileName().toString().startsWith("vmlinuz-")).toList();
+            Comparator<Path> byVersion = Comparator.comparing(p -> p.getFileName().toString(), Kernel::compareVersions);
+            return kernels.stream().filter(p -> p.getFileName().toString().endsWith("-cloud-amd64")).max(byVersion)
+                    .or(() -> kernels.stream().max(byVersion))
+                    .orElseThrow(() -> KilnException.notFound("no kernel in " + boot
+                            + " for the vm isolation (apt-get install linux-image-cloud-amd64)"));
+        } catch (IOException e) {
+            throw KilnException.notFound("cannot list " + boot + ": " + e.getMessage()
+                    + " (apt-get install linux-image-cloud-amd64)");
+        }
+    }
+
+    /** Compares "6.1.0-56-cloud-amd64" with "6.1.0-9-cloud-amd64" by their numbers. */
+    static int compareVersions(String a, String b) {
+        String[] x = a.split("[.-]");
+        String[] y = b.split("[.-]");
+        for (int i = 0; i < Math.min(x.length, y.length); i++) {
+            int c = x[i].matches("\\d+") && y[i].matches("\\d+")
+                    ? Long.compare(Long.parseLong(x[i]), Long.parseLong(y[i])) : x[i].compareTo(y[i]);
+            if (c != 0) return c;
+        }
+        return Integer.compare(x.length, y.length);
+    }
+
+    /**
+     * The module files to load, dependencies first, for {@link #NEEDED}: modules that are built in (listed in
+     * modules.builtin) need nothing; one that is neither built in nor a module is an error.
+     */
+    public List<Path> modules() {
+        if (modulesDir == null) return List.of();
+        Map<String, List<String>> deps = new HashMap<>();
+        Map<String, String> fileOf = new HashMap<>();
+        Set<String> builtin = new LinkedHashSet<>();
+        try {
+            for (String line : Files.readAllLines(modulesDir.resolve("modules.dep"))) {
+                int colon = line.indexOf(':');
+                if (colon < 0) continue;
+                String file = line.substring(0, colon).strip();
+                String rest = line.substring(colon + 1).strip();
+                fileOf.put(moduleName(file), file);
+                deps.put(file, rest.isEmpty() ? List.of() : List.of(rest.split("\\s+")));
+            }
+            Path builtinFile = modulesDir.resolve("modules.builtin");
+            if (Files.isRegularFile(builtinFile)) {
+                for (String line : Files.readAllLines(builtinFile)) builtin.add(moduleName(line.strip()));
+            }
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot read " + modulesDir + ": " + e.getMessage(), e);
+        }
+        LinkedHashSet<String> ordered = new LinkedHashSet<>();
+        for (String name : NEEDED) {
+            String file = fileOf.get(name);
+            if (file == null) {
+                if (builtin.contains(name)) continue;
+                throw KilnException.invalid("kernel " + version + " has no " + name + " driver (built in or as a module), "
+                        + "which the vm isolation needs");
+            }
+            visit(file, deps, ordered, new LinkedHashSet<>());
+        }
+        List<Path> paths = new ArrayList<>();
+        for (String file : ordered) paths.add(modulesDir.resolve(file));
+        return paths;
+    }
+
+    private static void visit(String file, Map<String, List<String>> deps, Set<String> out, Set<String> path) {
+        if (out.contains(file) || !path.add(file)) return; // loaded already, or a cycle modules.dep should not have
+        for (String dep : deps.getOrDefault(file, List.of())) visit(dep, deps, out, path);
+        out.add(file);
+    }
+
+    /** "kernel/drivers/virtio/virtio_ring.ko.zst" → "virtio_ring" ('-' and '_' are the same to the kernel). */
+    static String moduleName(String file) {
+        String name = file.substring(file.lastIndexOf('/') + 1);
+        int ko = name.indexOf(".ko");
+        return (ko < 0 ? name : name.substring(0, ko)).replace('-', '_');
+    }
+}

@@ -1,0 +1,80 @@
+package dev.kiln.isolation.vm;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The QEMU {@code microvm} command line of one sandbox (docs/vm.md). Sockets and the boot log are relative: QEMU runs
+ * in the sandbox's VM directory, so their paths never exceed a socket address.
+ *
+ * @param kvm       use KVM ({@code /dev/kvm} usable); otherwise TCG with the host's TSC rate on the kernel command line
+ * @param tscKhz    the host's TSC frequency for {@code tsc_early_khz} under TCG; 0 if unknown
+ */
+record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus,
+                   boolean kvm, long tscKhz) {
+
+    static final String BINARY = "qemu-system-x86_64";
+    static final String CONTROL_SOCKET = "ctl.sock";
+    static final String QMP_SOCKET = "qmp.sock";
+    static final String BOOT_LOG = "boot.log";
+
+    List<String> argv() {
+        List<String> a = new ArrayList<>(List.of(BINARY,
+                "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));
+        if (kvm) {
+            a.addAll(List.of("-accel", "kvm", "-cpu", "host"));
+        } else {
+            a.addAll(List.of("-accel", "tcg", "-cpu", "max"));
+        }
+        a.addAll(List.of("-m", memoryMiB + "M", "-smp", Integer.toString(cpus),
+                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                "-kernel", kernel.toAbsolutePath().toString(),
+                "-initrd", initrd.toAbsolutePath().toString(),
+                "-append", cmdline(),
+                "-serial", "file:" + BOOT_LOG,
+                "-drive", "id=image,file=" + escape(imageDisk) + ",format=raw,if=none,readonly=on",
+                "-device", "virtio-blk-device,drive=image,serial=kiln-image",
+                "-drive", "id=rw,file=" + escape(writableDisk) + ",format=raw,if=none,discard=unmap",
+                "-device", "virtio-blk-device,drive=rw,serial=kiln-rw",
+                "-device", "virtio-serial-device",
+                "-chardev", "socket,id=ctl,path=" + CONTROL_SOCKET + ",server=on,wait=off",
+                "-device", "virtserialport,chardev=ctl,name=kiln.0",
+                "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off"));
+        return a;
+    }
+
+    /** Under TCG the kernel must not calibrate the TSC against the emulated PIT (DESIGN.md §4: it hangs sometimes). */
+    String cmdline() {
+        String c = "console=ttyS0 quiet panic=-1";
+        return kvm || tscKhz <= 0 ? c : c + " tsc_early_khz=" + tscKhz;
+    }
+
+    /** QEMU option values separate with ','; a literal comma is doubled. */
+    private static String escape(Path p) {
+        return p.toAbsolutePath().toString().replace(",", ",,");
+    }
+
+    static boolean kvmUsable() {
+        Path kvm = Path.of("/dev/kvm");
+        return Files.isReadable(kvm) && Files.isWritable(kvm);
+    }
+
+    /** The host's TSC rate in kHz: sysfs where the kernel exports it, else cpu0's "cpu MHz"; 0 if neither says. */
+    static long hostTscKhz() {
+        try {
+            Path sys = Path.of("/sys/devices/system/cpu/cpu0/tsc_freq_khz");
+            if (Files.isReadable(sys)) return Long.parseLong(Files.readString(sys).strip());
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("cpu MHz")) {
+                    return Math.round(Double.parseDouble(line.substring(line.indexOf(':') + 1).strip()) * 1000);
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return 0;
+        }
+        return 0;
+    }
+}

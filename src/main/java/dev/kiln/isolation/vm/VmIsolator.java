@@ -1,0 +1,225 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.KilnException;
+import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.RunningProcess;
+import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.shim.AttachConnection;
+import dev.kiln.isolation.shim.LogReader;
+import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.shim.ShimBinary;
+import dev.kiln.isolation.shim.ShimOptions;
+import dev.kiln.rootfs.Trees;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.stream.Collectors;
+
+/**
+ * The {@code vm} isolation on QEMU {@code microvm} (docs/vm.md): the image's tree as a shared read-only erofs disk,
+ * a writable ext4 disk per sandbox, the host's kernel with an initramfs of kiln-init and the modules it needs. The
+ * main process is QEMU under kiln-shim, through kiln-shim's VM relay, which maps the guest's main process onto the
+ * shim's stdio; signals and execs travel over the guest protocol (docs/guest-protocol.md).
+ *
+ * <p>In the sandbox's directory: {@code main/} (the shim), {@code vm/} (the relay: boot.log, vmm.log, ctl.sock,
+ * qmp.sock, exec.sock, timings.json), {@code disk.ext4}, {@code x/<exec>/} (exec shims).
+ */
+public final class VmIsolator implements Isolator {
+
+    private static final Duration TOP_TIMEOUT = Duration.ofSeconds(30);
+    private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
+
+    private final VmOptions options;
+
+    public VmIsolator(VmOptions options) {
+        this.options = options;
+    }
+
+    @Override
+    public String name() {
+        return "vm";
+    }
+
+    @Override
+    public String runtime() {
+        return QemuCommand.BINARY;
+    }
+
+    /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
+    public static boolean accelerated() {
+        return QemuCommand.kvmUsable();
+    }
+
+    @Override
+    public void create(SandboxSpec spec) {
+        requireQemu();
+        Kernel kernel = Kernel.locate(options.kernel());
+        Path init = options.init() != null ? options.init() : NativeBinary.init();
+        Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
+        ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
+        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
+    }
+
+    @Override
+    public Shim start(SandboxSpec spec, Duration waitAttach) {
+        Kernel kernel = Kernel.locate(options.kernel());
+        Path init = options.init() != null ? options.init() : NativeBinary.init();
+        Path initrd = Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
+        Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
+        Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
+        Path vm = vmDir(spec);
+        try {
+            Files.createDirectories(vm);
+            Files.createDirectories(spec.dir().resolve("main"));
+            for (String stale : List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET, "exec.sock", "vmm.pid",
+                    "timings.json")) {
+                Files.deleteIfExists(vm.resolve(stale));
+            }
+            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec));
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
+        }
+        long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
+        int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
+                / 1_000_000_000L) : 1;
+        QemuCommand qemu = new QemuCommand(kernel.image(), initrd, image, disk, Math.max(64, memory >> 20),
+                Math.min(cpus, Runtime.getRuntime().availableProcessors()), QemuCommand.kvmUsable(),
+                QemuCommand.hostTscKhz());
+        Path shim = ShimBinary.locate();
+        List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
+                "--spec", vm.resolve("start.spec").toString(),
+                "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds())), "--"));
+        cmd.addAll(qemu.argv());
+        return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
+                spec.dir().resolve("log.json")), cmd);
+    }
+
+    @Override
+    public void signal(SandboxSpec spec, int signal) {
+        Shim shim = Shim.adopt(spec.dir().resolve("main"));
+        if (shim.exitStatus().isPresent() || !shim.alive()) {
+            throw KilnException.conflict("sandbox " + spec.name() + " is not running");
+        }
+        try (AttachConnection c = shim.attach()) {
+            c.signal(signal); // to the relay, which passes it to the guest's main process (SIGKILL: ends the VM)
+        } catch (IOException e) {
+            throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + e.getMessage());
+        }
+    }
+
+    @Override
+    public RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
+        Path dir = spec.dir().resolve("x").resolve(execId.length() > 12 ? execId.substring(0, 12) : execId);
+        Path request = dir.resolve("exec.spec");
+        try {
+            Files.createDirectories(dir);
+            Files.write(request, GuestSpec.exec(process));
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
+        }
+        Path shim = ShimBinary.locate();
+        return Shim.launch(shim, dir, shimOptions(process, waitAttach, dir.resolve("log.json")),
+                List.of(shim.toString(), "--relay-exec", vmDir(spec).resolve("exec.sock").toString(), request.toString()));
+    }
+
+    private static ShimOptions shimOptions(ProcessSpec p, Duration waitAttach, Path log) {
+        ShimOptions o = ShimOptions.defaults().withTty(p.tty()).withStdin(p.stdin()).withLog(log);
+        return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
+    }
+
+    /** {@code ps} run inside the guest (the image must have one, as for {@code docker top}). */
+    @Override
+    public String top(SandboxSpec spec) {
+        ProcessSpec p = spec.process();
+        ProcessSpec ps = new ProcessSpec(List.of("ps"), p.env(), "/", 0, 0, List.of(), false, false);
+        String id = "top" + Long.toHexString(System.nanoTime());
+        Shim shim = (Shim) exec(spec, id, ps, Duration.ZERO);
+        try {
+            int code = shim.await(TOP_TIMEOUT).orElseThrow(() -> KilnException.conflict("ps in sandbox "
+                    + spec.name() + " did not finish within " + TOP_TIMEOUT.toSeconds() + " s")).exitCode();
+            String out = LogReader.of(shim.dir()).all().stream().map(LogReader.LogRecord::text)
+                    .collect(Collectors.joining());
+            if (code != 0) {
+                throw KilnException.conflict("cannot list processes of " + spec.name() + " (ps in the guest exited "
+                        + code + ": " + out.strip().lines().reduce((a, b) -> b).orElse("") + ")");
+            }
+            return out;
+        } finally {
+            Trees.delete(shim.dir());
+        }
+    }
+
+    @Override
+    public boolean oomKilled(SandboxSpec spec) {
+        return false; // the guest kernel's OOM killer is not reported yet
+    }
+
+    /** The VMM process's CPU time and resident memory, as the host sees them. */
+    @Override
+    public SandboxStats stats(SandboxSpec spec) {
+        long pid = vmmPid(spec).orElseThrow(() -> KilnException.conflict("sandbox " + spec.name() + " has no VM running"));
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime + stime, in USER_HZ (100 on Linux)
+            long rssPages = Long.parseLong(Files.readString(Path.of("/proc", Long.toString(pid), "statm")).split(" ")[1]);
+            long limit = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
+            return new SandboxStats(ticks * 10_000_000L, rssPages * 4096, limit, 0);
+        } catch (IOException | RuntimeException e) {
+            throw KilnException.conflict("sandbox " + spec.name() + " has no VM running");
+        }
+    }
+
+    @Override
+    public void cleanup(SandboxSpec spec, boolean removeFiles) {
+        Optional<Long> pid = vmmPid(spec);
+        if (pid.isPresent()) { // normally gone with its relay; a half-started sandbox may leave one
+            try (Qmp qmp = Qmp.connect(vmDir(spec).resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
+                qmp.execute("quit");
+            } catch (IOException e) {
+                // killed below
+            }
+            ProcessHandle.of(pid.get()).ifPresent(ProcessHandle::destroyForcibly);
+        }
+        if (removeFiles) {
+            try {
+                Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
+            } catch (IOException e) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot remove " + spec.dir().resolve("disk.ext4")
+                        + ": " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** The VMM's pid while that process is alive and still a QEMU (a reused pid is not). */
+    private static Optional<Long> vmmPid(SandboxSpec spec) {
+        try {
+            long pid = Long.parseLong(Files.readString(vmDir(spec).resolve("vmm.pid")).strip());
+            String comm = Files.readString(Path.of("/proc", Long.toString(pid), "comm")).strip();
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            char state = stat.charAt(stat.lastIndexOf(')') + 2);
+            return comm.startsWith("qemu-system") && state != 'Z' ? Optional.of(pid) : Optional.empty();
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    static Path vmDir(SandboxSpec spec) {
+        return spec.dir().resolve("vm");
+    }
+
+    private static void requireQemu() {
+        for (String dir : List.of("/usr/bin", "/usr/local/bin", "/usr/sbin")) {
+            if (Files.isExecutable(Path.of(dir, QemuCommand.BINARY))) return;
+        }
+        throw new KilnException(KilnException.Kind.UNAVAILABLE, "the vm isolation needs " + QemuCommand.BINARY
+                + ", which is not installed (apt-get install qemu-system-x86)");
+    }
+}

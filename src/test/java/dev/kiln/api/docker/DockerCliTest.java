@@ -1,0 +1,267 @@
+package dev.kiln.api.docker;
+
+import dev.kiln.testing.Command;
+import dev.kiln.testing.Fixture;
+import dev.kiln.testing.Fixtures;
+import dev.kiln.testing.TestDaemon;
+import dev.kiln.testing.TestRegistry;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The real {@code docker} CLI (API 1.50 client, negotiating down to kiln's 1.45) against an in-process kilnd: the
+ * Docker Engine API face on the same socket and engine as kiln's own API. Images come from a real registry
+ * ({@link TestRegistry}) through {@code docker pull}.
+ */
+class DockerCliTest {
+
+    @TempDir
+    static Path work;
+    static TestRegistry registry;
+    static TestDaemon daemon;
+    static DockerCli docker;
+    static String image;
+    static DockerCli.Result pulled;
+
+    @BeforeAll
+    static void start() throws Exception {
+        DockerCli.binary();
+        Command.require("runc", "runc");
+        registry = TestRegistry.start();
+        Fixture busybox = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures")));
+        image = busybox.registryRef();
+        // short paths: the socket's address must fit in 108 bytes
+        Path root = Files.createTempDirectory("kiln-docker-");
+        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
+        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        pulled = docker.run("pull", image);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (docker != null) {
+            docker.run("container", "prune", "-f");
+        }
+        if (daemon != null) {
+            daemon.close();
+        }
+        if (registry != null) {
+            registry.close();
+        }
+    }
+
+    @Test
+    void versionAndInfoDescribeKiln() {
+        String version = docker.ok("version", "--format", "{{.Server.Platform.Name}}|{{.Server.APIVersion}}|"
+                + "{{.Server.MinAPIVersion}}|{{.Client.APIVersion}}");
+        assertThat(version.strip()).startsWith("kiln ").endsWith("|1.45|1.24|1.45");
+
+        String info = docker.ok("info", "--format", "{{.OperatingSystem}}|{{.DefaultRuntime}}|{{json .Runtimes}}");
+        assertThat(info).startsWith("kiln ").contains("|runc|").contains("\"runc\"").contains("\"runsc\"")
+                .contains("\"kiln-container\"").contains("\"kiln-gvisor\"");
+        assertThat(docker.ok("info")).contains("Isolations: container, gvisor");
+    }
+
+    @Test
+    void pullShowsDockerProgressAndImagesListIt() {
+        assertThat(pulled.exitCode()).as(pulled.err()).isZero();
+        assertThat(pulled.out()).contains("Pulling from").contains("Digest: sha256:")
+                .containsAnyOf("Downloaded newer image for", "Image is up to date for");
+        String repo = image.substring(0, image.lastIndexOf(':'));
+        assertThat(docker.ok("images", "--format", "{{.Repository}}:{{.Tag}}").lines()).contains(image);
+        assertThat(docker.ok("image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{index .RepoTags 0}}",
+                image).strip()).isEqualTo("linux/amd64 " + image);
+
+        docker.ok("tag", image, repo + ":copy");
+        assertThat(docker.ok("images", "--format", "{{.Repository}}:{{.Tag}}")).contains(repo + ":copy");
+        assertThat(docker.ok("rmi", repo + ":copy")).contains("Untagged: " + repo + ":copy");
+
+        DockerCli.Result again = docker.run("pull", image);
+        assertThat(again.out()).contains("Already exists").contains("Image is up to date for");
+    }
+
+    @Test
+    void runPrintsOutputAndExitsWithTheContainersCode() {
+        DockerCli.Result hi = docker.run("run", "--rm", image, "echo", "hi");
+        assertThat(hi.exitCode()).as(hi.err()).isZero();
+        assertThat(hi.out()).isEqualTo("hi\n");
+
+        DockerCli.Result seven = docker.run("run", "--rm", image, "sh", "-c", "echo out; echo err >&2; exit 7");
+        assertThat(seven.exitCode()).isEqualTo(7);
+        assertThat(seven.out()).isEqualTo("out\n");
+        assertThat(seven.err()).isEqualTo("err\n");
+
+        DockerCli.Result missing = docker.run("run", "--rm", image, "no-such-command");
+        assertThat(missing.exitCode()).isEqualTo(127);
+        assertThat(missing.err()).contains("executable file not found");
+        // --rm removed it although it never ran
+        assertThat(docker.ok("ps", "-a", "--format", "{{.Command}}")).doesNotContain("no-such-command");
+    }
+
+    @Test
+    void stdinReachesTheContainerWithDashI() {
+        DockerCli.Result cat = docker.runWithStdin("hello\nworld\n", "run", "--rm", "-i", image, "cat");
+        assertThat(cat.exitCode()).as(cat.err()).isZero();
+        assertThat(cat.out()).isEqualTo("hello\nworld\n");
+    }
+
+    @Test
+    void ttyRunAndExecThroughAPseudoTerminal() {
+        Command.require("script", "util-linux");
+        DockerCli.Result tty = docker.runInTerminal(DockerCli.binary() + " run --rm -t " + image + " busybox tty");
+        assertThat(tty.exitCode()).as(tty.all()).isZero();
+        assertThat(tty.out()).contains("/dev/pts/");
+
+        docker.ok("run", "-d", "--name", "tty-exec", image, "sleep", "60");
+        try {
+            DockerCli.Result exec = docker.runInTerminal(DockerCli.binary() + " exec -it tty-exec sh -c 'busybox tty; exit 4'");
+            assertThat(exec.exitCode()).as(exec.all()).isEqualTo(4);
+            assertThat(exec.out()).contains("/dev/pts/");
+        } finally {
+            docker.run("rm", "-f", "tty-exec");
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"--runtime,runc,container", "--runtime,runsc,gvisor", "--isolation,gvisor,gvisor",
+            "--isolation,container,container", "--runtime,kiln-gvisor,gvisor"})
+    void runtimeAndIsolationFlagsChooseKilnsIsolation(String flag, String value, String isolation) {
+        if (isolation.equals("gvisor")) {
+            Command.require("runsc", "runsc");
+        }
+        String name = "iso-" + value;
+        DockerCli.Result r = docker.run("run", "--name", name, flag, value, image, "sh", "-c",
+                "echo hi; busybox dmesg 2>/dev/null | head -n 1");
+        try {
+            assertThat(r.exitCode()).as(r.err()).isZero();
+            assertThat(r.out()).startsWith("hi\n");
+            if (isolation.equals("gvisor")) {
+                assertThat(r.out()).contains("gVisor"); // the Sentry's kernel log, not the host's
+            }
+            assertThat(docker.ok("inspect", "--format", "{{.HostConfig.Isolation}}", name).strip())
+                    .isEqualTo(isolation);
+        } finally {
+            docker.run("rm", name);
+        }
+    }
+
+    @Test
+    void detachedContainerLifeCycle() throws Exception {
+        Instant t0 = Instant.now().minusSeconds(1);
+        String id = docker.ok("run", "-d", "--name", "life", "-l", "suite=docker", image, "sh", "-c",
+                "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.2; done").strip();
+        assertThat(id).matches("[a-f0-9]{64}");
+        awaitLog("life", "started");
+
+        assertThat(docker.ok("ps", "--format", "{{.ID}} {{.Names}} {{.State}}")).contains(id.substring(0, 12)
+                + " life running");
+        assertThat(docker.ok("ps", "-q", "--filter", "label=suite=docker")).contains(id.substring(0, 12));
+        assertThat(docker.ok("ps", "-q", "--filter", "label=suite=other")).isEmpty();
+        assertThat(docker.ok("ps", "-q", "--filter", "name=lif")).contains(id.substring(0, 12));
+        assertThat(docker.ok("ps", "-q", "--filter", "ancestor=" + image)).contains(id.substring(0, 12));
+        assertThat(docker.ok("inspect", "--format", "{{.State.Status}} {{.Name}} {{.Config.Image}}", "life")
+                .strip()).isEqualTo("running /life " + image);
+
+        DockerCli.Result exec = docker.run("exec", "life", "sh", "-c", "echo from exec; echo to err >&2; exit 3");
+        assertThat(exec.exitCode()).isEqualTo(3);
+        assertThat(exec.out()).isEqualTo("from exec\n");
+        assertThat(exec.err()).isEqualTo("to err\n");
+
+        assertThat(docker.ok("top", "life")).contains("sleep");
+        assertThat(docker.ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "life")).startsWith("life ");
+
+        docker.ok("stop", "-t", "5", "life");
+        assertThat(docker.ok("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "life").strip())
+                .isEqualTo("exited 0");
+        assertThat(docker.ok("logs", "life")).isEqualTo("started\nbye\n");
+        assertThat(docker.ok("logs", "--tail", "1", "life")).isEqualTo("bye\n");
+        assertThat(docker.ok("logs", "-t", "life").lines().toList()).allMatch(l ->
+                l.matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z (started|bye)"));
+        assertThat(docker.ok("ps", "-q")).doesNotContain(id.substring(0, 12));
+        assertThat(docker.ok("ps", "-aq", "--filter", "status=exited")).contains(id.substring(0, 12));
+        assertThat(docker.ok("wait", "life").strip()).isEqualTo("0");
+
+        docker.ok("rename", "life", "life2");
+        docker.ok("rm", "-f", "life2");
+        assertThat(docker.ok("ps", "-aq")).doesNotContain(id.substring(0, 12));
+
+        String events = docker.ok("events", "--since", Long.toString(t0.getEpochSecond()), "--until",
+                Long.toString(Instant.now().getEpochSecond() + 1), "--filter", "container=" + id);
+        assertThat(events).contains("container create " + id).contains("container start " + id)
+                .contains("container die " + id).contains("exitCode=0").contains("container destroy " + id);
+        assertThat(docker.ok("events", "--since", Long.toString(t0.getEpochSecond()), "--until",
+                Long.toString(Instant.now().getEpochSecond() + 1), "--filter", "event=die",
+                "--filter", "container=" + id).lines()).hasSize(1);
+    }
+
+    @Test
+    void logsFollowEndsWhenTheContainerExits() {
+        docker.ok("run", "-d", "--name", "follow", image, "sh", "-c",
+                "for i in 1 2 3; do echo line$i; echo err$i >&2; sleep 0.3; done");
+        try {
+            long t0 = System.nanoTime();
+            DockerCli.Result logs = docker.run("logs", "-f", "follow");
+            assertThat(logs.exitCode()).isZero();
+            assertThat(logs.out()).isEqualTo("line1\nline2\nline3\n");
+            assertThat(logs.err()).isEqualTo("err1\nerr2\nerr3\n");
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(DockerCli.TIMEOUT);
+        } finally {
+            docker.run("rm", "-f", "follow");
+        }
+    }
+
+    @Test
+    void errorsAreDockersAndExitCodesTheCLIs() {
+        String missing = image.substring(0, image.indexOf('/')) + "/no/such:1";
+        DockerCli.Result noImage = docker.run("run", "--rm", missing, "true");
+        assertThat(noImage.exitCode()).isEqualTo(125);
+        assertThat(noImage.err()).contains("Unable to find image '" + missing + "' locally");
+
+        DockerCli.Result noContainer = docker.run("stop", "nope");
+        assertThat(noContainer.exitCode()).isEqualTo(1);
+        assertThat(noContainer.err()).contains("No such container: nope");
+
+        docker.ok("create", "--name", "taken", image, "true");
+        try {
+            DockerCli.Result conflict = docker.run("run", "--name", "taken", image, "true");
+            assertThat(conflict.exitCode()).isEqualTo(125);
+            assertThat(conflict.err()).contains("The container name \"/taken\" is already in use");
+        } finally {
+            docker.ok("rm", "taken");
+        }
+
+        DockerCli.Result ports = docker.run("run", "--rm", "-p", "8080:80", image, "true");
+        assertThat(ports.exitCode()).isEqualTo(125);
+        assertThat(ports.err()).contains("kiln does not support publishing ports");
+        DockerCli.Result bind = docker.run("run", "--rm", "-v", "/tmp:/x", image, "true");
+        assertThat(bind.err()).contains("kiln does not support volumes and bind mounts");
+        DockerCli.Result network = docker.run("network", "create", "n1");
+        assertThat(network.exitCode()).isEqualTo(1);
+        assertThat(network.err()).contains("kiln does not support creating networks");
+        assertThat(docker.ok("network", "ls", "--format", "{{.Name}}").lines()).contains("bridge", "host", "none");
+        DockerCli.Result build = docker.run("volume", "create", "v1");
+        assertThat(build.err()).contains("kiln does not support volumes");
+    }
+
+    private static void awaitLog(String name, String text) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (docker.run("logs", name).out().contains(text)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError(name + " never logged " + text);
+    }
+}
