@@ -79,7 +79,11 @@ public final class Exchange {
 
     public <T> T body(Class<T> type) {
         try (InputStream in = body()) {
-            return JSON.readValue(in, type);
+            T value = JSON.readValue(in, type);
+            if (value == null) {
+                throw KilnException.invalid("the request body must be a JSON object");
+            }
+            return value;
         } catch (IOException e) {
             throw KilnException.invalid("invalid JSON request body: " + e.getMessage().lines().findFirst().orElse(""));
         }

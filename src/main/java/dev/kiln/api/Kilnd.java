@@ -103,6 +103,11 @@ public final class Kilnd {
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             running.close();
+            try {
+                Files.deleteIfExists(o.runRoot().resolve("kilnd.pid"));
+            } catch (IOException ignored) {
+                // a stale pid file names a dead process; the next start overwrites it
+            }
             stopped.countDown();
         }));
         running.daemon().join();

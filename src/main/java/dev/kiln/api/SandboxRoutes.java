@@ -54,13 +54,17 @@ final class SandboxRoutes {
         });
         r.add("POST", "/v1/sandboxes/{id}/start", x -> {
             if (x.flag("attach")) {
-                stream(x, sandboxes.start(x.path("id"), true));
+                Sandbox s = sandboxes.get(x.path("id"));
+                stream(x, sandboxes.start(s.id(), true), () -> sandboxes.awaitAutoRemoval(s.id()));
             } else {
                 sandboxes.start(x.path("id"), false);
                 x.noContent();
             }
         });
-        r.add("POST", "/v1/sandboxes/{id}/attach", x -> stream(x, running(x.path("id"))));
+        r.add("POST", "/v1/sandboxes/{id}/attach", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            stream(x, running(s.id()), () -> sandboxes.awaitAutoRemoval(s.id()));
+        });
         r.add("POST", "/v1/sandboxes/{id}/stdin", x -> stdin(x, running(x.path("id"))));
         r.add("POST", "/v1/sandboxes/{id}/resize", x -> {
             try (AttachConnection c = running(x.path("id")).attach()) {
@@ -117,7 +121,7 @@ final class SandboxRoutes {
             if (e.request().detach()) {
                 x.noContent();
             } else {
-                stream(x, e.shim()[0]);
+                stream(x, e.shim()[0], () -> { });
             }
         });
         r.add("POST", "/v1/execs/{id}/stdin", x -> stdin(x, startedExec(x.path("id"))));
@@ -163,8 +167,11 @@ final class SandboxRoutes {
         return sandboxes.shim(s);
     }
 
-    /** Proxies a process's frames from its shim to the client until the exit frame. */
-    private static void stream(Exchange x, RunningProcess shim) throws IOException {
+    /**
+     * Proxies a process's frames from its shim to the client until the exit frame, which is sent only after
+     * {@code beforeExit} (a --rm sandbox is removed first, so the client may reuse its name at once, as Docker's).
+     */
+    private static void stream(Exchange x, RunningProcess shim, Runnable beforeExit) throws IOException {
         try (AttachConnection c = shim.attach()) {
             x.status(200);
             x.contentType("application/vnd.kiln.stream");
@@ -174,10 +181,14 @@ final class SandboxRoutes {
                 AttachConnection.Frame raw = c.read();
                 if (raw == null) {
                     int code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
+                    beforeExit.run();
                     StreamFrame.exit(code).writeTo(out);
                     break;
                 }
                 StreamFrame f = new StreamFrame(raw.type(), raw.payload());
+                if (f.type() == StreamFrame.EXIT) {
+                    beforeExit.run();
+                }
                 f.writeTo(out);
                 out.flush();
                 if (f.type() == StreamFrame.EXIT) {

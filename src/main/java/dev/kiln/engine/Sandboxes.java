@@ -240,6 +240,18 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
+    /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
+    public void awaitAutoRemoval(String id) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (System.nanoTime() < deadline) {
+            Optional<Sandbox> s = store.byId(id);
+            if (s.isEmpty() || !s.get().request().autoRemove()) {
+                return;
+            }
+            sleep(10);
+        }
+    }
+
     /** Blocks until the sandbox is not running (Docker's wait condition "not-running"), returns its exit code. */
     public int await(String ref, Duration timeout) {
         Sandbox s = store.find(ref);

@@ -42,8 +42,20 @@ public final class RootfsCache {
         return Files.isDirectory(path(imageId));
     }
 
+    /** One unpack per image at a time in this process: N first runs of an image unpack it once, not N times. */
+    private final java.util.concurrent.ConcurrentHashMap<Digest, Object> unpacking = new java.util.concurrent.ConcurrentHashMap<>();
+
     public Path unpack(Digest imageId, List<Layer> layers) {
         Path target = path(imageId);
+        if (Files.isDirectory(target)) {
+            return target;
+        }
+        synchronized (unpacking.computeIfAbsent(imageId, d -> new Object())) {
+            return unpackOnce(imageId, layers, target);
+        }
+    }
+
+    private Path unpackOnce(Digest imageId, List<Layer> layers, Path target) {
         if (Files.isDirectory(target)) {
             return target;
         }
@@ -59,6 +71,9 @@ public final class RootfsCache {
             Trees.delete(tmp);
         } catch (IOException e) {
             Trees.delete(tmp);
+            if (Files.isDirectory(target)) {
+                return target; // another process won the rename ("Directory not empty" is a plain FileSystemException)
+            }
             throw new UncheckedIOException(e);
         } catch (RuntimeException e) {
             Trees.delete(tmp);
