@@ -3,15 +3,11 @@ package dev.kiln.reliability;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.testing.Command;
-import dev.kiln.testing.KilndProcess;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,43 +22,20 @@ import static org.assertj.core.api.Assertions.assertThat;
  * mounts. kilnd runs as its own process; the sandboxes run under real runc and runsc.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
-class DaemonCrashTest {
+class DaemonCrashTest extends DaemonProcessTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String TICKER = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done";
 
-    @TempDir
-    Path tmp;
-    Path root;
-    Path runRoot;
-    KilndProcess kilnd;
-    KilnCli kiln;
     String image;
 
     @BeforeEach
-    void startDaemon() {
-        Command.require("runc", "runc");
+    void image() {
         Command.require("runsc", "runsc");
-        root = tmp.resolve("root");
-        runRoot = tmp.resolve("run");
-        kilnd = KilndProcess.start(root, runRoot);
-        kiln = new KilnCli(kilnd);
-        image = BusyboxImage.importInto(kiln, tmp);
+        image = busybox();
     }
 
-    @AfterEach
-    void cleanUp() {
-        try {
-            if (kiln != null) {
-                kiln.close();
-            }
-        } finally {
-            if (kilnd != null) {
-                kilnd.close();
-            }
-            Leftovers.cleanUp(root, runRoot);
-        }
-    }
+
 
     @Test
     void runningSandboxesSurviveKill9AndAreAdoptedByTheNextDaemon() throws Exception {

@@ -1,14 +1,8 @@
 package dev.kiln.reliability;
 
-import dev.kiln.testing.Command;
-import dev.kiln.testing.KilndProcess;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -20,37 +14,14 @@ import static org.assertj.core.api.Assertions.assertThat;
  * whatever the root's length.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
-class LongRootTest {
+class LongRootTest extends DaemonProcessTest {
 
-    @TempDir
-    Path tmp;
-    Path root;
-    Path runRoot;
-    KilndProcess kilnd;
-    KilnCli kiln;
 
-    @BeforeEach
-    void startDaemon() {
-        Command.require("runc", "runc");
-        root = tmp.resolve("root");
-        runRoot = tmp.resolve("run");
-        kilnd = KilndProcess.start(root, runRoot);
-        kiln = new KilnCli(kilnd);
-    }
 
-    @AfterEach
-    void cleanUp() {
-        try {
-            kiln.close();
-        } finally {
-            kilnd.close();
-            Leftovers.cleanUp(root, runRoot);
-        }
-    }
 
     @Test
     void runLogsAndExecWorkUnderALongRoot() {
-        String image = BusyboxImage.importInto(kiln, tmp);
+        String image = busybox();
         kiln.ok("run", "-d", "--name", "long", image, "sh", "-c", "echo up; sleep 60");
         KilnCli.Result exec = kiln.process(Duration.ofSeconds(30), "exec", "long", "echo", "from-exec");
         assertThat(exec.exitCode()).as("exec under " + root + " (" + root.toString().length() + " bytes): " + exec)

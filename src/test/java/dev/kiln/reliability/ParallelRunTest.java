@@ -1,15 +1,10 @@
 package dev.kiln.reliability;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.kiln.testing.Command;
-import dev.kiln.testing.KilndProcess;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -29,42 +24,19 @@ import static org.assertj.core.api.Assertions.assertThat;
  * behind, and a name taken by concurrent creates goes to exactly one of them.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
-class ParallelRunTest {
+class ParallelRunTest extends DaemonProcessTest {
 
     static final int RUNS = 50;
     static final int CLIENTS = 10;
 
-    @TempDir
-    Path tmp;
-    Path root;
-    Path runRoot;
-    KilndProcess kilnd;
-    KilnCli kiln;
     String image;
 
     @BeforeEach
-    void startDaemon() {
-        Command.require("runc", "runc");
-        root = tmp.resolve("root");
-        runRoot = tmp.resolve("run");
-        kilnd = KilndProcess.start(root, runRoot);
-        kiln = new KilnCli(kilnd);
-        image = BusyboxImage.importInto(kiln, tmp);
+    void image() {
+        image = busybox();
     }
 
-    @AfterEach
-    void cleanUp() {
-        try {
-            if (kiln != null) {
-                kiln.close();
-            }
-        } finally {
-            if (kilnd != null) {
-                kilnd.close();
-            }
-            Leftovers.cleanUp(root, runRoot);
-        }
-    }
+
 
     @Test
     void manyFirstRunsOfAFreshImageAtOnceAllSucceed() throws Exception {
