@@ -254,6 +254,58 @@ class DockerCliTest {
         assertThat(build.err()).contains("kiln does not support volumes");
     }
 
+    @Test
+    void saveLoadAttachAndRestart() {
+        String repo = image.substring(0, image.lastIndexOf(':'));
+        docker.ok("tag", image, repo + ":saved");
+        Path archive = work.resolve("saved.tar");
+        docker.ok("save", "-o", archive.toString(), repo + ":saved");
+        docker.ok("rmi", repo + ":saved");
+        assertThat(docker.ok("load", "-i", archive.toString())).contains("Loaded image: " + repo + ":saved");
+        assertThat(docker.ok("images", "--format", "{{.Repository}}:{{.Tag}}")).contains(repo + ":saved");
+        docker.ok("rmi", repo + ":saved");
+
+        docker.ok("run", "-d", "--name", "attached", image, "sh", "-c",
+                "sleep 0.5; for i in 1 2 3; do echo a$i; sleep 0.3; done; exit 5");
+        try {
+            DockerCli.Result attach = docker.run("attach", "attached");
+            assertThat(attach.exitCode()).isEqualTo(5);
+            assertThat(attach.out()).endsWith("a3\n");
+            docker.ok("restart", "attached");
+            assertThat(docker.ok("wait", "attached").strip()).isEqualTo("5");
+            assertThat(docker.ok("inspect", "--format", "{{.RestartCount}}", "attached").strip()).isEqualTo("1");
+        } finally {
+            docker.run("rm", "-f", "attached");
+        }
+    }
+
+    @Test
+    void pingVersionsAndUnsupportedEndpointsOverRawHttp() {
+        Command.require("curl", "curl");
+        String ping = curl("-sS", "-i", "http://d/_ping");
+        assertThat(ping).startsWith("HTTP/1.1 200").containsIgnoringCase("API-Version: 1.45")
+                .containsIgnoringCase("OSType: linux").containsIgnoringCase("Docker-Experimental: false").endsWith("OK");
+        assertThat(curl("-sS", "-I", "http://d/_ping")).startsWith("HTTP/1.1 200").containsIgnoringCase("API-Version: 1.45");
+        assertThat(curl("-sS", "http://d/v1.24/version")).contains("\"ApiVersion\":\"1.45\"");
+        assertThat(curl("-sS", "-w", " %{http_code}", "http://d/v1.99/version"))
+                .contains("client version 1.99 is too new").endsWith(" 400");
+        assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/build"))
+                .isEqualTo("{\"message\":\"kiln does not support POST /build yet\"} 501");
+        assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/containers/nope/pause"))
+                .contains("kiln does not support").endsWith(" 501");
+        assertThat(curl("-sS", "-w", " %{http_code}", "http://d/containers/nope/json"))
+                .isEqualTo("{\"message\":\"No such container: nope\"} 404");
+        // kiln's own API is untouched
+        assertThat(curl("-sS", "http://d/v1/version")).contains("\"api\":\"v1\"");
+    }
+
+    private static String curl(String... args) {
+        java.util.List<String> argv = new java.util.ArrayList<>(java.util.List.of("curl", "--unix-socket",
+                daemon.socket().toString(), "--max-time", "20"));
+        argv.addAll(java.util.List.of(args));
+        return Command.run(Duration.ofSeconds(30), argv).replace("\r\n", "\n").strip();
+    }
+
     private static void awaitLog(String name, String text) throws InterruptedException {
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
         while (System.nanoTime() < deadline) {
