@@ -653,6 +653,10 @@ static void host_frame(int type, int id, const unsigned char *p, size_t n) {
 
 static void serve(void) {
     for (;;) {
+        int t, sid;
+        unsigned char *pl;
+        size_t len;
+        while (next_frame(&t, &sid, &pl, &len) == 1) host_frame(t, sid, pl, len); /* e.g. read along with START */
         long long now = now_ms();
         int timeout = -1, stdin_full = 0;
         for (int i = 0; i < MAX_STREAMS; i++) {
@@ -700,10 +704,7 @@ static void serve(void) {
             ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
             if (r > 0) {
                 inlen += (size_t)r;
-                int t, s;
-                unsigned char *pl;
-                size_t len;
-                while (next_frame(&t, &s, &pl, &len) == 1) host_frame(t, s, pl, len);
+                while (next_frame(&t, &sid, &pl, &len) == 1) host_frame(t, sid, pl, len);
             } else if (r == 0) { /* the host went away: nothing can be reported any more */
                 struct timespec ts = { 0, 20000000 };
                 nanosleep(&ts, NULL);

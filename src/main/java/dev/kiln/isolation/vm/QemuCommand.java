@@ -57,9 +57,46 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
         return p.toAbsolutePath().toString().replace(",", ",,");
     }
 
+    private static volatile Boolean kvmProbed;
+
+    /**
+     * Whether QEMU can really use KVM here: {@code /dev/kvm} being there is not enough (a nested or paravirtual KVM
+     * may refuse the CPU's MSRs), so a paused microvm is started once with {@code -accel kvm} and told to quit over
+     * QMP; KVM is used when that succeeds. {@code -Dkiln.vm.accel=tcg|kvm} decides instead.
+     */
     static boolean kvmUsable() {
-        Path kvm = Path.of("/dev/kvm");
-        return Files.isReadable(kvm) && Files.isWritable(kvm);
+        String forced = System.getProperty("kiln.vm.accel", "");
+        if (!forced.isEmpty()) return forced.equals("kvm");
+        Boolean known = kvmProbed;
+        if (known != null) return known;
+        Path dev = Path.of("/dev/kvm");
+        boolean usable = Files.isReadable(dev) && Files.isWritable(dev) && probeKvm();
+        kvmProbed = usable;
+        return usable;
+    }
+
+    private static boolean probeKvm() {
+        try {
+            Process p = new ProcessBuilder(BINARY, "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-nodefaults",
+                    "-no-user-config", "-display", "none", "-S", "-qmp", "stdio")
+                    .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            try (var in = p.getOutputStream()) {
+                in.write("{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n"
+                        .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            } catch (IOException e) {
+                // it died already: the exit code tells
+            }
+            if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return false;
+            }
+            return p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** The host's TSC rate in kHz: sysfs where the kernel exports it, else cpu0's "cpu MHz"; 0 if neither says. */

@@ -35,6 +35,7 @@ public final class VmIsolator implements Isolator {
 
     private static final Duration TOP_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
+    private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
 
     private final VmOptions options;
 
@@ -107,10 +108,14 @@ public final class VmIsolator implements Isolator {
         if (shim.exitStatus().isPresent() || !shim.alive()) {
             throw KilnException.conflict("sandbox " + spec.name() + " is not running");
         }
+        Optional<Long> vmm = vmmPid(spec);
         try (AttachConnection c = shim.attach()) {
-            c.signal(signal); // to the relay, which passes it to the guest's main process (SIGKILL: ends the VM)
+            c.signal(signal); // to the relay, which passes it to the guest's main process
         } catch (IOException e) {
             throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + e.getMessage());
+        }
+        if (signal == 9) { // SIGKILL ended the relay (it cannot be passed on); the VM is gone once this returns
+            vmm.ifPresent(VmIsolator::killAndWait);
         }
     }
 
@@ -186,7 +191,7 @@ public final class VmIsolator implements Isolator {
             } catch (IOException e) {
                 // killed below
             }
-            ProcessHandle.of(pid.get()).ifPresent(ProcessHandle::destroyForcibly);
+            killAndWait(pid.get());
         }
         if (removeFiles) {
             try {
@@ -198,16 +203,39 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    private static void killAndWait(long pid) {
+        ProcessHandle.of(pid).ifPresent(p -> {
+            p.destroyForcibly();
+            long deadline = System.nanoTime() + KILL_TIMEOUT.toNanos();
+            while (System.nanoTime() < deadline && vmmRunning(pid)) {
+                try {
+                    Thread.sleep(10);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        });
+    }
+
     /** The VMM's pid while that process is alive and still a QEMU (a reused pid is not). */
     private static Optional<Long> vmmPid(SandboxSpec spec) {
         try {
             long pid = Long.parseLong(Files.readString(vmDir(spec).resolve("vmm.pid")).strip());
+            return vmmRunning(pid) ? Optional.of(pid) : Optional.empty();
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static boolean vmmRunning(long pid) {
+        try {
             String comm = Files.readString(Path.of("/proc", Long.toString(pid), "comm")).strip();
             String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
             char state = stat.charAt(stat.lastIndexOf(')') + 2);
-            return comm.startsWith("qemu-system") && state != 'Z' ? Optional.of(pid) : Optional.empty();
+            return comm.startsWith("qemu-system") && state != 'Z' && state != 'X';
         } catch (IOException | RuntimeException e) {
-            return Optional.empty();
+            return false;
         }
     }
 

@@ -108,6 +108,17 @@ class VmIsolatorTest {
         RunningProcess missing = vm.exec(s, "exec2", process("nope"), Duration.ZERO);
         assertThat(missing.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(127);
 
+        ProcessSpec cat = new ProcessSpec(List.of("cat"), ENV, "/", 0, 0, List.of(), false, true);
+        Shim withStdin = (Shim) vm.exec(s, "exec3", cat, Duration.ofSeconds(10));
+        StringBuilder echoed = new StringBuilder();
+        try (var c = withStdin.attach()) {
+            c.stdin("piped\n".getBytes());
+            c.closeStdin();
+            for (var f = c.read(); f != null && f.type() != 3; f = c.read()) echoed.append(f.text());
+        }
+        assertThat(echoed.toString()).isEqualTo("piped\n");
+        assertThat(withStdin.await(Duration.ofSeconds(30)).orElseThrow().exitCode()).isZero();
+
         assertThat(vm.top(s)).contains("PID").contains("sleep");
         SandboxStats stats = vm.stats(s);
         assertThat(stats.memoryBytes()).isPositive();
@@ -193,7 +204,12 @@ class VmIsolatorTest {
 
     static ExitStatus run(SandboxSpec s) {
         vm.create(s);
-        return vm.start(s, Duration.ZERO).await(BOOT_AND_RUN).orElseThrow();
+        ExitStatus status = vm.start(s, Duration.ZERO).await(BOOT_AND_RUN).orElseThrow();
+        if (status.exitCode() == 125) {
+            System.out.println("sandbox " + s.id() + " failed: " + log(s, "stderr") + read(VmIsolator.vmDir(s)
+                    .resolve("shim.log")) + read(s.dir().resolve("main/shim.log")));
+        }
+        return status;
     }
 
     static String log(SandboxSpec s, String stream) {
@@ -220,8 +236,9 @@ class VmIsolatorTest {
     static boolean vmmAlive(SandboxSpec s) {
         try {
             long pid = Long.parseLong(Files.readString(VmIsolator.vmDir(s).resolve("vmm.pid")).strip());
-            return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
-                    && Files.readString(Path.of("/proc", Long.toString(pid), "comm")).startsWith("qemu");
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            char state = stat.charAt(stat.lastIndexOf(')') + 2);
+            return stat.contains("(qemu-system") && state != 'Z' && state != 'X';
         } catch (IOException | NumberFormatException e) {
             return false;
         }
