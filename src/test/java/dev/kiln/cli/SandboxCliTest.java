@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,7 +20,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * The sandbox life-cycle as a user drives it, one contract for every isolation: the same commands and the same
- * answers under runc ({@code container}) and runsc ({@code gvisor}).
+ * answers under runc ({@code container}), runsc ({@code gvisor}) and QEMU ({@code vm}).
  */
 class SandboxCliTest {
 
@@ -39,7 +40,7 @@ class SandboxCliTest {
         Files.createDirectories(rootfs.resolve("home/app"));
         Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
         for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "env", "sleep", "hostname", "tty", "ls",
-                "touch", "true")) {
+                "touch", "true", "ps")) {
             Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
         }
         Files.writeString(rootfs.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n");
@@ -60,10 +61,15 @@ class SandboxCliTest {
         if (isolation.equals("gvisor")) {
             Command.require("runsc", "runsc");
         }
+        if (isolation.equals("vm")) {
+            // each case boots a microVM (seconds under TCG); KILN_FAST=1 scripts/test leaves them out
+            Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"), "VM boots are skipped in fast runs (KILN_FAST)");
+            Command.require("qemu-system-x86_64", "qemu-system-x86");
+        }
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"container", "gvisor"})
+    @ValueSource(strings = {"container", "gvisor", "vm"})
     void runPrintsOutputAndExitsWithTheSandboxCode(String isolation) {
         requireRuntime(isolation);
         KilnRun.Result hi = kiln.kiln("run", "--rm", "--isolation", isolation, IMAGE, "echo", "hi");
@@ -89,7 +95,7 @@ class SandboxCliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"container", "gvisor"})
+    @ValueSource(strings = {"container", "gvisor", "vm"})
     void envCwdUserAndHostnameAreHonoured(String isolation) {
         requireRuntime(isolation);
         String out = kiln.ok("run", "--rm", "--isolation", isolation, "-e", "GREETING=hello", "-w", "/tmp",
@@ -103,7 +109,7 @@ class SandboxCliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"container", "gvisor"})
+    @ValueSource(strings = {"container", "gvisor", "vm"})
     void detachedSandboxLifeCycle(String isolation) throws Exception {
         requireRuntime(isolation);
         String name = "life-" + isolation;
@@ -145,7 +151,7 @@ class SandboxCliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"container", "gvisor"})
+    @ValueSource(strings = {"container", "gvisor", "vm"})
     void logsFollowUntilExitAndKillAndRestartWork(String isolation) {
         requireRuntime(isolation);
         String name = "follow-" + isolation;
