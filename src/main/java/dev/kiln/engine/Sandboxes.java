@@ -120,7 +120,14 @@ public final class Sandboxes implements AutoCloseable {
         synchronized (lock(s.id())) {
             s = store.find(s.id());
             if (s.state() == SandboxState.RUNNING) {
-                return Shim.adopt(mainDir(s));
+                Shim shim = Shim.adopt(mainDir(s));
+                Optional<ExitStatus> ended = shim.exitStatus();
+                if (ended.isEmpty()) {
+                    return shim;
+                }
+                // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
+                exited(s.id(), ended.get());
+                s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
                 throw KilnException.conflict("sandbox " + s.name() + " is being removed");
@@ -146,7 +153,7 @@ public final class Sandboxes implements AutoCloseable {
 
     public void kill(String ref, int signal) {
         Sandbox s = store.find(ref);
-        if (!s.running()) {
+        if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
         isolator(s.isolation()).signal(spec(s), signal);
