@@ -72,7 +72,16 @@ public final class Images implements AutoCloseable {
 
     /** {@code alsoInsecure}: registries this request may reach over plain HTTP ({@code --insecure-registry}). */
     public Image pull(String ref, Platform platform, PullProgress progress, Set<String> alsoInsecure) {
-        return new Puller(store, r -> access(r, alsoInsecure)).pull(ImageRef.parse(ref), platform, progress);
+        UnpackWhilePulling unpack = new UnpackWhilePulling(progress, store.content(), rootfs);
+        Image image;
+        try {
+            image = new Puller(store, r -> access(r, alsoInsecure)).pull(ImageRef.parse(ref), platform, unpack);
+        } catch (RuntimeException e) {
+            unpack.abandon();
+            throw e;
+        }
+        unpack.finish();
+        return image;
     }
 
     public Digest push(String ref, PullProgress progress, Set<String> alsoInsecure) {

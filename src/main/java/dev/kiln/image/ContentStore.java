@@ -46,6 +46,11 @@ public final class ContentStore {
         return Files.isRegularFile(blobs.resolve(d.hex()));
     }
 
+    /** Where a blob is or will be once committed (for readers that wait for it). */
+    public Path blobPath(Digest d) {
+        return blobs.resolve(d.hex());
+    }
+
     /** The committed blob's path; callers only read it. */
     public Path path(Digest d) {
         Path p = blobs.resolve(d.hex());

@@ -10,6 +10,10 @@ public interface PullProgress {
     default void resolved(ImageRef ref, Digest manifest, int layers) {
     }
 
+    /** The platform manifest is known and its config is stored; its layers follow. */
+    default void manifest(Manifest manifest) {
+    }
+
     default void layerStarted(Descriptor layer) {
     }
 

@@ -62,6 +62,7 @@ public final class Puller {
         progress.resolved(ref, chosen.digest(), manifest.layers().size());
 
         fetch(client, repo, manifest.config(), PullProgress.NONE);
+        progress.manifest(manifest);
         List<Descriptor> layers = manifest.layers();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             Semaphore slots = new Semaphore(PARALLEL_LAYERS);

@@ -46,16 +46,25 @@ public final class RootfsCache {
     private final java.util.concurrent.ConcurrentHashMap<Digest, Object> unpacking = new java.util.concurrent.ConcurrentHashMap<>();
 
     public Path unpack(Digest imageId, List<Layer> layers) {
+        return unpack(imageId, layers, l -> { });
+    }
+
+    /**
+     * As {@link #unpack(Digest, List)}, calling {@code beforeApply} before each layer: a pull uses it to wait for the
+     * layer's blob, so unpacking runs while later layers still download. If it throws, nothing is kept.
+     */
+    public Path unpack(Digest imageId, List<Layer> layers, java.util.function.Consumer<Layer> beforeApply) {
         Path target = path(imageId);
         if (Files.isDirectory(target)) {
             return target;
         }
         synchronized (unpacking.computeIfAbsent(imageId, d -> new Object())) {
-            return unpackOnce(imageId, layers, target);
+            return unpackOnce(imageId, layers, target, beforeApply);
         }
     }
 
-    private Path unpackOnce(Digest imageId, List<Layer> layers, Path target) {
+    private Path unpackOnce(Digest imageId, List<Layer> layers, Path target,
+                            java.util.function.Consumer<Layer> beforeApply) {
         if (Files.isDirectory(target)) {
             return target;
         }
@@ -64,6 +73,7 @@ public final class RootfsCache {
             Files.createDirectories(tmp);
             Files.setAttribute(tmp, "unix:mode", 0755);
             for (Layer l : layers) {
+                beforeApply.accept(l);
                 applier.apply(l.blob(), l.compression(), l.digest(), tmp);
             }
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);

@@ -276,6 +276,13 @@ class ImageStoreCliTest {
             try (Stream<Path> ingest = Files.list(kiln.store().resolve("ingest"))) {
                 assertThat(ingest).isEmpty();
             }
+            // the unpack that ran alongside the download kept nothing either
+            Path rootfs = kiln.store().resolve("rootfs");
+            if (Files.isDirectory(rootfs)) {
+                try (Stream<Path> trees = Files.list(rootfs)) {
+                    assertThat(trees).isEmpty();
+                }
+            }
         } finally {
             bytes[bytes.length / 2] ^= 0x55;
             Files.write(blob, bytes);
