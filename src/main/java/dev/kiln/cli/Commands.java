@@ -68,7 +68,9 @@ final class Commands {
 
     static void register(CommandLine cli, String[] args) {
         String name = commandName(args);
-        List<String> names = name != null && TOP.containsKey(name) ? List.of(name) : List.copyOf(TOP.keySet());
+        boolean versionOnly = name == null && (List.of(args).contains("--version") || List.of(args).contains("-V"));
+        List<String> names = versionOnly ? List.of()
+                : name != null && TOP.containsKey(name) ? List.of(name) : List.copyOf(TOP.keySet());
         for (String n : names) {
             CommandLine sub = new CommandLine(TOP.get(n).get());
             if (n.equals("image")) {
