@@ -9,12 +9,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** Docker-shaped views of a sandbox: the inspect document and the list row. */
-final class SandboxView {
+/** Docker-shaped views of a sandbox: the inspect document and the list row; also the Docker face's wording. */
+public final class SandboxView {
     private SandboxView() {
     }
 
-    static final String ZERO_TIME = "0001-01-01T00:00:00Z";
+    public static final String ZERO_TIME = "0001-01-01T00:00:00Z";
 
     static Map<String, Object> inspect(Sandbox s, String runtime) {
         CreateRequest r = s.request();
@@ -82,7 +82,7 @@ final class SandboxView {
     }
 
     /** Docker's State.Status words. */
-    static String status(Sandbox s) {
+    public static String status(Sandbox s) {
         return switch (s.state()) {
             case CREATED -> "created";
             case RUNNING -> "running";
@@ -91,7 +91,7 @@ final class SandboxView {
         };
     }
 
-    static String humanStatus(Sandbox s) {
+    public static String humanStatus(Sandbox s) {
         long now = System.currentTimeMillis();
         if (s.state() == SandboxState.RUNNING) {
             return "Up " + ago(now - s.started());
@@ -119,7 +119,7 @@ final class SandboxView {
         return sec / 86400 + " days";
     }
 
-    static String time(long epochMs) {
+    public static String time(long epochMs) {
         return epochMs == 0 ? ZERO_TIME : Instant.ofEpochMilli(epochMs).toString();
     }
 }

@@ -1,11 +1,11 @@
 package dev.kiln.api.docker;
 
+import dev.kiln.api.SandboxView;
+
 import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
-import dev.kiln.engine.SandboxState;
 
-import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,7 +15,7 @@ final class ContainerView {
     private ContainerView() {
     }
 
-    static final String ZERO_TIME = "0001-01-01T00:00:00Z";
+    static final String ZERO_TIME = SandboxView.ZERO_TIME;
 
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
         CreateRequest r = s.request();
@@ -132,43 +132,14 @@ final class ContainerView {
     }
 
     static String status(Sandbox s) {
-        return switch (s.state()) {
-            case CREATED -> "created";
-            case RUNNING -> "running";
-            case EXITED -> "exited";
-            case REMOVING -> "removing";
-        };
+        return SandboxView.status(s);
     }
 
     static String humanStatus(Sandbox s) {
-        long now = System.currentTimeMillis();
-        if (s.state() == SandboxState.RUNNING) {
-            return "Up " + ago(now - s.started());
-        }
-        if (s.state() == SandboxState.EXITED) {
-            return "Exited (" + (s.exitCode() == null ? 0 : s.exitCode()) + ") " + ago(now - s.finished()) + " ago";
-        }
-        return s.state() == SandboxState.CREATED ? "Created" : "Removal In Progress";
-    }
-
-    private static String ago(long ms) {
-        long sec = ms / 1000;
-        if (sec < 1) {
-            return "Less than a second";
-        }
-        if (sec < 60) {
-            return sec + " second" + (sec == 1 ? "" : "s");
-        }
-        if (sec < 3600) {
-            return sec / 60 + " minute" + (sec / 60 == 1 ? "" : "s");
-        }
-        if (sec < 172800) {
-            return sec / 3600 + " hour" + (sec / 3600 == 1 ? "" : "s");
-        }
-        return sec / 86400 + " days";
+        return SandboxView.humanStatus(s);
     }
 
     static String time(long epochMs) {
-        return epochMs == 0 ? ZERO_TIME : Instant.ofEpochMilli(epochMs).toString();
+        return SandboxView.time(epochMs);
     }
 }
