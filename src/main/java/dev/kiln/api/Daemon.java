@@ -2,9 +2,11 @@ package dev.kiln.api;
 
 import dev.kiln.KilnException;
 import dev.kiln.engine.Engine;
+import dev.kiln.tls.TcpAddress;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
 import org.eclipse.jetty.unixdomain.server.UnixDomainServerConnector;
 import org.eclipse.jetty.util.thread.VirtualThreadPool;
 
@@ -14,20 +16,27 @@ import java.nio.file.Path;
 import java.nio.file.attribute.GroupPrincipal;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * kilnd: one HTTP server on a unix socket ({@code RUN_ROOT/kiln.sock}, mode 0660, group {@code kiln} when that group
- * exists), handlers on virtual threads. No TCP listener. Stopping the daemon stops serving; sandboxes keep running
- * under their shims and are adopted by the next daemon.
+ * exists), handlers on virtual threads, and TCP listeners only when asked for, each with mutual TLS
+ * ({@link TlsListener}). Every listener serves both faces (native and Docker). Stopping the daemon stops serving;
+ * sandboxes keep running under their shims and are adopted by the next daemon.
  */
 public final class Daemon implements AutoCloseable {
 
     private final Engine engine;
     private final Server server;
     private final Path socket;
+    private final List<ServerConnector> tcp = new ArrayList<>();
 
     public Daemon(Engine engine, Path runRoot, boolean debug) {
+        this(engine, runRoot, List.of(), debug);
+    }
+
+    public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners, boolean debug) {
         this.engine = engine;
         this.socket = runRoot.resolve("kiln.sock");
         VirtualThreadPool threads = new VirtualThreadPool();
@@ -40,6 +49,11 @@ public final class Daemon implements AutoCloseable {
         connector.setUnixDomainPath(socket);
         connector.setIdleTimeout(0);
         server.addConnector(connector);
+        for (TlsListener listener : tcpListeners) {
+            ServerConnector c = listener.connector(server, http);
+            tcp.add(c);
+            server.addConnector(c);
+        }
         Router v1 = new Router();
         v1.add("GET", "/v1/version", x -> x.json(java.util.Map.of("version", version(), "api", "v1")));
         new ImageRoutes(engine).register(v1);
@@ -53,6 +67,11 @@ public final class Daemon implements AutoCloseable {
         return socket;
     }
 
+    /** The TCP listeners as {@code tcp://HOST:PORT}, with the ports bound (a requested port 0 becomes a real one). */
+    public List<String> tcpAddresses() {
+        return tcp.stream().map(c -> new TcpAddress(c.getHost(), c.getLocalPort()).toString()).toList();
+    }
+
     public void start() {
         try {
             Files.createDirectories(socket.getParent());
@@ -63,8 +82,23 @@ public final class Daemon implements AutoCloseable {
         } catch (KilnException e) {
             throw e;
         } catch (Exception e) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "kilnd cannot listen on " + socket + ": "
+            stopQuietly();
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "kilnd cannot listen on " + listeners() + ": "
                     + e.getMessage(), e);
+        }
+    }
+
+    private String listeners() {
+        List<String> all = new ArrayList<>(List.of(socket.toString()));
+        tcp.forEach(c -> all.add(new TcpAddress(c.getHost(), c.getPort()).toString()));
+        return String.join(", ", all);
+    }
+
+    private void stopQuietly() {
+        try {
+            server.stop();
+        } catch (Exception ignored) {
+            // the start already failed; that error is the one to report
         }
     }
 

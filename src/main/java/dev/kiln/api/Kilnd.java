@@ -32,8 +32,18 @@ public final class Kilnd {
                       @JsonProperty("runsc-platform") String runscPlatform) {
     }
 
+    /** {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default). */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
-                          String runscPlatform, boolean debug) {
+                          String runscPlatform, boolean debug, List<TlsListener> tcpListeners) {
+
+        public Options {
+            tcpListeners = List.copyOf(tcpListeners);
+        }
+
+        /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
+        public Options withTcpListeners(List<TlsListener> listeners) {
+            return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners);
+        }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
@@ -53,7 +63,7 @@ public final class Kilnd {
             String isolation = defaultIsolation != null ? defaultIsolation
                     : file.defaultIsolation() != null ? file.defaultIsolation() : "container";
             return new Options(root, runRoot, registries, isolation,
-                    file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug);
+                    file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of());
         }
     }
 
@@ -86,7 +96,7 @@ public final class Kilnd {
                     + String.join(", ", isolators.keySet()) + ")");
         }
         Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation());
-        Daemon daemon = new Daemon(engine, o.runRoot(), o.debug());
+        Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());
         try {
             daemon.start();
         } catch (RuntimeException e) {
@@ -101,6 +111,10 @@ public final class Kilnd {
         Running running = start(o);
         writePid(o.runRoot());
         System.err.println("kilnd: listening on " + running.socket() + " (root " + o.root() + ")");
+        for (String tcp : running.daemon().tcpAddresses()) {
+            System.err.println("kilnd: listening on " + tcp + " (TLS; client certificates signed by the --tlscacert CA"
+                    + " only)");
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             running.close();

@@ -20,22 +20,83 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * HTTP/1.1 to kilnd over its unix socket, one request per connection. Hand-written rather than a client library:
- * the CLI must start in well under 300 ms, and attach/stdin streams need the raw socket in both directions, which
- * the general clients hide.
+ * HTTP/1.1 to kilnd, one request per connection, over its unix socket or (with {@code -H tcp://…}) over TCP with
+ * mutual TLS ({@link TlsTransport}, loaded only for such hosts). Hand-written rather than a client library: the CLI
+ * must start in well under 300 ms, and attach/stdin streams need the raw socket in both directions, which the general
+ * clients hide.
  */
 final class DaemonClient {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Path socket;
+    /** How connections to kilnd are made. */
+    interface Transport {
+        Connection open() throws IOException;
 
-    DaemonClient(Path socket) {
-        this.socket = socket;
+        /** Where kilnd is, for messages: {@code unix:///run/kiln/kiln.sock}, {@code tcp://host:2376}. */
+        String where();
+
+        /**
+         * What to throw for {@code e}, an I/O failure while a request was sent or its response read: {@code e} itself,
+         * or a one-line {@link KilnException} when the transport knows better (a refused TLS handshake).
+         */
+        default IOException failed(IOException e) {
+            return e;
+        }
     }
 
-    Path socket() {
-        return socket;
+    /** One connection: its two directions; closing closes both. */
+    interface Connection extends java.io.Closeable {
+        InputStream in();
+
+        OutputStream out();
+    }
+
+    /** kilnd's unix socket: no TLS (the socket's mode and group are the access control). */
+    record UnixTransport(Path socket) implements Transport {
+        @Override
+        public Connection open() throws IOException {
+            SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+            try {
+                ch.connect(UnixDomainSocketAddress.of(socket));
+            } catch (IOException e) {
+                ch.close();
+                throw e;
+            }
+            InputStream in = Channels.newInputStream(ch);
+            OutputStream out = Channels.newOutputStream(ch);
+            return new Connection() {
+                @Override
+                public InputStream in() {
+                    return in;
+                }
+
+                @Override
+                public OutputStream out() {
+                    return out;
+                }
+
+                @Override
+                public void close() throws IOException {
+                    ch.close();
+                }
+            };
+        }
+
+        @Override
+        public String where() {
+            return socket.toString();
+        }
+    }
+
+    private final Transport transport;
+
+    DaemonClient(Path socket) {
+        this(new UnixTransport(socket));
+    }
+
+    DaemonClient(Transport transport) {
+        this.transport = transport;
     }
 
     /** A response whose body is read as a stream; close it to close the connection. */
@@ -43,9 +104,9 @@ final class DaemonClient {
         final int status;
         final Map<String, String> headers;
         final InputStream body;
-        private final SocketChannel channel;
+        private final Connection channel;
 
-        Response(int status, Map<String, String> headers, InputStream body, SocketChannel channel) {
+        Response(int status, Map<String, String> headers, InputStream body, Connection channel) {
             this.status = status;
             this.headers = headers;
             this.body = body;
@@ -105,15 +166,8 @@ final class DaemonClient {
         };
     }
 
-    SocketChannel connect() throws IOException {
-        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        try {
-            ch.connect(UnixDomainSocketAddress.of(socket));
-        } catch (IOException e) {
-            ch.close();
-            throw e;
-        }
-        return ch;
+    Connection connect() throws IOException {
+        return transport.open();
     }
 
     Response call(String method, String path) throws IOException {
@@ -125,8 +179,18 @@ final class DaemonClient {
     }
 
     Response send(String method, String path, String contentType, byte[] body) throws IOException {
-        SocketChannel ch = connectOrExplain();
-        OutputStream out = Channels.newOutputStream(ch);
+        Connection ch = connectOrExplain();
+        try {
+            return sendOn(ch, method, path, contentType, body);
+        } catch (IOException e) {
+            ch.close();
+            throw transport.failed(e);
+        }
+    }
+
+    private static Response sendOn(Connection ch, String method, String path, String contentType, byte[] body)
+            throws IOException {
+        OutputStream out = ch.out();
         StringBuilder h = new StringBuilder(method).append(' ').append(path).append(" HTTP/1.1\r\nHost: kiln\r\n")
                 .append("Connection: close\r\n");
         if (body != null) {
@@ -144,8 +208,18 @@ final class DaemonClient {
 
     /** Sends {@code body} as a chunked request body, streaming it as it is read; then returns the response. */
     Response stream(String method, String path, String contentType, InputStream body) throws IOException {
-        SocketChannel ch = connectOrExplain();
-        OutputStream out = Channels.newOutputStream(ch);
+        Connection ch = connectOrExplain();
+        try {
+            return streamOn(ch, method, path, contentType, body);
+        } catch (IOException e) {
+            ch.close();
+            throw transport.failed(e);
+        }
+    }
+
+    private static Response streamOn(Connection ch, String method, String path, String contentType, InputStream body)
+            throws IOException {
+        OutputStream out = ch.out();
         out.write((method + " " + path + " HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\nContent-Type: "
                 + contentType + "\r\nTransfer-Encoding: chunked\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
         byte[] buf = new byte[64 * 1024];
@@ -161,17 +235,18 @@ final class DaemonClient {
         return readResponse(ch);
     }
 
-    private SocketChannel connectOrExplain() {
+    private Connection connectOrExplain() {
         try {
             return connect();
         } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot reach kilnd at " + socket + ": "
-                    + e.getMessage() + " (is it running? start it with 'kiln daemon')");
+            IOException why = transport.failed(e);
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot reach kilnd at " + transport.where()
+                    + ": " + why.getMessage() + " (is it running? start it with 'kiln daemon')");
         }
     }
 
-    private static Response readResponse(SocketChannel ch) throws IOException {
-        InputStream in = new BufferedInputStream(Channels.newInputStream(ch), 64 * 1024);
+    private static Response readResponse(Connection ch) throws IOException {
+        InputStream in = new BufferedInputStream(ch.in(), 64 * 1024);
         String statusLine = line(in);
         if (statusLine == null || !statusLine.startsWith("HTTP/1.")) {
             ch.close();

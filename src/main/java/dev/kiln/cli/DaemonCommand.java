@@ -1,12 +1,15 @@
 package dev.kiln.cli;
 
 import dev.kiln.api.Kilnd;
+import dev.kiln.api.TlsListener;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code kiln daemon}: runs kilnd in the foreground (the CLI starts one in the background when none answers). */
@@ -26,12 +29,27 @@ final class DaemonCommand implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "FILE", description = "Configuration file (default: /etc/kiln/config.yaml)")
     Path config = Path.of("/etc/kiln/config.yaml");
 
+    @Option(names = "--listen", paramLabel = "tcp://HOST:PORT",
+            description = "Also listen on TCP, with mutual TLS: needs --tlscacert, --tlscert and --tlskey "
+                    + "(repeatable; -H tcp://… is the same, as dockerd's)")
+    List<String> listen = new ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         KilnCommand kiln = (KilnCommand) spec.root().userObject();
+        List<String> addresses = new ArrayList<>(listen);
+        if (kiln.host != null) { // dockerd -H tcp://…; KILN_HOST names the daemon a client talks to, so not here
+            addresses.add(kiln.host);
+        }
+        List<TlsListener> tcp = TlsListener.of(addresses, absolute(kiln.tlsCaCert), absolute(kiln.tlsCert),
+                absolute(kiln.tlsKey));
         Kilnd.Options o = Kilnd.Options.read(config, kiln.root.toAbsolutePath(), kiln.runRoot.toAbsolutePath(),
-                kiln.insecureRegistries, defaultIsolation, kiln.debug);
+                kiln.insecureRegistries, defaultIsolation, kiln.debug).withTcpListeners(tcp);
         Kilnd.run(o);
         return 0;
+    }
+
+    private static Path absolute(Path p) {
+        return p == null ? null : p.toAbsolutePath();
     }
 }

@@ -27,9 +27,28 @@ public final class KilnCommand implements Runnable {
             description = "Use plain HTTP for this registry (loopback registries always are)")
     List<String> insecureRegistries = List.of();
 
-    @Option(names = {"-H", "--host"}, scope = ScopeType.INHERIT, paramLabel = "unix://PATH",
-            description = "kilnd's socket (default: $KILN_HOST, else RUN_ROOT/kiln.sock)")
+    @Option(names = {"-H", "--host"}, scope = ScopeType.INHERIT, paramLabel = "unix://PATH|tcp://HOST:PORT",
+            description = "kilnd's socket, or its TCP address (always TLS; default: $KILN_HOST, else "
+                    + "RUN_ROOT/kiln.sock)")
     String host;
+
+    // Docker's TLS flags. The client uses them for tcp:// hosts (defaults $KILN_CERT_PATH or ~/.kiln/{ca,cert,key}.pem);
+    // `kiln daemon` requires all three with --listen tcp://… and has no defaults.
+    @Option(names = "--tlsverify", scope = ScopeType.INHERIT,
+            description = "Accepted as Docker's: a tcp:// host is always TLS with the daemon's certificate verified")
+    boolean tlsVerify;
+
+    @Option(names = "--tlscacert", scope = ScopeType.INHERIT, paramLabel = "PEM",
+            description = "CA certificates that sign the peer's certificate (client default: ~/.kiln/ca.pem)")
+    Path tlsCaCert;
+
+    @Option(names = "--tlscert", scope = ScopeType.INHERIT, paramLabel = "PEM",
+            description = "This side's TLS certificate (client default: ~/.kiln/cert.pem)")
+    Path tlsCert;
+
+    @Option(names = "--tlskey", scope = ScopeType.INHERIT, paramLabel = "PEM",
+            description = "This side's private key, PKCS#8 or PKCS#1/SEC1, unencrypted (client default: ~/.kiln/key.pem)")
+    Path tlsKey;
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -54,8 +73,13 @@ public final class KilnCommand implements Runnable {
         }
         String h = host != null ? host : System.getenv("KILN_HOST");
         if (h != null && !h.isEmpty()) {
+            if (h.startsWith("tcp://")) {
+                client = new DaemonClient(TlsTransport.of(h, tlsCaCert, tlsCert, tlsKey));
+                return client;
+            }
             if (!h.startsWith("unix://")) {
-                throw dev.kiln.KilnException.invalid("unsupported --host \"" + h + "\" (kilnd listens on unix://PATH)");
+                throw dev.kiln.KilnException.invalid("unsupported --host \"" + h
+                        + "\" (kilnd listens on unix://PATH, or tcp://HOST:PORT with TLS)");
             }
             client = new DaemonClient(Path.of(h.substring("unix://".length())));
             return client;

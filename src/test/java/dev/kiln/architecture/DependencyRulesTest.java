@@ -33,7 +33,8 @@ class DependencyRulesTest {
             "isolation", List.of("engine", "api", "cli", "image", "state"),
             "rootfs", List.of("engine", "api", "cli", "isolation", "state"),
             "image", List.of("engine", "api", "cli", "isolation", "rootfs"),
-            "state", List.of("engine", "api", "cli", "isolation", "rootfs", "image"));
+            "state", List.of("engine", "api", "cli", "isolation", "rootfs", "image"),
+            "tls", List.of("engine", "api", "cli", "isolation", "rootfs", "image", "state"));
 
     @Test
     void packagesDependOneWay() throws IOException {
