@@ -55,7 +55,7 @@ final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/{id}/start", x -> {
             if (x.flag("attach")) {
                 Sandbox s = sandboxes.get(x.path("id"));
-                stream(x, sandboxes.start(s.id(), true), () -> sandboxes.awaitAutoRemoval(s.id()));
+                stream(x, sandboxes.start(s.id(), true), () -> sandboxes.awaitExitRecorded(s.id()));
             } else {
                 sandboxes.start(x.path("id"), false);
                 x.noContent();
@@ -63,7 +63,7 @@ final class SandboxRoutes {
         });
         r.add("POST", "/v1/sandboxes/{id}/attach", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
-            stream(x, running(s.id()), () -> sandboxes.awaitAutoRemoval(s.id()));
+            stream(x, running(s.id()), () -> sandboxes.awaitExitRecorded(s.id()));
         });
         r.add("POST", "/v1/sandboxes/{id}/stdin", x -> stdin(x, running(x.path("id"))));
         r.add("POST", "/v1/sandboxes/{id}/resize", x -> {

@@ -247,6 +247,15 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
+    /**
+     * Before a client is told a main process's exit code: waits (bounded) until the exit is recorded, and for a --rm
+     * sandbox until it is removed, so an inspect or a reuse of the name right after {@code run} sees the outcome.
+     */
+    public void awaitExitRecorded(String id) {
+        awaitRecorded(id, Duration.ofSeconds(10));
+        awaitAutoRemoval(id);
+    }
+
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
     public void awaitAutoRemoval(String id) {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();

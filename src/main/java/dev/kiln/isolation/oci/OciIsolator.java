@@ -19,6 +19,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
@@ -36,6 +38,8 @@ public final class OciIsolator implements Isolator {
     private final OciRuntime runtime;
     private final Path stateRoot;
     private final List<String> globalFlags;
+    /** Sandbox id to its cgroup watch, from start to cleanup. */
+    private final Map<String, SandboxCgroup> cgroups = new ConcurrentHashMap<>();
 
     /** {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform. */
     public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags) {
@@ -67,6 +71,7 @@ public final class OciIsolator implements Isolator {
     @Override
     public Shim start(SandboxSpec spec, Duration waitAttach) {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
+        watchCgroup(spec);
         List<String> cmd = command("run", "--bundle", spec.dir().toString(), spec.id());
         Shim shim = Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
@@ -84,7 +89,9 @@ public final class OciIsolator implements Isolator {
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
             Result state = run(command("state", spec.id()));
-            if (state.code == 0 && !state.out.contains("\"creating\"")) {
+            // "running" (the user's process runs) or "stopped" (it already ended): not "creating"/"created",
+            // where a signal would hit runc's init instead of the process
+            if (state.code == 0 && (state.out.contains("\"running\"") || state.out.contains("\"stopped\""))) {
                 return;
             }
             try {
@@ -133,9 +140,33 @@ public final class OciIsolator implements Isolator {
         return r.out;
     }
 
+    /**
+     * A fresh {@link SandboxCgroup} for this run, so each run's OOM count starts at 0. Without it (the memory
+     * cgroup cannot be made or watched) the sandbox still runs, with the runtime's limit, and reports no OOM kill.
+     */
+    private void watchCgroup(SandboxSpec spec) {
+        SandboxCgroup previous = cgroups.remove(spec.id());
+        if (previous != null) {
+            previous.close();
+        }
+        try {
+            cgroups.put(spec.id(), SandboxCgroup.prepare(spec.id(), spec.resources().memoryBytes()));
+        } catch (IOException | RuntimeException e) {
+            System.err.println("kilnd: cannot watch sandbox " + spec.id() + " for OOM kills (cgroup "
+                    + SandboxCgroup.parentPath(spec.id()) + "): " + e.getMessage());
+        }
+    }
+
+    /**
+     * On cgroup v1 from kiln's OOM watch of {@code kiln/<id>}; on v2 from its memory.events, which counts kills in
+     * the runtime's cgroup below. Both outlive the runtime's cgroup; a sandbox started by an earlier kilnd has no
+     * watch on v1, and reports false.
+     */
     @Override
     public boolean oomKilled(SandboxSpec spec) {
-        return Cgroups.oomKills(RuntimeSpec.cgroupsPath(spec.id())) > 0;
+        SandboxCgroup cgroup = cgroups.get(spec.id());
+        return (cgroup != null && cgroup.oomEvents() > 0)
+                || Cgroups.oomKills(SandboxCgroup.parentPath(spec.id())) > 0;
     }
 
     @Override
@@ -146,6 +177,14 @@ public final class OciIsolator implements Isolator {
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         deleteRuntimeState(spec);
+        SandboxCgroup cgroup = cgroups.remove(spec.id());
+        if (cgroup != null) {
+            cgroup.close(); // before the rmdir, which would signal it
+        }
+        List<Path> left = SandboxCgroup.remove(spec.id());
+        if (!left.isEmpty()) {
+            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+        }
         Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
     }
 

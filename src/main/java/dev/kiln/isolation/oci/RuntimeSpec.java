@@ -65,9 +65,12 @@ public final class RuntimeSpec {
         return build(spec, rootfs, runtime, Host.current(), SeccompProfile.kilnDefault());
     }
 
-    /** The cgroup kiln puts a sandbox in: relative, so it nests under kiln's own cgroup (cgroupfs driver). */
+    /**
+     * The cgroup the runtime puts a sandbox in: relative, so it nests under kiln's own cgroup (cgroupfs driver), and
+     * below {@code kiln/<id>}, which kiln owns (see {@link SandboxCgroup}).
+     */
     public static String cgroupsPath(String sandboxId) {
-        return "kiln/" + sandboxId;
+        return SandboxCgroup.runtimePath(sandboxId);
     }
 
     /** The hostname a sandbox gets: the one asked for, else the first 12 characters of its id (as Docker does). */

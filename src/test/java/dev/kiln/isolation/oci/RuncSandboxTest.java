@@ -125,6 +125,50 @@ class RuncSandboxTest {
         assertThat(lines.get(2)).startsWith("50000");
     }
 
+    /** Builds a 64 MB shell variable: far past a 16 MiB limit. */
+    static final String HOG = "x=$(busybox head -c 64000000 /dev/zero | busybox tr \"\\0\" a); echo survived";
+
+    @Test
+    void outOfMemoryIsSeenInKilnsCgroupAfterTheRuntimeRemovedItsOwn() throws Exception {
+        Resources limits = new Resources(0, 16L << 20, 0);
+        SandboxSpec hog = spec(process("sh", "-c", HOG), false, limits, "box");
+        HostCgroup.dir("memory", SandboxCgroup.parentPath(hog.id())); // v1 only: v2 counts in memory.events
+        try (SandboxCgroup cgroup = SandboxCgroup.prepare(hog.id(), limits.memoryBytes())) {
+            RuntimeRun.Result result = run(hog);
+            assertThat(result.exitCode()).as(result.stderr()).isEqualTo(137);
+            assertThat(result.stdout()).doesNotContain("survived");
+            assertThat(cgroup.oomEvents()).isPositive();
+        }
+        assertThat(leftovers(hog.id())).isEmpty();
+
+        SandboxSpec calm = spec(process("sh", "-c", "echo ok"), false, limits, "box");
+        try (SandboxCgroup cgroup = SandboxCgroup.prepare(calm.id(), limits.memoryBytes())) {
+            RuntimeRun.Result result = run(calm);
+            assertThat(result.stdout()).as(result.stderr()).isEqualTo("ok\n");
+            assertThat(cgroup.oomEvents()).isZero();
+        }
+    }
+
+    @Test
+    void kilnsCgroupHoldsTheLimitLessAMarginAndTheRuntimesTheExactOne() throws Exception {
+        Resources limits = new Resources(0, 64L << 20, 0);
+        SandboxSpec spec = spec(process("sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"), false,
+                limits, "box");
+        Path parent = HostCgroup.dir("memory", SandboxCgroup.parentPath(spec.id()));
+        try (SandboxCgroup ignored = SandboxCgroup.prepare(spec.id(), limits.memoryBytes())) {
+            assertThat(Files.readString(parent.resolve("memory.limit_in_bytes")).strip())
+                    .isEqualTo(String.valueOf((64L << 20) - SandboxCgroup.PARENT_MARGIN));
+            RuntimeRun.Result result = run(spec);
+            assertThat(result.stdout().strip()).as(result.stderr()).isEqualTo(String.valueOf(64L << 20));
+        }
+    }
+
+    /** Directories of the sandbox's cgroups left in any hierarchy. */
+    static List<Path> leftovers(String id) {
+        return Cgroups.hierarchies().stream().map(h -> h.dir(SandboxCgroup.parentPath(id)))
+                .filter(Files::exists).toList();
+    }
+
     @Test
     void readOnlyRootfsRefusesWrites() throws Exception {
         RuntimeRun.Result result = run(spec(process("sh", "-c", "touch /x && echo wrote; touch /tmp/y && echo tmp"),

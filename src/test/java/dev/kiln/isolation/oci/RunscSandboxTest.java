@@ -99,6 +99,31 @@ class RunscSandboxTest {
         assertThat(memory).isEqualTo(String.valueOf(256L << 20));
     }
 
+    @Test
+    void outOfMemoryKillsTheSandboxAndIsSeenInKilnsCgroup() throws Exception {
+        // The host kernel charges the Sentry's memory to the sandbox's cgroup and, over the limit, kills a host
+        // process of the sandbox (the Sentry): the whole sandbox ends, and runsc exits 137.
+        String id = idFor();
+        HostCgroup.dir("memory", SandboxCgroup.parentPath(id)); // v1 only: v2 counts in memory.events
+        Resources limits = new Resources(0, 16L << 20, 0);
+        try (SandboxCgroup cgroup = SandboxCgroup.prepare(id, limits.memoryBytes())) {
+            RuntimeRun.Result result = RuntimeRun.runsc(state,
+                    write(id, RuncSandboxTest.process("sh", "-c", RuncSandboxTest.HOG), limits), id);
+            assertThat(result.exitCode()).as(result.stderr()).isEqualTo(137);
+            assertThat(result.stdout()).doesNotContain("survived");
+            assertThat(cgroup.oomEvents()).isPositive();
+        }
+        assertThat(RuncSandboxTest.leftovers(id)).isEmpty();
+
+        String calm = idFor();
+        try (SandboxCgroup cgroup = SandboxCgroup.prepare(calm, limits.memoryBytes())) {
+            RuntimeRun.Result result = RuntimeRun.runsc(state,
+                    write(calm, RuncSandboxTest.process("sh", "-c", "echo ok"), limits), calm);
+            assertThat(result.stdout()).as(result.stderr()).isEqualTo("ok\n");
+            assertThat(cgroup.oomEvents()).isZero();
+        }
+    }
+
     private Bundle write(ProcessSpec process, boolean readOnly, Resources resources) {
         return write(idFor(), process, readOnly, resources);
     }

@@ -1,5 +1,7 @@
 package dev.kiln.isolation.oci;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -8,7 +10,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-/** Runs a bundle in the foreground with the real runc or runsc and always deletes the container afterwards. */
+/**
+ * Runs a bundle in the foreground with the real runc or runsc and always deletes the container and its cgroups
+ * afterwards.
+ */
 final class RuntimeRun {
     private static final long TIMEOUT_SECONDS = 60;
 
@@ -65,6 +70,14 @@ final class RuntimeRun {
             Process cleanup = new ProcessBuilder(delete).redirectErrorStream(true)
                     .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             cleanup.waitFor(30, TimeUnit.SECONDS);
+            // the runtime leaves kiln/<x> (its cgroup's parent) in every hierarchy; x is the id the bundle was
+            // written for, which some tests do not reuse as the container's
+            SandboxCgroup.remove(id);
+            String cgroupsPath = new ObjectMapper().readTree(bundle.configJson().toFile()).at("/linux/cgroupsPath")
+                    .asText();
+            if (cgroupsPath.startsWith("kiln/") && cgroupsPath.endsWith("/runtime")) {
+                SandboxCgroup.remove(cgroupsPath.substring("kiln/".length(), cgroupsPath.length() - "/runtime".length()));
+            }
             Files.deleteIfExists(out);
             Files.deleteIfExists(err);
         }

@@ -103,7 +103,7 @@ class RuntimeSpecTest {
         List<String> types = new ArrayList<>();
         linux.get("namespaces").forEach(n -> types.add(n.get("type").asText()));
         assertThat(types).containsExactly("pid", "ipc", "uts", "mount", "network");
-        assertThat(linux.get("cgroupsPath").asText()).isEqualTo("kiln/0123456789abcdef");
+        assertThat(linux.get("cgroupsPath").asText()).isEqualTo("kiln/0123456789abcdef/runtime");
         assertThat(texts(linux.get("maskedPaths"))).containsExactly("/proc/asound", "/proc/acpi", "/proc/kcore",
                 "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
                 "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap");
