@@ -134,6 +134,10 @@ class ImageStoreCliTest {
             Path mounted = Path.of(own.ok("image", "mount", f.registryRef()).out().strip());
             try {
                 assertThat(Files.readString(mounted.resolve("platform")).strip()).isEqualTo(arch);
+                // the layout tags each platform's manifest by its arch: umoci unpacks that one for comparison
+                FileTree expected = FileTree.of(Umoci.unpack(Path.of(f.ociLayoutDir()), arch,
+                        tmp.resolve("bundle-" + arch)));
+                assertThat(FileTree.of(mounted).diff(expected)).as(arch).isEmpty();
             } finally {
                 own.ok("image", "unmount", f.registryRef());
             }
