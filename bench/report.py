@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""The suite's report (bench/run calls it; `bench/run --report-only` calls it alone).
+
+    python3 bench/report.py SAMPLES_DIR RESULTS_DIR
+
+SAMPLES_DIR holds suite.meta ("key<TAB>value" lines written by bench/run) and one BENCH.tsv per benchmark that ran
+("tool<TAB>metric<TAB>seconds" samples, "#status<TAB>peer<TAB>not available: why", "#meta<TAB>key<TAB>value").
+Writes RESULTS_DIR/<date>-<host>.md and, when gnuplot is installed, RESULTS_DIR/<date>-<host>-<bench>.png: bars at
+the median with min/max whiskers per tool, the goal drawn as a red mark on kiln's bar.
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+samples_dir, results_dir = sys.argv[1], sys.argv[2]
+
+
+def read_pairs(path):
+    out = {}
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            k, _, v = line.rstrip("\n").partition("\t")
+            if k:
+                out[k] = v
+    return out
+
+
+suite = read_pairs(os.path.join(samples_dir, "suite.meta"))
+
+
+class Bench:
+    def __init__(self, name):
+        self.name = name
+        self.samples, self.status, self.meta = {}, {}, {}
+        self.ran = name in suite.get("benchmarks", "").split(",")
+        self.failure = suite.get(name + ".failure")
+        path = os.path.join(samples_dir, name + ".tsv")
+        self.has_data = os.path.exists(path)
+        if self.has_data:
+            for line in open(path, encoding="utf-8"):
+                parts = line.rstrip("\n").split("\t", 2)
+                if len(parts) != 3:
+                    continue
+                a, b, c = parts
+                if a == "#status":
+                    self.status[b] = c
+                elif a == "#meta":
+                    self.meta[b] = c
+                elif not a.startswith("#"):
+                    key = a if b == "wall" else a + "." + b
+                    try:
+                        self.samples.setdefault(key, []).append(float(c))
+                    except ValueError:
+                        pass
+
+    def stats(self, key, scale):
+        v = sorted(x * scale for x in self.samples.get(key, []))
+        if not v:
+            return None
+        return v[0], statistics.median(v), v[-1], len(v)
+
+    def median(self, key, scale=1.0):
+        s = self.stats(key, scale)
+        return s[1] if s else None
+
+    def why_missing(self, peer):
+        """Why a row has no samples: the peer's status line, the benchmark's failure, or not run."""
+        if not self.ran:
+            return "not run (not in --only)"
+        if self.failure:
+            return "not available: the benchmark failed (" + self.failure + ")"
+        if not self.has_data:
+            return "not available: no samples"
+        if peer and peer in self.status:
+            s = self.status[peer]
+            return s if s.startswith("not available") else "not available: " + s
+        return "not available: no samples"
+
+
+# Per benchmark: the unit, the table's rows (key, label, peer whose absence explains a missing row) and the chart's
+# bars (key, short label, peer).
+BENCHES = {
+    "run-latency": {
+        "title": "Run latency: `run --rm IMAGE true` (busybox), warm daemons",
+        "unit": "ms", "scale": 1000.0, "fmt": "{:.0f}",
+        "rows": [
+            ("kiln.container", "kiln `run --rm` (container: runc)", None),
+            ("podman", "`podman run --rm --network none` (runc, overlay)", "podman"),
+            ("ctr", "`ctr run --rm` (runc v2 shim)", "ctr"),
+            ("runc", "bare `runc run` (prepared bundle)", None),
+            ("kiln.gvisor", "kiln `run --rm --isolation gvisor`", None),
+            ("runsc", "bare `runsc --platform=ptrace run` (same bundle)", "runsc"),
+            ("kiln.version", "`kiln --version` (CLI start, AOT cache)", None),
+            ("kiln.version.noaot", "`KILN_NO_AOT=1 kiln --version` (CLI start, no AOT cache)", None),
+            ("kiln.ps", "`kiln ps` (CLI start + one API round trip)", None),
+        ],
+        "bars": [
+            ("kiln.container", "kiln\\ncontainer", None), ("podman", "podman", "podman"), ("ctr", "ctr", "ctr"),
+            ("runc", "bare runc", None), ("kiln.gvisor", "kiln\\ngvisor", None), ("runsc", "bare runsc", "runsc"),
+            ("kiln.version", "kiln\\n--version", None), ("kiln.ps", "kiln ps", None),
+        ],
+    },
+    "vm-boot": {
+        "title": "VM boot: `kiln run --rm --isolation vm IMAGE true` vs bare QEMU microvm (same kernel and flags)",
+        "unit": "ms", "scale": 1000.0, "fmt": "{:.0f}",
+        "rows": [
+            ("kiln.vm", "kiln `run --rm --isolation vm`", None),
+            ("bare.min", "bare QEMU microvm, minimal busybox initramfs → poweroff (the goal's reference)", None),
+            ("bare.disk", "bare QEMU, like for like (kiln's devices, modules, erofs+ext4+overlay, chroot true)", None),
+            ("vmm.start", "QEMU start + quit, paused (no guest code)", None),
+            ("kiln.ps", "`kiln ps` (CLI start + one API round trip)", None),
+            ("kbd.total", "kiln `run --isolation vm` without `--rm` (breakdown runs)", None),
+        ],
+        "bars": [
+            ("kiln.vm", "kiln vm", None), ("bare.min", "bare QEMU\\nminimal", None),
+            ("bare.disk", "bare QEMU\\nlike for like", None), ("vmm.start", "QEMU start\\n(paused)", None),
+            ("kiln.ps", "kiln ps", None),
+        ],
+    },
+    "pull-unpack": {
+        "title": "Pull + unpack: a 6-layer, ~234 MB image from a local registry",
+        "unit": "s", "scale": 1.0, "fmt": "{:.2f}",
+        "rows": [
+            ("kiln.cold.total", "kiln pull + mount (unpack), cold", None),
+            ("kiln.cold.pull", "kiln: pull only, cold", None),
+            ("kiln.cold.unpack", "kiln: image mount (unpack) only, cold", None),
+            ("skopeo+umoci.cold.total", "skopeo copy + umoci unpack, cold", None),
+            ("skopeo+umoci.cold.pull", "skopeo copy only, cold", None),
+            ("skopeo+umoci.cold.unpack", "umoci unpack only, cold", None),
+            ("podman.cold.total", "podman pull (pull + unpack), cold", "podman"),
+            ("ctr.cold.total", "ctr image pull (pull + unpack), cold", "ctr"),
+            ("kiln.warm.pull", "kiln pull, warm (all blobs present)", None),
+            ("skopeo+umoci.warm.pull", "skopeo copy, warm", None),
+            ("podman.warm.pull", "podman pull, warm", "podman"),
+            ("ctr.warm.pull", "ctr image pull, warm", "ctr"),
+            ("tar-xzf.layers", "reference: GNU tar -xzf of the layer blobs, cold", None),
+        ],
+        "bars": [
+            ("kiln.cold.total", "kiln\\ncold", None), ("skopeo+umoci.cold.total", "skopeo+umoci\\ncold", None),
+            ("podman.cold.total", "podman\\ncold", "podman"), ("ctr.cold.total", "ctr\\ncold", "ctr"),
+            ("tar-xzf.layers", "tar -xzf\\n(reference)", None),
+            ("kiln.warm.pull", "kiln\\nwarm", None), ("skopeo+umoci.warm.pull", "skopeo\\nwarm", None),
+            ("podman.warm.pull", "podman\\nwarm", "podman"), ("ctr.warm.pull", "ctr\\nwarm", "ctr"),
+        ],
+    },
+}
+ORDER = ["run-latency", "vm-boot", "pull-unpack"]
+benches = {n: Bench(n) for n in ORDER}
+rl, vm, pu = benches["run-latency"], benches["vm-boot"], benches["pull-unpack"]
+
+
+def verdict(ok):
+    return "**met**" if ok else "**NOT met**"
+
+
+# The goals of issue 7, from the medians of this run. Each: (goal, kiln, reference, result, bench, kiln key, mark)
+# where mark is the goal's level on kiln's bar in the chart (in the bench's unit), or None.
+goals = []
+kc, pc = rl.median("kiln.container", 1000), rl.median("podman", 1000)
+if kc is not None and pc is not None:
+    goals.append(("container run ≤ podman (`run --rm IMG true`)", f"{kc:.0f} ms", f"podman {pc:.0f} ms",
+                  f"{kc / pc:.2f}× podman ({kc - pc:+.0f} ms): {verdict(kc <= pc)}", "run-latency", "kiln.container", pc))
+else:
+    goals.append(("container run ≤ podman (`run --rm IMG true`)", "–" if kc is None else f"{kc:.0f} ms", "–",
+                  rl.why_missing("podman" if kc is not None else None), None, None, None))
+kg, rs = rl.median("kiln.gvisor", 1000), rl.median("runsc", 1000)
+if kg is not None and rs is not None:
+    goals.append(("gVisor ≤ bare runsc + 150 ms", f"{kg:.0f} ms", f"runsc {rs:.0f} ms",
+                  f"bare runsc {kg - rs:+.0f} ms (goal +150 ms): {verdict(kg <= rs + 150)}", "run-latency", "kiln.gvisor", rs + 150))
+else:
+    goals.append(("gVisor ≤ bare runsc + 150 ms", "–" if kg is None else f"{kg:.0f} ms", "–",
+                  rl.why_missing("runsc" if kg is not None else None), None, None, None))
+kv, bm = vm.median("kiln.vm", 1000), vm.median("bare.min", 1000)
+if kv is not None and bm is not None:
+    goals.append(("vm ≤ 1.15× bare QEMU microvm", f"{kv:.0f} ms", f"bare QEMU {bm:.0f} ms",
+                  f"{kv / bm:.2f}× ({kv - bm:+.0f} ms): {verdict(kv <= 1.15 * bm)}", "vm-boot", "kiln.vm", 1.15 * bm))
+else:
+    goals.append(("vm ≤ 1.15× bare QEMU microvm", "–", "–", vm.why_missing(None), None, None, None))
+kp, su = pu.median("kiln.cold.total"), pu.median("skopeo+umoci.cold.total")
+if kp is not None and su is not None:
+    goals.append(("pull + unpack ≥ 1.5× faster than skopeo + umoci (cold)", f"{kp:.2f} s", f"skopeo+umoci {su:.2f} s",
+                  f"{su / kp:.2f}× faster: {verdict(su / kp >= 1.5)}", "pull-unpack", "kiln.cold.total", su / 1.5))
+else:
+    goals.append(("pull + unpack ≥ 1.5× faster than skopeo + umoci (cold)", "–", "–", pu.why_missing(None),
+                  None, None, None))
+goals.append(("memory per idle container sandbox ≤ 6 MB", "–", "–",
+              "not measured yet: the density benchmark does not exist yet (issue 7, item 3)", None, None, None))
+
+date, host = suite.get("date", "unknown-date"), suite.get("host", "unknown-host")
+base = f"{date}-{host}"
+os.makedirs(results_dir, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Charts
+# ---------------------------------------------------------------------------------------------------------------
+def gp_str(s):
+    return '"' + s.replace('"', "'") + '"'
+
+
+def draw(name, b, spec):
+    """One PNG per benchmark; returns (file name, None) or (None, why not)."""
+    bars = [(k, label, peer, b.stats(k, spec["scale"])) for k, label, peer in spec["bars"]]
+    if not any(s for *_, s in bars):
+        return None, "no samples"
+    png = f"{base}-{name}.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data")
+        missing = os.path.join(tmp, "missing")
+        top = max(s[2] for *_, s in bars if s)
+        marks = [(g[5], g[6]) for g in goals if g[4] == name and g[6] is not None]
+        top = max([top] + [m[1] for m in marks])
+        used = set()
+        with open(data, "w") as f, open(missing, "w") as m:
+            for i, (k, label, peer, s) in enumerate(bars):
+                color = 1 if k.startswith("kiln") else (3 if k.startswith(("bare", "runc", "runsc", "vmm", "tar")) else 2)
+                used.add(color)
+                if s:
+                    f.write(f"{i}\t{s[0]}\t{s[1]}\t{s[2]}\t{color}\t{gp_str(spec['fmt'].format(s[1]))}\n")
+                else:
+                    m.write(f"{i}\t{top * 0.03}\t\"not\\navailable\"\n")
+        tics = ", ".join(f'"{label}" {i}' for i, (k, label, *_r) in enumerate(bars))
+        lines = [
+            "set terminal pngcairo size 1000,560 font 'DejaVu Sans,10'",
+            f"set output {gp_str(os.path.join(results_dir, png))}",
+            f"set title {gp_str(spec['chart_title'] + ' (' + date + ', ' + host + ')')} font ',12'",
+            f"set ylabel {gp_str(spec['unit'] + ' (bar: median; whiskers: min to max)')}",
+            f"set xtics ({tics}) scale 0",
+            f"set xrange [-0.6:{len(bars) - 0.4}]",
+            f"set yrange [0:{top * 1.15}]",
+            "set grid ytics lc rgb '#dddddd'",
+            "set style fill solid 0.8 border -1",
+            "set boxwidth 0.6",
+            "set bmargin 4",
+            "set key top right",
+            "set linetype 11 lc rgb '#d9731a'",  # kiln
+            "set linetype 12 lc rgb '#4a7ebb'",  # peers
+            "set linetype 13 lc rgb '#9a9a9a'",  # bare runtimes / references
+        ]
+        for key, level in marks:
+            idx = next(i for i, (k, *_r) in enumerate(bars) if k == key)
+            lines.append(f"set arrow from {idx - 0.42},{level} to {idx + 0.42},{level} nohead lw 3 lc rgb '#d00000' front")
+            lines.append(f"set label 'goal' at {idx - 0.40},{level} left offset 0,0.7 tc rgb '#d00000' front")
+        plot = [
+            f"{gp_str(data)} using 1:3:($5+10) with boxes lc variable notitle",
+            f"{gp_str(data)} using 1:3:2:4 with yerrorbars pt 7 ps 0 lw 1.5 lc rgb 'black' notitle",
+            f"{gp_str(data)} using 1:4:6 with labels offset 0,0.8 notitle",
+        ]
+        if os.path.getsize(missing):
+            plot.append(f"{gp_str(missing)} using 1:2:3 with labels tc rgb '#888888' notitle")
+        # legend entries for the colours, drawn off-range
+        plot += [f"NaN with boxes lt {10 + c} title '{t}'" for c, t in
+                 ((1, "kiln"), (2, "peer"), (3, "bare runtime / reference")) if c in used]
+        lines.append("plot " + ", \\\n     ".join(plot))
+        script = os.path.join(tmp, "chart.gp")
+        open(script, "w").write("\n".join(lines) + "\n")
+        r = subprocess.run(["gnuplot", script], capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, "gnuplot failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    return png, None
+
+
+BENCHES["run-latency"]["chart_title"] = "run --rm IMAGE true"
+BENCHES["vm-boot"]["chart_title"] = "run --rm --isolation vm IMAGE true vs bare QEMU microvm"
+BENCHES["pull-unpack"]["chart_title"] = "pull + unpack of a 6-layer, 234 MB image (cold) and warm pull"
+
+charts, no_charts = {}, None
+if shutil.which("gnuplot") is None:
+    no_charts = "charts not drawn: gnuplot missing (apt-get install gnuplot-nox)"
+    print("bench/run: " + no_charts, file=sys.stderr)
+else:
+    for n in ORDER:
+        if benches[n].has_data:
+            charts[n] = draw(n, benches[n], BENCHES[n])
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------------------------
+out = []
+w = out.append
+mode = suite.get("mode", "?")
+w(f"# kiln benchmarks: {date}, {host} ({mode} run)")
+w("")
+w(f"Command: `{suite.get('command', '?')}` (from the repository root, as root); started {suite.get('started', '?')}, "
+  f"took {int(suite.get('seconds', '0')) // 60} min {int(suite.get('seconds', '0')) % 60} s. "
+  "Benchmarks: " + ", ".join(f"`{suite[n + '.command']}` ({suite.get(n + '.seconds', '?')} s)"
+                             for n in ORDER if n + ".command" in suite) + ".")
+w("Each figure is min / median / max over the runs of one benchmark; the tools take turns within every run, so "
+  "compare figures of the same run only. Ratios compare medians. Benchmarks assert nothing (bench/README.md).")
+w("")
+w("## Machine")
+w("")
+accel = vm.meta.get("accel")
+if accel == "tcg":
+    kvm = f"no usable KVM: `/dev/kvm` {suite.get('dev_kvm', '?')}, kiln's probe chose TCG (`-accel tcg`; docs/vm.md)"
+elif accel == "kvm":
+    kvm = "KVM usable (kiln's probe chose `-accel kvm`)"
+else:
+    kvm = f"`/dev/kvm` {suite.get('dev_kvm', '?')}; kiln's probe result unknown (vm-boot did not run)"
+w(f"- {suite.get('cores', '?')} cores ({suite.get('cpu', '?')}), {int(suite.get('memory_mb', '0')) / 1024:.1f} GiB "
+  f"memory ({int(suite.get('mem_available_mb', '0')) / 1024:.1f} GiB available at the start)")
+w(f"- kernel {suite.get('kernel', '?')}, {suite.get('os', '?')}; {kvm}")
+w(f"- kiln {suite.get('kiln', '?')} (jar built {suite.get('jar_built', '?')}; the benchmarks run a snapshot of it, "
+  f"AOT cache: {rl.meta.get('aot') or vm.meta.get('aot') or '?'}); {suite.get('java', '?')}")
+loads = [f"suite start {suite.get('load_start', '?')}, end {suite.get('load_end', '?')}"]
+for n, b in (("run-latency", rl), ("vm-boot", vm)):
+    if "load_before" in b.meta:
+        loads.append(f"{n} before/after its runs {b.meta['load_before']} / {b.meta.get('load_after', '?')}")
+w("- load average (1/5/15 min): " + "; ".join(loads) + ". Other work on the machine (other engineers' builds and "
+  "tests) shows up as noise, most in the CPU-bound, JVM-heavy rows.")
+w("")
+w("## Goals (issue 7)")
+w("")
+w("| goal | kiln (median) | reference (median) | result |")
+w("|---|---:|---:|---|")
+for g in goals:
+    w(f"| {g[0]} | {g[1]} | {g[2]} | {g[3]} |")
+w("")
+
+
+def section(n, b, spec):
+    w(f"## {spec['title']}")
+    w("")
+    if not b.ran:
+        w(f"Not run (`--only` left it out).")
+        w("")
+        return
+    if b.failure:
+        w(f"**The benchmark failed: {b.failure}.** Its log: `bench/.cache/last/{n}.log` (until the next run); "
+          "the other benchmarks' figures stand.")
+        w("")
+    if not b.has_data:
+        if not b.failure:
+            w(f"No samples: {b.why_missing(None)}.")
+            w("")
+        return
+    u = spec["unit"]
+    runs = b.meta.get("runs", "?")
+    w(f"| {u} ({runs} run{'s' if runs != '1' else ''}) | min | median | max |")
+    w("|---|---:|---:|---:|")
+    for k, label, peer in spec["rows"]:
+        s = b.stats(k, spec["scale"])
+        if s:
+            f = spec["fmt"]
+            w(f"| {label} | {f.format(s[0])} | {f.format(s[1])} | {f.format(s[2])} |")
+        elif peer or b.failure:
+            w(f"| {label} | {b.why_missing(peer)} | | |")
+    w("")
+    for peer, why in sorted(b.status.items()):
+        w(f"- {peer}: {why if why.startswith('not available') else 'not available: ' + why}")
+    extra = {"run-latency": [("kiln container vs ctr", "kiln.container", "ctr"),
+                             ("kiln container vs bare runc", "kiln.container", "runc"),
+                             ("kiln gvisor vs bare runsc", "kiln.gvisor", "runsc"),
+                             ("kiln --version, AOT cache vs none", "kiln.version", "kiln.version.noaot")],
+             "vm-boot": [("kiln vm vs bare QEMU like for like", "kiln.vm", "bare.disk"),
+                         ("bare like for like vs bare minimal", "bare.disk", "bare.min")],
+             "pull-unpack": [("kiln vs podman, cold", "kiln.cold.total", "podman.cold.total"),
+                             ("kiln vs ctr, cold", "kiln.cold.total", "ctr.cold.total"),
+                             ("kiln unpack vs umoci unpack", "kiln.cold.unpack", "skopeo+umoci.cold.unpack"),
+                             ("kiln pull vs skopeo copy, cold", "kiln.cold.pull", "skopeo+umoci.cold.pull"),
+                             ("kiln vs skopeo, warm pull", "kiln.warm.pull", "skopeo+umoci.warm.pull")]}[n]
+    for label, k, p in extra:
+        a, c = b.median(k, spec["scale"]), b.median(p, spec["scale"])
+        if a is not None and c is not None and c > 0:
+            if a > c:
+                w(f"- {label}: {a / c:.2f}× slower (+{spec['fmt'].format(a - c)} {u})")
+            else:
+                w(f"- {label}: {c / a:.2f}× faster (−{spec['fmt'].format(c - a)} {u})")
+    if n == "run-latency" and "kilnd_rss_mb" in b.meta:
+        w(f"- kilnd RSS after the runs: {b.meta['kilnd_rss_mb']} MB")
+    if n == "vm-boot" and "kernel" in b.meta:
+        k = b.meta["kernel"]
+        if "/kernels/" in k:  # kiln's kernel cache in the benchmark's temporary root
+            k = "kiln's kernel cache: " + k.split("/kernels/", 1)[1]
+        w(f"- guest kernel {k}, accel {b.meta.get('accel', '?')}, {b.meta.get('qemu', '?')}")
+    if n == "pull-unpack" and "image" in b.meta:
+        w(f"- image: {b.meta['image']}; page cache dropped before cold runs: {b.meta.get('drop_caches', '?')}")
+    w("")
+    if no_charts:
+        w(f"({no_charts})")
+    elif n in charts and charts[n][0]:
+        w(f"![{n}]({charts[n][0]})")
+    elif n in charts:
+        w(f"(chart not drawn: {charts[n][1]})")
+    w("")
+    own = os.path.join(samples_dir, b.meta.get("report", "-"))
+    if os.path.isfile(own):
+        # the benchmark's own report (exact commands, versions, breakdowns), its headings demoted below this one
+        w(f"<details><summary>bench/{n}'s own report (exact commands, versions, breakdown)</summary>")
+        w("")
+        for line in open(own, encoding="utf-8").read().rstrip("\n").splitlines():
+            w("###" + line[1:] if line.startswith("# ") else line)
+        w("")
+        w("</details>")
+        w("")
+
+
+for n in ORDER:
+    section(n, benches[n], BENCHES[n])
+
+w("## Not measured yet")
+w("")
+w("Issue 7 also asks for these; there is no benchmark for them yet, so there are no figures:")
+w("")
+w("- **Density**: host memory per idle sandbox (goal: ≤ 6 MB per idle container sandbox) — not measured yet.")
+w("- **Creation rate**: 20 detached sandboxes created concurrently, kiln vs podman — not measured yet.")
+w("- **Network**: requests/s and latency to a published port per isolation vs the host — not measured yet.")
+w("- **JVM start**: only `kiln --version` (with and without the AOT cache) and `kiln ps`, in the run-latency table.")
+w("")
+
+report = os.path.join(results_dir, base + ".md")
+open(report + ".tmp", "w", encoding="utf-8").write("\n".join(out))
+os.replace(report + ".tmp", report)
+print("\n".join(out))
+print(f"bench/run: report written to {os.path.relpath(report)}"
+      + "".join(f"\nbench/run: chart {os.path.join(os.path.relpath(results_dir), c[0])}" for c in charts.values() if c[0]),
+      file=sys.stderr)
