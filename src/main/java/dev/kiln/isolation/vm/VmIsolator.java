@@ -64,6 +64,7 @@ public final class VmIsolator implements Isolator {
         Kernel kernel = Kernel.locate(options.kernel());
         Path init = options.init() != null ? options.init() : NativeBinary.init();
         Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
+        Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
     }
@@ -73,6 +74,7 @@ public final class VmIsolator implements Isolator {
         Kernel kernel = Kernel.locate(options.kernel());
         Path init = options.init() != null ? options.init() : NativeBinary.init();
         Path initrd = Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
+        Path boot = Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
         Path vm = vmDir(spec);
@@ -90,7 +92,7 @@ public final class VmIsolator implements Isolator {
         long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
-        QemuCommand qemu = new QemuCommand(kernel.image(), initrd, image, disk, Math.max(64, memory >> 20),
+        QemuCommand qemu = new QemuCommand(boot, initrd, image, disk, Math.max(64, memory >> 20),
                 Math.min(cpus, Runtime.getRuntime().availableProcessors()), QemuCommand.kvmUsable(),
                 QemuCommand.hostTscKhz());
         Path shim = ShimBinary.locate();
@@ -114,7 +116,10 @@ public final class VmIsolator implements Isolator {
         } catch (IOException e) {
             throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + e.getMessage());
         }
-        if (signal == 9) { // SIGKILL ended the relay (it cannot be passed on); the VM is gone once this returns
+        if (signal == 9) {
+            // SIGKILL ends the relay (it cannot be passed on) and QEMU dies with it. Wait for the relay's end first:
+            // killing QEMU before the relay got the signal would make the relay report a lost VM (125), not 137.
+            shim.await(Duration.ofSeconds(5));
             vmm.ifPresent(VmIsolator::killAndWait);
         }
     }

@@ -1,0 +1,195 @@
+package dev.kiln.isolation.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kiln.KilnException;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * A small client of Firecracker's REST API (HTTP/1.1 on the unix socket given to {@code firecracker --api-sock}),
+ * for the requests kiln needs: boot source, drives, machine config, vsock, actions, instance info. Requests are data
+ * ({@link Request}: method, path, a Jackson body) built by the static methods, so a test checks each one against
+ * Firecracker's API definition; {@link #send} carries one over a fresh connection, bounded by a timeout.
+ */
+final class FirecrackerApi {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_RESPONSE = 1 << 20;
+
+    /** One API call; {@code body} is null for a GET. */
+    record Request(String method, String path, JsonNode body) {
+        @Override
+        public String toString() {
+            return method + " " + path + (body == null ? "" : " " + body);
+        }
+    }
+
+    /** A response: its status and its JSON body (an empty object for 204). */
+    record Response(int status, JsonNode body) {
+    }
+
+    /** The actions of {@code PUT /actions} kiln uses. */
+    enum Action {
+        InstanceStart, SendCtrlAltDel
+    }
+
+    private final Path socket;
+    private final Duration timeout;
+
+    FirecrackerApi(Path socket, Duration timeout) {
+        this.socket = socket;
+        this.timeout = timeout;
+    }
+
+    // ---- the requests ----
+
+    static Request bootSource(Path kernel, String bootArgs, Path initrd) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("kernel_image_path", kernel.toAbsolutePath().toString());
+        b.put("boot_args", bootArgs);
+        if (initrd != null) b.put("initrd_path", initrd.toAbsolutePath().toString());
+        return new Request("PUT", "/boot-source", b);
+    }
+
+    static Request drive(String id, Path file, boolean readOnly) {
+        if (!id.matches("[A-Za-z0-9_]+")) throw new IllegalArgumentException("bad drive id " + id);
+        ObjectNode b = JSON.createObjectNode();
+        b.put("drive_id", id);
+        b.put("path_on_host", file.toAbsolutePath().toString());
+        b.put("is_root_device", false); // kiln-init in the initramfs mounts the disks itself
+        b.put("is_read_only", readOnly);
+        return new Request("PUT", "/drives/" + id, b);
+    }
+
+    /** Firecracker accepts 1 or an even number of vCPUs (at most 32). */
+    static Request machineConfig(int vcpus, long memoryMiB) {
+        int n = Math.min(32, vcpus <= 1 ? 1 : vcpus + (vcpus & 1));
+        ObjectNode b = JSON.createObjectNode();
+        b.put("vcpu_count", n);
+        b.put("mem_size_mib", memoryMiB);
+        return new Request("PUT", "/machine-config", b);
+    }
+
+    /** The hybrid vsock: Firecracker listens on {@code udsPath}; the guest's connections to port P reach {@code udsPath_P}. */
+    static Request vsock(int guestCid, Path udsPath) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("guest_cid", guestCid);
+        b.put("uds_path", udsPath.toString());
+        return new Request("PUT", "/vsock", b);
+    }
+
+    static Request action(Action action) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("action_type", action.name());
+        return new Request("PUT", "/actions", b);
+    }
+
+    static Request describeInstance() {
+        return new Request("GET", "/", null);
+    }
+
+    // ---- the transport ----
+
+    /** Sends each request in order; the first that Firecracker refuses ends the sequence with its fault message. */
+    void configure(List<Request> requests) {
+        for (Request r : requests) send(r);
+    }
+
+    /** One request on a fresh connection; a status ≥ 300 becomes a KilnException with Firecracker's fault_message. */
+    Response send(Request r) {
+        FutureTask<Response> call = new FutureTask<>(() -> exchange(r));
+        Thread.ofVirtual().start(call);
+        try {
+            Response resp = call.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            if (resp.status() >= 300) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "firecracker refused " + r.method() + " "
+                        + r.path() + " (HTTP " + resp.status() + "): " + resp.body().path("fault_message").asText(""));
+            }
+            return resp;
+        } catch (TimeoutException e) {
+            call.cancel(true);
+            throw new KilnException(KilnException.Kind.INTERNAL, "firecracker did not answer " + r.method() + " "
+                    + r.path() + " within " + timeout.toMillis() + " ms");
+        } catch (ExecutionException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot talk to firecracker on " + socket + " ("
+                    + r.method() + " " + r.path() + "): " + e.getCause().getMessage(), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while talking to firecracker");
+        }
+    }
+
+    /** The HTTP/1.1 bytes of a request ({@code Connection: close}: one request per connection). */
+    static byte[] encode(Request r) throws IOException {
+        byte[] body = r.body() == null ? new byte[0] : JSON.writeValueAsBytes(r.body());
+        StringBuilder head = new StringBuilder()
+                .append(r.method()).append(' ').append(r.path()).append(" HTTP/1.1\r\n")
+                .append("Host: localhost\r\n")
+                .append("Accept: application/json\r\n");
+        if (r.body() != null) {
+            head.append("Content-Type: application/json\r\n").append("Content-Length: ").append(body.length).append("\r\n");
+        }
+        head.append("Connection: close\r\n\r\n");
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(head.toString().getBytes(StandardCharsets.US_ASCII));
+        out.write(body);
+        return out.toByteArray();
+    }
+
+    private Response exchange(Request r) throws IOException {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            OutputStream out = Channels.newOutputStream(ch);
+            out.write(encode(r));
+            out.flush();
+            return decode(Channels.newInputStream(ch));
+        }
+    }
+
+    /** Reads a status line, headers, and a body of Content-Length bytes (or up to EOF without one). */
+    static Response decode(InputStream in) throws IOException {
+        String status = line(in);
+        String[] parts = status.split(" ", 3);
+        if (parts.length < 2 || !parts[0].startsWith("HTTP/1.")) throw new IOException("not an HTTP response: " + status);
+        int code = Integer.parseInt(parts[1]);
+        long length = -1;
+        for (String h = line(in); !h.isEmpty(); h = line(in)) {
+            int colon = h.indexOf(':');
+            if (colon > 0 && h.substring(0, colon).strip().toLowerCase(Locale.ROOT).equals("content-length")) {
+                length = Long.parseLong(h.substring(colon + 1).strip());
+            }
+        }
+        if (length > MAX_RESPONSE) throw new IOException("response of " + length + " bytes is too large");
+        byte[] body = length >= 0 ? in.readNBytes((int) length) : in.readNBytes(MAX_RESPONSE);
+        JsonNode json = body.length == 0 ? JSON.createObjectNode() : JSON.readTree(body);
+        return new Response(code, json);
+    }
+
+    private static String line(InputStream in) throws IOException {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) throw new IOException("connection closed in the response header");
+            if (b.size() > 8192) throw new IOException("response header line too long");
+            if (c != '\r') b.write(c);
+        }
+        return b.toString(StandardCharsets.US_ASCII);
+    }
+}

@@ -1,0 +1,89 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.KilnException;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The Firecracker VMM of one sandbox: the {@code firecracker --api-sock SOCKET --id ID} process, and the API requests
+ * that configure and boot it (docs/vm.md "Firecracker"). Firecracker boots only an uncompressed ELF kernel
+ * ({@link Vmlinux}) and needs KVM; kiln's control channel is its hybrid vsock instead of QEMU's virtio-serial port.
+ * Paths are relative to the sandbox's {@code vm/} directory, where the process runs, as for QEMU.
+ *
+ * @param id a Firecracker instance id ({@code [A-Za-z0-9-]}, at most 64 characters)
+ */
+record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
+                          int cpus) {
+
+    static final String BINARY = "firecracker";
+    static final String API_SOCKET = "firecracker.sock";
+    static final String VSOCK_SOCKET = "vsock.sock";
+    /** The guest's vsock port kiln-init would connect to (the host listens on {@code vsock.sock_1024}). */
+    static final int CONTROL_PORT = 1024;
+    static final int GUEST_CID = 3;
+
+    FirecrackerCommand {
+        if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new IllegalArgumentException("bad firecracker id " + id);
+    }
+
+    List<String> argv() {
+        return List.of(BINARY, "--api-sock", API_SOCKET, "--id", id);
+    }
+
+    /** Kernel messages go to the serial console, which is Firecracker's stdout; {@code reboot=k}: a reboot ends it. */
+    String bootArgs() {
+        return "console=ttyS0 reboot=k panic=-1 pci=off quiet";
+    }
+
+    /** The requests that configure the VM, then the one that starts it, in the order they are sent. */
+    List<FirecrackerApi.Request> requests() {
+        List<FirecrackerApi.Request> r = new ArrayList<>();
+        r.add(FirecrackerApi.machineConfig(cpus, memoryMiB));
+        r.add(FirecrackerApi.bootSource(vmlinux, bootArgs(), initrd));
+        r.add(FirecrackerApi.drive("image", imageDisk, true));
+        r.add(FirecrackerApi.drive("rw", writableDisk, false));
+        r.add(FirecrackerApi.vsock(GUEST_CID, Path.of(VSOCK_SOCKET)));
+        r.add(FirecrackerApi.action(FirecrackerApi.Action.InstanceStart));
+        return r;
+    }
+
+    /**
+     * What this host lacks for Firecracker: empty when the binary is on PATH and /dev/kvm works (opened read-write,
+     * and QEMU's KVM probe passes when QEMU is installed: a /dev/kvm that exists may still refuse VMs, docs/vm.md).
+     */
+    static List<String> missing() {
+        List<String> missing = new ArrayList<>();
+        if (onPath(BINARY) == null) missing.add("firecracker binary not found on PATH; no Debian package exists");
+        Path kvm = Path.of("/dev/kvm");
+        if (!Files.exists(kvm)) {
+            missing.add("/dev/kvm not usable: it does not exist");
+        } else if (!Files.isReadable(kvm) || !Files.isWritable(kvm)) {
+            missing.add("/dev/kvm not usable: not readable and writable by this user");
+        } else if (onPath(QemuCommand.BINARY) != null && !QemuCommand.kvmUsable()) {
+            missing.add("/dev/kvm not usable: it exists, but a VM cannot run on it (QEMU's KVM probe failed, "
+                    + "or -Dkiln.vm.accel=tcg; docs/vm.md)");
+        }
+        return missing;
+    }
+
+    /** Throws the one-line error a person reads when {@code --runtime firecracker} cannot work here. */
+    static void requireAvailable() {
+        List<String> missing = missing();
+        if (!missing.isEmpty()) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "the firecracker runtime needs the firecracker "
+                    + "binary and /dev/kvm: " + String.join("; ", missing) + " (use --runtime qemu)");
+        }
+    }
+
+    static Path onPath(String binary) {
+        String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
+        for (String dir : path.split(":")) {
+            Path candidate = Path.of(dir.isEmpty() ? "." : dir, binary);
+            if (Files.isRegularFile(candidate) && Files.isExecutable(candidate)) return candidate;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,176 @@
+package dev.kiln.isolation.vm;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kiln.KilnException;
+import dev.kiln.testing.Command;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * The Firecracker driver: every request it builds is checked against Firecracker's own API definition
+ * (/work/shared/specs/firecracker-api.yaml, Swagger 2.0); the real VM boot runs only where the firecracker binary and
+ * a usable /dev/kvm exist, and skips with exactly what is missing elsewhere. No fake Firecracker.
+ */
+class FirecrackerTest {
+
+    static final Path API_DEFINITION = Path.of(System.getProperty("kiln.firecracker.api",
+            "/work/shared/specs/firecracker-api.yaml"));
+    static SwaggerSchema api;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void loadApiDefinition() throws IOException {
+        Assumptions.assumeTrue(Files.isRegularFile(API_DEFINITION), "Firecracker's API definition " + API_DEFINITION
+                + " is missing (pass -Dkiln.firecracker.api=PATH)");
+        api = SwaggerSchema.load(API_DEFINITION);
+    }
+
+    static FirecrackerCommand vm(int cpus) {
+        return new FirecrackerCommand("kiln-abc123", Path.of("/var/lib/kiln/kernels/6.1-x/vmlinux"),
+                Path.of("/var/lib/kiln/kernels/6.1-y/initramfs.cpio"), Path.of("/var/lib/kiln/vm-disks/i.erofs"),
+                Path.of("/var/lib/kiln/sandboxes/abc/disk.ext4"), 512, cpus);
+    }
+
+    @Test
+    void everyRequestTheDriverBuildsMatchesTheApiDefinition() {
+        List<FirecrackerApi.Request> all = new ArrayList<>();
+        for (int cpus : new int[]{1, 2, 3, 64}) all.addAll(vm(cpus).requests());
+        all.add(FirecrackerApi.bootSource(Path.of("/k/vmlinux"), "console=ttyS0", null));
+        all.add(FirecrackerApi.action(FirecrackerApi.Action.SendCtrlAltDel));
+        all.add(FirecrackerApi.describeInstance());
+        for (FirecrackerApi.Request r : all) {
+            assertThat(api.check(r.method(), r.path(), r.body())).as(r + " against Firecracker API " + api.version())
+                    .isEmpty();
+        }
+        System.out.println("checked " + all.size() + " requests against Firecracker API " + api.version());
+    }
+
+    @Test
+    void theBootSequenceConfiguresThenStarts() {
+        List<FirecrackerApi.Request> r = vm(2).requests();
+        assertThat(r).extracting(q -> q.method() + " " + q.path()).containsExactly("PUT /machine-config",
+                "PUT /boot-source", "PUT /drives/image", "PUT /drives/rw", "PUT /vsock", "PUT /actions");
+        assertThat(r).extracting(q -> api.bodyDefinition(q.method(), q.path())).containsExactly("MachineConfiguration",
+                "BootSource", "Drive", "Drive", "Vsock", "InstanceActionInfo");
+        assertThat(r.get(1).body().path("kernel_image_path").asText()).endsWith("/vmlinux");
+        assertThat(r.get(1).body().path("initrd_path").asText()).endsWith("/initramfs.cpio");
+        assertThat(r.get(2).body().path("is_read_only").asBoolean()).isTrue();
+        assertThat(r.get(3).body().path("is_read_only").asBoolean()).isFalse();
+        assertThat(r.get(4).body().path("uds_path").asText()).isEqualTo(FirecrackerCommand.VSOCK_SOCKET);
+        assertThat(r.get(5).body().path("action_type").asText()).isEqualTo("InstanceStart");
+        assertThat(FirecrackerApi.machineConfig(3, 256).body().path("vcpu_count").asInt()).isEqualTo(4); // 1 or even
+        assertThat(vm(1).argv()).containsExactly("firecracker", "--api-sock", "firecracker.sock", "--id", "kiln-abc123");
+    }
+
+    @Test
+    void theSchemaCheckerCatchesWhatFirecrackerWouldRefuse() {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode drive = (ObjectNode) FirecrackerApi.drive("rw", Path.of("/d"), false).body().deepCopy();
+        drive.remove("is_root_device");
+        drive.put("readonly", true);
+        drive.put("drive_id", 7);
+        assertThat(api.check("PUT", "/drives/rw", drive)).containsExactlyInAnyOrder(
+                "body: required property is_root_device is missing", "body: unknown property readonly",
+                "body.drive_id: expected a string, got NUMBER");
+        assertThat(api.check("PUT", "/actions", json.createObjectNode().put("action_type", "Reboot")))
+                .containsExactly("body.action_type: \"Reboot\" is not one of [\"FlushMetrics\",\"InstanceStart\",\"SendCtrlAltDel\"]");
+        assertThat(api.check("PUT", "/vsock", json.createObjectNode().put("guest_cid", 2).put("uds_path", "v")))
+                .containsExactly("body.guest_cid: 2 is below the minimum 3");
+        assertThat(api.check("PUT", "/no-such-thing", json.createObjectNode())).containsExactly(
+                "no path /no-such-thing in the API definition");
+        assertThat(api.check("PUT", "/boot-source", null)).containsExactly("PUT /boot-source needs a body");
+    }
+
+    @Test
+    void requestsAreHttp11WithALengthAndResponsesCarryTheFaultMessage() throws IOException {
+        FirecrackerApi.Request r = FirecrackerApi.action(FirecrackerApi.Action.InstanceStart);
+        String wire = new String(FirecrackerApi.encode(r), StandardCharsets.US_ASCII);
+        String body = "{\"action_type\":\"InstanceStart\"}";
+        assertThat(wire).startsWith("PUT /actions HTTP/1.1\r\nHost: localhost\r\n")
+                .contains("Content-Type: application/json\r\n", "Content-Length: " + body.length() + "\r\n")
+                .endsWith("\r\n\r\n" + body);
+        assertThat(new String(FirecrackerApi.encode(FirecrackerApi.describeInstance()), StandardCharsets.US_ASCII))
+                .startsWith("GET / HTTP/1.1\r\n").doesNotContain("Content-Length").endsWith("\r\n\r\n");
+
+        String fault = "{\"fault_message\":\"Invalid kernel path\"}";
+        FirecrackerApi.Response resp = FirecrackerApi.decode(new ByteArrayInputStream(("HTTP/1.1 400 \r\n"
+                + "Server: Firecracker API\r\nContent-Length: " + fault.length() + "\r\n\r\n" + fault)
+                .getBytes(StandardCharsets.US_ASCII)));
+        assertThat(resp.status()).isEqualTo(400);
+        assertThat(resp.body().path("fault_message").asText()).isEqualTo("Invalid kernel path");
+        assertThat(FirecrackerApi.decode(new ByteArrayInputStream("HTTP/1.1 204 \r\n\r\n".getBytes(StandardCharsets.US_ASCII)))
+                .body().isEmpty()).isTrue();
+    }
+
+    @Test
+    void noFirecrackerListeningIsAClearError() {
+        FirecrackerApi client = new FirecrackerApi(dir.resolve("firecracker.sock"), Duration.ofSeconds(2));
+        assertThatThrownBy(() -> client.send(FirecrackerApi.describeInstance())).isInstanceOf(KilnException.class)
+                .hasMessageStartingWith("cannot talk to firecracker on " + dir.resolve("firecracker.sock") + " (GET /)");
+    }
+
+    @Test
+    void theRuntimeSaysWhatThisHostLacks() {
+        List<String> missing = FirecrackerCommand.missing();
+        Assumptions.assumeFalse(missing.isEmpty(), "firecracker and /dev/kvm are both here");
+        assertThatThrownBy(FirecrackerCommand::requireAvailable).isInstanceOf(KilnException.class)
+                .hasMessageStartingWith("the firecracker runtime needs the firecracker binary and /dev/kvm: "
+                        + String.join("; ", missing));
+    }
+
+    /** A real Firecracker boots the host's kernel (as vmlinux) with a busybox initramfs that prints "hi". */
+    @Test
+    @Tag("slow")
+    void aRealFirecrackerBootsTheVmlinuxAndRunsEchoHi() throws Exception {
+        List<String> missing = FirecrackerCommand.missing();
+        Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
+        Path busybox = Command.require("busybox", "busybox-static");
+        Kernel kernel = VmlinuxTest.hostKernel();
+        Path vmlinux = Vmlinux.ensure(kernel, dir.resolve("kernels"));
+        Path tree = Files.createDirectories(dir.resolve("initramfs/bin"));
+        Files.copy(busybox, tree.resolve("busybox"));
+        Files.writeString(dir.resolve("initramfs/init"), "#!/bin/busybox sh\n/bin/busybox echo hi\n"
+                + "/bin/busybox poweroff -f\n");
+        dir.resolve("initramfs/init").toFile().setExecutable(true);
+        Path initrd = dir.resolve("initramfs.cpio");
+        Command.run("sh", "-c", "cd " + dir.resolve("initramfs") + " && find . | cpio -o -H newc > " + initrd);
+        Path empty = Files.write(dir.resolve("empty.img"), new byte[1 << 20]);
+
+        Path vmDir = Files.createDirectories(dir.resolve("vm"));
+        FirecrackerCommand fc = new FirecrackerCommand("kiln-test", vmlinux, initrd, empty, empty, 256, 1);
+        Process p = new ProcessBuilder(fc.argv()).directory(vmDir.toFile()).redirectErrorStream(true)
+                .redirectOutput(vmDir.resolve("console.log").toFile()).start();
+        try {
+            FirecrackerApi client = new FirecrackerApi(vmDir.resolve(FirecrackerCommand.API_SOCKET), Duration.ofSeconds(5));
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (!Files.exists(vmDir.resolve(FirecrackerCommand.API_SOCKET)) && System.nanoTime() < deadline) Thread.sleep(10);
+            assertThat(client.send(FirecrackerApi.describeInstance()).body().path("state").asText()).isEqualTo("Not started");
+            client.configure(List.of(FirecrackerApi.machineConfig(1, 256),
+                    FirecrackerApi.bootSource(vmlinux, "console=ttyS0 reboot=k panic=-1 pci=off rdinit=/init", initrd),
+                    FirecrackerApi.action(FirecrackerApi.Action.InstanceStart)));
+            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("firecracker exits after the guest powers off").isTrue();
+            assertThat(Files.readString(vmDir.resolve("console.log"))).contains("hi");
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
