@@ -50,7 +50,11 @@ final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
-            x.json(SandboxView.inspect(s, engine.runtimeOf(s.isolation())));
+            x.json(SandboxView.inspect(s, engine.runtimeOf(s.isolation()), sandboxes.network(s)));
+        });
+        r.add("GET", "/v1/sandboxes/{id}/port", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            x.json(Map.of("ports", sandboxes.network(s).map(dev.kiln.network.Attachment::ports).orElse(java.util.List.of())));
         });
         r.add("POST", "/v1/sandboxes/{id}/start", x -> {
             if (x.flag("attach")) {

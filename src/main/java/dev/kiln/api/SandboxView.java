@@ -3,6 +3,8 @@ package dev.kiln.api;
 import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.SandboxState;
+import dev.kiln.network.Attachment;
+import dev.kiln.network.PortMapping;
 
 import java.time.Instant;
 import java.util.LinkedHashMap;
@@ -17,6 +19,31 @@ public final class SandboxView {
     public static final String ZERO_TIME = "0001-01-01T00:00:00Z";
 
     static Map<String, Object> inspect(Sandbox s, String runtime) {
+        return inspect(s, runtime, java.util.Optional.empty());
+    }
+
+    /** Docker's NetworkSettings: the sandbox's address on the kiln network and its published ports. */
+    static Map<String, Object> networkSettings(java.util.Optional<Attachment> network) {
+        Map<String, Object> ports = new java.util.TreeMap<>();
+        Map<String, Object> n = new LinkedHashMap<>();
+        Attachment a = network.orElse(null);
+        if (a != null) {
+            for (PortMapping p : a.ports()) {
+                @SuppressWarnings("unchecked")
+                List<Object> bindings = (List<Object>) ports.computeIfAbsent(p.key(), k -> new java.util.ArrayList<>());
+                bindings.add(Map.of("HostIp", p.hostAddress(), "HostPort", Integer.toString(p.hostPort())));
+            }
+        }
+        n.put("IPAddress", a == null || a.ipAddress() == null ? "" : a.ipAddress());
+        n.put("IPPrefixLen", a == null ? 0 : a.prefixLength());
+        n.put("Gateway", a == null || a.gateway() == null ? "" : a.gateway());
+        n.put("MacAddress", a == null || a.macAddress() == null ? "" : a.macAddress());
+        n.put("SandboxKey", a == null ? "" : a.netns());
+        n.put("Ports", ports);
+        return n;
+    }
+
+    static Map<String, Object> inspect(Sandbox s, String runtime, java.util.Optional<Attachment> network) {
         CreateRequest r = s.request();
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("Status", status(s));
@@ -50,6 +77,9 @@ public final class SandboxView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
+        host.put("NetworkMode", r.network() != null && !r.network().isEmpty() ? r.network()
+                : r.publish() != null && !r.publish().isEmpty() ? "kiln" : "none");
+        host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());
@@ -63,6 +93,7 @@ public final class SandboxView {
         m.put("Isolation", s.isolation());
         m.put("Config", config);
         m.put("HostConfig", host);
+        m.put("NetworkSettings", networkSettings(network));
         return m;
     }
 

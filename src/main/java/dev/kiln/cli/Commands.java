@@ -34,6 +34,7 @@ final class Commands {
         TOP.put("wait", LifecycleCommands.Wait::new);
         TOP.put("exec", ExecCommand::new);
         TOP.put("top", TopCommand::new);
+        TOP.put("port", PortCommand::new);
         TOP.put("stats", StatsCommand::new);
         TOP.put("rename", LifecycleCommands.Rename::new);
         TOP.put("prune", LifecycleCommands.Prune::new);

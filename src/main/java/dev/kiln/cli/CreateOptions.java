@@ -71,6 +71,14 @@ final class CreateOptions {
     @Option(names = "--platform", paramLabel = "OS/ARCH", description = "Platform to pull if the image is missing")
     String platform;
 
+    @Option(names = {"-p", "--publish"}, paramLabel = "[IP:][HOSTPORT:]PORT[/PROTO]",
+            description = "Publish a sandbox port on the host (implies --network kiln)")
+    List<String> publish = new ArrayList<>();
+
+    @Option(names = "--network", paramLabel = "NETWORK",
+            description = "none (loopback only, the default) or kiln (the kiln bridge; container isolation)")
+    String network;
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -100,7 +108,7 @@ final class CreateOptions {
         List<String> ep = entrypoint == null ? null : entrypoint.isEmpty() ? List.of() : List.of(entrypoint);
         return new CreateRequest(image, name, command.isEmpty() ? null : List.copyOf(command), ep, envs, workdir, user,
                 hostname, isolation, runtime, nanoCpus(cpus), bytes(memory), pidsLimit, readOnly, labelMap, tty,
-                interactive, rm, platform);
+                interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network);
     }
 
     /** Docker's -e K: the caller's value if set; else K goes as is, and kilnd drops K (also the image's). */

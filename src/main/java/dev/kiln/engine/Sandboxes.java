@@ -12,6 +12,10 @@ import dev.kiln.isolation.Resources;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.shim.ExitStatus;
 import dev.kiln.isolation.shim.Shim;
+import dev.kiln.network.Attachment;
+import dev.kiln.network.KilnNetwork;
+import dev.kiln.network.NetworkMode;
+import dev.kiln.network.PortMapping;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
@@ -19,6 +23,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -45,9 +50,13 @@ public final class Sandboxes implements AutoCloseable {
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
     private final Events events;
+    private final java.util.function.Supplier<KilnNetwork> network;
+    /** Serialises host-port allocation between starts. */
+    private final Object ports = new Object();
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
-              String defaultIsolation, Events events) {
+              String defaultIsolation, Events events, java.util.function.Supplier<KilnNetwork> network) {
+        this.network = network;
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
@@ -64,6 +73,12 @@ public final class Sandboxes implements AutoCloseable {
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
             throw KilnException.invalid("invalid sandbox name \"" + r.name()
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        }
+        List<PortMapping> published = checkNetwork(r, isolation);
+        if (!published.isEmpty()) {
+            synchronized (ports) {
+                KilnNetwork.allocate(published.stream().filter(p -> p.hostPort() != 0).toList(), publishedPorts(null));
+            }
         }
         Image image = images.resolve(r.image());
         Path rootfs = images.rootfs(image);
@@ -103,6 +118,76 @@ public final class Sandboxes implements AutoCloseable {
         return defaultIsolation;
     }
 
+    /**
+     * The request's network, refused with one line where kiln cannot give it: only the container isolation joins the
+     * kiln network so far. Returns the parsed {@code -p} mappings.
+     */
+    private static List<PortMapping> checkNetwork(CreateRequest r, String isolation) {
+        List<PortMapping> published = r.publish() == null ? List.of()
+                : r.publish().stream().map(PortMapping::parse).toList();
+        NetworkMode mode = NetworkMode.parse(r.network());
+        if (!published.isEmpty() && mode == NetworkMode.NONE && r.network() != null && !r.network().isEmpty()) {
+            throw KilnException.invalid("-p needs a network: --network none has loopback only (use --network kiln)");
+        }
+        if (networked(r) && !isolation.equals("container")) {
+            throw KilnException.invalid((published.isEmpty() ? "--network " + r.network() + " is"
+                    : "publishing ports is") + " not supported for the " + isolation + " isolation yet (use "
+                    + "--isolation container, or --network none)");
+        }
+        return published;
+    }
+
+    /** Whether the sandbox joins the kiln network: {@code --network kiln}, or {@code -p} with no --network. */
+    private static boolean networked(CreateRequest r) {
+        return NetworkMode.parse(r.network()) == NetworkMode.KILN
+                || ((r.network() == null || r.network().isEmpty()) && r.publish() != null && !r.publish().isEmpty());
+    }
+
+    /** Host ports published by running sandboxes other than {@code except}. */
+    private List<PortMapping> publishedPorts(String except) {
+        List<PortMapping> out = new ArrayList<>();
+        for (Sandbox other : store.all()) {
+            if (!other.id().equals(except) && networked(other.request())) {
+                KilnNetwork.read(networkFile(other)).ifPresent(a -> out.addAll(a.ports()));
+            }
+        }
+        return out;
+    }
+
+    /** The sandbox's place on the kiln network while it runs. */
+    public Optional<Attachment> network(Sandbox s) {
+        return networked(s.request()) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
+    }
+
+    /** Puts a starting sandbox on the kiln network (ports allocated, CNI ADD) and writes its address into hosts. */
+    private void attach(Sandbox s, SandboxSpec spec) {
+        List<PortMapping> wanted = s.request().publish() == null ? List.of()
+                : s.request().publish().stream().map(PortMapping::parse).toList();
+        Attachment a;
+        synchronized (ports) {
+            detach(s); // a record left by a crash
+            List<PortMapping> allocated = KilnNetwork.allocate(wanted, publishedPorts(s.id()));
+            a = network.get().attach(s.id(), allocated, networkFile(s));
+        }
+        try {
+            dev.kiln.isolation.oci.EtcFiles.writeHosts(spec.dir(), spec.hostname(), a.ipAddress());
+        } catch (RuntimeException e) {
+            detach(s);
+            throw e;
+        }
+    }
+
+    /** Takes a sandbox off the kiln network (CNI DEL, namespace deleted); nothing to do when it is not on it. */
+    private void detach(Sandbox s) {
+        if (java.nio.file.Files.exists(networkFile(s))) {
+            network.get().detach(networkFile(s));
+        }
+    }
+
+    private Path networkFile(Sandbox s) {
+        return dir(s).resolve("network.json");
+    }
+
     private Isolator isolator(String isolation) {
         Isolator i = isolators.get(isolation);
         if (i == null) {
@@ -136,12 +221,19 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
             resetMainDir(s);
-            isolator.create(spec);
+            if (networked(s.request())) {
+                attach(s, spec);
+            }
             Shim shim;
             try {
+                isolator.create(spec);
                 shim = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
             } catch (RuntimeException e) {
-                isolator.cleanup(spec, false);
+                try {
+                    isolator.cleanup(spec, false);
+                } finally {
+                    detach(s);
+                }
                 throw e;
             }
             store.started(s.id(), shim.pid(), System.currentTimeMillis());
@@ -226,7 +318,11 @@ public final class Sandboxes implements AutoCloseable {
             Isolator isolator = isolator(s.isolation());
             SandboxSpec spec = spec(s);
             boolean oom = isolator.oomKilled(spec);
-            isolator.cleanup(spec, false);
+            try {
+                isolator.cleanup(spec, false);
+            } finally {
+                detachQuietly(s);
+            }
             store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
         }
         events.emit(s, "die");
@@ -307,6 +403,7 @@ public final class Sandboxes implements AutoCloseable {
         try {
             isolator.cleanup(spec(s), true);
         } finally {
+            detachQuietly(s);
             Trees.delete(dir(s));
             store.delete(s.id());
         }
@@ -399,20 +496,30 @@ public final class Sandboxes implements AutoCloseable {
                     }
                 }
                 case REMOVING -> discard(s, isolator(s.isolation()));
-                default -> {
-                }
+                default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
+
             }
         }
     }
 
     // ---- helpers ----
 
+    /** Detach on a path that must go on (exit, removal, recovery): a failure is reported, not thrown. */
+    private void detachQuietly(Sandbox s) {
+        try {
+            detach(s);
+        } catch (RuntimeException e) {
+            System.err.println("kilnd: cannot take sandbox " + s.id() + " off the kiln network: " + e.getMessage());
+        }
+    }
+
     SandboxSpec spec(Sandbox s) {
         CreateRequest r = s.request();
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), r.hostname() != null ? r.hostname() : s.shortId(), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
-                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s));
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s),
+                networked(r) ? KilnNetwork.netnsPath(s.id()) : null);
     }
 
     Path dir(Sandbox s) {

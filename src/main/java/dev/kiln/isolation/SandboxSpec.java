@@ -10,13 +10,22 @@ import java.util.Map;
  * writable overlay layer).
  *
  * @param dir the sandbox's own directory (bundle, logs, sockets) under the run root
+ * @param netns the network namespace to join (a bind-mounted namespace file made by the engine), or null for a
+ *              fresh namespace with loopback only
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
-                          Path dir) {
+                          Path dir, Path netns) {
 
     public SandboxSpec {
         labels = Map.copyOf(labels);
         extraMounts = List.copyOf(extraMounts);
+    }
+
+    /** A sandbox with a network namespace of its own (loopback only). */
+    public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
+                       boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
+                       Path dir) {
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, null);
     }
 }

@@ -34,7 +34,8 @@ class DependencyRulesTest {
             "rootfs", List.of("engine", "api", "cli", "isolation", "state"),
             "image", List.of("engine", "api", "cli", "isolation", "rootfs"),
             "state", List.of("engine", "api", "cli", "isolation", "rootfs", "image"),
-            "tls", List.of("engine", "api", "cli", "isolation", "rootfs", "image", "state"));
+            "tls", List.of("engine", "api", "cli", "isolation", "rootfs", "image", "state"),
+            "network", List.of("engine", "api", "cli", "isolation", "rootfs", "image", "state"));
 
     @Test
     void packagesDependOneWay() throws IOException {

@@ -47,7 +47,8 @@ final class CreateTranslator {
                 host.path("NanoCpus").asLong(0), host.path("Memory").asLong(0), pids < 0 ? 0 : pids,
                 host.path("ReadonlyRootfs").asBoolean(false), labels(body.get("Labels")),
                 body.path("Tty").asBoolean(false), body.path("OpenStdin").asBoolean(false),
-                host.path("AutoRemove").asBoolean(false), platform == null || platform.isEmpty() ? null : platform);
+                host.path("AutoRemove").asBoolean(false), platform == null || platform.isEmpty() ? null : platform,
+                null, null);
     }
 
     /** HostConfig and Config fields kiln's Docker face does not implement yet, when they ask for something. */

@@ -9,12 +9,14 @@ import java.util.Map;
 /**
  * {@code POST /v1/sandboxes}: what {@code kiln create/run} asks for, after the CLI resolved what only the caller can
  * (its environment for {@code -e K}, {@code --env-file} contents). A null list means "the image's"; an empty
- * {@code entrypoint} means "none" (Docker's {@code --entrypoint ""}).
+ * {@code entrypoint} means "none" (Docker's {@code --entrypoint ""}). {@code publish}: {@code -p} values as typed;
+ * {@code network}: {@code none} (null: the default) or {@code kiln}.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonIgnoreProperties(ignoreUnknown = false)
 public record CreateRequest(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
                             String workdir, String user, String hostname, String isolation, String runtime,
                             long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
-                            boolean tty, boolean openStdin, boolean autoRemove, String platform) {
+                            boolean tty, boolean openStdin, boolean autoRemove, String platform,
+                            List<String> publish, String network) {
 }

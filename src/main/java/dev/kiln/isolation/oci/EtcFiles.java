@@ -1,14 +1,19 @@
 package dev.kiln.isolation.oci;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * The three /etc files kiln writes into a sandbox's directory and bind-mounts over the image's: hostname, hosts and
- * resolv.conf. Networking (a later issue) adds the sandbox's address to hosts; until then the hostname resolves to
- * loopback.
+ * resolv.conf. A sandbox on the kiln network gets its address in hosts (as Docker writes it) when it starts; without
+ * one the hostname resolves to loopback.
  */
-final class EtcFiles {
+public final class EtcFiles {
 
     static final String HOSTNAME = "hostname";
     static final String HOSTS = "hosts";
@@ -31,6 +36,28 @@ final class EtcFiles {
                 + "ff02::1\tip6-allnodes\n"
                 + "ff02::2\tip6-allrouters\n"
                 + "127.0.0.1\t" + hostname + "\n";
+    }
+
+    /** Docker's lines with the hostname on the sandbox's own {@code address} instead of loopback. */
+    static String hosts(String hostname, String address) {
+        String loopback = hosts(hostname);
+        return address == null ? loopback
+                : loopback.substring(0, loopback.lastIndexOf("127.0.0.1\t")) + address + "\t" + hostname + "\n";
+    }
+
+    /**
+     * Rewrites {@code DIR/hosts} of a sandbox's bundle for its current address (null: loopback), before the runtime
+     * bind-mounts it at start. Atomic: a reader sees the old or the new file.
+     */
+    public static void writeHosts(Path dir, String hostname, String address) {
+        Path target = dir.resolve(HOSTS);
+        Path tmp = dir.resolve("." + HOSTS + ".tmp");
+        try {
+            Files.writeString(tmp, hosts(hostname, address), StandardCharsets.UTF_8);
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot write " + target, e);
+        }
     }
 
     /**

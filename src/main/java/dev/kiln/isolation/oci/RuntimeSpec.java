@@ -178,7 +178,12 @@ public final class RuntimeSpec {
         if (host.unifiedCgroups()) {
             types.add("cgroup"); // Docker's default on cgroup v2; on v1 it shares the host's cgroup namespace
         }
-        types.forEach(t -> namespaces.addObject().put("type", t));
+        for (String t : types) {
+            ObjectNode ns = namespaces.addObject().put("type", t);
+            if (t.equals("network") && spec.netns() != null) {
+                ns.put("path", spec.netns().toString()); // kiln's namespace on the kiln network: join it
+            }
+        }
         linux.put("cgroupsPath", cgroupsPath(spec.id()));
         linux.set("resources", resources(spec.resources(), runtime));
         strings(linux.putArray("maskedPaths"), MASKED_PATHS);

@@ -1,0 +1,24 @@
+package dev.kiln.network;
+
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.util.List;
+
+/**
+ * A sandbox's place on the kiln network, as kilnd records it in the sandbox's directory from just before CNI ADD
+ * until CNI DEL: its namespace, address and published ports, and the CNI result (the DEL and CHECK prevResult).
+ * {@code result} is null while ADD has not completed; DEL is still run then, as the CNI spec allows.
+ */
+@JsonIgnoreProperties(ignoreUnknown = true)
+public record Attachment(String sandboxId, String netns, String ipAddress, int prefixLength, String gateway,
+                         String macAddress, List<PortMapping> ports, JsonNode result) {
+
+    public Attachment {
+        ports = ports == null ? List.of() : List.copyOf(ports);
+    }
+
+    static Attachment pending(String sandboxId, String netns, List<PortMapping> ports) {
+        return new Attachment(sandboxId, netns, null, 0, null, null, ports, null);
+    }
+}

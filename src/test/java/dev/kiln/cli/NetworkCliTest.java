@@ -1,0 +1,297 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.network.KilnNetwork;
+import dev.kiln.testing.Command;
+import dev.kiln.testing.TestDaemon;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The kiln network as a user drives it, with real namespaces, a real bridge, real iptables rules and the CNI
+ * reference plugins: published ports answer on 127.0.0.1, sandboxes reach each other, {@code --network none} has
+ * loopback only, and nothing (veth, namespace, iptables rule, IPAM lease) outlives {@code rm} or a failed start.
+ * The test's kiln root gets its own bridge and /24 (see {@link KilnNetwork}); the bridge is deleted at the end.
+ */
+class NetworkCliTest {
+
+    @TempDir
+    static Path root;
+    static TestDaemon daemon;
+    static final String IMAGE = "kiln-test/net-busybox:1";
+    static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+
+    record Result(int code, String out, String err) {
+    }
+
+    @BeforeAll
+    static void image() throws Exception {
+        Command.require("runc", "runc");
+        Command.require("iptables-save", "iptables");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
+                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
+        Path rootfs = Files.createDirectories(root.resolve("rootfs"));
+        Files.createDirectories(rootfs.resolve("bin"));
+        Files.createDirectories(rootfs.resolve("etc"));
+        Files.createDirectories(rootfs.resolve("tmp"));
+        Files.createDirectories(rootfs.resolve("www"));
+        Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
+        for (String applet : List.of("sh", "echo", "cat", "ls", "sleep", "httpd", "nc", "printf", "true")) {
+            Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
+        }
+        Files.writeString(rootfs.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+        Files.writeString(rootfs.resolve("etc/group"), "root:x:0:\n");
+        Files.writeString(rootfs.resolve("www/index.html"), "hello from kiln\n");
+        Path tar = root.resolve("rootfs.tar");
+        Command.run("tar", "-C", rootfs.toString(), "-cf", tar.toString(), ".");
+        ok("import", tar.toString(), IMAGE);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (daemon == null) {
+            return;
+        }
+        for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
+            kiln("rm", "-f", id);
+        }
+        daemon.close();
+        String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
+        if (Files.exists(Path.of("/sys/class/net", bridge))) {
+            Command.run("ip", "link", "delete", bridge);
+        }
+    }
+
+    @Test
+    void publishedPortAnswersOnLoopbackAndRmLeavesNothing() throws Exception {
+        List<String> rulesBefore = iptables();
+        int hostPort = freePort();
+        String id = ok("run", "-d", "-p", hostPort + ":8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www")
+                .out().strip();
+        JsonNode net = inspect(id).path("NetworkSettings");
+        String ip = net.path("IPAddress").asText();
+        assertThat(ip).matches("10\\.\\d+\\.\\d+\\.\\d+");
+        assertThat(net.path("Ports").path("8080/tcp").path(0).path("HostPort").asText())
+                .isEqualTo(Integer.toString(hostPort));
+        assertThat(ok("port", id).out()).isEqualTo("8080/tcp -> 0.0.0.0:" + hostPort + "\n");
+        assertThat(ok("port", id, "8080").out()).isEqualTo("0.0.0.0:" + hostPort + "\n");
+
+        assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
+        assertThat(get("http://" + ip + ":8080/")).isEqualTo("hello from kiln\n");
+        assertThat(ok("exec", id, "cat", "/etc/hosts").out()).contains(ip + "\t" + id.substring(0, 12));
+        assertThat(ok("exec", id, "ls", "/sys/class/net").out().lines().toList()).containsExactlyInAnyOrder("eth0", "lo");
+        String netns = "kiln-" + id.substring(0, 12);
+        assertThat(Path.of("/var/run/netns", netns)).exists();
+        assertThat(leases()).contains(ip);
+        assertThat(iptables()).anyMatch(l -> l.contains(id) || l.contains(ip));
+
+        ok("rm", "-f", id);
+        assertNothingLeft(id, ip, rulesBefore);
+    }
+
+    @Test
+    void randomHostPortAndTwoSandboxesReachEachOther() throws Exception {
+        String a = ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String b = ok("run", "-d", "--network", "kiln", IMAGE, "sleep", "60").out().strip();
+        try {
+            String port = ok("port", a, "8080/tcp").out().strip();
+            assertThat(port).startsWith("0.0.0.0:");
+            int hostPort = Integer.parseInt(port.substring("0.0.0.0:".length()));
+            assertThat(hostPort).isPositive();
+            assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
+
+            String ipA = inspect(a).path("NetworkSettings").path("IPAddress").asText();
+            String ipB = inspect(b).path("NetworkSettings").path("IPAddress").asText();
+            assertThat(ipB).isNotEqualTo(ipA).isNotEmpty();
+            // busybox's static wget crashes in glibc's NSS even for numeric addresses; nc speaks HTTP/1.0 instead
+            assertThat(ok("exec", b, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + ipA + " 8080")
+                    .out()).startsWith("HTTP/1.").endsWith("hello from kiln\n");
+        } finally {
+            ok("rm", "-f", a, b);
+        }
+    }
+
+    @Test
+    void networkNoneHasOnlyLoopback() {
+        assertThat(ok("run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
+        assertThat(ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
+        String id = ok("create", IMAGE, "true").out().strip();
+        assertThat(inspect(id).path("NetworkSettings").path("IPAddress").asText()).isEmpty();
+        ok("rm", id);
+    }
+
+    @Test
+    void badSpecsAndPortConflictsFailWithOneLineAndLeaveNothing() throws Exception {
+        List<String> rulesBefore = iptables();
+        for (String bad : List.of("abc", "70000:80", "1.2.3:80:80", "80:0")) {
+            Result r = kiln("run", "--rm", "-p", bad, IMAGE, "true");
+            assertThat(r.code()).as(bad).isEqualTo(125);
+            assertThat(r.err().lines().toList()).as(bad).singleElement().asString().contains("invalid -p");
+        }
+        Result none = kiln("run", "--rm", "--network", "none", "-p", "80", IMAGE, "true");
+        assertThat(none.code()).isEqualTo(125);
+        assertThat(none.err().lines().toList()).singleElement().asString().contains("--network none");
+        for (String isolation : List.of("gvisor", "vm")) {
+            Result r = kiln("run", "--rm", "--isolation", isolation, "-p", "8080:80", IMAGE, "true");
+            assertThat(r.code()).isEqualTo(125);
+            assertThat(r.err().lines().toList()).singleElement().asString()
+                    .contains("publishing ports is not supported for the " + isolation + " isolation yet");
+            Result n = kiln("run", "--rm", "--isolation", isolation, "--network", "kiln", IMAGE, "true");
+            assertThat(n.code()).isEqualTo(125);
+            assertThat(n.err().lines().toList()).singleElement().asString()
+                    .contains("not supported for the " + isolation + " isolation yet");
+        }
+        try (ServerSocket taken = new ServerSocket(0)) {
+            Result r = kiln("run", "--rm", "-p", taken.getLocalPort() + ":8080", IMAGE, "true");
+            assertThat(r.code()).isEqualTo(125);
+            assertThat(r.err().lines().toList()).singleElement().asString().contains("already allocated");
+        }
+        // a conflict found at start (the port was taken after create): the start fails, nothing is left behind
+        int port = freePort();
+        String id = ok("create", "-p", port + ":8080", IMAGE, "httpd", "-f", "-p", "8080").out().strip();
+        try (ServerSocket taken = new ServerSocket(port)) {
+            Result r = kiln("start", id);
+            assertThat(r.code()).isEqualTo(125);
+            assertThat(r.err().lines().toList()).singleElement().asString().contains("already allocated");
+        }
+        assertThat(Path.of("/var/run/netns", "kiln-" + id.substring(0, 12))).doesNotExist();
+        ok("rm", id);
+        assertThat(kiln("ps", "-a", "-q").out()).isEmpty();
+        assertNothingLeft(id, null, rulesBefore);
+    }
+
+    @Test
+    void aDaemonRestartCleansUpSandboxesThatDiedMeanwhile() throws Exception {
+        List<String> rulesBefore = iptables();
+        String id = ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        JsonNode inspected = inspect(id);
+        String ip = inspected.path("NetworkSettings").path("IPAddress").asText();
+        long shim = inspected.path("State").path("Pid").asLong();
+        assertThat(leases()).contains(ip);
+        // kilnd goes away, and while it is down the sandbox's shim dies with it (a crash of the whole supervisor)
+        daemon.close();
+        daemon = null;
+        Command.run("kill", "-9", Long.toString(shim));
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (ProcessHandle.of(shim).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(Path.of("/var/run/netns", "kiln-" + id.substring(0, 12))).exists();
+        daemon = new TestDaemon(root.resolve("store"), root.resolve("run")); // reconciles at start
+        assertThat(inspect(id).path("State").path("Status").asText()).isEqualTo("exited");
+        assertNothingLeft(id, ip, rulesBefore);
+        ok("rm", id);
+    }
+
+    // ---- helpers ----
+
+    static void assertNothingLeft(String id, String ip, List<String> rulesBefore) {
+        String shortId = id.substring(0, 12);
+        assertThat(Path.of("/var/run/netns", "kiln-" + shortId)).doesNotExist();
+        String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
+        Path ports = Path.of("/sys/class/net", bridge, "brif");
+        if (Files.isDirectory(ports) && kiln("ps", "-q").out().isBlank()) {
+            assertThat(list(ports)).as("veths on " + bridge).isEmpty();
+        }
+        List<String> after = iptables();
+        assertThat(after).noneMatch(l -> l.contains(id));
+        if (ip != null) {
+            assertThat(after).noneMatch(l -> l.matches(".*\\b" + ip.replace(".", "\\.") + "\\b.*"));
+            assertThat(leases()).doesNotContain(ip);
+        }
+        List<String> added = new ArrayList<>(after);
+        added.removeAll(rulesBefore);
+        assertThat(added).as("iptables rules added and not removed").noneMatch(l -> l.startsWith("-A CNI-DN-")
+                || l.contains(shortId));
+    }
+
+    static List<String> iptables() {
+        return Stream.concat(Command.run("iptables-save", "-t", "nat").lines(),
+                Command.run("iptables-save", "-t", "filter").lines()).filter(l -> !l.startsWith("#")).toList();
+    }
+
+    static List<String> leases() {
+        return list(KilnNetwork.forRoot(root.resolve("store")).leaseDir());
+    }
+
+    static List<String> list(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).toList();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String get(String url) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        Exception last = null;
+        while (System.nanoTime() < deadline) {
+            try {
+                HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url))
+                        .timeout(Duration.ofSeconds(3)).build(), HttpResponse.BodyHandlers.ofString());
+                return r.body();
+            } catch (IOException e) {
+                last = e;
+                Thread.sleep(100);
+            }
+        }
+        throw new AssertionError("no answer from " + url, last);
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    static JsonNode inspect(String id) {
+        try {
+            return new ObjectMapper().readTree(ok("inspect", id).out()).path(0);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static Result kiln(String... args) {
+        List<String> all = new ArrayList<>(List.of("--host", daemon.host()));
+        all.addAll(List.of(args));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(all.toArray(String[]::new),
+                new Main.Stdio(new ByteArrayInputStream(new byte[0]), out, err));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    static Result ok(String... args) {
+        Result r = kiln(args);
+        if (r.code() != 0) {
+            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.code() + ": " + r.err());
+        }
+        return r;
+    }
+}
