@@ -110,7 +110,14 @@ public final class Sandboxes implements AutoCloseable {
                 case "crun" -> throw KilnException.invalid("--runtime crun is not supported yet: crun refuses "
                         + "hybrid cgroup v1/v2 hosts such as this one (use --runtime runc)");
                 case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
-                case "qemu", "firecracker", "kiln-vm" -> "vm";
+                case "qemu", "kiln-vm" -> "vm";
+                case "firecracker" -> {
+                    // never run QEMU silently in its place: say what is missing here, else that it is not wired yet
+                    dev.kiln.isolation.vm.Firecracker.requireAvailable();
+                    throw new KilnException(KilnException.Kind.UNAVAILABLE, "the firecracker runtime is not wired "
+                            + "into sandboxes yet (its API driver exists; the guest needs a vsock transport): use "
+                            + "--runtime qemu");
+                }
                 default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
                         + "\" (kiln knows runc and runsc; qemu and firecracker come with the vm isolation)");
             };

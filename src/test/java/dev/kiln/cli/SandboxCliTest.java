@@ -203,6 +203,7 @@ class SandboxCliTest {
         List<List<String>> cases = List.of(
                 List.of("run", "--rm", "no/such-image:1", "true"),
                 List.of("run", "--rm", "--isolation", "nope", IMAGE, "true"),
+                List.of("run", "--rm", "--runtime", "firecracker", IMAGE, "true"),
                 List.of("run", "--rm", "-m", "lots", IMAGE, "true"),
                 List.of("run", "--rm", "--cpus", "-1", IMAGE, "true"),
                 List.of("run", "--rm", "--name", "bad name!", IMAGE, "true"),

@@ -70,7 +70,7 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     }
 
     /** Throws the one-line error a person reads when {@code --runtime firecracker} cannot work here. */
-    static void requireAvailable() {
+    public static void requireAvailable() {
         List<String> missing = missing();
         if (!missing.isEmpty()) {
             throw new KilnException(KilnException.Kind.UNAVAILABLE, "the firecracker runtime needs the firecracker "
