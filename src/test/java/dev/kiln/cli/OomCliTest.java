@@ -87,7 +87,7 @@ class OomCliTest {
     void normalExitAndUserKillAreNotOomKills(String isolation) throws Exception {
         SandboxCliTest.requireRuntime(isolation);
         String fine = "fine-" + isolation;
-        KilnRun.Result ok = kiln.kiln("run", "--name", fine, "--isolation", isolation, "-m", "16m", IMAGE,
+        KilnRun.Result ok = kiln.kiln("run", "--name", fine, "--isolation", isolation, "-m", "64m", IMAGE,
                 "sh", "-c", "echo ok");
         assertThat(ok.exitCode()).as(ok.err()).isZero();
         assertThat(ok.out()).isEqualTo("ok\n");
@@ -97,7 +97,7 @@ class OomCliTest {
         assertThat(state.at("/ExitCode").asInt()).isZero();
 
         String killed = "killed-" + isolation;
-        kiln.ok("run", "-d", "--name", killed, "--isolation", isolation, "-m", "16m", IMAGE, "sh", "-c",
+        kiln.ok("run", "-d", "--name", killed, "--isolation", isolation, "-m", "64m", IMAGE, "sh", "-c",
                 "echo up; sleep 60");
         awaitLog(killed, "up");
         kiln.ok("kill", "-s", "KILL", killed);
