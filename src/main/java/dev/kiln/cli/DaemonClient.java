@@ -46,10 +46,12 @@ final class DaemonClient {
     }
 
     /** One connection: its two directions; closing closes both. */
-    interface Connection extends java.io.Closeable {
-        InputStream in();
-
-        OutputStream out();
+    /** One connection's two directions, and what closes it. */
+    record Connection(InputStream in, OutputStream out, java.io.Closeable socket) implements java.io.Closeable {
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
     }
 
     /** kilnd's unix socket: no TLS (the socket's mode and group are the access control). */
@@ -63,24 +65,7 @@ final class DaemonClient {
                 ch.close();
                 throw e;
             }
-            InputStream in = Channels.newInputStream(ch);
-            OutputStream out = Channels.newOutputStream(ch);
-            return new Connection() {
-                @Override
-                public InputStream in() {
-                    return in;
-                }
-
-                @Override
-                public OutputStream out() {
-                    return out;
-                }
-
-                @Override
-                public void close() throws IOException {
-                    ch.close();
-                }
-            };
+            return new Connection(Channels.newInputStream(ch), Channels.newOutputStream(ch), ch);
         }
 
         @Override

@@ -91,25 +91,8 @@ final class TlsTransport implements DaemonClient.Transport {
             (tls != null ? tls : tcp).close();
             throw e;
         }
-        SSLSocket socket = tls;
-        InputStream in = socket.getInputStream();
-        OutputStream out = new AlertAwareOutput(socket.getOutputStream(), in);
-        return new DaemonClient.Connection() {
-            @Override
-            public InputStream in() {
-                return in;
-            }
-
-            @Override
-            public OutputStream out() {
-                return out;
-            }
-
-            @Override
-            public void close() throws IOException {
-                socket.close();
-            }
-        };
+        InputStream in = tls.getInputStream();
+        return new DaemonClient.Connection(in, new AlertAwareOutput(tls.getOutputStream(), in), tls);
     }
 
     /**
