@@ -62,12 +62,16 @@ public final class Exchange {
     }
 
     public int intQuery(String name, int fallback) {
+        return Math.toIntExact(Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, longQuery(name, fallback))));
+    }
+
+    public long longQuery(String name, long fallback) {
         String v = query(name);
         if (v == null || v.isEmpty()) {
             return fallback;
         }
         try {
-            return Integer.parseInt(v);
+            return Long.parseLong(v);
         } catch (NumberFormatException e) {
             throw KilnException.invalid("query parameter " + name + "=" + v + " is not a number");
         }

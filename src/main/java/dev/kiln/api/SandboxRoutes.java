@@ -231,7 +231,7 @@ final class SandboxRoutes {
         boolean timestamps = x.flag("timestamps");
         String tailParam = x.query("tail", "all");
         int tail = tailParam.equals("all") ? -1 : x.intQuery("tail", -1);
-        Instant since = x.query("since") == null ? null : Instant.ofEpochSecond(Long.parseLong(x.query("since")));
+        Instant since = x.query("since") == null ? null : Instant.ofEpochSecond(x.longQuery("since", 0));
         x.status(200);
         x.contentType("application/vnd.kiln.stream");
         OutputStream out = x.out();

@@ -159,6 +159,8 @@ class SandboxCliTest {
                 "for i in 1 2 3; do echo line $i; sleep 0.3; done");
         assertThat(kiln.ok("logs", "-f", name).out()).isEqualTo("line 1\nline 2\nline 3\n");
         assertThat(kiln.ok("logs", "--tail", "1", name).out()).isEqualTo("line 3\n");
+        assertThat(kiln.ok("logs", "--since", "1h", name).out()).isEqualTo("line 1\nline 2\nline 3\n");
+        assertThat(kiln.ok("logs", "--since", "2099-01-01T00:00:00Z", name).out()).isEmpty();
         assertThat(kiln.ok("logs", "-t", name).out().lines().findFirst().orElseThrow())
                 .matches("\\d{4}-\\d\\d-\\d\\dT.*Z line 1");
 
