@@ -3,6 +3,7 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
+import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.TestDaemon;
 import org.junit.jupiter.api.AfterAll;
@@ -52,20 +53,7 @@ class NetworkCliTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
         daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
-        Path rootfs = Files.createDirectories(root.resolve("rootfs"));
-        Files.createDirectories(rootfs.resolve("bin"));
-        Files.createDirectories(rootfs.resolve("etc"));
-        Files.createDirectories(rootfs.resolve("tmp"));
-        Files.createDirectories(rootfs.resolve("www"));
-        Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "echo", "cat", "ls", "sleep", "httpd", "nc", "printf", "true")) {
-            Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
-        Files.writeString(rootfs.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-        Files.writeString(rootfs.resolve("etc/group"), "root:x:0:\n");
-        Files.writeString(rootfs.resolve("www/index.html"), "hello from kiln\n");
-        Path tar = root.resolve("rootfs.tar");
-        Command.run("tar", "-C", rootfs.toString(), "-cf", tar.toString(), ".");
+        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of("www/index.html", "hello from kiln\n"));
         ok("import", tar.toString(), IMAGE);
     }
 

@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -39,18 +40,7 @@ class OomCliTest {
     static void image() throws Exception {
         Command.require("runc", "runc");
         kiln = new KilnRun(root);
-        Path rootfs = Files.createDirectories(root.resolve("rootfs"));
-        Files.createDirectories(rootfs.resolve("bin"));
-        Files.createDirectories(rootfs.resolve("etc"));
-        Files.createDirectories(rootfs.resolve("tmp"));
-        Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "echo", "sleep", "true", "head", "tr", "cat")) {
-            Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
-        Files.writeString(rootfs.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-        Files.writeString(rootfs.resolve("etc/group"), "root:x:0:\n");
-        Path tar = root.resolve("rootfs.tar");
-        Command.run("tar", "-C", rootfs.toString(), "-cf", tar.toString(), ".");
+        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
         kiln.ok("import", tar.toString(), IMAGE);
     }
 

@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -33,21 +34,7 @@ class SandboxCliTest {
     static void image() throws Exception {
         Command.require("runc", "runc");
         kiln = new KilnRun(root);
-        Path rootfs = Files.createDirectories(root.resolve("rootfs"));
-        Files.createDirectories(rootfs.resolve("bin"));
-        Files.createDirectories(rootfs.resolve("etc"));
-        Files.createDirectories(rootfs.resolve("tmp"));
-        Files.createDirectories(rootfs.resolve("home/app"));
-        Files.copy(Path.of("/usr/bin/busybox"), rootfs.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "echo", "cat", "id", "pwd", "env", "sleep", "hostname", "tty", "ls",
-                "touch", "true", "ps")) {
-            Files.createSymbolicLink(rootfs.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
-        Files.writeString(rootfs.resolve("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n");
-        Files.writeString(rootfs.resolve("etc/group"), "root:x:0:\napp:x:1000:\n");
-        Files.writeString(rootfs.resolve("notexec"), "#!/bin/sh\necho no\n");
-        Path tar = root.resolve("rootfs.tar");
-        Command.run("tar", "-C", rootfs.toString(), "-cf", tar.toString(), ".");
+        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
         kiln.ok("import", tar.toString(), IMAGE);
     }
 
@@ -86,12 +73,12 @@ class SandboxCliTest {
         assertThat(missing.exitCode()).isEqualTo(127);
         assertThat(missing.errLines()).singleElement().asString().contains("executable file not found");
 
-        KilnRun.Result notExecutable = kiln.kiln("run", "--rm", "--isolation", isolation, IMAGE, "/notexec");
+        KilnRun.Result notExecutable = kiln.kiln("run", "--rm", "--isolation", isolation, IMAGE, BusyboxRootfs.NOT_EXECUTABLE);
         assertThat(notExecutable.exitCode()).isEqualTo(126);
         assertThat(notExecutable.errLines()).singleElement().asString().contains("permission denied");
         // --rm also removes sandboxes that never started
         assertThat(kiln.ok("ps", "-a", "--filter", "isolation=" + isolation, "--filter", "ancestor=" + IMAGE,
-                "--format", "json").out()).doesNotContain("no-such-command").doesNotContain("/notexec");
+                "--format", "json").out()).doesNotContain("no-such-command").doesNotContain(BusyboxRootfs.NOT_EXECUTABLE);
     }
 
     @ParameterizedTest

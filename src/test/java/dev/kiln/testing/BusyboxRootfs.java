@@ -12,7 +12,10 @@ import org.junit.jupiter.api.Assumptions;
 public final class BusyboxRootfs {
     static final Path BUSYBOX = Path.of("/usr/bin/busybox");
     static final List<String> APPLETS = List.of("sh", "id", "cat", "ls", "echo", "sleep", "grep", "hostname", "env",
-            "pwd", "touch", "unshare", "chroot", "wc", "true", "ip", "mount");
+            "pwd", "touch", "unshare", "chroot", "wc", "true", "false", "ip", "mount", "ps", "tty", "head", "tr",
+            "httpd", "nc", "printf");
+    /** A regular file with no x bit: running it must fail with Docker's 126. */
+    public static final String NOT_EXECUTABLE = "/notexec";
     public static final String PASSWD = """
             root:x:0:0:root:/root:/bin/sh
             app:x:1000:1000:app:/home/app:/bin/sh
@@ -41,6 +44,26 @@ public final class BusyboxRootfs {
         Files.createDirectories(rootfs.resolve("root"));
         Path tmp = Files.createDirectories(rootfs.resolve("tmp"));
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxrwxrwx"));
+        Path notExecutable = rootfs.resolve(NOT_EXECUTABLE.substring(1));
+        Files.writeString(notExecutable, "#!/bin/sh\necho not executable\n");
+        Files.setPosixFilePermissions(notExecutable, PosixFilePermissions.fromString("rw-r--r--"));
         return rootfs;
+    }
+
+    /**
+     * The same tree as a root filesystem tarball in {@code work} (for {@code kiln import}), as a user would make
+     * one; {@code extra} files (relative path → content) are added first, e.g. a web root.
+     */
+    public static Path tarball(Path work, java.util.Map<String, String> extra) throws IOException {
+        Path rootfs = create(work.resolve("busybox-rootfs"));
+        for (var e : extra.entrySet()) {
+            Path file = rootfs.resolve(e.getKey());
+            Files.createDirectories(file.getParent());
+            Files.writeString(file, e.getValue());
+        }
+        Path tar = work.resolve("busybox-rootfs.tar");
+        Command.run("tar", "--numeric-owner", "--owner=0", "--group=0", "-C", rootfs.toString(), "-cf",
+                tar.toString(), ".");
+        return tar;
     }
 }

@@ -48,7 +48,6 @@ class VmIsolatorTest {
         Command.require(QemuCommand.BINARY, "qemu-system-x86");
         Command.require("mkfs.erofs", "erofs-utils");
         image = BusyboxRootfs.create(root.resolve("rootfs"));
-        Files.createSymbolicLink(image.resolve("bin/ps"), Path.of("busybox"));
         vm = new VmIsolator(VmOptions.defaults(root.resolve("state")));
     }
 
