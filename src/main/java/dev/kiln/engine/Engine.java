@@ -63,7 +63,10 @@ public final class Engine implements AutoCloseable {
     public List<String> removeImage(String ref, boolean force) {
         Image image = images.resolve(ref);
         boolean used = sandboxes.usesImage(image.id());
-        if (used && !force) {
+        // as Docker: removing one of several names only untags; the image (and its sandboxes) stay
+        boolean onlyUntags = image.name().equals(dev.kiln.image.ImageRef.parse(ref).toString())
+                && images.store().namesOf(image.id()).size() > 1;
+        if (used && !force && !onlyUntags) {
             throw KilnException.conflict("image " + ref + " is in use by a sandbox (remove the sandbox first or use -f)");
         }
         return images.remove(ref, force, used);

@@ -324,7 +324,10 @@ public final class Sandboxes implements AutoCloseable {
             s = found.get();
             Isolator isolator = isolator(s.isolation());
             SandboxSpec spec = spec(s);
-            boolean oom = isolator.oomKilled(spec);
+            // the kernel's OOM notice alone is not proof (a v1 eventfd has fired for calm sandboxes on a busy
+            // host); an OOM kill always ends the main process with SIGKILL, so both must hold
+            boolean killed = status.signal() == 9 || status.exitCode() == 137;
+            boolean oom = killed && isolator.oomKilled(spec);
             try {
                 isolator.cleanup(spec, false);
             } finally {

@@ -144,10 +144,11 @@ class RuncSandboxTest {
         // a roomier limit for the calm run: under 16 MiB the runtime's own start-up can brush the limit on a busy host
         Resources roomy = new Resources(0, 64L << 20, 0);
         SandboxSpec calm = spec(process("sh", "-c", "echo ok"), false, roomy, "box");
-        try (SandboxCgroup cgroup = SandboxCgroup.prepare(calm.id(), roomy.memoryBytes())) {
+        try (SandboxCgroup ignored = SandboxCgroup.prepare(calm.id(), roomy.memoryBytes())) {
             RuntimeRun.Result result = run(calm);
             assertThat(result.stdout()).as(result.stderr()).isEqualTo("ok\n");
-            assertThat(cgroup.oomEvents()).isZero();
+            // no assertion on the raw notice count here: on a busy host the v1 eventfd has fired for calm runs too,
+            // which is why the engine also requires a SIGKILL exit before it reports OOMKilled (OomCliTest checks it)
         }
     }
 
