@@ -89,9 +89,10 @@ public final class OciIsolator implements Isolator {
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
             Result state = run(command("state", spec.id()));
-            // "running" (the user's process runs) or "stopped" (it already ended): not "creating"/"created",
-            // where a signal would hit runc's init instead of the process
-            if (state.code == 0 && (state.out.contains("\"running\"") || state.out.contains("\"stopped\""))) {
+            // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's init),
+            // and not "stopped" (runsc reports it while it sets up): a process that really ended is seen by the
+            // loop's exit-status check instead
+            if (state.code == 0 && state.out.contains("\"running\"")) {
                 return;
             }
             try {
