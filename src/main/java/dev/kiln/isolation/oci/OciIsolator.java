@@ -106,7 +106,10 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public void signal(SandboxSpec spec, int signal) {
-        Result r = run(command("kill", spec.id(), Integer.toString(signal)));
+        // SIGKILL goes to every process of the sandbox (--all): gVisor's init may not die of a lone SIGKILL, and a
+        // killed sandbox must end whatever its init was doing
+        Result r = run(signal == 9 ? command("kill", "--all", spec.id(), "9")
+                : command("kill", spec.id(), Integer.toString(signal)));
         if (r.code != 0) {
             throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + r.firstLine());
         }
