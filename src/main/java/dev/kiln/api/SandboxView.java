@@ -43,8 +43,8 @@ public final class SandboxView {
         return n;
     }
 
-    static Map<String, Object> inspect(Sandbox s, String runtime, java.util.Optional<Attachment> network) {
-        CreateRequest r = s.request();
+    /** Docker's State object, shared by both API faces. */
+    public static Map<String, Object> state(Sandbox s) {
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("Status", status(s));
         state.put("Running", s.running());
@@ -56,6 +56,12 @@ public final class SandboxView {
         state.put("ExitCode", s.exitCode() == null ? 0 : s.exitCode());
         state.put("StartedAt", time(s.started()));
         state.put("FinishedAt", time(s.finished()));
+        return state;
+    }
+
+    static Map<String, Object> inspect(Sandbox s, String runtime, java.util.Optional<Attachment> network) {
+        CreateRequest r = s.request();
+        Map<String, Object> state = state(s);
 
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());

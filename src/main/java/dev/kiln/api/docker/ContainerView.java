@@ -19,18 +19,8 @@ final class ContainerView {
 
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
         CreateRequest r = s.request();
-        Map<String, Object> state = new LinkedHashMap<>();
-        state.put("Status", status(s));
-        state.put("Running", s.running());
-        state.put("Paused", false);
-        state.put("Restarting", false);
-        state.put("OOMKilled", s.oomKilled());
-        state.put("Dead", false);
-        state.put("Pid", s.running() ? s.shimPid() : 0);
-        state.put("ExitCode", s.exitCode() == null ? 0 : s.exitCode());
+        Map<String, Object> state = SandboxView.state(s);
         state.put("Error", "");
-        state.put("StartedAt", time(s.started()));
-        state.put("FinishedAt", time(s.finished()));
 
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());
