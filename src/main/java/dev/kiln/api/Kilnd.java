@@ -71,7 +71,7 @@ public final class Kilnd {
         Map<String, Isolator> m = new LinkedHashMap<>();
         m.put("container", new OciIsolator(OciRuntime.RUNC, o.runRoot().resolve("runc"), List.of()));
         m.put("gvisor", new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
-                List.of("--platform=" + o.runscPlatform(), "--network=none")));
+                List.of("--platform=" + o.runscPlatform())));
         m.put("vm", new dev.kiln.isolation.vm.VmIsolator(dev.kiln.isolation.vm.VmOptions.defaults(o.root())));
         return m;
     }

@@ -83,8 +83,7 @@ public final class SandboxView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
-        host.put("NetworkMode", r.network() != null && !r.network().isEmpty() ? r.network()
-                : r.publish() != null && !r.publish().isEmpty() ? "kiln" : "none");
+        host.put("NetworkMode", dev.kiln.engine.Sandboxes.networkMode(r, s.isolation()).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
 
         Map<String, Object> m = new LinkedHashMap<>();

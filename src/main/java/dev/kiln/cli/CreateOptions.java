@@ -75,9 +75,30 @@ final class CreateOptions {
             description = "Publish a sandbox port on the host (implies --network kiln)")
     List<String> publish = new ArrayList<>();
 
-    @Option(names = "--network", paramLabel = "NETWORK",
-            description = "none (loopback only, the default) or kiln (the kiln bridge; container isolation)")
+    @Option(names = "--network", paramLabel = "NETWORK", description = "kiln (the default bridge), a network made "
+            + "with 'kiln network create', none (loopback only), host (container only) or user (vm only)")
     String network;
+
+    @Option(names = {"-P", "--publish-all"}, description = "Publish every port the image EXPOSEs on a random host port")
+    boolean publishAll;
+
+    @Option(names = "--dns", paramLabel = "ADDRESS", description = "Set a nameserver in the sandbox's resolv.conf")
+    List<String> dns = new ArrayList<>();
+
+    @Option(names = "--dns-search", paramLabel = "DOMAIN", description = "Set a DNS search domain")
+    List<String> dnsSearch = new ArrayList<>();
+
+    @Option(names = "--dns-option", paramLabel = "OPTION", description = "Set a resolv.conf option")
+    List<String> dnsOptions = new ArrayList<>();
+
+    @Option(names = "--add-host", paramLabel = "NAME:ADDRESS", description = "Add a line to the sandbox's /etc/hosts")
+    List<String> extraHosts = new ArrayList<>();
+
+    @Option(names = "--kernel", paramLabel = "PATH", description = "vm: boot this kernel (bzImage or vmlinux)")
+    String kernel;
+
+    @Option(names = "--disk-size", paramLabel = "SIZE", description = "vm: size of the writable disk, e.g. 4g")
+    String diskSize;
 
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
@@ -108,7 +129,13 @@ final class CreateOptions {
         List<String> ep = entrypoint == null ? null : entrypoint.isEmpty() ? List.of() : List.of(entrypoint);
         return new CreateRequest(image, name, command.isEmpty() ? null : List.copyOf(command), ep, envs, workdir, user,
                 hostname, isolation, runtime, nanoCpus(cpus), bytes(memory), pidsLimit, readOnly, labelMap, tty,
-                interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network);
+                interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
+                orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
+                diskSize == null ? 0 : bytes(diskSize));
+    }
+
+    private static List<String> orNull(List<String> values) {
+        return values.isEmpty() ? null : List.copyOf(values);
     }
 
     /** Docker's -e K: the caller's value if set; else K goes as is, and kilnd drops K (also the image's). */

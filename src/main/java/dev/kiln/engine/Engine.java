@@ -24,21 +24,7 @@ public final class Engine implements AutoCloseable {
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
-                defaultIsolation, events, network(root));
-    }
-
-    /** The kiln network of this root, made on first use (its conflist picks a subnet from the host's routes). */
-    private static java.util.function.Supplier<dev.kiln.network.KilnNetwork> network(Path root) {
-        Object lock = new Object();
-        dev.kiln.network.KilnNetwork[] made = new dev.kiln.network.KilnNetwork[1];
-        return () -> {
-            synchronized (lock) {
-                if (made[0] == null) {
-                    made[0] = dev.kiln.network.KilnNetwork.forRoot(root);
-                }
-                return made[0];
-            }
-        };
+                defaultIsolation, events, new dev.kiln.network.Networks(root));
     }
 
     public Images images() {

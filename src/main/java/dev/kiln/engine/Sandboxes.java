@@ -9,12 +9,14 @@ import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.shim.ExitStatus;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
+import dev.kiln.network.Networks;
 import dev.kiln.network.PortMapping;
 import dev.kiln.rootfs.Trees;
 
@@ -50,13 +52,13 @@ public final class Sandboxes implements AutoCloseable {
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
     private final Events events;
-    private final java.util.function.Supplier<KilnNetwork> network;
+    private final Networks networks;
     /** Serialises host-port allocation between starts. */
     private final Object ports = new Object();
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
-              String defaultIsolation, Events events, java.util.function.Supplier<KilnNetwork> network) {
-        this.network = network;
+              String defaultIsolation, Events events, Networks networks) {
+        this.networks = networks;
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
@@ -125,69 +127,126 @@ public final class Sandboxes implements AutoCloseable {
         return defaultIsolation;
     }
 
+    /** Isolations that can join a bridge network. */
+    private static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor");
+
     /**
-     * The request's network, refused with one line where kiln cannot give it: only the container isolation joins the
-     * kiln network so far. Returns the parsed {@code -p} mappings.
+     * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
+     * (as Docker's default bridge), else loopback only.
      */
-    private static List<PortMapping> checkNetwork(CreateRequest r, String isolation) {
-        List<PortMapping> published = r.publish() == null ? List.of()
-                : r.publish().stream().map(PortMapping::parse).toList();
-        NetworkMode mode = NetworkMode.parse(r.network());
-        if (!published.isEmpty() && mode == NetworkMode.NONE && r.network() != null && !r.network().isEmpty()) {
-            throw KilnException.invalid("-p needs a network: --network none has loopback only (use --network kiln)");
+    public static NetworkMode networkMode(CreateRequest r, String isolation) {
+        boolean publishes = !published(r).isEmpty() || r.publishAll();
+        return NetworkMode.parse(r.network(),
+                BRIDGED.contains(isolation) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
+    }
+
+    private static List<PortMapping> published(CreateRequest r) {
+        return r.publish() == null ? List.of() : r.publish().stream().map(PortMapping::parse).toList();
+    }
+
+    /**
+     * The request's network, refused with one line where kiln cannot give it. Returns the parsed {@code -p}
+     * mappings.
+     */
+    private List<PortMapping> checkNetwork(CreateRequest r, String isolation) {
+        List<PortMapping> published = published(r);
+        NetworkMode mode = networkMode(r, isolation);
+        if ((!published.isEmpty() || r.publishAll()) && !mode.bridged()) {
+            throw KilnException.invalid("-p needs a network: --network " + mode.display() + " publishes no ports "
+                    + "(use --network kiln or a network made with kiln network create)");
         }
-        if (networked(r) && !isolation.equals("container")) {
-            throw KilnException.invalid((published.isEmpty() ? "--network " + r.network() + " is"
-                    : "publishing ports is") + " not supported for the " + isolation + " isolation yet (use "
-                    + "--isolation container, or --network none)");
+        switch (mode.kind()) {
+            case HOST -> {
+                if (!isolation.equals("container")) {
+                    throw KilnException.invalid("--network host is only for the container isolation: a " + isolation
+                            + " sandbox has a network stack of its own");
+                }
+            }
+            case USER -> throw KilnException.invalid("--network user is not supported for the " + isolation
+                    + " isolation (it is QEMU's user-mode network, for --isolation vm)");
+            case BRIDGE -> {
+                if (!BRIDGED.contains(isolation)) {
+                    throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
+                            + isolation + " isolation yet (use --network none)");
+                }
+                networks.get(mode.network()); // refused when there is no such network
+            }
+            case NONE -> { }
+        }
+        for (String dns : r.dns() == null ? List.<String>of() : r.dns()) {
+            literalAddress(dns, "--dns " + dns);
+        }
+        for (String host : r.extraHosts() == null ? List.<String>of() : r.extraHosts()) {
+            int colon = host.indexOf(':');
+            if (colon <= 0 || host.substring(0, colon).isBlank()) {
+                throw KilnException.invalid("invalid --add-host \"" + host + "\": use NAME:ADDRESS");
+            }
+            literalAddress(host.substring(colon + 1), "--add-host " + host);
         }
         return published;
     }
 
-    /** Whether the sandbox joins the kiln network: {@code --network kiln}, or {@code -p} with no --network. */
-    private static boolean networked(CreateRequest r) {
-        return NetworkMode.parse(r.network()) == NetworkMode.KILN
-                || ((r.network() == null || r.network().isEmpty()) && r.publish() != null && !r.publish().isEmpty());
+    private static void literalAddress(String address, String what) {
+        try {
+            java.net.InetAddress.ofLiteral(address);
+        } catch (IllegalArgumentException e) {
+            throw KilnException.invalid("invalid " + what + ": not an IP address");
+        }
+    }
+
+    /** Whether the sandbox joins a bridge network (and so has a namespace and an attachment while it runs). */
+    private static boolean bridged(Sandbox s) {
+        return networkMode(s.request(), s.isolation()).bridged();
+    }
+
+    /** {@code -p} mappings, then with {@code -P} each port the image EXPOSEs that -p did not publish. */
+    private List<PortMapping> wantedPorts(Sandbox s) {
+        List<PortMapping> wanted = new ArrayList<>(published(s.request()));
+        if (s.request().publishAll()) {
+            var exposed = images.configOf(Digest.parse(s.imageId())).config();
+            if (exposed != null && exposed.exposedPorts() != null) {
+                for (String port : exposed.exposedPorts().keySet()) {
+                    PortMapping p = PortMapping.parse(port);
+                    if (wanted.stream().noneMatch(w -> w.containerPort() == p.containerPort()
+                            && w.protocol().equals(p.protocol()))) {
+                        wanted.add(p);
+                    }
+                }
+            }
+        }
+        return wanted;
     }
 
     /** Host ports published by running sandboxes other than {@code except}. */
     private List<PortMapping> publishedPorts(String except) {
         List<PortMapping> out = new ArrayList<>();
         for (Sandbox other : store.all()) {
-            if (!other.id().equals(except) && networked(other.request())) {
+            if (!other.id().equals(except) && bridged(other)) {
                 KilnNetwork.read(networkFile(other)).ifPresent(a -> out.addAll(a.ports()));
             }
         }
         return out;
     }
 
-    /** The sandbox's place on the kiln network while it runs. */
+    /** The sandbox's place on its bridge network while it runs. */
     public Optional<Attachment> network(Sandbox s) {
-        return networked(s.request()) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
+        return bridged(s) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
     }
 
-    /** Puts a starting sandbox on the kiln network (ports allocated, CNI ADD) and writes its address into hosts. */
-    private void attach(Sandbox s, SandboxSpec spec) {
-        List<PortMapping> wanted = s.request().publish() == null ? List.of()
-                : s.request().publish().stream().map(PortMapping::parse).toList();
-        Attachment a;
+    /** Puts a starting sandbox on its bridge network (ports allocated, namespace made, CNI ADD). */
+    private void attach(Sandbox s) {
+        String name = networkMode(s.request(), s.isolation()).network();
         synchronized (ports) {
             detach(s); // a record left by a crash
-            List<PortMapping> allocated = KilnNetwork.allocate(wanted, publishedPorts(s.id()));
-            a = network.get().attach(s.id(), allocated, networkFile(s));
-        }
-        try {
-            dev.kiln.isolation.oci.EtcFiles.writeHosts(spec.dir(), spec.hostname(), a.ipAddress());
-        } catch (RuntimeException e) {
-            detach(s);
-            throw e;
+            List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
+            networks.get(name).attach(s.id(), allocated, networkFile(s));
         }
     }
 
-    /** Takes a sandbox off the kiln network (CNI DEL, namespace deleted); nothing to do when it is not on it. */
+    /** Takes a sandbox off its network (CNI DEL, namespace deleted); nothing to do when it is not on one. */
     private void detach(Sandbox s) {
         if (java.nio.file.Files.exists(networkFile(s))) {
-            network.get().detach(networkFile(s));
+            networks.detach(networkFile(s));
         }
     }
 
@@ -228,8 +287,9 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
             resetMainDir(s);
-            if (networked(s.request())) {
-                attach(s, spec);
+            if (bridged(s)) {
+                attach(s);
+                spec = spec(s); // now with the address, for /etc/hosts and the guest
             }
             Shim shim;
             try {
@@ -528,8 +588,21 @@ public final class Sandboxes implements AutoCloseable {
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), r.hostname() != null ? r.hostname() : s.shortId(), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
-                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s),
-                networked(r) ? KilnNetwork.netnsPath(s.id()) : null);
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s));
+    }
+
+    /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */
+    private SandboxNetwork sandboxNetwork(Sandbox s) {
+        CreateRequest r = s.request();
+        NetworkMode mode = networkMode(r, s.isolation());
+        SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
+                mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
+                r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
+        if (!mode.bridged()) {
+            return n;
+        }
+        return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)
+                .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress())).orElse(n);
     }
 
     Path dir(Sandbox s) {

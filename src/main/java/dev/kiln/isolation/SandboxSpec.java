@@ -10,22 +10,31 @@ import java.util.Map;
  * writable overlay layer).
  *
  * @param dir the sandbox's own directory (bundle, logs, sockets) under the run root
- * @param netns the network namespace to join (a bind-mounted namespace file made by the engine), or null for a
- *              fresh namespace with loopback only
+ * @param network how the sandbox is networked (never null; {@link SandboxNetwork#none()} for loopback only)
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
-                          Path dir, Path netns) {
+                          Path dir, SandboxNetwork network) {
 
     public SandboxSpec {
         labels = Map.copyOf(labels);
         extraMounts = List.copyOf(extraMounts);
+        network = network == null ? SandboxNetwork.none() : network;
+        if (hostname == null || hostname.isBlank()) {
+            hostname = id.length() > 12 ? id.substring(0, 12) : id;
+        }
+    }
+
+    /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
+    public Path netns() {
+        return network.netns();
     }
 
     /** A sandbox with a network namespace of its own (loopback only). */
     public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                        boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
                        Path dir) {
-        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, null);
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir,
+                SandboxNetwork.none());
     }
 }

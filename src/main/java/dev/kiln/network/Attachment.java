@@ -11,14 +11,15 @@ import java.util.List;
  * {@code result} is null while ADD has not completed; DEL is still run then, as the CNI spec allows.
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
-public record Attachment(String sandboxId, String netns, String ipAddress, int prefixLength, String gateway,
+public record Attachment(String network, String sandboxId, String netns, String ipAddress, int prefixLength, String gateway,
                          String macAddress, List<PortMapping> ports, JsonNode result) {
 
     public Attachment {
+        network = network == null ? KilnNetwork.NAME : network; // records written before networks had names
         ports = ports == null ? List.of() : List.copyOf(ports);
     }
 
-    static Attachment pending(String sandboxId, String netns, List<PortMapping> ports) {
-        return new Attachment(sandboxId, netns, null, 0, null, null, ports, null);
+    static Attachment pending(String network, String sandboxId, String netns, List<PortMapping> ports) {
+        return new Attachment(network, sandboxId, netns, null, 0, null, null, ports, null);
     }
 }

@@ -34,14 +34,14 @@ import java.util.Optional;
 public final class KilnNetwork {
 
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/kiln");
-    static final String NAME = "kiln";
+    public static final String NAME = "kiln";
     static final String IFNAME = "eth0";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path dir;
     private final ObjectNode conflist;
 
-    private KilnNetwork(Path dir, ObjectNode conflist) {
+    KilnNetwork(Path dir, ObjectNode conflist) {
         this.dir = dir;
         this.conflist = conflist;
     }
@@ -67,9 +67,13 @@ public final class KilnNetwork {
     }
 
     static ObjectNode conflist(String bridge, String subnet, Path ipamDir) {
+        return conflist(NAME, bridge, subnet, ipamDir);
+    }
+
+    static ObjectNode conflist(String name, String bridge, String subnet, Path ipamDir) {
         ObjectNode c = JSON.createObjectNode();
         c.put("cniVersion", "1.0.0");
-        c.put("name", NAME);
+        c.put("name", name);
         var plugins = c.putArray("plugins");
         ObjectNode br = plugins.addObject();
         br.put("type", "bridge");
@@ -89,6 +93,11 @@ public final class KilnNetwork {
         return c;
     }
 
+    /** The network's name ({@code kiln} for the default one). */
+    public String name() {
+        return conflist.path("name").asText();
+    }
+
     public String bridge() {
         return conflist.path("plugins").path(0).path("bridge").asText();
     }
@@ -99,7 +108,7 @@ public final class KilnNetwork {
 
     /** Where host-local keeps this network's leases (one file per leased address). */
     public Path leaseDir() {
-        return dir.resolve("ipam").resolve(NAME);
+        return dir.resolve("ipam").resolve(name());
     }
 
     /** The namespace a sandbox joins (whether it exists yet or not); the OCI config names it. */
@@ -167,7 +176,7 @@ public final class KilnNetwork {
      */
     public Attachment attach(String sandboxId, List<PortMapping> ports, Path stateFile) {
         NetNamespace ns = NetNamespace.of(sandboxId);
-        save(stateFile, Attachment.pending(sandboxId, ns.path().toString(), ports));
+        save(stateFile, Attachment.pending(name(), sandboxId, ns.path().toString(), ports));
         try {
             ns.add();
             ObjectNode lo = JSON.createObjectNode();
@@ -176,7 +185,7 @@ public final class KilnNetwork {
             lo.put("type", "loopback");
             CniPlugins.addOne(lo, sandboxId, ns.path(), "lo");
             JsonNode result = CniPlugins.add(conflist, sandboxId, ns.path(), IFNAME, ports);
-            Attachment a = fromResult(sandboxId, ns, ports, result);
+            Attachment a = fromResult(name(), sandboxId, ns, ports, result);
             save(stateFile, a);
             enableLocalnetRouting();
             return a;
@@ -232,7 +241,7 @@ public final class KilnNetwork {
         }
     }
 
-    private static Attachment fromResult(String id, NetNamespace ns, List<PortMapping> ports, JsonNode result) {
+    private static Attachment fromResult(String network, String id, NetNamespace ns, List<PortMapping> ports, JsonNode result) {
         JsonNode ip = result == null ? null : result.path("ips").path(0);
         if (ip == null || !ip.has("address")) {
             throw new KilnException(KilnException.Kind.INTERNAL, "the CNI bridge plugin gave no address: " + result);
@@ -240,7 +249,7 @@ public final class KilnNetwork {
         String[] cidr = ip.path("address").asText().split("/");
         String mac = ip.has("interface") ? result.path("interfaces").path(ip.path("interface").asInt())
                 .path("mac").asText(null) : null;
-        return new Attachment(id, ns.path().toString(), cidr[0], Integer.parseInt(cidr[1]),
+        return new Attachment(network, id, ns.path().toString(), cidr[0], Integer.parseInt(cidr[1]),
                 ip.path("gateway").asText(null), mac, ports, result);
     }
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
+import dev.kiln.testing.HostHttpServer;
 import dev.kiln.testing.TestDaemon;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -122,12 +123,57 @@ class NetworkCliTest {
     }
 
     @Test
-    void networkNoneHasOnlyLoopback() {
+    void networkNoneHasOnlyLoopbackAndTheDefaultIsTheKilnBridge() {
         assertThat(ok("run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
-        assertThat(ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
+        assertThat(ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("eth0\nlo\n");
         String id = ok("create", IMAGE, "true").out().strip();
         assertThat(inspect(id).path("NetworkSettings").path("IPAddress").asText()).isEmpty();
+        assertThat(inspect(id).path("HostConfig").path("NetworkMode").asText()).isEqualTo("kiln");
         ok("rm", id);
+    }
+
+    @Test
+    void gvisorPublishesPortsAndReachesTheHost() throws Exception {
+        Command.require("runsc", "runsc");
+        List<String> rulesBefore = iptables();
+        int hostPort = freePort();
+        String id = ok("run", "-d", "--isolation", "gvisor", "-p", hostPort + ":8080", IMAGE,
+                "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String ip = inspect(id).path("NetworkSettings").path("IPAddress").asText();
+        try {
+            assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
+            String gateway = inspect(id).path("NetworkSettings").path("Gateway").asText();
+            try (var server = new HostHttpServer(gateway)) {
+                assertThat(ok("exec", id, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + gateway
+                        + " " + server.port()).out()).startsWith("HTTP/1.").endsWith("hello from the host\n");
+            }
+        } finally {
+            ok("rm", "-f", id);
+        }
+        assertNothingLeft(id, ip, rulesBefore);
+    }
+
+    @Test
+    void hostNetworkDnsAndAddHost() {
+        String hostLinks = Command.run("ls", "/sys/class/net");
+        assertThat(ok("run", "--rm", "--network", "host", IMAGE, "ls", "/sys/class/net").out()).isEqualTo(hostLinks);
+        Result gvisor = kiln("run", "--rm", "--isolation", "gvisor", "--network", "host", IMAGE, "true");
+        assertThat(gvisor.code()).isEqualTo(125);
+        assertThat(gvisor.err().lines().toList()).singleElement().asString()
+                .contains("--network host is only for the container isolation");
+
+        String out = ok("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example", "--add-host",
+                "db:192.0.2.7", IMAGE, "sh", "-c", "cat /etc/resolv.conf /etc/hosts").out();
+        assertThat(out).contains("search corp.example\nnameserver 192.0.2.53\n", "192.0.2.7\tdb\n");
+        for (List<String> bad : List.of(List.of("--dns", "not-an-ip"), List.of("--add-host", "db"),
+                List.of("--add-host", "db:nowhere"), List.of("--network", "nosuchnet"))) {
+            List<String> args = new java.util.ArrayList<>(List.of("run", "--rm"));
+            args.addAll(bad);
+            args.addAll(List.of(IMAGE, "true"));
+            Result r = kiln(args.toArray(String[]::new));
+            assertThat(r.code()).as(bad.toString()).isEqualTo(125);
+            assertThat(r.err().lines().toList()).as(bad.toString()).hasSize(1);
+        }
     }
 
     @Test
@@ -141,16 +187,6 @@ class NetworkCliTest {
         Result none = kiln("run", "--rm", "--network", "none", "-p", "80", IMAGE, "true");
         assertThat(none.code()).isEqualTo(125);
         assertThat(none.err().lines().toList()).singleElement().asString().contains("--network none");
-        for (String isolation : List.of("gvisor", "vm")) {
-            Result r = kiln("run", "--rm", "--isolation", isolation, "-p", "8080:80", IMAGE, "true");
-            assertThat(r.code()).isEqualTo(125);
-            assertThat(r.err().lines().toList()).singleElement().asString()
-                    .contains("publishing ports is not supported for the " + isolation + " isolation yet");
-            Result n = kiln("run", "--rm", "--isolation", isolation, "--network", "kiln", IMAGE, "true");
-            assertThat(n.code()).isEqualTo(125);
-            assertThat(n.err().lines().toList()).singleElement().asString()
-                    .contains("not supported for the " + isolation + " isolation yet");
-        }
         try (ServerSocket taken = new ServerSocket(0)) {
             Result r = kiln("run", "--rm", "-p", taken.getLocalPort() + ":8080", IMAGE, "true");
             assertThat(r.code()).isEqualTo(125);

@@ -48,7 +48,7 @@ final class CreateTranslator {
                 host.path("ReadonlyRootfs").asBoolean(false), labels(body.get("Labels")),
                 body.path("Tty").asBoolean(false), body.path("OpenStdin").asBoolean(false),
                 host.path("AutoRemove").asBoolean(false), platform == null || platform.isEmpty() ? null : platform,
-                null, null);
+                null, null, false, null, null, null, null, null, 0);
     }
 
     /** HostConfig and Config fields kiln's Docker face does not implement yet, when they ask for something. */

@@ -4,12 +4,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
+import dev.kiln.isolation.EtcFiles;
 import dev.kiln.isolation.SandboxSpec;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -24,10 +24,6 @@ public record Bundle(Path dir) {
     public static final String CONFIG_JSON = "config.json";
     public static final String ROOTFS = "rootfs";
 
-    private static final Path HOST_RESOLV_CONF = Path.of("/etc/resolv.conf");
-    /** Where systemd-resolved keeps the real upstream servers when /etc/resolv.conf points at its 127.0.0.53 stub. */
-    private static final Path RESOLVED_UPSTREAM = Path.of("/run/systemd/resolve/resolv.conf");
-
     public Path configJson() {
         return dir.resolve(CONFIG_JSON);
     }
@@ -38,17 +34,17 @@ public record Bundle(Path dir) {
 
     /** Writes the bundle files for {@code spec} into {@code spec.dir()} (created if missing) for {@code runtime}. */
     public static Bundle write(SandboxSpec spec, OciRuntime runtime) {
-        return write(spec, RuntimeSpec.build(spec, ROOTFS, runtime), hostResolvConf());
+        return write(spec, RuntimeSpec.build(spec, ROOTFS, runtime));
+    }
+
+    static Bundle write(SandboxSpec spec, ObjectNode config) {
+        return write(spec, config, EtcFiles.hostResolvConf());
     }
 
     static Bundle write(SandboxSpec spec, ObjectNode config, String hostResolvConf) {
         Bundle bundle = new Bundle(spec.dir());
+        writeEtcFiles(spec, hostResolvConf);
         try {
-            Files.createDirectories(spec.dir());
-            String hostname = RuntimeSpec.hostname(spec);
-            writeAtomically(spec.dir().resolve(EtcFiles.HOSTNAME), EtcFiles.hostname(hostname), "rw-r--r--");
-            writeAtomically(spec.dir().resolve(EtcFiles.HOSTS), EtcFiles.hosts(hostname), "rw-r--r--");
-            writeAtomically(spec.dir().resolve(EtcFiles.RESOLV_CONF), EtcFiles.resolvConf(hostResolvConf), "rw-r--r--");
             // config.json carries the environment, which may hold secrets: owner only.
             String json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(config);
             writeAtomically(bundle.configJson(), json + "\n", "rw-------");
@@ -59,25 +55,21 @@ public record Bundle(Path dir) {
         return bundle;
     }
 
-    /** The host resolv.conf to derive the sandbox's from, following systemd-resolved's stub to its upstream list. */
-    static String hostResolvConf() {
-        String main = readOrEmpty(HOST_RESOLV_CONF);
-        if (!EtcFiles.hasUsableNameserver(main)) {
-            String upstream = readOrEmpty(RESOLVED_UPSTREAM);
-            if (EtcFiles.hasUsableNameserver(upstream)) {
-                return upstream;
-            }
-        }
-        return main;
-    }
-
-    private static String readOrEmpty(Path file) {
+    /**
+     * hostname, hosts and resolv.conf for the sandbox's network as it is now: rewritten at each start, since an
+     * address is the attachment's and changes with it. The runtime bind-mounts them when it starts the sandbox.
+     */
+    static void writeEtcFiles(SandboxSpec spec, String hostResolvConf) {
         try {
-            return Files.readString(file);
-        } catch (NoSuchFileException e) {
-            return "";
+            Files.createDirectories(spec.dir());
+            writeAtomically(spec.dir().resolve(EtcFiles.HOSTNAME), EtcFiles.hostname(RuntimeSpec.hostname(spec)),
+                    "rw-r--r--");
+            writeAtomically(spec.dir().resolve(EtcFiles.HOSTS), EtcFiles.hosts(spec), "rw-r--r--");
+            writeAtomically(spec.dir().resolve(EtcFiles.RESOLV_CONF),
+                    EtcFiles.resolvConf(spec.network(), hostResolvConf), "rw-r--r--");
         } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot read " + file + ": " + e.getMessage(), e);
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write /etc files for the sandbox in "
+                    + spec.dir() + ": " + e.getMessage() + " (check the run root)", e);
         }
     }
 

@@ -63,8 +63,12 @@ public final class OciIsolator implements Isolator {
     public void create(SandboxSpec spec) {
         requireBinary();
         // start calls create again after an exit: the bundle written at create time still holds
-        Bundle bundle = Files.exists(new Bundle(spec.dir()).configJson()) ? new Bundle(spec.dir())
-                : Bundle.write(spec, runtime);
+        Bundle bundle = new Bundle(spec.dir());
+        if (Files.exists(bundle.configJson())) {
+            Bundle.writeEtcFiles(spec, dev.kiln.isolation.EtcFiles.hostResolvConf());
+        } else {
+            Bundle.write(spec, runtime);
+        }
         Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
     }
 
@@ -72,7 +76,7 @@ public final class OciIsolator implements Isolator {
     public Shim start(SandboxSpec spec, Duration waitAttach) {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         watchCgroup(spec);
-        List<String> cmd = command("run", "--bundle", spec.dir().toString(), spec.id());
+        List<String> cmd = command(spec, "run", "--bundle", spec.dir().toString(), spec.id());
         Shim shim = Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
         if (waitAttach.isZero()) {
@@ -88,7 +92,7 @@ public final class OciIsolator implements Isolator {
     private void awaitCreated(SandboxSpec spec, Shim shim) {
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
-            Result state = run(command("state", spec.id()));
+            Result state = run(command(spec, "state", spec.id()));
             // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's init),
             // and not "stopped" (runsc reports it while it sets up): a process that really ended is seen by the
             // loop's exit-status check instead
@@ -108,8 +112,8 @@ public final class OciIsolator implements Isolator {
     public void signal(SandboxSpec spec, int signal) {
         // SIGKILL goes to every process of the sandbox (--all): gVisor's init may not die of a lone SIGKILL, and a
         // killed sandbox must end whatever its init was doing
-        Result r = run(signal == 9 ? command("kill", "--all", spec.id(), "9")
-                : command("kill", spec.id(), Integer.toString(signal)));
+        Result r = run(signal == 9 ? command(spec, "kill", "--all", spec.id(), "9")
+                : command(spec, "kill", spec.id(), Integer.toString(signal)));
         if (r.code != 0) {
             throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + r.firstLine());
         }
@@ -126,7 +130,7 @@ public final class OciIsolator implements Isolator {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
         }
-        List<String> cmd = command("exec", "--process", processJson.toString(), spec.id());
+        List<String> cmd = command(spec, "exec", "--process", processJson.toString(), spec.id());
         return Shim.launch(ShimBinary.locate(), dir, options(process, waitAttach, dir.resolve("log.json")), cmd);
     }
 
@@ -137,7 +141,7 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public String top(SandboxSpec spec) {
-        Result r = run(command("ps", spec.id()));
+        Result r = run(command(spec, "ps", spec.id()));
         if (r.code != 0) {
             throw KilnException.conflict("cannot list processes of " + spec.name() + ": " + r.firstLine());
         }
@@ -204,9 +208,10 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    private List<String> command(String... args) {
+    private List<String> command(SandboxSpec spec, String... args) {
         List<String> cmd = new ArrayList<>(List.of(runtime.binary(), "--root", stateRoot.toString()));
         cmd.addAll(globalFlags);
+        cmd.addAll(runtime.networkFlags(spec.network()));
         cmd.addAll(List.of(args));
         return cmd;
     }
@@ -228,7 +233,7 @@ public final class OciIsolator implements Isolator {
             // no state root yet: nothing to delete
             return;
         }
-        run(command("delete", "-f", spec.id()));
+        run(command(spec, "delete", "-f", spec.id()));
     }
 
     private Result run(List<String> cmd) {

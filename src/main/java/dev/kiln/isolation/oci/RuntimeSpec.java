@@ -7,6 +7,7 @@ import dev.kiln.KilnException;
 import dev.kiln.isolation.Mount;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.EtcFiles;
 import dev.kiln.isolation.SandboxSpec;
 
 import java.nio.file.Path;
@@ -174,7 +175,10 @@ public final class RuntimeSpec {
     private static ObjectNode linux(SandboxSpec spec, OciRuntime runtime, Host host, SeccompProfile seccomp) {
         ObjectNode linux = JsonNodeFactory.instance.objectNode();
         ArrayNode namespaces = linux.putArray("namespaces");
-        List<String> types = new ArrayList<>(List.of("pid", "ipc", "uts", "mount", "network"));
+        List<String> types = new ArrayList<>(List.of("pid", "ipc", "uts", "mount"));
+        if (spec.network().mode() != dev.kiln.isolation.SandboxNetwork.Mode.HOST) {
+            types.add("network"); // --network host: the host's namespace, as docker run --network host
+        }
         if (host.unifiedCgroups()) {
             types.add("cgroup"); // Docker's default on cgroup v2; on v1 it shares the host's cgroup namespace
         }

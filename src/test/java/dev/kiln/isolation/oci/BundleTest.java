@@ -47,16 +47,4 @@ class BundleTest {
                     .containsExactlyInAnyOrder("config.json", "hostname", "hosts", "resolv.conf");
         }
     }
-
-    @Test
-    void resolvConfDropsLoopbackNameserversAndSaysSoWhenNoneRemain() {
-        assertThat(EtcFiles.resolvConf("nameserver 127.0.0.53\noptions edns0\nsearch lan\n"))
-                .isEqualTo("options edns0\nsearch lan\n# kiln: the host's resolv.conf names no nameserver reachable "
-                        + "from a sandbox (only loopback\n# addresses or none), so DNS is not configured here.\n");
-        assertThat(EtcFiles.resolvConf("nameserver ::1\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n"))
-                .isEqualTo("nameserver 10.0.0.2\nnameserver fe80::1%eth0\n");
-        assertThat(EtcFiles.resolvConf("")).startsWith("# kiln:");
-        assertThat(EtcFiles.hasUsableNameserver("nameserver 127.0.0.1\n")).isFalse();
-        assertThat(EtcFiles.hasUsableNameserver("nameserver 10.255.255.53\n")).isTrue();
-    }
 }
