@@ -144,6 +144,42 @@ class DaemonCrashTest extends DaemonProcessTest {
         assertNothingLeft(List.of(container, gvisor));
     }
 
+    @Test
+    @org.junit.jupiter.api.Tag("slow")
+    void aRunningVmIsReadoptedByTheNextDaemon() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"),
+                "VM boots are skipped in fast runs (KILN_FAST)");
+        Command.require("qemu-system-x86_64", "qemu-system-x86");
+        KilnCli.Result run = kiln.process(Duration.ofSeconds(90), "run", "-d", "--name", "vm-ticker", "--isolation",
+                "vm", image, "sh", "-c", TICKER);
+        assertThat(run.exitCode()).as(run.toString()).isZero();
+        String id = run.out().strip();
+        awaitTicks("vm-ticker", 1);
+        long shim = inspect("vm-ticker").path("State").path("Pid").asLong();
+        List<String> vmm = ProcessHandle.of(shim).orElseThrow().descendants().map(Leftovers::cmdline)
+                .filter(c -> c.contains("qemu-system")).toList();
+        assertThat(vmm).as("the VMM under the shim").isNotEmpty();
+
+        kilnd.kill9();
+        Thread.sleep(1500); // the guest goes on writing with no daemon
+        assertThat(ProcessHandle.of(shim)).as("the shim outlives kilnd").isPresent();
+        kilnd.restart();
+
+        assertThat(inspect("vm-ticker").path("State").path("Status").asText()).isEqualTo("running");
+        KilnCli.Result exec = kiln.process(Duration.ofSeconds(60), "exec", "vm-ticker", "sh", "-c",
+                "echo readopted; cat /etc/hostname");
+        assertThat(exec.exitCode()).as(exec.toString()).isZero();
+        assertThat(exec.out()).isEqualTo("readopted\n" + id.substring(0, 12) + "\n");
+        int ticks = ticks(logs("vm-ticker"));
+        awaitTicks("vm-ticker", ticks + 1);
+
+        KilnCli.Result stop = kiln.process(Duration.ofSeconds(60), "stop", "-t", "20", "vm-ticker");
+        assertThat(stop.exitCode()).as(stop.toString()).isZero();
+        assertThat(inspect("vm-ticker").path("State").path("Status").asText()).isEqualTo("exited");
+        kiln.ok("rm", "vm-ticker");
+        assertNothingLeft(List.of(id));
+    }
+
     // ---- helpers ----
 
     private void assertNothingLeft(java.util.Collection<String> ids) {

@@ -65,6 +65,10 @@ public final class KilndProcess implements AutoCloseable {
             }
             Files.createDirectories(dist.resolve("native"));
             Files.copy(shim, dist.resolve("native/kiln-shim"), java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+            Path init = target.resolve("native/kiln-init"); // the vm isolation's guest init
+            if (Files.isExecutable(init)) {
+                Files.copy(init, dist.resolve("native/kiln-init"), java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot copy kiln's build for kilnd", e);
         }
