@@ -173,6 +173,22 @@ class SandboxCliTest {
     }
 
     @Test
+    void interactiveTerminalInAVm() throws Exception {
+        requireRuntime("vm");
+        Command.require("script", "util-linux");
+        // the real launcher inside a pseudo-terminal (script), typing into the guest's shell through -it
+        String cli = dev.kiln.testing.KilndProcess.projectDir().resolve("bin/kiln") + " --host " + kiln.host()
+                + " run --rm -it --isolation vm " + IMAGE + " sh";
+        Process p = new ProcessBuilder("script", "-qec", cli, "/dev/null").redirectErrorStream(true).start();
+        p.getOutputStream().write("tty; echo sum=$((6*7)); exit 3\n".getBytes());
+        p.getOutputStream().close();
+        assertThat(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)).as("the VM shell ended").isTrue();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.exitValue()).as(out).isEqualTo(3);
+        assertThat(out).contains("/dev/pts/", "sum=42");
+    }
+
+    @Test
     void resourceLimitsAndReadOnlyRoot() {
         KilnRun.Result ro = kiln.kiln("run", "--rm", "--read-only", IMAGE, "touch", "/x");
         assertThat(ro.exitCode()).isNotZero();

@@ -247,7 +247,7 @@ public final class KilndProcess implements AutoCloseable {
         return Path.of(System.getProperty("java.home"), "bin", "java");
     }
 
-    private static Path projectDir() {
+    public static Path projectDir() {
         String basedir = System.getProperty("basedir");
         return (basedir != null ? Path.of(basedir) : Path.of("")).toAbsolutePath();
     }
