@@ -228,6 +228,10 @@ final class SandboxRoutes {
 
     private void logs(Exchange x) throws IOException {
         Sandbox s = sandboxes.get(x.path("id"));
+        if (x.flag("boot")) {
+            bootLog(x, sandboxes.bootLog(s));
+            return;
+        }
         boolean timestamps = x.flag("timestamps");
         String tailParam = x.query("tail", "all");
         int tail = tailParam.equals("all") ? -1 : x.intQuery("tail", -1);
@@ -256,6 +260,22 @@ final class SandboxRoutes {
             reader.follow(tail, sink, sandboxes.shim(s));
         } else {
             reader.read(tail, sink);
+        }
+        out.flush();
+    }
+
+    /** The kernel console as it is now (no follow): one STDOUT frame per chunk; empty before the first boot. */
+    private static void bootLog(Exchange x, java.nio.file.Path file) throws IOException {
+        x.status(200);
+        x.contentType("application/vnd.kiln.stream");
+        OutputStream out = x.out();
+        if (java.nio.file.Files.isRegularFile(file)) {
+            try (var in = java.nio.file.Files.newInputStream(file)) {
+                byte[] buf = new byte[65536];
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    new StreamFrame(StreamFrame.STDOUT, java.util.Arrays.copyOf(buf, n)).writeTo(out);
+                }
+            }
         }
         out.flush();
     }

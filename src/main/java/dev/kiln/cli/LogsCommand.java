@@ -27,10 +27,13 @@ final class LogsCommand extends Subcommand {
             description = "Only lines since a time: RFC 3339 (2026-11-27T10:00:00Z), epoch seconds, or relative (42s, 10m, 2h)")
     String since;
 
+    @Option(names = "--boot", description = "vm: show the guest kernel's console (boot log) instead")
+    boolean boot;
+
     @Override
     int run(DaemonClient daemon) throws Exception {
         String path = "/v1/sandboxes/" + q(ref) + "/logs?follow=" + follow + "&timestamps=" + timestamps + "&tail="
-                + q(tail) + (since == null ? "" : "&since=" + epochSeconds(since));
+                + q(tail) + (since == null ? "" : "&since=" + epochSeconds(since)) + (boot ? "&boot=true" : "");
         try (DaemonClient.Response r = daemon.call("GET", path).ok()) {
             InputStream in = r.body;
             StreamFrame f;

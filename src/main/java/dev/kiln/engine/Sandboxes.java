@@ -552,6 +552,12 @@ public final class Sandboxes implements AutoCloseable {
         return dir(s).resolve("log.json");
     }
 
+    /** The guest kernel's console log of a vm sandbox; refused for isolations that boot no kernel. */
+    public Path bootLog(Sandbox s) {
+        return isolator(s.isolation()).bootLog(spec(s)).orElseThrow(() -> KilnException.invalid("sandbox "
+                + s.name() + " boots no kernel (" + s.isolation() + " isolation): --boot is for the vm isolation"));
+    }
+
     private Sandbox running(String ref) {
         Sandbox s = store.find(ref);
         if (!s.running()) {

@@ -44,4 +44,9 @@ public interface Isolator {
      * {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
+
+    /** The guest kernel's console log ({@code kiln logs --boot}); empty for isolations that boot no kernel. */
+    default java.util.Optional<java.nio.file.Path> bootLog(SandboxSpec spec) {
+        return java.util.Optional.empty();
+    }
 }

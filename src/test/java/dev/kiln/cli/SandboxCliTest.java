@@ -150,6 +150,15 @@ class SandboxCliTest {
         assertThat(kiln.ok("logs", "--since", "2099-01-01T00:00:00Z", name).out()).isEmpty();
         assertThat(kiln.ok("logs", "-t", name).out().lines().findFirst().orElseThrow())
                 .matches("\\d{4}-\\d\\d-\\d\\dT.*Z line 1");
+        KilnRun.Result boot = kiln.kiln("logs", "--boot", name);
+        if (isolation.equals("vm")) {
+            assertThat(boot.exitCode()).as(boot.err()).isZero();
+            assertThat(boot.out()).as("the guest kernel's console, which ended with the workload")
+                    .contains("reboot: Power down");
+        } else {
+            assertThat(boot.exitCode()).isEqualTo(125);
+            assertThat(boot.errLines()).singleElement().asString().contains("--boot is for the vm isolation");
+        }
 
         kiln.ok("restart", name);
         assertThat(kiln.ok("logs", "-f", name).out()).isEqualTo("line 1\nline 2\nline 3\n".repeat(2));

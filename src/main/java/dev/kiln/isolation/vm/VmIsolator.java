@@ -244,6 +244,11 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    @Override
+    public java.util.Optional<Path> bootLog(SandboxSpec spec) {
+        return java.util.Optional.of(vmDir(spec).resolve("boot.log"));
+    }
+
     static Path vmDir(SandboxSpec spec) {
         return spec.dir().resolve("vm");
     }
