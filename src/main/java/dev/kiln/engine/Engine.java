@@ -52,7 +52,10 @@ public final class Engine implements AutoCloseable {
      */
     public UserNetwork removeNetwork(String ref) {
         synchronized (networks) {
-            String name = Networks.predefined(ref) ? ref : networks.user(ref).name();
+            if (Networks.predefined(ref)) {
+                return networks.remove(ref); // refused with the reason, whoever uses it
+            }
+            String name = networks.user(ref).name();
             List<Sandbox> users = sandboxesOn(name);
             if (!users.isEmpty()) {
                 throw KilnException.conflict("network " + name + " is in use by sandbox " + String.join(", ",

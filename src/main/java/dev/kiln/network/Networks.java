@@ -218,10 +218,15 @@ public final class Networks implements AutoCloseable {
      */
     public void serveNames(Peers directory) {
         this.peers = directory;
-        for (UserNetwork n : list()) {
-            if (Files.exists(Path.of("/sys/class/net", n.bridge()))) {
-                serve(n);
+        try {
+            for (UserNetwork n : list()) {
+                if (Files.exists(Path.of("/sys/class/net", n.bridge()))) {
+                    serve(n);
+                }
             }
+        } catch (KilnException e) {
+            // a damaged record must not keep kilnd from starting; its network's commands report it
+            System.err.println("kilnd: cannot start the resolvers of user networks: " + e.getMessage());
         }
     }
 
