@@ -66,8 +66,8 @@ final class Subnets {
         long[] p = parse(cidr);
         if (java.util.Arrays.stream(cidr.split("/")[0].split("\\."))
                 .anyMatch(o -> Integer.parseInt(o) > 255) || p[1] < 8 || p[1] > 30) {
-            throw dev.kiln.KilnException.invalid("invalid subnet \"" + cidr + "\": use an IPv4 CIDR with a prefix "
-                    + "length from 8 to 30");
+            throw dev.kiln.KilnException.invalid("invalid subnet \"" + cidr + "\": use an IPv4 CIDR (octets up to "
+                    + "255) with a prefix length from 8 to 30");
         }
         if ((p[0] & ~mask(p[1]) & 0xFFFFFFFFL) != 0) {
             throw dev.kiln.KilnException.invalid("invalid subnet " + cidr + ": it should be "
