@@ -58,6 +58,7 @@ public final class Daemon implements AutoCloseable {
         v1.add("GET", "/v1/version", x -> x.json(java.util.Map.of("version", version(), "api", "v1")));
         new ImageRoutes(engine).register(v1);
         new SandboxRoutes(engine).register(v1);
+        new NetworkRoutes(engine).register(v1);
         Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
         new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
         server.setHandler(new ApiHandler(List.of(v1, docker), debug));

@@ -19,6 +19,7 @@ final class Commands {
     private static final Map<String, Supplier<Object>> TOP = new LinkedHashMap<>();
     /** Docker's management-command spellings: {@code kiln image ls|rm|pull|…} run the top-level commands. */
     private static final Map<String, Supplier<Object>> IMAGE = new LinkedHashMap<>();
+    private static final Map<String, Supplier<Object>> NETWORK = new LinkedHashMap<>();
 
     static {
         TOP.put("run", RunCommand::new);
@@ -47,6 +48,7 @@ final class Commands {
         TOP.put("load", LoadCommand::new);
         TOP.put("save", SaveCommand::new);
         TOP.put("import", ImportCommand::new);
+        TOP.put("network", NetworkCommands.Network::new);
         TOP.put("daemon", DaemonCommand::new);
         IMAGE.put("inspect", ImageInspectCommand::new);
         IMAGE.put("mount", ImageMountCommand::new);
@@ -59,6 +61,11 @@ final class Commands {
         IMAGE.put("load", LoadCommand::new);
         IMAGE.put("save", SaveCommand::new);
         IMAGE.put("import", ImportCommand::new);
+        NETWORK.put("create", NetworkCommands.Create::new);
+        NETWORK.put("ls", NetworkCommands.Ls::new);
+        NETWORK.put("inspect", NetworkCommands.Inspect::new);
+        NETWORK.put("rm", NetworkCommands.Rm::new);
+        NETWORK.put("prune", NetworkCommands.Prune::new);
     }
 
     /** Global options that take a value, so the command name is found after them. */
@@ -76,6 +83,8 @@ final class Commands {
             CommandLine sub = new CommandLine(TOP.get(n).get());
             if (n.equals("image")) {
                 IMAGE.forEach((child, make) -> sub.addSubcommand(child, make.get()));
+            } else if (n.equals("network")) {
+                NETWORK.forEach((child, make) -> sub.addSubcommand(child, make.get()));
             }
             sub.setStopAtPositional(STOP_AT_POSITIONAL.contains(n));
             cli.addSubcommand(n, sub);

@@ -119,9 +119,18 @@ final class LifecycleCommands {
 
     /** Runs one request per sandbox; errors are reported per sandbox and make the exit code 1, as Docker. */
     private static int each(Subcommand c, DaemonClient daemon, List<String> refs, String method, String suffix) {
+        return each(c, daemon, refs, method, "/v1/sandboxes/", suffix);
+    }
+
+    /**
+     * One request per object under {@code collection}, printing each name that succeeded; errors are reported per
+     * object and make the exit code 1 (125 when there was only one), as Docker.
+     */
+    static int each(Subcommand c, DaemonClient daemon, List<String> refs, String method, String collection,
+                    String suffix) {
         int code = 0;
         for (String ref : refs) {
-            String path = "/v1/sandboxes/" + Subcommand.q(ref) + suffix;
+            String path = collection + Subcommand.q(ref) + suffix;
             try {
                 daemon.call(method, path).ok().close();
                 c.out().println(ref);

@@ -3,6 +3,10 @@ package dev.kiln.engine;
 import dev.kiln.KilnException;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.Isolator;
+import dev.kiln.network.NetworkMode;
+import dev.kiln.network.Networks;
+import dev.kiln.network.Peers;
+import dev.kiln.network.UserNetwork;
 import dev.kiln.state.Database;
 
 import java.nio.file.Path;
@@ -17,14 +21,75 @@ public final class Engine implements AutoCloseable {
     private final Sandboxes sandboxes;
     private final Events events = new Events();
     private final Map<String, Isolator> isolators;
+    private final Networks networks;
 
     public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Map<String, Isolator> isolators,
                   String defaultIsolation) {
         this.isolators = Map.copyOf(isolators);
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
+        this.networks = new Networks(root);
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
-                defaultIsolation, events, new dev.kiln.network.Networks(root));
+                defaultIsolation, events, networks);
+        networks.serveNames(this::peers);
+    }
+
+    public Networks networks() {
+        return networks;
+    }
+
+    /** The sandboxes configured to use network {@code name} (whatever their state), for inspect and rm. */
+    public List<Sandbox> sandboxesOn(String name) {
+        return sandboxes.list().stream().filter(s -> {
+            NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+            return mode.bridged() && mode.network().equals(name);
+        }).toList();
+    }
+
+    /**
+     * Removes a user network, refused while a sandbox is configured to use it: a running one would lose its bridge,
+     * a created or exited one could not start again.
+     */
+    public UserNetwork removeNetwork(String ref) {
+        synchronized (networks) {
+            if (Networks.predefined(ref)) {
+                return networks.remove(ref); // refused with the reason, whoever uses it
+            }
+            String name = networks.user(ref).name();
+            List<Sandbox> users = sandboxesOn(name);
+            if (!users.isEmpty()) {
+                throw KilnException.conflict("network " + name + " is in use by sandbox " + String.join(", ",
+                        users.stream().map(Sandbox::name).toList()) + " (remove " + (users.size() == 1 ? "it" : "them")
+                        + " first)");
+            }
+            return networks.remove(ref);
+        }
+    }
+
+    /** Docker's network prune: the user networks no sandbox uses; returns their names. */
+    public List<String> pruneNetworks() {
+        List<String> removed = new java.util.ArrayList<>();
+        for (UserNetwork n : networks.list()) {
+            synchronized (networks) {
+                if (sandboxesOn(n.name()).isEmpty()) {
+                    removed.add(networks.remove(n.name()).name());
+                }
+            }
+        }
+        return removed;
+    }
+
+    /** The running sandboxes on a network with the names its resolver answers for: name, hostname, short id. */
+    private List<Peers.Peer> peers(String network) {
+        List<Peers.Peer> out = new java.util.ArrayList<>();
+        for (Sandbox s : sandboxesOn(network)) {
+            if (!s.running()) {
+                continue;
+            }
+            sandboxes.network(s).filter(a -> a.ipAddress() != null && a.network().equals(network)).ifPresent(a ->
+                    out.add(new Peers.Peer(a.ipAddress(), List.of(s.name(), Sandboxes.hostname(s), s.shortId()))));
+        }
+        return out;
     }
 
     public Images images() {
@@ -60,6 +125,7 @@ public final class Engine implements AutoCloseable {
 
     @Override
     public void close() {
+        networks.close();
         sandboxes.close();
         images.close();
     }

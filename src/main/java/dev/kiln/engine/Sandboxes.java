@@ -239,7 +239,7 @@ public final class Sandboxes implements AutoCloseable {
         synchronized (ports) {
             detach(s); // a record left by a crash
             List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
-            networks.get(name).attach(s.id(), allocated, networkFile(s));
+            networks.attach(name, s.id(), allocated, networkFile(s));
         }
     }
 
@@ -615,10 +615,15 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
+    /** The sandbox's hostname: {@code --hostname}, else its short id (Docker's). */
+    static String hostname(Sandbox s) {
+        return s.request().hostname() != null ? s.request().hostname() : s.shortId();
+    }
+
     SandboxSpec spec(Sandbox s) {
         CreateRequest r = s.request();
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
-        return new SandboxSpec(s.id(), s.name(), r.hostname() != null ? r.hostname() : s.shortId(), s.process(),
+        return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
                 new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s));
     }
@@ -629,12 +634,23 @@ public final class Sandboxes implements AutoCloseable {
         NetworkMode mode = networkMode(r, s.isolation());
         SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
                 mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
-                r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
+                nameservers(r, mode), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
         if (!mode.bridged()) {
             return n;
         }
         return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)
                 .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress())).orElse(n);
+    }
+
+    /**
+     * {@code --dns} where given; else on a user network its resolver (kilnd, on the gateway), which names the other
+     * sandboxes there and forwards the rest to the host's resolvers, as Docker's embedded DNS; else the host's.
+     */
+    private List<String> nameservers(CreateRequest r, NetworkMode mode) {
+        if ((r.dns() != null && !r.dns().isEmpty()) || !mode.bridged() || mode.network().equals(KilnNetwork.NAME)) {
+            return r.dns();
+        }
+        return networks.find(mode.network()).map(n -> List.of(n.gateway())).orElse(r.dns());
     }
 
     Path dir(Sandbox s) {

@@ -66,11 +66,30 @@ public final class KilnNetwork {
         }
     }
 
+    /** A network made with {@code kiln network create}, from the conflist it was given. */
+    static KilnNetwork load(Path dir, Path conflistFile) {
+        try {
+            return new KilnNetwork(dir, (ObjectNode) JSON.readTree(conflistFile.toFile()));
+        } catch (IOException | ClassCastException e) {
+            throw new KilnException(KilnException.Kind.CORRUPT, "cannot read " + conflistFile + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Writes {@code conflist} to {@code file} atomically. */
+    static void save(Path file, ObjectNode conflist) throws IOException {
+        write(file, JSON.writeValueAsString(conflist));
+    }
+
     static ObjectNode conflist(String bridge, String subnet, Path ipamDir) {
         return conflist(NAME, bridge, subnet, ipamDir);
     }
 
     static ObjectNode conflist(String name, String bridge, String subnet, Path ipamDir) {
+        return conflist(name, bridge, subnet, null, ipamDir);
+    }
+
+    /** The conflist of a bridge network; {@code gateway} null: the subnet's first address (the plugin's default). */
+    static ObjectNode conflist(String name, String bridge, String subnet, String gateway, Path ipamDir) {
         ObjectNode c = JSON.createObjectNode();
         c.put("cniVersion", "1.0.0");
         c.put("name", name);
@@ -83,7 +102,10 @@ public final class KilnNetwork {
         br.put("hairpinMode", true);
         ObjectNode ipam = br.putObject("ipam");
         ipam.put("type", "host-local");
-        ipam.putArray("ranges").addArray().addObject().put("subnet", subnet);
+        ObjectNode range = ipam.putArray("ranges").addArray().addObject().put("subnet", subnet);
+        if (gateway != null) {
+            range.put("gateway", gateway);
+        }
         ipam.putArray("routes").addObject().put("dst", "0.0.0.0/0");
         ipam.put("dataDir", ipamDir.toString());
         ObjectNode portmap = plugins.addObject();
@@ -104,6 +126,13 @@ public final class KilnNetwork {
 
     public String subnet() {
         return conflist.path("plugins").path(0).path("ipam").path("ranges").path(0).path(0).path("subnet").asText();
+    }
+
+    /** The bridge's address on the network: the range's gateway, else the subnet's first address. */
+    public String gateway() {
+        String g = conflist.path("plugins").path(0).path("ipam").path("ranges").path(0).path(0).path("gateway")
+                .asText("");
+        return g.isEmpty() ? Subnets.firstHost(subnet()) : g;
     }
 
     /** Where host-local keeps this network's leases (one file per leased address). */
@@ -284,7 +313,7 @@ public final class KilnNetwork {
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
-    private static String hash(Path root) {
+    static String hash(Path root) {
         try {
             byte[] d = MessageDigest.getInstance("SHA-256").digest(root.toAbsolutePath().normalize().toString()
                     .getBytes(StandardCharsets.UTF_8));

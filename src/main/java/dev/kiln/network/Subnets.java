@@ -3,14 +3,23 @@ package dev.kiln.network;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Picks the kiln network's subnet: the first candidate that overlaps none of the host's IPv4 routes. */
+/**
+ * Picks and checks the subnets of kiln's networks: a candidate must overlap none of the host's IPv4 routes and none of
+ * kiln's other networks (whose bridges may not exist yet, so their routes do not show).
+ */
 final class Subnets {
     private Subnets() {
     }
 
     /** The default root: 10.88.0.0/16, else 10.89/16 …; another root: a /24 in 10.90–10.127 derived from its hash. */
     static String pick(boolean standard, String rootHash) {
-        List<String> routes = hostRoutes();
+        return pick(standard, rootHash, List.of());
+    }
+
+    /** The same candidates, also skipping the subnets in {@code taken}. */
+    static String pick(boolean standard, String rootHash, List<String> taken) {
+        List<String> routes = new ArrayList<>(hostRoutes());
+        routes.addAll(taken);
         int seed = Integer.parseInt(rootHash.substring(0, 6), 16);
         for (int i = 0; i < 4096; i++) {
             String candidate;
@@ -45,11 +54,53 @@ final class Subnets {
         return out;
     }
 
+    /**
+     * {@code cidr} as a user typed it, checked: an IPv4 network address with a prefix from 8 to 30 (room for the
+     * gateway and at least one sandbox). Refused with one line otherwise, as Docker refuses host bits.
+     */
+    static String checked(String cidr) {
+        if (!cidr.matches("\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}")) {
+            throw dev.kiln.KilnException.invalid("invalid subnet \"" + cidr + "\": use an IPv4 CIDR such as "
+                    + "10.42.0.0/24 (IPv6 is not supported yet)");
+        }
+        long[] p = parse(cidr);
+        if (java.util.Arrays.stream(cidr.split("/")[0].split("\\."))
+                .anyMatch(o -> Integer.parseInt(o) > 255) || p[1] < 8 || p[1] > 30) {
+            throw dev.kiln.KilnException.invalid("invalid subnet \"" + cidr + "\": use an IPv4 CIDR (octets up to "
+                    + "255) with a prefix length from 8 to 30");
+        }
+        if ((p[0] & ~mask(p[1]) & 0xFFFFFFFFL) != 0) {
+            throw dev.kiln.KilnException.invalid("invalid subnet " + cidr + ": it should be "
+                    + address(p[0] & mask(p[1])) + "/" + p[1]);
+        }
+        return cidr;
+    }
+
+    /** Whether {@code address} (IPv4, dotted) is a host address of {@code subnet}: not its network or broadcast. */
+    static boolean hostOf(String subnet, String address) {
+        long[] s = parse(subnet);
+        long a = parse(address)[0];
+        long m = mask(s[1]);
+        return (a & m) == s[0] && a != s[0] && a != (s[0] | (~m & 0xFFFFFFFFL));
+    }
+
+    /** The first host address of {@code subnet}: where the bridge plugin puts the gateway unless told otherwise. */
+    static String firstHost(String subnet) {
+        return address(parse(subnet)[0] + 1);
+    }
+
+    private static long mask(long prefix) {
+        return prefix == 0 ? 0 : (0xFFFFFFFFL << (32 - prefix)) & 0xFFFFFFFFL;
+    }
+
+    private static String address(long a) {
+        return ((a >> 24) & 255) + "." + ((a >> 16) & 255) + "." + ((a >> 8) & 255) + "." + (a & 255);
+    }
+
     static boolean overlaps(String a, String b) {
         long[] x = parse(a);
         long[] y = parse(b);
-        long prefix = Math.min(x[1], y[1]);
-        long mask = prefix == 0 ? 0 : (0xFFFFFFFFL << (32 - prefix)) & 0xFFFFFFFFL;
+        long mask = mask(Math.min(x[1], y[1]));
         return (x[0] & mask) == (y[0] & mask);
     }
 

@@ -54,7 +54,7 @@ public final class DockerApi {
                 "Volumes", List.of(), "BuildCache", List.of())));
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
-        new DockerNetworks().register(r);
+        new DockerNetworks(engine).register(r);
         for (String method : List.of("GET", "POST", "PUT", "DELETE")) {
             r.addVersioned(method, "/{rest*}", x -> Routes.unsupported(x, method + " /" + x.path("rest")));
         }

@@ -246,9 +246,9 @@ class DockerCliTest {
         assertThat(ports.err()).contains("kiln does not support publishing ports");
         DockerCli.Result bind = docker.run("run", "--rm", "-v", "/tmp:/x", image, "true");
         assertThat(bind.err()).contains("kiln does not support volumes and bind mounts");
-        DockerCli.Result network = docker.run("network", "create", "n1");
+        DockerCli.Result network = docker.run("network", "connect", "bridge", "nosuch");
         assertThat(network.exitCode()).isEqualTo(1);
-        assertThat(network.err()).contains("kiln does not support creating networks");
+        assertThat(network.err()).contains("kiln does not support connecting containers to networks");
         assertThat(docker.ok("network", "ls", "--format", "{{.Name}}").lines()).contains("bridge", "host", "none");
         DockerCli.Result build = docker.run("volume", "create", "v1");
         assertThat(build.err()).contains("kiln does not support volumes");

@@ -1,0 +1,234 @@
+package dev.kiln.network.dns;
+
+import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Semaphore;
+import java.util.function.Predicate;
+
+/**
+ * The embedded resolver of one user-defined network, as Docker's: UDP port 53 on the network's gateway address (never
+ * a wildcard address, so it serves only that bridge), A records for the running sandboxes on the network by name,
+ * hostname or short id, every other name forwarded to the host's resolvers. kilnd runs on the host, so the host's
+ * loopback resolvers (systemd-resolved, dnsmasq) are reachable from here although not from a sandbox: that is why the
+ * sandboxes ask kilnd rather than the host's resolv.conf.
+ */
+public final class DnsServer implements AutoCloseable {
+
+    /** The addresses of the sandboxes on the network called {@code name} (lower case); empty for unknown names. */
+    @FunctionalInterface
+    public interface Directory {
+        List<Inet4Address> lookup(String name);
+    }
+
+    static final Path HOST_RESOLV_CONF = Path.of("/etc/resolv.conf");
+    private static final Duration UPSTREAM_TIMEOUT = Duration.ofSeconds(2);
+    /** Room for any query a stub sends; larger datagrams are cut here and then fail to parse. */
+    private static final int MAX_QUERY = 4096;
+    /** Forwards in flight; beyond that queries are dropped (the client retries) rather than piling up threads. */
+    private static final int MAX_FORWARDS = 64;
+
+    private final DatagramSocket socket;
+    private final Directory directory;
+    private final Predicate<InetAddress> allowed;
+    private final Path resolvConf;
+    private final Semaphore forwards = new Semaphore(MAX_FORWARDS);
+    private final Thread loop;
+
+    private DnsServer(DatagramSocket socket, Directory directory, Predicate<InetAddress> allowed, Path resolvConf) {
+        this.socket = socket;
+        this.directory = directory;
+        this.allowed = allowed;
+        this.resolvConf = resolvConf;
+        this.loop = Thread.ofVirtual().name("kilnd-dns-" + socket.getLocalAddress().getHostAddress()).start(this::serve);
+    }
+
+    /**
+     * Listens on {@code address}:{@code port} and answers queries whose source {@code allowed} accepts (the network's
+     * subnet: the host accepts packets for the gateway address on any interface, so the source is what keeps the
+     * resolver from being an open forwarder to anyone who can route to the host).
+     */
+    public static DnsServer start(Inet4Address address, int port, Directory directory, Predicate<InetAddress> allowed)
+            throws IOException {
+        return start(address, port, directory, allowed, HOST_RESOLV_CONF);
+    }
+
+    static DnsServer start(Inet4Address address, int port, Directory directory, Predicate<InetAddress> allowed,
+                           Path resolvConf) throws IOException {
+        DatagramSocket s = new DatagramSocket(null);
+        try {
+            s.bind(new InetSocketAddress(address, port));
+        } catch (IOException e) {
+            s.close();
+            throw e;
+        }
+        return new DnsServer(s, directory, allowed, resolvConf);
+    }
+
+    public InetSocketAddress address() {
+        return (InetSocketAddress) socket.getLocalSocketAddress();
+    }
+
+    private void serve() {
+        byte[] buf = new byte[MAX_QUERY];
+        while (!socket.isClosed()) {
+            DatagramPacket in = new DatagramPacket(buf, buf.length);
+            try {
+                socket.receive(in);
+            } catch (IOException e) {
+                if (socket.isClosed()) {
+                    return;
+                }
+                continue;
+            }
+            if (!allowed.test(in.getAddress())) {
+                continue;
+            }
+            byte[] packet = java.util.Arrays.copyOf(buf, in.getLength());
+            InetSocketAddress client = (InetSocketAddress) in.getSocketAddress();
+            try {
+                handle(packet, client);
+            } catch (RuntimeException e) {
+                // a bug must not stop the resolver for the whole network; this query goes unanswered
+                System.err.println("kilnd: dns: " + e);
+            }
+        }
+    }
+
+    private void handle(byte[] packet, InetSocketAddress client) {
+        DnsMessage.Query q;
+        try {
+            q = DnsMessage.parse(packet, packet.length);
+        } catch (DnsMessage.Malformed e) {
+            send(DnsMessage.formatError(e.id), client);
+            return;
+        }
+        if (q == null) {
+            return;
+        }
+        if (q.opcode() != 0) {
+            send(DnsMessage.error(packet, q, DnsMessage.NOTIMP), client);
+            return;
+        }
+        HostResolvers host = HostResolvers.read(resolvConf);
+        List<Inet4Address> local = q.qclass() == DnsMessage.CLASS_IN ? lookup(q.name(), host.search()) : List.of();
+        if (!local.isEmpty()) {
+            // a sandbox's name: A records for A (and ANY); other types exist for no sandbox, so an empty NOERROR
+            boolean a = q.type() == DnsMessage.TYPE_A || q.type() == DnsMessage.TYPE_ANY;
+            send(DnsMessage.answer(packet, q, a ? local : List.of()), client);
+            return;
+        }
+        if (!forwards.tryAcquire()) {
+            return;
+        }
+        Thread.ofVirtual().start(() -> {
+            try {
+                send(forward(packet, q, host.nameservers()), client);
+            } finally {
+                forwards.release();
+            }
+        });
+    }
+
+    /** The name as asked, then without a search domain of the host's (which the sandbox's resolv.conf also has). */
+    private List<Inet4Address> lookup(String name, List<String> search) {
+        List<Inet4Address> found = directory.lookup(name);
+        for (int i = 0; found.isEmpty() && i < search.size(); i++) {
+            String suffix = "." + search.get(i);
+            if (name.endsWith(suffix) && name.length() > suffix.length()) {
+                found = directory.lookup(name.substring(0, name.length() - suffix.length()));
+            }
+        }
+        return found;
+    }
+
+    /** The first answer of the host's resolvers to the query, byte for byte; SERVFAIL when none answers in time. */
+    private byte[] forward(byte[] packet, DnsMessage.Query q, List<InetAddress> upstreams) {
+        InetAddress self = socket.getLocalAddress();
+        for (InetAddress upstream : upstreams) {
+            if (upstream.equals(self)) {
+                continue; // never ask ourselves
+            }
+            // a fresh socket per query: a random source port, and only the upstream's datagrams get through connect
+            try (DatagramSocket s = new DatagramSocket()) {
+                s.connect(new InetSocketAddress(upstream, 53));
+                s.setSoTimeout((int) UPSTREAM_TIMEOUT.toMillis());
+                s.send(new DatagramPacket(packet, packet.length));
+                byte[] buf = new byte[65535];
+                long deadline = System.nanoTime() + UPSTREAM_TIMEOUT.toNanos();
+                while (System.nanoTime() < deadline) {
+                    DatagramPacket in = new DatagramPacket(buf, buf.length);
+                    s.receive(in);
+                    if (DnsMessage.id(buf, in.getLength()) == q.id()) {
+                        return java.util.Arrays.copyOf(buf, in.getLength());
+                    }
+                }
+            } catch (SocketTimeoutException e) {
+                // try the next one
+            } catch (IOException e) {
+                // unreachable (ICMP refused, no route): the next one
+            }
+        }
+        return DnsMessage.error(packet, q, DnsMessage.SERVFAIL);
+    }
+
+    private void send(byte[] answer, InetSocketAddress client) {
+        try {
+            socket.send(new DatagramPacket(answer, answer.length, client));
+        } catch (SocketException e) {
+            // closed meanwhile (network removed): nothing to answer to
+        } catch (IOException e) {
+            System.err.println("kilnd: dns: cannot answer " + client + ": " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        socket.close();
+        try {
+            loop.join(Duration.ofSeconds(2));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The host's resolv.conf as the forwarder reads it: at most three nameservers (loopback too) and the search list. */
+    record HostResolvers(List<InetAddress> nameservers, List<String> search) {
+
+        static HostResolvers read(Path file) {
+            List<InetAddress> servers = new ArrayList<>();
+            List<String> search = new ArrayList<>();
+            String text;
+            try {
+                text = java.nio.file.Files.size(file) > 65536 ? "" : java.nio.file.Files.readString(file);
+            } catch (IOException e) {
+                text = ""; // no resolv.conf: nothing to forward to, so SERVFAIL
+            }
+            for (String line : text.lines().toList()) {
+                String[] f = line.strip().split("\\s+");
+                if (f.length >= 2 && f[0].equals("nameserver") && servers.size() < 3) {
+                    try {
+                        servers.add(InetAddress.ofLiteral(f[1].replaceFirst("%.*", "")));
+                    } catch (IllegalArgumentException e) {
+                        // not an address: resolv(5) ignores it too
+                    }
+                } else if (f.length >= 2 && (f[0].equals("search") || f[0].equals("domain"))) {
+                    search.clear(); // the last of search/domain wins, as in resolv(5)
+                    for (int i = 1; i < f.length; i++) {
+                        search.add(f[i].toLowerCase(java.util.Locale.ROOT).replaceAll("\\.$", ""));
+                    }
+                }
+            }
+            return new HostResolvers(List.copyOf(servers), List.copyOf(search));
+        }
+    }
+}

@@ -1,0 +1,304 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.network.KilnNetwork;
+import dev.kiln.testing.BusyboxRootfs;
+import dev.kiln.testing.Command;
+import dev.kiln.testing.TestDaemon;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * User-defined networks as a user drives them, with real bridges, namespaces, iptables and DNS over UDP: sandboxes on
+ * one network find each other by name through kilnd's resolver on the gateway, sandboxes elsewhere do not, other
+ * names go to the host's resolver, and {@code network rm} leaves no bridge, rule, lease or file behind.
+ */
+class UserNetworkTest {
+
+    @TempDir
+    static Path root;
+    static TestDaemon daemon;
+    static final String IMAGE = "kiln-test/usernet-busybox:1";
+
+    record Result(int code, String out, String err) {
+    }
+
+    @BeforeAll
+    static void start() throws Exception {
+        Command.require("runc", "runc");
+        Command.require("iptables-save", "iptables");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
+                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
+        ok("import", BusyboxRootfs.tarball(root, Map.of("www/index.html", "hello from peer\n")).toString(), IMAGE);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (daemon == null) {
+            return;
+        }
+        for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
+            kiln("rm", "-f", id);
+        }
+        kiln("network", "prune", "-f");
+        daemon.close();
+        String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
+        if (Files.exists(Path.of("/sys/class/net", bridge))) {
+            Command.run("ip", "link", "delete", bridge);
+        }
+    }
+
+    @Test
+    void sandboxesOnOneNetworkResolveEachOtherAndRmLeavesNothing() throws Exception {
+        List<String> rulesBefore = iptables();
+        String id = ok("network", "create", "--label", "team=dns", "appnet").out().strip();
+        assertThat(id).matches("[0-9a-f]{64}");
+        JsonNode net = networkInspect("appnet");
+        String subnet = net.path("IPAM").path("Config").path(0).path("Subnet").asText();
+        String gateway = net.path("IPAM").path("Config").path(0).path("Gateway").asText();
+        String bridge = "kiln-" + id.substring(0, 8);
+        assertThat(net.path("Id").asText()).isEqualTo(id);
+        assertThat(net.path("Driver").asText()).isEqualTo("bridge");
+        assertThat(net.path("Labels").path("team").asText()).isEqualTo("dns");
+        assertThat(net.path("Options").path("com.docker.network.bridge.name").asText()).isEqualTo(bridge);
+        assertThat(subnet).matches("10\\.\\d+\\.\\d+\\.0/24")
+                .isNotEqualTo(KilnNetwork.forRoot(root.resolve("store")).subnet());
+        String prefix = subnet.substring(0, subnet.lastIndexOf(".") + 1);
+        assertThat(gateway).isEqualTo(prefix + "1");
+
+        String peer = ok("run", "-d", "--network", "appnet", "--name", "peer", "--hostname", "peer-host", IMAGE,
+                "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String client = ok("run", "-d", "--network", "appnet", "--name", "client", IMAGE, "sleep", "300").out().strip();
+        String peerIp = inspect(peer).path("NetworkSettings").path("IPAddress").asText();
+        assertThat(peerIp).startsWith(prefix);
+        assertThat(ok("exec", client, "cat", "/etc/resolv.conf").out()).contains("nameserver " + gateway + "\n");
+
+        for (String name : List.of("peer", "PEER.", "peer-host", peer.substring(0, 12))) {
+            assertThat(ok("exec", client, "busybox", "nslookup", name).out()).as(name)
+                    .contains("Address: " + peerIp);
+        }
+        // the name in an ordinary program (busybox nc → getaddrinfo → resolv.conf → kilnd)
+        assertThat(ok("exec", client, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 peer 8080").out())
+                .startsWith("HTTP/1.").endsWith("hello from peer\n");
+
+        // a sandbox on the default network: the host's resolv.conf, no kiln names (Docker's default bridge alike)
+        Result outside = kiln("run", "--rm", IMAGE, "busybox", "nslookup", "peer");
+        assertThat(outside.out()).doesNotContain(peerIp);
+
+        // a name no sandbox has goes to the host's resolver: the answer is whatever that resolver says
+        String name = "kiln-usernet-test.invalid";
+        Result forwarded = kiln("exec", client, "busybox", "nslookup", name);
+        Integer hostRcode = hostResolverRcode(name);
+        if (hostRcode == null) {
+            assertThat(forwarded.out() + forwarded.err()).as("no upstream answers here").contains("SERVFAIL");
+        } else if (hostRcode == 3) {
+            assertThat(forwarded.out() + forwarded.err()).contains("NXDOMAIN");
+        } else {
+            assertThat(forwarded.out() + forwarded.err()).doesNotContain("SERVFAIL");
+        }
+
+        JsonNode containers = networkInspect("appnet").path("Containers");
+        assertThat(containers.path(peer).path("Name").asText()).isEqualTo("peer");
+        assertThat(containers.path(peer).path("IPv4Address").asText()).startsWith(peerIp + "/");
+        assertThat(ok("network", "ls").out()).containsPattern(id.substring(0, 12) + " +appnet +bridge +local");
+        assertThat(ok("network", "ls", "-q").out().lines().toList()).contains(id.substring(0, 12));
+        assertThat(ok("network", "ls", "--format", "json").out()).contains("\"Name\":\"appnet\"");
+
+        Result inUse = kiln("network", "rm", "appnet");
+        assertThat(inUse.code()).isEqualTo(125);
+        assertThat(inUse.err().lines().toList()).singleElement().asString().contains("in use").contains("peer")
+                .contains("client");
+        ok("stop", "-t", "1", client);
+        Result stillInUse = kiln("network", "rm", "appnet");
+        assertThat(stillInUse.code()).as("an exited sandbox could not start again").isEqualTo(125);
+
+        ok("rm", "-f", peer, client);
+        assertThat(ok("network", "rm", "appnet").out()).isEqualTo("appnet\n");
+        assertNetworkGone("appnet", bridge, subnet, rulesBefore);
+        assertThat(kiln("network", "inspect", "appnet").code()).isEqualTo(125);
+    }
+
+    @Test
+    void gvisorAndContainerSandboxesResolveEachOther() throws Exception {
+        Command.require("runsc", "runsc");
+        // a subnet kilnd found free, given back explicitly
+        ok("network", "create", "probe");
+        String subnet = networkInspect("probe").path("IPAM").path("Config").path(0).path("Subnet").asText();
+        ok("network", "rm", "probe");
+        String id = ok("network", "create", "--subnet", subnet, "--gateway", subnet.replace(".0/24", ".254"),
+                "mixnet").out().strip();
+        assertThat(networkInspect("mixnet").path("IPAM").path("Config").path(0).path("Gateway").asText())
+                .isEqualTo(subnet.replace(".0/24", ".254"));
+        String bridge = "kiln-" + id.substring(0, 8);
+        List<String> rulesBefore = iptables();
+        String g = ok("run", "-d", "--network", "mixnet", "--isolation", "gvisor", "--name", "gpeer", IMAGE,
+                "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String c = ok("run", "-d", "--network", "mixnet", "--name", "cpeer", IMAGE, "sleep", "300").out().strip();
+        try {
+            String gIp = inspect(g).path("NetworkSettings").path("IPAddress").asText();
+            String cIp = inspect(c).path("NetworkSettings").path("IPAddress").asText();
+            assertThat(ok("exec", c, "busybox", "nslookup", "gpeer").out()).contains("Address: " + gIp);
+            assertThat(ok("exec", g, "busybox", "nslookup", "cpeer").out()).contains("Address: " + cIp);
+            assertThat(ok("exec", c, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 gpeer 8080").out())
+                    .endsWith("hello from peer\n");
+        } finally {
+            ok("rm", "-f", g, c);
+        }
+        ok("network", "rm", "mixnet");
+        assertNetworkGone("mixnet", bridge, subnet, rulesBefore);
+    }
+
+    @Test
+    void theResolverComesBackWhenKilndRestarts() throws Exception {
+        ok("network", "create", "restartnet");
+        String a = ok("run", "-d", "--network", "restartnet", "--name", "ra", IMAGE, "sleep", "300").out().strip();
+        String b = ok("run", "-d", "--network", "restartnet", "--name", "rb", IMAGE, "sleep", "300").out().strip();
+        try {
+            String ipA = inspect(a).path("NetworkSettings").path("IPAddress").asText();
+            daemon.close();
+            daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
+            assertThat(ok("exec", b, "busybox", "nslookup", "ra").out()).contains("Address: " + ipA);
+        } finally {
+            ok("rm", "-f", a, b);
+            ok("network", "rm", "restartnet");
+        }
+    }
+
+    @Test
+    void badRequestsFailWithOneLineAndLeaveNothing() throws Exception {
+        Path dir = root.resolve("store/network");
+        ok("network", "create", "dupnet");
+        List<String> before = files(dir);
+        String hostRoute = Command.run("ip", "-4", "route").lines().map(l -> l.split("\\s+")[0])
+                .filter(r -> r.matches("[0-9.]+/(16|24)") && !r.startsWith("10.")).findFirst().orElse(null);
+        List<List<String>> bad = new ArrayList<>(List.of(
+                List.of("network", "create", "dupnet"),
+                List.of("network", "create", "bridge"),
+                List.of("network", "create", "host"),
+                List.of("network", "create", "bad/name"),
+                List.of("network", "create", "--subnet", "10.1.2.3/24", "n1"),
+                List.of("network", "create", "--subnet", "300.1.2.0/24", "n1"),
+                List.of("network", "create", "--subnet", "fd00::/64", "n1"),
+                List.of("network", "create", "--subnet", KilnNetwork.forRoot(root.resolve("store")).subnet(), "n1"),
+                List.of("network", "create", "--subnet", networkInspect("dupnet").path("IPAM").path("Config").path(0)
+                        .path("Subnet").asText(), "n1"),
+                List.of("network", "create", "--subnet", "10.200.0.0/24", "--gateway", "10.201.0.1", "n1"),
+                List.of("network", "inspect", "nosuchnet"),
+                List.of("network", "rm", "nosuchnet"),
+                List.of("network", "rm", "kiln"),
+                List.of("run", "--rm", "--network", "nosuchnet", IMAGE, "true")));
+        if (hostRoute != null) {
+            bad.add(List.of("network", "create", "--subnet", hostRoute, "n1"));
+        }
+        for (List<String> args : bad) {
+            Result r = kiln(args.toArray(String[]::new));
+            assertThat(r.code()).as(args.toString()).isEqualTo(125);
+            assertThat(r.err().lines().toList()).as(args.toString()).hasSize(1);
+        }
+        assertThat(kiln("network", "create", "dupnet").err()).contains("already exists");
+        assertThat(kiln("network", "inspect", "nosuchnet").err()).contains("not found");
+        assertThat(files(dir)).isEqualTo(before);
+        ok("network", "rm", "dupnet");
+    }
+
+    // ---- helpers ----
+
+    static void assertNetworkGone(String name, String bridge, String subnet, List<String> rulesBefore) {
+        String prefix = subnet.substring(0, subnet.lastIndexOf('.') + 1);
+        assertThat(Path.of("/sys/class/net", bridge)).doesNotExist();
+        assertThat(iptables()).noneMatch(l -> l.contains(bridge) || l.contains("name: \\\"" + name + "\\\""));
+        // other kiln roots (other test runs on this host) add and remove rules meanwhile: only this network's count
+        List<String> added = new ArrayList<>(iptables());
+        added.removeAll(rulesBefore);
+        assertThat(added).as("iptables rules added and not removed").noneMatch(l -> l.contains(" " + prefix));
+        Path dir = root.resolve("store/network");
+        assertThat(dir.resolve("ipam").resolve(name)).doesNotExist();
+        assertThat(dir.resolve(name + ".conflist")).doesNotExist();
+        assertThat(dir.resolve(name + ".json")).doesNotExist();
+    }
+
+    /** The rcode the host's first resolver gives for an A query of {@code name}; null when it does not answer. */
+    static Integer hostResolverRcode(String name) throws IOException {
+        String server = Files.readString(Path.of("/etc/resolv.conf")).lines().map(String::strip)
+                .filter(l -> l.startsWith("nameserver")).map(l -> l.split("\\s+")[1]).findFirst().orElse(null);
+        if (server == null) {
+            return null;
+        }
+        java.io.ByteArrayOutputStream q = new java.io.ByteArrayOutputStream();
+        q.writeBytes(new byte[] {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0});
+        for (String label : name.split("\\.")) {
+            q.write(label.length());
+            q.writeBytes(label.getBytes(StandardCharsets.US_ASCII));
+        }
+        q.writeBytes(new byte[] {0, 0, 1, 0, 1});
+        try (DatagramSocket s = new DatagramSocket()) {
+            s.setSoTimeout(3000);
+            byte[] b = q.toByteArray();
+            s.send(new DatagramPacket(b, b.length, new InetSocketAddress(InetAddress.ofLiteral(server), 53)));
+            byte[] buf = new byte[1500];
+            s.receive(new DatagramPacket(buf, buf.length));
+            return buf[3] & 0xF;
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    static List<String> files(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            return s.map(p -> dir.relativize(p).toString()).filter(p -> !p.startsWith("ipam/kiln")).sorted().toList();
+        }
+    }
+
+    static List<String> iptables() {
+        return Stream.concat(Command.run("iptables-save", "-t", "nat").lines(),
+                Command.run("iptables-save", "-t", "filter").lines()).filter(l -> !l.startsWith("#")).toList();
+    }
+
+    static JsonNode networkInspect(String name) throws IOException {
+        return new ObjectMapper().readTree(ok("network", "inspect", name).out()).path(0);
+    }
+
+    static JsonNode inspect(String id) throws IOException {
+        return new ObjectMapper().readTree(ok("inspect", id).out()).path(0);
+    }
+
+    static Result kiln(String... args) {
+        List<String> all = new ArrayList<>(List.of("--host", daemon.host()));
+        all.addAll(List.of(args));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(all.toArray(String[]::new),
+                new Main.Stdio(new ByteArrayInputStream(new byte[0]), out, err));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    static Result ok(String... args) {
+        Result r = kiln(args);
+        if (r.code() != 0) {
+            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.code() + ": " + r.err()
+                    + r.out());
+        }
+        return r;
+    }
+}

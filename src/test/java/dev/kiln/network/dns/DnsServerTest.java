@@ -1,0 +1,183 @@
+package dev.kiln.network.dns;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * The resolver over real UDP on loopback: local names, forwarding to an upstream the test runs (a socket on a
+ * 127.x address, port 53, named by a resolv.conf the test writes), SERVFAIL without one, and hostile packets.
+ */
+class DnsServerTest {
+
+    @TempDir
+    Path dir;
+
+    static final Map<String, String> NAMES = Map.of("peer", "10.77.0.5", "abcdef123456", "10.77.0.5",
+            "other", "10.77.0.6");
+
+    static List<Inet4Address> lookup(String name) {
+        String a = NAMES.get(name);
+        return a == null ? List.of() : List.of((Inet4Address) InetAddress.ofLiteral(a));
+    }
+
+    @Test
+    void answersSandboxNamesCaseInsensitivelyWithOrWithoutDotOrSearchDomain() throws Exception {
+        Path conf = Files.writeString(dir.resolve("resolv.conf"), "search corp.example\n");
+        try (DnsServer s = start(conf)) {
+            for (String name : List.of("peer", "PEER.", "peer.corp.example", "AbCdEf123456")) {
+                byte[] answer = ask(s, query(7, name, DnsMessage.TYPE_A));
+                assertThat(rcode(answer)).as(name).isZero();
+                assertThat(answerCount(answer)).as(name).isEqualTo(1);
+                assertThat(Arrays.copyOfRange(answer, answer.length - 4, answer.length)).as(name)
+                        .isEqualTo(new byte[] {10, 77, 0, 5});
+                assertThat(id(answer)).isEqualTo(7);
+            }
+            byte[] aaaa = ask(s, query(8, "peer", 28));
+            assertThat(rcode(aaaa)).isZero();
+            assertThat(answerCount(aaaa)).isZero();
+        }
+    }
+
+    @Test
+    void forwardsOtherNamesToTheHostsResolverAndFailsWithoutOne() throws Exception {
+        InetAddress upstreamAddress = InetAddress.getByName("127.53." + ThreadLocalRandom.current().nextInt(1, 255)
+                + "." + ThreadLocalRandom.current().nextInt(1, 255));
+        try (DatagramSocket upstream = new DatagramSocket(new InetSocketAddress(upstreamAddress, 53))) {
+            Path conf = Files.writeString(dir.resolve("resolv.conf"), "nameserver " + upstreamAddress.getHostAddress()
+                    + "\n");
+            Thread.ofVirtual().start(() -> {
+                try {
+                    byte[] buf = new byte[512];
+                    DatagramPacket in = new DatagramPacket(buf, buf.length);
+                    upstream.receive(in);
+                    // the upstream's own answer: the query echoed with QR set and one A record 192.0.2.99
+                    ByteArrayOutputStream out = new ByteArrayOutputStream();
+                    out.write(buf, 0, in.getLength());
+                    byte[] a = out.toByteArray();
+                    a[2] |= (byte) 0x80;
+                    a[7] = 1;
+                    out.write(new byte[] {(byte) 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, (byte) 192, 0, 2, 99});
+                    byte[] full = out.toByteArray();
+                    System.arraycopy(a, 0, full, 0, 12);
+                    upstream.send(new DatagramPacket(full, full.length, in.getSocketAddress()));
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            try (DnsServer s = start(conf)) {
+                byte[] answer = ask(s, query(9, "example.test", DnsMessage.TYPE_A));
+                assertThat(rcode(answer)).isZero();
+                assertThat(Arrays.copyOfRange(answer, answer.length - 4, answer.length))
+                        .isEqualTo(new byte[] {(byte) 192, 0, 2, 99});
+            }
+        }
+        // nothing listens there now: the host refuses (ICMP), so the resolver says SERVFAIL
+        Path conf = Files.writeString(dir.resolve("resolv.conf"), "nameserver " + upstreamAddress.getHostAddress()
+                + "\n");
+        try (DnsServer s = start(conf)) {
+            assertThat(rcode(ask(s, query(10, "example.test", DnsMessage.TYPE_A)))).isEqualTo(DnsMessage.SERVFAIL);
+        }
+    }
+
+    @Test
+    void hostilePacketsGetFormerrOrNothingAndTheServerKeepsAnswering() throws Exception {
+        try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), ""))) {
+            byte[] loop = query(11, "peer", DnsMessage.TYPE_A);
+            loop[12] = (byte) 0xC0; // a pointer to itself
+            loop[13] = 12;
+            assertThat(rcode(ask(s, loop))).isEqualTo(DnsMessage.FORMERR);
+            byte[] longLabel = query(12, "peer", DnsMessage.TYPE_A);
+            longLabel[12] = 63; // claims 63 bytes where there are 10
+            assertThat(rcode(ask(s, longLabel))).isEqualTo(DnsMessage.FORMERR);
+            byte[] response = query(13, "peer", DnsMessage.TYPE_A);
+            response[2] |= (byte) 0x80; // a response: never answered
+            assertThatThrownBy(() -> ask(s, response)).isInstanceOf(SocketTimeoutException.class);
+            assertThatThrownBy(() -> ask(s, new byte[5])).isInstanceOf(SocketTimeoutException.class);
+            assertThat(answerCount(ask(s, query(14, "peer", DnsMessage.TYPE_A)))).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void refusesQueriesFromOutsideTheNetwork() throws Exception {
+        try (DnsServer s = DnsServer.start((Inet4Address) InetAddress.ofLiteral("127.0.0.1"), 0,
+                DnsServerTest::lookup, source -> false, Files.writeString(dir.resolve("resolv.conf"), ""))) {
+            assertThatThrownBy(() -> ask(s, query(15, "peer", DnsMessage.TYPE_A)))
+                    .isInstanceOf(SocketTimeoutException.class);
+        }
+    }
+
+    @Test
+    void parsesABackwardPointerAndRejectsForwardOnes() throws Exception {
+        byte[] q = query(1, "peer", DnsMessage.TYPE_A);
+        DnsMessage.Query parsed = DnsMessage.parse(q, q.length);
+        assertThat(parsed.name()).isEqualTo("peer");
+        assertThat(parsed.questionEnd()).isEqualTo(q.length);
+        byte[] forward = q.clone();
+        forward[12] = (byte) 0xC0;
+        forward[13] = 40;
+        assertThatThrownBy(() -> DnsMessage.parse(forward, forward.length)).isInstanceOf(DnsMessage.Malformed.class);
+        assertThat(DnsMessage.parse(q, 11)).isNull();
+    }
+
+    // ---- helpers ----
+
+    private DnsServer start(Path conf) throws Exception {
+        return DnsServer.start((Inet4Address) InetAddress.ofLiteral("127.0.0.1"), 0, DnsServerTest::lookup,
+                source -> source.isLoopbackAddress(), conf);
+    }
+
+    static byte[] query(int id, String name, int type) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(new byte[] {(byte) (id >> 8), (byte) id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0});
+        for (String label : name.split("\\.")) {
+            if (!label.isEmpty()) {
+                out.write(label.length());
+                out.writeBytes(label.getBytes(StandardCharsets.US_ASCII));
+            }
+        }
+        out.write(0);
+        out.writeBytes(new byte[] {0, (byte) type, 0, 1});
+        return out.toByteArray();
+    }
+
+    static byte[] ask(DnsServer s, byte[] query) throws Exception {
+        try (DatagramSocket c = new DatagramSocket()) {
+            c.setSoTimeout(1500); // a local answer takes milliseconds; a forward to 127.x fails as fast
+            c.send(new DatagramPacket(query, query.length, s.address()));
+            byte[] buf = new byte[1500];
+            DatagramPacket in = new DatagramPacket(buf, buf.length);
+            c.receive(in);
+            return Arrays.copyOf(buf, in.getLength());
+        }
+    }
+
+    static int rcode(byte[] m) {
+        return m[3] & 0xF;
+    }
+
+    static int id(byte[] m) {
+        return ((m[0] & 0xFF) << 8) | (m[1] & 0xFF);
+    }
+
+    static int answerCount(byte[] m) {
+        return ((m[6] & 0xFF) << 8) | (m[7] & 0xFF);
+    }
+}
