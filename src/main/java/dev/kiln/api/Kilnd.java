@@ -29,12 +29,16 @@ public final class Kilnd {
     @JsonIgnoreProperties(ignoreUnknown = false)
     record ConfigFile(@JsonProperty("default-isolation") String defaultIsolation,
                       @JsonProperty("insecure-registries") List<String> insecureRegistries,
-                      @JsonProperty("runsc-platform") String runscPlatform) {
+                      @JsonProperty("runsc-platform") String runscPlatform,
+                      @JsonProperty("kernel") String kernel) {
     }
 
-    /** {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default). */
+    /**
+     * {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default); {@code kernel}:
+     * the vm isolation's default kernel (null: the host's newest cloud kernel).
+     */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
-                          String runscPlatform, boolean debug, List<TlsListener> tcpListeners) {
+                          String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel) {
 
         public Options {
             tcpListeners = List.copyOf(tcpListeners);
@@ -42,12 +46,13 @@ public final class Kilnd {
 
         /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
         public Options withTcpListeners(List<TlsListener> listeners) {
-            return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners);
+            return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners,
+                    kernel);
         }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
-            ConfigFile file = new ConfigFile(null, List.of(), null);
+            ConfigFile file = new ConfigFile(null, List.of(), null, null);
             if (Files.isRegularFile(configFile)) {
                 try {
                     file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
@@ -63,7 +68,8 @@ public final class Kilnd {
             String isolation = defaultIsolation != null ? defaultIsolation
                     : file.defaultIsolation() != null ? file.defaultIsolation() : "container";
             return new Options(root, runRoot, registries, isolation,
-                    file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of());
+                    file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of(),
+                    file.kernel() != null ? Path.of(file.kernel()) : null);
         }
     }
 
@@ -72,7 +78,8 @@ public final class Kilnd {
         m.put("container", new OciIsolator(OciRuntime.RUNC, o.runRoot().resolve("runc"), List.of()));
         m.put("gvisor", new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
                 List.of("--platform=" + o.runscPlatform())));
-        m.put("vm", new dev.kiln.isolation.vm.VmIsolator(dev.kiln.isolation.vm.VmOptions.defaults(o.root())));
+        m.put("vm", new dev.kiln.isolation.vm.VmIsolator(dev.kiln.isolation.vm.VmOptions.defaults(o.root())
+                .withKernel(o.kernel())));
         return m;
     }
 

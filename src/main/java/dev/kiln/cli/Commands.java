@@ -49,6 +49,7 @@ final class Commands {
         TOP.put("save", SaveCommand::new);
         TOP.put("import", ImportCommand::new);
         TOP.put("network", NetworkCommands.Network::new);
+        TOP.put("kernels", KernelsCommand::new);
         TOP.put("daemon", DaemonCommand::new);
         IMAGE.put("inspect", ImageInspectCommand::new);
         IMAGE.put("mount", ImageMountCommand::new);

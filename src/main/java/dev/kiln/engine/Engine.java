@@ -92,6 +92,11 @@ public final class Engine implements AutoCloseable {
         return out;
     }
 
+    /** The kernels the vm isolation knows ({@code kiln kernels}); empty when kilnd has no vm isolation. */
+    public java.util.List<dev.kiln.isolation.vm.Kernel.Known> kernels() {
+        return isolators.get("vm") instanceof dev.kiln.isolation.vm.VmIsolator vm ? vm.kernels() : java.util.List.of();
+    }
+
     public Images images() {
         return images;
     }

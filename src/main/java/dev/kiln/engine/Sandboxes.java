@@ -76,6 +76,7 @@ public final class Sandboxes implements AutoCloseable {
             throw KilnException.invalid("invalid sandbox name \"" + r.name()
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
+        checkVmSettings(r, isolation);
         List<PortMapping> published = checkNetwork(r, isolation);
         if (!published.isEmpty()) {
             synchronized (ports) {
@@ -125,6 +126,24 @@ public final class Sandboxes implements AutoCloseable {
             };
         }
         return defaultIsolation;
+    }
+
+    /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
+    private static final long MIN_DISK = 64L << 20;
+
+    /** {@code --kernel} and {@code --disk-size}: only for vm, an absolute path to a file, a disk of 64 MiB or more. */
+    private static void checkVmSettings(CreateRequest r, String isolation) {
+        if ((r.kernel() != null || r.diskSize() != 0) && !isolation.equals("vm")) {
+            throw KilnException.invalid((r.kernel() != null ? "--kernel" : "--disk-size")
+                    + " is for the vm isolation (this sandbox's is " + isolation + ")");
+        }
+        if (r.kernel() != null && (!Path.of(r.kernel()).isAbsolute() || !Files.isRegularFile(Path.of(r.kernel())))) {
+            throw KilnException.invalid("--kernel " + r.kernel() + ": not a file (give the absolute path of a "
+                    + "bzImage or vmlinux on kilnd's host; kiln kernels lists the known ones)");
+        }
+        if (r.diskSize() != 0 && r.diskSize() < MIN_DISK) {
+            throw KilnException.invalid("--disk-size must be at least 64m");
+        }
     }
 
     /** Isolations that can join a bridge network. */
@@ -625,7 +644,8 @@ public final class Sandboxes implements AutoCloseable {
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
-                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s));
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s),
+                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize());
     }
 
     /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */

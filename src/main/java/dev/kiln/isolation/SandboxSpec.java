@@ -11,10 +11,12 @@ import java.util.Map;
  *
  * @param dir the sandbox's own directory (bundle, logs, sockets) under the run root
  * @param network how the sandbox is networked (never null; {@link SandboxNetwork#none()} for loopback only)
+ * @param kernel  vm only: the guest kernel asked for with {@code --kernel}; null for the isolation's default
+ * @param diskSize vm only: bytes of the writable disk ({@code --disk-size}); 0 for the isolation's default
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
-                          Path dir, SandboxNetwork network) {
+                          Path dir, SandboxNetwork network, Path kernel, long diskSize) {
 
     public SandboxSpec {
         labels = Map.copyOf(labels);
@@ -28,6 +30,13 @@ public record SandboxSpec(String id, String name, String hostname, ProcessSpec p
     /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
     public Path netns() {
         return network.netns();
+    }
+
+    /** A sandbox with the isolation's default kernel and disk (the vm isolation's settings). */
+    public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
+                       boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
+                       Path dir, SandboxNetwork network) {
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, network, null, 0);
     }
 
     /** A sandbox with a network namespace of its own (loopback only). */

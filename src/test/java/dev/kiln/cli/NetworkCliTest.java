@@ -155,8 +155,10 @@ class NetworkCliTest {
 
     @Test
     void hostNetworkDnsAndAddHost() {
-        String hostLinks = Command.run("ls", "/sys/class/net");
-        assertThat(ok("run", "--rm", "--network", "host", IMAGE, "ls", "/sys/class/net").out()).isEqualTo(hostLinks);
+        String hostNetns = Command.run("readlink", "/proc/self/ns/net");
+        assertThat(ok("run", "--rm", "--network", "host", IMAGE, "readlink", "/proc/self/ns/net").out())
+                .as("the host's network namespace").isEqualTo(hostNetns);
+        assertThat(ok("run", "--rm", IMAGE, "readlink", "/proc/self/ns/net").out()).isNotEqualTo(hostNetns);
         Result gvisor = kiln("run", "--rm", "--isolation", "gvisor", "--network", "host", IMAGE, "true");
         assertThat(gvisor.code()).isEqualTo(125);
         assertThat(gvisor.err().lines().toList()).singleElement().asString()

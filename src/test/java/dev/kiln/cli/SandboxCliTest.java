@@ -198,6 +198,34 @@ class SandboxCliTest {
     }
 
     @Test
+    void kernelsListsTheDefaultAndAVmBootsTheChosenKernelWithTheChosenDisk() {
+        String table = kiln.ok("kernels").out();
+        assertThat(table.lines().findFirst().orElseThrow()).startsWith("DEFAULT").contains("VERSION", "PATH");
+        String chosen = table.lines().skip(1).filter(l -> l.startsWith("*")).findFirst()
+                .orElseThrow(() -> new AssertionError("no default kernel marked: " + table));
+        String path = chosen.substring(chosen.lastIndexOf(' ') + 1);
+        assertThat(java.nio.file.Path.of(path)).isRegularFile();
+        for (List<String> bad : List.of(List.of("--kernel", "/no/such/vmlinuz"), List.of("--disk-size", "1m"))) {
+            List<String> args = new java.util.ArrayList<>(List.of("run", "--rm", "--isolation", "vm"));
+            args.addAll(bad);
+            args.addAll(List.of(IMAGE, "true"));
+            KilnRun.Result r = kiln.kiln(args.toArray(String[]::new));
+            assertThat(r.exitCode()).as(bad.toString()).isEqualTo(125);
+            assertThat(r.errLines()).as(bad.toString()).hasSize(1);
+        }
+        KilnRun.Result notVm = kiln.kiln("run", "--rm", "--kernel", path, IMAGE, "true");
+        assertThat(notVm.exitCode()).isEqualTo(125);
+        assertThat(notVm.errLines()).singleElement().asString().contains("--kernel is for the vm isolation");
+
+        requireRuntime("vm");
+        KilnRun.Result df = kiln.kiln("run", "--rm", "--isolation", "vm", "--kernel", path, "--disk-size", "256m",
+                IMAGE, "df", "-k", "/");
+        assertThat(df.exitCode()).as(df.err()).isZero();
+        long totalKb = Long.parseLong(df.out().lines().skip(1).findFirst().orElseThrow().trim().split("\\s+")[1]);
+        assertThat(totalKb).as("the writable disk's size in KiB: " + df.out()).isBetween(180_000L, 262_144L);
+    }
+
+    @Test
     void resourceLimitsAndReadOnlyRoot() {
         KilnRun.Result ro = kiln.kiln("run", "--rm", "--read-only", IMAGE, "touch", "/x");
         assertThat(ro.exitCode()).isNotZero();

@@ -13,7 +13,7 @@ public final class BusyboxRootfs {
     static final Path BUSYBOX = Path.of("/usr/bin/busybox");
     static final List<String> APPLETS = List.of("sh", "id", "cat", "ls", "echo", "sleep", "grep", "hostname", "env",
             "pwd", "touch", "unshare", "chroot", "wc", "true", "false", "ip", "mount", "ps", "tty", "head", "tr",
-            "httpd", "nc", "printf");
+            "httpd", "nc", "printf", "readlink", "df");
     /** A regular file with no x bit: running it must fail with Docker's 126. */
     public static final String NOT_EXECUTABLE = "/notexec";
     public static final String PASSWD = """

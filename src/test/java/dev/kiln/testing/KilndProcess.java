@@ -169,6 +169,7 @@ public final class KilndProcess implements AutoCloseable {
     public void close() {
         stop();
         FileTree.deleteRecursively(dist);
+        RootBridges.delete(root);
     }
 
     // ---- internals ----

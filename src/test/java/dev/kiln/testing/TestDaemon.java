@@ -13,8 +13,10 @@ import java.util.List;
 public final class TestDaemon implements AutoCloseable {
 
     private final Kilnd.Running running;
+    private final Path root;
 
     public TestDaemon(Path root, Path runRoot) {
+        this.root = root;
         running = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), root, runRoot, List.of(), null,
                 false));
     }
@@ -30,5 +32,6 @@ public final class TestDaemon implements AutoCloseable {
     @Override
     public void close() {
         running.close();
+        RootBridges.delete(root);
     }
 }

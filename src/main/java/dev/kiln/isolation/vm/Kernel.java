@@ -40,6 +40,37 @@ public record Kernel(Path image, String version, Path modulesDir) {
         return new Kernel(image, version, Files.isRegularFile(modules.resolve("modules.dep")) ? modules : null);
     }
 
+    /** A kernel kiln knows, for {@code kiln kernels} ({@code modulesDir} null: no modules for it on the host). */
+    public record Known(String version, String image, String modulesDir, boolean isDefault) {
+    }
+
+    /** The kernels in /boot and the configured one, by version; the one a VM boots without --kernel is marked. */
+    public static List<Known> known(Path configured) {
+        Path chosen;
+        try {
+            chosen = locate(configured).image();
+        } catch (KilnException e) {
+            chosen = null; // none to boot: the list says so by marking none
+        }
+        List<Path> images = new java.util.ArrayList<>();
+        try (Stream<Path> files = Files.list(Path.of("/boot"))) {
+            files.filter(p -> p.getFileName().toString().startsWith("vmlinuz-")).forEach(images::add);
+        } catch (IOException e) {
+            // no /boot: only a configured kernel can be listed
+        }
+        if (configured != null && !images.contains(configured) && Files.isRegularFile(configured)) {
+            images.add(configured);
+        }
+        images.sort(Comparator.comparing(p -> p.getFileName().toString(), Kernel::compareVersions));
+        List<Known> out = new java.util.ArrayList<>();
+        for (Path image : images) {
+            Kernel k = locate(image);
+            out.add(new Known(k.version(), image.toString(),
+                    k.modulesDir() == null ? null : k.modulesDir().toString(), image.equals(chosen)));
+        }
+        return out;
+    }
+
     private static Path newest(Path boot) {
         try (Stream<Path> files = Files.list(boot)) {
             List<Path> kernels = files.filter(p -> p.getFileName().toString().startsWith("vmlinuz-")).toList();

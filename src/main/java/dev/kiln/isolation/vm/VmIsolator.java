@@ -61,22 +61,22 @@ public final class VmIsolator implements Isolator {
     @Override
     public void create(SandboxSpec spec) {
         requireQemu();
-        Kernel kernel = Kernel.locate(options.kernel());
+        Kernel kernel = kernel(spec);
         Path init = options.init() != null ? options.init() : NativeBinary.init();
         Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
         Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
-        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
+        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
     }
 
     @Override
     public Shim start(SandboxSpec spec, Duration waitAttach) {
-        Kernel kernel = Kernel.locate(options.kernel());
+        Kernel kernel = kernel(spec);
         Path init = options.init() != null ? options.init() : NativeBinary.init();
         Path initrd = Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
         Path boot = Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
-        Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), options.diskSizeBytes());
+        Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
         Path vm = vmDir(spec);
         try {
             Files.createDirectories(vm);
@@ -247,6 +247,20 @@ public final class VmIsolator implements Isolator {
     @Override
     public java.util.Optional<Path> bootLog(SandboxSpec spec) {
         return java.util.Optional.of(vmDir(spec).resolve("boot.log"));
+    }
+
+    /** The kernels a VM can boot here, the default marked. */
+    public List<Kernel.Known> kernels() {
+        return Kernel.known(options.kernel());
+    }
+
+    /** {@code --kernel}, else the configured kernel, else the host's newest cloud kernel. */
+    private Kernel kernel(SandboxSpec spec) {
+        return Kernel.locate(spec.kernel() != null ? spec.kernel() : options.kernel());
+    }
+
+    private long diskSize(SandboxSpec spec) {
+        return spec.diskSize() > 0 ? spec.diskSize() : options.diskSizeBytes();
     }
 
     static Path vmDir(SandboxSpec spec) {
