@@ -30,7 +30,7 @@ final class CniPlugins {
     /** ADD through every plugin of {@code conflist}; returns the last plugin's result. */
     static JsonNode add(ObjectNode conflist, String containerId, Path netns, String ifname, List<PortMapping> ports) {
         JsonNode prev = null;
-        for (JsonNode plugin : conflist.path("plugins")) {
+        for (JsonNode plugin : plugins(conflist, ports)) {
             prev = invoke("ADD", config(conflist, plugin, prev, ports), containerId, netns, ifname);
         }
         return prev;
@@ -39,7 +39,7 @@ final class CniPlugins {
     /** CHECK through every plugin against the recorded result. */
     static void check(ObjectNode conflist, String containerId, Path netns, String ifname, List<PortMapping> ports,
                       JsonNode result) {
-        for (JsonNode plugin : conflist.path("plugins")) {
+        for (JsonNode plugin : plugins(conflist, ports)) {
             invoke("CHECK", config(conflist, plugin, result, ports), containerId, netns, ifname);
         }
     }
@@ -47,10 +47,8 @@ final class CniPlugins {
     /** DEL through every plugin in reverse order; all are tried, the first failure is thrown at the end. */
     static void del(ObjectNode conflist, String containerId, Path netns, String ifname, List<PortMapping> ports,
                     JsonNode result) {
-        List<JsonNode> plugins = new ArrayList<>();
-        conflist.path("plugins").forEach(plugins::add);
         KilnException first = null;
-        for (JsonNode plugin : plugins.reversed()) {
+        for (JsonNode plugin : plugins(conflist, ports).reversed()) {
             try {
                 invoke("DEL", config(conflist, plugin, result, ports), containerId, netns, ifname);
             } catch (KilnException e) {
@@ -60,6 +58,22 @@ final class CniPlugins {
         if (first != null) {
             throw first;
         }
+    }
+
+    /**
+     * The plugins to run for a sandbox publishing {@code ports}: a plugin that exists only for port mappings (the
+     * {@code portMappings} capability: portmap) is left out when there are none — it would do nothing but cost an
+     * exec and iptables calls at every start and exit. ADD, CHECK and DEL see the same recorded ports, so they agree.
+     */
+    private static List<JsonNode> plugins(ObjectNode conflist, List<PortMapping> ports) {
+        List<JsonNode> out = new ArrayList<>();
+        for (JsonNode plugin : conflist.path("plugins")) {
+            if (ports.isEmpty() && plugin.path("capabilities").path("portMappings").asBoolean(false)) {
+                continue;
+            }
+            out.add(plugin);
+        }
+        return out;
     }
 
     /** A single-plugin ADD (e.g. loopback on {@code lo}). */

@@ -9,11 +9,18 @@ import java.util.stream.Stream;
 
 /**
  * The bridges a test's kiln root made (one per network conflist in ROOT/network). kiln leaves a network's bridge up
- * between sandboxes, as Docker leaves docker0; a test root is thrown away, so its bridges go with it.
+ * between sandboxes, as Docker leaves docker0; a test root is thrown away, so its bridges go with it. A bridge that
+ * still has ports (sandboxes that outlive a daemon being restarted by the test) is left alone.
  */
 public final class RootBridges {
 
     private RootBridges() {
+    }
+
+    private static boolean isEmpty(Path dir) throws IOException {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.findAny().isEmpty();
+        }
     }
 
     public static void delete(Path root) {
@@ -25,7 +32,8 @@ public final class RootBridges {
             for (Path conflist : files.filter(f -> f.toString().endsWith(".conflist")).toList()) {
                 String bridge = new ObjectMapper().readTree(conflist.toFile()).path("plugins").path(0)
                         .path("bridge").asText("");
-                if (!bridge.isEmpty() && Files.exists(Path.of("/sys/class/net", bridge))) {
+                Path ports = Path.of("/sys/class/net", bridge, "brif");
+                if (!bridge.isEmpty() && Files.isDirectory(ports) && isEmpty(ports)) {
                     new ProcessBuilder("ip", "link", "delete", bridge).inheritIO().start().waitFor();
                 }
             }
