@@ -691,6 +691,13 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
+    /** Runs {@code work} under the sandbox's life-cycle lock: no start, exit or removal of it meanwhile. */
+    <T> T locked(String id, java.util.function.Supplier<T> work) {
+        synchronized (lock(id)) {
+            return work.get();
+        }
+    }
+
     private Object lock(String id) {
         return locks.computeIfAbsent(id, k -> new Object());
     }
