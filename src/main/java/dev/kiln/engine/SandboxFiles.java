@@ -214,9 +214,10 @@ public final class SandboxFiles {
     /**
      * A tar of {@code top} named {@code name}: directories walked without following symlinks (a symlink is archived
      * as one), regular files with their content, owners and modes as they are. Sockets, FIFOs and devices are left
-     * out (opening a FIFO would block; Docker's archives of a root skip sockets too).
+     * out (opening a FIFO would block; Docker's archives of a root skip sockets too). Also what {@code kiln cp}
+     * sends from the host.
      */
-    private static void tar(Path top, String name, OutputStream out) throws IOException {
+    public static void tar(Path top, String name, OutputStream out) throws IOException {
         java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
         TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
         tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
