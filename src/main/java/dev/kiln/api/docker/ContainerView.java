@@ -1,5 +1,6 @@
 package dev.kiln.api.docker;
 
+import dev.kiln.api.NetworkView;
 import dev.kiln.api.SandboxView;
 
 import dev.kiln.api.v1.CreateRequest;
@@ -10,12 +11,9 @@ import dev.kiln.engine.Sandboxes;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.PortMapping;
+import dev.kiln.network.UserNetwork;
 
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -78,7 +76,7 @@ final class ContainerView {
         config.put("ExposedPorts", exposedPorts);
         String networkName = networkName(s);
         Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
-                networkName, networkId(networkName));
+                networkName, networkId(engine, networkName));
         network.put("SandboxID", s.running() ? s.id() : "");
 
         Map<String, Object> m = new LinkedHashMap<>();
@@ -123,7 +121,7 @@ final class ContainerView {
         m.put("Status", humanStatus(s));
         String networkName = networkName(s);
         m.put("HostConfig", Map.of("NetworkMode", networkName));
-        m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(networkName),
+        m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),
                 "IPAddress", engine.sandboxes().network(s).map(a -> a.ipAddress() == null ? "" : a.ipAddress())
                         .orElse("")))));
         m.put("Mounts", List.of());
@@ -136,14 +134,10 @@ final class ContainerView {
         return mode.bridged() && mode.network().equals(KilnNetwork.NAME) ? "bridge" : mode.display();
     }
 
-    /** A network's Docker id: the one {@code GET /networks} gives it (DockerNetworks derives it from the name). */
-    static String networkId(String name) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-                    .digest(("kiln-network-" + name).getBytes(StandardCharsets.UTF_8)));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+    /** A network's Docker id, the one {@code GET /networks} gives it. */
+    static String networkId(Engine engine, String name) {
+        return List.of("bridge", "host", "none").contains(name) ? NetworkView.id(name)
+                : engine.networks().find(name).map(UserNetwork::id).orElse("");
     }
 
     /** HostConfig.PortBindings as Docker was given them, rebuilt from kiln's -p specs (HostPort "" = any). */
