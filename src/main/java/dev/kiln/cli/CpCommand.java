@@ -87,31 +87,32 @@ final class CpCommand extends Subcommand {
     }
 
     /**
-     * The tar's top entry lands in {@code dest} when it is a directory, else takes {@code dest}'s name: extracted
-     * into a fresh directory next to {@code dest} (same filesystem), then moved into place.
+     * The tar's top entry lands in {@code dest} when it is a directory (merged into what is there, as tar does),
+     * else takes {@code dest}'s name: extracted into a fresh directory next to {@code dest} (same filesystem), then
+     * moved into place. Either way through the guarded extractor: the sandbox chose the archive's symlinks.
      */
     private static void extractLocally(InputStream tar, Path dest) throws IOException {
         Path target = dest.toAbsolutePath().normalize();
-        boolean intoDir = Files.isDirectory(target);
-        Path parent = intoDir ? target : target.getParent();
+        LayerApplier applier = new LayerApplier(LayerApplier.Limits.defaults());
+        LayerApplier.Extraction how = new LayerApplier.Extraction(true, false);
+        if (Files.isDirectory(target)) {
+            applier.extract(tar, target, "", how);
+            return;
+        }
+        Path parent = target.getParent();
         if (!Files.isDirectory(parent)) {
             throw KilnException.notFound("destination directory " + parent + " does not exist");
         }
         Path staging = Files.createTempDirectory(parent, ".kiln-cp-");
         try {
-            new LayerApplier(LayerApplier.Limits.defaults()).extract(tar, staging, "",
-                    new LayerApplier.Extraction(false, false));
+            applier.extract(tar, staging, "", how);
             try (var top = Files.list(staging)) {
                 for (Path entry : top.toList()) {
-                    Path placed = intoDir ? target.resolve(entry.getFileName().toString()) : target;
-                    if (Files.isDirectory(placed, LinkOption.NOFOLLOW_LINKS)
-                            && !Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
-                        throw KilnException.invalid("cannot overwrite directory " + placed + " with a file");
+                    if (Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)
+                            && Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                        throw KilnException.invalid("cannot copy a directory to " + target + ", which is a file");
                     }
-                    if (Files.isDirectory(placed, LinkOption.NOFOLLOW_LINKS)) {
-                        dev.kiln.rootfs.Trees.delete(placed); // docker cp replaces a directory's content as tar does
-                    }
-                    Files.move(entry, placed, StandardCopyOption.REPLACE_EXISTING);
+                    Files.move(entry, target, StandardCopyOption.REPLACE_EXISTING);
                 }
             }
         } finally {

@@ -167,6 +167,42 @@ class DockerPortsAndCopyTest {
     }
 
     @Test
+    void kilnCpSpeaksDockersSyntaxOverTheNativeApi() throws Exception {
+        String id = docker.ok("run", "-d", image, "sleep", "300").strip();
+        try {
+            Path local = Files.writeString(work.resolve("kiln-cp.txt"), "via kiln\n");
+            assertThat(kiln("cp", local.toString(), id + ":/tmp/")).isZero();
+            assertThat(kiln("cp", local.toString(), id + ":/tmp/named.txt")).isZero();
+            assertThat(docker.ok("exec", id, "cat", "/tmp/kiln-cp.txt", "/tmp/named.txt"))
+                    .isEqualTo("via kiln\nvia kiln\n");
+            docker.ok("exec", id, "sh", "-c", "mkdir -p /d/e && echo deep > /d/e/f && ln -s /etc/shadow /d/s");
+            Path out = Files.createDirectories(work.resolve("kiln-out"));
+            assertThat(kiln("cp", id + ":/d", out.toString())).isZero();
+            assertThat(out.resolve("d/e/f")).hasContent("deep");
+            assertThat(Files.readSymbolicLink(out.resolve("d/s"))).isEqualTo(Path.of("/etc/shadow"));
+            Files.writeString(out.resolve("d/mine"), "kept\n"); // copying into a directory merges, as tar does
+            assertThat(kiln("cp", id + ":/d", out.toString())).isZero();
+            assertThat(out.resolve("d/mine")).hasContent("kept");
+            assertThat(kiln("cp", id + ":/d/e/f", out.resolve("renamed").toString())).isZero();
+            assertThat(out.resolve("renamed")).hasContent("deep");
+            assertThat(kiln("cp", id + ":/nope", out.toString())).isEqualTo(125);
+            assertThat(kiln("cp", local.toString(), "nope:/tmp")).isEqualTo(125);
+        } finally {
+            docker.ok("rm", "-f", id);
+        }
+    }
+
+    /** kiln's own CLI against the same daemon; returns its exit code. */
+    private static int kiln(String... args) {
+        String[] all = new String[args.length + 2];
+        all[0] = "--host";
+        all[1] = daemon.host();
+        System.arraycopy(args, 0, all, 2, args.length);
+        return dev.kiln.cli.Main.run(all, new java.io.PrintWriter(System.out, true),
+                new java.io.PrintWriter(System.err, true));
+    }
+
+    @Test
     void copyFromAnExitedContainerAndIntoACreatedOne() throws Exception {
         String exited = docker.ok("run", "-d", image, "sh", "-c", "echo left behind > /tmp/result").strip();
         docker.ok("wait", exited);
