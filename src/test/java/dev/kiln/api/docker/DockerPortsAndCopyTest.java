@@ -1,6 +1,5 @@
 package dev.kiln.api.docker;
 
-import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.Fixtures;
 import dev.kiln.testing.TestDaemon;
@@ -68,11 +67,8 @@ class DockerPortsAndCopyTest {
             }
         }
         if (daemon != null) {
-            daemon.close();
-            String bridge = KilnNetwork.forRoot(root.resolve("root")).bridge();
-            if (Files.exists(Path.of("/sys/class/net", bridge))) {
-                Command.run("ip", "link", "delete", bridge);
-            }
+            daemon.close(); // and the bridge its root made
+            dev.kiln.rootfs.Trees.delete(root);
         }
         if (registry != null) {
             registry.close();
