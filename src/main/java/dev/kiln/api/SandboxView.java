@@ -1,15 +1,25 @@
 package dev.kiln.api;
 
+import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.Images;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.SandboxState;
+import dev.kiln.engine.Sandboxes;
+import dev.kiln.image.Digest;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.PortMapping;
 
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 
 /** Docker-shaped views of a sandbox: the inspect document and the list row; also the Docker face's wording. */
 public final class SandboxView {
@@ -18,29 +28,82 @@ public final class SandboxView {
 
     public static final String ZERO_TIME = "0001-01-01T00:00:00Z";
 
-    static Map<String, Object> inspect(Sandbox s, String runtime) {
-        return inspect(s, runtime, java.util.Optional.empty());
+    /**
+     * Docker's NetworkSettings, shared by both faces: the sandbox's address on its network, and Ports with every
+     * published port ({@code {"8080/tcp":[{"HostIp":"0.0.0.0","HostPort":"32768"}]}}) and, as null, each port the
+     * image exposes without publishing it. {@code networkName} keys {@code Networks} (Docker calls kiln's own
+     * network "bridge"); {@code networkId} gives each endpoint its network's id.
+     */
+    public static Map<String, Object> networkSettings(Optional<Attachment> network, Collection<String> exposed,
+                                                      String networkName, String networkId) {
+        Attachment a = network.orElse(null);
+        Map<String, Object> n = new LinkedHashMap<>();
+        n.put("Bridge", "");
+        n.put("SandboxKey", a == null ? "" : a.netns());
+        n.put("Ports", ports(a, exposed));
+        Map<String, Object> endpoint = endpoint(a);
+        n.putAll(endpoint);
+        Map<String, Object> attached = new LinkedHashMap<>(endpoint);
+        attached.put("NetworkID", networkId);
+        attached.put("EndpointID", a == null ? "" : a.sandboxId());
+        n.put("Networks", networkName == null ? Map.of() : Map.of(networkName, attached));
+        return n;
     }
 
-    /** Docker's NetworkSettings: the sandbox's address on the kiln network and its published ports. */
-    static Map<String, Object> networkSettings(java.util.Optional<Attachment> network) {
-        Map<String, Object> ports = new java.util.TreeMap<>();
+    /** IPAddress, IPPrefixLen, Gateway, MacAddress: empty while the sandbox is on no network. */
+    private static Map<String, Object> endpoint(Attachment a) {
         Map<String, Object> n = new LinkedHashMap<>();
-        Attachment a = network.orElse(null);
-        if (a != null) {
-            for (PortMapping p : a.ports()) {
-                @SuppressWarnings("unchecked")
-                List<Object> bindings = (List<Object>) ports.computeIfAbsent(p.key(), k -> new java.util.ArrayList<>());
-                bindings.add(Map.of("HostIp", p.hostAddress(), "HostPort", Integer.toString(p.hostPort())));
-            }
-        }
         n.put("IPAddress", a == null || a.ipAddress() == null ? "" : a.ipAddress());
         n.put("IPPrefixLen", a == null ? 0 : a.prefixLength());
         n.put("Gateway", a == null || a.gateway() == null ? "" : a.gateway());
         n.put("MacAddress", a == null || a.macAddress() == null ? "" : a.macAddress());
-        n.put("SandboxKey", a == null ? "" : a.netns());
-        n.put("Ports", ports);
         return n;
+    }
+
+    private static Map<String, Object> ports(Attachment a, Collection<String> exposed) {
+        Map<String, Object> ports = new TreeMap<>();
+        for (String port : exposed) {
+            ports.put(port.contains("/") ? port : port + "/tcp", null);
+        }
+        for (PortMapping p : a == null ? List.<PortMapping>of() : a.ports()) {
+            if (!(ports.get(p.key()) instanceof List)) {
+                ports.put(p.key(), new ArrayList<>());
+            }
+            @SuppressWarnings("unchecked")
+            List<Object> bindings = (List<Object>) ports.get(p.key());
+            bindings.add(Map.of("HostIp", p.hostAddress(), "HostPort", Integer.toString(p.hostPort())));
+        }
+        return ports;
+    }
+
+    /**
+     * The rows of a Docker list's {@code Ports}: {@code {IP, PrivatePort, PublicPort, Type}} for each published port,
+     * {@code {PrivatePort, Type}} for an exposed one that is not.
+     */
+    public static List<Map<String, Object>> portRows(Optional<Attachment> network, Collection<String> exposed) {
+        List<Map<String, Object>> rows = new ArrayList<>();
+        List<PortMapping> published = network.map(Attachment::ports).orElse(List.of());
+        for (PortMapping p : published) {
+            rows.add(Map.of("IP", p.hostAddress(), "PrivatePort", p.containerPort(), "PublicPort", p.hostPort(),
+                    "Type", p.protocol()));
+        }
+        for (String port : new TreeSet<>(exposed)) {
+            String[] kp = (port.contains("/") ? port : port + "/tcp").split("/");
+            if (published.stream().noneMatch(p -> p.key().equals(kp[0] + "/" + kp[1]))) {
+                rows.add(Map.of("PrivatePort", Integer.parseInt(kp[0]), "Type", kp[1]));
+            }
+        }
+        return rows;
+    }
+
+    /** The ports a sandbox's image EXPOSEs (none when the image is gone, e.g. after rmi -f). */
+    public static Set<String> exposedPorts(Images images, Sandbox s) {
+        try {
+            var config = images.configOf(Digest.parse(s.imageId())).config();
+            return config == null || config.exposedPorts() == null ? Set.of() : config.exposedPorts().keySet();
+        } catch (KilnException e) {
+            return Set.of();
+        }
     }
 
     /** Docker's State object, shared by both API faces. */
@@ -59,7 +122,8 @@ public final class SandboxView {
         return state;
     }
 
-    static Map<String, Object> inspect(Sandbox s, String runtime, java.util.Optional<Attachment> network) {
+    /** kiln's inspect document (exposed-only ports are the Docker face's; kiln lists what is published). */
+    static Map<String, Object> inspect(Sandbox s, String runtime, Optional<Attachment> network) {
         CreateRequest r = s.request();
         Map<String, Object> state = state(s);
 
@@ -83,7 +147,7 @@ public final class SandboxView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
-        host.put("NetworkMode", dev.kiln.engine.Sandboxes.networkMode(r, s.isolation()).display());
+        host.put("NetworkMode", Sandboxes.networkMode(r, s.isolation()).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
 
         Map<String, Object> m = new LinkedHashMap<>();
@@ -98,7 +162,7 @@ public final class SandboxView {
         m.put("Isolation", s.isolation());
         m.put("Config", config);
         m.put("HostConfig", host);
-        m.put("NetworkSettings", networkSettings(network));
+        m.put("NetworkSettings", networkSettings(network, Set.of(), null, null));
         return m;
     }
 

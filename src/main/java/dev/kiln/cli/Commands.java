@@ -36,6 +36,7 @@ final class Commands {
         TOP.put("exec", ExecCommand::new);
         TOP.put("top", TopCommand::new);
         TOP.put("port", PortCommand::new);
+        TOP.put("cp", CpCommand::new);
         TOP.put("stats", StatsCommand::new);
         TOP.put("rename", LifecycleCommands.Rename::new);
         TOP.put("prune", LifecycleCommands.Prune::new);

@@ -22,6 +22,7 @@ public final class Engine implements AutoCloseable {
     private final Events events = new Events();
     private final Map<String, Isolator> isolators;
     private final Networks networks;
+    private final SandboxFiles files;
 
     public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Map<String, Isolator> isolators,
                   String defaultIsolation) {
@@ -31,6 +32,7 @@ public final class Engine implements AutoCloseable {
         this.networks = new Networks(root);
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
                 defaultIsolation, events, networks);
+        this.files = new SandboxFiles(sandboxes, images);
         networks.serveNames(this::peers);
     }
 
@@ -103,6 +105,11 @@ public final class Engine implements AutoCloseable {
 
     public Sandboxes sandboxes() {
         return sandboxes;
+    }
+
+    /** Copies in and out of sandboxes (docker cp). */
+    public SandboxFiles files() {
+        return files;
     }
 
     /** The runtime binary or VMM behind an isolation, as inspect shows it. */

@@ -496,9 +496,18 @@ public final class Sandboxes implements AutoCloseable {
             if (!force) {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
             }
-            isolator.signal(spec(s), 9);
+            try {
+                isolator.signal(spec(s), 9);
+            } catch (KilnException e) {
+                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops);
+                // the wait below tells, and a process still running after it is refused there
+            }
             Shim.adopt(mainDir(s)).await(Duration.ofSeconds(30));
             awaitRecorded(s.id(), Duration.ofSeconds(10));
+            if (store.byId(s.id()).map(Sandbox::running).orElse(false)) {
+                throw KilnException.conflict("cannot remove sandbox " + s.name() + ": it is still running after "
+                        + "SIGKILL (try again)");
+            }
         }
         synchronized (lock(s.id())) {
             Optional<Sandbox> now = store.byId(s.id());
@@ -688,6 +697,13 @@ public final class Sandboxes implements AutoCloseable {
             Files.createDirectories(main);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Runs {@code work} under the sandbox's life-cycle lock: no start, exit or removal of it meanwhile. */
+    <T> T locked(String id, java.util.function.Supplier<T> work) {
+        synchronized (lock(id)) {
+            return work.get();
         }
     }
 

@@ -49,6 +49,20 @@ final class Changeset {
         }
     }
 
+    /** An entry a client's archive may not contain here (docker cp): the client's mistake, not corruption. */
+    static final class Refused extends RuntimeException {
+        Refused(String reason) {
+            super(reason, null, false, false);
+        }
+    }
+
+    /**
+     * Where a client's archive goes ({@code docker cp}): the clean relative name of the destination directory, which
+     * every entry is relative to, and how to write. Null for an image layer, which is relative to the root.
+     */
+    record Destination(String into, LayerApplier.Extraction how) {
+    }
+
     /** The blob could not be read (truncated, corrupt, or over the size limit). */
     static final class UnreadableBlob extends RuntimeException {
         UnreadableBlob(IOException cause) {
@@ -60,21 +74,23 @@ final class Changeset {
     private final boolean createDevices;
     private final byte[] buffer = new byte[256 * 1024];
     private final Map<Path, TarArchiveEntry> directories = new LinkedHashMap<>();
+    private final Destination destination;
 
-    Changeset(RootTree tree, boolean createDevices) {
+    Changeset(RootTree tree, boolean createDevices, Destination destination) {
         this.tree = tree;
         this.createDevices = createDevices;
+        this.destination = destination;
     }
 
     void apply(TarArchiveEntry entry, InputStream content) throws IOException {
-        String name = clean(entry.getName());
-        if (name == null) {
-            throw new BadEntry("escapes the root");
+        String name = inRoot(entry.getName());
+        if (destination != null && name.equals(destination.into()) && !entry.isDirectory()) {
+            throw new Refused("names the destination directory itself but is not a directory");
         }
         int slash = name.lastIndexOf('/');
         String parent = slash < 0 ? "" : name.substring(0, slash);
         String base = name.substring(slash + 1);
-        if (base.startsWith(WHITEOUT)) {
+        if (destination == null && base.startsWith(WHITEOUT)) {
             whiteout(parent, base);
             return;
         }
@@ -86,6 +102,13 @@ final class Changeset {
             return;
         }
         Path target = tree.directory(parent, true).resolve(base);
+        if (destination != null && destination.how().noOverwriteDirNonDir()) {
+            BasicFileAttributes old = RootTree.lstat(target);
+            if (old != null && old.isDirectory() != entry.isDirectory()) {
+                throw new Refused(old.isDirectory() ? "would replace directory \"/" + name + "\" with a non-directory"
+                        : "would replace non-directory \"/" + name + "\" with a directory");
+            }
+        }
         if (entry.isDirectory()) {
             directory(name, target, entry);
         } else {
@@ -196,8 +219,12 @@ final class Changeset {
     private void hardlink(Path target, TarArchiveEntry entry) throws IOException {
         String name = clean(entry.getLinkName());
         if (name == null || name.isEmpty()) {
+            if (destination != null) {
+                throw new Refused("links to \"" + entry.getLinkName() + "\", which is outside the destination");
+            }
             throw new BadEntry("links to \"" + entry.getLinkName() + "\", which is outside the root");
         }
+        name = inDestination(name);
         int slash = name.lastIndexOf('/');
         Path dir = tree.directory(slash < 0 ? "" : name.substring(0, slash), false);
         Path existing = dir == null ? null : dir.resolve(name.substring(slash + 1));
@@ -249,18 +276,44 @@ final class Changeset {
         }
     }
 
+    /**
+     * An entry's name as a clean name relative to the root: a layer's as it is, a client's archive's below its
+     * destination. Climbing out with {@code ..} is hostile in a layer and refused in a client's archive.
+     */
+    private String inRoot(String entryName) {
+        String name = clean(entryName);
+        if (name == null) {
+            if (destination != null) {
+                throw new Refused("climbs out of the destination directory with \"..\"");
+            }
+            throw new BadEntry("escapes the root");
+        }
+        return inDestination(name);
+    }
+
+    private String inDestination(String name) {
+        if (destination == null || destination.into().isEmpty()) {
+            return name;
+        }
+        return name.isEmpty() ? destination.into() : destination.into() + "/" + name;
+    }
+
     /** Owner, then mode (chown clears setuid), then times. {@code path} was just created and is no symlink. */
-    private static void metadata(Path path, TarArchiveEntry entry) throws IOException {
+    private void metadata(Path path, TarArchiveEntry entry) throws IOException {
         owner(path, entry);
         Files.setAttribute(path, "unix:mode", entry.getMode() & 07777);
         times(path, entry);
     }
 
-    /** Numeric owner, as in the archive; only root may give files away, so unprivileged runs keep their own. */
-    private static void owner(Path path, TarArchiveEntry entry) throws IOException {
+    /**
+     * Numeric owner, as in the archive; only root may give files away, so unprivileged runs keep their own. A client's
+     * archive is owned by root unless it asked to keep its owners (docker cp -a), as Docker does.
+     */
+    private void owner(Path path, TarArchiveEntry entry) throws IOException {
         if (ROOT) {
-            Files.setAttribute(path, "unix:uid", (int) entry.getLongUserId(), NOFOLLOW_LINKS);
-            Files.setAttribute(path, "unix:gid", (int) entry.getLongGroupId(), NOFOLLOW_LINKS);
+            boolean keep = destination == null || destination.how().keepOwners();
+            Files.setAttribute(path, "unix:uid", keep ? (int) entry.getLongUserId() : 0, NOFOLLOW_LINKS);
+            Files.setAttribute(path, "unix:gid", keep ? (int) entry.getLongGroupId() : 0, NOFOLLOW_LINKS);
         }
     }
 

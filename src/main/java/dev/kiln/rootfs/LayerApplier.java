@@ -71,15 +71,49 @@ public final class LayerApplier {
      * missing blob, INTERNAL when writing fails. On failure the caller deletes {@code root}; nothing is rolled back.
      */
     public Stats apply(Path blob, MediaType.Compression compression, Digest layerDigest, Path root) {
-        Path top = root.toAbsolutePath().normalize();
+        String prefix = prefix(layerDigest);
+        try (InputStream file = Files.newInputStream(blob)) {
+            return unpack(decompress(new BufferedInputStream(file, BUFFER), compression), root.toAbsolutePath()
+                    .normalize(), tree -> new Changeset(tree, limits.createDevices(), null), prefix,
+                    "the layer is malformed or hostile; do not use this image");
+        } catch (NoSuchFileException e) {
+            throw KilnException.notFound(prefix + "blob " + blob + " is missing (pull the image again)");
+        } catch (Changeset.UnreadableBlob e) { // a gzip or zstd header the decompressor cannot read
+            throw unreadable(prefix, (IOException) e.getCause());
+        } catch (IOException e) {
+            throw unreadable(prefix, e);
+        }
+    }
+
+    /**
+     * How {@link #extract} writes: {@code noOverwriteDirNonDir} refuses an entry that would replace a directory with
+     * a non-directory or the reverse (Docker's archive PUT parameter); without {@code keepOwners} every entry is
+     * owned by root (0:0), as Docker's {@code docker cp} without {@code -a}.
+     */
+    public record Extraction(boolean noOverwriteDirNonDir, boolean keepOwners) {
+    }
+
+    /**
+     * {@code docker cp} into a sandbox: a plain tar from a client extracted into directory {@code into} (a path inside
+     * {@code root} that {@link RootPaths} resolved to a real directory, relative, {@code ""} for the root), with the
+     * same guarantees as a layer: nothing outside {@code root} is written or followed. Unlike a layer, {@code .wh.}
+     * names are ordinary files, and a name or hard link that climbs out of {@code into} with {@code ..} is refused
+     * (INVALID) — the client's archive is relative to the destination. Throws a {@link KilnException}.
+     */
+    public Stats extract(InputStream tar, Path root, String into, Extraction how) {
+        return unpack(tar, root.toAbsolutePath().normalize(),
+                tree -> new Changeset(tree, limits.createDevices(), new Changeset.Destination(into, how)), "",
+                "the archive is malformed or hostile");
+    }
+
+    private Stats unpack(InputStream in, Path top, java.util.function.Function<RootTree, Changeset> changeset,
+                         String prefix, String hostile) {
         long entries = 0;
         TarArchiveEntry entry = null;
-        try (InputStream file = Files.newInputStream(blob);
-             SizeLimit tarBytes = new SizeLimit(decompress(new BufferedInputStream(file, BUFFER), compression),
-                     limits.maxUncompressedBytes());
+        try (SizeLimit tarBytes = new SizeLimit(in, limits.maxUncompressedBytes());
              TarArchiveInputStream tar = new TarArchiveInputStream(new BufferedInputStream(tarBytes, BUFFER))) {
             Files.createDirectories(top);
-            Changeset changes = new Changeset(new RootTree(top), limits.createDevices());
+            Changeset changes = changeset.apply(new RootTree(top));
             while ((entry = next(tar)) != null) {
                 entries++;
                 changes.apply(entry, tar);
@@ -88,19 +122,19 @@ public final class LayerApplier {
             drain(tarBytes); // read to the end, so gzip and zstd check their trailers
             changes.finish();
             return new Stats(entries, tarBytes.count);
+        } catch (Changeset.Refused e) {
+            throw KilnException.invalid(prefix + "entry " + (entry == null ? "?" : quote(entry.getName())) + " "
+                    + e.getMessage());
         } catch (Changeset.BadEntry e) {
-            throw badEntry(layerDigest, entry, e.getMessage());
+            throw KilnException.corrupt(prefix + "entry " + (entry == null ? "?" : quote(entry.getName())) + " "
+                    + e.getMessage() + " (" + hostile + ")");
         } catch (InvalidPathException e) {
-            throw badEntry(layerDigest, entry, "has a name or link target this system cannot use");
+            throw KilnException.corrupt(prefix + "entry " + (entry == null ? "?" : quote(entry.getName()))
+                    + " has a name or link target this system cannot use (" + hostile + ")");
         } catch (Changeset.UnreadableBlob e) {
-            throw unreadable(layerDigest, (IOException) e.getCause());
-        } catch (NoSuchFileException e) {
-            if (!Files.exists(blob)) {
-                throw KilnException.notFound(prefix(layerDigest) + "blob " + blob + " is missing (pull the image again)");
-            }
-            throw writeFailed(layerDigest, entry, e);
+            throw unreadable(prefix, (IOException) e.getCause());
         } catch (IOException e) {
-            throw writeFailed(layerDigest, entry, e);
+            throw writeFailed(prefix, entry, e);
         }
     }
 
@@ -134,26 +168,22 @@ public final class LayerApplier {
         }
     }
 
-    private KilnException unreadable(Digest layer, IOException e) {
+    private KilnException unreadable(String prefix, IOException e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             if (t instanceof SizeLimit.Exceeded) {
-                return KilnException.corrupt(prefix(layer) + "more than " + limits.maxUncompressedBytes()
+                return KilnException.corrupt(prefix + "more than " + limits.maxUncompressedBytes()
                         + " bytes uncompressed (a decompression bomb, or raise the layer size limit if you trust it)");
             }
         }
-        return new KilnException(KilnException.Kind.CORRUPT, oneLine(prefix(layer) + "cannot read the blob: "
-                + e.getMessage() + " (it is truncated or corrupt; delete it and pull again)"), e);
+        return new KilnException(KilnException.Kind.CORRUPT, oneLine(prefix + "cannot read the "
+                + (prefix.isEmpty() ? "archive: " : "blob: ") + e.getMessage() + (prefix.isEmpty()
+                ? " (it is truncated or not a tar)" : " (it is truncated or corrupt; delete it and pull again)")), e);
     }
 
-    private static KilnException badEntry(Digest layer, TarArchiveEntry entry, String reason) {
-        return KilnException.corrupt(prefix(layer) + "entry " + (entry == null ? "?" : quote(entry.getName())) + " "
-                + reason + " (the layer is malformed or hostile; do not use this image)");
-    }
-
-    private static KilnException writeFailed(Digest layer, TarArchiveEntry entry, Exception e) {
+    private static KilnException writeFailed(String prefix, TarArchiveEntry entry, Exception e) {
         String what = entry == null ? "" : "entry " + quote(entry.getName()) + ": ";
         return new KilnException(KilnException.Kind.INTERNAL,
-                oneLine(prefix(layer) + "cannot write " + what + e + " (check free space and permissions)"), e);
+                oneLine(prefix + "cannot write " + what + e + " (check free space and permissions)"), e);
     }
 
     private static String prefix(Digest layer) {

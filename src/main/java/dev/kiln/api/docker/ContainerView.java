@@ -1,14 +1,24 @@
 package dev.kiln.api.docker;
 
+import dev.kiln.api.NetworkView;
 import dev.kiln.api.SandboxView;
 
 import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 
+import dev.kiln.engine.Sandboxes;
+import dev.kiln.network.KilnNetwork;
+import dev.kiln.network.NetworkMode;
+import dev.kiln.network.PortMapping;
+import dev.kiln.network.UserNetwork;
+
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 
 /** Docker's container documents for a sandbox: {@code GET /containers/{id}/json} and a {@code /containers/json} row. */
 final class ContainerView {
@@ -41,8 +51,13 @@ final class ContainerView {
         config.put("Labels", labels(s));
 
         Map<String, Object> host = new LinkedHashMap<>();
-        host.put("NetworkMode", "none");
-        host.put("PortBindings", Map.of());
+        host.put("NetworkMode", networkName(s));
+        host.put("PortBindings", portBindings(r));
+        host.put("PublishAllPorts", r.publishAll());
+        host.put("Dns", r.dns() == null ? List.of() : r.dns());
+        host.put("DnsSearch", r.dnsSearch() == null ? List.of() : r.dnsSearch());
+        host.put("DnsOptions", r.dnsOptions() == null ? List.of() : r.dnsOptions());
+        host.put("ExtraHosts", r.extraHosts());
         host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
         host.put("AutoRemove", r.autoRemove());
         host.put("Isolation", s.isolation());
@@ -54,14 +69,15 @@ final class ContainerView {
         host.put("Binds", null);
         host.put("LogConfig", Map.of("Type", "json-file", "Config", Map.of()));
 
-        Map<String, Object> network = new LinkedHashMap<>();
-        network.put("Bridge", "");
-        network.put("SandboxID", "");
-        network.put("Ports", Map.of());
-        network.put("IPAddress", "");
-        network.put("Gateway", "");
-        network.put("MacAddress", "");
-        network.put("Networks", Map.of());
+        Set<String> exposed = SandboxView.exposedPorts(engine.images(), s);
+        Map<String, Object> exposedPorts = new TreeMap<>();
+        exposed.forEach(p -> exposedPorts.put(p, Map.of()));
+        portBindings(r).keySet().forEach(p -> exposedPorts.put(p, Map.of()));
+        config.put("ExposedPorts", exposedPorts);
+        String networkName = networkName(s);
+        Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
+                networkName, networkId(engine, networkName));
+        network.put("SandboxID", s.running() ? s.id() : "");
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());
@@ -98,14 +114,41 @@ final class ContainerView {
         m.put("ImageID", s.imageId());
         m.put("Command", String.join(" ", s.process().args()));
         m.put("Created", s.created() / 1000);
-        m.put("Ports", List.of());
+        m.put("Ports", SandboxView.portRows(engine.sandboxes().network(s),
+                SandboxView.exposedPorts(engine.images(), s)));
         m.put("Labels", labels(s));
         m.put("State", status(s));
         m.put("Status", humanStatus(s));
-        m.put("HostConfig", Map.of("NetworkMode", "none"));
-        m.put("NetworkSettings", Map.of("Networks", Map.of()));
+        String networkName = networkName(s);
+        m.put("HostConfig", Map.of("NetworkMode", networkName));
+        m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),
+                "IPAddress", engine.sandboxes().network(s).map(a -> a.ipAddress() == null ? "" : a.ipAddress())
+                        .orElse("")))));
         m.put("Mounts", List.of());
         return m;
+    }
+
+    /** HostConfig.NetworkMode and the Networks key as Docker names them: kiln's own network is "bridge". */
+    static String networkName(Sandbox s) {
+        NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+        return mode.bridged() && mode.network().equals(KilnNetwork.NAME) ? "bridge" : mode.display();
+    }
+
+    /** A network's Docker id, the one {@code GET /networks} gives it. */
+    static String networkId(Engine engine, String name) {
+        return List.of("bridge", "host", "none").contains(name) ? NetworkView.id(name)
+                : engine.networks().find(name).map(UserNetwork::id).orElse("");
+    }
+
+    /** HostConfig.PortBindings as Docker was given them, rebuilt from kiln's -p specs (HostPort "" = any). */
+    static Map<String, List<Map<String, String>>> portBindings(CreateRequest r) {
+        Map<String, List<Map<String, String>>> out = new TreeMap<>();
+        for (String spec : r.publish() == null ? List.<String>of() : r.publish()) {
+            PortMapping p = PortMapping.parse(spec);
+            out.computeIfAbsent(p.key(), k -> new ArrayList<>()).add(Map.of("HostIp", p.hostIp(),
+                    "HostPort", p.hostPort() == 0 ? "" : Integer.toString(p.hostPort())));
+        }
+        return out;
     }
 
     /** The Docker runtime name for a kiln isolation, as {@code --runtime} accepts it back. */

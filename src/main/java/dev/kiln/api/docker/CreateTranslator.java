@@ -48,7 +48,72 @@ final class CreateTranslator {
                 host.path("ReadonlyRootfs").asBoolean(false), labels(body.get("Labels")),
                 body.path("Tty").asBoolean(false), body.path("OpenStdin").asBoolean(false),
                 host.path("AutoRemove").asBoolean(false), platform == null || platform.isEmpty() ? null : platform,
-                null, null, false, null, null, null, null, null, 0);
+                publish(body, host), network(host), host.path("PublishAllPorts").asBoolean(false),
+                strings(host.get("Dns")), strings(host.get("DnsSearch")), strings(host.get("DnsOptions")),
+                strings(host.get("ExtraHosts")), null, 0);
+    }
+
+    /**
+     * HostConfig.PortBindings ({@code {"8080/tcp":[{"HostIp":"","HostPort":"0"}]}}) as kiln's {@code -p} specs. With
+     * PublishAllPorts, Config.ExposedPorts that have no binding are published on a free port too (kiln's own
+     * {@code publishAll} covers the image's EXPOSE, which Docker's -P also publishes). Without it, ExposedPorts alone
+     * publish nothing, as in Docker.
+     */
+    static List<String> publish(JsonNode config, JsonNode host) {
+        List<String> specs = new ArrayList<>();
+        JsonNode bindings = host.path("PortBindings");
+        List<String> bound = new ArrayList<>();
+        bindings.fields().forEachRemaining(e -> {
+            String port = containerPort(e.getKey());
+            bound.add(port);
+            JsonNode list = e.getValue();
+            if (list == null || list.isNull() || list.isEmpty()) {
+                specs.add(port); // a binding with no host side: any free port, as Docker does
+                return;
+            }
+            for (JsonNode b : list) {
+                String ip = text(b, "HostIp");
+                String hostPort = text(b, "HostPort");
+                if (hostPort != null && !hostPort.chars().allMatch(Character::isDigit)) {
+                    throw KilnException.invalid("kiln does not support host port \"" + hostPort + "\" for " + port
+                            + " (ranges are not supported yet: give one port, or none for a free one)");
+                }
+                if (ip != null && ip.contains(":")) {
+                    throw KilnException.invalid("kiln does not support IPv6 host address " + ip + " for " + port
+                            + " yet");
+                }
+                specs.add((ip == null ? "" : ip) + ":" + (hostPort == null || hostPort.equals("0") ? "" : hostPort)
+                        + ":" + port);
+            }
+        });
+        if (host.path("PublishAllPorts").asBoolean(false)) {
+            config.path("ExposedPorts").fieldNames().forEachRemaining(key -> {
+                String port = containerPort(key);
+                if (!bound.contains(port)) {
+                    specs.add(port);
+                }
+            });
+        }
+        return specs.isEmpty() ? null : specs;
+    }
+
+    /** Docker's {@code PORT[/PROTO]} key, checked: kiln publishes tcp and udp. */
+    private static String containerPort(String key) {
+        String port = key.contains("/") ? key : key + "/tcp";
+        if (!port.matches("\\d{1,5}/(tcp|udp)")) {
+            throw KilnException.invalid("kiln does not support publishing \"" + key + "\" (PORT/tcp or PORT/udp)");
+        }
+        return port;
+    }
+
+    /**
+     * HostConfig.NetworkMode as kiln's {@code network}: Docker's {@code default} and {@code bridge} are kiln's default
+     * (the kiln bridge where the isolation can join one), {@code none}, {@code host} and network names pass through;
+     * {@code container:NAME} is refused by kiln.
+     */
+    static String network(JsonNode host) {
+        String mode = text(host, "NetworkMode");
+        return mode == null || mode.equals("default") || mode.equals("bridge") ? null : mode;
     }
 
     /** HostConfig and Config fields kiln's Docker face does not implement yet, when they ask for something. */
@@ -58,17 +123,18 @@ final class CreateTranslator {
                 || nonEmpty(host.get("VolumesFrom")) || nonEmpty(host.get("Tmpfs"))) {
             refused.add("volumes and bind mounts (-v, --mount, --tmpfs)");
         }
-        if (nonEmpty(host.get("PortBindings")) || host.path("PublishAllPorts").asBoolean(false)) {
-            refused.add("publishing ports (-p, -P)");
-        }
+        // a sandbox joins one network: EndpointsConfig may only name the one NetworkMode names (the CLI sends it
+        // for --network NAME), and per-endpoint settings (--ip, --alias) are not kiln's yet
         String network = text(host, "NetworkMode");
-        if (network != null && !List.of("default", "none", "bridge").contains(network)) {
-            refused.add("network mode \"" + network + "\"");
-        }
+        String mode = network == null || network.equals("default") ? "bridge" : network;
         JsonNode endpoints = config.path("NetworkingConfig").path("EndpointsConfig");
-        endpoints.fieldNames().forEachRemaining(n -> {
-            if (!List.of("default", "none", "bridge").contains(n)) {
-                refused.add("network \"" + n + "\"");
+        endpoints.fields().forEachRemaining(e -> {
+            String n = e.getKey().equals("default") ? "bridge" : e.getKey();
+            if (!n.equals(mode)) {
+                refused.add("connecting to a second network (\"" + e.getKey() + "\")");
+            } else if (nonEmpty(e.getValue().get("IPAMConfig")) || nonEmpty(e.getValue().get("Aliases"))
+                    || nonEmpty(e.getValue().get("Links"))) {
+                refused.add("--ip, --network-alias and --link on a network");
             }
         });
         if (host.path("Privileged").asBoolean(false)) {
@@ -82,9 +148,6 @@ final class CreateTranslator {
         }
         if (nonEmpty(host.get("Links"))) {
             refused.add("--link");
-        }
-        if (nonEmpty(host.get("Dns")) || nonEmpty(host.get("ExtraHosts"))) {
-            refused.add("--dns/--add-host");
         }
         String restart = text(host.path("RestartPolicy"), "Name");
         if (restart != null && !restart.equals("no")) {

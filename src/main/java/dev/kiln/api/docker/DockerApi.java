@@ -165,8 +165,8 @@ public final class DockerApi {
         m.put("Isolation", "");
         m.put("InitBinary", "");
         m.put("SecurityOptions", List.of("name=seccomp,profile=builtin"));
-        m.put("Warnings", List.of("kiln: networking, volumes, port publishing and builds are not supported by the "
-                + "Docker API face yet (see docs/docker-api.md)"));
+        m.put("Warnings", List.of("kiln: volumes and builds are not supported by the Docker API face yet, nor "
+                + "networking for the vm isolation (see docs/docker-api.md)"));
         return m;
     }
 

@@ -2,6 +2,7 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
+import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.Exchange;
 import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
@@ -119,6 +120,9 @@ final class DockerContainers {
             sandboxes.rename(s.id(), name.startsWith("/") ? name.substring(1) : name);
             x.noContent();
         });
+        // docker cp: kiln's own archive handlers, with Docker's "No such container"
+        r.add("GET", "/containers/{id}/archive", x -> ArchiveRoutes.get(x, engine, sandbox(x.path("id")).id()));
+        r.add("PUT", "/containers/{id}/archive", x -> ArchiveRoutes.put(x, engine, sandbox(x.path("id")).id()));
         new DockerExecs(engine, this).register(r);
     }
 

@@ -50,6 +50,24 @@ final class DockerCli {
         return run(stdin, List.of(args));
     }
 
+    /** With {@code stdin} bytes on standard input (a tar for {@code docker cp -}). */
+    Result runBytes(byte[] stdin, String... args) {
+        try {
+            Path in = Files.createTempFile("docker-in-", ".bin");
+            try {
+                Files.write(in, stdin);
+                List<String> argv = new ArrayList<>();
+                argv.add(binary().toString());
+                argv.addAll(List.of(args));
+                return execWithInput(in, argv);
+            } finally {
+                Files.deleteIfExists(in);
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     /** Runs the argv inside a pseudo-terminal ({@code script -qc}), for {@code -t}. */
     Result runInTerminal(String commandLine) {
         return exec(null, List.of("script", "-qec", commandLine, "/dev/null"));
@@ -75,12 +93,24 @@ final class DockerCli {
     private Result exec(String stdin, List<String> argv) {
         try {
             Path in = Files.createTempFile("docker-in-", ".txt");
+            try {
+                Files.writeString(in, stdin == null ? "" : stdin);
+                return execWithInput(stdin == null ? Path.of("/dev/null") : in, argv);
+            } finally {
+                Files.deleteIfExists(in);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private Result execWithInput(Path in, List<String> argv) {
+        try {
             Path out = Files.createTempFile("docker-out-", ".txt");
             Path err = Files.createTempFile("docker-err-", ".txt");
             try {
-                Files.writeString(in, stdin == null ? "" : stdin);
                 ProcessBuilder pb = new ProcessBuilder(argv)
-                        .redirectInput(stdin == null ? Path.of("/dev/null").toFile() : in.toFile())
+                        .redirectInput(in.toFile())
                         .redirectOutput(out.toFile())
                         .redirectError(err.toFile());
                 pb.environment().put("DOCKER_HOST", "unix://" + socket);
@@ -96,7 +126,6 @@ final class DockerCli {
                 return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
                         Files.readString(err, StandardCharsets.UTF_8));
             } finally {
-                Files.deleteIfExists(in);
                 Files.deleteIfExists(out);
                 Files.deleteIfExists(err);
             }

@@ -241,9 +241,9 @@ class DockerCliTest {
             docker.ok("rm", "taken");
         }
 
-        DockerCli.Result ports = docker.run("run", "--rm", "-p", "8080:80", image, "true");
+        DockerCli.Result ports = docker.run("run", "--rm", "-p", "8080-8081:80", image, "true");
         assertThat(ports.exitCode()).isEqualTo(125);
-        assertThat(ports.err()).contains("kiln does not support publishing ports");
+        assertThat(ports.err()).contains("kiln does not support host port \"8080-8081\"");
         DockerCli.Result bind = docker.run("run", "--rm", "-v", "/tmp:/x", image, "true");
         assertThat(bind.err()).contains("kiln does not support volumes and bind mounts");
         DockerCli.Result network = docker.run("network", "connect", "bridge", "nosuch");

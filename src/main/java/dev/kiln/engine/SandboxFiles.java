@@ -1,0 +1,310 @@
+package dev.kiln.engine;
+
+import dev.kiln.KilnException;
+import dev.kiln.image.Digest;
+import dev.kiln.isolation.oci.Bundle;
+import dev.kiln.rootfs.LayerApplier;
+import dev.kiln.rootfs.Mounts;
+import dev.kiln.rootfs.RootPaths;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.function.Function;
+
+import static java.nio.file.LinkOption.NOFOLLOW_LINKS;
+
+/**
+ * Files in and out of a sandbox from the host ({@code docker cp}, {@code kiln cp}): a tar of a path, a path's stat,
+ * a tar extracted into a directory. For the container and gvisor isolations kilnd works on the host side of the
+ * sandbox's root, the overlay (image tree + writable layer) mounted at the bundle's {@code rootfs}: the one the
+ * runtime uses while the sandbox exists, or, for an exited sandbox, one mounted for the copy and unmounted after.
+ * Writes go through the overlay (never into the upper layer directly), so copy-up and whiteouts are the kernel's.
+ *
+ * <p>The sandbox and its image are untrusted: every path is resolved inside the root ({@link RootPaths}), a tar
+ * never leaves the root ({@link LayerApplier#extract}), the last component is never followed, and while kilnd
+ * works the sandbox is held still — under its life-cycle lock (no start, exit or removal meanwhile) and, when it
+ * runs, frozen ({@link SandboxFreezer}), so nothing inside can swap a checked directory for a symlink.
+ */
+public final class SandboxFiles {
+
+    /** Docker's {@code X-Docker-Container-Path-Stat}: {@code mode} is Go's os.FileMode bits. */
+    public record PathStat(String name, long size, long mode, String mtime, String linkTarget) {
+    }
+
+    private static final long GO_DIR = 1L << 31;
+    private static final long GO_SYMLINK = 1L << 27;
+    private static final long GO_NAMED_PIPE = 1L << 25;
+    private static final long GO_SOCKET = 1L << 24;
+    private static final long GO_SETUID = 1L << 23;
+    private static final long GO_SETGID = 1L << 22;
+    private static final long GO_CHAR_DEVICE = 1L << 21;
+    private static final long GO_STICKY = 1L << 20;
+    private static final long GO_DEVICE = 1L << 26;
+
+    private final Sandboxes sandboxes;
+    private final Images images;
+    private final LayerApplier applier = new LayerApplier(new LayerApplier.Limits(64L << 30, false));
+
+    SandboxFiles(Sandboxes sandboxes, Images images) {
+        this.sandboxes = sandboxes;
+        this.images = images;
+    }
+
+    /** The stat of {@code path} in the sandbox (its last component not followed). */
+    public PathStat stat(String ref, String path) {
+        String name = sandboxes.get(ref).name();
+        return withRoot(ref, false, root -> stat(root, resolve(root, path, name), path, name));
+    }
+
+    /**
+     * Writes a tar of {@code path} to {@code out} (its entries named from the path's last component, as Docker's
+     * archive GET), after handing its stat to {@code head} (the response headers go before the body).
+     */
+    public void archive(String ref, String path, Consumer<PathStat> head, OutputStream out) {
+        String name = sandboxes.get(ref).name();
+        withRoot(ref, false, root -> {
+            RootPaths.Resolved r = resolve(root, path, name);
+            PathStat stat = stat(root, r, path, name);
+            head.accept(stat);
+            try {
+                tar(r.host(), stat.name().equals("/") ? "." : stat.name(), out);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Extracts the tar in {@code in} into directory {@code path} of the sandbox, refusing entries that leave it
+     * (and, with {@code noOverwriteDirNonDir}, type changes of existing paths). Owners become root unless
+     * {@code keepOwners}.
+     */
+    public void extract(String ref, String path, InputStream in, boolean noOverwriteDirNonDir, boolean keepOwners) {
+        Sandbox s = sandboxes.get(ref);
+        if (s.request().readOnly()) {
+            throw KilnException.invalid("container rootfs is marked read-only: cannot copy into sandbox " + s.name());
+        }
+        withRoot(ref, true, root -> {
+            RootPaths.Resolved r = RootPaths.follow(root, resolve(root, path, s.name()));
+            BasicFileAttributes a = r.attributes();
+            if (a == null) {
+                throw notFound(path, s.name());
+            }
+            if (!a.isDirectory()) {
+                throw KilnException.invalid("extraction point is not a directory: " + path);
+            }
+            String into = root.relativize(r.host()).toString();
+            try {
+                applier.extract(in, root, into, new LayerApplier.Extraction(noOverwriteDirNonDir, keepOwners));
+            } catch (KilnException e) {
+                // the client's archive is the client's mistake (400), not kiln's corruption (500)
+                throw e.kind() == KilnException.Kind.CORRUPT ? KilnException.invalid(e.getMessage()) : e;
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Runs {@code work} on the host side of the sandbox's root, held still: under the sandbox's life-cycle lock,
+     * frozen while it runs, mounted for the time of the work when it is not mounted already.
+     */
+    private <T> T withRoot(String ref, boolean write, Function<Path, T> work) {
+        Sandbox found = sandboxes.get(ref);
+        if (!found.isolation().equals("container") && !found.isolation().equals("gvisor")) {
+            throw KilnException.invalid("docker cp is not supported for the " + found.isolation() + " isolation: "
+                    + "the sandbox's disk is inside its guest (use exec with tar, e.g. docker exec " + found.name()
+                    + " tar -c PATH)");
+        }
+        return sandboxes.locked(found.id(), () -> {
+            Sandbox s = sandboxes.get(found.id());
+            Path dir = sandboxes.dir(s);
+            Path root = dir.resolve(Bundle.ROOTFS).toAbsolutePath().normalize();
+            if (s.running() && s.isolation().equals("gvisor")) {
+                // the Sentry owns a running gVisor sandbox's files: it caches the root (runsc's exclusive file
+                // access: files kilnd adds stay unseen, its own writes may not be on the host yet) and keeps /tmp
+                // in its memory, so a copy from the host side would be wrong, not just late
+                throw KilnException.conflict("docker cp is not supported for a running gvisor sandbox: gVisor "
+                        + "caches its files and keeps /tmp in memory (stop " + s.name() + " first, or use docker "
+                        + "exec " + s.name() + " tar)");
+            }
+            if (s.running()) {
+                if (!Mounts.isMounted(root)) {
+                    throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + s.name()
+                            + " is not mounted at " + root + " although it runs");
+                }
+                try (SandboxFreezer frozen = SandboxFreezer.freeze(s.id(), s.name())) {
+                    return work.apply(root);
+                }
+            }
+            if (Mounts.isMounted(root)) { // created: the runtime's overlay is there already
+                return work.apply(root);
+            }
+            Mounts.overlay(images.rootfsPath(Digest.parse(s.imageId())), dir.resolve("upper"), dir.resolve("work"),
+                    root);
+            try {
+                return work.apply(root);
+            } finally {
+                Mounts.unmount(root, false);
+            }
+        });
+    }
+
+    /** {@link RootPaths#resolve}, with Docker's words for a path that is not there. */
+    private static RootPaths.Resolved resolve(Path root, String path, String sandbox) {
+        try {
+            return RootPaths.resolve(root, path);
+        } catch (KilnException e) {
+            throw e.kind() == KilnException.Kind.NOT_FOUND ? notFound(path, sandbox) : e;
+        }
+    }
+
+    private static KilnException notFound(String path, String sandbox) {
+        return KilnException.notFound("Could not find the file " + path + " in container " + sandbox);
+    }
+
+    private static PathStat stat(Path root, RootPaths.Resolved r, String requested, String sandbox) {
+        BasicFileAttributes a = r.attributes();
+        if (a == null) {
+            throw notFound(requested, sandbox);
+        }
+        String trimmed = requested.replaceAll("/+$", "");
+        String name = trimmed.isEmpty() ? "/" : trimmed.substring(trimmed.lastIndexOf('/') + 1);
+        String linkTarget = a.isSymbolicLink() ? RootPaths.follow(root, r).inRoot() : "";
+        return new PathStat(name, a.size(), goMode(r.host(), a), a.lastModifiedTime().toInstant().toString(),
+                linkTarget);
+    }
+
+    /** Go's os.FileMode for a file: permission bits plus type and setuid/setgid/sticky flags in Go's positions. */
+    private static long goMode(Path p, BasicFileAttributes a) {
+        int unix;
+        try {
+            unix = (Integer) Files.getAttribute(p, "unix:mode", NOFOLLOW_LINKS);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        long mode = unix & 0777;
+        mode |= (unix & 04000) != 0 ? GO_SETUID : 0;
+        mode |= (unix & 02000) != 0 ? GO_SETGID : 0;
+        mode |= (unix & 01000) != 0 ? GO_STICKY : 0;
+        mode |= switch (unix & 0170000) {
+            case 0040000 -> GO_DIR;
+            case 0120000 -> GO_SYMLINK;
+            case 0010000 -> GO_NAMED_PIPE;
+            case 0140000 -> GO_SOCKET;
+            case 0020000 -> GO_DEVICE | GO_CHAR_DEVICE;
+            case 0060000 -> GO_DEVICE;
+            default -> 0L;
+        };
+        return mode;
+    }
+
+    /**
+     * A tar of {@code top} named {@code name}: directories walked without following symlinks (a symlink is archived
+     * as one), regular files with their content, owners and modes as they are. Sockets, FIFOs and devices are left
+     * out (opening a FIFO would block; Docker's archives of a root skip sockets too). Also what {@code kiln cp}
+     * sends from the host.
+     */
+    public static void tar(Path top, String name, OutputStream out) throws IOException {
+        java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
+        TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
+        tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+        tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
+        Files.walkFileTree(top, new SimpleFileVisitor<>() { // never follows symlinks
+            @Override
+            public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes a) throws IOException {
+                add(tar, dir, entryName(top, dir, name) + "/", a);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes a) throws IOException {
+                add(tar, file, entryName(top, file, name), a);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+                throw e;
+            }
+        });
+        tar.finish();
+        buffered.flush(); // not closed: the caller owns out (the tar's flush does not reach through)
+    }
+
+    private static String entryName(Path top, Path p, String name) {
+        return p.equals(top) ? name : name + "/" + top.relativize(p);
+    }
+
+    private static void add(TarArchiveOutputStream tar, Path p, String name, BasicFileAttributes a)
+            throws IOException {
+        TarArchiveEntry e;
+        if (a.isSymbolicLink()) {
+            e = new TarArchiveEntry(name, TarConstants.LF_SYMLINK);
+            e.setLinkName(Files.readSymbolicLink(p).toString());
+        } else if (a.isDirectory() || a.isRegularFile()) {
+            e = new TarArchiveEntry(name);
+            if (a.isRegularFile()) {
+                e.setSize(a.size());
+            }
+        } else {
+            return;
+        }
+        Map<String, Object> unix = Files.readAttributes(p, "unix:mode,uid,gid", NOFOLLOW_LINKS);
+        e.setMode((Integer) unix.get("mode") & 07777 | (a.isDirectory() ? 0040000 : a.isSymbolicLink() ? 0120000
+                : 0100000));
+        e.setIds((Integer) unix.get("uid"), (Integer) unix.get("gid"));
+        e.setModTime(a.lastModifiedTime());
+        tar.putArchiveEntry(e);
+        if (a.isRegularFile()) {
+            try (InputStream in = Files.newInputStream(p, NOFOLLOW_LINKS)) {
+                // the size in the header is what the entry holds, even if the file changed meanwhile
+                long copied = in.transferTo(new BoundedOutput(tar, a.size()));
+                for (long i = copied; i < a.size(); i++) {
+                    tar.write(0);
+                }
+            }
+        }
+        tar.closeArchiveEntry();
+    }
+
+    /** Passes at most {@code limit} bytes on, dropping the rest. */
+    private static final class BoundedOutput extends OutputStream {
+        private final OutputStream out;
+        private long left;
+
+        BoundedOutput(OutputStream out, long limit) {
+            this.out = out;
+            this.left = limit;
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            if (left > 0) {
+                out.write(b);
+                left--;
+            }
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            int n = (int) Math.min(len, left);
+            if (n > 0) {
+                out.write(b, off, n);
+                left -= n;
+            }
+        }
+    }
+}

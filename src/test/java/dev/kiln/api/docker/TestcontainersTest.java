@@ -1,0 +1,136 @@
+package dev.kiln.api.docker;
+
+import dev.kiln.testing.Command;
+import dev.kiln.testing.Fixtures;
+import dev.kiln.testing.TestDaemon;
+import dev.kiln.testing.TestRegistry;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.testcontainers.containers.Container;
+import org.testcontainers.containers.GenericContainer;
+import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.utility.DockerImageName;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.function.Consumer;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Testcontainers, unmodified, against kilnd's Docker face: a busybox web server started as a GenericContainer with an
+ * exposed port and a log wait strategy, its page fetched through getHost()/getMappedPort(), an exec, a stop.
+ *
+ * <p>Testcontainers finds the daemon through {@code docker.host} in {@code ~/.testcontainers.properties} (or the
+ * DOCKER_HOST environment variable, which a test cannot set for its own JVM): this class points {@code user.home} at
+ * a temporary directory holding that file for the time of the test, so the user's real file is neither read nor
+ * touched. The same file disables the startup checks ({@code checks.disable}: they would run an image from Docker
+ * Hub). Ryuk, the reaper, is disabled too: its image comes from Docker Hub, and Testcontainers reads
+ * TESTCONTAINERS_RYUK_DISABLED from the environment only, so the pom sets it for test JVMs; it sets
+ * TESTCONTAINERS_HOST_OVERRIDE=localhost too, else Testcontainers, seeing /.dockerenv (these machines are containers),
+ * would run alpine to find a gateway. There is no internet here, and no Docker Hub. The JVM's DOCKER_HOST, if set, would win over the file; the test refuses to run then.
+ */
+class TestcontainersTest {
+
+    @TempDir
+    static Path work;
+    static TestRegistry registry;
+    static TestDaemon daemon;
+    static DockerCli docker;
+    static String image;
+    static Path root;
+    static String realHome;
+
+    /** Prints a line before it serves, for the log wait strategy; the page is made first. */
+    static final String[] WEB = {"sh", "-c", "mkdir -p /www && echo hello from kiln > /www/index.html && "
+            + "echo serving && exec httpd -f -p 8080 -h /www"};
+
+    @BeforeAll
+    static void start() throws Exception {
+        DockerCli.binary();
+        Command.require("runc", "runc");
+        Assumptions.assumeTrue(System.getenv("DOCKER_HOST") == null,
+                "DOCKER_HOST is set for this JVM: Testcontainers would use it instead of the test kilnd");
+        Assumptions.assumeTrue("true".equals(System.getenv("TESTCONTAINERS_RYUK_DISABLED")),
+                "TESTCONTAINERS_RYUK_DISABLED=true is needed (the pom sets it): Ryuk's image is on Docker Hub");
+        Assumptions.assumeTrue(System.getenv("TESTCONTAINERS_HOST_OVERRIDE") != null || !Files.exists(Path.of(
+                "/.dockerenv")), "TESTCONTAINERS_HOST_OVERRIDE is needed in a container (the pom sets it)");
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
+                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        registry = TestRegistry.start();
+        image = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures"))).registryRef();
+        root = Files.createTempDirectory("kiln-tc-"); // short: the socket's address must fit in 108 bytes
+        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
+        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        docker.ok("pull", image);
+
+        Path home = Files.createDirectories(work.resolve("home"));
+        Files.writeString(home.resolve(".testcontainers.properties"), "docker.host=unix://" + daemon.socket() + "\n"
+                + "checks.disable=true\n");
+        realHome = System.getProperty("user.home");
+        System.setProperty("user.home", home.toString());
+    }
+
+    @AfterAll
+    static void stop() {
+        if (realHome != null) {
+            System.setProperty("user.home", realHome);
+        }
+        if (docker != null) {
+            for (String id : docker.run("ps", "-aq").out().lines().toList()) {
+                docker.run("rm", "-f", id);
+            }
+        }
+        if (daemon != null) {
+            daemon.close(); // and the bridge its root made
+            dev.kiln.rootfs.Trees.delete(root);
+        }
+        if (registry != null) {
+            registry.close();
+        }
+    }
+
+    @Test
+    void genericContainerServesItsPageAndExecs() throws Exception {
+        serveAndExec(c -> { });
+    }
+
+    @Test
+    @Tag("slow")
+    void genericContainerInAVm() throws Exception {
+        // vm sandboxes get a network from another piece of work: until then kiln refuses their ports, and this
+        // case skips with kiln's own words; it runs as soon as kiln accepts them
+        DockerCli.Result probe = docker.run("create", "--runtime", "kiln-vm", "-p", "8080", image, "true");
+        if (probe.exitCode() == 0) {
+            docker.ok("rm", probe.out().strip());
+        }
+        Assumptions.assumeTrue(probe.exitCode() == 0, "kiln refuses published ports for vm sandboxes: "
+                + probe.err().strip());
+        serveAndExec(c -> c.withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withRuntime("kiln-vm")));
+    }
+
+    private static void serveAndExec(Consumer<GenericContainer<?>> customize) throws Exception {
+        try (GenericContainer<?> web = new GenericContainer<>(DockerImageName.parse(image))) {
+            web.withCommand(WEB).withExposedPorts(8080)
+                    .waitingFor(Wait.forLogMessage("serving\\n", 1).withStartupTimeout(Duration.ofMinutes(2)));
+            customize.accept(web);
+            web.start();
+
+            String url = "http://" + web.getHost() + ":" + web.getMappedPort(8080) + "/";
+            assertThat(DockerPortsAndCopyTest.get(url)).isEqualTo("hello from kiln\n");
+
+            Container.ExecResult hostname = web.execInContainer("cat", "/etc/hostname");
+            assertThat(hostname.getExitCode()).as(hostname.getStderr()).isZero();
+            assertThat(hostname.getStdout().strip()).isEqualTo(web.getContainerId().substring(0, 12));
+
+            String id = web.getContainerId();
+            web.stop();
+            assertThat(docker.ok("ps", "-aq", "--no-trunc")).doesNotContain(id);
+        }
+    }
+}
