@@ -3,7 +3,7 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.ArchiveRoutes;
-import dev.kiln.engine.SandboxFiles;
+import dev.kiln.rootfs.TreeArchive;
 import dev.kiln.rootfs.LayerApplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -155,7 +155,7 @@ final class CpCommand extends Subcommand {
         PipedOutputStream pipe = new PipedOutputStream(in);
         Thread.ofVirtual().start(() -> {
             try (pipe) {
-                SandboxFiles.tar(src, name, pipe);
+                TreeArchive.tar(src, name, pipe);
             } catch (IOException e) {
                 // kilnd sees a truncated tar and reports it
             }

@@ -1,0 +1,121 @@
+package dev.kiln.rootfs;
+
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Map;
+
+import static java.nio.file.LinkOption.NOFOLLOW_LINKS;
+
+/** A directory tree (or one file) written as a tar stream: what {@code docker cp} and {@code kiln cp} send. */
+public final class TreeArchive {
+
+    private TreeArchive() {
+    }
+
+    /**
+     * A tar of {@code top} named {@code name}: directories walked without following symlinks (a symlink is archived
+     * as one), regular files with their content, owners and modes as they are. Sockets, FIFOs and devices are left
+     * out (opening a FIFO would block; Docker's archives of a root skip sockets too). Also what {@code kiln cp}
+     * sends from the host.
+     */
+    public static void tar(Path top, String name, OutputStream out) throws IOException {
+        java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
+        TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
+        tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+        tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
+        Files.walkFileTree(top, new SimpleFileVisitor<>() { // never follows symlinks
+            @Override
+            public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes a) throws IOException {
+                add(tar, dir, entryName(top, dir, name) + "/", a);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes a) throws IOException {
+                add(tar, file, entryName(top, file, name), a);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+                throw e;
+            }
+        });
+        tar.finish();
+        buffered.flush(); // not closed: the caller owns out (the tar's flush does not reach through)
+    }
+
+    private static String entryName(Path top, Path p, String name) {
+        return p.equals(top) ? name : name + "/" + top.relativize(p);
+    }
+
+    private static void add(TarArchiveOutputStream tar, Path p, String name, BasicFileAttributes a)
+            throws IOException {
+        TarArchiveEntry e;
+        if (a.isSymbolicLink()) {
+            e = new TarArchiveEntry(name, TarConstants.LF_SYMLINK);
+            e.setLinkName(Files.readSymbolicLink(p).toString());
+        } else if (a.isDirectory() || a.isRegularFile()) {
+            e = new TarArchiveEntry(name);
+            if (a.isRegularFile()) {
+                e.setSize(a.size());
+            }
+        } else {
+            return;
+        }
+        Map<String, Object> unix = Files.readAttributes(p, "unix:mode,uid,gid", NOFOLLOW_LINKS);
+        e.setMode((Integer) unix.get("mode") & 07777 | (a.isDirectory() ? 0040000 : a.isSymbolicLink() ? 0120000
+                : 0100000));
+        e.setIds((Integer) unix.get("uid"), (Integer) unix.get("gid"));
+        e.setModTime(a.lastModifiedTime());
+        tar.putArchiveEntry(e);
+        if (a.isRegularFile()) {
+            try (InputStream in = Files.newInputStream(p, NOFOLLOW_LINKS)) {
+                // the size in the header is what the entry holds, even if the file changed meanwhile
+                long copied = in.transferTo(new BoundedOutput(tar, a.size()));
+                for (long i = copied; i < a.size(); i++) {
+                    tar.write(0);
+                }
+            }
+        }
+        tar.closeArchiveEntry();
+    }
+
+    /** Passes at most {@code limit} bytes on, dropping the rest. */
+    private static final class BoundedOutput extends OutputStream {
+        private final OutputStream out;
+        private long left;
+
+        BoundedOutput(OutputStream out, long limit) {
+            this.out = out;
+            this.left = limit;
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            if (left > 0) {
+                out.write(b);
+                left--;
+            }
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            int n = (int) Math.min(len, left);
+            if (n > 0) {
+                out.write(b, off, n);
+                left -= n;
+            }
+        }
+    }
+}
