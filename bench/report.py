@@ -442,7 +442,7 @@ def ratio_of(b, a, c, higher_better):
 
 
 figures = [
-    ("creation rate, 20 (quick: 10) detached sandboxes at once", fig(cr, "kiln.rate", "{:.1f}", "/s", "kiln"),
+    (f"creation rate: {cr.meta.get('n', '?')} detached sandboxes created at once", fig(cr, "kiln.rate", "{:.1f}", "/s", "kiln"),
      "podman " + fig(cr, "podman.rate", "{:.1f}", "/s", "podman"),
      f"kiln at {ratio_of(cr, 'kiln.rate', 'podman.rate', True)} podman's rate"),
     ("network: requests/s to a published port (container)", fig(nw, "kiln.container.rps", "{:.0f}", "req/s"),
