@@ -4,6 +4,7 @@
 #   work         its temporary directory (/var/tmp/kiln-bench-*.XXXXXX), removed by its EXIT trap
 #   step_timeout the bound of every single step, in seconds
 #   bench_name   its name, for messages
+#   need_kiln_init  (optional) 1 when the snapshot must hold native/kiln-init too (VMs)
 # and gets kiln (the snapshot's launcher), kroot/krun (kiln's private --root/--run-root), kiln_cmd, podman_cmd.
 
 kiln_home="$work/kiln-build"
@@ -42,7 +43,8 @@ snapshot_kiln() {
   local jar="$repo/target/kiln-0.1.0.jar" stamp ok=0
   for _ in $(seq 90); do   # a build in progress: wait (up to 3 min) for a complete jar
     stamp="$(stat -c %Y "$jar" 2>/dev/null || true)"
-    if [ -n "$stamp" ] && [ -x "$repo/target/native/kiln-shim" ] && jar_ok "$jar"; then
+    if [ -n "$stamp" ] && [ -x "$repo/target/native/kiln-shim" ] && jar_ok "$jar" \
+       && { [ -z "${need_kiln_init:-}" ] || [ -f "$repo/target/native/kiln-init" ]; }; then
       rm -rf "$kiln_home"; mkdir -p "$kiln_home/bin" "$kiln_home/target"
       cp -p "$repo/bin/kiln" "$kiln_home/bin/"
       cp -pr "$jar" "$repo/target/lib" "$repo/target/native" "$kiln_home/target/"
