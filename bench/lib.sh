@@ -112,8 +112,8 @@ PY
 # kiln_cleanup: every sandbox of the private root removed through kilnd (network namespaces, CNI rules and leases
 # go with it), then what a dead kilnd cannot remove: QEMUs (by vm/vmm.pid, checked to be a QEMU), shims (by
 # shim.pid, checked to be a kiln-shim), runtime state in kiln's private runc/runsc roots; then kilnd itself (by the
-# pid in its pid file: it runs in its own session), and the private root's bridge (bench-only; its name is in the
-# root's conflist).
+# pid in its pid file: it runs in its own session), and the private root's bridges (its networks' conflists name
+# them; never kiln0, the default root's).
 kiln_cleanup() {
   local f pid id root br
   if [ -f "$krun/kilnd.pid" ] && kill -0 "$(cat "$krun/kilnd.pid")" 2>/dev/null; then
@@ -140,11 +140,11 @@ kiln_cleanup() {
     grep -q '^kiln-shim' "/proc/$pid/comm" 2>/dev/null && kill -9 "$pid" 2>/dev/null
   done
   [ -f "$krun/kilnd.pid" ] && kill_pid "$(cat "$krun/kilnd.pid")"
-  if [ -f "$kroot/network/kiln.conflist" ]; then
-    br="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["plugins"][0]["bridge"])' \
-          "$kroot/network/kiln.conflist" 2>/dev/null)"
+  for f in "$kroot"/network/*.conflist; do
+    [ -f "$f" ] || continue
+    br="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["plugins"][0]["bridge"])' "$f" 2>/dev/null)"
     [ -n "$br" ] && [ "$br" != kiln0 ] && ip link del "$br" 2>/dev/null
-  fi
+  done
   return 0
 }
 

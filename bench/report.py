@@ -165,13 +165,14 @@ BENCHES = {
         "title": "Creation rate: detached sandboxes (`sleep 3600`) created concurrently",
         "unit": "sandboxes/s", "scale": 1.0, "fmt": "{:.1f}",
         "rows": [
-            ("kiln.rate", "kiln `run -d --network none` (container; kiln's default network)", "kiln"),
-            ("kiln_default.rate", "kiln `run -d` (default network, when it is not `none`)", None),
+            ("kiln.rate", "kiln `run -d --network none` (container)", "kiln"),
+            ("kiln_default.rate", "kiln `run -d` (kiln's default network, when it is not `none`)", "kiln_default"),
             ("podman.rate", "`podman run -d --network none`", "podman"),
             ("runc.rate", "bare `runc run -d` (prepared bundle; the floor)", "runc"),
         ],
         "bars": [
-            ("kiln.rate", "kiln\\ncontainer", "kiln"), ("podman.rate", "podman", "podman"), ("runc.rate", "bare runc", "runc"),
+            ("kiln.rate", "kiln\\n--network none", "kiln"), ("kiln_default.rate", "kiln\\ndefault network", "kiln_default"),
+            ("podman.rate", "podman\\n--network none", "podman"), ("runc.rate", "bare runc", "runc"),
         ],
     },
     "network": {
@@ -180,7 +181,7 @@ BENCHES = {
         # one row per tool; columns: requests/s (min / median / max), then latency medians (ms)
         "columns": [("rps", "requests/s: min / median / max", "range", "{:.0f}"),
                     ("lat_mean", "mean ms", "median", "{:.2f}"), ("lat_p50", "p50 ms", "median", "{:.2f}"),
-                    ("lat_p99", "p99 ms", "median", "{:.2f}")],
+                    ("lat_p99", "p99 ms", "median", "{:.2f}"), ("failed", "failed requests (most in a run)", "max", "{:.0f}")],
         "rows": [
             ("kiln.container", "kiln container, `-p H:8080`", "kiln.container"),
             ("kiln.gvisor", "kiln gvisor, `-p H:8080`", "kiln.gvisor"),
@@ -196,10 +197,11 @@ BENCHES = {
     "density": {
         "title": "Density: host memory per idle sandbox (`sleep 3600`)",
         "unit": "MB per sandbox", "scale": 1.0, "fmt": "{:.1f}",
-        "columns": [("avail", "MemAvailable drop − kilnd's growth, / N", "median", "{:.1f}"),
+        "columns": [("avail", "MemAvailable drop − other processes' PSS growth, / N", "median", "{:.1f}"),
+                    ("avail_raw", "raw MemAvailable drop / N", "median", "{:.1f}"),
                     ("pss", "PSS of its host processes / N (without `sleep`)", "median", "{:.1f}"),
                     ("pss_all", "PSS / N (with `sleep`)", "median", "{:.1f}"),
-                    ("kilnd_growth", "kilnd's PSS growth / N (taken out)", "median", "{:.1f}")],
+                    ("kilnd_growth", "kilnd's PSS growth / N (part of the others)", "median", "{:.1f}")],
         "rows": [
             ("kiln.container", "kiln container (kiln-shim + `runc run`)", "kiln.container"),
             ("kiln.gvisor", "kiln gvisor (kiln-shim + runsc, gofer, sandbox)", "kiln.gvisor"),
@@ -264,7 +266,7 @@ if da is not None:
     goals.append(("memory per idle container sandbox ≤ 6 MB", f"{da:.1f} MB (PSS {dp:.1f} MB)",
                   f"podman {de.median('podman.avail'):.1f} MB (PSS {de.median('podman.pss_all'):.1f} MB)"
                   if de.median("podman.avail") is not None else de.why_missing("podman"),
-                  f"MemAvailable drop per sandbox, kilnd's growth taken out: {verdict(da <= 6)}",
+                  f"MemAvailable drop per sandbox, other processes' growth taken out: {verdict(da <= 6)}",
                   "density", "kiln.container.avail", 6.0))
 else:
     goals.append(("memory per idle container sandbox ≤ 6 MB", "–", "–", de.why_missing("kiln.container"),
@@ -445,6 +447,9 @@ figures = [
     (f"creation rate: {cr.meta.get('n', '?')} detached sandboxes created at once", fig(cr, "kiln.rate", "{:.1f}", "/s", "kiln"),
      "podman " + fig(cr, "podman.rate", "{:.1f}", "/s", "podman"),
      f"kiln at {ratio_of(cr, 'kiln.rate', 'podman.rate', True)} podman's rate"),
+    ("creation rate: kiln with its default network (when not `none`)", fig(cr, "kiln_default.rate", "{:.1f}", "/s", "kiln_default"),
+     "podman " + fig(cr, "podman.rate", "{:.1f}", "/s", "podman") + " (`--network none`)",
+     f"{ratio_of(cr, 'kiln_default.rate', 'podman.rate', True)} podman's rate"),
     ("network: requests/s to a published port (container)", fig(nw, "kiln.container.rps", "{:.0f}", "req/s"),
      "host httpd " + fig(nw, "host.rps", "{:.0f}", "req/s"),
      f"{ratio_of(nw, 'kiln.container.rps', 'host.rps', True)} the host's; p99 "
@@ -507,6 +512,8 @@ def section(n, b, spec):
                 s = b.stats(k + "." + metric, spec["scale"])
                 if not s:
                     cells.append("")
+                elif kind == "max":
+                    cells.append(f.format(s[2]))
                 elif kind == "range":
                     cells.append(f"{f.format(s[0])} / **{f.format(s[1])}** / {f.format(s[2])}")
                 else:
@@ -571,7 +578,8 @@ def section(n, b, spec):
         w(f"- guest kernel {k}, accel {b.meta.get('accel', '?')}, {b.meta.get('qemu', '?')}")
     if n == "creation-rate" and "n" in b.meta:
         w(f"- {b.meta['n']} sandboxes at once per round; kiln's default network: {b.meta.get('default_network', '?')}"
-          + (" (so the `--network none` row is also kiln's default)" if b.meta.get("default_network") == "none" else ""))
+          + (" (so the `--network none` row is also kiln's default)" if b.meta.get("default_network") == "none"
+             else " (the second kiln row)"))
     if n == "network" and "requests" in b.meta:
         w(f"- `ab -n {b.meta['requests']} -c {b.meta.get('concurrency', '?')}` per run, a 1 KiB file, a new connection "
           "per request (busybox httpd does not keep connections alive)")
@@ -579,9 +587,10 @@ def section(n, b, spec):
         w(f"- kilnd, a fixed cost not counted per sandbox: PSS {b.meta.get('kilnd_pss_mb', '?')} MB at the end "
           f"({b.meta.get('kilnd_pss_with_mb', '?')} MB with the last kiln sandboxes running); page cache dropped "
           f"before each MemAvailable reading: {b.meta.get('drop_caches', '?')}; settle {b.meta.get('settle', '?')} s. "
-          "MemAvailable moves with everything else on the machine (other engineers' builds): with small N a "
-          "difference of a few MB per sandbox, even a negative one, is noise; the PSS columns are exact but leave "
-          "out kernel memory (namespaces, cgroups, mounts, page tables).")
+          "MemAvailable moves with everything else on the machine: the growth of every other process's PSS "
+          "(kilnd, other engineers' builds) is taken out, but their kernel memory and page cache are not, so with "
+          "small N a difference of a few MB per sandbox, even a negative one, is noise; the PSS columns are exact "
+          "but leave out kernel memory (namespaces, cgroups, mounts, page tables).")
     if n == "pull-unpack" and "image" in b.meta:
         w(f"- image: {b.meta['image']}; page cache dropped before cold runs: {b.meta.get('drop_caches', '?')}")
     w("")
