@@ -266,7 +266,10 @@ if da is not None:
     goals.append(("memory per idle container sandbox ≤ 6 MB", f"{da:.1f} MB (PSS {dp:.1f} MB)",
                   f"podman {de.median('podman.avail'):.1f} MB (PSS {de.median('podman.pss_all'):.1f} MB)"
                   if de.median("podman.avail") is not None else de.why_missing("podman"),
-                  f"MemAvailable drop per sandbox, other processes' growth taken out: {verdict(da <= 6)}",
+                  f"MemAvailable drop per sandbox, other processes' growth taken out: {verdict(da <= 6)}"
+                  + (f" (noisy: bare `runc run -d`, whose own PSS is {de.median('runc.pss_all'):.1f} MB, measured "
+                     f"{de.median('runc.avail'):.1f} MB in the same run; N = {de.meta.get('n', '?')})"
+                     if de.median("runc.avail") is not None and de.median("runc.pss_all") is not None else ""),
                   "density", "kiln.container.avail", 6.0))
 else:
     goals.append(("memory per idle container sandbox ≤ 6 MB", "–", "–", de.why_missing("kiln.container"),
