@@ -28,7 +28,8 @@ public final class SlirpNetwork {
 
     /** Records the sandbox's place on the user network (nothing else to set up: QEMU does the rest at boot). */
     public static Attachment attach(String sandboxId, List<PortMapping> ports, Path stateFile) {
-        Attachment a = new Attachment(NAME, sandboxId, null, ADDRESS, PREFIX_LENGTH, GATEWAY, mac(sandboxId), ports,
+        // no namespace: "" rather than null, so inspect's SandboxKey is Docker's empty string as for --network none
+        Attachment a = new Attachment(NAME, sandboxId, "", ADDRESS, PREFIX_LENGTH, GATEWAY, mac(sandboxId), ports,
                 null);
         KilnNetwork.save(stateFile, a);
         return a;
@@ -36,7 +37,7 @@ public final class SlirpNetwork {
 
     /** Whether {@code a} is a user-network record (no namespace: there is nothing to undo but the record). */
     public static boolean recorded(Attachment a) {
-        return NAME.equals(a.network()) && a.netns() == null;
+        return NAME.equals(a.network()) && (a.netns() == null || a.netns().isEmpty());
     }
 
     public static void detach(Path stateFile) {

@@ -119,6 +119,7 @@ class VmNetworkTest {
             assertThat(kiln.ok("port", id).out()).isEqualTo("8080/tcp -> 0.0.0.0:" + hostPort + "\n");
             JsonNode net = inspect(id).path("NetworkSettings");
             assertThat(net.path("IPAddress").asText()).isEqualTo("10.0.2.15");
+            assertThat(net.path("SandboxKey").asText()).isEmpty(); // no namespace on the user network
             assertThat(kiln.ok("exec", id, "cat", "/etc/resolv.conf").out()).contains("nameserver 10.0.2.3\n");
             // the port is reserved for this sandbox like a bridge's: another one cannot publish it
             KilnRun.Result clash = kiln.kiln("run", "--rm", "-p", hostPort + ":80", IMAGE, "true");
