@@ -2,7 +2,16 @@ package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.isolation.shim.ExitStatus;
+import dev.kiln.isolation.vm.VmIsolator;
+import dev.kiln.isolation.vm.VmOptions;
+import dev.kiln.network.Attachment;
 import dev.kiln.network.KilnNetwork;
+import dev.kiln.network.SlirpNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
@@ -26,7 +35,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Networking of the vm isolation as a user drives it: real QEMU (TCG here), the host's kernel, kiln-init, the CNI
  * plugins. On the kiln bridge the guest owns the veth's address through a TAP tied to it with tc mirred, so a published
  * port answers on 127.0.0.1 and the guest reaches the host's gateway address; {@code --network none} has loopback only;
- * {@code --network user} (QEMU's slirp) publishes through hostfwd; nothing outlives {@code rm -f}. Three VM boots in all.
+ * {@code --network user} (QEMU's slirp) publishes through hostfwd; nothing outlives {@code rm -f}; a guest that cannot
+ * configure its card says why. Four VM boots in all.
  */
 @Tag("slow")
 class VmNetworkTest {
@@ -154,6 +164,35 @@ class VmNetworkTest {
         assertThat(kiln.store().resolve("sandboxes").resolve(id.substring(0, 12)).resolve("network.json"))
                 .doesNotExist();
         kiln.ok("rm", id);
+    }
+
+    /**
+     * The guest's side of a bad network (one boot, driven through the isolator: no flag makes the engine send a bad
+     * address): kiln-init refuses the START with its reason, which is the sandbox's one line and exit 125.
+     */
+    @Test
+    void aGuestThatCannotConfigureItsCardFailsWithTheReason() throws Exception {
+        Path rootfs = BusyboxRootfs.create(root.resolve("isolator-rootfs"));
+        VmIsolator vm = new VmIsolator(VmOptions.defaults(root.resolve("isolator-state")));
+        String id = String.format("%064x", System.nanoTime());
+        SandboxNetwork user = new SandboxNetwork(SandboxNetwork.Mode.USER, null, null, 0, null, null,
+                SandboxNetwork.DEFAULT_MTU, null, null, null, null);
+        SandboxSpec spec = new SandboxSpec(id, "badnet", "badnet", new ProcessSpec(List.of("true"), List.of(), "/", 0,
+                0, List.of(), false, false), rootfs, false, Resources.UNLIMITED, java.util.Map.of(), List.of(),
+                root.resolve("isolator-sandboxes").resolve(id), user);
+        Files.createDirectories(spec.dir());
+        new ObjectMapper().writeValue(spec.dir().resolve(Attachment.FILE).toFile(), new Attachment(SlirpNetwork.NAME,
+                id, "", "10.0.2.999", 24, SlirpNetwork.GATEWAY, "02:00:00:00:00:01", List.of(), null));
+        try {
+            vm.create(spec);
+            ExitStatus status = vm.start(spec, java.time.Duration.ZERO).await(java.time.Duration.ofSeconds(120))
+                    .orElseThrow();
+            assertThat(status.exitCode()).isEqualTo(125);
+            assertThat(Files.readString(spec.dir().resolve("log.json")))
+                    .contains("the VM could not start the sandbox: bad START: net \\\"10.0.2.999\\\" is not an IPv4 address");
+        } finally {
+            vm.cleanup(spec, true);
+        }
     }
 
     private static boolean idle() {
