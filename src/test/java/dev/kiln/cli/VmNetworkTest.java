@@ -10,7 +10,6 @@ import dev.kiln.isolation.shim.ExitStatus;
 import dev.kiln.isolation.vm.VmIsolator;
 import dev.kiln.isolation.vm.VmOptions;
 import dev.kiln.network.Attachment;
-import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.SlirpNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
@@ -65,11 +64,7 @@ class VmNetworkTest {
         for (String id : kiln.kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
             kiln.kiln("rm", "-f", id);
         }
-        kiln.close();
-        String bridge = KilnNetwork.forRoot(kiln.store()).bridge();
-        if (Files.exists(Path.of("/sys/class/net", bridge))) {
-            Command.run("ip", "link", "delete", bridge);
-        }
+        kiln.close(); // the test daemon deletes its root's bridge
     }
 
     @Test
