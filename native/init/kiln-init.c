@@ -14,7 +14,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -61,6 +65,7 @@ struct spec {
     char *copy;                 /* the records, NUL-separated; every pointer below points into it */
     char **argv, **envp;
     const char *cwd, *hostname, *hosts, *resolv;
+    const char *mac, *net, *gateway, *mtu; /* the guest NIC (docs/guest-protocol.md); mac NULL: loopback only */
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly;
@@ -300,8 +305,11 @@ static int read_small(const char *path, char *out, size_t n) {
     return 0;
 }
 
-/* The /dev name of the entry under sysdir whose attribute file `attr` reads `want` (polls until it appears). */
-static void find_device(const char *sysdir, const char *attr, const char *want, char *dev, size_t n) {
+/*
+ * The entry under sysdir whose attribute file `attr` reads `want` (polls until it appears): with `devdir` its device
+ * node (devdir/NAME, which must exist too), else its bare name (a network interface has no node).
+ */
+static void find_entry(const char *sysdir, const char *attr, const char *want, const char *devdir, char *out, size_t n) {
     long long deadline = now_ms() + DEVICE_WAIT_MS;
     for (;;) {
         DIR *d = opendir(sysdir);
@@ -310,10 +318,11 @@ static void find_device(const char *sysdir, const char *attr, const char *want, 
             char path[600], value[128];
             if (e->d_name[0] == '.') continue;
             snprintf(path, sizeof path, "%s/%s/%s", sysdir, e->d_name, attr);
-            if (read_small(path, value, sizeof value) == 0 && strcmp(value, want) == 0) {
-                snprintf(dev, n, "/dev/%s", e->d_name);
+            if (read_small(path, value, sizeof value) == 0 && strcasecmp(value, want) == 0) {
+                if (devdir == NULL) snprintf(out, n, "%s", e->d_name);
+                else snprintf(out, n, "%s/%s", devdir, e->d_name);
                 if (closedir(d) != 0) fatal("closedir: %s", strerror(errno));
-                if (access(dev, F_OK) == 0) return;
+                if (devdir == NULL || access(out, F_OK) == 0) return;
                 d = NULL;
                 break;
             }
@@ -323,6 +332,10 @@ static void find_device(const char *sysdir, const char *attr, const char *want, 
         struct timespec ts = { 0, 5000000 };
         nanosleep(&ts, NULL);
     }
+}
+
+static void find_device(const char *sysdir, const char *attr, const char *want, char *dev, size_t n) {
+    find_entry(sysdir, attr, want, "/dev", dev, n);
 }
 
 /* Parses NUL-separated key=value records (docs/guest-protocol.md) into a spec; -1 with a message on error. */
@@ -359,6 +372,10 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         else if (strcmp(r, "hostname") == 0) s->hostname = v;
         else if (strcmp(r, "hosts") == 0) s->hosts = v;
         else if (strcmp(r, "resolv") == 0) s->resolv = v;
+        else if (strcmp(r, "mac") == 0) s->mac = v;
+        else if (strcmp(r, "net") == 0) s->net = v;
+        else if (strcmp(r, "gateway") == 0) s->gateway = v;
+        else if (strcmp(r, "mtu") == 0) s->mtu = v;
         /* unknown keys are ignored, so the host can add some before every guest knows them */
     }
     if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
@@ -379,18 +396,72 @@ static void write_file(const char *path, const char *text) {
     if (close(fd) != 0) say("closing %s: %s", path, strerror(errno));
 }
 
-static void loopback_up(void) {
+/* One interface ioctl; a failure is a start-up error the host reports (a sandbox without its network must not run). */
+static void if_ioctl(int sock, unsigned long req, struct ifreq *ifr, const char *what) {
+    if (ioctl(sock, req, ifr) != 0) fatal("configuring %s: %s: %s", ifr->ifr_name, what, strerror(errno));
+}
+
+static void if_up(int sock, const char *name) {
     struct ifreq ifr;
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) { say("socket: %s", strerror(errno)); return; }
     memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) say("SIOCGIFFLAGS lo: %s", strerror(errno));
-    else {
-        ifr.ifr_flags |= IFF_UP;
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) say("SIOCSIFFLAGS lo: %s", strerror(errno));
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    if_ioctl(sock, SIOCGIFFLAGS, &ifr, "SIOCGIFFLAGS");
+    ifr.ifr_flags |= IFF_UP;
+    if_ioctl(sock, SIOCSIFFLAGS, &ifr, "SIOCSIFFLAGS (up)");
+}
+
+static struct sockaddr_in inet_of(const char *text, const char *what) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    if (inet_pton(AF_INET, text, &a.sin_addr) != 1) fatal("bad START: %s \"%.40s\" is not an IPv4 address", what, text);
+    return a;
+}
+
+/*
+ * lo up; with a NIC (START's mac=): the interface with that MAC gets net=ADDRESS/PREFIX, mtu=, is brought up, and the
+ * default route goes via gateway=. Plain ioctls (SIOCSIFADDR, SIOCADDRT): IPv4 needs nothing netlink adds.
+ */
+static void network_up(const struct spec *s) {
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) fatal("socket: %s", strerror(errno));
+    if_up(sock, "lo");
+    if (s->mac != NULL) {
+        char name[IFNAMSIZ], addr[64];
+        find_entry("/sys/class/net", "address", s->mac, NULL, name, sizeof name);
+        const char *slash = s->net == NULL ? NULL : strchr(s->net, '/');
+        if (slash == NULL || (size_t)(slash - s->net) >= sizeof addr || s->gateway == NULL)
+            fatal("bad START: a NIC needs net=ADDRESS/PREFIX and gateway=");
+        memcpy(addr, s->net, (size_t)(slash - s->net));
+        addr[slash - s->net] = 0;
+        char *end;
+        long prefix = strtol(slash + 1, &end, 10), mtu = s->mtu == NULL ? 1500 : strtol(s->mtu, NULL, 10);
+        if (*end != 0 || end == slash + 1 || prefix < 1 || prefix > 32) fatal("bad START: net=%.40s", s->net);
+        if (mtu < 68 || mtu > 65535) fatal("bad START: mtu=%.20s", s->mtu);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+        struct sockaddr_in a = inet_of(addr, "net");
+        memcpy(&ifr.ifr_addr, &a, sizeof a);
+        if_ioctl(sock, SIOCSIFADDR, &ifr, "SIOCSIFADDR");
+        a.sin_addr.s_addr = htonl(0xffffffffu << (32 - prefix));
+        memcpy(&ifr.ifr_netmask, &a, sizeof a);
+        if_ioctl(sock, SIOCSIFNETMASK, &ifr, "SIOCSIFNETMASK");
+        ifr.ifr_mtu = (int)mtu;
+        if_ioctl(sock, SIOCSIFMTU, &ifr, "SIOCSIFMTU");
+        if_up(sock, name);
+        struct rtentry rt;
+        memset(&rt, 0, sizeof rt);
+        struct sockaddr_in any = inet_of("0.0.0.0", "route"), gw = inet_of(s->gateway, "gateway");
+        memcpy(&rt.rt_dst, &any, sizeof any);
+        memcpy(&rt.rt_genmask, &any, sizeof any);
+        memcpy(&rt.rt_gateway, &gw, sizeof gw);
+        rt.rt_flags = RTF_UP | RTF_GATEWAY;
+        rt.rt_dev = name;
+        if (ioctl(sock, SIOCADDRT, &rt) != 0)
+            fatal("configuring %s: default route via %s: %s", name, s->gateway, strerror(errno));
     }
-    if (close(s) != 0) say("close: %s", strerror(errno));
+    if (close(sock) != 0) fatal("close: %s", strerror(errno));
 }
 
 /* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
@@ -438,7 +509,7 @@ static void enter_root(const struct spec *s) {
     }
     if (s->hosts != NULL) write_file("/etc/hosts", s->hosts);
     if (s->resolv != NULL) write_file("/etc/resolv.conf", s->resolv);
-    loopback_up();
+    network_up(s);
     if (s->readonly) xmount("/", "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -616,7 +617,7 @@ static int usage(const char *why) {
 /* ======================================================================================================== *
  * Guest relays (docs/vm.md). kilnd runs a VM as a normal shim whose CMD is this same binary in a relay mode:
  *
- *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] -- qemu-system-x86_64 ARGS...
+ *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] [--netns PATH] -- qemu-system-x86_64 ARGS...
  *   kiln-shim --relay-exec EXEC_SOCK FILE
  *
  * --relay-vm starts the VMM, speaks the guest protocol (docs/guest-protocol.md) over the VMM's virtio-serial
@@ -624,6 +625,8 @@ static int usage(const char *why) {
  * shim logs and attaches it as any command), forwards the signals it receives to that process, serves execs on
  * VMDIR/exec.sock, and exits as the guest's process exited once the VMM is gone. --relay-exec is one exec: it
  * sends FILE as an EXEC request to EXEC_SOCK and maps that process's stream onto its own stdio, the same way.
+ * With --netns the VMM (only it: the relay stays where it is) joins that network namespace before it starts, so it
+ * opens the sandbox's TAP device there (docs/networking.md).
  * ======================================================================================================== */
 
 enum { G_HELLO = 1, G_START, G_EXEC, G_STDIN, G_STDIN_CLOSE, G_STDOUT, G_STDERR, G_EXIT, G_SIGNAL, G_RESIZE,
@@ -931,7 +934,7 @@ static int g_listen_unix(const char *path) {
     return fd;
 }
 
-static void start_vmm(char **argv) {
+static void start_vmm(char **argv, const char *netns) {
     char text[32];
     int log = open("vmm.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log < 0) { say_err("kiln: vmm.log: %s", strerror(errno)); return; }
@@ -946,6 +949,14 @@ static void start_vmm(char **argv) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(125);
         if (setpgid(0, 0) != 0) _exit(125); /* signals for the workload are not for the VMM */
         if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) _exit(125);
+        if (netns != NULL) { /* setns, not `ip netns exec`: that remounts /sys; stderr is vmm.log, the relay quotes it */
+            int ns = open(netns, O_RDONLY | O_CLOEXEC);
+            if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+                fprintf(stderr, "kiln: cannot enter the sandbox's network namespace %s: %s\n", netns, strerror(errno));
+                _exit(125);
+            }
+            if (close(ns) != 0) _exit(125);
+        }
         execvp(argv[0], argv);
         child_fail(argv[0], errno == ENOENT ? 127 : 126);
     }
@@ -983,8 +994,10 @@ static void reap_vmm(int sig_fd) {
     }
 }
 
+#define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] -- VMM ARGS..."
+
 static int relay_vm(int argc, char **argv) {
-    const char *dir = NULL, *spec = NULL;
+    const char *dir = NULL, *spec = NULL, *netns = NULL;
     long hello_timeout = 60;
     int i;
     for (i = 2; i < argc; i++) {
@@ -992,10 +1005,10 @@ static int relay_vm(int argc, char **argv) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
         else if (strcmp(argv[i], "--spec") == 0 && i + 1 < argc) spec = argv[++i];
         else if (strcmp(argv[i], "--hello-timeout") == 0 && i + 1 < argc) hello_timeout = atol(argv[++i]);
-        else return usage("--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] -- VMM ARGS...");
+        else if (strcmp(argv[i], "--netns") == 0 && i + 1 < argc) netns = argv[++i];
+        else return usage(RELAY_VM_USAGE);
     }
-    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0)
-        return usage("--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] -- VMM ARGS...");
+    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0) return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
     struct gbuf start = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
@@ -1007,7 +1020,7 @@ static int relay_vm(int argc, char **argv) {
     if (set_nonblock(0) != 0 || set_nonblock(1) != 0 || (!g_tty && set_nonblock(2) != 0)) note("O_NONBLOCK: %s", strerror(errno));
     if (unlink("ctl.sock") != 0 && errno != ENOENT) note("removing ctl.sock: %s", strerror(errno));
     if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
-    start_vmm(argv + i);
+    start_vmm(argv + i, netns);
     long long hello_deadline = now_ms() + hello_timeout * 1000, connect_deadline = now_ms() + G_CONNECT_MS;
     long long stop_deadline = -1, end_deadline = -1;
     int started = 0, ctl_eof = 0;

@@ -18,6 +18,7 @@ import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
 import dev.kiln.network.PortMapping;
+import dev.kiln.network.SlirpNetwork;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
@@ -147,7 +148,7 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /** Isolations that can join a bridge network. */
-    private static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor");
+    private static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor", "vm");
 
     /**
      * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
@@ -170,7 +171,7 @@ public final class Sandboxes implements AutoCloseable {
     private List<PortMapping> checkNetwork(CreateRequest r, String isolation) {
         List<PortMapping> published = published(r);
         NetworkMode mode = networkMode(r, isolation);
-        if ((!published.isEmpty() || r.publishAll()) && !mode.bridged()) {
+        if ((!published.isEmpty() || r.publishAll()) && !publishes(mode)) {
             throw KilnException.invalid("-p needs a network: --network " + mode.display() + " publishes no ports "
                     + "(use --network kiln or a network made with kiln network create)");
         }
@@ -181,8 +182,12 @@ public final class Sandboxes implements AutoCloseable {
                             + " sandbox has a network stack of its own");
                 }
             }
-            case USER -> throw KilnException.invalid("--network user is not supported for the " + isolation
-                    + " isolation (it is QEMU's user-mode network, for --isolation vm)");
+            case USER -> {
+                if (!isolation.equals("vm")) {
+                    throw KilnException.invalid("--network user is not supported for the " + isolation
+                            + " isolation (it is QEMU's user-mode network, for --isolation vm)");
+                }
+            }
             case BRIDGE -> {
                 if (!BRIDGED.contains(isolation)) {
                     throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
@@ -213,9 +218,14 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
-    /** Whether the sandbox joins a bridge network (and so has a namespace and an attachment while it runs). */
-    private static boolean bridged(Sandbox s) {
-        return networkMode(s.request(), s.isolation()).bridged();
+    /** Networks that publish ports: bridges (portmap) and a VM's user network (QEMU's hostfwd). */
+    private static boolean publishes(NetworkMode mode) {
+        return mode.bridged() || mode.kind() == NetworkMode.Kind.USER;
+    }
+
+    /** Whether the sandbox has a network record while it runs (its address and published ports). */
+    private static boolean recorded(Sandbox s) {
+        return publishes(networkMode(s.request(), s.isolation()));
     }
 
     /** {@code -p} mappings, then with {@code -P} each port the image EXPOSEs that -p did not publish. */
@@ -240,37 +250,47 @@ public final class Sandboxes implements AutoCloseable {
     private List<PortMapping> publishedPorts(String except) {
         List<PortMapping> out = new ArrayList<>();
         for (Sandbox other : store.all()) {
-            if (!other.id().equals(except) && bridged(other)) {
+            if (!other.id().equals(except) && recorded(other)) {
                 KilnNetwork.read(networkFile(other)).ifPresent(a -> out.addAll(a.ports()));
             }
         }
         return out;
     }
 
-    /** The sandbox's place on its bridge network while it runs. */
+    /** The sandbox's place on its network (bridge or user) while it runs. */
     public Optional<Attachment> network(Sandbox s) {
-        return bridged(s) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
+        return recorded(s) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
     }
 
-    /** Puts a starting sandbox on its bridge network (ports allocated, namespace made, CNI ADD). */
+    /**
+     * Puts a starting sandbox on its network: ports allocated, then for a bridge the namespace made and CNI ADD, for
+     * the user network only the record (QEMU forwards the ports).
+     */
     private void attach(Sandbox s) {
-        String name = networkMode(s.request(), s.isolation()).network();
+        NetworkMode mode = networkMode(s.request(), s.isolation());
         synchronized (ports) {
             detach(s); // a record left by a crash
             List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
-            networks.attach(name, s.id(), allocated, networkFile(s));
+            if (mode.kind() == NetworkMode.Kind.USER) {
+                SlirpNetwork.attach(s.id(), allocated, networkFile(s));
+            } else {
+                networks.attach(mode.network(), s.id(), allocated, networkFile(s));
+            }
         }
     }
 
     /** Takes a sandbox off its network (CNI DEL, namespace deleted); nothing to do when it is not on one. */
     private void detach(Sandbox s) {
-        if (java.nio.file.Files.exists(networkFile(s))) {
+        Optional<Attachment> a = KilnNetwork.read(networkFile(s));
+        if (a.isPresent() && SlirpNetwork.recorded(a.get())) {
+            SlirpNetwork.detach(networkFile(s));
+        } else if (a.isPresent()) {
             networks.detach(networkFile(s));
         }
     }
 
     private Path networkFile(Sandbox s) {
-        return dir(s).resolve("network.json");
+        return dir(s).resolve(Attachment.FILE);
     }
 
     private Isolator isolator(String isolation) {
@@ -306,7 +326,7 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
             resetMainDir(s);
-            if (bridged(s)) {
+            if (recorded(s)) {
                 attach(s);
                 spec = spec(s); // now with the address, for /etc/hosts and the guest
             }
@@ -664,7 +684,7 @@ public final class Sandboxes implements AutoCloseable {
         SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
                 mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
                 nameservers(r, mode), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
-        if (!mode.bridged()) {
+        if (!publishes(mode)) {
             return n;
         }
         return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)

@@ -14,6 +14,9 @@ import java.util.List;
 public record Attachment(String network, String sandboxId, String netns, String ipAddress, int prefixLength, String gateway,
                          String macAddress, List<PortMapping> ports, JsonNode result) {
 
+    /** The record's name in the sandbox's directory. */
+    public static final String FILE = "network.json";
+
     public Attachment {
         network = network == null ? KilnNetwork.NAME : network; // records written before networks had names
         ports = ports == null ? List.of() : List.copyOf(ports);

@@ -298,7 +298,7 @@ public final class KilnNetwork {
         }
     }
 
-    private static void save(Path file, Attachment a) {
+    static void save(Path file, Attachment a) {
         try {
             Files.createDirectories(file.getParent());
             write(file, JSON.writeValueAsString(a));

@@ -234,18 +234,27 @@ class NetworkCliTest {
     // ---- helpers ----
 
     static void assertNothingLeft(String id, String ip, List<String> rulesBefore) {
+        assertNothingLeft(root.resolve("store"), kiln("ps", "-q").out().isBlank(), id, ip, rulesBefore);
+    }
+
+    /**
+     * After sandbox {@code id} (address {@code ip}, null if it had none) of the kiln root {@code store} is gone: no
+     * namespace, no lease, no iptables rule naming it; with {@code idle} (no sandbox of that root runs) no veth on
+     * the root's bridge. Also used by {@link VmNetworkTest}.
+     */
+    static void assertNothingLeft(Path store, boolean idle, String id, String ip, List<String> rulesBefore) {
         String shortId = id.substring(0, 12);
         assertThat(Path.of("/var/run/netns", "kiln-" + shortId)).doesNotExist();
-        String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
+        String bridge = KilnNetwork.forRoot(store).bridge();
         Path ports = Path.of("/sys/class/net", bridge, "brif");
-        if (Files.isDirectory(ports) && kiln("ps", "-q").out().isBlank()) {
+        if (Files.isDirectory(ports) && idle) {
             assertThat(list(ports)).as("veths on " + bridge).isEmpty();
         }
         List<String> after = iptables();
         assertThat(after).noneMatch(l -> l.contains(id));
         if (ip != null) {
             assertThat(after).noneMatch(l -> l.matches(".*\\b" + ip.replace(".", "\\.") + "\\b.*"));
-            assertThat(leases()).doesNotContain(ip);
+            assertThat(leases(store)).doesNotContain(ip);
         }
         List<String> added = new ArrayList<>(after);
         added.removeAll(rulesBefore);
@@ -259,7 +268,11 @@ class NetworkCliTest {
     }
 
     static List<String> leases() {
-        return list(KilnNetwork.forRoot(root.resolve("store")).leaseDir());
+        return leases(root.resolve("store"));
+    }
+
+    static List<String> leases(Path store) {
+        return list(KilnNetwork.forRoot(store).leaseDir());
     }
 
     static List<String> list(Path dir) {

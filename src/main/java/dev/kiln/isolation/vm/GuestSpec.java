@@ -1,8 +1,11 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.isolation.EtcFiles;
 import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.network.SlirpNetwork;
 
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -12,7 +15,7 @@ import java.util.stream.Collectors;
  * The payload of START and EXEC frames (docs/guest-protocol.md): NUL-terminated {@code key=value} records.
  * A process: {@code arg} (repeated, in order), {@code env} (repeated), {@code cwd}, {@code uid}, {@code gid},
  * {@code groups} (comma-separated), {@code tty}, {@code stdin}; START adds {@code hostname}, {@code hosts},
- * {@code readonly}.
+ * {@code resolv}, {@code readonly} and, with a network card, {@code mac}, {@code net}, {@code gateway}, {@code mtu}.
  */
 final class GuestSpec {
     static final int MAX_PAYLOAD = 65536;
@@ -20,13 +23,29 @@ final class GuestSpec {
     private GuestSpec() {
     }
 
-    static byte[] start(SandboxSpec sandbox) {
+    /** START for {@code sandbox}; {@code nic} null: loopback only. */
+    static byte[] start(SandboxSpec sandbox, GuestNic nic) {
         ByteArrayOutputStream out = process(sandbox.process());
         record(out, "hostname", sandbox.hostname());
-        record(out, "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t"
-                + sandbox.hostname() + "\n");
+        record(out, "hosts", EtcFiles.hosts(sandbox));
+        record(out, "resolv", EtcFiles.resolvConf(resolverNetwork(sandbox.network()), EtcFiles.hostResolvConf()));
         record(out, "readonly", sandbox.readOnly() ? "1" : "0");
+        if (nic != null) {
+            record(out, "mac", nic.mac());
+            record(out, "net", nic.address() + "/" + nic.prefixLength());
+            record(out, "gateway", nic.gateway());
+            record(out, "mtu", Integer.toString(nic.mtu()));
+        }
         return checked(out);
+    }
+
+    /** On the user network the resolver is slirp's (it forwards to the host's), unless --dns says otherwise. */
+    private static SandboxNetwork resolverNetwork(SandboxNetwork n) {
+        if (n.mode() != SandboxNetwork.Mode.USER || !n.dns().isEmpty()) {
+            return n;
+        }
+        return new SandboxNetwork(n.mode(), n.netns(), n.address(), n.prefixLength(), n.gateway(), n.mac(), n.mtu(),
+                java.util.List.of(SlirpNetwork.DNS), n.dnsSearch(), n.dnsOptions(), n.extraHosts());
     }
 
     static byte[] exec(ProcessSpec process) {

@@ -22,8 +22,13 @@ import java.util.stream.Stream;
  */
 public record Kernel(Path image, String version, Path modulesDir) {
 
-    /** What kiln-init needs from the kernel: virtio-mmio devices, block, serial port, the image and root filesystems. */
-    static final List<String> NEEDED = List.of("virtio_mmio", "virtio_blk", "virtio_console", "erofs", "overlay", "ext4");
+    /**
+     * What kiln-init needs from the kernel: virtio-mmio devices, block, serial port, network card, the image and root
+     * filesystems. virtio_net is loaded at every boot, with a NIC or not: loading it once START says so would put the
+     * module's load and the device's probe on the critical path of networked boots, which are the default.
+     */
+    static final List<String> NEEDED = List.of("virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "erofs",
+            "overlay", "ext4");
 
     /**
      * {@code configured} if given, else the newest {@code /boot/vmlinuz-*-cloud-amd64}, else the newest

@@ -12,9 +12,10 @@ import java.util.List;
  *
  * @param kvm       use KVM ({@code /dev/kvm} usable); otherwise TCG with the host's TSC rate on the kernel command line
  * @param tscKhz    the host's TSC frequency for {@code tsc_early_khz} under TCG; 0 if unknown
+ * @param nic       the network card's {@code -netdev}/{@code -device} arguments ({@link GuestNic}); empty: none
  */
 record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus,
-                   boolean kvm, long tscKhz) {
+                   boolean kvm, long tscKhz, List<String> nic) {
 
     static final String BINARY = "qemu-system-x86_64";
     static final String CONTROL_SOCKET = "ctl.sock";
@@ -43,6 +44,7 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                 "-chardev", "socket,id=ctl,path=" + CONTROL_SOCKET + ",server=on,wait=off",
                 "-device", "virtserialport,chardev=ctl,name=kiln.0",
                 "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off"));
+        a.addAll(nic);
         return a;
     }
 

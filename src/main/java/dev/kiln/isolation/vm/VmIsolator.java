@@ -78,6 +78,7 @@ public final class VmIsolator implements Isolator {
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
         Path vm = vmDir(spec);
+        GuestNic nic = GuestNic.of(spec).orElse(null);
         try {
             Files.createDirectories(vm);
             Files.createDirectories(spec.dir().resolve("main"));
@@ -85,20 +86,27 @@ public final class VmIsolator implements Isolator {
                     "timings.json")) {
                 Files.deleteIfExists(vm.resolve(stale));
             }
-            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec));
+            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
+        }
+        if (nic != null) {
+            nic.prepare(vm);
         }
         long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         QemuCommand qemu = new QemuCommand(boot, initrd, image, disk, Math.max(64, memory >> 20),
                 Math.min(cpus, Runtime.getRuntime().availableProcessors()), QemuCommand.kvmUsable(),
-                QemuCommand.hostTscKhz());
+                QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs());
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
                 "--spec", vm.resolve("start.spec").toString(),
-                "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds())), "--"));
+                "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds()))));
+        if (nic != null && nic.netns() != null) {
+            cmd.addAll(List.of("--netns", nic.netns().toString())); // QEMU opens the TAP there (GuestNic)
+        }
+        cmd.add("--");
         cmd.addAll(qemu.argv());
         return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
