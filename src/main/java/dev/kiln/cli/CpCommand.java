@@ -94,8 +94,14 @@ final class CpCommand extends Subcommand {
     private static void extractLocally(InputStream tar, Path dest) throws IOException {
         Path target = dest.toAbsolutePath().normalize();
         LayerApplier applier = new LayerApplier(LayerApplier.Limits.defaults());
-        LayerApplier.Extraction how = new LayerApplier.Extraction(true, false);
-        if (Files.isDirectory(target)) {
+        LayerApplier.Extraction how = new LayerApplier.Extraction(true, false, false);
+        if (Files.isSymbolicLink(target)) {
+            // never followed: an earlier copy out of a sandbox may have planted it (e.g. pointing at /), and the
+            // sandbox chose this archive's content
+            throw KilnException.invalid("destination " + target + " is a symbolic link: kiln cp does not follow it "
+                    + "(name the directory it points to)");
+        }
+        if (Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
             applier.extract(tar, target, "", how);
             return;
         }

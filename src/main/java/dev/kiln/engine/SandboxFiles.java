@@ -103,7 +103,7 @@ public final class SandboxFiles {
             }
             String into = root.relativize(r.host()).toString();
             try {
-                applier.extract(in, root, into, new LayerApplier.Extraction(noOverwriteDirNonDir, keepOwners));
+                applier.extract(in, root, into, new LayerApplier.Extraction(noOverwriteDirNonDir, keepOwners, true));
             } catch (KilnException e) {
                 // the client's archive is the client's mistake (400), not kiln's corruption (500)
                 throw e.kind() == KilnException.Kind.CORRUPT ? KilnException.invalid(e.getMessage()) : e;

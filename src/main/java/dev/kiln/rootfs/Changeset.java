@@ -84,8 +84,11 @@ final class Changeset {
 
     void apply(TarArchiveEntry entry, InputStream content) throws IOException {
         String name = inRoot(entry.getName());
-        if (destination != null && name.equals(destination.into()) && !entry.isDirectory()) {
-            throw new Refused("names the destination directory itself but is not a directory");
+        if (destination != null && name.equals(destination.into())) {
+            if (!entry.isDirectory()) {
+                throw new Refused("names the destination directory itself but is not a directory");
+            }
+            return; // the destination exists and keeps its own mode, owner and times (a "./" entry names it)
         }
         int slash = name.lastIndexOf('/');
         String parent = slash < 0 ? "" : name.substring(0, slash);
@@ -138,7 +141,7 @@ final class Changeset {
         for (var dir : directories.entrySet()) {
             Path path = dir.getKey();
             if (tree.isRealDirectory(path, checked)) {
-                Files.setAttribute(path, "unix:mode", dir.getValue().getMode() & 07777);
+                Files.setAttribute(path, "unix:mode", mode(dir.getValue()));
                 times(path, dir.getValue());
             }
         }
@@ -257,7 +260,7 @@ final class Changeset {
         }
         run(mknod);
         owner(target, entry);
-        Files.setAttribute(target, "unix:mode", entry.getMode() & 07777);
+        Files.setAttribute(target, "unix:mode", mode(entry));
         Instant mtime = entry.getLastModifiedTime().toInstant();
         run(List.of("touch", "-h", "-d", "@" + mtime.getEpochSecond() + "." + String.format("%09d", mtime.getNano()),
                 target.toString()));
@@ -301,8 +304,14 @@ final class Changeset {
     /** Owner, then mode (chown clears setuid), then times. {@code path} was just created and is no symlink. */
     private void metadata(Path path, TarArchiveEntry entry) throws IOException {
         owner(path, entry);
-        Files.setAttribute(path, "unix:mode", entry.getMode() & 07777);
+        Files.setAttribute(path, "unix:mode", mode(entry));
         times(path, entry);
+    }
+
+    /** The permission bits to set: a layer's all of them; a client's archive without setuid/setgid unless asked. */
+    private int mode(TarArchiveEntry entry) {
+        boolean setId = destination == null || destination.how().keepSetId();
+        return entry.getMode() & (setId ? 07777 : 01777);
     }
 
     /**

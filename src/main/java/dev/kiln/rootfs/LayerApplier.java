@@ -90,7 +90,11 @@ public final class LayerApplier {
      * a non-directory or the reverse (Docker's archive PUT parameter); without {@code keepOwners} every entry is
      * owned by root (0:0), as Docker's {@code docker cp} without {@code -a}.
      */
-    public record Extraction(boolean noOverwriteDirNonDir, boolean keepOwners) {
+    /**
+     * How a client's archive is extracted. {@code keepSetId}: keep setuid/setgid bits — yes into a sandbox (as
+     * Docker), no onto the host, where a sandbox's setuid file owned by root would be a way out of it.
+     */
+    public record Extraction(boolean noOverwriteDirNonDir, boolean keepOwners, boolean keepSetId) {
     }
 
     /**

@@ -188,6 +188,38 @@ class DockerPortsAndCopyTest {
         }
     }
 
+    @Test
+    void whatASandboxHandsKilnCpCannotTakeOverTheHost() throws Exception {
+        String id = docker.ok("run", "-d", image, "sleep", "300").strip();
+        try {
+            // a setuid root file, a world-writable top directory, and a top-level symlink to the host's root
+            docker.ok("exec", id, "sh", "-c", "mkdir -p /evil && echo x > /evil/suid && chmod 4755 /evil/suid"
+                    + " && chmod 0777 /evil && ln -s / /etc-link");
+            Path out = Files.createDirectories(work.resolve("hostile-out"));
+            assertThat(kiln("cp", id + ":/evil", out.toString())).isZero();
+            var mode = Files.getPosixFilePermissions(out.resolve("evil/suid"));
+            assertThat((int) Files.getAttribute(out.resolve("evil/suid"), "unix:mode") & 06000)
+                    .as("setuid/setgid dropped on the host (" + mode + ")").isZero();
+
+            Path dest = Files.createDirectories(work.resolve("keeps-its-mode"));
+            Files.setPosixFilePermissions(dest, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-x---"));
+            assertThat(kiln("cp", id + ":/evil/.", dest.toString())).isZero();
+            assertThat(dest.resolve("suid")).exists();
+            assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(dest)))
+                    .as("the destination keeps its own mode").isEqualTo("rwxr-x---");
+
+            // the first copy plants a host symlink to /; a second copy must not write through it
+            Path planted = work.resolve("planted");
+            assertThat(kiln("cp", id + ":/etc-link", planted.toString())).isZero();
+            assertThat(Files.readSymbolicLink(planted)).isEqualTo(Path.of("/"));
+            docker.ok("exec", id, "sh", "-c", "rm /etc-link && mkdir /etc-link && echo pwned > /etc-link/kiln-cp-pwn");
+            assertThat(kiln("cp", id + ":/etc-link", planted.toString())).isEqualTo(125);
+            assertThat(Path.of("/kiln-cp-pwn")).doesNotExist();
+        } finally {
+            docker.ok("rm", "-f", id);
+        }
+    }
+
     /** kiln's own CLI against the same daemon; returns its exit code. */
     private static int kiln(String... args) {
         String[] all = new String[args.length + 2];
