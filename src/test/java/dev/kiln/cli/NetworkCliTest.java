@@ -126,6 +126,11 @@ class NetworkCliTest {
     void networkNoneHasOnlyLoopbackAndTheDefaultIsTheKilnBridge() {
         assertThat(ok("run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
         assertThat(ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("eth0\nlo\n");
+        if (Command.which("runsc") != null) {
+            List<String> links = ok("run", "--rm", "--isolation", "gvisor", "--network", "none", IMAGE, "ip", "-o",
+                    "link").out().lines().toList();
+            assertThat(links).as("gvisor --network none").singleElement().asString().contains(": lo:");
+        }
         String id = ok("create", IMAGE, "true").out().strip();
         assertThat(inspect(id).path("NetworkSettings").path("IPAddress").asText()).isEmpty();
         assertThat(inspect(id).path("HostConfig").path("NetworkMode").asText()).isEqualTo("kiln");

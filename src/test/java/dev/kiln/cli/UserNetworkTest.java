@@ -170,6 +170,34 @@ class UserNetworkTest {
     }
 
     @Test
+    @org.junit.jupiter.api.Tag("slow")
+    void aVmAndAContainerResolveEachOtherAndReachTheHost() throws Exception {
+        SandboxCliTest.requireRuntime("vm");
+        ok("network", "create", "vmnet");
+        String v = ok("run", "-d", "--network", "vmnet", "--isolation", "vm", "--name", "vpeer", IMAGE,
+                "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String c = ok("run", "-d", "--network", "vmnet", "--name", "cpeer2", IMAGE,
+                "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        try {
+            String vIp = inspect(v).path("NetworkSettings").path("IPAddress").asText();
+            String cIp = inspect(c).path("NetworkSettings").path("IPAddress").asText();
+            assertThat(ok("exec", c, "busybox", "nslookup", "vpeer").out()).contains("Address: " + vIp);
+            assertThat(ok("exec", v, "busybox", "nslookup", "cpeer2").out()).contains("Address: " + cIp);
+            String get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ";
+            assertThat(ok("exec", c, "sh", "-c", get + "vpeer 8080").out()).endsWith("hello from peer\n");
+            assertThat(ok("exec", v, "sh", "-c", get + "cpeer2 8080").out()).endsWith("hello from peer\n");
+            String gateway = inspect(c).path("NetworkSettings").path("Gateway").asText();
+            try (var host = new dev.kiln.testing.HostHttpServer(gateway)) {
+                assertThat(ok("exec", c, "sh", "-c", get + gateway + " " + host.port()).out())
+                        .as("the container reaches a server on the host").endsWith(dev.kiln.testing.HostHttpServer.BODY);
+            }
+        } finally {
+            ok("rm", "-f", v, c);
+            ok("network", "rm", "vmnet");
+        }
+    }
+
+    @Test
     void theResolverComesBackWhenKilndRestarts() throws Exception {
         ok("network", "create", "restartnet");
         String a = ok("run", "-d", "--network", "restartnet", "--name", "ra", IMAGE, "sleep", "300").out().strip();
