@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -49,9 +48,7 @@ class SandboxCliTest {
             Command.require("runsc", "runsc");
         }
         if (isolation.equals("vm")) {
-            // each case boots a microVM (seconds under TCG); KILN_FAST=1 scripts/test leaves them out
-            Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"), "VM boots are skipped in fast runs (KILN_FAST)");
-            Command.require("qemu-system-x86_64", "qemu-system-x86");
+            dev.kiln.testing.VmTests.require();
         }
     }
 

@@ -47,7 +47,7 @@ class VmNetworkTest {
 
     @BeforeAll
     static void image() throws Exception {
-        Command.require("qemu-system-x86_64", "qemu-system-x86");
+        dev.kiln.testing.VmTests.require();
         Command.require("iptables-save", "iptables");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");

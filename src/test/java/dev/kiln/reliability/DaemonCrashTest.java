@@ -147,9 +147,7 @@ class DaemonCrashTest extends DaemonProcessTest {
     @Test
     @org.junit.jupiter.api.Tag("slow")
     void aRunningVmIsReadoptedByTheNextDaemon() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"),
-                "VM boots are skipped in fast runs (KILN_FAST)");
-        Command.require("qemu-system-x86_64", "qemu-system-x86");
+        dev.kiln.testing.VmTests.require();
         KilnCli.Result run = kiln.process(Duration.ofSeconds(90), "run", "-d", "--name", "vm-ticker", "--isolation",
                 "vm", image, "sh", "-c", TICKER);
         assertThat(run.exitCode()).as(run.toString()).isZero();

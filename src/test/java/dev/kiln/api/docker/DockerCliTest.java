@@ -92,6 +92,32 @@ class DockerCliTest {
     }
 
     @Test
+    void pushSendsTheImageToTheRegistryAndItPullsBack() {
+        String repo = image.substring(0, image.indexOf('/')) + "/pushed/busybox";
+        docker.ok("tag", image, repo + ":1");
+        DockerCli.Result push = docker.run("push", repo + ":1");
+        assertThat(push.exitCode()).as(push.err()).isZero();
+        assertThat(push.out()).contains("1: digest: sha256:");
+        docker.ok("rmi", repo + ":1");
+        assertThat(docker.ok("images", "--format", "{{.Repository}}:{{.Tag}}").lines()).doesNotContain(repo + ":1");
+        DockerCli.Result back = docker.run("pull", repo + ":1");
+        assertThat(back.exitCode()).as(back.err()).isZero();
+        assertThat(docker.ok("run", "--rm", repo + ":1", "echo", "round trip").strip()).isEqualTo("round trip");
+        docker.ok("rmi", repo + ":1");
+    }
+
+    @org.junit.jupiter.api.Tag("slow")
+    @ParameterizedTest
+    @CsvSource({"--runtime,kiln-vm", "--isolation,vm"})
+    void theVmIsolationThroughTheDockerCli(String flag, String value) {
+        dev.kiln.testing.VmTests.require();
+        DockerCli.Result r = docker.run("run", "--rm", flag, value, image, "sh", "-c", "uname -r; exit 3");
+        assertThat(r.exitCode()).as(r.err()).isEqualTo(3);
+        assertThat(r.out().strip()).as("the guest kernel, not the host's").isNotEqualTo(
+                Command.run("uname", "-r").strip());
+    }
+
+    @Test
     void runPrintsOutputAndExitsWithTheContainersCode() {
         DockerCli.Result hi = docker.run("run", "--rm", image, "echo", "hi");
         assertThat(hi.exitCode()).as(hi.err()).isZero();

@@ -116,8 +116,6 @@ class DockerNetworkCliTest {
         docker.ok("network", "create", "dnet2");
         DockerCli.Result web = docker.run("run", "-d", "--network", "dnet2", "--name", "dweb2", image, "httpd", "-f",
                 "-p", "8080");
-        org.junit.jupiter.api.Assumptions.assumeFalse(web.err().contains("network mode"), "the Docker face's "
-                + "container create does not pass HostConfig.NetworkMode to kiln yet (CreateTranslator): " + web.err());
         assertThat(web.exitCode()).as(web.err()).isZero();
         try {
             String cidr = new ObjectMapper().readTree(docker.ok("network", "inspect", "dnet2")).path(0)
