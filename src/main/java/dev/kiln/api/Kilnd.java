@@ -30,15 +30,18 @@ public final class Kilnd {
     record ConfigFile(@JsonProperty("default-isolation") String defaultIsolation,
                       @JsonProperty("insecure-registries") List<String> insecureRegistries,
                       @JsonProperty("runsc-platform") String runscPlatform,
-                      @JsonProperty("kernel") String kernel) {
+                      @JsonProperty("kernel") String kernel,
+                      @JsonProperty("default-subnet") String defaultSubnet) {
     }
 
     /**
      * {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default); {@code kernel}:
-     * the vm isolation's default kernel (null: the host's newest cloud kernel).
+     * the vm isolation's default kernel (null: the host's newest cloud kernel); {@code defaultSubnet}: the kiln
+     * network's (null: picked clear of the host's routes).
      */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
-                          String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel) {
+                          String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel,
+                          String defaultSubnet) {
 
         public Options {
             tcpListeners = List.copyOf(tcpListeners);
@@ -47,12 +50,12 @@ public final class Kilnd {
         /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
         public Options withTcpListeners(List<TlsListener> listeners) {
             return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners,
-                    kernel);
+                    kernel, defaultSubnet);
         }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
-            ConfigFile file = new ConfigFile(null, List.of(), null, null);
+            ConfigFile file = new ConfigFile(null, List.of(), null, null, null);
             if (Files.isRegularFile(configFile)) {
                 try {
                     file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
@@ -69,7 +72,7 @@ public final class Kilnd {
                     : file.defaultIsolation() != null ? file.defaultIsolation() : "container";
             return new Options(root, runRoot, registries, isolation,
                     file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of(),
-                    file.kernel() != null ? Path.of(file.kernel()) : null);
+                    file.kernel() != null ? Path.of(file.kernel()) : null, file.defaultSubnet());
         }
     }
 
@@ -102,7 +105,8 @@ public final class Kilnd {
             throw KilnException.invalid("unknown default isolation \"" + o.defaultIsolation() + "\" (available: "
                     + String.join(", ", isolators.keySet()) + ")");
         }
-        Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation());
+        Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation(),
+                o.defaultSubnet());
         Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());
         try {
             daemon.start();

@@ -25,11 +25,11 @@ public final class Engine implements AutoCloseable {
     private final SandboxFiles files;
 
     public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Map<String, Isolator> isolators,
-                  String defaultIsolation) {
+                  String defaultIsolation, String defaultSubnet) {
         this.isolators = Map.copyOf(isolators);
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
-        this.networks = new Networks(root);
+        this.networks = new Networks(root, defaultSubnet);
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
                 defaultIsolation, events, networks);
         this.files = new SandboxFiles(sandboxes, images);

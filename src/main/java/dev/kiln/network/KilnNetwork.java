@@ -48,16 +48,31 @@ public final class KilnNetwork {
 
     /** The network of the kiln root {@code root}; nothing is created on the host until a sandbox attaches. */
     public static KilnNetwork forRoot(Path root) {
+        return forRoot(root, null);
+    }
+
+    /**
+     * The same, with {@code subnet} ({@code default-subnet} in config.yaml; null: picked clear of the host's routes)
+     * used when the conflist is first written. An existing conflist keeps its subnet, so addresses and leases stay
+     * valid; kilnd says so when the configuration asks for another.
+     */
+    public static KilnNetwork forRoot(Path root, String subnet) {
         Path dir = root.resolve("network");
         Path file = dir.resolve("kiln.conflist");
         try {
             if (Files.isRegularFile(file)) {
-                return new KilnNetwork(dir, (ObjectNode) JSON.readTree(file.toFile()));
+                KilnNetwork existing = new KilnNetwork(dir, (ObjectNode) JSON.readTree(file.toFile()));
+                if (subnet != null && !subnet.equals(existing.subnet())) {
+                    System.err.println("kilnd: the kiln network keeps its subnet " + existing.subnet() + " (config "
+                            + "asks for " + subnet + "): remove " + file + " while no sandbox runs to change it");
+                }
+                return existing;
             }
             Files.createDirectories(dir);
             boolean standard = root.toAbsolutePath().normalize().equals(DEFAULT_ROOT);
             String bridge = standard ? "kiln0" : "kiln" + hash(root).substring(0, 8);
-            ObjectNode conflist = conflist(bridge, Subnets.pick(standard, hash(root)), dir.resolve("ipam"));
+            ObjectNode conflist = conflist(bridge, subnet != null ? configured(subnet) : Subnets.pick(standard,
+                    hash(root)), dir.resolve("ipam"));
             write(file, JSON.writeValueAsString(conflist));
             return new KilnNetwork(dir, conflist);
         } catch (IOException e) {
@@ -78,6 +93,17 @@ public final class KilnNetwork {
     /** Writes {@code conflist} to {@code file} atomically. */
     static void save(Path file, ObjectNode conflist) throws IOException {
         write(file, JSON.writeValueAsString(conflist));
+    }
+
+    /** A configured subnet: well-formed and clear of the host's own routes. */
+    private static String configured(String subnet) {
+        Subnets.checked(subnet);
+        for (String route : Subnets.hostRoutes()) {
+            if (Subnets.overlaps(route, subnet)) {
+                throw KilnException.invalid("default-subnet " + subnet + " overlaps the host's route " + route);
+            }
+        }
+        return subnet;
     }
 
     static ObjectNode conflist(String bridge, String subnet, Path ipamDir) {

@@ -43,9 +43,17 @@ public final class Networks implements AutoCloseable {
     private final Map<String, DnsServer> resolvers = new ConcurrentHashMap<>();
     private volatile Peers peers = network -> List.of();
 
+    private final String defaultSubnet;
+
     public Networks(Path root) {
+        this(root, null);
+    }
+
+    /** {@code defaultSubnet}: the kiln network's subnet when its conflist is first written (null: one picked). */
+    public Networks(Path root, String defaultSubnet) {
         this.root = root;
         this.dir = root.resolve("network");
+        this.defaultSubnet = defaultSubnet;
     }
 
     /** Whether {@code name} is one of the networks every kiln has (and no one can create or remove). */
@@ -56,7 +64,7 @@ public final class Networks implements AutoCloseable {
     /** The network named {@code name}; refused with one line when there is none. */
     public KilnNetwork get(String name) {
         if (name.equals(KilnNetwork.NAME)) {
-            return known.computeIfAbsent(name, n -> KilnNetwork.forRoot(root));
+            return known.computeIfAbsent(name, n -> KilnNetwork.forRoot(root, defaultSubnet));
         }
         KilnNetwork n = known.computeIfAbsent(name, k -> Files.isRegularFile(record(k))
                 ? KilnNetwork.load(dir, dir.resolve(k + ".conflist")) : null);
