@@ -6,6 +6,7 @@ import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
+import dev.kiln.testing.NetworkLeftovers;
 import dev.kiln.testing.TestDaemon;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -239,56 +240,16 @@ class NetworkCliTest {
     // ---- helpers ----
 
     static void assertNothingLeft(String id, String ip, List<String> rulesBefore) {
-        assertNothingLeft(root.resolve("store"), kiln("ps", "-q").out().isBlank(), id, ip, rulesBefore);
-    }
-
-    /**
-     * After sandbox {@code id} (address {@code ip}, null if it had none) of the kiln root {@code store} is gone: no
-     * namespace, no lease, no iptables rule naming it; with {@code idle} (no sandbox of that root runs) no veth on
-     * the root's bridge. Also used by {@link VmNetworkTest}.
-     */
-    static void assertNothingLeft(Path store, boolean idle, String id, String ip, List<String> rulesBefore) {
-        String shortId = id.substring(0, 12);
-        assertThat(Path.of("/var/run/netns", "kiln-" + shortId)).doesNotExist();
-        String bridge = KilnNetwork.forRoot(store).bridge();
-        Path ports = Path.of("/sys/class/net", bridge, "brif");
-        if (Files.isDirectory(ports) && idle) {
-            assertThat(list(ports)).as("veths on " + bridge).isEmpty();
-        }
-        List<String> after = iptables();
-        assertThat(after).noneMatch(l -> l.contains(id));
-        if (ip != null) {
-            assertThat(after).noneMatch(l -> l.matches(".*\\b" + ip.replace(".", "\\.") + "\\b.*"));
-            assertThat(leases(store)).doesNotContain(ip);
-        }
-        List<String> added = new ArrayList<>(after);
-        added.removeAll(rulesBefore);
-        assertThat(added).as("iptables rules added and not removed").noneMatch(l -> l.startsWith("-A CNI-DN-")
-                || l.contains(shortId));
+        NetworkLeftovers.assertNothingLeft(root.resolve("store"), kiln("ps", "-q").out().isBlank(), id, ip,
+                rulesBefore);
     }
 
     static List<String> iptables() {
-        return Stream.concat(Command.run("iptables-save", "-t", "nat").lines(),
-                Command.run("iptables-save", "-t", "filter").lines()).filter(l -> !l.startsWith("#")).toList();
+        return NetworkLeftovers.iptables();
     }
 
     static List<String> leases() {
-        return leases(root.resolve("store"));
-    }
-
-    static List<String> leases(Path store) {
-        return list(KilnNetwork.forRoot(store).leaseDir());
-    }
-
-    static List<String> list(Path dir) {
-        if (!Files.isDirectory(dir)) {
-            return List.of();
-        }
-        try (Stream<Path> s = Files.list(dir)) {
-            return s.map(p -> p.getFileName().toString()).toList();
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return NetworkLeftovers.leases(root.resolve("store"));
     }
 
     static String get(String url) throws Exception {

@@ -299,8 +299,7 @@ class UserNetworkTest {
     }
 
     static List<String> iptables() {
-        return Stream.concat(Command.run("iptables-save", "-t", "nat").lines(),
-                Command.run("iptables-save", "-t", "filter").lines()).filter(l -> !l.startsWith("#")).toList();
+        return dev.kiln.testing.NetworkLeftovers.iptables();
     }
 
     static JsonNode networkInspect(String name) throws IOException {

@@ -105,7 +105,7 @@ class VmNetworkTest {
         }
         assertThat(Path.of("/var/run/netns", netns)).doesNotExist();
         assertThat(Path.of("/sys/class/net/tap0")).doesNotExist();
-        NetworkCliTest.assertNothingLeft(kiln.store(), idle(), id, ip, rulesBefore);
+        dev.kiln.testing.NetworkLeftovers.assertNothingLeft(kiln.store(), idle(), id, ip, rulesBefore);
     }
 
     @Test

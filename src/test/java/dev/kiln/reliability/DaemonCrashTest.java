@@ -28,11 +28,13 @@ class DaemonCrashTest extends DaemonProcessTest {
     private static final String TICKER = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done";
 
     String image;
+    List<String> rulesBefore;
 
     @BeforeEach
     void image() {
         Command.require("runsc", "runsc");
         image = busybox();
+        rulesBefore = dev.kiln.testing.NetworkLeftovers.iptables();
     }
 
 
@@ -187,7 +189,11 @@ class DaemonCrashTest extends DaemonProcessTest {
         assertThat(Leftovers.sandboxDirs(root)).as("sandbox directories").isEmpty();
         for (String id : ids) {
             assertThat(Leftovers.cgroupDirs(id)).as("cgroups of " + id).isEmpty();
+            // the sandboxes were on the kiln bridge (the default): namespace, veth, rules and lease are gone too
+            dev.kiln.testing.NetworkLeftovers.assertNothingLeft(root, true, id, null, rulesBefore);
         }
+        assertThat(dev.kiln.testing.NetworkLeftovers.leases(root).stream().filter(f -> f.matches("[0-9.]+")).toList())
+                .as("IPAM leases").isEmpty();
         assertThat(Leftovers.processesUnder(root).stream().filter(p -> p.pid() != kilnd.pid())
                 .map(Leftovers::cmdline).toList())
                 .as("processes still using " + root).isEmpty();
