@@ -565,11 +565,63 @@ static void network_up(const struct spec *s) {
     if (close(sock) != 0) fatal("close: %s", strerror(errno));
 }
 
+/* Whether the kernel command line carries the bare word `word` (e.g. "kiln.disks=fs"). */
+static int cmdline_has(const char *word) {
+    size_t n = strlen(word);
+    for (const char *t = cmdline; (t = strstr(t, word)) != NULL; t += n)
+        if ((t == cmdline || t[-1] == ' ') && (t[n] == ' ' || t[n] == 0)) return 1;
+    return 0;
+}
+
+/* What filesystem the device holds, by its superblock's magic: 'e' erofs, 'x' ext2/3/4, 0 neither (or unreadable). */
+static int fs_magic(const char *dev) {
+    unsigned char sb[2048];
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t r = pread(fd, sb, sizeof sb, 0);
+    if (close(fd) != 0 || r != (ssize_t)sizeof sb) return 0;
+    if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5 && sb[1027] == 0xe0) return 'e'; /* 0xE0F5E1E2 LE */
+    if (sb[1080] == 0x53 && sb[1081] == 0xef) return 'x';                                      /* 0xEF53 LE */
+    return 0;
+}
+
+/*
+ * The image and writable disks told apart by their filesystems (erofs, ext4), for VMMs that cannot give a virtio-blk
+ * serial (Firecracker: kiln.disks=fs): the host made both, so each kind appears exactly once. Polls like find_entry.
+ */
+static void find_disks_by_fs(char *image, char *rw, size_t n) {
+    long long deadline = now_ms() + DEVICE_WAIT_MS;
+    for (;;) {
+        DIR *d = opendir("/sys/block");
+        struct dirent *e;
+        image[0] = rw[0] = 0;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char dev[300];
+            if (strncmp(e->d_name, "vd", 2) != 0) continue;
+            snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
+            int kind = fs_magic(dev);
+            if (kind == 'e') snprintf(image, n, "%s", dev);
+            if (kind == 'x') snprintf(rw, n, "%s", dev);
+        }
+        if (d != NULL && closedir(d) != 0) fatal("closedir: %s", strerror(errno));
+        if (image[0] && rw[0]) return;
+        if (now_ms() > deadline)
+            fatal("no %s disk among /sys/block/vd* after %d ms", image[0] ? "ext4 (writable)" : "erofs (image)",
+                  DEVICE_WAIT_MS);
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
-    find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
-    find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+    if (cmdline_has("kiln.disks=fs")) {
+        find_disks_by_fs(image, rw, sizeof image);
+    } else { /* QEMU: the virtio-blk serials the host gave them */
+        find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
+        find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+    }
     xmkdir("/mnt", 0755);
     xmkdir("/mnt/image", 0755);
     xmkdir("/mnt/rw", 0755);

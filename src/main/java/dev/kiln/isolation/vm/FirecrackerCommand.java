@@ -49,11 +49,12 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
      * Kernel messages go to the serial console, which is Firecracker's stdout; {@code reboot=k}: a reboot ends it (it
      * has no power-off, so kiln-init reboots on this transport); the i8042 flags skip probing a keyboard controller
      * Firecracker only half emulates (as its own default command line does); {@code kiln.channel} tells kiln-init to
-     * use the vsock transport (docs/guest-protocol.md).
+     * use the vsock transport (docs/guest-protocol.md); {@code kiln.disks=fs}: tell the disks apart by their
+     * filesystems (erofs image, ext4 writable), since Firecracker's drives have no serial to give, unlike QEMU's.
      */
     String bootArgs() {
         return "console=ttyS0 reboot=k panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd kiln.channel=vsock:"
-                + CONTROL_PORT;
+                + CONTROL_PORT + " kiln.disks=fs";
     }
 
     /** The requests that configure the VM, then the one that starts it, in the order they are sent. */

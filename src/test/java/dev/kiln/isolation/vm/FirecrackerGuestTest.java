@@ -1,5 +1,10 @@
 package dev.kiln.isolation.vm;
 
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxSpec;
+import dev.kiln.isolation.shim.ShimBinary;
+import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveEntry;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveInputStream;
@@ -138,5 +143,58 @@ class FirecrackerGuestTest {
                 .contains(" after 10000 ms");
         assertThat(console).as("the virtio-serial port QEMU offers is not used").doesNotContain("kiln.0");
         assertThat(ms).as("bounded: 10 s of retries plus the boot").isGreaterThan(10_000);
+    }
+
+    /**
+     * kiln-init with Firecracker's {@code kiln.disks=fs}, on QEMU through the relay (the virtio-serial channel): the
+     * drives carry no serial (as on Firecracker) and come in the other order (writable first), and the guest must
+     * still mount the erofs image and the ext4 disk by their filesystems and run the workload.
+     */
+    @Test
+    @Tag("slow")
+    void kilnInitTellsTheDisksApartByTheirFilesystemsWhenAskedTo() throws Exception {
+        Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"), "VM boots are skipped in fast runs (KILN_FAST)");
+        Command.require(QemuCommand.BINARY, "qemu-system-x86");
+        Command.require("mkfs.erofs", "erofs-utils");
+        Kernel k = kernelWithModules();
+        Path initrd = Initramfs.ensure(k, NativeBinary.init(), dir.resolve("kernels"));
+        Path kernel = Vmlinux.forQemu(k, dir.resolve("kernels"));
+        Path image = ImageDisk.ensure(BusyboxRootfs.create(dir.resolve("rootfs")), dir.resolve("disks"));
+        Path rw = WritableDisk.ensure(dir.resolve("disk.ext4"), 64L << 20);
+        Path vm = Files.createDirectories(dir.resolve("vm"));
+        SandboxSpec spec = new SandboxSpec("fsdisks", "fsdisks", "fsdisks", new ProcessSpec(List.of("sh", "-c",
+                "echo written > /marker; echo hi"), List.of("PATH=/bin:/usr/bin"), "/", 0, 0,
+                List.of(), false, false), image, false, Resources.UNLIMITED, Map.of(), List.of(), dir);
+        Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, null));
+
+        List<String> argv = new ArrayList<>(new QemuCommand(kernel, initrd, image, rw, 256, 1,
+                QemuCommand.kvmUsable(), QemuCommand.hostTscKhz(), List.of()).argv());
+        int append = argv.indexOf("-append") + 1;
+        argv.set(append, argv.get(append) + " kiln.disks=fs");
+        // no serials, and the writable disk first: only the filesystems can tell them apart
+        int imageDrive = argv.indexOf("-drive");
+        List<String> imageArgs = new ArrayList<>(argv.subList(imageDrive, imageDrive + 4));
+        argv.subList(imageDrive, imageDrive + 4).clear();
+        argv.addAll(argv.indexOf("-drive") + 4, imageArgs);
+        argv.replaceAll(a -> a.replace(",serial=kiln-image", "").replace(",serial=kiln-rw", ""));
+        assertThat(String.join(" ", argv)).doesNotContain("serial=kiln");
+        assertThat(argv.get(argv.indexOf("-drive") + 1)).startsWith("id=rw,");
+
+        List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm", "--dir",
+                vm.toString(), "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", "60", "--"));
+        cmd.addAll(argv);
+        Process relay = new ProcessBuilder(cmd).redirectOutput(dir.resolve("stdout").toFile())
+                .redirectError(dir.resolve("stderr").toFile()).start();
+        try {
+            assertThat(relay.waitFor(120, TimeUnit.SECONDS)).isTrue();
+        } finally {
+            relay.destroyForcibly();
+        }
+        String out = Files.readString(dir.resolve("stdout"));
+        System.out.println("guest with kiln.disks=fs: " + out + Files.readString(dir.resolve("stderr")));
+        assertThat(relay.exitValue()).as(Files.readString(dir.resolve("stderr"))).isZero();
+        assertThat(out).isEqualTo("hi\n"); // busybox ran from the erofs image
+        // and the overlay's upper layer is on the ext4 disk (vda here), where the workload's file landed
+        assertThat(Command.run("debugfs", "-R", "cat /upper/marker", rw.toString())).contains("written");
     }
 }

@@ -107,10 +107,10 @@ class FirecrackerTest {
     void theKernelCommandLineSelectsTheVsockChannel() {
         String args = vm(1).requests().get(1).body().path("boot_args").asText();
         assertThat(args.split(" ")).contains("kiln.channel=vsock:" + FirecrackerCommand.CONTROL_PORT, "console=ttyS0",
-                "reboot=k", "panic=-1", "pci=off");
+                "reboot=k", "panic=-1", "pci=off", "kiln.disks=fs"); // disks by filesystem: Firecracker has no serials
         assertThat(FirecrackerCommand.controlSocket()).isEqualTo("vsock.sock_1024");
         assertThat(new QemuCommand(Path.of("/k"), Path.of("/i"), Path.of("/a"), Path.of("/b"), 512, 1, false, 0,
-                List.of()).cmdline()).doesNotContain("kiln.channel");
+                List.of()).cmdline()).doesNotContain("kiln.channel").doesNotContain("kiln.disks");
     }
 
     /** What the relay reads (--api-requests): each request's HTTP bytes, NUL-terminated, in the boot order. */
