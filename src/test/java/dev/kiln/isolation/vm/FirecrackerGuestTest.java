@@ -6,6 +6,7 @@ import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
+import dev.kiln.testing.VmTests;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveEntry;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveInputStream;
 import org.junit.jupiter.api.Assumptions;
@@ -112,8 +113,7 @@ class FirecrackerGuestTest {
     @Test
     @Tag("slow")
     void kilnInitPicksVsockFromTheCommandLineAndGivesUpWithinItsBound() throws Exception {
-        Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"), "VM boots are skipped in fast runs (KILN_FAST)");
-        Command.require(QemuCommand.BINARY, "qemu-system-x86");
+        VmTests.require();
         Kernel k = kernelWithModules();
         Path initrd = Initramfs.ensure(k, Kernel.NEEDED_FIRECRACKER, NativeBinary.init(), dir.resolve("kernels"));
         Path kernel = Vmlinux.forQemu(k, dir.resolve("kernels"));
@@ -153,8 +153,7 @@ class FirecrackerGuestTest {
     @Test
     @Tag("slow")
     void kilnInitTellsTheDisksApartByTheirFilesystemsWhenAskedTo() throws Exception {
-        Assumptions.assumeFalse(Boolean.getBoolean("kiln.fast"), "VM boots are skipped in fast runs (KILN_FAST)");
-        Command.require(QemuCommand.BINARY, "qemu-system-x86");
+        VmTests.require();
         Command.require("mkfs.erofs", "erofs-utils");
         Kernel k = kernelWithModules();
         Path initrd = Initramfs.ensure(k, NativeBinary.init(), dir.resolve("kernels"));
