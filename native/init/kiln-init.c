@@ -1,8 +1,9 @@
 /*
  * kiln-init: PID 1 inside every kiln microVM.
  *
- * Loads the kernel modules listed in /modules.order, finds the control port (virtio-serial "kiln.0"), greets the
- * host, receives the sandbox (START), mounts the image disk (erofs, read-only) under overlayfs with the sandbox's
+ * Loads the kernel modules listed in /modules.order, opens the control channel (the virtio-serial port "kiln.0"
+ * on QEMU; with kiln.channel=vsock:PORT on the kernel command line, a vsock connection to the host, Firecracker's
+ * hybrid vsock), greets the host, receives the sandbox (START), mounts the image disk (erofs, read-only) under overlayfs with the sandbox's
  * writable disk (ext4), moves into it, runs the main process and any EXEC'd processes with their stdio multiplexed
  * over the port, reports every exit, and powers the VM off when the main process is gone.
  *
@@ -45,7 +46,9 @@
 #define STDIN_HIGH    (1 << 20) /* stdin queued for one process beyond this: stop reading the port */
 #define DRAIN_MS      2000      /* after a process exits, its output is read until EOF or this long */
 #define SHUTDOWN_MS   3000      /* after the main process: time for the others to be reported and for the host's BYE */
-#define DEVICE_WAIT_MS 10000    /* how long devices (port, disks) may take to appear */
+#define DEVICE_WAIT_MS 10000    /* how long devices (port, disks) may take to appear, and the host's vsock to answer */
+#define VMADDR_CID_HOST 2       /* linux/vm_sockets.h, which musl's headers lack */
+#define CMDLINE_MAX   4096      /* x86's COMMAND_LINE_SIZE is 2048 */
 
 enum { T_HELLO = 1, T_START, T_EXEC, T_STDIN, T_STDIN_CLOSE, T_STDOUT, T_STDERR, T_EXIT, T_SIGNAL, T_RESIZE,
        T_ERROR, T_STARTED, T_BYE };
@@ -71,7 +74,17 @@ struct spec {
     int ngroups, tty, with_stdin, readonly;
 };
 
+/* struct sockaddr_vm of linux/vm_sockets.h (the kernel's ABI; musl's headers do not carry it) */
+struct vsock_addr {
+    sa_family_t family;
+    unsigned short reserved1;
+    unsigned int port, cid;
+    unsigned char flags, zero[3];
+};
+
 static int port = -1, sig_fd = -1, bye, main_done, rest_killed;
+static int port_is_socket; /* the channel is a vsock stream: EOF means the host is gone, not "not connected yet" */
+static char cmdline[CMDLINE_MAX];
 static long long main_done_ms;
 static struct buf outq;
 static unsigned char inbuf[2 * (8 + MAX_PAYLOAD)];
@@ -136,6 +149,8 @@ static void buf_free(struct buf *b) {
 
 static void power_off(void) {
     sync();
+    /* Firecracker (the vsock transport) has no power-off device: a reboot (reboot=k) is how its guest ends it */
+    if (port_is_socket && reboot(RB_AUTOBOOT) != 0) say("reboot: %s", strerror(errno));
     if (reboot(RB_POWER_OFF) != 0) say("power off: %s", strerror(errno));
     if (reboot(RB_AUTOBOOT) != 0) say("reboot: %s", strerror(errno)); /* QEMU runs with -no-reboot: it exits */
     for (;;) pause();
@@ -245,6 +260,11 @@ static void read_frame(int *type, int *stream, unsigned char **payload, size_t *
             ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
             if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
             if (r < 0) fatal("reading the control port: %s", strerror(errno));
+            if (r == 0 && port_is_socket) { /* nobody left to send an ERROR to: only the console hears of it */
+                if (close(port) != 0) say("close: %s", strerror(errno));
+                port = -1;
+                fatal("the host closed the control connection");
+            }
             if (r == 0) { struct timespec ts = { 0, 20000000 }; nanosleep(&ts, NULL); continue; } /* host not yet there */
             inlen += (size_t)r;
         }
@@ -276,8 +296,34 @@ static int mkdir_p(const char *path) {
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/*
+ * The kernel command line's parameters for module `name` ("virtio_mmio.device=4K@0xd0000000:5" → "device=..."),
+ * space-separated, as modprobe passes them: the kernel applies such parameters itself only to built-in code, so a
+ * module loaded by finit_module gets them here (e.g. Firecracker's virtio_mmio.device= for a kernel with
+ * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). '-' and '_' are the same in module names; quoted values are not supported.
+ */
+static void module_params(const char *name, char *out, size_t n) {
+    size_t k = 0, nl = strlen(name);
+    out[0] = 0;
+    for (const char *t = cmdline; *t; ) {
+        while (*t == ' ') t++;
+        size_t tl = strcspn(t, " ");
+        int match = tl > nl + 1 && t[nl] == '.';
+        for (size_t i = 0; match && i < nl; i++)
+            match = t[i] == name[i] || ((t[i] == '-' || t[i] == '_') && (name[i] == '-' || name[i] == '_'));
+        if (match) {
+            if (k + (tl - nl - 1) + 2 > n) fatal("the kernel command line's parameters for %s are too long", name);
+            if (k > 0) out[k++] = ' ';
+            memcpy(out + k, t + nl + 1, tl - nl - 1);
+            k += tl - nl - 1;
+            out[k] = 0;
+        }
+        t += tl;
+    }
+}
+
 static void load_modules(void) {
-    char list[8192];
+    char list[8192], name[128], params[CMDLINE_MAX];
     int fd = open("/modules.order", O_RDONLY | O_CLOEXEC);
     if (fd < 0) { if (errno != ENOENT) fatal("/modules.order: %s", strerror(errno)); return; }
     ssize_t n = read(fd, list, sizeof list - 1);
@@ -285,11 +331,66 @@ static void load_modules(void) {
     if (close(fd) != 0) fatal("close: %s", strerror(errno));
     list[n] = 0;
     for (char *line = strtok(list, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        const char *base = strrchr(line, '/') ? strrchr(line, '/') + 1 : line;
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(base, "."), base);
+        module_params(name, params, sizeof params);
         int m = open(line, O_RDONLY | O_CLOEXEC);
         if (m < 0) fatal("module %s: %s", line, strerror(errno));
-        if (syscall(SYS_finit_module, m, "", 0) != 0 && errno != EEXIST)
+        if (syscall(SYS_finit_module, m, params, 0) != 0 && errno != EEXIST)
             fatal("loading module %s: %s", line, strerror(errno));
         if (close(m) != 0) fatal("close: %s", strerror(errno));
+    }
+}
+
+static int set_nonblock(int fd);
+
+/* The control channel the kernel command line asks for: the vsock port of kiln.channel=vsock:PORT, 0 for QEMU's
+ * virtio-serial port (no kiln.channel). Anything else is a host/guest mismatch worth stopping for. */
+static unsigned vsock_port(void) {
+    const char *key = "kiln.channel=";
+    for (const char *t = cmdline; (t = strstr(t, key)) != NULL; t += strlen(key)) {
+        if (t != cmdline && t[-1] != ' ') continue;
+        char *end;
+        const char *v = t + strlen(key);
+        if (strncmp(v, "vsock:", 6) != 0) fatal("unknown kiln.channel \"%.*s\"", (int)strcspn(v, " "), v);
+        errno = 0;
+        unsigned long p = strtoul(v + 6, &end, 10);
+        if (errno != 0 || end == v + 6 || (*end != ' ' && *end != 0) || p == 0 || p > 0xffffffffUL)
+            fatal("bad vsock port in kiln.channel=%.*s", (int)strcspn(v, " "), v);
+        return (unsigned)p;
+    }
+    return 0;
+}
+
+/*
+ * Connects to the host (CID 2) on vsock port `p`: Firecracker forwards it to the relay's unix socket. Retried until
+ * DEVICE_WAIT_MS, since the virtio-vsock device may still be probing (ENODEV) and a connection is reset while
+ * nobody listens on the host; the host speaks first once connected, as over the virtio-serial port.
+ */
+static void vsock_connect(unsigned p) {
+    long long deadline = now_ms() + DEVICE_WAIT_MS;
+    struct vsock_addr a;
+    memset(&a, 0, sizeof a);
+    a.family = AF_VSOCK;
+    a.cid = VMADDR_CID_HOST;
+    a.port = p;
+    for (;;) {
+        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) fatal("socket(AF_VSOCK): %s (are vsock and vmw_vsock_virtio_transport in the initramfs?)",
+                          strerror(errno));
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            if (set_nonblock(fd) != 0) fatal("O_NONBLOCK on the vsock connection: %s", strerror(errno));
+            port = fd;
+            port_is_socket = 1;
+            return;
+        }
+        int e = errno;
+        if (close(fd) != 0) fatal("close: %s", strerror(errno));
+        if (e == EINTR) continue;
+        if (now_ms() > deadline) fatal("connecting to the host on vsock port %u: %s after %d ms", p, strerror(e),
+                                       DEVICE_WAIT_MS);
+        struct timespec ts = { 0, 20000000 };
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -464,11 +565,63 @@ static void network_up(const struct spec *s) {
     if (close(sock) != 0) fatal("close: %s", strerror(errno));
 }
 
+/* Whether the kernel command line carries the bare word `word` (e.g. "kiln.disks=fs"). */
+static int cmdline_has(const char *word) {
+    size_t n = strlen(word);
+    for (const char *t = cmdline; (t = strstr(t, word)) != NULL; t += n)
+        if ((t == cmdline || t[-1] == ' ') && (t[n] == ' ' || t[n] == 0)) return 1;
+    return 0;
+}
+
+/* What filesystem the device holds, by its superblock's magic: 'e' erofs, 'x' ext2/3/4, 0 neither (or unreadable). */
+static int fs_magic(const char *dev) {
+    unsigned char sb[2048];
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t r = pread(fd, sb, sizeof sb, 0);
+    if (close(fd) != 0 || r != (ssize_t)sizeof sb) return 0;
+    if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5 && sb[1027] == 0xe0) return 'e'; /* 0xE0F5E1E2 LE */
+    if (sb[1080] == 0x53 && sb[1081] == 0xef) return 'x';                                      /* 0xEF53 LE */
+    return 0;
+}
+
+/*
+ * The image and writable disks told apart by their filesystems (erofs, ext4), for VMMs that cannot give a virtio-blk
+ * serial (Firecracker: kiln.disks=fs): the host made both, so each kind appears exactly once. Polls like find_entry.
+ */
+static void find_disks_by_fs(char *image, char *rw, size_t n) {
+    long long deadline = now_ms() + DEVICE_WAIT_MS;
+    for (;;) {
+        DIR *d = opendir("/sys/block");
+        struct dirent *e;
+        image[0] = rw[0] = 0;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char dev[300];
+            if (strncmp(e->d_name, "vd", 2) != 0) continue;
+            snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
+            int kind = fs_magic(dev);
+            if (kind == 'e') snprintf(image, n, "%s", dev);
+            if (kind == 'x') snprintf(rw, n, "%s", dev);
+        }
+        if (d != NULL && closedir(d) != 0) fatal("closedir: %s", strerror(errno));
+        if (image[0] && rw[0]) return;
+        if (now_ms() > deadline)
+            fatal("no %s disk among /sys/block/vd* after %d ms", image[0] ? "ext4 (writable)" : "erofs (image)",
+                  DEVICE_WAIT_MS);
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
-    find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
-    find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+    if (cmdline_has("kiln.disks=fs")) {
+        find_disks_by_fs(image, rw, sizeof image);
+    } else { /* QEMU: the virtio-blk serials the host gave them */
+        find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
+        find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+    }
     xmkdir("/mnt", 0755);
     xmkdir("/mnt/image", 0755);
     xmkdir("/mnt/rw", 0755);
@@ -813,9 +966,15 @@ int main(void) {
     xmkdir("/sys", 0555);
     xmount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     xmount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    if (read_small("/proc/cmdline", cmdline, sizeof cmdline) != 0) fatal("/proc/cmdline: %s", strerror(errno));
     load_modules();
-    find_device("/sys/class/virtio-ports", "name", "kiln.0", dev, sizeof dev);
-    if ((port = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK)) < 0) fatal("opening %s: %s", dev, strerror(errno));
+    unsigned vport = vsock_port();
+    if (vport != 0) {
+        vsock_connect(vport);
+    } else {
+        find_device("/sys/class/virtio-ports", "name", "kiln.0", dev, sizeof dev);
+        if ((port = open(dev, O_RDWR | O_CLOEXEC | O_NONBLOCK)) < 0) fatal("opening %s: %s", dev, strerror(errno));
+    }
 
     read_frame(&type, &id, &payload, &len); /* the host speaks first */
     if (type != T_HELLO) fatal("expected HELLO from the host, got frame type %d", type);

@@ -618,6 +618,8 @@ static int usage(const char *why) {
  * Guest relays (docs/vm.md). kilnd runs a VM as a normal shim whose CMD is this same binary in a relay mode:
  *
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] [--netns PATH] -- qemu-system-x86_64 ARGS...
+ *   kiln-shim --relay-vm --dir VMDIR --spec FILE [...] --api-sock SOCK --api-requests FILE --listen SOCK
+ *             --console-stdout -- firecracker ARGS...
  *   kiln-shim --relay-exec EXEC_SOCK FILE
  *
  * --relay-vm starts the VMM, speaks the guest protocol (docs/guest-protocol.md) over the VMM's virtio-serial
@@ -627,6 +629,12 @@ static int usage(const char *why) {
  * sends FILE as an EXEC request to EXEC_SOCK and maps that process's stream onto its own stdio, the same way.
  * With --netns the VMM (only it: the relay stays where it is) joins that network namespace before it starts, so it
  * opens the sandbox's TAP device there (docs/networking.md).
+ *
+ * For Firecracker (docs/vm.md) three things differ, all before the first frame: --listen makes the control channel
+ * a socket the relay listens on (Firecracker's hybrid vsock connects the guest's port 1024 to it) instead of one
+ * it connects to; --api-sock/--api-requests send the VMM's boot sequence, NUL-terminated HTTP requests written by
+ * kilnd, each on its own connection; --console-stdout puts the VMM's stdout (the guest's serial console) in
+ * boot.log. From the first frame on, both VMMs are relayed by the same code.
  * ======================================================================================================== */
 
 enum { G_HELLO = 1, G_START, G_EXEC, G_STDIN, G_STDIN_CLOSE, G_STDOUT, G_STDERR, G_EXIT, G_SIGNAL, G_RESIZE,
@@ -637,12 +645,13 @@ enum { G_HELLO = 1, G_START, G_EXEC, G_STDIN, G_STDIN_CLOSE, G_STDOUT, G_STDERR,
 #define G_CONNECT_MS  10000            /* how long the VMM may take to create its control socket */
 #define G_POWEROFF_MS 10000            /* after the guest reported the exit: time for the VMM to stop */
 #define G_MAX_EXECS   32
+#define G_API_MS      5000             /* how long the VMM may take to answer one API request */
 
 struct gbuf { char *p; size_t len, cap; };
 struct gconn { int fd; size_t inlen; unsigned char in[2 * (8 + G_MAX_PAYLOAD)]; };
 struct gexec { struct gconn c; struct gbuf out; int stream, done; };
 
-static int g_ctl = -1, g_exec_listen = -1, g_stdin_open = 1, g_tty;
+static int g_ctl = -1, g_ctl_listen = -1, g_exec_listen = -1, g_stdin_open = 1, g_tty;
 static struct gconn g_ctlc;
 static struct gbuf g_ctl_out, g_out1, g_out2;
 static struct gexec *g_execs[G_MAX_EXECS];
@@ -934,17 +943,20 @@ static int g_listen_unix(const char *path) {
     return fd;
 }
 
-static void start_vmm(char **argv, const char *netns) {
+static void start_vmm(char **argv, const char *netns, int console_stdout) {
     char text[32];
     int log = open("vmm.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log < 0) { say_err("kiln: vmm.log: %s", strerror(errno)); return; }
+    /* a VMM whose stdout is the guest's console (Firecracker): boot.log holds this boot only, as QEMU's -serial file: */
+    int out = console_stdout ? open("boot.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : log;
+    if (out < 0) { say_err("kiln: boot.log: %s", strerror(errno)); xclose(log); return; }
     pid_t parent = getpid();
     g_vmm = fork();
     if (g_vmm < 0) { say_err("kiln: fork: %s", strerror(errno)); return; }
     if (g_vmm == 0) {
         sigset_t none;
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (nul < 0 || dup2(nul, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) _exit(125);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(log, 2) < 0) _exit(125);
         /* the VMM dies with its relay, so a killed sandbox never leaves a VM behind */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(125);
         if (setpgid(0, 0) != 0) _exit(125); /* signals for the workload are not for the VMM */
@@ -960,6 +972,7 @@ static void start_vmm(char **argv, const char *netns) {
         execvp(argv[0], argv);
         child_fail(argv[0], errno == ENOENT ? 127 : 126);
     }
+    if (out != log) xclose(out);
     xclose(log);
     snprintf(text, sizeof text, "%d\n", (int)g_vmm);
     if (write_atomic("vmm.pid", text) != 0) note("writing vmm.pid: %s", strerror(errno));
@@ -994,25 +1007,161 @@ static void reap_vmm(int sig_fd) {
     }
 }
 
-#define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] -- VMM ARGS..."
+/* The VMM has exited (reaped here, so its status is kept for the end); for waits before the main loop. */
+static int vmm_gone(void) {
+    int st;
+    if (g_vmm <= 0) return 1;
+    pid_t p = waitpid(g_vmm, &st, WNOHANG);
+    if (p != g_vmm) return 0;
+    g_vmm_status = st;
+    g_vmm = -1;
+    timings("stopped", &g_ms_stopped);
+    return 1;
+}
+
+/* The control channel is up: the host speaks first (docs/guest-protocol.md), whichever side connected. */
+static void control_open(int fd) {
+    if (set_nonblock(fd) != 0) note("O_NONBLOCK: %s", strerror(errno));
+    g_ctl = fd;
+    g_ctlc.fd = fd;
+    timings("connected", &g_ms_connected);
+    gframe(&g_ctl_out, G_HELLO, 0, "version=1", 10);
+}
+
+/* "PUT /drives/rw" of an HTTP request, for messages. */
+static void request_line(const char *req, char *out, size_t n) {
+    size_t k = strcspn(req, "\r\n");
+    const char *http = strstr(req, " HTTP/");
+    if (http != NULL && (size_t)(http - req) < k) k = (size_t)(http - req);
+    snprintf(out, n, "%.*s", (int)(k < 200 ? k : 200), req);
+}
+
+/* Firecracker's answer to a refused request is {"fault_message":"..."}; the message, else the body, on one line. */
+static void fault_of(const char *body, char *out, size_t n) {
+    const char *key = strstr(body, "\"fault_message\"");
+    const char *p = key ? strchr(key + 15, '"') : NULL;
+    size_t k = 0;
+    if (p != NULL) {
+        for (p++; *p && *p != '"' && k + 1 < n; p++) {
+            if (*p == '\\' && p[1]) p++;
+            out[k++] = *p;
+        }
+    } else {
+        for (p = body; *p && k + 1 < n; p++) out[k++] = *p;
+    }
+    out[k] = 0;
+    for (char *c = out; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+}
+
+/*
+ * One API request on its own connection (Connection: close, as FirecrackerApi builds them), bounded by G_API_MS
+ * for the write and for the answer. Returns the HTTP status, or -1 (errno set, or EPROTO for a garbled answer); a
+ * status >= 300 leaves the fault message in fault.
+ */
+static int api_exchange(int fd, const char *req, size_t n, char *fault, size_t faultn) {
+    char resp[8192];
+    size_t len = 0;
+    struct timeval tv = { G_API_MS / 1000, 0 };
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || write_all(fd, req, n) != 0) return -1;
+    long long deadline = now_ms() + G_API_MS;
+    int status = -1;
+    for (;;) {
+        ssize_t r = len < sizeof resp - 1 ? read(fd, resp + len, sizeof resp - 1 - len) : 0;
+        if (r < 0 && errno == EINTR && now_ms() < deadline) continue;
+        if (r < 0) return -1; /* EAGAIN: SO_RCVTIMEO passed */
+        len += (size_t)r;
+        resp[len] = 0;
+        char *end = strstr(resp, "\r\n\r\n");
+        if (status < 0 && len >= 12 && sscanf(resp, "HTTP/1.%*d %d", &status) != 1) { errno = EPROTO; return -1; }
+        if (end != NULL && status >= 200 && status < 300) return status; /* the body of a success is not needed */
+        if (end != NULL) { /* a refusal: its body, as far as Content-Length says or the connection goes */
+            const char *cl = strcasestr(resp, "\r\ncontent-length:");
+            long want = cl != NULL && cl < end ? atol(cl + 17) : -1;
+            if (r == 0 || (want >= 0 && (long)(len - (size_t)(end + 4 - resp)) >= want)) {
+                fault_of(end + 4, fault, faultn);
+                return status;
+            }
+        } else if (r == 0) { errno = EPROTO; return -1; }
+        if (now_ms() > deadline) { errno = ETIMEDOUT; return -1; }
+    }
+}
+
+/*
+ * Sends the VMM's boot sequence: every NUL-terminated HTTP request in reqs, in order, each on a fresh connection to
+ * sock, each to be answered 2xx. The socket may take up to G_CONNECT_MS to appear; a VMM that exits meanwhile, a
+ * refusal or a timeout ends the sequence with one line. 0 when all were accepted.
+ */
+static int send_api(const char *sock, const struct gbuf *reqs) {
+    long long deadline = now_ms() + G_CONNECT_MS;
+    size_t off = 0;
+    while (off < reqs->len) {
+        const char *req = reqs->p + off;
+        size_t n = strnlen(req, reqs->len - off);
+        char what[220], fault[400], vmm[300];
+        if (off + n == reqs->len) { say_err("kiln: the VMM's API requests do not end with a NUL"); return -1; }
+        off += n + 1;
+        if (n == 0) continue;
+        request_line(req, what, sizeof what);
+        int fd;
+        while ((fd = g_connect_unix(sock)) < 0) {
+            if (vmm_gone()) {
+                last_line("vmm.log", vmm, sizeof vmm);
+                say_err("kiln: the VMM exited before it was configured%s%s", vmm[0] ? ": " : "", vmm);
+                return -1;
+            }
+            if (now_ms() > deadline) {
+                say_err("kiln: the VMM did not open its API socket %s within %d s", sock, G_CONNECT_MS / 1000);
+                return -1;
+            }
+            struct timespec ts = { 0, 5000000 };
+            nanosleep(&ts, NULL);
+        }
+        fault[0] = 0;
+        int status = api_exchange(fd, req, n, fault, sizeof fault);
+        int e = errno;
+        xclose(fd);
+        if (status < 0) { say_err("kiln: the VMM did not answer %s: %s", what, strerror(e)); return -1; }
+        if (status >= 300) { say_err("kiln: the VMM refused %s (HTTP %d): %s", what, status, fault); return -1; }
+    }
+    return 0;
+}
+
+#define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
+                       "[--api-sock SOCK --api-requests FILE] [--console-stdout] -- VMM ARGS..."
 
 static int relay_vm(int argc, char **argv) {
-    const char *dir = NULL, *spec = NULL, *netns = NULL;
+    const char *dir = NULL, *spec = NULL, *netns = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
     long hello_timeout = 60;
-    int i;
+    int i, console_stdout = 0;
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
         else if (strcmp(argv[i], "--spec") == 0 && i + 1 < argc) spec = argv[++i];
         else if (strcmp(argv[i], "--hello-timeout") == 0 && i + 1 < argc) hello_timeout = atol(argv[++i]);
         else if (strcmp(argv[i], "--netns") == 0 && i + 1 < argc) netns = argv[++i];
+        else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen_path = argv[++i];
+        else if (strcmp(argv[i], "--api-sock") == 0 && i + 1 < argc) api_sock = argv[++i];
+        else if (strcmp(argv[i], "--api-requests") == 0 && i + 1 < argc) api_requests = argv[++i];
+        else if (strcmp(argv[i], "--console-stdout") == 0) console_stdout = 1;
         else return usage(RELAY_VM_USAGE);
     }
-    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0) return usage(RELAY_VM_USAGE);
+    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 || (api_sock == NULL) != (api_requests == NULL))
+        return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
-    struct gbuf start = { 0 };
+    struct gbuf start = { 0 }, api = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
     if (chdir(dir) != 0) { fprintf(stderr, "kiln: %s: %s\n", dir, strerror(errno)); return 125; }
+    if (api_requests != NULL && read_file(api_requests, &api) != 0) {
+        fprintf(stderr, "kiln: %s: %s\n", api_requests, strerror(errno));
+        return 125;
+    }
+    /* listening before the VMM starts: the guest can never connect before someone is there (docs/vm.md) */
+    if (listen_path != NULL && (g_ctl_listen = g_listen_unix(listen_path)) < 0) {
+        fprintf(stderr, "kiln: cannot listen on %s/%s: %s\n", dir, listen_path, strerror(errno));
+        return 125;
+    }
+    if (api_sock != NULL && unlink(api_sock) != 0 && errno != ENOENT) note("removing %s: %s", api_sock, strerror(errno));
     int sig_fd = all_signals_fd();
     if (sig_fd < 0) { fprintf(stderr, "kiln: signalfd: %s\n", strerror(errno)); return 125; }
     g_tty = isatty(0);
@@ -1020,19 +1169,22 @@ static int relay_vm(int argc, char **argv) {
     if (set_nonblock(0) != 0 || set_nonblock(1) != 0 || (!g_tty && set_nonblock(2) != 0)) note("O_NONBLOCK: %s", strerror(errno));
     if (unlink("ctl.sock") != 0 && errno != ENOENT) note("removing ctl.sock: %s", strerror(errno));
     if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
-    start_vmm(argv + i, netns);
+    start_vmm(argv + i, netns, console_stdout);
+    if (api_sock != NULL && g_vmm > 0 && send_api(api_sock, &api) != 0) {
+        g_exit_code = 125;
+        if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+    }
+    free(api.p);
     long long hello_deadline = now_ms() + hello_timeout * 1000, connect_deadline = now_ms() + G_CONNECT_MS;
     long long stop_deadline = -1, end_deadline = -1;
     int started = 0, ctl_eof = 0;
     for (;;) {
         long long now = now_ms();
         int timeout = 50;
-        if (g_ctl < 0 && !ctl_eof && g_vmm > 0) { /* the VMM creates its socket a moment after it starts */
-            if ((g_ctl = g_connect_unix("ctl.sock")) >= 0) {
-                if (set_nonblock(g_ctl) != 0) note("O_NONBLOCK: %s", strerror(errno));
-                g_ctlc.fd = g_ctl;
-                timings("connected", &g_ms_connected);
-                gframe(&g_ctl_out, G_HELLO, 0, "version=1", 10);
+        if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
+            int fd = g_connect_unix("ctl.sock");
+            if (fd >= 0) {
+                control_open(fd);
             } else if (now > connect_deadline) {
                 say_err("kiln: the VMM did not open its control socket within %d s (see %s/vmm.log)",
                         G_CONNECT_MS / 1000, dir);
@@ -1080,10 +1232,24 @@ static int relay_vm(int argc, char **argv) {
         }
         if (g_exec_listen >= 0) { /* accepted in the same pass as the listening socket is polled below */ }
         struct pollfd lp = { g_exec_listen, POLLIN, 0 };
-        struct pollfd all[6 + G_MAX_EXECS];
+        struct pollfd all[7 + G_MAX_EXECS];
         memcpy(all, pfd, sizeof pfd);
         all[5 + G_MAX_EXECS] = lp;
-        if (poll(all, 6 + G_MAX_EXECS, timeout) < 0 && errno != EINTR) { note("poll: %s", strerror(errno)); break; }
+        all[6 + G_MAX_EXECS] = (struct pollfd){ g_ctl_listen, POLLIN, 0 }; /* --listen: until the guest connected */
+        if (poll(all, 7 + G_MAX_EXECS, timeout) < 0 && errno != EINTR) { note("poll: %s", strerror(errno)); break; }
+        if (all[6 + G_MAX_EXECS].revents) {
+            /* one guest connection is the channel; the socket goes at once, so no second one can reach the relay */
+            int fd = accept4(g_ctl_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd >= 0) {
+                xclose(g_ctl_listen);
+                g_ctl_listen = -1;
+                if (unlink(listen_path) != 0 && errno != ENOENT) note("removing %s: %s", listen_path, strerror(errno));
+                if (ctl_eof || g_ctl >= 0) xclose(fd); /* the VM was given up on meanwhile */
+                else control_open(fd);
+            } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                note("accept on %s: %s", listen_path, strerror(errno));
+            }
+        }
         if (all[0].revents) reap_vmm(sig_fd);
         if (all[1].revents & POLLOUT) gbuf_flush(&g_ctl_out, g_ctl);
         if (all[1].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -1125,6 +1291,10 @@ static int relay_vm(int argc, char **argv) {
         if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
     }
     if (unlink("exec.sock") != 0 && errno != ENOENT) note("removing exec.sock: %s", strerror(errno));
+    if (g_ctl_listen >= 0) { /* the guest never connected */
+        xclose(g_ctl_listen);
+        if (unlink(listen_path) != 0 && errno != ENOENT) note("removing %s: %s", listen_path, strerror(errno));
+    }
     for (int k = 0; k < G_MAX_EXECS; k++) {
         struct gexec *x = g_execs[k];
         if (x == NULL) continue;

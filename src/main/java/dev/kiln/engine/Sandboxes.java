@@ -116,11 +116,10 @@ public final class Sandboxes implements AutoCloseable {
                 case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
                 case "qemu", "kiln-vm" -> "vm";
                 case "firecracker" -> {
-                    // never run QEMU silently in its place: say what is missing here, else that it is not wired yet
+                    // the vm isolation on Firecracker (spec's runtime); never QEMU silently in its place: what this
+                    // host lacks is said here, before an image is pulled for nothing
                     dev.kiln.isolation.vm.Firecracker.requireAvailable();
-                    throw new KilnException(KilnException.Kind.UNAVAILABLE, "the firecracker runtime is not wired "
-                            + "into sandboxes yet (its API driver exists; the guest needs a vsock transport): use "
-                            + "--runtime qemu");
+                    yield "vm";
                 }
                 default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
                         + "\" (kiln knows runc and runsc; qemu and firecracker come with the vm isolation)");
@@ -674,7 +673,7 @@ public final class Sandboxes implements AutoCloseable {
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
                 new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s),
-                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize());
+                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime());
     }
 
     /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */

@@ -13,10 +13,12 @@ import java.util.Map;
  * @param network how the sandbox is networked (never null; {@link SandboxNetwork#none()} for loopback only)
  * @param kernel  vm only: the guest kernel asked for with {@code --kernel}; null for the isolation's default
  * @param diskSize vm only: bytes of the writable disk ({@code --disk-size}); 0 for the isolation's default
+ * @param runtime  the runtime asked for with {@code --runtime} (for vm: {@code firecracker} picks Firecracker as the
+ *                 VMM, anything else QEMU); null for the isolation's default
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
-                          Path dir, SandboxNetwork network, Path kernel, long diskSize) {
+                          Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime) {
 
     public SandboxSpec {
         labels = Map.copyOf(labels);
@@ -30,6 +32,14 @@ public record SandboxSpec(String id, String name, String hostname, ProcessSpec p
     /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
     public Path netns() {
         return network.netns();
+    }
+
+    /** A sandbox on the isolation's default runtime (for vm: QEMU). */
+    public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
+                       boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
+                       Path dir, SandboxNetwork network, Path kernel, long diskSize) {
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, network, kernel,
+                diskSize, null);
     }
 
     /** A sandbox with the isolation's default kernel and disk (the vm isolation's settings). */

@@ -96,6 +96,20 @@ final class FirecrackerApi {
         return new Request("PUT", "/vsock", b);
     }
 
+    /**
+     * A virtio-net card backed by the TAP {@code hostDevice} (opened by name in Firecracker's network namespace) with
+     * the guest MAC {@code mac}; {@code mtu} (68..65535) is advertised to the guest driver, 0 leaves it out.
+     */
+    static Request networkInterface(String id, String hostDevice, String mac, int mtu) {
+        if (!id.matches("[A-Za-z0-9_]+")) throw new IllegalArgumentException("bad interface id " + id);
+        ObjectNode b = JSON.createObjectNode();
+        b.put("iface_id", id);
+        b.put("host_dev_name", hostDevice);
+        b.put("guest_mac", mac);
+        if (mtu > 0) b.put("mtu", mtu);
+        return new Request("PUT", "/network-interfaces/" + id, b);
+    }
+
     static Request action(Action action) {
         ObjectNode b = JSON.createObjectNode();
         b.put("action_type", action.name());
@@ -135,6 +149,24 @@ final class FirecrackerApi {
             Thread.currentThread().interrupt();
             throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while talking to firecracker");
         }
+    }
+
+    /**
+     * The requests as the VM relay sends them (kiln-shim {@code --api-requests FILE}): each one's HTTP bytes
+     * ({@link #encode}), NUL-terminated. HTTP requests hold no NUL (JSON escapes one as \u0000), so the relay splits
+     * on it and needs no HTTP or JSON of its own beyond reading the status line.
+     */
+    static byte[] script(List<Request> requests) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (Request r : requests) {
+            byte[] bytes = encode(r);
+            for (byte b : bytes) {
+                if (b == 0) throw new IllegalArgumentException("a NUL in " + r);
+            }
+            out.write(bytes);
+            out.write(0);
+        }
+        return out.toByteArray();
     }
 
     /** The HTTP/1.1 bytes of a request ({@code Connection: close}: one request per connection). */

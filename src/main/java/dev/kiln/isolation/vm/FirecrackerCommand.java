@@ -13,29 +13,48 @@ import java.util.List;
  * ({@link Vmlinux}) and needs KVM; kiln's control channel is its hybrid vsock instead of QEMU's virtio-serial port.
  * Paths are relative to the sandbox's {@code vm/} directory, where the process runs, as for QEMU.
  *
- * @param id a Firecracker instance id ({@code [A-Za-z0-9-]}, at most 64 characters)
+ * @param id  a Firecracker instance id ({@code [A-Za-z0-9-]}, at most 64 characters)
+ * @param nic the network card on the kiln bridge (its TAP in the sandbox's namespace), null for none
  */
 record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
-                          int cpus) {
+                          int cpus, GuestNic nic) {
 
     static final String BINARY = "firecracker";
     static final String API_SOCKET = "firecracker.sock";
     static final String VSOCK_SOCKET = "vsock.sock";
-    /** The guest's vsock port kiln-init would connect to (the host listens on {@code vsock.sock_1024}). */
+    /** The guest's vsock port kiln-init connects to (the relay listens on {@code vsock.sock_1024}). */
     static final int CONTROL_PORT = 1024;
     static final int GUEST_CID = 3;
+    /** The boot sequence as the relay sends it ({@link FirecrackerApi#script}). */
+    static final String REQUESTS_FILE = "boot.http";
+    private static final String NETDEV = "net0";
 
     FirecrackerCommand {
         if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new IllegalArgumentException("bad firecracker id " + id);
+        if (nic != null && nic.netns() == null) { // VmIsolator.create refuses --network user with one line first
+            throw new IllegalArgumentException("firecracker has no user-mode network, only a TAP");
+        }
     }
 
     List<String> argv() {
         return List.of(BINARY, "--api-sock", API_SOCKET, "--id", id);
     }
 
-    /** Kernel messages go to the serial console, which is Firecracker's stdout; {@code reboot=k}: a reboot ends it. */
+    /** The unix socket Firecracker forwards the guest's connection to port {@link #CONTROL_PORT} to. */
+    static String controlSocket() {
+        return VSOCK_SOCKET + "_" + CONTROL_PORT;
+    }
+
+    /**
+     * Kernel messages go to the serial console, which is Firecracker's stdout; {@code reboot=k}: a reboot ends it (it
+     * has no power-off, so kiln-init reboots on this transport); the i8042 flags skip probing a keyboard controller
+     * Firecracker only half emulates (as its own default command line does); {@code kiln.channel} tells kiln-init to
+     * use the vsock transport (docs/guest-protocol.md); {@code kiln.disks=fs}: tell the disks apart by their
+     * filesystems (erofs image, ext4 writable), since Firecracker's drives have no serial to give, unlike QEMU's.
+     */
     String bootArgs() {
-        return "console=ttyS0 reboot=k panic=-1 pci=off quiet";
+        return "console=ttyS0 reboot=k panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd kiln.channel=vsock:"
+                + CONTROL_PORT + " kiln.disks=fs";
     }
 
     /** The requests that configure the VM, then the one that starts it, in the order they are sent. */
@@ -45,6 +64,7 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
         r.add(FirecrackerApi.bootSource(vmlinux, bootArgs(), initrd));
         r.add(FirecrackerApi.drive("image", imageDisk, true));
         r.add(FirecrackerApi.drive("rw", writableDisk, false));
+        if (nic != null) r.add(FirecrackerApi.networkInterface(NETDEV, GuestNic.TAP, nic.mac(), nic.mtu()));
         r.add(FirecrackerApi.vsock(GUEST_CID, Path.of(VSOCK_SOCKET)));
         r.add(FirecrackerApi.action(FirecrackerApi.Action.InstanceStart));
         return r;

@@ -29,8 +29,17 @@ final class Initramfs {
     private Initramfs() {
     }
 
+    /** The initramfs for QEMU's guests ({@link Kernel#NEEDED}). */
     static Path ensure(Kernel kernel, Path init, Path kernelsDir) {
-        List<Path> modules = kernel.modules();
+        return ensure(kernel, Kernel.NEEDED, init, kernelsDir);
+    }
+
+    /**
+     * The initramfs with the modules {@code needed} resolves to (a VMM's own set, e.g.
+     * {@link Kernel#NEEDED_FIRECRACKER}); the cache key covers the module files, so each set has its own file.
+     */
+    static Path ensure(Kernel kernel, List<String> needed, Path init, Path kernelsDir) {
+        List<Path> modules = kernel.modules(needed);
         Path file = kernelsDir.resolve(key(kernel, init, modules)).resolve("initramfs.cpio");
         if (Files.isRegularFile(file)) return file;
         try {

@@ -31,6 +31,13 @@ public record Kernel(Path image, String version, Path modulesDir) {
             "overlay", "ext4");
 
     /**
+     * What kiln-init needs on Firecracker: the same, with the vsock transport (AF_VSOCK and its virtio driver: kiln's
+     * control channel, docs/guest-protocol.md) instead of virtio_console, which Firecracker has no device for.
+     */
+    static final List<String> NEEDED_FIRECRACKER = List.of("virtio_mmio", "virtio_blk", "virtio_net", "vsock",
+            "vmw_vsock_virtio_transport", "erofs", "overlay", "ext4");
+
+    /**
      * {@code configured} if given, else the newest {@code /boot/vmlinuz-*-cloud-amd64}, else the newest
      * {@code /boot/vmlinuz-*}; its modules are under {@code /lib/modules/VERSION}.
      */
@@ -102,11 +109,16 @@ public record Kernel(Path image, String version, Path modulesDir) {
         return Integer.compare(x.length, y.length);
     }
 
+    /** The module files QEMU's guests load ({@link #NEEDED}), dependencies first. */
+    public List<Path> modules() {
+        return modules(NEEDED);
+    }
+
     /**
-     * The module files to load, dependencies first, for {@link #NEEDED}: modules that are built in (listed in
+     * The module files to load, dependencies first, for {@code needed}: modules that are built in (listed in
      * modules.builtin) need nothing; one that is neither built in nor a module is an error.
      */
-    public List<Path> modules() {
+    List<Path> modules(List<String> needed) {
         if (modulesDir == null) return List.of();
         Map<String, List<String>> deps = new HashMap<>();
         Map<String, String> fileOf = new HashMap<>();
@@ -128,7 +140,7 @@ public record Kernel(Path image, String version, Path modulesDir) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot read " + modulesDir + ": " + e.getMessage(), e);
         }
         LinkedHashSet<String> ordered = new LinkedHashSet<>();
-        for (String name : NEEDED) {
+        for (String name : needed) {
             String file = fileOf.get(name);
             if (file == null) {
                 if (builtin.contains(name)) continue;

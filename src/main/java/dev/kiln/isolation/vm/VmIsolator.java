@@ -4,6 +4,7 @@ import dev.kiln.KilnException;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
+import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxStats;
 import dev.kiln.isolation.shim.AttachConnection;
@@ -23,13 +24,17 @@ import java.util.Optional;
 import java.util.stream.Collectors;
 
 /**
- * The {@code vm} isolation on QEMU {@code microvm} (docs/vm.md): the image's tree as a shared read-only erofs disk,
- * a writable ext4 disk per sandbox, the host's kernel with an initramfs of kiln-init and the modules it needs. The
- * main process is QEMU under kiln-shim, through kiln-shim's VM relay, which maps the guest's main process onto the
- * shim's stdio; signals and execs travel over the guest protocol (docs/guest-protocol.md).
+ * The {@code vm} isolation on QEMU {@code microvm}, or on Firecracker with {@code --runtime firecracker} (docs/vm.md):
+ * the image's tree as a shared read-only erofs disk, a writable ext4 disk per sandbox, the host's kernel with an
+ * initramfs of kiln-init and the modules it needs. The main process is the VMM under kiln-shim, through kiln-shim's
+ * VM relay, which maps the guest's main process onto the shim's stdio; signals and execs travel over the guest
+ * protocol (docs/guest-protocol.md). The two VMMs differ only in what the relay is told: QEMU's argv and its
+ * virtio-serial socket to connect to; or Firecracker's argv, its API requests to send, and the hybrid-vsock socket to
+ * listen on.
  *
- * <p>In the sandbox's directory: {@code main/} (the shim), {@code vm/} (the relay: boot.log, vmm.log, ctl.sock,
- * qmp.sock, exec.sock, timings.json), {@code disk.ext4}, {@code x/<exec>/} (exec shims).
+ * <p>In the sandbox's directory: {@code main/} (the shim), {@code vm/} (the relay: boot.log, vmm.log, exec.sock,
+ * timings.json; QEMU: ctl.sock, qmp.sock; Firecracker: firecracker.sock, vsock.sock, vsock.sock_1024, boot.http),
+ * {@code disk.ext4}, {@code x/<exec>/} (exec shims).
  */
 public final class VmIsolator implements Isolator {
 
@@ -60,11 +65,18 @@ public final class VmIsolator implements Isolator {
 
     @Override
     public void create(SandboxSpec spec) {
-        requireQemu();
+        if (firecracker(spec)) {
+            FirecrackerCommand.requireAvailable(); // never QEMU in its place
+            if (spec.network().mode() == SandboxNetwork.Mode.USER) {
+                throw KilnException.invalid("--network user is QEMU's slirp; the firecracker runtime has the kiln "
+                        + "bridge (the default) or --network none");
+            }
+        } else {
+            requireQemu();
+        }
         Kernel kernel = kernel(spec);
-        Path init = options.init() != null ? options.init() : NativeBinary.init();
-        Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
-        Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
+        initramfs(spec, kernel);
+        kernelFile(spec, kernel);
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
     }
@@ -72,9 +84,8 @@ public final class VmIsolator implements Isolator {
     @Override
     public Shim start(SandboxSpec spec, Duration waitAttach) {
         Kernel kernel = kernel(spec);
-        Path init = options.init() != null ? options.init() : NativeBinary.init();
-        Path initrd = Initramfs.ensure(kernel, init, options.stateRoot().resolve("kernels"));
-        Path boot = Vmlinux.forQemu(kernel, options.stateRoot().resolve("kernels"));
+        Path initrd = initramfs(spec, kernel);
+        Path boot = kernelFile(spec, kernel);
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
         Path vm = vmDir(spec);
@@ -83,7 +94,8 @@ public final class VmIsolator implements Isolator {
             Files.createDirectories(vm);
             Files.createDirectories(spec.dir().resolve("main"));
             for (String stale : List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET, "exec.sock", "vmm.pid",
-                    "timings.json")) {
+                    "timings.json", FirecrackerCommand.API_SOCKET, FirecrackerCommand.VSOCK_SOCKET,
+                    FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE)) {
                 Files.deleteIfExists(vm.resolve(stale));
             }
             Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic));
@@ -96,18 +108,38 @@ public final class VmIsolator implements Isolator {
         long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
-        QemuCommand qemu = new QemuCommand(boot, initrd, image, disk, Math.max(64, memory >> 20),
-                Math.min(cpus, Runtime.getRuntime().availableProcessors()), QemuCommand.kvmUsable(),
-                QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs());
+        long memoryMiB = Math.max(64, memory >> 20);
+        int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
                 "--spec", vm.resolve("start.spec").toString(),
                 "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds()))));
         if (nic != null && nic.netns() != null) {
-            cmd.addAll(List.of("--netns", nic.netns().toString())); // QEMU opens the TAP there (GuestNic)
+            cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
+        }
+        List<String> vmm;
+        if (firecracker(spec)) {
+            FirecrackerCommand fc = new FirecrackerCommand(firecrackerId(spec), boot, initrd, image, disk, memoryMiB,
+                    vcpus, nic);
+            try {
+                Files.write(vm.resolve(FirecrackerCommand.REQUESTS_FILE), FirecrackerApi.script(fc.requests()));
+            } catch (IOException e) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + vm.resolve(
+                        FirecrackerCommand.REQUESTS_FILE) + ": " + e.getMessage(), e);
+            }
+            // The relay, not kilnd, sends the boot sequence: with --wait-attach the outer shim starts the relay (and
+            // so Firecracker) only when the first client attaches, after start() has returned; and the relay must be
+            // listening on the vsock socket before InstanceStart, which only it can order (docs/vm.md).
+            cmd.addAll(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
+                    "--api-requests", FirecrackerCommand.REQUESTS_FILE,
+                    "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
+            vmm = fc.argv();
+        } else {
+            vmm = new QemuCommand(boot, initrd, image, disk, memoryMiB, vcpus, QemuCommand.kvmUsable(),
+                    QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs()).argv();
         }
         cmd.add("--");
-        cmd.addAll(qemu.argv());
+        cmd.addAll(vmm);
         return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
                 spec.dir().resolve("log.json")), cmd);
     }
@@ -128,7 +160,7 @@ public final class VmIsolator implements Isolator {
             // SIGKILL ends the relay (it cannot be passed on) and QEMU dies with it. Wait for the relay's end first:
             // killing QEMU before the relay got the signal would make the relay report a lost VM (125), not 137.
             shim.await(Duration.ofSeconds(5));
-            vmm.ifPresent(VmIsolator::killAndWait);
+            vmm.ifPresent(pid -> killAndWait(pid, vmmName(spec)));
         }
     }
 
@@ -199,12 +231,14 @@ public final class VmIsolator implements Isolator {
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         Optional<Long> pid = vmmPid(spec);
         if (pid.isPresent()) { // normally gone with its relay; a half-started sandbox may leave one
-            try (Qmp qmp = Qmp.connect(vmDir(spec).resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
-                qmp.execute("quit");
-            } catch (IOException e) {
-                // killed below
+            if (!firecracker(spec)) { // Firecracker has no quit request: killing it is its hard stop
+                try (Qmp qmp = Qmp.connect(vmDir(spec).resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
+                    qmp.execute("quit");
+                } catch (IOException e) {
+                    // killed below
+                }
             }
-            killAndWait(pid.get());
+            killAndWait(pid.get(), vmmName(spec));
         }
         if (removeFiles) {
             try {
@@ -216,11 +250,12 @@ public final class VmIsolator implements Isolator {
         }
     }
 
-    private static void killAndWait(long pid) {
+    /** Kills the VMM and waits (bounded) until it is gone; {@code comm}: the start of its process name. */
+    private static void killAndWait(long pid, String comm) {
         ProcessHandle.of(pid).ifPresent(p -> {
             p.destroyForcibly();
             long deadline = System.nanoTime() + KILL_TIMEOUT.toNanos();
-            while (System.nanoTime() < deadline && vmmRunning(pid)) {
+            while (System.nanoTime() < deadline && vmmRunning(pid, comm)) {
                 try {
                     Thread.sleep(10);
                 } catch (InterruptedException e) {
@@ -231,22 +266,27 @@ public final class VmIsolator implements Isolator {
         });
     }
 
-    /** The VMM's pid while that process is alive and still a QEMU (a reused pid is not). */
+    /** The VMM's pid while that process is alive and still the sandbox's VMM (a reused pid is not). */
     private static Optional<Long> vmmPid(SandboxSpec spec) {
         try {
             long pid = Long.parseLong(Files.readString(vmDir(spec).resolve("vmm.pid")).strip());
-            return vmmRunning(pid) ? Optional.of(pid) : Optional.empty();
+            return vmmRunning(pid, vmmName(spec)) ? Optional.of(pid) : Optional.empty();
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }
     }
 
-    private static boolean vmmRunning(long pid) {
+    /** The start of the VMM's process name (/proc/PID/comm). */
+    private static String vmmName(SandboxSpec spec) {
+        return firecracker(spec) ? FirecrackerCommand.BINARY : "qemu-system";
+    }
+
+    private static boolean vmmRunning(long pid, String name) {
         try {
             String comm = Files.readString(Path.of("/proc", Long.toString(pid), "comm")).strip();
             String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
             char state = stat.charAt(stat.lastIndexOf(')') + 2);
-            return comm.startsWith("qemu-system") && state != 'Z' && state != 'X';
+            return comm.startsWith(name) && state != 'Z' && state != 'X';
         } catch (IOException | RuntimeException e) {
             return false;
         }
@@ -269,6 +309,30 @@ public final class VmIsolator implements Isolator {
 
     private long diskSize(SandboxSpec spec) {
         return spec.diskSize() > 0 ? spec.diskSize() : options.diskSizeBytes();
+    }
+
+    /** {@code --runtime firecracker}: Firecracker is the VMM; anything else (qemu, kiln-vm, none) is QEMU. */
+    static boolean firecracker(SandboxSpec spec) {
+        return FirecrackerCommand.BINARY.equals(spec.runtime());
+    }
+
+    /** Firecracker's {@code --id} ({@code [A-Za-z0-9-]}, ≤ 64): the sandbox's id, which is 64 hex digits. */
+    private static String firecrackerId(SandboxSpec spec) {
+        String id = spec.id().replaceAll("[^A-Za-z0-9-]", "-");
+        return id.length() > 64 ? id.substring(0, 64) : id;
+    }
+
+    /** The initramfs with the modules the sandbox's VMM needs (Firecracker: vsock instead of virtio_console). */
+    private Path initramfs(SandboxSpec spec, Kernel kernel) {
+        Path init = options.init() != null ? options.init() : NativeBinary.init();
+        return Initramfs.ensure(kernel, firecracker(spec) ? Kernel.NEEDED_FIRECRACKER : Kernel.NEEDED, init,
+                options.stateRoot().resolve("kernels"));
+    }
+
+    /** Firecracker boots only the ELF vmlinux; QEMU boots it when it has a PVH entry, else the bzImage. */
+    private Path kernelFile(SandboxSpec spec, Kernel kernel) {
+        Path kernels = options.stateRoot().resolve("kernels");
+        return firecracker(spec) ? Vmlinux.ensure(kernel, kernels) : Vmlinux.forQemu(kernel, kernels);
     }
 
     static Path vmDir(SandboxSpec spec) {

@@ -44,16 +44,27 @@ class FirecrackerTest {
         api = SwaggerSchema.load(API_DEFINITION);
     }
 
+    /** A sandbox on the kiln bridge, as GuestNic.of makes it from the CNI attachment. */
+    static final GuestNic BRIDGED = new GuestNic("02:42:0a:58:00:07", "10.88.0.7", 16, "10.88.0.1", 1500,
+            Path.of("/var/run/netns/kiln-abc123"), List.of());
+
     static FirecrackerCommand vm(int cpus) {
+        return vm(cpus, BRIDGED);
+    }
+
+    static FirecrackerCommand vm(int cpus, GuestNic nic) {
         return new FirecrackerCommand("kiln-abc123", Path.of("/var/lib/kiln/kernels/6.1-x/vmlinux"),
                 Path.of("/var/lib/kiln/kernels/6.1-y/initramfs.cpio"), Path.of("/var/lib/kiln/vm-disks/i.erofs"),
-                Path.of("/var/lib/kiln/sandboxes/abc/disk.ext4"), 512, cpus);
+                Path.of("/var/lib/kiln/sandboxes/abc/disk.ext4"), 512, cpus, nic);
     }
 
     @Test
     void everyRequestTheDriverBuildsMatchesTheApiDefinition() {
         List<FirecrackerApi.Request> all = new ArrayList<>();
         for (int cpus : new int[]{1, 2, 3, 64}) all.addAll(vm(cpus).requests());
+        all.addAll(vm(1, null).requests()); // --network none: no card
+        all.add(FirecrackerApi.networkInterface("net0", "tap0", "02:42:0a:58:00:07", 0)); // MTU left to the guest
+        all.add(FirecrackerApi.networkInterface("net0", "tap0", "02:42:0a:58:00:07", 9000));
         all.add(FirecrackerApi.bootSource(Path.of("/k/vmlinux"), "console=ttyS0", null));
         all.add(FirecrackerApi.action(FirecrackerApi.Action.SendCtrlAltDel));
         all.add(FirecrackerApi.describeInstance());
@@ -68,17 +79,52 @@ class FirecrackerTest {
     void theBootSequenceConfiguresThenStarts() {
         List<FirecrackerApi.Request> r = vm(2).requests();
         assertThat(r).extracting(q -> q.method() + " " + q.path()).containsExactly("PUT /machine-config",
-                "PUT /boot-source", "PUT /drives/image", "PUT /drives/rw", "PUT /vsock", "PUT /actions");
+                "PUT /boot-source", "PUT /drives/image", "PUT /drives/rw", "PUT /network-interfaces/net0",
+                "PUT /vsock", "PUT /actions");
         assertThat(r).extracting(q -> api.bodyDefinition(q.method(), q.path())).containsExactly("MachineConfiguration",
-                "BootSource", "Drive", "Drive", "Vsock", "InstanceActionInfo");
+                "BootSource", "Drive", "Drive", "NetworkInterface", "Vsock", "InstanceActionInfo");
         assertThat(r.get(1).body().path("kernel_image_path").asText()).endsWith("/vmlinux");
         assertThat(r.get(1).body().path("initrd_path").asText()).endsWith("/initramfs.cpio");
         assertThat(r.get(2).body().path("is_read_only").asBoolean()).isTrue();
         assertThat(r.get(3).body().path("is_read_only").asBoolean()).isFalse();
-        assertThat(r.get(4).body().path("uds_path").asText()).isEqualTo(FirecrackerCommand.VSOCK_SOCKET);
-        assertThat(r.get(5).body().path("action_type").asText()).isEqualTo("InstanceStart");
+        // the TAP GuestNic makes in the sandbox's namespace (Firecracker runs there), the veth's MAC for the guest
+        assertThat(r.get(4).body().path("host_dev_name").asText()).isEqualTo(GuestNic.TAP);
+        assertThat(r.get(4).body().path("guest_mac").asText()).isEqualTo(BRIDGED.mac());
+        assertThat(r.get(4).body().path("mtu").asInt()).isEqualTo(1500);
+        assertThat(r.get(5).body().path("uds_path").asText()).isEqualTo(FirecrackerCommand.VSOCK_SOCKET);
+        assertThat(r.get(5).body().path("guest_cid").asInt()).isEqualTo(FirecrackerCommand.GUEST_CID);
+        assertThat(r.get(6).body().path("action_type").asText()).isEqualTo("InstanceStart");
+        assertThat(vm(2, null).requests()).extracting(FirecrackerApi.Request::path)
+                .doesNotContain("/network-interfaces/net0");
         assertThat(FirecrackerApi.machineConfig(3, 256).body().path("vcpu_count").asInt()).isEqualTo(4); // 1 or even
         assertThat(vm(1).argv()).containsExactly("firecracker", "--api-sock", "firecracker.sock", "--id", "kiln-abc123");
+        assertThatThrownBy(() -> vm(1, new GuestNic("02:00:00:00:00:01", "10.0.2.15", 24, "10.0.2.2", 1500, null,
+                List.of()))).as("Firecracker has no slirp").isInstanceOf(IllegalArgumentException.class);
+    }
+
+    /** kiln-init picks its transport from the kernel command line (docs/guest-protocol.md); QEMU's carries none. */
+    @Test
+    void theKernelCommandLineSelectsTheVsockChannel() {
+        String args = vm(1).requests().get(1).body().path("boot_args").asText();
+        assertThat(args.split(" ")).contains("kiln.channel=vsock:" + FirecrackerCommand.CONTROL_PORT, "console=ttyS0",
+                "reboot=k", "panic=-1", "pci=off", "kiln.disks=fs"); // disks by filesystem: Firecracker has no serials
+        assertThat(FirecrackerCommand.controlSocket()).isEqualTo("vsock.sock_1024");
+        assertThat(new QemuCommand(Path.of("/k"), Path.of("/i"), Path.of("/a"), Path.of("/b"), 512, 1, false, 0,
+                List.of()).cmdline()).doesNotContain("kiln.channel").doesNotContain("kiln.disks");
+    }
+
+    /** What the relay reads (--api-requests): each request's HTTP bytes, NUL-terminated, in the boot order. */
+    @Test
+    void theRelaysRequestFileIsTheBootSequenceNulTerminated() throws IOException {
+        List<FirecrackerApi.Request> r = vm(2).requests();
+        byte[] script = FirecrackerApi.script(r);
+        assertThat(script[script.length - 1]).isZero();
+        String[] parts = new String(script, 0, script.length - 1, StandardCharsets.US_ASCII).split("\0", -1);
+        assertThat(parts).hasSize(r.size());
+        for (int i = 0; i < parts.length; i++) {
+            assertThat(parts[i]).isEqualTo(new String(FirecrackerApi.encode(r.get(i)), StandardCharsets.US_ASCII));
+        }
+        assertThat(parts[parts.length - 1]).startsWith("PUT /actions HTTP/1.1\r\n").endsWith("InstanceStart\"}");
     }
 
     @Test
@@ -156,7 +202,7 @@ class FirecrackerTest {
         Path empty = Files.write(dir.resolve("empty.img"), new byte[1 << 20]);
 
         Path vmDir = Files.createDirectories(dir.resolve("vm"));
-        FirecrackerCommand fc = new FirecrackerCommand("kiln-test", vmlinux, initrd, empty, empty, 256, 1);
+        FirecrackerCommand fc = new FirecrackerCommand("kiln-test", vmlinux, initrd, empty, empty, 256, 1, null);
         Process p = new ProcessBuilder(fc.argv()).directory(vmDir.toFile()).redirectErrorStream(true)
                 .redirectOutput(vmDir.resolve("console.log").toFile()).start();
         try {

@@ -1,0 +1,102 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.isolation.vm.Firecracker;
+import dev.kiln.testing.BusyboxRootfs;
+import dev.kiln.testing.Command;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * {@code kiln run --runtime firecracker} as a user drives it. Where the firecracker binary or a working /dev/kvm is
+ * missing (these machines: no Debian package, and a nested /dev/kvm that refuses VMs), the run must fail at create
+ * with exit 125 and one line naming what is missing, never fall back to QEMU; where both are there, the same life-cycle
+ * as QEMU's VMs (SandboxCliTest) must hold, and otherwise that test skips with exactly what is missing.
+ */
+class FirecrackerCliTest {
+
+    @TempDir
+    static Path root;
+    static KilnRun kiln;
+    static final String IMAGE = "kiln-test/busybox:1";
+
+    @BeforeAll
+    static void image() throws Exception {
+        kiln = new KilnRun(root);
+        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
+        kiln.ok("import", tar.toString(), IMAGE);
+    }
+
+    @AfterAll
+    static void stop() {
+        kiln.close();
+    }
+
+    @Test
+    void withoutFirecrackerOrKvmTheRunFailsWithOneLineNamingWhatIsMissing() {
+        List<String> missing = Firecracker.missing();
+        Assumptions.assumeFalse(missing.isEmpty(), "firecracker and a working /dev/kvm are both here");
+        String expected = "kiln: the firecracker runtime needs the firecracker binary and /dev/kvm: "
+                + String.join("; ", missing) + " (use --runtime qemu)";
+        for (List<String> args : List.of(List.of("run", "--rm", "--runtime", "firecracker", IMAGE, "echo", "hi"),
+                List.of("run", "-d", "--runtime", "firecracker", IMAGE, "true"),
+                List.of("run", "--rm", "--isolation", "vm", "--runtime", "firecracker", IMAGE, "echo", "hi"))) {
+            KilnRun.Result r = kiln.kiln(args.toArray(String[]::new));
+            assertThat(r.exitCode()).as(args + ": " + r.err()).isEqualTo(125);
+            assertThat(r.out()).as("nothing ran (no QEMU in its place)").isEmpty();
+            assertThat(r.errLines()).as(args.toString()).containsExactly(expected);
+        }
+        assertThat(kiln.ok("ps", "-a", "-q").out()).as("no sandbox is left behind").isEmpty();
+    }
+
+    /** The real thing: skips here with the precise reason (no binary; /dev/kvm refusing nested VMs). */
+    @Test
+    @Tag("slow")
+    void runExecStopAndExitCodesOnFirecracker() throws Exception {
+        List<String> missing = Firecracker.missing();
+        Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
+        Command.require("mkfs.erofs", "erofs-utils");
+
+        KilnRun.Result hi = kiln.kiln("run", "--rm", "--runtime", "firecracker", IMAGE, "echo", "hi");
+        assertThat(hi.exitCode()).as(hi.err()).isZero();
+        assertThat(hi.out()).isEqualTo("hi\n");
+        assertThat(kiln.kiln("run", "--rm", "--runtime", "firecracker", IMAGE, "sh", "-c", "exit 7").exitCode())
+                .isEqualTo(7);
+        assertThat(kiln.kiln("run", "--rm", "--runtime", "firecracker", IMAGE, "no-such-command").exitCode())
+                .isEqualTo(127);
+
+        String name = "fc-life";
+        kiln.ok("run", "-d", "--name", name, "--runtime", "firecracker", IMAGE, "sh", "-c",
+                "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.2; done");
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (!kiln.ok("logs", name).out().contains("started")) {
+            assertThat(System.nanoTime()).as("waiting for the guest's first line").isLessThan(deadline);
+            Thread.sleep(100);
+        }
+        KilnRun.Result exec = kiln.kiln("exec", name, "sh", "-c", "echo from exec; exit 3");
+        assertThat(exec.exitCode()).as(exec.err()).isEqualTo(3);
+        assertThat(exec.out()).isEqualTo("from exec\n");
+        assertThat(kiln.withStdin("piped\n".getBytes(), "exec", "-i", name, "cat").out()).isEqualTo("piped\n");
+        JsonNode inspect = new ObjectMapper().readTree(kiln.ok("inspect", name).out()).get(0);
+        assertThat(inspect.at("/HostConfig/Isolation").asText()).isEqualTo("vm");
+        kiln.ok("stop", "-t", "5", name);
+        assertThat(kiln.ok("logs", name).out()).contains("started\n").contains("bye\n");
+        assertThat(kiln.ok("wait", name).out().strip()).isEqualTo("0");
+        kiln.ok("rm", name);
+
+        kiln.ok("run", "-d", "--name", "fc-kill", "--runtime", "firecracker", IMAGE, "sleep", "600");
+        kiln.ok("kill", "fc-kill");
+        assertThat(kiln.ok("wait", "fc-kill").out().strip()).isEqualTo("137");
+        kiln.ok("rm", "fc-kill");
+    }
+}
