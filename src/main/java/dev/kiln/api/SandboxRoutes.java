@@ -50,7 +50,7 @@ final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
-            x.json(SandboxView.inspect(s, engine.runtimeOf(s.isolation()), sandboxes.network(s)));
+            x.json(SandboxView.inspect(s, engine.runtimeOf(s), sandboxes.network(s)));
         });
         r.add("GET", "/v1/sandboxes/{id}/port", x -> {
             Sandbox s = sandboxes.get(x.path("id"));

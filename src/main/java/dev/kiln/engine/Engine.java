@@ -118,6 +118,11 @@ public final class Engine implements AutoCloseable {
         return i == null ? "" : i.runtime();
     }
 
+    /** The runtime binary or VMM of one sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
+    public String runtimeOf(Sandbox s) {
+        return sandboxes.runtimeOf(s);
+    }
+
     public Events events() {
         return events;
     }

@@ -599,6 +599,10 @@ public final class Sandboxes implements AutoCloseable {
         return dir(s).resolve("log.json");
     }
 
+    public String runtimeOf(Sandbox s) {
+        return isolator(s.isolation()).runtime(spec(s));
+    }
+
     /** The guest kernel's console log of a vm sandbox; refused for isolations that boot no kernel. */
     public Path bootLog(Sandbox s) {
         return isolator(s.isolation()).bootLog(spec(s)).orElseThrow(() -> KilnException.invalid("sandbox "

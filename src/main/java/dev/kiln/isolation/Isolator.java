@@ -18,6 +18,11 @@ public interface Isolator {
     /** The runtime binary or VMM this isolator drives, for error messages and {@code inspect}. */
     String runtime();
 
+    /** The runtime binary or VMM of one sandbox (the vm isolation's depends on its {@code --runtime}). */
+    default String runtime(SandboxSpec spec) {
+        return runtime();
+    }
+
     /** Makes the sandbox startable (bundle, writable layer); nothing runs yet. Undone by {@link #cleanup}. */
     void create(SandboxSpec spec);
 

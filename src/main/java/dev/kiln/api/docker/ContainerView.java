@@ -61,7 +61,7 @@ final class ContainerView {
         host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
         host.put("AutoRemove", r.autoRemove());
         host.put("Isolation", s.isolation());
-        host.put("Runtime", runtime(s.isolation()));
+        host.put("Runtime", "firecracker".equals(r.runtime()) ? "firecracker" : runtime(s.isolation()));
         host.put("NanoCpus", r.nanoCpus());
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());

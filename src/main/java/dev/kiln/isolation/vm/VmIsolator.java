@@ -58,6 +58,11 @@ public final class VmIsolator implements Isolator {
         return QemuCommand.BINARY;
     }
 
+    @Override
+    public String runtime(SandboxSpec spec) {
+        return firecracker(spec) ? FirecrackerCommand.BINARY : QemuCommand.BINARY;
+    }
+
     /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
     public static boolean accelerated() {
         return QemuCommand.kvmUsable();
