@@ -8,10 +8,13 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Semaphore;
 import java.util.function.Predicate;
 
@@ -21,32 +24,37 @@ import java.util.function.Predicate;
  * hostname or short id, every other name forwarded to the host's resolvers. kilnd runs on the host, so the host's
  * loopback resolvers (systemd-resolved, dnsmasq) are reachable from here although not from a sandbox: that is why the
  * sandboxes ask kilnd rather than the host's resolv.conf.
+ * <p>
+ * One virtual thread receives every query of the network, so it does no disk or database work per packet: local names
+ * come from a table the engine replaces whenever a sandbox on the network starts, stops, is renamed or removed
+ * ({@link #names}), and the host's resolv.conf is parsed again only when its mtime or size changes, looked at no
+ * more than once a second.
  */
 public final class DnsServer implements AutoCloseable {
 
-    /** The addresses of the sandboxes on the network called {@code name} (lower case); empty for unknown names. */
-    @FunctionalInterface
-    public interface Directory {
-        List<Inet4Address> lookup(String name);
-    }
-
     static final Path HOST_RESOLV_CONF = Path.of("/etc/resolv.conf");
     private static final Duration UPSTREAM_TIMEOUT = Duration.ofSeconds(2);
+    /** How stale the parsed resolv.conf may be: a stat at most this often, not per packet. */
+    private static final long RESOLV_CONF_CHECK_NANOS = Duration.ofSeconds(1).toNanos();
     /** Room for any query a stub sends; larger datagrams are cut here and then fail to parse. */
     private static final int MAX_QUERY = 4096;
     /** Forwards in flight; beyond that queries are dropped (the client retries) rather than piling up threads. */
     private static final int MAX_FORWARDS = 64;
 
     private final DatagramSocket socket;
-    private final Directory directory;
     private final Predicate<InetAddress> allowed;
     private final Path resolvConf;
+    /** Sandbox name (lower case) → addresses; replaced whole, never changed in place, so the loop reads it unlocked. */
+    private volatile Map<String, List<Inet4Address>> names = Map.of();
+    // the parsed resolv.conf and what it was parsed from; only the receive loop touches these
+    private HostResolvers host = new HostResolvers(List.of(), List.of());
+    private Object hostVersion;
+    private long hostCheckedAt;
     private final Semaphore forwards = new Semaphore(MAX_FORWARDS);
     private final Thread loop;
 
-    private DnsServer(DatagramSocket socket, Directory directory, Predicate<InetAddress> allowed, Path resolvConf) {
+    private DnsServer(DatagramSocket socket, Predicate<InetAddress> allowed, Path resolvConf) {
         this.socket = socket;
-        this.directory = directory;
         this.allowed = allowed;
         this.resolvConf = resolvConf;
         this.loop = Thread.ofVirtual().name("kilnd-dns-" + socket.getLocalAddress().getHostAddress()).start(this::serve);
@@ -57,13 +65,12 @@ public final class DnsServer implements AutoCloseable {
      * subnet: the host accepts packets for the gateway address on any interface, so the source is what keeps the
      * resolver from being an open forwarder to anyone who can route to the host).
      */
-    public static DnsServer start(Inet4Address address, int port, Directory directory, Predicate<InetAddress> allowed)
-            throws IOException {
-        return start(address, port, directory, allowed, HOST_RESOLV_CONF);
+    public static DnsServer start(Inet4Address address, int port, Predicate<InetAddress> allowed) throws IOException {
+        return start(address, port, allowed, HOST_RESOLV_CONF);
     }
 
-    static DnsServer start(Inet4Address address, int port, Directory directory, Predicate<InetAddress> allowed,
-                           Path resolvConf) throws IOException {
+    static DnsServer start(Inet4Address address, int port, Predicate<InetAddress> allowed, Path resolvConf)
+            throws IOException {
         DatagramSocket s = new DatagramSocket(null);
         try {
             s.bind(new InetSocketAddress(address, port));
@@ -71,7 +78,12 @@ public final class DnsServer implements AutoCloseable {
             s.close();
             throw e;
         }
-        return new DnsServer(s, directory, allowed, resolvConf);
+        return new DnsServer(s, allowed, resolvConf);
+    }
+
+    /** From now on answers these names (lower case, without a trailing dot) with these addresses. */
+    public void names(Map<String, List<Inet4Address>> table) {
+        this.names = Map.copyOf(table);
     }
 
     public InetSocketAddress address() {
@@ -119,7 +131,7 @@ public final class DnsServer implements AutoCloseable {
             send(DnsMessage.error(packet, q, DnsMessage.NOTIMP), client);
             return;
         }
-        HostResolvers host = HostResolvers.read(resolvConf);
+        HostResolvers host = hostResolvers();
         List<Inet4Address> local = q.qclass() == DnsMessage.CLASS_IN ? lookup(q.name(), host.search()) : List.of();
         if (!local.isEmpty()) {
             // a sandbox's name: A records for A (and ANY); other types exist for no sandbox, so an empty NOERROR
@@ -141,14 +153,35 @@ public final class DnsServer implements AutoCloseable {
 
     /** The name as asked, then without a search domain of the host's (which the sandbox's resolv.conf also has). */
     private List<Inet4Address> lookup(String name, List<String> search) {
-        List<Inet4Address> found = directory.lookup(name);
+        Map<String, List<Inet4Address>> table = names;
+        List<Inet4Address> found = table.getOrDefault(name, List.of());
         for (int i = 0; found.isEmpty() && i < search.size(); i++) {
             String suffix = "." + search.get(i);
             if (name.endsWith(suffix) && name.length() > suffix.length()) {
-                found = directory.lookup(name.substring(0, name.length() - suffix.length()));
+                found = table.getOrDefault(name.substring(0, name.length() - suffix.length()), List.of());
             }
         }
         return found;
+    }
+
+    /** The host's resolv.conf as last parsed; parsed again when its mtime or size has changed since. */
+    private HostResolvers hostResolvers() {
+        long now = System.nanoTime();
+        if (hostVersion == null || now - hostCheckedAt >= RESOLV_CONF_CHECK_NANOS) {
+            hostCheckedAt = now;
+            Object version;
+            try {
+                BasicFileAttributes a = Files.readAttributes(resolvConf, BasicFileAttributes.class);
+                version = List.of(a.lastModifiedTime(), a.size());
+            } catch (IOException e) {
+                version = "missing";
+            }
+            if (!version.equals(hostVersion)) {
+                host = HostResolvers.read(resolvConf);
+                hostVersion = version;
+            }
+        }
+        return host;
     }
 
     /** The first answer of the host's resolvers to the query, byte for byte; SERVFAIL when none answers in time. */

@@ -30,12 +30,11 @@ class DnsServerTest {
     @TempDir
     Path dir;
 
-    static final Map<String, String> NAMES = Map.of("peer", "10.77.0.5", "abcdef123456", "10.77.0.5",
-            "other", "10.77.0.6");
+    static final Map<String, List<Inet4Address>> NAMES = Map.of("peer", List.of(v4("10.77.0.5")),
+            "abcdef123456", List.of(v4("10.77.0.5")), "other", List.of(v4("10.77.0.6")));
 
-    static List<Inet4Address> lookup(String name) {
-        String a = NAMES.get(name);
-        return a == null ? List.of() : List.of((Inet4Address) InetAddress.ofLiteral(a));
+    static Inet4Address v4(String literal) {
+        return (Inet4Address) InetAddress.ofLiteral(literal);
     }
 
     @Test
@@ -53,6 +52,35 @@ class DnsServerTest {
             byte[] aaaa = ask(s, query(8, "peer", 28));
             assertThat(rcode(aaaa)).isZero();
             assertThat(answerCount(aaaa)).isZero();
+        }
+    }
+
+    @Test
+    void answersFromTheTableItWasLastGivenAndNothingElse() throws Exception {
+        try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), ""))) {
+            s.names(Map.of("moved", List.of(v4("10.77.0.9"))));
+            byte[] answer = ask(s, query(3, "moved", DnsMessage.TYPE_A));
+            assertThat(Arrays.copyOfRange(answer, answer.length - 4, answer.length)).isEqualTo(new byte[] {10, 77, 0, 9});
+            // "peer" was in the table the server started with, no longer: no upstream, so SERVFAIL
+            assertThat(rcode(ask(s, query(4, "peer", DnsMessage.TYPE_A)))).isEqualTo(DnsMessage.SERVFAIL);
+        }
+    }
+
+    @Test
+    void parsesResolvConfAgainOnlyWhenItsMtimeChanges() throws Exception {
+        Path conf = Files.writeString(dir.resolve("resolv.conf"), "search one.example\n");
+        java.nio.file.attribute.FileTime mtime = Files.getLastModifiedTime(conf);
+        try (DnsServer s = start(conf)) {
+            assertThat(answerCount(ask(s, query(5, "peer.one.example", DnsMessage.TYPE_A)))).isEqualTo(1);
+            // same size and mtime: not read again (a per-packet read is what a query flood turned into disk work)
+            Files.writeString(conf, "search two.example\n");
+            Files.setLastModifiedTime(conf, mtime);
+            Thread.sleep(1100);
+            assertThat(answerCount(ask(s, query(6, "peer.one.example", DnsMessage.TYPE_A)))).isEqualTo(1);
+            assertThat(rcode(ask(s, query(7, "peer.two.example", DnsMessage.TYPE_A)))).isEqualTo(DnsMessage.SERVFAIL);
+            Files.setLastModifiedTime(conf, java.nio.file.attribute.FileTime.fromMillis(mtime.toMillis() + 5000));
+            Thread.sleep(1100);
+            assertThat(answerCount(ask(s, query(8, "peer.two.example", DnsMessage.TYPE_A)))).isEqualTo(1);
         }
     }
 
@@ -118,7 +146,7 @@ class DnsServerTest {
     @Test
     void refusesQueriesFromOutsideTheNetwork() throws Exception {
         try (DnsServer s = DnsServer.start((Inet4Address) InetAddress.ofLiteral("127.0.0.1"), 0,
-                DnsServerTest::lookup, source -> false, Files.writeString(dir.resolve("resolv.conf"), ""))) {
+                source -> false, Files.writeString(dir.resolve("resolv.conf"), ""))) {
             assertThatThrownBy(() -> ask(s, query(15, "peer", DnsMessage.TYPE_A)))
                     .isInstanceOf(SocketTimeoutException.class);
         }
@@ -140,8 +168,9 @@ class DnsServerTest {
     // ---- helpers ----
 
     private DnsServer start(Path conf) throws Exception {
-        return DnsServer.start((Inet4Address) InetAddress.ofLiteral("127.0.0.1"), 0, DnsServerTest::lookup,
-                source -> source.isLoopbackAddress(), conf);
+        DnsServer s = DnsServer.start(v4("127.0.0.1"), 0, source -> source.isLoopbackAddress(), conf);
+        s.names(NAMES);
+        return s;
     }
 
     static byte[] query(int id, String name, int type) {
