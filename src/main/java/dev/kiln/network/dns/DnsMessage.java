@@ -19,6 +19,7 @@ final class DnsMessage {
     static final int FORMERR = 1;
     static final int SERVFAIL = 2;
     static final int NOTIMP = 4;
+    static final int REFUSED = 5;
     static final int HEADER = 12;
     /** Docker's embedded DNS gives its answers ten minutes too. */
     static final int TTL = 600;

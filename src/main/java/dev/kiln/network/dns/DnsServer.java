@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.function.Predicate;
 
@@ -34,12 +35,16 @@ public final class DnsServer implements AutoCloseable {
 
     static final Path HOST_RESOLV_CONF = Path.of("/etc/resolv.conf");
     private static final Duration UPSTREAM_TIMEOUT = Duration.ofSeconds(2);
+    /** All of one forward, every upstream included: bounds how long it holds a slot (stub resolvers retry by 5 s). */
+    private static final Duration FORWARD_BUDGET = Duration.ofSeconds(3);
     /** How stale the parsed resolv.conf may be: a stat at most this often, not per packet. */
     private static final long RESOLV_CONF_CHECK_NANOS = Duration.ofSeconds(1).toNanos();
     /** Room for any query a stub sends; larger datagrams are cut here and then fail to parse. */
     private static final int MAX_QUERY = 4096;
     /** Forwards in flight; beyond that queries are dropped (the client retries) rather than piling up threads. */
     private static final int MAX_FORWARDS = 64;
+    /** Forwards in flight per source address, so one sandbox cannot take all of the above; beyond it, REFUSED. */
+    static final int MAX_FORWARDS_PER_SOURCE = 4;
 
     private final DatagramSocket socket;
     private final Predicate<InetAddress> allowed;
@@ -51,6 +56,7 @@ public final class DnsServer implements AutoCloseable {
     private Object hostVersion;
     private long hostCheckedAt;
     private final Semaphore forwards = new Semaphore(MAX_FORWARDS);
+    private final Map<InetAddress, Integer> forwardsBySource = new ConcurrentHashMap<>();
     private final Thread loop;
 
     private DnsServer(DatagramSocket socket, Predicate<InetAddress> allowed, Path resolvConf) {
@@ -139,16 +145,32 @@ public final class DnsServer implements AutoCloseable {
             send(DnsMessage.answer(packet, q, a ? local : List.of()), client);
             return;
         }
+        InetAddress source = client.getAddress();
+        if (forwardsBySource.merge(source, 1, Integer::sum) > MAX_FORWARDS_PER_SOURCE) {
+            release(source);
+            // an answer as small as the query, at once: the client stops waiting, nothing is amplified
+            send(DnsMessage.error(packet, q, DnsMessage.REFUSED), client);
+            return;
+        }
         if (!forwards.tryAcquire()) {
+            release(source);
             return;
         }
         Thread.ofVirtual().start(() -> {
+            byte[] answer;
             try {
-                send(forward(packet, q, host.nameservers()), client);
+                answer = forward(packet, q, host.nameservers());
             } finally {
+                // before the answer goes out, so a client that asks again at once has its slot back
                 forwards.release();
+                release(source);
             }
+            send(answer, client);
         });
+    }
+
+    private void release(InetAddress source) {
+        forwardsBySource.computeIfPresent(source, (k, n) -> n == 1 ? null : n - 1);
     }
 
     /** The name as asked, then without a search domain of the host's (which the sandbox's resolv.conf also has). */
@@ -187,18 +209,23 @@ public final class DnsServer implements AutoCloseable {
     /** The first answer of the host's resolvers to the query, byte for byte; SERVFAIL when none answers in time. */
     private byte[] forward(byte[] packet, DnsMessage.Query q, List<InetAddress> upstreams) {
         InetAddress self = socket.getLocalAddress();
+        long budget = System.nanoTime() + FORWARD_BUDGET.toNanos();
         for (InetAddress upstream : upstreams) {
             if (upstream.equals(self)) {
                 continue; // never ask ourselves
             }
+            long deadline = Math.min(budget, System.nanoTime() + UPSTREAM_TIMEOUT.toNanos());
+            if (deadline - System.nanoTime() < 1_000_000) {
+                break; // the budget is spent
+            }
             // a fresh socket per query: a random source port, and only the upstream's datagrams get through connect
             try (DatagramSocket s = new DatagramSocket()) {
                 s.connect(new InetSocketAddress(upstream, 53));
-                s.setSoTimeout((int) UPSTREAM_TIMEOUT.toMillis());
                 s.send(new DatagramPacket(packet, packet.length));
                 byte[] buf = new byte[65535];
-                long deadline = System.nanoTime() + UPSTREAM_TIMEOUT.toNanos();
-                while (System.nanoTime() < deadline) {
+                long left;
+                while ((left = (deadline - System.nanoTime()) / 1_000_000) > 0) {
+                    s.setSoTimeout((int) left); // never past the deadline, however many stray datagrams come
                     DatagramPacket in = new DatagramPacket(buf, buf.length);
                     s.receive(in);
                     if (DnsMessage.id(buf, in.getLength()) == q.id()) {

@@ -126,6 +126,41 @@ class DnsServerTest {
     }
 
     @Test
+    void capsForwardsPerSourceAndBoundsEachForwardToThreeSeconds() throws Exception {
+        List<DatagramSocket> silent = new java.util.ArrayList<>(); // upstreams that read nothing and answer nothing
+        StringBuilder conf = new StringBuilder();
+        try {
+            for (int i = 0; i < 3; i++) {
+                silent.add(new DatagramSocket(new InetSocketAddress(randomLoopback(), 53)));
+                conf.append("nameserver ").append(silent.getLast().getLocalAddress().getHostAddress()).append('\n');
+            }
+            try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), conf));
+                 DatagramSocket greedy = new DatagramSocket(new InetSocketAddress(v4("127.0.0.1"), 0));
+                 DatagramSocket other = new DatagramSocket(new InetSocketAddress(v4("127.0.0.2"), 0))) {
+                for (int id = 1; id <= DnsServer.MAX_FORWARDS_PER_SOURCE + 1; id++) {
+                    send(greedy, s, query(id, "example.test", DnsMessage.TYPE_A));
+                }
+                byte[] refused = receive(greedy, 1500);
+                assertThat(id(refused)).isEqualTo(DnsServer.MAX_FORWARDS_PER_SOURCE + 1);
+                assertThat(rcode(refused)).isEqualTo(DnsMessage.REFUSED);
+                // another source is still forwarded; three silent upstreams take 3 s in all, not 3 × 2 s
+                long t0 = System.nanoTime();
+                send(other, s, query(20, "example.test", DnsMessage.TYPE_A));
+                assertThat(rcode(receive(other, 5000))).isEqualTo(DnsMessage.SERVFAIL);
+                assertThat((System.nanoTime() - t0) / 1_000_000).isBetween(2500L, 4000L);
+                for (int i = 0; i < DnsServer.MAX_FORWARDS_PER_SOURCE; i++) {
+                    assertThat(rcode(receive(greedy, 1500))).isEqualTo(DnsMessage.SERVFAIL);
+                }
+                // their slots are back
+                send(greedy, s, query(21, "example.test", DnsMessage.TYPE_A));
+                assertThat(rcode(receive(greedy, 5000))).isEqualTo(DnsMessage.SERVFAIL);
+            }
+        } finally {
+            silent.forEach(DatagramSocket::close);
+        }
+    }
+
+    @Test
     void hostilePacketsGetFormerrOrNothingAndTheServerKeepsAnswering() throws Exception {
         try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), ""))) {
             byte[] loop = query(11, "peer", DnsMessage.TYPE_A);
@@ -185,6 +220,23 @@ class DnsServerTest {
         out.write(0);
         out.writeBytes(new byte[] {0, (byte) type, 0, 1});
         return out.toByteArray();
+    }
+
+    static InetAddress randomLoopback() {
+        return v4("127.53." + ThreadLocalRandom.current().nextInt(1, 255) + "."
+                + ThreadLocalRandom.current().nextInt(1, 255));
+    }
+
+    static void send(DatagramSocket c, DnsServer s, byte[] query) throws Exception {
+        c.send(new DatagramPacket(query, query.length, s.address()));
+    }
+
+    static byte[] receive(DatagramSocket c, int timeoutMillis) throws Exception {
+        c.setSoTimeout(timeoutMillis);
+        byte[] buf = new byte[65535];
+        DatagramPacket in = new DatagramPacket(buf, buf.length);
+        c.receive(in);
+        return Arrays.copyOf(buf, in.getLength());
     }
 
     static byte[] ask(DnsServer s, byte[] query) throws Exception {
