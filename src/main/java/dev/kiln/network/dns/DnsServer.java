@@ -41,6 +41,7 @@ public final class DnsServer implements AutoCloseable {
     private static final long RESOLV_CONF_CHECK_NANOS = Duration.ofSeconds(1).toNanos();
     /** Room for any query a stub sends; larger datagrams are cut here and then fail to parse. */
     private static final int MAX_QUERY = 4096;
+    private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
     /** Forwards in flight; beyond that queries are dropped (the client retries) rather than piling up threads. */
     private static final int MAX_FORWARDS = 64;
     /** Forwards in flight per source address, so one sandbox cannot take all of the above; beyond it, REFUSED. */
@@ -108,7 +109,9 @@ public final class DnsServer implements AutoCloseable {
                 }
                 continue;
             }
-            if (!allowed.test(in.getAddress())) {
+            // the socket is bound to the gateway, so only datagrams for it arrive; their source must be a sandbox's
+            // address: in the subnet, and not the gateway's own (which the host, not a sandbox, would use)
+            if (in.getAddress().equals(socket.getLocalAddress()) || !allowed.test(in.getAddress())) {
                 continue;
             }
             byte[] packet = java.util.Arrays.copyOf(buf, in.getLength());
@@ -206,9 +209,18 @@ public final class DnsServer implements AutoCloseable {
         return host;
     }
 
-    /** The first answer of the host's resolvers to the query, byte for byte; SERVFAIL when none answers in time. */
+    /**
+     * The first answer of the host's resolvers to the query, byte for byte but for the id, cut to the size the
+     * client accepts; SERVFAIL when none answers in time. The query goes out with a fresh random id, and only a
+     * response with that id and the same question is taken: the client's id (chosen by a sandbox) would make a
+     * forged answer easier to guess.
+     */
     private byte[] forward(byte[] packet, DnsMessage.Query q, List<InetAddress> upstreams) {
         InetAddress self = socket.getLocalAddress();
+        int id = RANDOM.nextInt(0x10000);
+        byte[] query = packet.clone();
+        query[0] = (byte) (id >> 8);
+        query[1] = (byte) id;
         long budget = System.nanoTime() + FORWARD_BUDGET.toNanos();
         for (InetAddress upstream : upstreams) {
             if (upstream.equals(self)) {
@@ -221,15 +233,15 @@ public final class DnsServer implements AutoCloseable {
             // a fresh socket per query: a random source port, and only the upstream's datagrams get through connect
             try (DatagramSocket s = new DatagramSocket()) {
                 s.connect(new InetSocketAddress(upstream, 53));
-                s.send(new DatagramPacket(packet, packet.length));
+                s.send(new DatagramPacket(query, query.length));
                 byte[] buf = new byte[65535];
                 long left;
                 while ((left = (deadline - System.nanoTime()) / 1_000_000) > 0) {
                     s.setSoTimeout((int) left); // never past the deadline, however many stray datagrams come
                     DatagramPacket in = new DatagramPacket(buf, buf.length);
                     s.receive(in);
-                    if (DnsMessage.id(buf, in.getLength()) == q.id()) {
-                        return java.util.Arrays.copyOf(buf, in.getLength());
+                    if (answers(buf, in.getLength(), id, q)) {
+                        return relay(java.util.Arrays.copyOf(buf, in.getLength()), packet, q);
                     }
                 }
             } catch (SocketTimeoutException e) {
@@ -239,6 +251,30 @@ public final class DnsServer implements AutoCloseable {
             }
         }
         return DnsMessage.error(packet, q, DnsMessage.SERVFAIL);
+    }
+
+    /** Whether {@code reply} is a response with {@code id} to the question of {@code q}. */
+    private static boolean answers(byte[] reply, int length, int id, DnsMessage.Query q) {
+        try {
+            DnsMessage.Query r = DnsMessage.question(reply, length);
+            return r.id() == id && (r.flags() & 0x8000) != 0 && r.name().equals(q.name()) && r.type() == q.type()
+                    && r.qclass() == q.qclass();
+        } catch (DnsMessage.Malformed e) {
+            return false;
+        }
+    }
+
+    /**
+     * The reply with the client's id again, or only its header and question with TC set when it is larger than the
+     * client accepts: never more than the client asked for, so a forged source address gains no amplification.
+     */
+    private static byte[] relay(byte[] reply, byte[] query, DnsMessage.Query q) {
+        if (reply.length > DnsMessage.udpLimit(query, query.length, q)) {
+            return DnsMessage.truncated(reply, query, q);
+        }
+        reply[0] = (byte) (q.id() >> 8);
+        reply[1] = (byte) q.id();
+        return reply;
     }
 
     private void send(byte[] answer, InetSocketAddress client) {

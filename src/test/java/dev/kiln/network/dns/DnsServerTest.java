@@ -161,6 +161,59 @@ class DnsServerTest {
     }
 
     @Test
+    void asksUpstreamWithARandomIdAndRelaysOnlyTheReplyToTheQuestion() throws Exception {
+        List<Integer> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        try (DatagramSocket upstream = upstream(q -> {
+            int id = id(q);
+            seen.add(id);
+            // a forger's tries first: the right id with another question, the right question with another id
+            return List.of(reply(id, "evil.test", 1), reply(id ^ 1, "example.test", 1), reply(id, "example.test", 1));
+        })) {
+            try (DnsServer s = start(conf(upstream))) {
+                for (int i = 0; i < 2; i++) {
+                    byte[] answer = ask(s, query(0x4242, "example.test", DnsMessage.TYPE_A));
+                    assertThat(id(answer)).isEqualTo(0x4242);
+                    assertThat(answer).isEqualTo(withId(reply(0, "example.test", 1), 0x4242));
+                }
+            }
+        }
+        assertThat(seen).hasSize(2).isNotEqualTo(List.of(0x4242, 0x4242));
+    }
+
+    @Test
+    void relaysNoMoreThanTheClientAcceptsAndSetsTcWhenCutting() throws Exception {
+        try (DatagramSocket upstream = upstream(q -> List.of(reply(id(q), "example.test", 40)));
+             DnsServer s = start(conf(upstream))) {
+            byte[] plain = query(30, "example.test", DnsMessage.TYPE_A);
+            byte[] cut = ask(s, plain);
+            assertThat(cut).hasSize(plain.length); // header and question only
+            assertThat(cut[2] & 0x02).as("TC").isNotZero();
+            assertThat(answerCount(cut)).isZero();
+            assertThat(Arrays.copyOfRange(cut, 12, cut.length)).isEqualTo(Arrays.copyOfRange(plain, 12, plain.length));
+            // with EDNS and a 4096-byte buffer the whole 40-record answer (652 bytes) fits
+            ByteArrayOutputStream edns = new ByteArrayOutputStream();
+            edns.writeBytes(query(31, "example.test", DnsMessage.TYPE_A));
+            edns.writeBytes(new byte[] {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0});
+            byte[] ednsQuery = edns.toByteArray();
+            ednsQuery[11] = 1; // ARCOUNT
+            byte[] full = ask(s, ednsQuery);
+            assertThat(full.length).isGreaterThan(DnsMessage.PLAIN_UDP);
+            assertThat(answerCount(full)).isEqualTo(40);
+            assertThat(full[2] & 0x02).isZero();
+        }
+    }
+
+    @Test
+    void dropsQueriesFromTheGatewaysOwnAddress() throws Exception {
+        try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), ""));
+             DatagramSocket self = new DatagramSocket(new InetSocketAddress(s.address().getAddress(), 0))) {
+            send(self, s, query(40, "peer", DnsMessage.TYPE_A));
+            assertThatThrownBy(() -> receive(self, 1000)).isInstanceOf(SocketTimeoutException.class);
+            assertThat(answerCount(ask(s, query(41, "peer", DnsMessage.TYPE_A)))).isEqualTo(1);
+        }
+    }
+
+    @Test
     void hostilePacketsGetFormerrOrNothingAndTheServerKeepsAnswering() throws Exception {
         try (DnsServer s = start(Files.writeString(dir.resolve("resolv.conf"), ""))) {
             byte[] loop = query(11, "peer", DnsMessage.TYPE_A);
@@ -202,8 +255,9 @@ class DnsServerTest {
 
     // ---- helpers ----
 
+    /** A server on a 127.53.x.y "gateway", so the test's clients (127.0.0.1) are not the gateway itself. */
     private DnsServer start(Path conf) throws Exception {
-        DnsServer s = DnsServer.start(v4("127.0.0.1"), 0, source -> source.isLoopbackAddress(), conf);
+        DnsServer s = DnsServer.start((Inet4Address) randomLoopback(), 0, source -> source.isLoopbackAddress(), conf);
         s.names(NAMES);
         return s;
     }
@@ -220,6 +274,52 @@ class DnsServerTest {
         out.write(0);
         out.writeBytes(new byte[] {0, (byte) type, 0, 1});
         return out.toByteArray();
+    }
+
+    private Path conf(DatagramSocket upstream) throws Exception {
+        return Files.writeString(dir.resolve("resolv.conf"), "nameserver "
+                + upstream.getLocalAddress().getHostAddress() + "\n");
+    }
+
+    /** An upstream on a 127.53.x.y address, port 53, sending {@code replies} to every query until closed. */
+    static DatagramSocket upstream(java.util.function.Function<byte[], List<byte[]>> replies) throws Exception {
+        DatagramSocket u = new DatagramSocket(new InetSocketAddress(randomLoopback(), 53));
+        Thread.ofVirtual().start(() -> {
+            while (!u.isClosed()) {
+                try {
+                    byte[] buf = new byte[4096];
+                    DatagramPacket in = new DatagramPacket(buf, buf.length);
+                    u.receive(in);
+                    for (byte[] r : replies.apply(Arrays.copyOf(buf, in.getLength()))) {
+                        u.send(new DatagramPacket(r, r.length, in.getSocketAddress()));
+                    }
+                } catch (Exception e) {
+                    return; // closed
+                }
+            }
+        });
+        return u;
+    }
+
+    /** An upstream's answer: {@code count} A records 192.0.2.1, .2, … for {@code name}. */
+    static byte[] reply(int id, String name, int count) {
+        byte[] q = query(id, name, DnsMessage.TYPE_A);
+        q[2] |= (byte) 0x80;
+        q[3] |= (byte) 0x80;
+        q[7] = (byte) count;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(q);
+        for (int i = 1; i <= count; i++) {
+            out.writeBytes(new byte[] {(byte) 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, (byte) 192, 0, 2, (byte) i});
+        }
+        return out.toByteArray();
+    }
+
+    static byte[] withId(byte[] m, int id) {
+        byte[] c = m.clone();
+        c[0] = (byte) (id >> 8);
+        c[1] = (byte) id;
+        return c;
     }
 
     static InetAddress randomLoopback() {
