@@ -3,6 +3,7 @@ package dev.kiln.engine;
 import dev.kiln.KilnException;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.Isolator;
+import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
 import dev.kiln.network.Peers;
@@ -12,6 +13,7 @@ import dev.kiln.state.Database;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /** The engine as the daemon sees it: images and sandboxes over one database, and the rules that span both. */
@@ -23,6 +25,10 @@ public final class Engine implements AutoCloseable {
     private final Map<String, Isolator> isolators;
     private final Networks networks;
     private final SandboxFiles files;
+    /** What can change whether and how a sandbox is named by its network's resolver. */
+    private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
+    /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
+    private final Object peerLock = new Object();
 
     public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Map<String, Isolator> isolators,
                   String defaultIsolation, String defaultSubnet) {
@@ -34,6 +40,11 @@ public final class Engine implements AutoCloseable {
                 defaultIsolation, events, networks);
         this.files = new SandboxFiles(sandboxes, images);
         networks.serveNames(this::peers);
+        events.subscribe(null, e -> {
+            if (NAME_EVENTS.contains(e.action())) {
+                refreshPeer(e.id());
+            }
+        });
     }
 
     public Networks networks() {
@@ -81,17 +92,42 @@ public final class Engine implements AutoCloseable {
         return removed;
     }
 
-    /** The running sandboxes on a network with the names its resolver answers for: name, hostname, short id. */
+    /** The running sandboxes on a network with the names its resolver answers for (at kilnd start only). */
     private List<Peers.Peer> peers(String network) {
-        List<Peers.Peer> out = new java.util.ArrayList<>();
-        for (Sandbox s : sandboxesOn(network)) {
-            if (!s.running()) {
-                continue;
-            }
-            sandboxes.network(s).filter(a -> a.ipAddress() != null && a.network().equals(network)).ifPresent(a ->
-                    out.add(new Peers.Peer(a.ipAddress(), List.of(s.name(), Sandboxes.hostname(s), s.shortId()))));
+        return sandboxesOn(network).stream().flatMap(s -> peer(s).stream()).toList();
+    }
+
+    /** A running sandbox on a user network as its resolver names it: name, hostname, short id. */
+    private Optional<Peers.Peer> peer(Sandbox s) {
+        String network = networkOf(s);
+        if (!s.running() || network == null || network.equals(KilnNetwork.NAME)) {
+            return Optional.empty();
         }
-        return out;
+        return sandboxes.network(s).filter(a -> a.ipAddress() != null && a.network().equals(network))
+                .map(a -> new Peers.Peer(s.id(), a.ipAddress(), List.of(s.name(), Sandboxes.hostname(s), s.shortId())));
+    }
+
+    /** The bridge network (default or user) the sandbox is configured for; null for none, host or slirp. */
+    private static String networkOf(Sandbox s) {
+        NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+        return mode.bridged() ? mode.network() : null;
+    }
+
+    /**
+     * Brings the resolvers' tables up to date with sandbox {@code id} after an event that may have changed it. It
+     * reads the sandbox's state now rather than trusting the event, so events delivered out of order (an exit's
+     * "die" is emitted outside the sandbox's lock) still leave the last state in the table.
+     */
+    private void refreshPeer(String id) {
+        synchronized (peerLock) {
+            try {
+                Optional<Sandbox> s = sandboxes.byId(id);
+                Optional<Peers.Peer> p = s.flatMap(this::peer);
+                networks.peer(id, p.isPresent() ? networkOf(s.get()) : null, p.orElse(null));
+            } catch (RuntimeException e) {
+                System.err.println("kilnd: cannot update the names of sandbox " + id + ": " + e.getMessage());
+            }
+        }
     }
 
     /** The kernels the vm isolation knows ({@code kiln kernels}); empty when kilnd has no vm isolation. */

@@ -576,6 +576,11 @@ public final class Sandboxes implements AutoCloseable {
         return store.find(ref);
     }
 
+    /** The sandbox with exactly this id; empty once it has been removed. */
+    Optional<Sandbox> byId(String id) {
+        return store.byId(id);
+    }
+
     public boolean usesImage(Digest imageId) {
         return store.all().stream().anyMatch(s -> s.imageId().equals(imageId.toString()));
     }

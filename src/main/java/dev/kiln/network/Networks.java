@@ -41,7 +41,8 @@ public final class Networks implements AutoCloseable {
     private final Path dir;
     private final Map<String, KilnNetwork> known = new ConcurrentHashMap<>();
     private final Map<String, DnsServer> resolvers = new ConcurrentHashMap<>();
-    private volatile Peers peers = network -> List.of();
+    /** Per user network, the running sandboxes on it by id; guarded by itself. Its resolver answers from a copy. */
+    private final Map<String, Map<String, Peers.Peer>> peers = new java.util.HashMap<>();
 
     private final String defaultSubnet;
 
@@ -187,6 +188,9 @@ public final class Networks implements AutoCloseable {
         if (resolver != null) {
             resolver.close();
         }
+        synchronized (peers) {
+            peers.remove(n.name());
+        }
         known.remove(n.name());
         if (Files.exists(Path.of("/sys/class/net", n.bridge()))) {
             Exec.run(List.of("ip", "link", "delete", n.bridge()), null).orFail("cannot delete bridge " + n.bridge());
@@ -221,13 +225,16 @@ public final class Networks implements AutoCloseable {
     }
 
     /**
-     * Answers names from {@code directory} from now on, and starts the resolvers of the user networks whose bridge
-     * exists already (kilnd restarted while sandboxes ran on them).
+     * Fills the resolvers' tables from {@code directory} (asked once per network, at kilnd start; from then on
+     * {@link #peer} keeps them current), and starts the resolvers of the user networks whose bridge exists already
+     * (kilnd restarted while sandboxes ran on them).
      */
     public void serveNames(Peers directory) {
-        this.peers = directory;
         try {
             for (UserNetwork n : list()) {
+                for (Peers.Peer p : directory.on(n.name())) {
+                    peer(p.id(), n.name(), p);
+                }
                 if (Files.exists(Path.of("/sys/class/net", n.bridge()))) {
                     serve(n);
                 }
@@ -238,12 +245,47 @@ public final class Networks implements AutoCloseable {
         }
     }
 
+    /**
+     * Sandbox {@code id} is {@code peer} on user network {@code network} from now on, and on no other; with a null
+     * {@code network} it is on none (stopped, removed). The engine calls this on every start, exit, rename and removal,
+     * so the resolvers never ask the engine per query.
+     */
+    public void peer(String id, String network, Peers.Peer peer) {
+        synchronized (peers) {
+            for (Map.Entry<String, Map<String, Peers.Peer>> e : peers.entrySet()) {
+                if (!e.getKey().equals(network) && e.getValue().remove(id) != null) {
+                    publish(e.getKey());
+                }
+            }
+            if (network != null) {
+                peers.computeIfAbsent(network, k -> new java.util.LinkedHashMap<>()).put(id, peer);
+                publish(network);
+            }
+        }
+    }
+
+    /** Hands the network's resolver (if it listens) a fresh table of names; under the lock of {@link #peers}. */
+    private void publish(String network) {
+        DnsServer resolver = resolvers.get(network);
+        if (resolver == null) {
+            return;
+        }
+        Map<String, List<Inet4Address>> table = new java.util.HashMap<>();
+        for (Peers.Peer p : peers.getOrDefault(network, Map.of()).values()) {
+            Inet4Address address = (Inet4Address) InetAddress.ofLiteral(p.address());
+            for (String name : p.names().stream().map(n -> n.toLowerCase(Locale.ROOT)).distinct().toList()) {
+                table.computeIfAbsent(name, k -> new ArrayList<>()).add(address);
+            }
+        }
+        resolver.names(table);
+    }
+
     /** The resolver of {@code n}, started if it is not listening yet; a failure is reported, not thrown. */
     private void serve(UserNetwork n) {
-        resolvers.computeIfAbsent(n.name(), name -> {
+        DnsServer started = resolvers.computeIfAbsent(n.name(), name -> {
             try {
                 return DnsServer.start((Inet4Address) InetAddress.ofLiteral(n.gateway()), 53,
-                        asked -> addresses(name, asked), source -> source instanceof Inet4Address
+                        source -> source instanceof Inet4Address
                                 && Subnets.overlaps(n.subnet(), source.getHostAddress() + "/32"));
             } catch (IOException | RuntimeException e) {
                 System.err.println("kilnd: no name resolution on network " + name + ": cannot listen on "
@@ -251,16 +293,11 @@ public final class Networks implements AutoCloseable {
                 return null;
             }
         });
-    }
-
-    private List<Inet4Address> addresses(String network, String asked) {
-        List<Inet4Address> out = new ArrayList<>();
-        for (Peers.Peer p : peers.on(network)) {
-            if (p.names().stream().anyMatch(n -> n.toLowerCase(Locale.ROOT).equals(asked))) {
-                out.add((Inet4Address) InetAddress.ofLiteral(p.address()));
+        if (started != null) {
+            synchronized (peers) {
+                publish(n.name()); // a peer() that ran before the resolver was in the map left it out
             }
         }
-        return out;
     }
 
     @Override

@@ -9,8 +9,8 @@ import java.util.List;
 @FunctionalInterface
 public interface Peers {
 
-    /** A running sandbox on a network: its address and the names it answers to (name, hostname, short id). */
-    record Peer(String address, List<String> names) {
+    /** A running sandbox on a network: its id, address and the names it answers to (name, hostname, short id). */
+    record Peer(String id, String address, List<String> names) {
         public Peer {
             names = List.copyOf(names);
         }

@@ -198,7 +198,7 @@ class UserNetworkTest {
     }
 
     @Test
-    void theResolverComesBackWhenKilndRestarts() throws Exception {
+    void theResolverComesBackWhenKilndRestartsAndFollowsRenamesAndStops() throws Exception {
         ok("network", "create", "restartnet");
         String a = ok("run", "-d", "--network", "restartnet", "--name", "ra", IMAGE, "sleep", "300").out().strip();
         String b = ok("run", "-d", "--network", "restartnet", "--name", "rb", IMAGE, "sleep", "300").out().strip();
@@ -207,6 +207,12 @@ class UserNetworkTest {
             daemon.close();
             daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
             assertThat(ok("exec", b, "busybox", "nslookup", "ra").out()).contains("Address: " + ipA);
+            // the resolver's table (rebuilt above) follows a rename and a stop from then on
+            ok("rename", "ra", "ra-renamed");
+            assertThat(ok("exec", b, "busybox", "nslookup", "ra-renamed").out()).contains("Address: " + ipA);
+            assertThat(kiln("exec", b, "busybox", "nslookup", "ra").out()).doesNotContain(ipA);
+            ok("stop", "-t", "1", a);
+            assertThat(kiln("exec", b, "busybox", "nslookup", "ra-renamed").out()).doesNotContain(ipA);
         } finally {
             ok("rm", "-f", a, b);
             ok("network", "rm", "restartnet");

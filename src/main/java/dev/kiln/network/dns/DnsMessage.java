@@ -13,13 +13,17 @@ import java.util.Locale;
 final class DnsMessage {
 
     static final int TYPE_A = 1;
+    static final int TYPE_OPT = 41;
     static final int TYPE_ANY = 255;
     static final int CLASS_IN = 1;
     static final int NOERROR = 0;
     static final int FORMERR = 1;
     static final int SERVFAIL = 2;
     static final int NOTIMP = 4;
+    static final int REFUSED = 5;
     static final int HEADER = 12;
+    /** What a client without EDNS accepts over UDP (RFC 1035 §4.2.1). */
+    static final int PLAIN_UDP = 512;
     /** Docker's embedded DNS gives its answers ten minutes too. */
     static final int TTL = 600;
     private static final int MAX_NAME = 255;
@@ -59,11 +63,19 @@ final class DnsMessage {
         if (length < HEADER || length > p.length) {
             return null;
         }
-        int id = u16(p, 0);
-        int flags = u16(p, 2);
-        if ((flags & 0x8000) != 0) {
+        if ((u16(p, 2) & 0x8000) != 0) {
             return null;
         }
+        return question(p, length);
+    }
+
+    /** The header and question of any message, query or response (which the forwarder checks against the query). */
+    static Query question(byte[] p, int length) throws Malformed {
+        if (length < HEADER || length > p.length) {
+            throw new Malformed(-1, "shorter than a header");
+        }
+        int id = u16(p, 0);
+        int flags = u16(p, 2);
         if (u16(p, 4) != 1) {
             throw new Malformed(id, "not exactly one question");
         }
@@ -142,16 +154,50 @@ final class DnsMessage {
         return out.toByteArray();
     }
 
+    /**
+     * The largest answer the client of {@code query} accepts over UDP: the payload size of its EDNS OPT record
+     * (RFC 6891, never below 512), else 512. A malformed record section counts as no OPT.
+     */
+    static int udpLimit(byte[] p, int length, Query q) {
+        int records = u16(p, 6) + u16(p, 8) + u16(p, 10);
+        int pos = q.questionEnd();
+        for (int i = 0; i < records; i++) {
+            while (pos < length && (p[pos] & 0xC0) == 0 && p[pos] != 0) {
+                pos += 1 + (p[pos] & 0xFF); // the owner's labels (an OPT's is the root: none)
+            }
+            pos += pos < length && (p[pos] & 0xC0) == 0xC0 ? 2 : 1; // a pointer or the root label ends the name
+            if (pos + 10 > length) {
+                break;
+            }
+            if (u16(p, pos) == TYPE_OPT) {
+                return Math.max(PLAIN_UDP, u16(p, pos + 2));
+            }
+            pos += 10 + u16(p, pos + 8);
+        }
+        return PLAIN_UDP;
+    }
+
+    /**
+     * What is relayed instead of an upstream {@code reply} too large for the client: its header with TC set and
+     * the question, no records (RFC 2181 §9), so the client knows it got nothing rather than part of an answer.
+     */
+    static byte[] truncated(byte[] reply, byte[] query, Query q) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(q.questionEnd());
+        u16(out, q.id());
+        u16(out, u16(reply, 2) | 0x0200);
+        u16(out, 1);
+        u16(out, 0);
+        u16(out, 0);
+        u16(out, 0);
+        out.write(query, HEADER, q.questionEnd() - HEADER);
+        return out.toByteArray();
+    }
+
     /** FORMERR for a query whose question could not be read: the header only. */
     static byte[] formatError(int id) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(HEADER);
         header(out, id, 0, FORMERR, 0, 0);
         return out.toByteArray();
-    }
-
-    /** The id of a message, or -1 when it is too short to have one. */
-    static int id(byte[] p, int length) {
-        return length < HEADER ? -1 : u16(p, 0);
     }
 
     private static void header(ByteArrayOutputStream out, int id, int queryFlags, int rcode, int questions, int answers) {
