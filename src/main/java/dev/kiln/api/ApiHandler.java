@@ -72,6 +72,7 @@ final class ApiHandler extends Handler.Abstract {
             callback.failed(e);
             return;
         }
+        x.discardBody(1 << 20);
         try {
             java.util.Map<String, Object> body = new java.util.LinkedHashMap<>();
             body.put("message", message);

@@ -97,6 +97,28 @@ public final class Exchange {
         return Content.Source.asInputStream(request);
     }
 
+    /**
+     * Reads and drops what is left of the request body, up to {@code limit} bytes, before an early answer (an error,
+     * a refusal): a client still writing its body would otherwise get a broken pipe instead of the answer when the
+     * connection closes under it. Beyond the limit the connection is closed anyway.
+     */
+    public void discardBody(long limit) {
+        long contentLength = request.getLength();
+        if (contentLength == 0) {
+            return;
+        }
+        try {
+            InputStream in = body();
+            byte[] buf = new byte[8192];
+            long left = limit;
+            for (int n; left > 0 && (n = in.read(buf, 0, (int) Math.min(buf.length, left))) > 0; ) {
+                left -= n;
+            }
+        } catch (IOException | RuntimeException e) {
+            // the client went away or sent garbage: the answer below may still reach it
+        }
+    }
+
     public void status(int code) {
         response.setStatus(code);
     }

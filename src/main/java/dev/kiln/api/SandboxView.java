@@ -142,6 +142,9 @@ public final class SandboxView {
         Map<String, Object> host = new LinkedHashMap<>();
         host.put("Isolation", s.isolation());
         host.put("Runtime", runtime);
+        if (s.isolation().equals("vm")) {
+            host.put("Accelerator", dev.kiln.isolation.vm.VmIsolator.accelerator()); // kvm, or tcg: emulated
+        }
         host.put("NanoCpus", r.nanoCpus());
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());

@@ -195,7 +195,7 @@ class SandboxCliTest {
     }
 
     @Test
-    void kernelsListsTheDefaultAndAVmBootsTheChosenKernelWithTheChosenDisk() {
+    void kernelsListsTheDefaultAndAVmBootsTheChosenKernelWithTheChosenDisk() throws Exception {
         String table = kiln.ok("kernels").out();
         assertThat(table.lines().findFirst().orElseThrow()).startsWith("DEFAULT").contains("VERSION", "PATH");
         String chosen = table.lines().skip(1).filter(l -> l.startsWith("*")).findFirst()
@@ -220,6 +220,13 @@ class SandboxCliTest {
         assertThat(df.exitCode()).as(df.err()).isZero();
         long totalKb = Long.parseLong(df.out().lines().skip(1).findFirst().orElseThrow().trim().split("\\s+")[1]);
         assertThat(totalKb).as("the writable disk's size in KiB: " + df.out()).isBetween(180_000L, 262_144L);
+
+        String id = kiln.ok("create", "--isolation", "vm", IMAGE, "true").out().strip();
+        JsonNode host = new ObjectMapper()
+                .readTree(kiln.ok("inspect", id).out()).path(0).path("HostConfig");
+        assertThat(host.path("Runtime").asText()).isEqualTo("qemu-system-x86_64");
+        assertThat(host.path("Accelerator").asText()).as("how VMs run here").isIn("kvm", "tcg");
+        kiln.ok("rm", id);
     }
 
     @Test

@@ -61,6 +61,7 @@ final class Routes {
 
     /** Docker's answer for what kiln does not do: its error shape, 501, naming the feature. */
     static void unsupported(Exchange x, String what) {
+        x.discardBody(1 << 20);
         x.json(501, Map.of("message", "kiln does not support " + what + " yet"));
     }
 }

@@ -63,6 +63,21 @@ public final class VmIsolator implements Isolator {
         return firecracker(spec) ? FirecrackerCommand.BINARY : QemuCommand.BINARY;
     }
 
+    private static final java.util.concurrent.atomic.AtomicBoolean TCG_NOTICED = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Once per kilnd, in its log: VMs will be slow here, and why. */
+    private static void noticeTcg() {
+        if (!accelerated() && TCG_NOTICED.compareAndSet(false, true)) {
+            System.err.println("kilnd: notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
+                    + "(seconds per boot; docs/vm.md)");
+        }
+    }
+
+    /** "kvm" or "tcg": how this host's VMs run, as inspect shows it. */
+    public static String accelerator() {
+        return accelerated() ? "kvm" : "tcg";
+    }
+
     /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
     public static boolean accelerated() {
         return QemuCommand.kvmUsable();
@@ -78,6 +93,7 @@ public final class VmIsolator implements Isolator {
             }
         } else {
             requireQemu();
+            noticeTcg();
         }
         Kernel kernel = kernel(spec);
         initramfs(spec, kernel);
