@@ -87,19 +87,20 @@ BENCHES = {
         "title": "Run latency: `run --rm IMAGE true` (busybox), warm daemons",
         "unit": "ms", "scale": 1000.0, "fmt": "{:.0f}",
         "rows": [
-            ("kiln.container", "kiln `run --rm` (container: runc)", None),
+            ("kiln.container", "kiln `run --rm --network none` (container: runc)", None),
+            ("kiln.container.bridge", "kiln `run --rm` (container, default network: the kiln bridge)", None),
             ("podman", "`podman run --rm --network none` (runc, overlay)", "podman"),
             ("ctr", "`ctr run --rm` (runc v2 shim)", "ctr"),
             ("runc", "bare `runc run` (prepared bundle)", None),
-            ("kiln.gvisor", "kiln `run --rm --isolation gvisor`", None),
+            ("kiln.gvisor", "kiln `run --rm --network none --isolation gvisor`", None),
             ("runsc", "bare `runsc --platform=ptrace run` (same bundle)", "runsc"),
             ("kiln.version", "`kiln --version` (CLI start, AOT cache)", None),
             ("kiln.version.noaot", "`KILN_NO_AOT=1 kiln --version` (CLI start, no AOT cache)", None),
             ("kiln.ps", "`kiln ps` (CLI start + one API round trip)", None),
         ],
         "bars": [
-            ("kiln.container", "kiln\\ncontainer", None), ("podman", "podman", "podman"), ("ctr", "ctr", "ctr"),
-            ("runc", "bare runc", None), ("kiln.gvisor", "kiln\\ngvisor", None), ("runsc", "bare runsc", "runsc"),
+            ("kiln.container", "kiln\\ncontainer", None), ("kiln.container.bridge", "kiln\\n+bridge", None),
+            ("podman", "podman", "podman"), ("ctr", "ctr", "ctr"), ("runc", "bare runc", None), ("kiln.gvisor", "kiln\\ngvisor", None), ("runsc", "bare runsc", "runsc"),
             ("kiln.version", "kiln\\n--version", None), ("kiln.ps", "kiln ps", None),
         ],
     },
@@ -236,7 +237,7 @@ def verdict(ok):
 goals = []
 kc, pc = rl.median("kiln.container", 1000), rl.median("podman", 1000)
 if kc is not None and pc is not None:
-    goals.append(("container run ≤ podman (`run --rm IMG true`)", f"{kc:.0f} ms", f"podman {pc:.0f} ms",
+    goals.append(("container run ≤ podman (`run --rm --network none IMG true`)", f"{kc:.0f} ms", f"podman {pc:.0f} ms",
                   f"{kc / pc:.2f}× podman ({kc - pc:+.0f} ms): {verdict(kc <= pc)}", "run-latency", "kiln.container", pc))
 else:
     goals.append(("container run ≤ podman (`run --rm IMG true`)", "–" if kc is None else f"{kc:.0f} ms", "–",
