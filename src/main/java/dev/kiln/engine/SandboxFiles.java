@@ -30,7 +30,7 @@ import static java.nio.file.LinkOption.NOFOLLOW_LINKS;
  * <p>The sandbox and its image are untrusted: every path is resolved inside the root ({@link RootPaths}), a tar
  * never leaves the root ({@link LayerApplier#extract}), the last component is never followed, and while kilnd
  * works the sandbox is held still — under its life-cycle lock (no start, exit or removal meanwhile) and, when it
- * runs, frozen ({@link SandboxFreezer}), so nothing inside can swap a checked directory for a symlink.
+ * runs, paused (the runtime's freezer), so nothing inside can swap a checked directory for a symlink.
  */
 public final class SandboxFiles {
 
@@ -140,8 +140,13 @@ public final class SandboxFiles {
                     throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + s.name()
                             + " is not mounted at " + root + " although it runs");
                 }
-                try (SandboxFreezer frozen = SandboxFreezer.freeze(s.id(), s.name())) {
+                // held still: the sandbox could otherwise swap a checked directory for a symlink to the host
+                // between kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
+                sandboxes.pause(s);
+                try {
                     return work.apply(root);
+                } finally {
+                    sandboxes.resume(s);
                 }
             }
             if (Mounts.isMounted(root)) { // created: the runtime's overlay is there already

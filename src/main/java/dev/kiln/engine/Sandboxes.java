@@ -604,6 +604,15 @@ public final class Sandboxes implements AutoCloseable {
         return dir(s).resolve("log.json");
     }
 
+    /** Freezes a running sandbox's processes (the caller holds its lock); refused when that is not possible. */
+    void pause(Sandbox s) {
+        isolator(s.isolation()).pause(spec(s));
+    }
+
+    void resume(Sandbox s) {
+        isolator(s.isolation()).resume(spec(s));
+    }
+
     public String runtimeOf(Sandbox s) {
         return isolator(s.isolation()).runtime(spec(s));
     }

@@ -50,6 +50,20 @@ public interface Isolator {
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 
+    /**
+     * Freezes every process of the running sandbox and returns once they are frozen ({@code runc pause}); the
+     * isolations that cannot refuse with one line. {@link #resume} undoes it.
+     */
+    default void pause(SandboxSpec spec) {
+        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing is not supported for the "
+                + name() + " isolation");
+    }
+
+    default void resume(SandboxSpec spec) {
+        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing is not supported for the "
+                + name() + " isolation");
+    }
+
     /** The guest kernel's console log ({@code kiln logs --boot}); empty for isolations that boot no kernel. */
     default java.util.Optional<java.nio.file.Path> bootLog(SandboxSpec spec) {
         return java.util.Optional.empty();

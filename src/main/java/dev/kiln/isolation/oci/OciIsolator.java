@@ -119,6 +119,25 @@ public final class OciIsolator implements Isolator {
         }
     }
 
+    /** The runtime's own freezer ({@code runc pause}: the cgroup freezer, returning once every process is frozen). */
+    @Override
+    public void pause(SandboxSpec spec) {
+        Result r = run(command(spec, "pause", spec.id()));
+        if (r.code != 0) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot pause sandbox " + spec.name() + ": "
+                    + r.firstLine());
+        }
+    }
+
+    @Override
+    public void resume(SandboxSpec spec) {
+        Result r = run(command(spec, "resume", spec.id()));
+        if (r.code != 0) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot resume sandbox " + spec.name() + ": "
+                    + r.firstLine());
+        }
+    }
+
     @Override
     public RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
         // short names: the shim's attach.sock must fit a unix socket path (108 bytes) under the sandbox's dir
