@@ -108,7 +108,8 @@ BENCHES = {
         "title": "VM boot: `kiln run --rm --isolation vm IMAGE true` vs bare QEMU microvm (same kernel and flags)",
         "unit": "ms", "scale": 1000.0, "fmt": "{:.0f}",
         "rows": [
-            ("kiln.vm", "kiln `run --rm --isolation vm`", None),
+            ("kiln.vm", "kiln `run --rm --network none --isolation vm`", None),
+            ("kiln.vm.bridge", "kiln `run --rm --isolation vm` (default network: TAP on the kiln bridge)", None),
             ("bare.min", "bare QEMU microvm, minimal busybox initramfs → poweroff (the goal's reference)", None),
             ("bare.disk", "bare QEMU, like for like (kiln's devices, modules, erofs+ext4+overlay, chroot true)", None),
             ("vmm.start", "QEMU start + quit, paused (no guest code)", None),
@@ -116,7 +117,8 @@ BENCHES = {
             ("kbd.total", "kiln `run --isolation vm` without `--rm` (breakdown runs)", None),
         ],
         "bars": [
-            ("kiln.vm", "kiln vm", None), ("bare.min", "bare QEMU\\nminimal", None),
+            ("kiln.vm", "kiln vm", None), ("kiln.vm.bridge", "kiln vm\\n+bridge", None),
+            ("bare.min", "bare QEMU\\nminimal", None),
             ("bare.disk", "bare QEMU\\nlike for like", None), ("vmm.start", "QEMU start\\n(paused)", None),
             ("kiln.ps", "kiln ps", None),
         ],
