@@ -56,20 +56,38 @@ final class KilnRun implements AutoCloseable {
     Result ok(String... args) {
         Result r = kiln(args);
         if (r.exitCode() != 0) {
-            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.exitCode() + ": " + r.err());
+            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.exitCode() + ": " + r.err()
+                    + r.out());
         }
         return r;
+    }
+
+    /** Removes every sandbox, running or not. */
+    void removeSandboxes() {
+        for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
+            kiln("rm", "-f", id);
+        }
+    }
+
+    /** Stops the daemon and leaves its sandboxes as they are, as a crash of kilnd would; see {@link #startDaemon}. */
+    synchronized void stopDaemon() {
+        if (daemon != null) {
+            daemon.close();
+            daemon = null;
+        }
+    }
+
+    /** Starts the daemon unless it runs (a new one reconciles the sandboxes it finds in the store). */
+    void startDaemon() {
+        host();
     }
 
     /** Removes every sandbox (a failed test may leave running ones), then stops the daemon. */
     @Override
     public synchronized void close() {
         if (daemon != null) {
-            for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
-                kiln("rm", "-f", id);
-            }
-            daemon.close();
-            daemon = null;
+            removeSandboxes();
+            stopDaemon();
         }
     }
 }

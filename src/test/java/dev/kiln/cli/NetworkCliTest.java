@@ -7,16 +7,12 @@ import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
 import dev.kiln.testing.NetworkLeftovers;
-import dev.kiln.testing.TestDaemon;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -25,7 +21,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -41,12 +36,9 @@ class NetworkCliTest {
 
     @TempDir
     static Path root;
-    static TestDaemon daemon;
+    static KilnRun kiln;
     static final String IMAGE = "kiln-test/net-busybox:1";
     static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
-
-    record Result(int code, String out, String err) {
-    }
 
     @BeforeAll
     static void image() throws Exception {
@@ -54,20 +46,17 @@ class NetworkCliTest {
         Command.require("iptables-save", "iptables");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
-        daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
+        kiln = new KilnRun(root);
         Path tar = BusyboxRootfs.tarball(root, java.util.Map.of("www/index.html", "hello from kiln\n"));
-        ok("import", tar.toString(), IMAGE);
+        kiln.ok("import", tar.toString(), IMAGE);
     }
 
     @AfterAll
     static void stop() {
-        if (daemon == null) {
+        if (kiln == null) {
             return;
         }
-        for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
-            kiln("rm", "-f", id);
-        }
-        daemon.close();
+        kiln.close();
         String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
         if (Files.exists(Path.of("/sys/class/net", bridge))) {
             Command.run("ip", "link", "delete", bridge);
@@ -78,35 +67,36 @@ class NetworkCliTest {
     void publishedPortAnswersOnLoopbackAndRmLeavesNothing() throws Exception {
         List<String> rulesBefore = iptables();
         int hostPort = freePort();
-        String id = ok("run", "-d", "-p", hostPort + ":8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www")
+        String id = kiln.ok("run", "-d", "-p", hostPort + ":8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www")
                 .out().strip();
         JsonNode net = inspect(id).path("NetworkSettings");
         String ip = net.path("IPAddress").asText();
         assertThat(ip).matches("10\\.\\d+\\.\\d+\\.\\d+");
         assertThat(net.path("Ports").path("8080/tcp").path(0).path("HostPort").asText())
                 .isEqualTo(Integer.toString(hostPort));
-        assertThat(ok("port", id).out()).isEqualTo("8080/tcp -> 0.0.0.0:" + hostPort + "\n");
-        assertThat(ok("port", id, "8080").out()).isEqualTo("0.0.0.0:" + hostPort + "\n");
+        assertThat(kiln.ok("port", id).out()).isEqualTo("8080/tcp -> 0.0.0.0:" + hostPort + "\n");
+        assertThat(kiln.ok("port", id, "8080").out()).isEqualTo("0.0.0.0:" + hostPort + "\n");
 
         assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
         assertThat(get("http://" + ip + ":8080/")).isEqualTo("hello from kiln\n");
-        assertThat(ok("exec", id, "cat", "/etc/hosts").out()).contains(ip + "\t" + id.substring(0, 12));
-        assertThat(ok("exec", id, "ls", "/sys/class/net").out().lines().toList()).containsExactlyInAnyOrder("eth0", "lo");
+        assertThat(kiln.ok("exec", id, "cat", "/etc/hosts").out()).contains(ip + "\t" + id.substring(0, 12));
+        assertThat(kiln.ok("exec", id, "ls", "/sys/class/net").out().lines().toList())
+                .containsExactlyInAnyOrder("eth0", "lo");
         String netns = "kiln-" + id.substring(0, 12);
         assertThat(Path.of("/var/run/netns", netns)).exists();
         assertThat(leases()).contains(ip);
         assertThat(iptables()).anyMatch(l -> l.contains(id) || l.contains(ip));
 
-        ok("rm", "-f", id);
+        kiln.ok("rm", "-f", id);
         assertNothingLeft(id, ip, rulesBefore);
     }
 
     @Test
     void randomHostPortAndTwoSandboxesReachEachOther() throws Exception {
-        String a = ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
-        String b = ok("run", "-d", "--network", "kiln", IMAGE, "sleep", "60").out().strip();
+        String a = kiln.ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String b = kiln.ok("run", "-d", "--network", "kiln", IMAGE, "sleep", "60").out().strip();
         try {
-            String port = ok("port", a, "8080/tcp").out().strip();
+            String port = kiln.ok("port", a, "8080/tcp").out().strip();
             assertThat(port).startsWith("0.0.0.0:");
             int hostPort = Integer.parseInt(port.substring("0.0.0.0:".length()));
             assertThat(hostPort).isPositive();
@@ -116,26 +106,26 @@ class NetworkCliTest {
             String ipB = inspect(b).path("NetworkSettings").path("IPAddress").asText();
             assertThat(ipB).isNotEqualTo(ipA).isNotEmpty();
             // busybox's static wget crashes in glibc's NSS even for numeric addresses; nc speaks HTTP/1.0 instead
-            assertThat(ok("exec", b, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + ipA + " 8080")
+            assertThat(kiln.ok("exec", b, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + ipA + " 8080")
                     .out()).startsWith("HTTP/1.").endsWith("hello from kiln\n");
         } finally {
-            ok("rm", "-f", a, b);
+            kiln.ok("rm", "-f", a, b);
         }
     }
 
     @Test
     void networkNoneHasOnlyLoopbackAndTheDefaultIsTheKilnBridge() {
-        assertThat(ok("run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
-        assertThat(ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("eth0\nlo\n");
+        assertThat(kiln.ok("run", "--rm", "--network", "none", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("lo\n");
+        assertThat(kiln.ok("run", "--rm", IMAGE, "ls", "/sys/class/net").out()).isEqualTo("eth0\nlo\n");
         if (Command.which("runsc") != null) {
-            List<String> links = ok("run", "--rm", "--isolation", "gvisor", "--network", "none", IMAGE, "ip", "-o",
+            List<String> links = kiln.ok("run", "--rm", "--isolation", "gvisor", "--network", "none", IMAGE, "ip", "-o",
                     "link").out().lines().toList();
             assertThat(links).as("gvisor --network none").singleElement().asString().contains(": lo:");
         }
-        String id = ok("create", IMAGE, "true").out().strip();
+        String id = kiln.ok("create", IMAGE, "true").out().strip();
         assertThat(inspect(id).path("NetworkSettings").path("IPAddress").asText()).isEmpty();
         assertThat(inspect(id).path("HostConfig").path("NetworkMode").asText()).isEqualTo("kiln");
-        ok("rm", id);
+        kiln.ok("rm", id);
     }
 
     @Test
@@ -143,18 +133,18 @@ class NetworkCliTest {
         Command.require("runsc", "runsc");
         List<String> rulesBefore = iptables();
         int hostPort = freePort();
-        String id = ok("run", "-d", "--isolation", "gvisor", "-p", hostPort + ":8080", IMAGE,
+        String id = kiln.ok("run", "-d", "--isolation", "gvisor", "-p", hostPort + ":8080", IMAGE,
                 "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
         String ip = inspect(id).path("NetworkSettings").path("IPAddress").asText();
         try {
             assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
             String gateway = inspect(id).path("NetworkSettings").path("Gateway").asText();
             try (var server = new HostHttpServer(gateway)) {
-                assertThat(ok("exec", id, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + gateway
+                assertThat(kiln.ok("exec", id, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + gateway
                         + " " + server.port()).out()).startsWith("HTTP/1.").endsWith("hello from the host\n");
             }
         } finally {
-            ok("rm", "-f", id);
+            kiln.ok("rm", "-f", id);
         }
         assertNothingLeft(id, ip, rulesBefore);
     }
@@ -162,15 +152,15 @@ class NetworkCliTest {
     @Test
     void hostNetworkDnsAndAddHost() {
         String hostNetns = Command.run("readlink", "/proc/self/ns/net");
-        assertThat(ok("run", "--rm", "--network", "host", IMAGE, "readlink", "/proc/self/ns/net").out())
+        assertThat(kiln.ok("run", "--rm", "--network", "host", IMAGE, "readlink", "/proc/self/ns/net").out())
                 .as("the host's network namespace").isEqualTo(hostNetns);
-        assertThat(ok("run", "--rm", IMAGE, "readlink", "/proc/self/ns/net").out()).isNotEqualTo(hostNetns);
-        Result gvisor = kiln("run", "--rm", "--isolation", "gvisor", "--network", "host", IMAGE, "true");
-        assertThat(gvisor.code()).isEqualTo(125);
+        assertThat(kiln.ok("run", "--rm", IMAGE, "readlink", "/proc/self/ns/net").out()).isNotEqualTo(hostNetns);
+        KilnRun.Result gvisor = kiln.kiln("run", "--rm", "--isolation", "gvisor", "--network", "host", IMAGE, "true");
+        assertThat(gvisor.exitCode()).isEqualTo(125);
         assertThat(gvisor.err().lines().toList()).singleElement().asString()
                 .contains("--network host is only for the container isolation");
 
-        String out = ok("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example", "--add-host",
+        String out = kiln.ok("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "corp.example", "--add-host",
                 "db:192.0.2.7", IMAGE, "sh", "-c", "cat /etc/resolv.conf /etc/hosts").out();
         assertThat(out).contains("search corp.example\nnameserver 192.0.2.53\n", "192.0.2.7\tdb\n");
         for (List<String> bad : List.of(List.of("--dns", "not-an-ip"), List.of("--add-host", "db"),
@@ -178,8 +168,8 @@ class NetworkCliTest {
             List<String> args = new java.util.ArrayList<>(List.of("run", "--rm"));
             args.addAll(bad);
             args.addAll(List.of(IMAGE, "true"));
-            Result r = kiln(args.toArray(String[]::new));
-            assertThat(r.code()).as(bad.toString()).isEqualTo(125);
+            KilnRun.Result r = kiln.kiln(args.toArray(String[]::new));
+            assertThat(r.exitCode()).as(bad.toString()).isEqualTo(125);
             assertThat(r.err().lines().toList()).as(bad.toString()).hasSize(1);
         }
     }
@@ -188,59 +178,58 @@ class NetworkCliTest {
     void badSpecsAndPortConflictsFailWithOneLineAndLeaveNothing() throws Exception {
         List<String> rulesBefore = iptables();
         for (String bad : List.of("abc", "70000:80", "1.2.3:80:80", "80:0")) {
-            Result r = kiln("run", "--rm", "-p", bad, IMAGE, "true");
-            assertThat(r.code()).as(bad).isEqualTo(125);
+            KilnRun.Result r = kiln.kiln("run", "--rm", "-p", bad, IMAGE, "true");
+            assertThat(r.exitCode()).as(bad).isEqualTo(125);
             assertThat(r.err().lines().toList()).as(bad).singleElement().asString().contains("invalid -p");
         }
-        Result none = kiln("run", "--rm", "--network", "none", "-p", "80", IMAGE, "true");
-        assertThat(none.code()).isEqualTo(125);
+        KilnRun.Result none = kiln.kiln("run", "--rm", "--network", "none", "-p", "80", IMAGE, "true");
+        assertThat(none.exitCode()).isEqualTo(125);
         assertThat(none.err().lines().toList()).singleElement().asString().contains("--network none");
         try (ServerSocket taken = new ServerSocket(0)) {
-            Result r = kiln("run", "--rm", "-p", taken.getLocalPort() + ":8080", IMAGE, "true");
-            assertThat(r.code()).isEqualTo(125);
+            KilnRun.Result r = kiln.kiln("run", "--rm", "-p", taken.getLocalPort() + ":8080", IMAGE, "true");
+            assertThat(r.exitCode()).isEqualTo(125);
             assertThat(r.err().lines().toList()).singleElement().asString().contains("already allocated");
         }
         // a conflict found at start (the port was taken after create): the start fails, nothing is left behind
         int port = freePort();
-        String id = ok("create", "-p", port + ":8080", IMAGE, "httpd", "-f", "-p", "8080").out().strip();
+        String id = kiln.ok("create", "-p", port + ":8080", IMAGE, "httpd", "-f", "-p", "8080").out().strip();
         try (ServerSocket taken = new ServerSocket(port)) {
-            Result r = kiln("start", id);
-            assertThat(r.code()).isEqualTo(125);
+            KilnRun.Result r = kiln.kiln("start", id);
+            assertThat(r.exitCode()).isEqualTo(125);
             assertThat(r.err().lines().toList()).singleElement().asString().contains("already allocated");
         }
         assertThat(Path.of("/var/run/netns", "kiln-" + id.substring(0, 12))).doesNotExist();
-        ok("rm", id);
-        assertThat(kiln("ps", "-a", "-q").out()).isEmpty();
+        kiln.ok("rm", id);
+        assertThat(kiln.kiln("ps", "-a", "-q").out()).isEmpty();
         assertNothingLeft(id, null, rulesBefore);
     }
 
     @Test
     void aDaemonRestartCleansUpSandboxesThatDiedMeanwhile() throws Exception {
         List<String> rulesBefore = iptables();
-        String id = ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
+        String id = kiln.ok("run", "-d", "-p", "8080", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
         JsonNode inspected = inspect(id);
         String ip = inspected.path("NetworkSettings").path("IPAddress").asText();
         long shim = inspected.path("State").path("Pid").asLong();
         assertThat(leases()).contains(ip);
         // kilnd goes away, and while it is down the sandbox's shim dies with it (a crash of the whole supervisor)
-        daemon.close();
-        daemon = null;
+        kiln.stopDaemon();
         Command.run("kill", "-9", Long.toString(shim));
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (ProcessHandle.of(shim).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < deadline) {
             Thread.sleep(20);
         }
         assertThat(Path.of("/var/run/netns", "kiln-" + id.substring(0, 12))).exists();
-        daemon = new TestDaemon(root.resolve("store"), root.resolve("run")); // reconciles at start
+        kiln.startDaemon(); // reconciles at start
         assertThat(inspect(id).path("State").path("Status").asText()).isEqualTo("exited");
         assertNothingLeft(id, ip, rulesBefore);
-        ok("rm", id);
+        kiln.ok("rm", id);
     }
 
     // ---- helpers ----
 
     static void assertNothingLeft(String id, String ip, List<String> rulesBefore) {
-        NetworkLeftovers.assertNothingLeft(root.resolve("store"), kiln("ps", "-q").out().isBlank(), id, ip,
+        NetworkLeftovers.assertNothingLeft(root.resolve("store"), kiln.kiln("ps", "-q").out().isBlank(), id, ip,
                 rulesBefore);
     }
 
@@ -276,27 +265,9 @@ class NetworkCliTest {
 
     static JsonNode inspect(String id) {
         try {
-            return new ObjectMapper().readTree(ok("inspect", id).out()).path(0);
+            return new ObjectMapper().readTree(kiln.ok("inspect", id).out()).path(0);
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    static Result kiln(String... args) {
-        List<String> all = new ArrayList<>(List.of("--host", daemon.host()));
-        all.addAll(List.of(args));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(all.toArray(String[]::new),
-                new Main.Stdio(new ByteArrayInputStream(new byte[0]), out, err));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
-    static Result ok(String... args) {
-        Result r = kiln(args);
-        if (r.code() != 0) {
-            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.code() + ": " + r.err());
-        }
-        return r;
     }
 }

@@ -5,14 +5,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
-import dev.kiln.testing.TestDaemon;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
@@ -37,11 +34,8 @@ class UserNetworkTest {
 
     @TempDir
     static Path root;
-    static TestDaemon daemon;
+    static KilnRun kiln;
     static final String IMAGE = "kiln-test/usernet-busybox:1";
-
-    record Result(int code, String out, String err) {
-    }
 
     @BeforeAll
     static void start() throws Exception {
@@ -49,20 +43,18 @@ class UserNetworkTest {
         Command.require("iptables-save", "iptables");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
-        daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
-        ok("import", BusyboxRootfs.tarball(root, Map.of("www/index.html", "hello from peer\n")).toString(), IMAGE);
+        kiln = new KilnRun(root);
+        kiln.ok("import", BusyboxRootfs.tarball(root, Map.of("www/index.html", "hello from peer\n")).toString(), IMAGE);
     }
 
     @AfterAll
     static void stop() {
-        if (daemon == null) {
+        if (kiln == null) {
             return;
         }
-        for (String id : kiln("ps", "-a", "-q", "--no-trunc").out().lines().toList()) {
-            kiln("rm", "-f", id);
-        }
-        kiln("network", "prune", "-f");
-        daemon.close();
+        kiln.removeSandboxes();
+        kiln.kiln("network", "prune", "-f");
+        kiln.close();
         String bridge = KilnNetwork.forRoot(root.resolve("store")).bridge();
         if (Files.exists(Path.of("/sys/class/net", bridge))) {
             Command.run("ip", "link", "delete", bridge);
@@ -72,7 +64,7 @@ class UserNetworkTest {
     @Test
     void sandboxesOnOneNetworkResolveEachOtherAndRmLeavesNothing() throws Exception {
         List<String> rulesBefore = iptables();
-        String id = ok("network", "create", "--label", "team=dns", "appnet").out().strip();
+        String id = kiln.ok("network", "create", "--label", "team=dns", "appnet").out().strip();
         assertThat(id).matches("[0-9a-f]{64}");
         JsonNode net = networkInspect("appnet");
         String subnet = net.path("IPAM").path("Config").path(0).path("Subnet").asText();
@@ -87,28 +79,29 @@ class UserNetworkTest {
         String prefix = subnet.substring(0, subnet.lastIndexOf(".") + 1);
         assertThat(gateway).isEqualTo(prefix + "1");
 
-        String peer = ok("run", "-d", "--network", "appnet", "--name", "peer", "--hostname", "peer-host", IMAGE,
+        String peer = kiln.ok("run", "-d", "--network", "appnet", "--name", "peer", "--hostname", "peer-host", IMAGE,
                 "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
-        String client = ok("run", "-d", "--network", "appnet", "--name", "client", IMAGE, "sleep", "300").out().strip();
+        String client = kiln.ok("run", "-d", "--network", "appnet", "--name", "client", IMAGE, "sleep", "300").out()
+                .strip();
         String peerIp = inspect(peer).path("NetworkSettings").path("IPAddress").asText();
         assertThat(peerIp).startsWith(prefix);
-        assertThat(ok("exec", client, "cat", "/etc/resolv.conf").out()).contains("nameserver " + gateway + "\n");
+        assertThat(kiln.ok("exec", client, "cat", "/etc/resolv.conf").out()).contains("nameserver " + gateway + "\n");
 
         for (String name : List.of("peer", "PEER.", "peer-host", peer.substring(0, 12))) {
-            assertThat(ok("exec", client, "busybox", "nslookup", name).out()).as(name)
+            assertThat(kiln.ok("exec", client, "busybox", "nslookup", name).out()).as(name)
                     .contains("Address: " + peerIp);
         }
         // the name in an ordinary program (busybox nc → getaddrinfo → resolv.conf → kilnd)
-        assertThat(ok("exec", client, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 peer 8080").out())
+        assertThat(kiln.ok("exec", client, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 peer 8080").out())
                 .startsWith("HTTP/1.").endsWith("hello from peer\n");
 
         // a sandbox on the default network: the host's resolv.conf, no kiln names (Docker's default bridge alike)
-        Result outside = kiln("run", "--rm", IMAGE, "busybox", "nslookup", "peer");
+        KilnRun.Result outside = kiln.kiln("run", "--rm", IMAGE, "busybox", "nslookup", "peer");
         assertThat(outside.out()).doesNotContain(peerIp);
 
         // a name no sandbox has goes to the host's resolver: the answer is whatever that resolver says
         String name = "kiln-usernet-test.invalid";
-        Result forwarded = kiln("exec", client, "busybox", "nslookup", name);
+        KilnRun.Result forwarded = kiln.kiln("exec", client, "busybox", "nslookup", name);
         Integer hostRcode = hostResolverRcode(name);
         if (hostRcode == null) {
             assertThat(forwarded.out() + forwarded.err()).as("no upstream answers here").contains("SERVFAIL");
@@ -121,51 +114,51 @@ class UserNetworkTest {
         JsonNode containers = networkInspect("appnet").path("Containers");
         assertThat(containers.path(peer).path("Name").asText()).isEqualTo("peer");
         assertThat(containers.path(peer).path("IPv4Address").asText()).startsWith(peerIp + "/");
-        assertThat(ok("network", "ls").out()).containsPattern(id.substring(0, 12) + " +appnet +bridge +local");
-        assertThat(ok("network", "ls", "-q").out().lines().toList()).contains(id.substring(0, 12));
-        assertThat(ok("network", "ls", "--format", "json").out()).contains("\"Name\":\"appnet\"");
+        assertThat(kiln.ok("network", "ls").out()).containsPattern(id.substring(0, 12) + " +appnet +bridge +local");
+        assertThat(kiln.ok("network", "ls", "-q").out().lines().toList()).contains(id.substring(0, 12));
+        assertThat(kiln.ok("network", "ls", "--format", "json").out()).contains("\"Name\":\"appnet\"");
 
-        Result inUse = kiln("network", "rm", "appnet");
-        assertThat(inUse.code()).isEqualTo(125);
+        KilnRun.Result inUse = kiln.kiln("network", "rm", "appnet");
+        assertThat(inUse.exitCode()).isEqualTo(125);
         assertThat(inUse.err().lines().toList()).singleElement().asString().contains("in use").contains("peer")
                 .contains("client");
-        ok("stop", "-t", "1", client);
-        Result stillInUse = kiln("network", "rm", "appnet");
-        assertThat(stillInUse.code()).as("an exited sandbox could not start again").isEqualTo(125);
+        kiln.ok("stop", "-t", "1", client);
+        KilnRun.Result stillInUse = kiln.kiln("network", "rm", "appnet");
+        assertThat(stillInUse.exitCode()).as("an exited sandbox could not start again").isEqualTo(125);
 
-        ok("rm", "-f", peer, client);
-        assertThat(ok("network", "rm", "appnet").out()).isEqualTo("appnet\n");
+        kiln.ok("rm", "-f", peer, client);
+        assertThat(kiln.ok("network", "rm", "appnet").out()).isEqualTo("appnet\n");
         assertNetworkGone("appnet", bridge, subnet, rulesBefore);
-        assertThat(kiln("network", "inspect", "appnet").code()).isEqualTo(125);
+        assertThat(kiln.kiln("network", "inspect", "appnet").exitCode()).isEqualTo(125);
     }
 
     @Test
     void gvisorAndContainerSandboxesResolveEachOther() throws Exception {
         Command.require("runsc", "runsc");
         // a subnet kilnd found free, given back explicitly
-        ok("network", "create", "probe");
+        kiln.ok("network", "create", "probe");
         String subnet = networkInspect("probe").path("IPAM").path("Config").path(0).path("Subnet").asText();
-        ok("network", "rm", "probe");
-        String id = ok("network", "create", "--subnet", subnet, "--gateway", subnet.replace(".0/24", ".254"),
+        kiln.ok("network", "rm", "probe");
+        String id = kiln.ok("network", "create", "--subnet", subnet, "--gateway", subnet.replace(".0/24", ".254"),
                 "mixnet").out().strip();
         assertThat(networkInspect("mixnet").path("IPAM").path("Config").path(0).path("Gateway").asText())
                 .isEqualTo(subnet.replace(".0/24", ".254"));
         String bridge = "kiln-" + id.substring(0, 8);
         List<String> rulesBefore = iptables();
-        String g = ok("run", "-d", "--network", "mixnet", "--isolation", "gvisor", "--name", "gpeer", IMAGE,
+        String g = kiln.ok("run", "-d", "--network", "mixnet", "--isolation", "gvisor", "--name", "gpeer", IMAGE,
                 "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
-        String c = ok("run", "-d", "--network", "mixnet", "--name", "cpeer", IMAGE, "sleep", "300").out().strip();
+        String c = kiln.ok("run", "-d", "--network", "mixnet", "--name", "cpeer", IMAGE, "sleep", "300").out().strip();
         try {
             String gIp = inspect(g).path("NetworkSettings").path("IPAddress").asText();
             String cIp = inspect(c).path("NetworkSettings").path("IPAddress").asText();
-            assertThat(ok("exec", c, "busybox", "nslookup", "gpeer").out()).contains("Address: " + gIp);
-            assertThat(ok("exec", g, "busybox", "nslookup", "cpeer").out()).contains("Address: " + cIp);
-            assertThat(ok("exec", c, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 gpeer 8080").out())
+            assertThat(kiln.ok("exec", c, "busybox", "nslookup", "gpeer").out()).contains("Address: " + gIp);
+            assertThat(kiln.ok("exec", g, "busybox", "nslookup", "cpeer").out()).contains("Address: " + cIp);
+            assertThat(kiln.ok("exec", c, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 gpeer 8080").out())
                     .endsWith("hello from peer\n");
         } finally {
-            ok("rm", "-f", g, c);
+            kiln.ok("rm", "-f", g, c);
         }
-        ok("network", "rm", "mixnet");
+        kiln.ok("network", "rm", "mixnet");
         assertNetworkGone("mixnet", bridge, subnet, rulesBefore);
     }
 
@@ -173,56 +166,56 @@ class UserNetworkTest {
     @org.junit.jupiter.api.Tag("slow")
     void aVmAndAContainerResolveEachOtherAndReachTheHost() throws Exception {
         SandboxCliTest.requireRuntime("vm");
-        ok("network", "create", "vmnet");
-        String v = ok("run", "-d", "--network", "vmnet", "--isolation", "vm", "--name", "vpeer", IMAGE,
+        kiln.ok("network", "create", "vmnet");
+        String v = kiln.ok("run", "-d", "--network", "vmnet", "--isolation", "vm", "--name", "vpeer", IMAGE,
                 "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
-        String c = ok("run", "-d", "--network", "vmnet", "--name", "cpeer2", IMAGE,
+        String c = kiln.ok("run", "-d", "--network", "vmnet", "--name", "cpeer2", IMAGE,
                 "httpd", "-f", "-p", "8080", "-h", "/www").out().strip();
         try {
             String vIp = inspect(v).path("NetworkSettings").path("IPAddress").asText();
             String cIp = inspect(c).path("NetworkSettings").path("IPAddress").asText();
-            assertThat(ok("exec", c, "busybox", "nslookup", "vpeer").out()).contains("Address: " + vIp);
-            assertThat(ok("exec", v, "busybox", "nslookup", "cpeer2").out()).contains("Address: " + cIp);
+            assertThat(kiln.ok("exec", c, "busybox", "nslookup", "vpeer").out()).contains("Address: " + vIp);
+            assertThat(kiln.ok("exec", v, "busybox", "nslookup", "cpeer2").out()).contains("Address: " + cIp);
             String get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ";
-            assertThat(ok("exec", c, "sh", "-c", get + "vpeer 8080").out()).endsWith("hello from peer\n");
-            assertThat(ok("exec", v, "sh", "-c", get + "cpeer2 8080").out()).endsWith("hello from peer\n");
+            assertThat(kiln.ok("exec", c, "sh", "-c", get + "vpeer 8080").out()).endsWith("hello from peer\n");
+            assertThat(kiln.ok("exec", v, "sh", "-c", get + "cpeer2 8080").out()).endsWith("hello from peer\n");
             String gateway = inspect(c).path("NetworkSettings").path("Gateway").asText();
             try (var host = new dev.kiln.testing.HostHttpServer(gateway)) {
-                assertThat(ok("exec", c, "sh", "-c", get + gateway + " " + host.port()).out())
+                assertThat(kiln.ok("exec", c, "sh", "-c", get + gateway + " " + host.port()).out())
                         .as("the container reaches a server on the host").endsWith(dev.kiln.testing.HostHttpServer.BODY);
             }
         } finally {
-            ok("rm", "-f", v, c);
-            ok("network", "rm", "vmnet");
+            kiln.ok("rm", "-f", v, c);
+            kiln.ok("network", "rm", "vmnet");
         }
     }
 
     @Test
     void theResolverComesBackWhenKilndRestartsAndFollowsRenamesAndStops() throws Exception {
-        ok("network", "create", "restartnet");
-        String a = ok("run", "-d", "--network", "restartnet", "--name", "ra", IMAGE, "sleep", "300").out().strip();
-        String b = ok("run", "-d", "--network", "restartnet", "--name", "rb", IMAGE, "sleep", "300").out().strip();
+        kiln.ok("network", "create", "restartnet");
+        String a = kiln.ok("run", "-d", "--network", "restartnet", "--name", "ra", IMAGE, "sleep", "300").out().strip();
+        String b = kiln.ok("run", "-d", "--network", "restartnet", "--name", "rb", IMAGE, "sleep", "300").out().strip();
         try {
             String ipA = inspect(a).path("NetworkSettings").path("IPAddress").asText();
-            daemon.close();
-            daemon = new TestDaemon(root.resolve("store"), root.resolve("run"));
-            assertThat(ok("exec", b, "busybox", "nslookup", "ra").out()).contains("Address: " + ipA);
+            kiln.stopDaemon();
+            kiln.startDaemon();
+            assertThat(kiln.ok("exec", b, "busybox", "nslookup", "ra").out()).contains("Address: " + ipA);
             // the resolver's table (rebuilt above) follows a rename and a stop from then on
-            ok("rename", "ra", "ra-renamed");
-            assertThat(ok("exec", b, "busybox", "nslookup", "ra-renamed").out()).contains("Address: " + ipA);
-            assertThat(kiln("exec", b, "busybox", "nslookup", "ra").out()).doesNotContain(ipA);
-            ok("stop", "-t", "1", a);
-            assertThat(kiln("exec", b, "busybox", "nslookup", "ra-renamed").out()).doesNotContain(ipA);
+            kiln.ok("rename", "ra", "ra-renamed");
+            assertThat(kiln.ok("exec", b, "busybox", "nslookup", "ra-renamed").out()).contains("Address: " + ipA);
+            assertThat(kiln.kiln("exec", b, "busybox", "nslookup", "ra").out()).doesNotContain(ipA);
+            kiln.ok("stop", "-t", "1", a);
+            assertThat(kiln.kiln("exec", b, "busybox", "nslookup", "ra-renamed").out()).doesNotContain(ipA);
         } finally {
-            ok("rm", "-f", a, b);
-            ok("network", "rm", "restartnet");
+            kiln.ok("rm", "-f", a, b);
+            kiln.ok("network", "rm", "restartnet");
         }
     }
 
     @Test
     void badRequestsFailWithOneLineAndLeaveNothing() throws Exception {
         Path dir = root.resolve("store/network");
-        ok("network", "create", "dupnet");
+        kiln.ok("network", "create", "dupnet");
         List<String> before = files(dir);
         String hostRoute = Command.run("ip", "-4", "route").lines().map(l -> l.split("\\s+")[0])
                 .filter(r -> r.matches("[0-9.]+/(16|24)") && !r.startsWith("10.")).findFirst().orElse(null);
@@ -246,14 +239,14 @@ class UserNetworkTest {
             bad.add(List.of("network", "create", "--subnet", hostRoute, "n1"));
         }
         for (List<String> args : bad) {
-            Result r = kiln(args.toArray(String[]::new));
-            assertThat(r.code()).as(args.toString()).isEqualTo(125);
+            KilnRun.Result r = kiln.kiln(args.toArray(String[]::new));
+            assertThat(r.exitCode()).as(args.toString()).isEqualTo(125);
             assertThat(r.err().lines().toList()).as(args.toString()).hasSize(1);
         }
-        assertThat(kiln("network", "create", "dupnet").err()).contains("already exists");
-        assertThat(kiln("network", "inspect", "nosuchnet").err()).contains("not found");
+        assertThat(kiln.kiln("network", "create", "dupnet").err()).contains("already exists");
+        assertThat(kiln.kiln("network", "inspect", "nosuchnet").err()).contains("not found");
         assertThat(files(dir)).isEqualTo(before);
-        ok("network", "rm", "dupnet");
+        kiln.ok("network", "rm", "dupnet");
     }
 
     // ---- helpers ----
@@ -309,29 +302,10 @@ class UserNetworkTest {
     }
 
     static JsonNode networkInspect(String name) throws IOException {
-        return new ObjectMapper().readTree(ok("network", "inspect", name).out()).path(0);
+        return new ObjectMapper().readTree(kiln.ok("network", "inspect", name).out()).path(0);
     }
 
     static JsonNode inspect(String id) throws IOException {
-        return new ObjectMapper().readTree(ok("inspect", id).out()).path(0);
-    }
-
-    static Result kiln(String... args) {
-        List<String> all = new ArrayList<>(List.of("--host", daemon.host()));
-        all.addAll(List.of(args));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(all.toArray(String[]::new),
-                new Main.Stdio(new ByteArrayInputStream(new byte[0]), out, err));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
-    static Result ok(String... args) {
-        Result r = kiln(args);
-        if (r.code() != 0) {
-            throw new AssertionError("kiln " + String.join(" ", args) + " exited " + r.code() + ": " + r.err()
-                    + r.out());
-        }
-        return r;
+        return new ObjectMapper().readTree(kiln.ok("inspect", id).out()).path(0);
     }
 }
