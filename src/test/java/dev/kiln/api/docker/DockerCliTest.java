@@ -1,10 +1,6 @@
 package dev.kiln.api.docker;
 
 import dev.kiln.testing.Command;
-import dev.kiln.testing.Fixture;
-import dev.kiln.testing.Fixtures;
-import dev.kiln.testing.TestDaemon;
-import dev.kiln.testing.TestRegistry;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -12,7 +8,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -22,43 +17,28 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The real {@code docker} CLI (API 1.50 client, negotiating down to kiln's 1.45) against an in-process kilnd: the
  * Docker Engine API face on the same socket and engine as kiln's own API. Images come from a real registry
- * ({@link TestRegistry}) through {@code docker pull}.
+ * ({@link dev.kiln.testing.TestRegistry}) through {@code docker pull}.
  */
 class DockerCliTest {
 
     @TempDir
     static Path work;
-    static TestRegistry registry;
-    static TestDaemon daemon;
+    static final DockerFixture fixture = new DockerFixture();
     static DockerCli docker;
     static String image;
     static DockerCli.Result pulled;
 
     @BeforeAll
     static void start() throws Exception {
-        DockerCli.binary();
-        Command.require("runc", "runc");
-        registry = TestRegistry.start();
-        Fixture busybox = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures")));
-        image = busybox.registryRef();
-        // short paths: the socket's address must fit in 108 bytes
-        Path root = Files.createTempDirectory("kiln-docker-");
-        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
-        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        fixture.start(work, "kiln-docker-");
+        docker = fixture.docker;
+        image = fixture.image;
         pulled = docker.run("pull", image);
     }
 
     @AfterAll
     static void stop() {
-        if (docker != null) {
-            docker.run("container", "prune", "-f");
-        }
-        if (daemon != null) {
-            daemon.close();
-        }
-        if (registry != null) {
-            registry.close();
-        }
+        fixture.close();
     }
 
     @Test
@@ -258,14 +238,9 @@ class DockerCliTest {
         assertThat(noContainer.exitCode()).isEqualTo(1);
         assertThat(noContainer.err()).contains("No such container: nope");
 
-        docker.ok("create", "--name", "taken", image, "true");
-        try {
-            DockerCli.Result conflict = docker.run("run", "--name", "taken", image, "true");
-            assertThat(conflict.exitCode()).isEqualTo(125);
-            assertThat(conflict.err()).contains("The container name \"/taken\" is already in use");
-        } finally {
-            docker.ok("rm", "taken");
-        }
+        DockerCli.Result conflict = fixture.runUnderATakenName();
+        assertThat(conflict.exitCode()).isEqualTo(125);
+        assertThat(conflict.err()).contains("The container name \"/taken\" is already in use");
 
         DockerCli.Result ports = docker.run("run", "--rm", "-p", "8080-8081:80", image, "true");
         assertThat(ports.exitCode()).isEqualTo(125);
@@ -327,7 +302,7 @@ class DockerCliTest {
 
     private static String curl(String... args) {
         java.util.List<String> argv = new java.util.ArrayList<>(java.util.List.of("curl", "--unix-socket",
-                daemon.socket().toString(), "--max-time", "20"));
+                fixture.daemon.socket().toString(), "--max-time", "20"));
         argv.addAll(java.util.List.of(args));
         return Command.run(Duration.ofSeconds(30), argv).replace("\r\n", "\n").strip();
     }

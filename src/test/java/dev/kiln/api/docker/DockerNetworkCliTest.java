@@ -2,10 +2,6 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.kiln.testing.Command;
-import dev.kiln.testing.Fixtures;
-import dev.kiln.testing.TestDaemon;
-import dev.kiln.testing.TestRegistry;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,42 +21,27 @@ class DockerNetworkCliTest {
 
     @TempDir
     static Path work;
-    static TestRegistry registry;
-    static TestDaemon daemon;
+    static final DockerFixture fixture = new DockerFixture();
     static DockerCli docker;
     static String image;
-    static Path root;
 
     @BeforeAll
     static void start() throws Exception {
-        DockerCli.binary();
-        Command.require("runc", "runc");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
-        registry = TestRegistry.start();
-        image = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures"))).registryRef();
-        root = Files.createTempDirectory("kiln-dnet-"); // short: the socket's path must fit in 108 bytes
-        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
-        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        fixture.start(work, "kiln-dnet-");
+        docker = fixture.docker;
+        image = fixture.image;
         docker.ok("pull", image);
     }
 
     @AfterAll
     static void stop() {
         if (docker != null) {
-            docker.run("rm", "-f", "dweb", "dweb2");
+            fixture.removeContainers();
             docker.run("network", "prune", "-f");
         }
-        if (daemon != null) {
-            daemon.close();
-            String bridge = dev.kiln.network.KilnNetwork.forRoot(root.resolve("root")).bridge();
-            if (Files.exists(Path.of("/sys/class/net", bridge))) {
-                Command.run("ip", "link", "delete", bridge);
-            }
-        }
-        if (registry != null) {
-            registry.close();
-        }
+        fixture.close(); // and the bridges its root made
     }
 
     @Test
@@ -89,8 +70,8 @@ class DockerNetworkCliTest {
         // a sandbox on it, made through kiln's own CLI (the same daemon): the Docker face lists it as an endpoint
         java.io.StringWriter out = new java.io.StringWriter();
         java.io.StringWriter err = new java.io.StringWriter();
-        int code = dev.kiln.cli.Main.run(new String[] {"--host", daemon.host(), "run", "-d", "--network", "dnet",
-                "--name", "dweb", image, "httpd", "-f", "-p", "8080"}, new java.io.PrintWriter(out, true),
+        int code = dev.kiln.cli.Main.run(new String[] {"--host", fixture.daemon.host(), "run", "-d", "--network",
+                "dnet", "--name", "dweb", image, "httpd", "-f", "-p", "8080"}, new java.io.PrintWriter(out, true),
                 new java.io.PrintWriter(err, true));
         assertThat(code).as(err.toString()).isZero();
         JsonNode endpoint = new ObjectMapper().readTree(docker.ok("network", "inspect", "dnet")).path(0)

@@ -1,9 +1,6 @@
 package dev.kiln.api.docker;
 
 import dev.kiln.testing.Command;
-import dev.kiln.testing.Fixtures;
-import dev.kiln.testing.TestDaemon;
-import dev.kiln.testing.TestRegistry;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import org.junit.jupiter.api.AfterAll;
@@ -34,11 +31,9 @@ class DockerPortsAndCopyTest {
 
     @TempDir
     static Path work;
-    static TestRegistry registry;
-    static TestDaemon daemon;
+    static final DockerFixture fixture = new DockerFixture();
     static DockerCli docker;
     static String image;
-    static Path root;
     static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
     /** A busybox web server on 8080, once its page exists. */
     static final String[] HTTPD = {"sh", "-c", "mkdir -p /www && echo hello from kiln > /www/index.html && "
@@ -46,33 +41,18 @@ class DockerPortsAndCopyTest {
 
     @BeforeAll
     static void start() throws Exception {
-        DockerCli.binary();
-        Command.require("runc", "runc");
         Command.require("iptables-save", "iptables");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
-        registry = TestRegistry.start();
-        image = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures"))).registryRef();
-        root = Files.createTempDirectory("kiln-dpc-"); // short: the socket's address must fit in 108 bytes
-        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
-        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        fixture.start(work, "kiln-dpc-");
+        docker = fixture.docker;
+        image = fixture.image;
         docker.ok("pull", image);
     }
 
     @AfterAll
     static void stop() {
-        if (docker != null) {
-            for (String id : docker.run("ps", "-aq").out().lines().toList()) {
-                docker.run("rm", "-f", id);
-            }
-        }
-        if (daemon != null) {
-            daemon.close(); // and the bridge its root made
-            dev.kiln.rootfs.Trees.delete(root);
-        }
-        if (registry != null) {
-            registry.close();
-        }
+        fixture.close();
     }
 
     @Test
@@ -224,7 +204,7 @@ class DockerPortsAndCopyTest {
     private static int kiln(String... args) {
         String[] all = new String[args.length + 2];
         all[0] = "--host";
-        all[1] = daemon.host();
+        all[1] = fixture.daemon.host();
         System.arraycopy(args, 0, all, 2, args.length);
         return dev.kiln.cli.Main.run(all, new java.io.PrintWriter(System.out, true),
                 new java.io.PrintWriter(System.err, true));
@@ -347,21 +327,16 @@ class DockerPortsAndCopyTest {
 
     @Test
     void daemonErrorsKeepDockersExitCodes() {
-        DockerCli.Result unknownImage = docker.run("run", "--rm", registry.ref("no-such-image", "latest"), "true");
+        DockerCli.Result unknownImage = docker.run("run", "--rm", fixture.registry.ref("no-such-image", "latest"), "true");
         assertThat(unknownImage.exitCode()).isEqualTo(125);
         DockerCli.Result unknownContainer = docker.run("cp", "nope:/etc/passwd", work.toString());
         assertThat(unknownContainer.exitCode()).isEqualTo(1);
         assertThat(unknownContainer.err()).contains("No such container: nope");
         assertThat(docker.run("exec", "nope", "true").exitCode()).isEqualTo(1);
 
-        docker.ok("create", "--name", "taken", image, "true");
-        try {
-            DockerCli.Result conflict = docker.run("run", "--name", "taken", image, "true");
-            assertThat(conflict.exitCode()).isEqualTo(125);
-            assertThat(conflict.err()).contains("is already in use");
-        } finally {
-            docker.ok("rm", "taken");
-        }
+        DockerCli.Result conflict = fixture.runUnderATakenName();
+        assertThat(conflict.exitCode()).isEqualTo(125);
+        assertThat(conflict.err()).contains("is already in use");
         DockerCli.Result range = docker.run("run", "--rm", "-p", "9000-9001:8080", image, "true");
         assertThat(range.exitCode()).isEqualTo(125);
         assertThat(range.err()).contains("kiln does not support");

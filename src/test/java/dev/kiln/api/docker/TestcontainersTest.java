@@ -1,9 +1,5 @@
 package dev.kiln.api.docker;
 
-import dev.kiln.testing.Command;
-import dev.kiln.testing.Fixtures;
-import dev.kiln.testing.TestDaemon;
-import dev.kiln.testing.TestRegistry;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -39,11 +35,9 @@ class TestcontainersTest {
 
     @TempDir
     static Path work;
-    static TestRegistry registry;
-    static TestDaemon daemon;
+    static final DockerFixture fixture = new DockerFixture();
     static DockerCli docker;
     static String image;
-    static Path root;
     static String realHome;
 
     /** Prints a line before it serves, for the log wait strategy; the page is made first. */
@@ -52,8 +46,6 @@ class TestcontainersTest {
 
     @BeforeAll
     static void start() throws Exception {
-        DockerCli.binary();
-        Command.require("runc", "runc");
         Assumptions.assumeTrue(System.getenv("DOCKER_HOST") == null,
                 "DOCKER_HOST is set for this JVM: Testcontainers would use it instead of the test kilnd");
         Assumptions.assumeTrue("true".equals(System.getenv("TESTCONTAINERS_RYUK_DISABLED")),
@@ -62,16 +54,14 @@ class TestcontainersTest {
                 "/.dockerenv")), "TESTCONTAINERS_HOST_OVERRIDE is needed in a container (the pom sets it)");
         Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
-        registry = TestRegistry.start();
-        image = Fixtures.busybox(registry, Files.createDirectories(work.resolve("fixtures"))).registryRef();
-        root = Files.createTempDirectory("kiln-tc-"); // short: the socket's address must fit in 108 bytes
-        daemon = new TestDaemon(root.resolve("root"), root.resolve("run"));
-        docker = new DockerCli(daemon.socket(), Files.createDirectories(work.resolve("docker-config")));
+        fixture.start(work, "kiln-tc-");
+        docker = fixture.docker;
+        image = fixture.image;
         docker.ok("pull", image);
 
         Path home = Files.createDirectories(work.resolve("home"));
-        Files.writeString(home.resolve(".testcontainers.properties"), "docker.host=unix://" + daemon.socket() + "\n"
-                + "checks.disable=true\n");
+        Files.writeString(home.resolve(".testcontainers.properties"), "docker.host=unix://" + fixture.daemon.socket()
+                + "\n" + "checks.disable=true\n");
         realHome = System.getProperty("user.home");
         System.setProperty("user.home", home.toString());
     }
@@ -81,18 +71,7 @@ class TestcontainersTest {
         if (realHome != null) {
             System.setProperty("user.home", realHome);
         }
-        if (docker != null) {
-            for (String id : docker.run("ps", "-aq").out().lines().toList()) {
-                docker.run("rm", "-f", id);
-            }
-        }
-        if (daemon != null) {
-            daemon.close(); // and the bridge its root made
-            dev.kiln.rootfs.Trees.delete(root);
-        }
-        if (registry != null) {
-            registry.close();
-        }
+        fixture.close();
     }
 
     @Test
