@@ -104,6 +104,31 @@ class RelayListenProtocolTest {
         return new Frame(type, stream, in.readNBytes(length));
     }
 
+    /** The guest's end of the relay's channel, as the test plays it. */
+    record Guest(SocketChannel channel, DataInputStream in, OutputStream out) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            channel.close();
+        }
+    }
+
+    /** Connects as the guest and plays the opening (frame types only): the host's HELLO, the guest's, START. */
+    Guest startConversation() throws Exception {
+        SocketChannel ch = connectAsTheGuest();
+        Guest guest = new Guest(ch, new DataInputStream(Channels.newInputStream(ch)), Channels.newOutputStream(ch));
+        assertThat(read(guest.in()).type()).isEqualTo(HELLO);
+        send(guest.out(), HELLO, 0, "version=1\0uptime_ms=5\0");
+        assertThat(read(guest.in()).type()).isEqualTo(START);
+        return guest;
+    }
+
+    /** The host's BYE, then the "VM" powers off and the relay ({@link #startRelay}) ends. */
+    void endConversation(Guest guest) throws Exception {
+        assertThat(read(guest.in()).type()).isEqualTo(BYE);
+        powerOff();
+        assertThat(relay.waitFor(20, TimeUnit.SECONDS)).isTrue();
+    }
+
     void powerOff() throws IOException {
         Files.createFile(dir.resolve("vm/poweroff"));
     }
@@ -153,24 +178,17 @@ class RelayListenProtocolTest {
     @Test
     void aSignalToTheRelayReachesTheGuestAsASignalFrame() throws Exception {
         Process p = startRelay(30);
-        try (SocketChannel ch = connectAsTheGuest()) {
-            DataInputStream in = new DataInputStream(Channels.newInputStream(ch));
-            OutputStream out = Channels.newOutputStream(ch);
-            assertThat(read(in).type()).isEqualTo(HELLO);
-            send(out, HELLO, 0, "version=1\0uptime_ms=5\0");
-            assertThat(read(in).type()).isEqualTo(START);
-            send(out, STARTED, 0, "42");
+        try (Guest guest = startConversation()) {
+            send(guest.out(), STARTED, 0, "42");
 
             new ProcessBuilder("kill", "-TERM", Long.toString(p.pid())).start().waitFor(10, TimeUnit.SECONDS);
-            Frame signal = read(in);
+            Frame signal = read(guest.in());
             assertThat(signal.type()).isEqualTo(SIGNAL);
             assertThat(signal.stream()).isZero();
             assertThat(signal.text()).isEqualTo("15");
 
-            send(out, EXIT, 0, "143 15");
-            assertThat(read(in).type()).isEqualTo(BYE);
-            powerOff();
-            assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+            send(guest.out(), EXIT, 0, "143 15");
+            endConversation(guest);
         }
         assertThat(p.exitValue()).as("the relay ends as the guest's process did: by SIGTERM").isEqualTo(143);
     }
@@ -178,16 +196,9 @@ class RelayListenProtocolTest {
     @Test
     void aGuestErrorEndsTheRelayWithItsLine() throws Exception {
         Process p = startRelay(30);
-        try (SocketChannel ch = connectAsTheGuest()) {
-            DataInputStream in = new DataInputStream(Channels.newInputStream(ch));
-            OutputStream out = Channels.newOutputStream(ch);
-            assertThat(read(in).type()).isEqualTo(HELLO);
-            send(out, HELLO, 0, "version=1\0uptime_ms=5\0");
-            assertThat(read(in).type()).isEqualTo(START);
-            send(out, ERROR, 0, "mounting /dev/vda (erofs) on /mnt/image: No such device");
-            assertThat(read(in).type()).isEqualTo(BYE);
-            powerOff();
-            assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        try (Guest guest = startConversation()) {
+            send(guest.out(), ERROR, 0, "mounting /dev/vda (erofs) on /mnt/image: No such device");
+            endConversation(guest);
         }
         assertThat(p.exitValue()).isEqualTo(125);
         assertThat(file("stderr").lines()).containsExactly("kiln: the VM could not start the sandbox: mounting "
