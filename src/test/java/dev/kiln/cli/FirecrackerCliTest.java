@@ -3,7 +3,6 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.isolation.vm.Firecracker;
-import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -33,8 +32,7 @@ class FirecrackerCliTest {
     @BeforeAll
     static void image() throws Exception {
         kiln = new KilnRun(root);
-        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
-        kiln.ok("import", tar.toString(), IMAGE);
+        kiln.importBusybox(IMAGE, java.util.Map.of());
     }
 
     @AfterAll

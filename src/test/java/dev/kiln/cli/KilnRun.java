@@ -1,13 +1,16 @@
 package dev.kiln.cli;
 
+import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.TestDaemon;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Runs the kiln CLI in this JVM against a private kilnd (started on first use, in this JVM too), capturing what a
@@ -51,6 +54,11 @@ final class KilnRun implements AutoCloseable {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         int code = Main.run(all.toArray(String[]::new), new Main.Stdio(new ByteArrayInputStream(stdin), out, err));
         return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Imports the busybox root filesystem ({@link BusyboxRootfs}), {@code extra} files added, as {@code image}. */
+    void importBusybox(String image, Map<String, String> extra) throws IOException {
+        ok("import", BusyboxRootfs.tarball(root, extra).toString(), image);
     }
 
     Result ok(String... args) {

@@ -3,7 +3,6 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
-import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
 import dev.kiln.testing.NetworkLeftovers;
@@ -47,8 +46,7 @@ class NetworkCliTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
         kiln = new KilnRun(root);
-        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of("www/index.html", "hello from kiln\n"));
-        kiln.ok("import", tar.toString(), IMAGE);
+        kiln.importBusybox(IMAGE, java.util.Map.of("www/index.html", "hello from kiln\n"));
     }
 
     @AfterAll

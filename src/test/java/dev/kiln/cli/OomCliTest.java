@@ -2,7 +2,6 @@ package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -40,8 +39,7 @@ class OomCliTest {
     static void image() throws Exception {
         Command.require("runc", "runc");
         kiln = new KilnRun(root);
-        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
-        kiln.ok("import", tar.toString(), IMAGE);
+        kiln.importBusybox(IMAGE, java.util.Map.of());
     }
 
     @AfterAll

@@ -33,8 +33,7 @@ class SandboxCliTest {
     static void image() throws Exception {
         Command.require("runc", "runc");
         kiln = new KilnRun(root);
-        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of());
-        kiln.ok("import", tar.toString(), IMAGE);
+        kiln.importBusybox(IMAGE, java.util.Map.of());
     }
 
     @AfterAll

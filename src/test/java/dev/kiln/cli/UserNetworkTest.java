@@ -3,7 +3,6 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
-import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -44,7 +43,7 @@ class UserNetworkTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
         kiln = new KilnRun(root);
-        kiln.ok("import", BusyboxRootfs.tarball(root, Map.of("www/index.html", "hello from peer\n")).toString(), IMAGE);
+        kiln.importBusybox(IMAGE, Map.of("www/index.html", "hello from peer\n"));
     }
 
     @AfterAll

@@ -52,8 +52,7 @@ class VmNetworkTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
                 "needs the CNI plugins (apt-get install containernetworking-plugins)");
         kiln = new KilnRun(root);
-        Path tar = BusyboxRootfs.tarball(root, java.util.Map.of("www/index.html", "hello from kiln\n"));
-        kiln.ok("import", tar.toString(), IMAGE);
+        kiln.importBusybox(IMAGE, java.util.Map.of("www/index.html", "hello from kiln\n"));
     }
 
     @AfterAll
