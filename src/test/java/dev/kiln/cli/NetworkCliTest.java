@@ -6,6 +6,7 @@ import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
 import dev.kiln.testing.NetworkLeftovers;
+import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -43,8 +44,7 @@ class NetworkCliTest {
     static void image() throws Exception {
         Command.require("runc", "runc");
         Command.require("iptables-save", "iptables");
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         kiln = new KilnRun(root);
         kiln.importBusybox(IMAGE, java.util.Map.of("www/index.html", "hello from kiln\n"));
     }

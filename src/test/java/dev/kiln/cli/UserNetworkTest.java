@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.testing.Command;
+import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -40,8 +41,7 @@ class UserNetworkTest {
     static void start() throws Exception {
         Command.require("runc", "runc");
         Command.require("iptables-save", "iptables");
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         kiln = new KilnRun(root);
         kiln.importBusybox(IMAGE, Map.of("www/index.html", "hello from peer\n"));
     }

@@ -14,6 +14,7 @@ import dev.kiln.network.SlirpNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.HostHttpServer;
+import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -49,8 +50,7 @@ class VmNetworkTest {
     static void image() throws Exception {
         dev.kiln.testing.VmTests.require();
         Command.require("iptables-save", "iptables");
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         kiln = new KilnRun(root);
         kiln.importBusybox(IMAGE, java.util.Map.of("www/index.html", "hello from kiln\n"));
     }

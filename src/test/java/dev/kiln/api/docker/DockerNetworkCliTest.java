@@ -2,12 +2,12 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -27,8 +27,7 @@ class DockerNetworkCliTest {
 
     @BeforeAll
     static void start() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         fixture.start(work, "kiln-dnet-");
         docker = fixture.docker;
         image = fixture.image;

@@ -1,6 +1,7 @@
 package dev.kiln.api.docker;
 
 import dev.kiln.testing.Command;
+import dev.kiln.testing.NetworkTests;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import org.junit.jupiter.api.AfterAll;
@@ -42,8 +43,7 @@ class DockerPortsAndCopyTest {
     @BeforeAll
     static void start() throws Exception {
         Command.require("iptables-save", "iptables");
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         fixture.start(work, "kiln-dpc-");
         docker = fixture.docker;
         image = fixture.image;

@@ -1,5 +1,6 @@
 package dev.kiln.api.docker;
 
+import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -52,8 +53,7 @@ class TestcontainersTest {
                 "TESTCONTAINERS_RYUK_DISABLED=true is needed (the pom sets it): Ryuk's image is on Docker Hub");
         Assumptions.assumeTrue(System.getenv("TESTCONTAINERS_HOST_OVERRIDE") != null || !Files.exists(Path.of(
                 "/.dockerenv")), "TESTCONTAINERS_HOST_OVERRIDE is needed in a container (the pom sets it)");
-        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/lib/cni/bridge")),
-                "needs the CNI plugins (apt-get install containernetworking-plugins)");
+        NetworkTests.requireCniPlugins();
         fixture.start(work, "kiln-tc-");
         docker = fixture.docker;
         image = fixture.image;
