@@ -374,7 +374,7 @@ public final class Sandboxes implements AutoCloseable {
                 try {
                     isolator(s.isolation()).signal(spec, 9);
                 } catch (RuntimeException e) {
-                    return; // the runtime no longer knows it: it has gone
+                    // starting (runsc refuses a kill while it sets the sandbox up) or ending: the loop tells
                 }
             }
         }
