@@ -9,16 +9,12 @@ import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.Resources;
-import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.shim.ExitStatus;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.network.Attachment;
-import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
-import dev.kiln.network.PortMapping;
-import dev.kiln.network.SlirpNetwork;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
@@ -26,7 +22,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -53,13 +48,11 @@ public final class Sandboxes implements AutoCloseable {
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
     private final Events events;
-    private final Networks networks;
-    /** Serialises host-port allocation between starts. */
-    private final Object ports = new Object();
+    private final SandboxNetworking networking;
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
               String defaultIsolation, Events events, Networks networks) {
-        this.networks = networks;
+        this.networking = new SandboxNetworking(networks, images, store, this::dir);
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
@@ -78,12 +71,7 @@ public final class Sandboxes implements AutoCloseable {
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
         checkVmSettings(r, isolation);
-        List<PortMapping> published = checkNetwork(r, isolation);
-        if (!published.isEmpty()) {
-            synchronized (ports) {
-                KilnNetwork.allocate(published.stream().filter(p -> p.hostPort() != 0).toList(), publishedPorts(null));
-            }
-        }
+        networking.check(r, isolation);
         Image image = images.resolve(r.image());
         Path rootfs = images.rootfs(image);
         String id = Names.newId();
@@ -146,150 +134,14 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
-    /** Isolations that can join a bridge network. */
-    private static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor", "vm");
-
-    /**
-     * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
-     * (as Docker's default bridge), else loopback only.
-     */
+    /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
     public static NetworkMode networkMode(CreateRequest r, String isolation) {
-        boolean publishes = !published(r).isEmpty() || r.publishAll();
-        return NetworkMode.parse(r.network(),
-                BRIDGED.contains(isolation) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
-    }
-
-    private static List<PortMapping> published(CreateRequest r) {
-        return r.publish() == null ? List.of() : r.publish().stream().map(PortMapping::parse).toList();
-    }
-
-    /**
-     * The request's network, refused with one line where kiln cannot give it. Returns the parsed {@code -p}
-     * mappings.
-     */
-    private List<PortMapping> checkNetwork(CreateRequest r, String isolation) {
-        List<PortMapping> published = published(r);
-        NetworkMode mode = networkMode(r, isolation);
-        if ((!published.isEmpty() || r.publishAll()) && !publishes(mode)) {
-            throw KilnException.invalid("-p needs a network: --network " + mode.display() + " publishes no ports "
-                    + "(use --network kiln or a network made with kiln network create)");
-        }
-        switch (mode.kind()) {
-            case HOST -> {
-                if (!isolation.equals("container")) {
-                    throw KilnException.invalid("--network host is only for the container isolation: a " + isolation
-                            + " sandbox has a network stack of its own");
-                }
-            }
-            case USER -> {
-                if (!isolation.equals("vm")) {
-                    throw KilnException.invalid("--network user is not supported for the " + isolation
-                            + " isolation (it is QEMU's user-mode network, for --isolation vm)");
-                }
-            }
-            case BRIDGE -> {
-                if (!BRIDGED.contains(isolation)) {
-                    throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
-                            + isolation + " isolation yet (use --network none)");
-                }
-                networks.get(mode.network()); // refused when there is no such network
-            }
-            case NONE -> { }
-        }
-        for (String dns : r.dns() == null ? List.<String>of() : r.dns()) {
-            literalAddress(dns, "--dns " + dns);
-        }
-        for (String host : r.extraHosts() == null ? List.<String>of() : r.extraHosts()) {
-            int colon = host.indexOf(':');
-            if (colon <= 0 || host.substring(0, colon).isBlank()) {
-                throw KilnException.invalid("invalid --add-host \"" + host + "\": use NAME:ADDRESS");
-            }
-            literalAddress(host.substring(colon + 1), "--add-host " + host);
-        }
-        return published;
-    }
-
-    private static void literalAddress(String address, String what) {
-        try {
-            java.net.InetAddress.ofLiteral(address);
-        } catch (IllegalArgumentException e) {
-            throw KilnException.invalid("invalid " + what + ": not an IP address");
-        }
-    }
-
-    /** Networks that publish ports: bridges (portmap) and a VM's user network (QEMU's hostfwd). */
-    private static boolean publishes(NetworkMode mode) {
-        return mode.bridged() || mode.kind() == NetworkMode.Kind.USER;
-    }
-
-    /** Whether the sandbox has a network record while it runs (its address and published ports). */
-    private static boolean recorded(Sandbox s) {
-        return publishes(networkMode(s.request(), s.isolation()));
-    }
-
-    /** {@code -p} mappings, then with {@code -P} each port the image EXPOSEs that -p did not publish. */
-    private List<PortMapping> wantedPorts(Sandbox s) {
-        List<PortMapping> wanted = new ArrayList<>(published(s.request()));
-        if (s.request().publishAll()) {
-            var exposed = images.configOf(Digest.parse(s.imageId())).config();
-            if (exposed != null && exposed.exposedPorts() != null) {
-                for (String port : exposed.exposedPorts().keySet()) {
-                    PortMapping p = PortMapping.parse(port);
-                    if (wanted.stream().noneMatch(w -> w.containerPort() == p.containerPort()
-                            && w.protocol().equals(p.protocol()))) {
-                        wanted.add(p);
-                    }
-                }
-            }
-        }
-        return wanted;
-    }
-
-    /** Host ports published by running sandboxes other than {@code except}. */
-    private List<PortMapping> publishedPorts(String except) {
-        List<PortMapping> out = new ArrayList<>();
-        for (Sandbox other : store.all()) {
-            if (!other.id().equals(except) && recorded(other)) {
-                KilnNetwork.read(networkFile(other)).ifPresent(a -> out.addAll(a.ports()));
-            }
-        }
-        return out;
+        return SandboxNetworking.mode(r, isolation);
     }
 
     /** The sandbox's place on its network (bridge or user) while it runs. */
     public Optional<Attachment> network(Sandbox s) {
-        return recorded(s) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
-    }
-
-    /**
-     * Puts a starting sandbox on its network: ports allocated, then for a bridge the namespace made and CNI ADD, for
-     * the user network only the record (QEMU forwards the ports).
-     */
-    private void attach(Sandbox s) {
-        NetworkMode mode = networkMode(s.request(), s.isolation());
-        synchronized (ports) {
-            detach(s); // a record left by a crash
-            List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
-            if (mode.kind() == NetworkMode.Kind.USER) {
-                SlirpNetwork.attach(s.id(), allocated, networkFile(s));
-            } else {
-                networks.attach(mode.network(), s.id(), allocated, networkFile(s));
-            }
-        }
-    }
-
-    /** Takes a sandbox off its network (CNI DEL, namespace deleted); nothing to do when it is not on one. */
-    private void detach(Sandbox s) {
-        Optional<Attachment> a = KilnNetwork.read(networkFile(s));
-        if (a.isPresent() && SlirpNetwork.recorded(a.get())) {
-            SlirpNetwork.detach(networkFile(s));
-        } else if (a.isPresent()) {
-            networks.detach(networkFile(s));
-        }
-    }
-
-    private Path networkFile(Sandbox s) {
-        return dir(s).resolve(Attachment.FILE);
+        return networking.attachment(s);
     }
 
     private Isolator isolator(String isolation) {
@@ -315,7 +167,7 @@ public final class Sandboxes implements AutoCloseable {
                     return shim;
                 }
                 // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
-                exited(s.id(), ended.get());
+                exited(s.id(), ended.get(), s.shimPid());
                 s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
@@ -325,8 +177,8 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
             resetMainDir(s);
-            if (recorded(s)) {
-                attach(s);
+            if (SandboxNetworking.recorded(s)) {
+                networking.attach(s);
                 spec = spec(s); // now with the address, for /etc/hosts and the guest
             }
             Shim shim;
@@ -337,7 +189,7 @@ public final class Sandboxes implements AutoCloseable {
                 try {
                     isolator.cleanup(spec, false);
                 } finally {
-                    detach(s);
+                    networking.detach(s);
                 }
                 throw e;
             }
@@ -419,27 +271,33 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- exit ----
 
+    /** One watcher per run: a run is its shim, so a restarted sandbox's new run is watched apart from the last. */
     private void watch(String id, Shim shim) {
-        if (watched.putIfAbsent(id, Boolean.TRUE) != null) {
+        String run = id + ":" + shim.pid();
+        if (watched.putIfAbsent(run, Boolean.TRUE) != null) {
             return;
         }
         watchers.submit(() -> {
             try {
                 ExitStatus status = shim.await(Duration.ofDays(3650)).orElseThrow();
-                exited(id, status);
+                exited(id, status, shim.pid());
             } catch (RuntimeException e) {
                 System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
             } finally {
-                watched.remove(id);
+                watched.remove(run);
             }
         });
     }
 
-    private void exited(String id, ExitStatus status) {
+    /**
+     * Records the end of the run whose shim is {@code shimPid}. A run that is not the sandbox's current one is
+     * ignored: the watcher of a run that a start has already recorded and replaced must not end the new run.
+     */
+    private void exited(String id, ExitStatus status, long shimPid) {
         Sandbox s;
         synchronized (lock(id)) {
             Optional<Sandbox> found = store.byId(id);
-            if (found.isEmpty() || !found.get().running()) {
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
                 return;
             }
             s = found.get();
@@ -655,11 +513,12 @@ public final class Sandboxes implements AutoCloseable {
                     Shim shim = Shim.adopt(mainDir(s));
                     Optional<ExitStatus> ended = shim.exitStatus();
                     if (ended.isPresent() && !shim.alive()) {
-                        exited(s.id(), ended.get()); // ended while kilnd was down: recorded before kilnd serves
+                        // ended while kilnd was down: recorded before kilnd serves
+                        exited(s.id(), ended.get(), s.shimPid());
                     } else if (shim.alive()) {
                         watch(s.id(), shim);
                     } else {
-                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()));
+                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()), s.shimPid());
                     }
                 }
                 case REMOVING -> discard(s, isolator(s.isolation()));
@@ -674,7 +533,7 @@ public final class Sandboxes implements AutoCloseable {
     /** Detach on a path that must go on (exit, removal, recovery): a failure is reported, not thrown. */
     private void detachQuietly(Sandbox s) {
         try {
-            detach(s);
+            networking.detach(s);
         } catch (RuntimeException e) {
             System.err.println("kilnd: cannot take sandbox " + s.id() + " off the kiln network: " + e.getMessage());
         }
@@ -690,33 +549,8 @@ public final class Sandboxes implements AutoCloseable {
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
-                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), sandboxNetwork(s),
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), networking.of(s),
                 r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime());
-    }
-
-    /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */
-    private SandboxNetwork sandboxNetwork(Sandbox s) {
-        CreateRequest r = s.request();
-        NetworkMode mode = networkMode(r, s.isolation());
-        SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
-                mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
-                nameservers(r, mode), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
-        if (!publishes(mode)) {
-            return n;
-        }
-        return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)
-                .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress())).orElse(n);
-    }
-
-    /**
-     * {@code --dns} where given; else on a user network its resolver (kilnd, on the gateway), which names the other
-     * sandboxes there and forwards the rest to the host's resolvers, as Docker's embedded DNS; else the host's.
-     */
-    private List<String> nameservers(CreateRequest r, NetworkMode mode) {
-        if ((r.dns() != null && !r.dns().isEmpty()) || !mode.bridged() || mode.network().equals(KilnNetwork.NAME)) {
-            return r.dns();
-        }
-        return networks.find(mode.network()).map(n -> List.of(n.gateway())).orElse(r.dns());
     }
 
     Path dir(Sandbox s) {

@@ -1,0 +1,215 @@
+package dev.kiln.engine;
+
+import dev.kiln.KilnException;
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.image.Digest;
+import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.network.Attachment;
+import dev.kiln.network.KilnNetwork;
+import dev.kiln.network.NetworkMode;
+import dev.kiln.network.Networks;
+import dev.kiln.network.PortMapping;
+import dev.kiln.network.SlirpNetwork;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Function;
+
+/**
+ * The sandboxes' side of networking: which network a request gets (the kiln bridge by default), what is refused,
+ * host ports, and putting a sandbox on its network at start and taking it off at exit or removal, from the record
+ * in its directory ({@link Attachment#FILE}). {@link Sandboxes} calls it under the sandbox's lock.
+ */
+final class SandboxNetworking {
+
+    private final Networks networks;
+    private final Images images;
+    private final SandboxStore store;
+    private final Function<Sandbox, Path> dir;
+    /** Serialises host-port allocation between creates and starts. */
+    private final Object ports = new Object();
+
+    SandboxNetworking(Networks networks, Images images, SandboxStore store, Function<Sandbox, Path> dir) {
+        this.networks = networks;
+        this.images = images;
+        this.store = store;
+        this.dir = dir;
+    }
+
+    /** Isolations that can join a bridge network. */
+    static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor", "vm");
+
+    /**
+     * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
+     * (as Docker's default bridge), else loopback only.
+     */
+    static NetworkMode mode(CreateRequest r, String isolation) {
+        boolean publishes = !published(r).isEmpty() || r.publishAll();
+        return NetworkMode.parse(r.network(),
+                BRIDGED.contains(isolation) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
+    }
+
+    private static List<PortMapping> published(CreateRequest r) {
+        return r.publish() == null ? List.of() : r.publish().stream().map(PortMapping::parse).toList();
+    }
+
+    /**
+     * The request's network, refused with one line where kiln cannot give it; fixed host ports must be free now
+     * (they are checked again at start).
+     */
+    void check(CreateRequest r, String isolation) {
+        List<PortMapping> published = published(r);
+        NetworkMode mode = mode(r, isolation);
+        if ((!published.isEmpty() || r.publishAll()) && !publishes(mode)) {
+            throw KilnException.invalid("-p needs a network: --network " + mode.display() + " publishes no ports "
+                    + "(use --network kiln or a network made with kiln network create)");
+        }
+        switch (mode.kind()) {
+            case HOST -> {
+                if (!isolation.equals("container")) {
+                    throw KilnException.invalid("--network host is only for the container isolation: a " + isolation
+                            + " sandbox has a network stack of its own");
+                }
+            }
+            case USER -> {
+                if (!isolation.equals("vm")) {
+                    throw KilnException.invalid("--network user is not supported for the " + isolation
+                            + " isolation (it is QEMU's user-mode network, for --isolation vm)");
+                }
+            }
+            case BRIDGE -> {
+                if (!BRIDGED.contains(isolation)) {
+                    throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
+                            + isolation + " isolation yet (use --network none)");
+                }
+                networks.get(mode.network()); // refused when there is no such network
+            }
+            case NONE -> { }
+        }
+        for (String dns : r.dns() == null ? List.<String>of() : r.dns()) {
+            literalAddress(dns, "--dns " + dns);
+        }
+        for (String host : r.extraHosts() == null ? List.<String>of() : r.extraHosts()) {
+            int colon = host.indexOf(':');
+            if (colon <= 0 || host.substring(0, colon).isBlank()) {
+                throw KilnException.invalid("invalid --add-host \"" + host + "\": use NAME:ADDRESS");
+            }
+            literalAddress(host.substring(colon + 1), "--add-host " + host);
+        }
+        if (!published.isEmpty()) {
+            synchronized (ports) {
+                KilnNetwork.allocate(published.stream().filter(p -> p.hostPort() != 0).toList(), publishedPorts(null));
+            }
+        }
+    }
+
+    private static void literalAddress(String address, String what) {
+        try {
+            java.net.InetAddress.ofLiteral(address);
+        } catch (IllegalArgumentException e) {
+            throw KilnException.invalid("invalid " + what + ": not an IP address");
+        }
+    }
+
+    /** Networks that publish ports: bridges (portmap) and a VM's user network (QEMU's hostfwd). */
+    private static boolean publishes(NetworkMode mode) {
+        return mode.bridged() || mode.kind() == NetworkMode.Kind.USER;
+    }
+
+    /** Whether the sandbox has a network record while it runs (its address and published ports). */
+    static boolean recorded(Sandbox s) {
+        return publishes(mode(s.request(), s.isolation()));
+    }
+
+    /** {@code -p} mappings, then with {@code -P} each port the image EXPOSEs that -p did not publish. */
+    private List<PortMapping> wantedPorts(Sandbox s) {
+        List<PortMapping> wanted = new ArrayList<>(published(s.request()));
+        if (s.request().publishAll()) {
+            var exposed = images.configOf(Digest.parse(s.imageId())).config();
+            if (exposed != null && exposed.exposedPorts() != null) {
+                for (String port : exposed.exposedPorts().keySet()) {
+                    PortMapping p = PortMapping.parse(port);
+                    if (wanted.stream().noneMatch(w -> w.containerPort() == p.containerPort()
+                            && w.protocol().equals(p.protocol()))) {
+                        wanted.add(p);
+                    }
+                }
+            }
+        }
+        return wanted;
+    }
+
+    /** Host ports published by running sandboxes other than {@code except}. */
+    private List<PortMapping> publishedPorts(String except) {
+        List<PortMapping> out = new ArrayList<>();
+        for (Sandbox other : store.all()) {
+            if (!other.id().equals(except) && recorded(other)) {
+                KilnNetwork.read(networkFile(other)).ifPresent(a -> out.addAll(a.ports()));
+            }
+        }
+        return out;
+    }
+
+    /** The sandbox's place on its network (bridge or user) while it runs. */
+    Optional<Attachment> attachment(Sandbox s) {
+        return recorded(s) ? KilnNetwork.read(networkFile(s)) : Optional.empty();
+    }
+
+    /**
+     * Puts a starting sandbox on its network: ports allocated, then for a bridge the namespace made and CNI ADD, for
+     * the user network only the record (QEMU forwards the ports).
+     */
+    void attach(Sandbox s) {
+        NetworkMode mode = mode(s.request(), s.isolation());
+        synchronized (ports) {
+            detach(s); // a record left by a crash
+            List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
+            if (mode.kind() == NetworkMode.Kind.USER) {
+                SlirpNetwork.attach(s.id(), allocated, networkFile(s));
+            } else {
+                networks.attach(mode.network(), s.id(), allocated, networkFile(s));
+            }
+        }
+    }
+
+    /** Takes a sandbox off its network (CNI DEL, namespace deleted); nothing to do when it is not on one. */
+    void detach(Sandbox s) {
+        Optional<Attachment> a = KilnNetwork.read(networkFile(s));
+        if (a.isPresent() && SlirpNetwork.recorded(a.get())) {
+            SlirpNetwork.detach(networkFile(s));
+        } else if (a.isPresent()) {
+            networks.detach(networkFile(s));
+        }
+    }
+
+    private Path networkFile(Sandbox s) {
+        return dir.apply(s).resolve(Attachment.FILE);
+    }
+
+    /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */
+    SandboxNetwork of(Sandbox s) {
+        CreateRequest r = s.request();
+        NetworkMode mode = mode(r, s.isolation());
+        SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
+                mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
+                nameservers(r, mode), r.dnsSearch(), r.dnsOptions(), r.extraHosts());
+        if (!publishes(mode)) {
+            return n;
+        }
+        return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)
+                .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress())).orElse(n);
+    }
+
+    /**
+     * {@code --dns} where given; else on a user network its resolver (kilnd, on the gateway), which names the other
+     * sandboxes there and forwards the rest to the host's resolvers, as Docker's embedded DNS; else the host's.
+     */
+    private List<String> nameservers(CreateRequest r, NetworkMode mode) {
+        if ((r.dns() != null && !r.dns().isEmpty()) || !mode.bridged() || mode.network().equals(KilnNetwork.NAME)) {
+            return r.dns();
+        }
+        return networks.find(mode.network()).map(n -> List.of(n.gateway())).orElse(r.dns());
+    }
+}
