@@ -46,7 +46,8 @@ final class SandboxRoutes {
             Sandbox s = sandboxes.create(x.body(CreateRequest.class));
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
-        r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream().map(SandboxView::row).toList()));
+        r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
+                .map(s -> SandboxView.row(s, sandboxes.network(s))).toList()));
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));

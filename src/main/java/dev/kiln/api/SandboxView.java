@@ -169,7 +169,8 @@ public final class SandboxView {
         return m;
     }
 
-    static Map<String, Object> row(Sandbox s) {
+    /** A row of {@code GET /v1/sandboxes}: Docker's list fields, with the published ports of a running sandbox. */
+    static Map<String, Object> row(Sandbox s, Optional<Attachment> network) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("ID", s.id());
         m.put("Names", List.of(s.name()));
@@ -180,6 +181,7 @@ public final class SandboxView {
         m.put("State", status(s));
         m.put("Status", humanStatus(s));
         m.put("Isolation", s.isolation());
+        m.put("Ports", portRows(network, Set.of()));
         m.put("Labels", s.request().labels() == null ? Map.of() : s.request().labels());
         return m;
     }

@@ -47,7 +47,8 @@ final class PsCommand extends Subcommand {
                 out().println(DaemonClient.JSON.writeValueAsString(s));
             }
         } else if (format.equals("table")) {
-            Table t = new Table("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "ISOLATION", "NAMES");
+            Table t = new Table("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "ISOLATION",
+                    "NAMES");
             for (JsonNode s : rows) {
                 String cmd = s.path("Command").asText();
                 if (!noTrunc && cmd.length() > 20) {
@@ -55,13 +56,24 @@ final class PsCommand extends Subcommand {
                 }
                 t.add(id(s), s.path("Image").asText(), "\"" + cmd + "\"",
                         Humane.since(java.time.Instant.ofEpochSecond(s.path("Created").asLong()).toString()),
-                        s.path("Status").asText(), s.path("Isolation").asText(), s.path("Names").get(0).asText());
+                        s.path("Status").asText(), ports(s), s.path("Isolation").asText(),
+                        s.path("Names").get(0).asText());
             }
             t.print(out());
         } else {
             throw KilnException.invalid("unknown --format \"" + format + "\" (use table or json)");
         }
         return 0;
+    }
+
+    /** Docker's PORTS column: {@code 0.0.0.0:8080->80/tcp, ...}. */
+    private static String ports(JsonNode s) {
+        List<String> out = new ArrayList<>();
+        for (JsonNode p : s.path("Ports")) {
+            out.add(p.path("IP").asText("0.0.0.0") + ":" + p.path("PublicPort").asInt() + "->"
+                    + p.path("PrivatePort").asInt() + "/" + p.path("Type").asText("tcp"));
+        }
+        return String.join(", ", out);
     }
 
     private String id(JsonNode s) {

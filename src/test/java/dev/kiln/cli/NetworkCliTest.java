@@ -74,6 +74,8 @@ class NetworkCliTest {
                 .isEqualTo(Integer.toString(hostPort));
         assertThat(kiln.ok("port", id).out()).isEqualTo("8080/tcp -> 0.0.0.0:" + hostPort + "\n");
         assertThat(kiln.ok("port", id, "8080").out()).isEqualTo("0.0.0.0:" + hostPort + "\n");
+        assertThat(kiln.ok("ps").out()).as("ps shows the published port as Docker's PORTS column")
+                .contains("0.0.0.0:" + hostPort + "->8080/tcp");
 
         assertThat(get("http://127.0.0.1:" + hostPort + "/")).isEqualTo("hello from kiln\n");
         assertThat(get("http://" + ip + ":8080/")).isEqualTo("hello from kiln\n");
