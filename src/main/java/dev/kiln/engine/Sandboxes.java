@@ -205,31 +205,8 @@ public final class Sandboxes implements AutoCloseable {
         if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
-        SandboxSpec spec = spec(s);
-        isolator(s.isolation()).signal(spec, signal);
-        if (signal == 9) {
-            killUntilGone(s, spec);
-        }
+        isolator(s.isolation()).signal(spec(s), signal);
         events.emit(s, "kill");
-    }
-
-    /**
-     * A SIGKILL must not be lost: runsc reports "running" a moment before the workload's process exists inside the
-     * Sentry, and a kill in that window finds no process to signal. So it is sent again until the shim reports the
-     * exit (bounded: 2 s; a sandbox still alive then is left to the caller's wait or stop).
-     */
-    private void killUntilGone(Sandbox s, SandboxSpec spec) {
-        Shim shim = Shim.adopt(mainDir(s));
-        for (int i = 0; i < 8 && shim.exitStatus().isEmpty(); i++) {
-            sleep(250);
-            if (shim.exitStatus().isEmpty()) {
-                try {
-                    isolator(s.isolation()).signal(spec, 9);
-                } catch (RuntimeException e) {
-                    // starting (runsc refuses a kill while it sets the sandbox up) or ending: the loop tells
-                }
-            }
-        }
     }
 
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
