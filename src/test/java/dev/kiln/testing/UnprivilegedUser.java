@@ -92,17 +92,8 @@ public final class UnprivilegedUser implements AutoCloseable {
     @Override
     public void close() {
         Command.run("userdel", name); // USERGROUPS_ENAB (Debian's default) removes its group too
-        if (entries("group").anyMatch(l -> l.startsWith(name + ":"))) {
+        if (Command.run("getent", "group").lines().anyMatch(l -> l.startsWith(name + ":"))) {
             Command.run("groupdel", name);
         }
-    }
-
-    /** True when {@code name} is a user on this host. */
-    public static boolean exists(String name) {
-        return entries("passwd").anyMatch(l -> l.startsWith(name + ":"));
-    }
-
-    private static java.util.stream.Stream<String> entries(String database) {
-        return Command.run("getent", database).lines();
     }
 }
