@@ -167,6 +167,13 @@ class RelayListenProtocolTest {
                 .satisfies(l -> assertThat(l).endsWith(" " + line));
     }
 
+    /** kilnd quotes guest text (top's ps output in an error) as the relay does: one line, no terminal escapes. */
+    @Test
+    void kilndQuotesGuestTextAsTheRelayDoes() {
+        assertThat(VmIsolator.guestText("ps: x\nkiln: forged\u001b[2J\\n\u009b1m caf\u00e9"))
+                .isEqualTo("ps: x\\x0akiln: forged\\x1b[2J\\\\n\\x9b1m caf\u00e9");
+    }
+
     /** The guest's EXIT is an exit status only: the relay never raises a signal the guest names (item 4). */
     @Test
     void aGuestsExitSignalIsAnExitStatusOnly() throws Exception {
