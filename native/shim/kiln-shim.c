@@ -694,7 +694,8 @@ static int gbuf_flush(struct gbuf *b, int fd) {
 static void gqueue_put(struct gbuf *b, const void *head, size_t hn, const void *body, size_t n) {
     static int noted;
     if (b->len + hn + n > G_QUEUE_MAX) {
-        if (!noted++) note("a queue reached %d bytes: %zu bytes dropped (and any later beyond it)", G_QUEUE_MAX, hn + n);
+        if (!noted) note("a queue reached %d bytes: %zu bytes dropped (and any later beyond it)", G_QUEUE_MAX, hn + n);
+        noted = 1;
         return;
     }
     gbuf_put(b, head, hn);
@@ -1318,7 +1319,7 @@ static int relay_vm(int argc, char **argv) {
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             } else timeout = 10;
         }
-        if (g_hello_seen && !started) {
+        if (g_hello_seen && !started && !g_main_ended) { /* (an ERROR before HELLO: no START for that guest) */
             started = 1;
             gframe(&g_ctl_out, G_START, 0, start.p, start.len);
             if (g_tty) send_winsize(&g_ctl_out, G_RESIZE, 0);
