@@ -22,9 +22,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Plays the guest for the VM relay ({@code kiln-shim --relay-vm}) without a VM: the relay runs in its listening mode
  * ({@code --listen}, as for Firecracker), the peer connects to {@code vm/vsock.sock_1024} as Firecracker does when
  * kiln-init connects to host port 1024, and speaks the frames of docs/guest-protocol.md byte for byte. The relay's
- * "VMM" is a shell loop that stands for the VM's lifetime only: it ends when the peer "powers off" (the file
- * {@code vm/poweroff}); it serves no Firecracker API. The relay's code after the first frame is the one QEMU's VMs
- * use. Used by RelayListenProtocolTest (the conversation) and RelayFuzzTest (a hostile guest).
+ * "VMM" is a {@code sleep} that stands for the VM's lifetime only: it ends when the peer "powers off" (kills it); it
+ * serves no Firecracker API. The relay's code after the first frame is the one QEMU's VMs use. Used by
+ * RelayListenProtocolTest (the conversation) and RelayFuzzTest (a hostile guest).
  */
 final class GuestPeer {
 
@@ -35,8 +35,8 @@ final class GuestPeer {
             SIGNAL = 9, RESIZE = 10, ERROR = 11, STARTED = 12, BYE = 13;
     static final byte[] START_RECORDS = "arg=sh\0arg=-c\0arg=echo hi\0env=PATH=/bin\0hostname=box\0"
             .getBytes(StandardCharsets.UTF_8);
-    /** The stand-in VMM: lives until {@code poweroff} appears in its directory (the relay's vm/). */
-    static final List<String> VMM = List.of("sh", "-c", "while [ ! -e poweroff ]; do sleep 0.05; done");
+    /** The stand-in VMM: lives until the "VM" powers off ({@link Relay#powerOff}), or its relay dies (PDEATHSIG). */
+    static final List<String> VMM = List.of("sleep", "600");
 
     record Frame(int type, int stream, byte[] payload) {
         String text() {
@@ -105,11 +105,13 @@ final class GuestPeer {
             return guest;
         }
 
-        /** The "VM" powers off: the stand-in VMM ends. */
+        /** The "VM" powers off: the stand-in VMM (the relay's child, vm/vmm.pid) ends. */
         void powerOff() throws IOException {
-            if (!Files.exists(vm().resolve("poweroff"))) {
-                Files.createFile(vm().resolve("poweroff"));
-            }
+            Path pidFile = vm().resolve("vmm.pid");
+            if (!Files.exists(pidFile)) return; // the relay never started it
+            ProcessHandle.of(Long.parseLong(Files.readString(pidFile).strip()))
+                    .filter(vmm -> vmm.parent().map(ProcessHandle::pid).orElse(-1L) == process.pid())
+                    .ifPresent(ProcessHandle::destroy);
         }
 
         String file(String name) throws IOException {

@@ -23,7 +23,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * A protocol test of the VM relay's listening mode ({@code kiln-shim --relay-vm --listen}), <b>not a Firecracker
  * test</b>: this test plays the guest, connecting to {@code vm/vsock.sock_1024} as Firecracker does when kiln-init
  * connects to host port 1024, and speaks the frames of docs/guest-protocol.md byte for byte (HELLO, START,
- * STARTED, STDOUT/STDERR, SIGNAL, EXIT, BYE). The relay's "VMM" is a shell loop that stands for the VM's lifetime
+ * STARTED, STDOUT/STDERR, SIGNAL, EXIT, BYE). The relay's "VMM" is a {@code sleep} that stands for the VM's lifetime
  * only (it ends when the test "powers off"); it serves no Firecracker API, so none is given to the relay. The relay
  * code after the first frame is the one QEMU's VMs use (VmIsolatorTest). The guest's end is GuestPeer's.
  */
