@@ -32,9 +32,11 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jail.h"
 #include "relay.h"
 
 #define G_POWEROFF_MS 10000            /* after the guest reported the exit: time for the VMM to stop */
@@ -70,13 +72,15 @@ static void timings(const char *phase, long long *slot) {
 }
 
 static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
+static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how long its jail took (clone to exec) */
 static long long g_guest_uptime = -1;
 
 static void write_timings(void) {
     char text[400];
-    snprintf(text, sizeof text, "{\"vmmSocketMs\":%lld,\"helloMs\":%lld,\"guestUptimeAtHelloMs\":%lld,"
-             "\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld}\n", g_ms_connected, g_ms_hello,
-             g_guest_uptime, g_ms_started, g_ms_exit, g_ms_stopped);
+    snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
+             "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld}\n",
+             g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
+             g_ms_stopped);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -214,39 +218,99 @@ static void exec_accept(void) {
     xclose(fd);
 }
 
-static void start_vmm(char **argv, const char *netns, int console_stdout) {
+static struct vmm_setup g_setup; /* what the VMM's process does before its exec (jail.c) */
+
+/* The VMM's process, between its clone and its exec: a failure is one line, on vmm.log and through `report` to the
+ * relay (which closes at the exec: EOF there means the VMM runs). */
+__attribute__((noreturn)) static void vmm_child(char **argv, int out, int log, int report, int alive, pid_t parent) {
+    static char *const no_env[] = { NULL };
+    char err[700], line[800];
+    sigset_t none;
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(log, 2) < 0) _exit(125);
+    /* the VMM dies with its relay, so a killed sandbox never leaves a VM behind; had the relay died before this,
+     * getppid() would tell, but not in a pid namespace of its own (it says 0 there): the relay's pipe end does */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(125);
+    if (alive >= 0) {
+        struct pollfd p = { alive, POLLIN, 0 };
+        if (poll(&p, 1, 0) != 0) _exit(125);
+    } else if (getppid() != parent) _exit(125);
+    if (setpgid(0, 0) != 0) _exit(125); /* signals for the workload are not for the VMM */
+    if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) _exit(125);
+    int code = 125;
+    if (vmm_prepare(&g_setup, err, sizeof err) == 0) {
+        if (g_setup.root != NULL) execve(argv[0], argv, no_env); /* nothing of kilnd's environment in the jail */
+        else execvp(argv[0], argv);
+        code = errno == ENOENT ? 127 : 126;
+        snprintf(err, sizeof err, "%s: %s", argv[0], strerror(errno));
+    }
+    int n = snprintf(line, sizeof line, "kiln: cannot start the VMM: %s\n", err);
+    if (n > (int)sizeof line - 1) n = (int)sizeof line - 1;
+    if (write_all(2, line, (size_t)n) != 0 || write_all(report, line, (size_t)n) != 0) { /* the exit code tells */ }
+    _exit(code);
+}
+
+/* Starts the VMM: its own process group, its own namespaces when jailed (clone: the VMM is PID 1 of its pid
+ * namespace and still the relay's child, so the relay waits for it and kills it as any child; only SIGKILL and the
+ * signals QEMU handles reach a namespace's init from outside, which is all the relay and kilnd send). Waits (bounded)
+ * until it has exec'd or said why not. */
+static void start_vmm(char **argv, int console_stdout) {
     char text[32];
     int log = open("vmm.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log < 0) { say_err("kiln: vmm.log: %s", strerror(errno)); return; }
-    /* a VMM whose stdout is the guest's console (Firecracker): boot.log holds this boot only, as QEMU's -serial file: */
+    /* a VMM whose stdout is the guest's console: boot.log holds this boot only, as QEMU's -serial file: did */
     int out = console_stdout ? open("boot.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : log;
     if (out < 0) { say_err("kiln: boot.log: %s", strerror(errno)); xclose(log); return; }
-    pid_t parent = getpid();
-    g_vmm = fork();
-    if (g_vmm < 0) { say_err("kiln: fork: %s", strerror(errno)); return; }
-    if (g_vmm == 0) {
-        sigset_t none;
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(log, 2) < 0) _exit(125);
-        /* the VMM dies with its relay, so a killed sandbox never leaves a VM behind */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(125);
-        if (setpgid(0, 0) != 0) _exit(125); /* signals for the workload are not for the VMM */
-        if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) _exit(125);
-        if (netns != NULL) { /* setns, not `ip netns exec`: that remounts /sys; stderr is vmm.log, the relay quotes it */
-            int ns = open(netns, O_RDONLY | O_CLOEXEC);
-            if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
-                fprintf(stderr, "kiln: cannot enter the sandbox's network namespace %s: %s\n", netns, strerror(errno));
-                _exit(125);
-            }
-            if (close(ns) != 0) _exit(125);
-        }
-        execvp(argv[0], argv);
-        child_fail(argv[0], errno == ENOENT ? 127 : 126);
+    int report[2], alive[2] = { -1, -1 };
+    if (pipe2(report, O_CLOEXEC) != 0 || (g_setup.root != NULL && pipe2(alive, O_CLOEXEC) != 0)) {
+        say_err("kiln: pipe: %s", strerror(errno));
+        return;
     }
+    pid_t parent = getpid();
+    long long forked = now_ms();
+    if (g_setup.root != NULL) /* fork's semantics with new namespaces: the raw call, as the libc wrapper wants a stack */
+        g_vmm = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0);
+    else g_vmm = fork();
+    if (g_vmm < 0) { say_err("kiln: %s: %s", g_setup.root ? "clone" : "fork", strerror(errno)); return; }
+    if (g_vmm == 0) {
+        if (close(report[0]) != 0 || (alive[1] >= 0 && close(alive[1]) != 0)) _exit(125);
+        vmm_child(argv, out, log, report[1], alive[0], parent);
+    }
+    xclose(report[1]);
+    if (alive[0] >= 0) xclose(alive[0]); /* alive[1] stays open as long as the relay lives */
     if (out != log) xclose(out);
     xclose(log);
     snprintf(text, sizeof text, "%d\n", (int)g_vmm);
     if (write_atomic("vmm.pid", text) != 0) note("writing vmm.pid: %s", strerror(errno));
+    char why[800];
+    size_t n = 0;
+    long long deadline = forked + G_CONNECT_MS;
+    for (;;) {
+        struct pollfd p = { report[0], POLLIN, 0 };
+        long long left = deadline - now_ms();
+        int r = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { /* a jail that takes this long is stuck (a mount that hangs): the VM is given up */
+            say_err("kiln: the VMM did not start within %d s", G_CONNECT_MS / 1000);
+            break;
+        }
+        ssize_t k = read(report[0], why + n, sizeof why - 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k > 0 && (n += (size_t)k) < sizeof why - 1) continue;
+        if (n == 0 && k == 0) { /* closed by the exec */
+            g_ms_vmm_exec = now_ms() - g_t0;
+            if (g_setup.root != NULL) g_ms_jail = now_ms() - forked;
+            xclose(report[0]);
+            return;
+        }
+        while (n > 0 && why[n - 1] == '\n') n--;
+        why[n] = 0;
+        say_err("%s", n ? why : "kiln: cannot start the VMM");
+        break;
+    }
+    xclose(report[0]);
+    if (g_exit_code < 0) g_exit_code = 125;
+    if (kill(g_vmm, SIGKILL) != 0 && errno != ESRCH) note("kill vmm: %s", strerror(errno));
 }
 
 static void reap_vmm(int sig_fd) {
@@ -298,10 +362,12 @@ static void control_open(int fd) {
     gframe(&g_ctl_out, T_HELLO, 0, "version=1", 10);
 }
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
-                       "[--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR] -- VMM ARGS..."
+                       "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
+                       "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
+                       "--jail-mounts FILE [--seccomp FILE]] -- VMM ARGS..."
 
-/* Moves this process into the cgroup DIR (kilnd's per-sandbox one, with a memory limit) before the VMM is started,
- * so the relay and the VMM are both held by its limit. */
+/* Moves this process into the cgroup DIR (kilnd's per-sandbox ones: memory, pids) before the VMM is started, so the
+ * relay and the VMM are both held by its limits. */
 static int join_cgroup(const char *dir) {
     char path[4096], pid[24];
     if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
@@ -317,30 +383,91 @@ static int join_cgroup(const char *dir) {
     return close(fd);
 }
 
+/* "N" for a descriptor given to the VMM: 3..JAIL_FD_MAX-1 (0-2 are its stdio); the rest of text after it in *rest. */
+static int fd_arg(const char *text, const char **rest) {
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != ':' || n < 3 || n >= JAIL_FD_MAX) return -1;
+    *rest = end + 1;
+    return (int)n;
+}
+
+/* A uid or gid for the jail: decimal, not root's, not -1. */
+static int id_arg(const char *text, unsigned *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != 0 || v == 0 || v >= 0xffffffffUL || text[0] == '-') return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
 int relay_vm(int argc, char **argv) {
-    const char *dir = NULL, *spec = NULL, *netns = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
-    const char *cgroup = NULL;
+    const char *dir = NULL, *spec = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
+    const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
     long hello_timeout = 60;
-    int i, console_stdout = 0;
+    int i, console_stdout = 0, bad = 0;
+    size_t ncgroups = 0;
+    unsigned uid = 0, gid = 0;
+    struct vmm_setup *v = &g_setup;
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
         else if (strcmp(argv[i], "--spec") == 0 && i + 1 < argc) spec = argv[++i];
         else if (strcmp(argv[i], "--hello-timeout") == 0 && i + 1 < argc) hello_timeout = atol(argv[++i]);
-        else if (strcmp(argv[i], "--netns") == 0 && i + 1 < argc) netns = argv[++i];
+        else if (strcmp(argv[i], "--netns") == 0 && i + 1 < argc) v->netns = argv[++i];
         else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen_path = argv[++i];
+        else if (strcmp(argv[i], "--ctl-sock") == 0 && i + 1 < argc) ctl_sock = argv[++i];
         else if (strcmp(argv[i], "--api-sock") == 0 && i + 1 < argc) api_sock = argv[++i];
         else if (strcmp(argv[i], "--api-requests") == 0 && i + 1 < argc) api_requests = argv[++i];
         else if (strcmp(argv[i], "--console-stdout") == 0) console_stdout = 1;
-        else if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) cgroup = argv[++i];
+        else if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc && ncgroups < 4) cgroups[ncgroups++] = argv[++i];
+        else if (strcmp(argv[i], "--tap") == 0 && i + 1 < argc) {
+            bad |= (v->tap_fd = fd_arg(argv[++i], &rest)) < 0 || rest[0] == 0 || strlen(rest) >= 16;
+            v->tap = rest;
+        } else if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc && v->nfds < 8) {
+            struct jail_fd *f = &v->fds[v->nfds++];
+            bad |= (f->fd = fd_arg(argv[++i], &rest)) < 0;
+            if (strncmp(rest, "ro:", 3) == 0) f->flags = O_RDONLY;
+            else if (strncmp(rest, "rw:", 3) == 0) f->flags = O_RDWR;
+            else bad = 1;
+            f->path = rest + 3;
+        }
+        else if (strcmp(argv[i], "--jail") == 0 && i + 1 < argc) v->root = argv[++i];
+        else if (strcmp(argv[i], "--jail-uid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &uid) != 0;
+        else if (strcmp(argv[i], "--jail-gid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &gid) != 0;
+        else if (strcmp(argv[i], "--jail-mounts") == 0 && i + 1 < argc) jail_mounts = argv[++i];
+        else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp = argv[++i];
         else return usage(RELAY_VM_USAGE);
     }
-    if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 || (api_sock == NULL) != (api_requests == NULL))
+    for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
+        for (size_t b = 0; b < a; b++) bad |= v->fds[a].fd == v->fds[b].fd;
+    for (size_t a = 0; a < v->nfds && v->tap != NULL; a++) bad |= v->fds[a].fd == v->tap_fd;
+    if (v->tap != NULL && v->netns == NULL) bad = 1; /* the TAP lives in the sandbox's namespace */
+    if (v->root != NULL && (dir == NULL || uid == 0 || gid == 0 || jail_mounts == NULL || v->root[0] != '/' ||
+                            dir[0] != '/'))
+        bad = 1; /* a jail is never root's, and is told what it holds */
+    if (v->root == NULL && (uid || gid || jail_mounts || seccomp)) bad = 1;
+    if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
+        (api_sock == NULL) != (api_requests == NULL))
         return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
-    if (cgroup != NULL && join_cgroup(cgroup) != 0) {
-        fprintf(stderr, "kiln: cannot join the sandbox's cgroup %s: %s\n", cgroup, strerror(errno));
-        return 125;
+    for (size_t k = 0; k < ncgroups; k++) {
+        if (join_cgroup(cgroups[k]) != 0) {
+            fprintf(stderr, "kiln: cannot join the sandbox's cgroup %s: %s\n", cgroups[k], strerror(errno));
+            return 125;
+        }
+    }
+    if (v->root != NULL) {
+        char err[700];
+        v->uid = uid;
+        v->gid = gid;
+        v->cwd = dir;
+        if (jail_load(v, jail_mounts, seccomp, err, sizeof err) != 0) {
+            fprintf(stderr, "kiln: the VMM's jail: %s\n", err);
+            return 125;
+        }
     }
     struct buf start = { 0 }, api = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
@@ -360,10 +487,10 @@ int relay_vm(int argc, char **argv) {
     g_tty = isatty(0);
     if (g_tty) raw_mode(0);
     if (set_nonblock(0) != 0 || set_nonblock(1) != 0 || (!g_tty && set_nonblock(2) != 0)) note("O_NONBLOCK: %s", strerror(errno));
-    if (unlink("ctl.sock") != 0 && errno != ENOENT) note("removing ctl.sock: %s", strerror(errno));
+    if (unlink(ctl_sock) != 0 && errno != ENOENT) note("removing %s: %s", ctl_sock, strerror(errno));
     if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
-    start_vmm(argv + i, netns, console_stdout);
-    if (api_sock != NULL && g_vmm > 0 && send_api(api_sock, &api) != 0) {
+    start_vmm(argv + i, console_stdout);
+    if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api) != 0) {
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
     }
@@ -375,7 +502,7 @@ int relay_vm(int argc, char **argv) {
         long long now = now_ms();
         int timeout = 50;
         if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
-            int fd = g_connect_unix("ctl.sock");
+            int fd = g_connect_unix(ctl_sock);
             if (fd >= 0) {
                 control_open(fd);
             } else if (now > connect_deadline) {
@@ -507,7 +634,11 @@ int relay_vm(int argc, char **argv) {
         char line[300], vmm[300];
         last_line("boot.log", line, sizeof line);
         last_line("vmm.log", vmm, sizeof vmm);
-        if (g_main_ended) { /* the guest's ERROR: its words, escaped and marked as the guest's */
+        if (g_vmm_status >= 0 && WIFSIGNALED(g_vmm_status) && WTERMSIG(g_vmm_status) == SIGSYS) {
+            /* the kernel killed it for a system call outside its seccomp allowlist (docs/vm.md, "The VMM's jail") */
+            say_err("kiln: the VMM was killed by its seccomp filter (SIGSYS: a system call outside its allowlist); "
+                    "the VM is gone (see %s/vmm.log)", dir);
+        } else if (g_main_ended) { /* the guest's ERROR: its words, escaped and marked as the guest's */
             char text[4 * G_ERROR_KEEP + 1];
             guest_text((const unsigned char *)g_error, g_error_len, text, sizeof text);
             say_err("kiln: the VM could not start the sandbox: guest: %s", text);
