@@ -115,8 +115,13 @@ public final class ImageStore {
         return query("SELECT * FROM images WHERE image_id = ? ORDER BY name", imageId.toString());
     }
 
+    /** Removes a name; works on a full disk too (it frees space: {@link Database#essential}). */
     public void untag(String name) {
-        update("DELETE FROM images WHERE name = ?", name);
+        try {
+            db.essential("DELETE FROM images WHERE name = ?", name);
+        } catch (SQLException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "database update failed: " + e.getMessage(), e);
+        }
     }
 
     /**
