@@ -68,6 +68,22 @@ class DeadShimTest extends DaemonProcessTest {
     }
 
     @Test
+    @org.junit.jupiter.api.Tag("slow")
+    void aKilledShimOfAVmEndsItAndReleasesEverything() throws Exception {
+        dev.kiln.testing.VmTests.require();
+        Running r = runSleeper("vm");
+
+        ProcessHandle.of(r.shim).orElseThrow().destroyForcibly();
+
+        assertThat(awaitExited(r.id, Duration.ofSeconds(20))).as("ps -a after kill -9 of the shim")
+                .startsWith("Exited (137)");
+        assertWorkloadGone(r); // the VMM and the relay
+        assertReleased(r);
+        kiln.ok("rm", r.id);
+        assertThat(Leftovers.sandboxDirs(root)).isEmpty();
+    }
+
+    @Test
     void rmForceSucceedsAtOnceAfterTheShimWasKilled() throws Exception {
         Running r = runSleeper("container");
         ProcessHandle.of(r.shim).orElseThrow().destroyForcibly();
@@ -116,22 +132,31 @@ class DeadShimTest extends DaemonProcessTest {
     }
 
     private Running runSleeper(String isolation) throws Exception {
-        String id = kiln.ok("run", "-d", "--isolation", isolation, "-p", "8080", image, "sleep", "3171").out().strip();
+        KilnCli.Result run = kiln.process(Duration.ofSeconds(90), "run", "-d", "--isolation", isolation, "-p", "8080",
+                image, "sleep", "3171");
+        assertThat(run.exitCode()).as(run.toString()).isZero();
+        String id = run.out().strip();
         JsonNode state = inspect(id);
         long shim = state.path("State").path("Pid").asLong();
         String ip = state.path("NetworkSettings").path("IPAddress").asText();
         assertThat(ip).as("address on the kiln bridge").isNotEmpty();
         List<ProcessHandle> workload = List.of();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (System.nanoTime() < deadline && workload.stream().noneMatch(p -> Leftovers.cmdline(p)
-                .contains(isolation.equals("gvisor") ? "runsc-sandbox" : "sleep 3171"))) {
+        String marker = switch (isolation) {
+            case "gvisor" -> "runsc-sandbox";
+            case "vm" -> "qemu-system";
+            default -> "sleep 3171";
+        };
+        while (System.nanoTime() < deadline && workload.stream().noneMatch(p -> Leftovers.cmdline(p).contains(marker))) {
             Thread.sleep(50);
             workload = ProcessHandle.of(shim).orElseThrow().descendants().toList();
         }
         assertThat(workload).as("the sandbox's processes under shim " + shim).isNotEmpty();
         assertThat(Path.of("/var/run/netns", "kiln-" + id.substring(0, 12))).as("its network namespace").exists();
         assertThat(NetworkLeftovers.iptables()).as("its port's rules").anyMatch(l -> l.contains(ip));
-        assertThat(Leftovers.cgroupDirs(id)).as("its cgroups").isNotEmpty();
+        if (!isolation.equals("vm")) { // a VM's limits are the VMM's, not a cgroup's
+            assertThat(Leftovers.cgroupDirs(id)).as("its cgroups").isNotEmpty();
+        }
         return new Running(id, ip, shim, workload);
     }
 
