@@ -45,8 +45,15 @@ public interface Isolator {
     SandboxStats stats(SandboxSpec spec);
 
     /**
+     * Whether anything of the sandbox still runs on the host (the runtime's container, the VMM): asked when its shim
+     * died without recording an exit, before {@link #cleanup} kills what is left.
+     */
+    boolean running(SandboxSpec spec);
+
+    /**
      * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts); with
-     * {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
+     * {@code removeFiles} also its writable layer. Kills whatever of the sandbox still runs (its shim may have died
+     * before it). Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 

@@ -268,6 +268,12 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    /** The VMM runs (the relay without it holds no guest). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        return vmmPid(spec).isPresent();
+    }
+
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         Optional<Long> pid = vmmPid(spec);
