@@ -35,6 +35,29 @@ public record SyscallSurface(List<Verdict> verdicts) {
                 .map(e -> Verdict.of(e.getKey(), e.getValue(), Set.of(SeccompAction.ALLOWED))).toList());
     }
 
+    /**
+     * The surface of a process whose threads carry different filters (Firecracker installs one per thread): a
+     * syscall is as open as on its most open thread.
+     */
+    public static SyscallSurface union(List<SyscallSurface> threads) {
+        if (threads.size() == 1) {
+            return threads.getFirst();
+        }
+        List<Verdict> out = new java.util.ArrayList<>();
+        for (int n = 0; n < threads.getFirst().size(); n++) {
+            final int i = n;
+            Set<SeccompAction> outcomes = new java.util.LinkedHashSet<>();
+            for (SyscallSurface t : threads) {
+                outcomes.addAll(t.verdicts().get(i).outcomes());
+            }
+            Verdict v = threads.getFirst().verdicts().get(i);
+            Verdict any = Verdict.of(v.nr(), v.name(), outcomes);
+            boolean allowedSomewhere = threads.stream().anyMatch(t -> t.verdicts().get(i).kind() == Kind.ALLOWED);
+            out.add(allowedSomewhere ? new Verdict(v.nr(), v.name(), Kind.ALLOWED, outcomes) : any);
+        }
+        return new SyscallSurface(out);
+    }
+
     public int count(Kind kind) {
         return (int) verdicts.stream().filter(v -> v.kind() == kind).count();
     }
