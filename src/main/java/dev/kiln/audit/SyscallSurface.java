@@ -58,6 +58,12 @@ public record SyscallSurface(List<Verdict> verdicts) {
         return new SyscallSurface(out);
     }
 
+    /** The verdict on one syscall, by name. */
+    public Verdict verdict(String name) {
+        return verdicts.stream().filter(v -> v.name().equals(name)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no syscall " + name + " in the table"));
+    }
+
     public int count(Kind kind) {
         return (int) verdicts.stream().filter(v -> v.kind() == kind).count();
     }

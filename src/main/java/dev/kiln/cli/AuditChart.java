@@ -38,12 +38,12 @@ final class AuditChart {
                 int reachable = row.path("allowed").asInt() + row.path("argumentChecked").asInt(0);
                 String used = measured && row.hasNonNull("used") && row.get("used").asInt() > 0
                         ? row.get("used").asText() : "NaN";
-                data.append('"').append(row.path("isolation").asText()).append(measured ? "" : "\\n(published)")
+                data.append('"').append(row.path("isolation").asText()).append(measured ? "" : " *")
                         .append("\" ").append(reachable).append(' ').append(used).append('\n');
             }
             Files.writeString(dir.resolve("audit.dat"), data, StandardCharsets.UTF_8);
             String script = """
-                    set terminal pngcairo size 1000,520 font "sans,10"
+                    set terminal pngcairo size 1000,560 font "sans,10"
                     set output '%s'
                     set title "kiln audit: host syscalls per wall (%s, Linux %s)" noenhanced
                     set logscale y
@@ -54,7 +54,9 @@ final class AuditChart {
                     set style fill solid 0.8 border -1
                     set boxwidth 0.9
                     set key top right
-                    set xtics noenhanced
+                    set xtics noenhanced rotate by 30 right
+                    set bmargin 7
+                    set label 1 "* published, not measured" at graph 0.99, graph -0.2 right
                     set grid ytics
                     plot '%s' using 2:xtic(1) title "allowed by its seccomp filters" lc rgb "#c0504d", \\
                          '' using 3 title "used during the run" lc rgb "#4f81bd"
