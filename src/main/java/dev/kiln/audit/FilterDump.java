@@ -20,11 +20,13 @@ import java.util.concurrent.TimeoutException;
 /**
  * Reads the seccomp filters installed on a live thread, as the kernel holds them: {@code ptrace(PTRACE_SEIZE)},
  * {@code PTRACE_INTERRUPT} and a wait for the stop, then {@code PTRACE_SECCOMP_GET_FILTER} for index 0, 1, … until
- * ENOENT (0 is the most recently installed), then {@code PTRACE_DETACH}. The thread is stopped for well under a
+ * ENOENT (kernel/seccomp.c get_nth_filter counts from the first installed), then {@code PTRACE_DETACH}. The thread is stopped for well under a
  * millisecond and resumes as it was (a signal that arrived meanwhile is passed on at the detach).
  *
  * <p>Needs CAP_SYS_ADMIN and a caller without a seccomp filter of its own (kernel/seccomp.c), as kilnd runs. ptrace
- * belongs to the calling thread, so each dump runs start to end on one platform thread of its own.
+ * belongs to the calling thread, so each dump runs start to end on one platform thread of its own. The thread must
+ * not belong to a child of this JVM: the JDK's process reaper waits on its children and would take the stop
+ * notification (kilnd's sandboxes are children of their shims, never of kilnd).
  */
 public final class FilterDump {
 
@@ -71,7 +73,7 @@ public final class FilterDump {
     }
 
     /**
-     * The filters of thread {@code tid} (a pid names its main thread), most recently installed first; empty when it
+     * The filters of thread {@code tid} (a pid names its main thread), in the order they were installed; empty when it
      * has none. Bounded: a thread that does not stop within 2 s is left alone and reported.
      */
     public static List<SeccompFilter> of(long tid) throws IOException {
@@ -118,7 +120,7 @@ public final class FilterDump {
                     if (count < 0) {
                         int err = errno(state);
                         if (err == ENOENT) {
-                            return filters; // past the oldest filter
+                            return filters; // past the newest filter
                         }
                         throw new Failure("ptrace(PTRACE_SECCOMP_GET_FILTER) of " + tid + " index " + index
                                 + ": errno " + err + (index == 0 ? " (no filter, or not allowed to read it)" : ""));
