@@ -106,8 +106,9 @@ public final class Audit {
             List<AuditReport.Row> rows = new ArrayList<>();
             for (Read r : reads) {
                 SyscallSurface surface = r.filters().surface();
-                rows.add(new AuditReport.Row(isolation, AuditReport.MEASURED, r.privileges().command() + " ("
-                        + runtime + ")", r.pid(), surface.count(SyscallSurface.Kind.ALLOWED),
+                String command = r.privileges().command();
+                rows.add(new AuditReport.Row(isolation, AuditReport.MEASURED, runtime.startsWith(command)
+                        || command.startsWith(runtime) ? command : command + " (" + runtime + ")", r.pid(), surface.count(SyscallSurface.Kind.ALLOWED),
                         surface.count(SyscallSurface.Kind.ARGUMENT_CHECKED), surface.count(SyscallSurface.Kind.DENIED),
                         usage.distinct(), r.filters().description(), surface.names(SyscallSurface.Kind.ALLOWED),
                         surface.names(SyscallSurface.Kind.ARGUMENT_CHECKED), r.privileges(), usage,
