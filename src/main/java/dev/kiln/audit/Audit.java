@@ -63,6 +63,7 @@ public final class Audit {
         } else {
             throw KilnException.invalid("unknown isolation \"" + isolation + "\" (container, gvisor, vm or all)");
         }
+        engine.images().resolve(image); // a missing image is the caller's error, said once, not a row per isolation
         List<AuditReport.Row> rows = new ArrayList<>();
         for (String i : isolations) {
             rows.addAll(measure(image, cmd, i, window));
@@ -91,9 +92,14 @@ public final class Audit {
         Sandboxes sandboxes = engine.sandboxes();
         String name = "kiln-audit-" + isolation + "-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current()
                 .nextInt());
-        Sandbox s = sandboxes.create(new CreateRequest(image, name, cmd, null, null, null, null, null, isolation,
-                null, 0, 0, 0, false, Map.of("dev.kiln.audit", "1"), false, false, false, null, null, "none", false,
-                null, null, null, null, null, 0));
+        Sandbox s;
+        try {
+            s = sandboxes.create(new CreateRequest(image, name, cmd, null, null, null, null, null, isolation, null,
+                    0, 0, 0, false, Map.of("dev.kiln.audit", "1"), false, false, false, null, null, "none", false,
+                    null, null, null, null, null, 0));
+        } catch (KilnException e) {
+            return List.of(AuditReport.Row.failed(isolation, e.getMessage())); // e.g. no kernel for the vm here
+        }
         try {
             sandboxes.start(s.id(), false);
             List<Long> pids = awaitFront(sandboxes, s.id());
