@@ -4,11 +4,9 @@ import dev.kiln.audit.SeccompFilter.Instruction;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 
 import static dev.kiln.audit.SeccompFilter.*;
@@ -224,12 +222,5 @@ public final class BpfEvaluator {
             }
             return out;
         }
-    }
-
-    /** For callers that want the answers by syscall name, e.g. to compare two surfaces. */
-    public static Map<String, SyscallSurface.Kind> byName(SyscallSurface s) {
-        Map<String, SyscallSurface.Kind> m = new HashMap<>();
-        s.verdicts().forEach(v -> m.put(v.name(), v.kind()));
-        return m;
     }
 }
