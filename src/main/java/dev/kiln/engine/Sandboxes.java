@@ -516,6 +516,12 @@ public final class Sandboxes implements AutoCloseable {
         return isolator(s.isolation()).stats(spec(s));
     }
 
+    /** The host pids of a running sandbox's front processes ({@link Isolator#frontPids}), for kiln audit. */
+    public List<Long> frontPids(String ref) {
+        Sandbox s = running(ref);
+        return isolator(s.isolation()).frontPids(spec(s));
+    }
+
     /** The main process's shim (running or not), for attach and logs. */
     public Shim shim(Sandbox s) {
         return Shim.adopt(mainDir(s));

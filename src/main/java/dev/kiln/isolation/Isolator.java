@@ -71,6 +71,16 @@ public interface Isolator {
                 + name() + " isolation");
     }
 
+    /**
+     * The host pids of the sandbox's front processes: the host-side processes a hostile workload reaches first,
+     * whose privileges and seccomp filter bound what it can ask of the host kernel ({@code kiln audit}). container:
+     * the workload's own init process; gvisor: runsc's Sentry (the sandbox process, {@code runsc state}'s pid); vm:
+     * the VMM. Empty while nothing runs.
+     */
+    default java.util.List<Long> frontPids(SandboxSpec spec) {
+        return java.util.List.of();
+    }
+
     /** The guest kernel's console log ({@code kiln logs --boot}); empty for isolations that boot no kernel. */
     default java.util.Optional<java.nio.file.Path> bootLog(SandboxSpec spec) {
         return java.util.Optional.empty();

@@ -198,6 +198,21 @@ public final class OciIsolator implements Isolator {
                 || Cgroups.oomKills(SandboxCgroup.parentPath(spec.id())) > 0;
     }
 
+    /** {@code runc state}'s pid is the container's init (the workload); {@code runsc state}'s is the Sentry. */
+    @Override
+    public List<Long> frontPids(SandboxSpec spec) {
+        Result r = run(command(spec, "state", spec.id()));
+        if (r.code != 0) {
+            return List.of();
+        }
+        try {
+            long pid = new ObjectMapper().readTree(r.out).path("pid").asLong(0);
+            return pid > 0 && ProcessHandle.of(pid).isPresent() ? List.of(pid) : List.of();
+        } catch (IOException e) {
+            return List.of();
+        }
+    }
+
     @Override
     public SandboxStats stats(SandboxSpec spec) {
         return Cgroups.stats(RuntimeSpec.cgroupsPath(spec.id()));

@@ -333,6 +333,12 @@ public final class VmIsolator implements Isolator {
         });
     }
 
+    /** The VMM (QEMU or Firecracker), the only host process the guest talks to. */
+    @Override
+    public List<Long> frontPids(SandboxSpec spec) {
+        return vmmPid(spec).map(List::of).orElse(List.of());
+    }
+
     /** The VMM's pid while that process is alive and still the sandbox's VMM (a reused pid is not). */
     private static Optional<Long> vmmPid(SandboxSpec spec) {
         try {
