@@ -168,7 +168,7 @@ public final class JsonBody {
                 if (!b.isEmpty()) {
                     b.append('.');
                 }
-                b.append(oneLine(r.getFieldName()));
+                b.append(KilnException.escape(r.getFieldName()));
             } else if (r.getIndex() >= 0) {
                 b.append('[').append(r.getIndex()).append(']');
             }
@@ -177,20 +177,6 @@ public final class JsonBody {
     }
 
     private static String firstLine(String s) {
-        return s == null ? "" : oneLine(s.lines().findFirst().orElse(""));
-    }
-
-    /** Control characters escaped, long text cut: a client's bytes never break the one-line message. */
-    private static String oneLine(String s) {
-        String shown = s.length() > 200 ? s.substring(0, 200) + "…" : s;
-        StringBuilder out = new StringBuilder(shown.length());
-        shown.codePoints().forEach(c -> {
-            if (Character.isISOControl(c)) {
-                out.append(String.format("\\x%02x", c));
-            } else {
-                out.appendCodePoint(c);
-            }
-        });
-        return out.toString();
+        return s == null ? "" : KilnException.escape(s.lines().findFirst().orElse(""));
     }
 }
