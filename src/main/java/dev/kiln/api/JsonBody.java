@@ -84,7 +84,7 @@ public final class JsonBody {
         } catch (UnrecognizedPropertyException e) {
             throw KilnException.invalid("invalid request body: unknown field " + path(e.getPath()));
         } catch (InvalidNullException e) {
-            throw KilnException.invalid("invalid request body: " + path(e.getPath()) + " must not be null");
+            throw KilnException.invalid("invalid request body: " + path(e.getPath()) + ": expected a value, not null");
         } catch (JsonMappingException e) {
             throw KilnException.invalid("invalid request body: " + mismatch(tree, e));
         } catch (JacksonException e) {

@@ -30,8 +30,24 @@ final class TarHeaders {
     private TarHeaders() {
     }
 
-    /** Copies the tar stream {@code in} to {@code out} whole, checking it as it goes. */
+    /**
+     * Copies the tar stream {@code in} to {@code out} whole, checking it as it goes. A refused stream is still read
+     * to its end (not copied): a client still sending it then gets the refusal, not a broken pipe.
+     */
     static void copy(InputStream in, OutputStream out) throws IOException {
+        try {
+            check(in, out);
+        } catch (KilnException e) {
+            try {
+                in.transferTo(OutputStream.nullOutputStream());
+            } catch (IOException ignored) {
+                // the refusal is the answer
+            }
+            throw e;
+        }
+    }
+
+    private static void check(InputStream in, OutputStream out) throws IOException {
         Tee tee = new Tee(in, out);
         long entries = 0;
         TarArchiveInputStream tar = new TarArchiveInputStream(tee);
