@@ -75,7 +75,7 @@ public final class JsonBody {
     }
 
     /** {@code tree} as {@code type}, with the same rules and messages as {@link #read}. */
-    public static <T> T convert(JsonNode tree, Class<T> type) {
+    private static <T> T convert(JsonNode tree, Class<T> type) {
         if (!tree.isObject() && !type.isAssignableFrom(JsonNode.class)) {
             throw KilnException.invalid("the request body must be a JSON object, not " + describe(tree));
         }
