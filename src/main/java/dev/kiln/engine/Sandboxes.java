@@ -64,6 +64,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- create ----
 
     public Sandbox create(CreateRequest r) {
+        RequestCheck.create(r);
         String isolation = isolationOf(r);
         Isolator isolator = isolator(isolation);
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
@@ -561,6 +562,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- exec ----
 
     public RunningProcess exec(String ref, String execId, ExecRequest r) {
+        RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
