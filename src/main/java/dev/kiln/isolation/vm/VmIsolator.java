@@ -268,6 +268,12 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    /** The VMM runs (the relay without it holds no guest). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        return vmmPid(spec).isPresent();
+    }
+
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         Optional<Long> pid = vmmPid(spec);
@@ -325,6 +331,12 @@ public final class VmIsolator implements Isolator {
                 }
             }
         });
+    }
+
+    /** The VMM (QEMU or Firecracker), the only host process the guest talks to. */
+    @Override
+    public List<Long> frontPids(SandboxSpec spec) {
+        return vmmPid(spec).map(List::of).orElse(List.of());
     }
 
     /** The VMM's pid while that process is alive and still the sandbox's VMM (a reused pid is not). */
