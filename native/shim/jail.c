@@ -171,6 +171,7 @@ static int bind_one(const char *root, const struct jail_mount *m, char *err, siz
 
 static int enter_jail(const struct vmm_setup *s, char *err, size_t errn) {
     char cwd[4096];
+    mode_t mask = umask(022); /* the jail's directories must be searchable by the VMM's uid (the shim's umask is 077) */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return failed(err, errn, "making / private");
     if (mount("tmpfs", s->root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m,nr_inodes=4096") != 0)
         return failed(err, errn, "mounting the jail's tmpfs on %s", s->root);
@@ -189,6 +190,7 @@ static int enter_jail(const struct vmm_setup *s, char *err, size_t errn) {
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         return failed(err, errn, "making the jail's root read-only");
     if (chdir(s->cwd) != 0) return failed(err, errn, "chdir %s in the jail", s->cwd);
+    umask(mask); /* what the VMM creates (its sockets) is its own only */
     return 0;
 }
 

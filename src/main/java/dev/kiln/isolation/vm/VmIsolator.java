@@ -9,11 +9,15 @@ import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxStats;
 import dev.kiln.isolation.oci.MemoryCgroup;
+import dev.kiln.isolation.oci.PidsCgroup;
 import dev.kiln.isolation.shim.AttachConnection;
 import dev.kiln.isolation.shim.LogReader;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.shim.ShimOptions;
+import dev.kiln.isolation.vm.jail.JailRecord;
+import dev.kiln.isolation.vm.jail.VmmIds;
+import dev.kiln.isolation.vm.jail.VmmJail;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
@@ -45,8 +49,14 @@ public final class VmIsolator implements Isolator {
     private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
     /** Beyond the guest's memory: the VMM's own (device models, buffers, page cache of its disks) and the relay's. */
     static final long VMM_OVERHEAD = 256L << 20;
+    /**
+     * Tasks of the relay and QEMU beyond one per vCPU: QEMU's main, RCU and signal threads, and its block thread pool
+     * (at most 64 workers); a VMM that would go past this is not doing a VM's work.
+     */
+    static final long VMM_TASKS = 128;
 
     private final VmOptions options;
+    private volatile VmmIds ids;
 
     public VmIsolator(VmOptions options) {
         this.options = options;
@@ -159,11 +169,24 @@ public final class VmIsolator implements Isolator {
                     "--api-requests", FirecrackerCommand.REQUESTS_FILE,
                     "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
             vmm = fc.argv();
+            JailRecord.write(vm, null); // not jailed yet: never run here (docs/vm.md, "The VMM's jail")
         } else {
-            vmm = new QemuCommand(boot, initrd, image, disk, memoryMiB, vcpus, QemuCommand.kvmUsable(),
-                    QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs()).argv();
+            boolean kvm = QemuCommand.kvmUsable();
+            QemuCommand qemu = new QemuCommand(boot, initrd, image, disk, memoryMiB, vcpus, kvm,
+                    QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs());
+            cmd.addAll(qemu.relayOptions());
+            if (nic != null) cmd.addAll(nic.relayOptions());
+            Path binary = qemuBinary();
+            VmmJail jail = null;
+            if (options.jail()) {
+                jail = VmmJail.forQemu(vm, vmmIds().acquire(spec.id(), spec.dir()), binary, List.of(boot, initrd),
+                        options.stateRoot().resolve("kernels"), kvm, nic != null && nic.netns() == null);
+                cmd.addAll(jail.relayOptions());
+            }
+            JailRecord.write(vm, jail);
+            vmm = qemu.argv(binary);
         }
-        hostCgroup(spec, memoryMiB).ifPresent(dir -> cmd.addAll(List.of("--cgroup", dir.toString())));
+        for (Path dir : hostCgroups(spec, memoryMiB, vcpus)) cmd.addAll(List.of("--cgroup", dir.toString()));
         cmd.add("--");
         cmd.addAll(vmm);
         return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
@@ -292,6 +315,7 @@ public final class VmIsolator implements Isolator {
             System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
         }
         if (removeFiles) {
+            new VmmIds(options.stateRoot().resolve("vmm-ids"), options.vmmUidRange()).release(spec.id(), spec.dir());
             try {
                 Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
             } catch (IOException e) {
@@ -302,19 +326,47 @@ public final class VmIsolator implements Isolator {
     }
 
     /**
-     * The memory cgroup of the sandbox's relay and VMM (issue 11: a guest must not grow host processes without bound):
-     * the guest's memory plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus under TCG the translation
-     * cache QEMU fills as the guest runs. Where no such cgroup can be made the VM still runs, and kilnd says so.
+     * The memory and pids cgroups of the sandbox's relay and VMM (issue 11: a guest must not grow host processes
+     * without bound): memory, the guest's plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus under
+     * TCG the translation cache QEMU fills as the guest runs; tasks, {@link #VMM_TASKS} plus one per vCPU. Where one
+     * cannot be made the VM still runs, and kilnd says so.
      */
-    private static Optional<Path> hostCgroup(SandboxSpec spec, long memoryMiB) {
+    private static List<Path> hostCgroups(SandboxSpec spec, long memoryMiB, int vcpus) {
         long limit = (memoryMiB << 20) + VMM_OVERHEAD + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE);
+        List<Path> dirs = new ArrayList<>();
         try {
-            return Optional.of(MemoryCgroup.create(spec.id(), limit));
+            dirs.add(MemoryCgroup.create(spec.id(), limit));
         } catch (IOException | RuntimeException e) {
             System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
                     + e.getMessage());
-            return Optional.empty();
         }
+        try {
+            Path pids = PidsCgroup.create(spec.id(), VMM_TASKS + vcpus);
+            if (!dirs.contains(pids)) dirs.add(pids); // cgroup v2: the same directory holds both limits
+        } catch (IOException | RuntimeException e) {
+            System.err.println("kilnd: sandbox " + spec.id() + " runs without a task limit on its VMM and relay: "
+                    + e.getMessage());
+        }
+        return dirs;
+    }
+
+    private VmmIds vmmIds() {
+        VmmIds known = ids;
+        if (known == null) {
+            options.vmmUidRange().checkUnowned(); // once per kilnd: the range must hold nobody's ids
+            ids = known = new VmmIds(options.stateRoot().resolve("vmm-ids"), options.vmmUidRange());
+        }
+        return known;
+    }
+
+    /** QEMU's absolute path: the jail binds it at that path, and QEMU finds its module and firmware beside it. */
+    private static Path qemuBinary() {
+        for (String dir : List.of("/usr/bin", "/usr/local/bin", "/usr/sbin")) {
+            Path p = Path.of(dir, QemuCommand.BINARY);
+            if (Files.isExecutable(p)) return p;
+        }
+        throw new KilnException(KilnException.Kind.UNAVAILABLE, "the vm isolation needs " + QemuCommand.BINARY
+                + ", which is not installed (apt-get install qemu-system-x86)");
     }
 
     /** Kills the VMM and waits (bounded) until it is gone; {@code comm}: the start of its process name. */
