@@ -189,7 +189,10 @@ public final class KilndProcess implements AutoCloseable {
         try {
             Files.createDirectories(runRoot);
             Files.createDirectories(root);
-            List<String> cmd = new ArrayList<>(List.of("setsid", java().toString()));
+            // under umask 077, as from a careful root shell: kilnd must set its own mask (what it creates for a
+            // non-root workload, its root directory included, must not follow the starting shell's)
+            List<String> cmd = new ArrayList<>(List.of("setsid", "sh", "-c", "umask 077 && exec \"$@\"", "kilnd",
+                    java().toString()));
             cmd.addAll(properties);
             cmd.addAll(List.of("-Dkiln.shim=" + dist.resolve("native/kiln-shim"), "--enable-native-access=ALL-UNNAMED",
                     "-cp", dist.resolve("kiln-0.1.0.jar").toString(), "dev.kiln.cli.Main", "daemon",
