@@ -5,13 +5,18 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
+import dev.kiln.isolation.ExitStatus;
+import dev.kiln.isolation.Isolation;
 import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.Isolators;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.isolation.shim.ExitStatus;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.SandboxTask;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
@@ -30,19 +35,20 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * The sandbox life-cycle: created → running → exited → removed, for every isolation through {@link Isolator}.
- * Transitions of one sandbox are serialised by a per-sandbox lock and recorded in SQLite before they are reported;
- * a watcher per running sandbox turns the shim's exit into the exited state (and removes {@code --rm} sandboxes).
+ * The sandbox life-cycle: created → running → exited → removed, for every isolation through {@link Isolator} and
+ * the {@link SandboxTask} of each run. Transitions of one sandbox are serialised by a per-sandbox lock and recorded
+ * in SQLite before they are reported; a watcher per run turns the task's end into the exited state (and removes
+ * {@code --rm} sandboxes).
  */
 public final class Sandboxes implements AutoCloseable {
 
-    /** How long a shim waits for the first attach client before starting the process anyway. */
+    /** How long a started process waits for the first attach client before it starts anyway. */
     static final Duration ATTACH_WAIT = Duration.ofSeconds(10);
 
     private final Images images;
     private final SandboxStore store;
     private final Path sandboxesDir;
-    private final Map<String, Isolator> isolators;
+    private final Isolators isolators;
     private final String defaultIsolation;
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
@@ -50,13 +56,13 @@ public final class Sandboxes implements AutoCloseable {
     private final Events events;
     private final SandboxNetworking networking;
 
-    Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
+    Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Isolators isolators,
               String defaultIsolation, Events events, Networks networks) {
-        this.networking = new SandboxNetworking(networks, images, store, this::dir);
+        this.networking = new SandboxNetworking(networks, images, store, this::dir, isolators);
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
-        this.isolators = Map.copyOf(isolators);
+        this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
     }
@@ -64,13 +70,15 @@ public final class Sandboxes implements AutoCloseable {
     // ---- create ----
 
     public Sandbox create(CreateRequest r) {
-        String isolation = isolationOf(r);
-        Isolator isolator = isolator(isolation);
+        Isolator isolator = isolators.select(r.isolation(), r.runtime(), defaultIsolation);
+        isolator.availability().require();
+        String isolation = isolator.isolation().name();
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
             throw KilnException.invalid("invalid sandbox name \"" + r.name()
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
-        checkVmSettings(r, isolation);
+        isolators.check(isolator, new SandboxOptions(r.runtime(), r.kernel(), r.diskSize(),
+                SandboxNetwork.Mode.valueOf(networking.mode(r, isolation).kind().name())));
         networking.check(r, isolation);
         Image image = images.resolve(r.image());
         Path rootfs = images.rootfs(image);
@@ -92,51 +100,9 @@ public final class Sandboxes implements AutoCloseable {
         return s;
     }
 
-    private String isolationOf(CreateRequest r) {
-        if (r.isolation() != null && !r.isolation().isEmpty() && !r.isolation().equals("default")) {
-            return r.isolation();
-        }
-        if (r.runtime() != null && !r.runtime().isEmpty()) {
-            return switch (r.runtime()) {
-                case "runc", "kiln-container" -> "container";
-                case "crun" -> throw KilnException.invalid("--runtime crun is not supported yet: crun refuses "
-                        + "hybrid cgroup v1/v2 hosts such as this one (use --runtime runc)");
-                case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
-                case "qemu", "kiln-vm" -> "vm";
-                case "firecracker" -> {
-                    // the vm isolation on Firecracker (spec's runtime); never QEMU silently in its place: what this
-                    // host lacks is said here, before an image is pulled for nothing
-                    dev.kiln.isolation.vm.Firecracker.requireAvailable();
-                    yield "vm";
-                }
-                default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
-                        + "\" (kiln knows runc and runsc; qemu and firecracker come with the vm isolation)");
-            };
-        }
-        return defaultIsolation;
-    }
-
-    /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
-    private static final long MIN_DISK = 64L << 20;
-
-    /** {@code --kernel} and {@code --disk-size}: only for vm, an absolute path to a file, a disk of 64 MiB or more. */
-    private static void checkVmSettings(CreateRequest r, String isolation) {
-        if ((r.kernel() != null || r.diskSize() != 0) && !isolation.equals("vm")) {
-            throw KilnException.invalid((r.kernel() != null ? "--kernel" : "--disk-size")
-                    + " is for the vm isolation (this sandbox's is " + isolation + ")");
-        }
-        if (r.kernel() != null && (!Path.of(r.kernel()).isAbsolute() || !Files.isRegularFile(Path.of(r.kernel())))) {
-            throw KilnException.invalid("--kernel " + r.kernel() + ": not a file (give the absolute path of a "
-                    + "bzImage or vmlinux on kilnd's host; kiln kernels lists the known ones)");
-        }
-        if (r.diskSize() != 0 && r.diskSize() < MIN_DISK) {
-            throw KilnException.invalid("--disk-size must be at least 64m");
-        }
-    }
-
     /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
-    public static NetworkMode networkMode(CreateRequest r, String isolation) {
-        return SandboxNetworking.mode(r, isolation);
+    public NetworkMode networkMode(Sandbox s) {
+        return networking.mode(s.request(), s.isolation());
     }
 
     /** The sandbox's place on its network (bridge or user) while it runs. */
@@ -145,29 +111,29 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     private Isolator isolator(String isolation) {
-        Isolator i = isolators.get(isolation);
-        if (i == null) {
-            throw KilnException.invalid("unknown isolation \"" + isolation + "\" (available: "
-                    + String.join(", ", isolators.keySet().stream().sorted().toList()) + ")");
-        }
-        return i;
+        return isolators.named(isolation);
+    }
+
+    /** What the sandbox's isolation is and can do. */
+    Isolation isolation(Sandbox s) {
+        return isolator(s.isolation()).isolation();
     }
 
     // ---- start / stop / kill ----
 
     /** Starts a created or exited sandbox; with {@code forAttach} the process waits for the first attach client. */
-    public Shim start(String ref, boolean forAttach) {
+    public SandboxTask start(String ref, boolean forAttach) {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
             if (s.state() == SandboxState.RUNNING) {
-                Shim shim = Shim.adopt(mainDir(s));
-                Optional<ExitStatus> ended = shim.exitStatus();
+                SandboxTask task = task(s);
+                Optional<ExitStatus> ended = task.exitStatus();
                 if (ended.isEmpty()) {
-                    return shim;
+                    return task;
                 }
                 // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
-                exited(s.id(), ended.get(), s.shimPid());
+                exited(s.id(), task, ended.get());
                 s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
@@ -176,15 +142,14 @@ public final class Sandboxes implements AutoCloseable {
             Isolator isolator = isolator(s.isolation());
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
-            resetMainDir(s);
-            if (SandboxNetworking.recorded(s)) {
+            if (networking.recorded(s)) {
                 networking.attach(s);
                 spec = spec(s); // now with the address, for /etc/hosts and the guest
             }
-            Shim shim;
+            SandboxTask task;
             try {
                 isolator.create(spec);
-                shim = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
+                task = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
             } catch (RuntimeException e) {
                 try {
                     isolator.cleanup(spec, false);
@@ -193,19 +158,20 @@ public final class Sandboxes implements AutoCloseable {
                 }
                 throw e;
             }
-            store.started(s.id(), shim.pid(), System.currentTimeMillis());
+            store.started(s.id(), task.pid(), System.currentTimeMillis());
             events.emit(s, "start");
-            watch(s.id(), shim);
-            return shim;
+            watch(s.id(), task);
+            return task;
         }
     }
 
     public void kill(String ref, int signal) {
         Sandbox s = store.find(ref);
-        if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent()) {
+        SandboxTask task = s.running() ? task(s) : null;
+        if (task == null || task.exitStatus().isPresent()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
-        isolator(s.isolation()).signal(spec(s), signal);
+        task.kill(signal);
         events.emit(s, "kill");
     }
 
@@ -215,16 +181,15 @@ public final class Sandboxes implements AutoCloseable {
         if (!s.running()) {
             return;
         }
-        Isolator isolator = isolator(s.isolation());
-        Shim shim = Shim.adopt(mainDir(s));
+        SandboxTask task = task(s);
         try {
-            isolator.signal(spec(s), stopSignal(s));
+            task.kill(stopSignal(s));
         } catch (KilnException e) {
             // the process may have exited between the check and the signal; the wait below tells
         }
-        if (shim.await(timeout).isEmpty()) {
-            isolator.signal(spec(s), 9);
-            shim.await(Duration.ofSeconds(30));
+        if (task.await(timeout).isEmpty()) {
+            task.kill(Signals.SIGKILL);
+            task.await(Duration.ofSeconds(30));
         }
         awaitRecorded(s.id(), Duration.ofSeconds(10));
         events.emit(s, "stop");
@@ -242,22 +207,22 @@ public final class Sandboxes implements AutoCloseable {
         try {
             return Signals.number(SandboxProcess.stopSignal(images.configOf(Digest.parse(s.imageId()))));
         } catch (KilnException e) {
-            return 15; // the image was removed with rmi -f: Docker's default
+            return Signals.SIGTERM; // the image was removed with rmi -f: Docker's default
         }
     }
 
     // ---- exit ----
 
-    /** One watcher per run: a run is its shim, so a restarted sandbox's new run is watched apart from the last. */
-    private void watch(String id, Shim shim) {
-        String run = id + ":" + shim.pid();
+    /** One watcher per run: a run is its task, so a restarted sandbox's new run is watched apart from the last. */
+    private void watch(String id, SandboxTask task) {
+        String run = id + ":" + task.pid();
         if (watched.putIfAbsent(run, Boolean.TRUE) != null) {
             return;
         }
         watchers.submit(() -> {
             try {
-                ExitStatus status = shim.await(Duration.ofDays(3650)).orElseThrow();
-                exited(id, status, shim.pid());
+                ExitStatus status = task.await(Duration.ofDays(3650)).orElseThrow();
+                exited(id, task, status);
             } catch (RuntimeException e) {
                 System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
             } finally {
@@ -267,14 +232,14 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /**
-     * Records the end of the run whose shim is {@code shimPid}. A run that is not the sandbox's current one is
-     * ignored: the watcher of a run that a start has already recorded and replaced must not end the new run.
+     * Records the end of the run {@code task}. A run that is not the sandbox's current one is ignored: the watcher of
+     * a run that a start has already recorded and replaced must not end the new run.
      */
-    private void exited(String id, ExitStatus status, long shimPid) {
+    private void exited(String id, SandboxTask task, ExitStatus status) {
         Sandbox s;
         synchronized (lock(id)) {
             Optional<Sandbox> found = store.byId(id);
-            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != task.pid()) {
                 return;
             }
             s = found.get();
@@ -282,8 +247,8 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             // the kernel's OOM notice alone is not proof (a v1 eventfd has fired for calm sandboxes on a busy
             // host); an OOM kill always ends the main process with SIGKILL, so both must hold
-            boolean killed = status.signal() == 9 || status.exitCode() == 137;
-            boolean oom = killed && isolator.oomKilled(spec);
+            boolean killed = status.signal() == Signals.SIGKILL || status.exitCode() == 128 + Signals.SIGKILL;
+            boolean oom = killed && task.oomKilled();
             try {
                 isolator.cleanup(spec, false);
             } finally {
@@ -334,7 +299,7 @@ public final class Sandboxes implements AutoCloseable {
     public int await(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
         if (s.running()) {
-            Shim.adopt(mainDir(s)).await(timeout);
+            task(s).await(timeout);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
         }
         return store.byId(s.id()).map(x -> x.exitCode() == null ? 0 : x.exitCode()).orElse(s.exitCode() == null
@@ -350,13 +315,14 @@ public final class Sandboxes implements AutoCloseable {
             if (!force) {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
             }
+            SandboxTask task = task(s);
             try {
-                isolator.signal(spec(s), 9);
+                task.kill(Signals.SIGKILL);
             } catch (KilnException e) {
                 // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops);
                 // the wait below tells, and a process still running after it is refused there
             }
-            Shim.adopt(mainDir(s)).await(Duration.ofSeconds(30));
+            task.await(Duration.ofSeconds(30));
             awaitRecorded(s.id(), Duration.ofSeconds(10));
             if (store.byId(s.id()).map(Sandbox::running).orElse(false)) {
                 throw KilnException.conflict("cannot remove sandbox " + s.name() + ": it is still running after "
@@ -421,41 +387,43 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     public String top(String ref) {
-        Sandbox s = running(ref);
-        return isolator(s.isolation()).top(spec(s));
+        return task(running(ref)).top();
     }
 
-    public dev.kiln.isolation.SandboxStats stats(String ref) {
-        Sandbox s = running(ref);
-        return isolator(s.isolation()).stats(spec(s));
+    public SandboxStats stats(String ref) {
+        return task(running(ref)).stats();
     }
 
-    /** The main process's shim (running or not), for attach and logs. */
-    public Shim shim(Sandbox s) {
-        return Shim.adopt(mainDir(s));
+    /** The task of the sandbox's last run (running or not), for attach and logs; not found if it never started. */
+    public SandboxTask task(Sandbox s) {
+        return isolator(s.isolation()).adopt(spec(s));
     }
 
     public Path logFile(Sandbox s) {
-        return dir(s).resolve("log.json");
+        return spec(s).log();
     }
 
-    /** Freezes a running sandbox's processes (the caller holds its lock); refused when that is not possible. */
-    void pause(Sandbox s) {
-        isolator(s.isolation()).pause(spec(s));
+    /** Runs {@code work} on the host side of the sandbox's root tree (the caller holds it still). */
+    <T> T withRootTree(Sandbox s, boolean running, java.util.function.Function<Path, T> work) {
+        return isolator(s.isolation()).withRootTree(spec(s), running, work);
     }
 
-    void resume(Sandbox s) {
-        isolator(s.isolation()).resume(spec(s));
-    }
-
+    /** The runtime binary or VMM of the sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
-        return isolator(s.isolation()).runtime(spec(s));
+        return isolator(s.isolation()).runtime(s.request().runtime());
     }
 
-    /** The guest kernel's console log of a vm sandbox; refused for isolations that boot no kernel. */
-    public Path bootLog(Sandbox s) {
-        return isolator(s.isolation()).bootLog(spec(s)).orElseThrow(() -> KilnException.invalid("sandbox "
-                + s.name() + " boots no kernel (" + s.isolation() + " isolation): --boot is for the vm isolation"));
+    /**
+     * The guest kernel's console log of the sandbox's last boot; empty before its first. Refused for isolations that
+     * boot no kernel.
+     */
+    public Optional<Path> bootLog(Sandbox s) {
+        if (isolator(s.isolation()).guestKernels().isEmpty()) {
+            throw KilnException.invalid("sandbox " + s.name() + " boots no kernel (" + s.isolation()
+                    + " isolation): --boot is for the " + isolators.names(i -> i.guestKernels().isPresent())
+                    + " isolation");
+        }
+        return s.started() == 0 ? Optional.empty() : task(s).bootLog();
     }
 
     private Sandbox running(String ref) {
@@ -474,28 +442,28 @@ public final class Sandboxes implements AutoCloseable {
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
         dev.kiln.engine.process.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
         events.emit(s, "exec_start");
-        return isolator(s.isolation()).exec(spec(s), execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
+        return task(s).exec(execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
     }
 
     // ---- recovery ----
 
     /**
-     * After a daemon (re)start: sandboxes whose shim still runs are watched again; those whose shim is gone are
-     * marked exited with the status the shim recorded (or 255 if it recorded none) and their mounts released.
+     * After a daemon (re)start: sandboxes whose task still runs are watched again; those whose task is gone are
+     * marked exited with the status it recorded (or 255 if it recorded none) and their mounts released.
      */
     public void reconcile() {
         for (Sandbox s : store.all()) {
             switch (s.state()) {
                 case RUNNING -> {
-                    Shim shim = Shim.adopt(mainDir(s));
-                    Optional<ExitStatus> ended = shim.exitStatus();
-                    if (ended.isPresent() && !shim.alive()) {
+                    SandboxTask task = task(s);
+                    Optional<ExitStatus> ended = task.exitStatus();
+                    if (ended.isPresent() && !task.alive()) {
                         // ended while kilnd was down: recorded before kilnd serves
-                        exited(s.id(), ended.get(), s.shimPid());
-                    } else if (shim.alive()) {
-                        watch(s.id(), shim);
+                        exited(s.id(), task, ended.get());
+                    } else if (task.alive()) {
+                        watch(s.id(), task);
                     } else {
-                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()), s.shimPid());
+                        exited(s.id(), task, new ExitStatus(255, 0, java.time.Instant.now()));
                     }
                 }
                 case REMOVING -> discard(s, isolator(s.isolation()));
@@ -532,20 +500,6 @@ public final class Sandboxes implements AutoCloseable {
 
     Path dir(Sandbox s) {
         return sandboxesDir.resolve(s.shortId());
-    }
-
-    private Path mainDir(Sandbox s) {
-        return dir(s).resolve("main");
-    }
-
-    private void resetMainDir(Sandbox s) {
-        Path main = mainDir(s);
-        Trees.delete(main);
-        try {
-            Files.createDirectories(main);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Runs {@code work} under the sandbox's life-cycle lock: no start, exit or removal of it meanwhile. */

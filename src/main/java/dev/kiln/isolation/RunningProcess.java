@@ -1,8 +1,5 @@
 package dev.kiln.isolation;
 
-import dev.kiln.isolation.shim.AttachConnection;
-import dev.kiln.isolation.shim.ExitStatus;
-
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Optional;
@@ -19,4 +16,12 @@ public interface RunningProcess {
 
     /** Waits up to {@code timeout}; empty if it still runs then. */
     Optional<ExitStatus> await(Duration timeout);
+
+    /** Whether the process's monitor still runs (it outlives the process by the moment it takes to record its end). */
+    boolean alive();
+
+    /** Whether it is over: its exit is recorded, or nothing is left that could record one. */
+    default boolean ended() {
+        return exitStatus().isPresent() || !alive();
+    }
 }

@@ -3,6 +3,7 @@ package dev.kiln.api.docker;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.isolation.Isolators;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -17,7 +18,7 @@ final class CreateTranslator {
     private CreateTranslator() {
     }
 
-    static CreateRequest translate(JsonNode body, String name, String platform) {
+    static CreateRequest translate(JsonNode body, String name, String platform, Isolators isolators) {
         if (body == null || !body.isObject()) {
             throw KilnException.invalid("the request body must be a JSON object (Docker's container Config)");
         }
@@ -32,13 +33,11 @@ final class CreateTranslator {
             entrypoint = List.of(); // --entrypoint "": none
         }
         String isolation = text(host, "Isolation");
-        if (isolation != null) {
-            isolation = switch (isolation) {
-                case "default" -> null;
-                case "container", "gvisor", "vm" -> isolation;
-                default -> throw KilnException.invalid("kiln does not support isolation \"" + isolation
-                        + "\" (use container, gvisor or vm)");
-            };
+        if ("default".equals(isolation)) {
+            isolation = null;
+        } else if (isolation != null && isolators.find(isolation).isEmpty()) {
+            throw KilnException.invalid("kiln does not support isolation \"" + isolation + "\" (use "
+                    + isolators.names(i -> true) + ")");
         }
         long pids = host.path("PidsLimit").asLong(0);
         return new CreateRequest(image, name == null || name.isEmpty() ? null : name,

@@ -3,6 +3,8 @@ package dev.kiln.isolation.shim;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.ExitStatus;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
