@@ -91,17 +91,18 @@ public final class Isolators {
         List<Isolation.Option> unsupported = options.unsupportedBy(isolation);
         if (!unsupported.isEmpty()) {
             Isolation.Option o = unsupported.getFirst();
-            throw KilnException.invalid(o.flag() + " is for the " + names(i -> i.isolation().options().contains(o))
-                    + " isolation (this sandbox's is " + isolation.name() + ")");
+            String takers = names(i -> i.isolation().options().contains(o));
+            throw KilnException.invalid(o.flag() + (takers.isEmpty() ? " is not supported by any isolation here"
+                    : " is for the " + takers + " isolation") + " (this sandbox's is " + isolation.name() + ")");
         }
         isolator.check(options);
     }
 
-    /** The names of the isolators that pass {@code test}, as words ("vm", "container or gvisor"). */
+    /** The names of the isolators that pass {@code test}, as words ("vm", "container or gvisor"); empty for none. */
     public String names(Predicate<Isolator> test) {
         List<String> names = byName.values().stream().filter(test).map(i -> i.isolation().name()).toList();
         if (names.size() <= 1) {
-            return names.isEmpty() ? "no" : names.getFirst();
+            return names.isEmpty() ? "" : names.getFirst();
         }
         return String.join(", ", names.subList(0, names.size() - 1)) + " or " + names.getLast();
     }
