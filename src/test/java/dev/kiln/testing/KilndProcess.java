@@ -33,6 +33,8 @@ public final class KilndProcess implements AutoCloseable {
     private final Path runRoot;
     private final Path dist;
     private final Path log;
+    /** kilnd's config file: written from the test's text, or one that does not exist (never the host's). */
+    private final Path config;
     private Process process;
 
     private KilndProcess(Path root, Path runRoot, Path dist) {
@@ -40,6 +42,7 @@ public final class KilndProcess implements AutoCloseable {
         this.runRoot = runRoot;
         this.dist = dist;
         this.log = runRoot.resolveSibling(runRoot.getFileName() + "-kilnd.log");
+        this.config = dist.resolve("config.yaml");
     }
 
     /**
@@ -47,6 +50,11 @@ public final class KilndProcess implements AutoCloseable {
      * test when the jar or the shim has not been built.
      */
     public static KilndProcess start(Path root, Path runRoot) {
+        return start(root, runRoot, null);
+    }
+
+    /** As {@link #start(Path, Path)}, with {@code configYaml} as kilnd's /etc/kiln/config.yaml (null: none). */
+    public static KilndProcess start(Path root, Path runRoot, String configYaml) {
         Path target = projectDir().resolve("target");
         Path jar = target.resolve("kiln-0.1.0.jar");
         Path shim = target.resolve("native/kiln-shim");
@@ -73,6 +81,14 @@ public final class KilndProcess implements AutoCloseable {
             throw new UncheckedIOException("cannot copy kiln's build for kilnd", e);
         }
         KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist);
+        try {
+            if (configYaml != null) {
+                Files.writeString(k.config, configYaml);
+            }
+        } catch (IOException e) {
+            k.close();
+            throw new UncheckedIOException("cannot write kilnd's config", e);
+        }
         try {
             k.launch();
         } catch (RuntimeException | Error e) {
@@ -186,7 +202,7 @@ public final class KilndProcess implements AutoCloseable {
                     "-cp", dist.resolve("kiln-0.1.0.jar").toString(), "dev.kiln.cli.Main", "daemon",
                     "--root", root.toString(), "--run-root", runRoot.toString(),
                     // hermetic: never the host's /etc/kiln/config.yaml
-                    "--config", runRoot.resolve("no-config.yaml").toString()));
+                    "--config", config.toString()));
             Files.writeString(log, "---- " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
             process = new ProcessBuilder(cmd)
