@@ -30,7 +30,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * their order in SQLite, events, the watcher of each run, clean-up, recovery) in milliseconds. The real runtimes'
  * life-cycle is tested through the CLI (SandboxCliTest, DaemonCrashTest); this is the engine's share of it.
  */
-@Timeout(value = 30, unit = TimeUnit.SECONDS)
+@Timeout(value = 60, unit = TimeUnit.SECONDS) // each takes well under a second; the bound is for a loaded host
 class SandboxLifecycleTest {
 
     @TempDir
@@ -45,7 +45,7 @@ class SandboxLifecycleTest {
     static void image() throws IOException {
         Path tar = BusyboxRootfs.tarball(Files.createDirectories(root.resolve("work")), Map.of());
         try (Engine e = open(new FakeIsolator())) {
-            e.images().importRootfs(tar, null, IMAGE);
+            e.images().rootfs(e.images().importRootfs(tar, null, IMAGE)); // unpacked once, here
         }
     }
 
@@ -209,13 +209,10 @@ class SandboxLifecycleTest {
     @Test
     void whatTheIsolationCannotDoIsRefusedAtCreate() {
         Sandboxes sandboxes = engine.sandboxes();
-        assertThatThrownBy(() -> sandboxes.create(new CreateRequest(IMAGE, "k", List.of("true"), null, null, null,
-                null, null, null, null, 0, 0, 0, false, null, false, false, false, null, null, "none", false, null,
-                null, null, null, "/boot/vmlinuz", 0))).isInstanceOf(KilnException.class)
+        assertThatThrownBy(() -> sandboxes.create(request("k", false, null, "/boot/vmlinuz")))
+                .isInstanceOf(KilnException.class)
                 .hasMessage("--kernel is not supported by any isolation here (this sandbox's is fake)");
-        assertThatThrownBy(() -> sandboxes.create(new CreateRequest(IMAGE, "k", List.of("true"), null, null, null,
-                null, null, "vm", null, 0, 0, 0, false, null, false, false, false, null, null, "none", false, null,
-                null, null, null, null, 0))).isInstanceOf(KilnException.class)
+        assertThatThrownBy(() -> sandboxes.create(request("k", false, "vm", null))).isInstanceOf(KilnException.class)
                 .hasMessage("unknown isolation \"vm\" (available: fake)");
         assertThat(sandboxes.list()).isEmpty();
     }
@@ -228,9 +225,14 @@ class SandboxLifecycleTest {
     }
 
     static CreateRequest request(String name, boolean autoRemove) {
-        return new CreateRequest(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, null, null, 0,
-                0, 0, false, null, false, false, autoRemove, null, null, "none", false, null, null, null, null, null,
-                0);
+        return request(name, autoRemove, null, null);
+    }
+
+    /** {@code sleep 1000} of the busybox image on no network, with {@code --isolation} and {@code --kernel} if given. */
+    static CreateRequest request(String name, boolean autoRemove, String isolation, String kernel) {
+        return new CreateRequest(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, isolation, null,
+                0, 0, 0, false, null, false, false, autoRemove, null, null, "none", false, null, null, null, null,
+                kernel, 0);
     }
 
     Path dir(Sandbox s) {
