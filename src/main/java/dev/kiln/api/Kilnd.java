@@ -115,6 +115,7 @@ public final class Kilnd {
             throw KilnException.invalid("unknown default isolation \"" + defaultIsolation + "\" (available: "
                     + String.join(", ", isolators.all().stream().map(i -> i.isolation().name()).toList()) + ")");
         }
+        StateRoots.secure(o.root(), o.runRoot()); // before anything is written under them
         Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, defaultIsolation,
                 o.defaultSubnet());
         Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());

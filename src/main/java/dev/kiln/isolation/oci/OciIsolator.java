@@ -1,6 +1,7 @@
 package dev.kiln.isolation.oci;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.EtcFiles;
 import dev.kiln.isolation.Isolation;
@@ -254,7 +255,7 @@ public final class OciIsolator implements Isolator {
 
     Result run(List<String> cmd) {
         try {
-            Files.createDirectories(stateRoot);
+            Files.createDirectories(stateRoot, OwnerOnly.DIRECTORY); // runtime state: root's alone
             Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                     .start();
             FutureTask<String> out = new FutureTask<>(() -> new String(p.getInputStream().readAllBytes(),

@@ -2,6 +2,7 @@ package dev.kiln.isolation.oci;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxSpec;
@@ -48,7 +49,8 @@ final class OciTask extends ShimTask {
         Path processJson = dir.resolve("process.json");
         try {
             Files.createDirectories(dir);
-            Files.writeString(processJson, new ObjectMapper().writeValueAsString(RuntimeSpec.process(process)));
+            // the exec's environment may carry secrets: owner-only, as the sandbox's config.json
+            OwnerOnly.write(processJson, new ObjectMapper().writeValueAsBytes(RuntimeSpec.process(process)));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
         }

@@ -86,6 +86,12 @@ public final class Firecracker implements Vmm {
         availability().require();
     }
 
+    /** KVM only: no translation cache. */
+    @Override
+    public long memoryOverhead() {
+        return 0;
+    }
+
     @Override
     public void check(SandboxOptions options) {
         if (options.network() == SandboxNetwork.Mode.USER) {

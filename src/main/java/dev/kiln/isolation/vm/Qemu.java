@@ -62,6 +62,12 @@ final class Qemu implements Vmm {
         return QemuCommand.kvmUsable();
     }
 
+    /** Under TCG, the translation cache it fills as the guest runs ({@link QemuCommand#TCG_CACHE}). */
+    @Override
+    public long memoryOverhead() {
+        return accelerated() ? 0 : QemuCommand.TCG_CACHE;
+    }
+
     @Override
     public void check(SandboxOptions options) {
         // every network mode of the vm isolation is QEMU's

@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.FileCopy;
 import dev.kiln.isolation.GuestKernels;
@@ -10,6 +11,7 @@ import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxTask;
+import dev.kiln.isolation.oci.MemoryCgroup;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.shim.ShimOptions;
@@ -39,6 +41,8 @@ public final class VmIsolator implements Isolator {
     /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
     private static final long MIN_DISK = 64L << 20;
     private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
+    /** Beyond the guest's memory: the VMM's own (device models, buffers, page cache of its disks) and the relay's. */
+    static final long VMM_OVERHEAD = 256L << 20;
 
     private static final Isolation ISOLATION = new Isolation("vm",
             List.of("kiln-vm", Qemu.RUNTIME, Firecracker.RUNTIME),
@@ -132,7 +136,7 @@ public final class VmIsolator implements Isolator {
             for (String file : stale) {
                 Files.deleteIfExists(vm.resolve(file));
             }
-            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic));
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
@@ -142,7 +146,8 @@ public final class VmIsolator implements Isolator {
         long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
-        Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, Math.max(64, memory >> 20),
+        long memoryMiB = Math.max(64, memory >> 20);
+        Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
                 Math.min(cpus, Runtime.getRuntime().availableProcessors()), nic), vm);
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
@@ -152,6 +157,7 @@ public final class VmIsolator implements Isolator {
             cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
         }
         cmd.addAll(launch.relayOptions());
+        hostCgroup(spec, vmm, memoryMiB).ifPresent(dir -> cmd.addAll(List.of("--cgroup", dir.toString())));
         cmd.add("--");
         cmd.addAll(launch.argv());
         return new VmTask(this, spec, Shim.launch(shim, main, shimOptions(spec.process().tty(),
@@ -176,6 +182,10 @@ public final class VmIsolator implements Isolator {
             vmm.quit(vmDir(spec));
             killAndWait(pid.get(), vmm.processName());
         }
+        List<Path> left = MemoryCgroup.remove(spec.id());
+        if (!left.isEmpty()) {
+            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+        }
         if (removeFiles) {
             try {
                 Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
@@ -184,6 +194,38 @@ public final class VmIsolator implements Isolator {
                         + ": " + e.getMessage(), e);
             }
         }
+    }
+
+    /**
+     * The memory cgroup of the sandbox's relay and VMM (issue 11: a guest must not grow host processes without bound):
+     * the guest's memory plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus what the VMM itself adds
+     * ({@link Vmm#memoryOverhead}: QEMU's translation cache under TCG). Where no such cgroup can be made the VM still
+     * runs, and kilnd says so.
+     */
+    private static Optional<Path> hostCgroup(SandboxSpec spec, Vmm vmm, long memoryMiB) {
+        long limit = (memoryMiB << 20) + VMM_OVERHEAD + vmm.memoryOverhead();
+        try {
+            return Optional.of(MemoryCgroup.create(spec.id(), limit));
+        } catch (IOException | RuntimeException e) {
+            System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
+                    + e.getMessage());
+            return Optional.empty();
+        }
+    }
+
+    /**
+     * Guest text for one of kiln's lines, as the relay quotes it (docs/guest-protocol.md): control characters (C0, DEL,
+     * C1: line ends, terminal escapes) as {@code \xNN}, a backslash doubled; so it cannot end the line or drive the
+     * reader's terminal.
+     */
+    static String guestText(String text) {
+        StringBuilder b = new StringBuilder(text.length());
+        text.codePoints().forEach(c -> {
+            if (c == '\\') b.append("\\\\");
+            else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) b.append(String.format("\\x%02x", c));
+            else b.appendCodePoint(c);
+        });
+        return b.toString();
     }
 
     /** Kills the VMM and waits (bounded) until it is gone; {@code comm}: the start of its process name. */

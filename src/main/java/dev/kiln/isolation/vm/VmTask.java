@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.AttachConnection;
 import dev.kiln.isolation.LogReader;
 import dev.kiln.isolation.ProcessSpec;
@@ -69,7 +70,7 @@ final class VmTask extends ShimTask {
         Path request = dir.resolve("exec.spec");
         try {
             Files.createDirectories(dir);
-            Files.write(request, GuestSpec.exec(process));
+            OwnerOnly.write(request, GuestSpec.exec(process)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }
@@ -92,7 +93,8 @@ final class VmTask extends ShimTask {
                     .collect(Collectors.joining());
             if (code != 0) {
                 throw KilnException.conflict("cannot list processes of " + spec.name() + " (ps in the guest exited "
-                        + code + ": " + out.strip().lines().reduce((a, b) -> b).orElse("") + ")");
+                        + code + ": guest: " + VmIsolator.guestText(out.strip().lines().reduce((a, b) -> b).orElse(""))
+                        + ")");
             }
             return out;
         } finally {

@@ -50,6 +50,9 @@ sealed interface Vmm permits Qemu, Firecracker {
     /** Throws what this host lacks, as {@link #availability}; QEMU also notes once in kilnd's log that VMs run under TCG. */
     void require();
 
+    /** Host memory it may use beyond the guest's and its own usual share, for its cgroup's limit. */
+    long memoryOverhead();
+
     /** Refuses with one line what it cannot give a sandbox (Firecracker: the user-mode network, which is QEMU's). */
     void check(SandboxOptions options);
 
