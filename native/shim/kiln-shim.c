@@ -39,6 +39,7 @@
 #define EXIT_SLACK     32        /* room kept beyond CLIENT_OUT_MAX for the exit frame */
 #define DRAIN_MS       2000      /* after CMD exits, output is read until EOF or until it has been quiet this long */
 #define FLUSH_MS       2000      /* at the end, clients that take nothing of their last frames this long are dropped */
+#define EXIT_ROOM      160       /* exit.json's room, written at set-up: the record must fit a full disk (finish) */
 
 enum { F_STDIN = 0, F_STDOUT = 1, F_STDERR = 2, F_EXIT = 3, F_CLOSE_STDIN = 4, F_RESIZE = 5, F_SIGNAL = 6 };
 
@@ -57,6 +58,7 @@ static long opt_wait = -1;
 static char **cmd_argv;
 
 static int log_fd = -1, listen_fd = -1, sig_fd = -1, cwd_fd = -1;
+static int exit_fd = -1; /* exit.json.tmp, its room taken at set-up (see EXIT_ROOM) */
 static int stdin_fd = -1;                                /* our end of CMD's stdin: pipe write end, or the pty master */
 static int pty_master = -1;                              /* kept open until CMD is reaped: closing it hangs CMD up */
 static int child_in = -1, child_out = -1, child_err = -1; /* CMD's ends, closed here once CMD is started */
@@ -435,12 +437,17 @@ static void reap(void) {
 }
 
 static void finish(void) {
-    char text[160], code[16];
+    char text[EXIT_ROOM], code[16];
     if (out_s.len > 0) log_record(&out_s, out_s.buf, out_s.len);
     if (err_s.len > 0) log_record(&err_s, err_s.buf, err_s.len);
-    snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
-             exit_code, exit_signal, finished_at);
-    if (write_atomic("exit.json", text) != 0) note("writing exit.json: %s", strerror(errno));
+    int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
+                       exit_code, exit_signal, finished_at);
+    /* Into the room taken at set-up, then renamed: overwriting blocks the file already has needs no free space, so
+     * the exit is recorded on a full disk too (without it kilnd could only guess the status). */
+    if (lseek(exit_fd, 0, SEEK_SET) != 0 || write_all(exit_fd, text, (size_t)len) != 0 || ftruncate(exit_fd, len) != 0
+        || close(exit_fd) != 0 || rename("exit.json.tmp", "exit.json") != 0)
+        note("writing exit.json: %s", strerror(errno));
+    exit_fd = -1;
     snprintf(code, sizeof code, "%d", exit_code);
     broadcast(F_EXIT, code, strlen(code));
     long long deadline = now_ms() + FLUSH_MS;
@@ -526,6 +533,10 @@ static int setup(void) {
     if (bind(listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0) return fail("binding attach.sock");
     if (chmod("attach.sock", 0600) != 0) return fail("chmod attach.sock");
     if (listen(listen_fd, MAX_CLIENTS) != 0) return fail("listen");
+    char room[EXIT_ROOM];
+    memset(room, ' ', sizeof room);
+    if ((exit_fd = open("exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0
+        || write_all(exit_fd, room, sizeof room) != 0) return fail("exit.json.tmp");
     snprintf(text, sizeof text, "%d\n", (int)getpid());
     if (write_atomic("shim.pid", text) != 0) return fail("writing shim.pid");
     return 0;

@@ -61,6 +61,7 @@ public final class Daemon implements AutoCloseable {
         new NetworkRoutes(engine).register(v1);
         v1.add("GET", "/v1/kernels", x -> x.json(engine.kernels()));
         ArchiveRoutes.register(v1, engine);
+        AuditRoutes.register(v1, engine, runRoot);
         Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
         new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
         server.setHandler(new ApiHandler(List.of(v1, docker), debug));

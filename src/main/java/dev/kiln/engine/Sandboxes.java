@@ -129,11 +129,16 @@ public final class Sandboxes implements AutoCloseable {
             if (s.state() == SandboxState.RUNNING) {
                 SandboxTask task = task(s);
                 Optional<ExitStatus> ended = task.exitStatus();
-                if (ended.isEmpty()) {
+                if (ended.isEmpty() && task.alive()) {
                     return task;
                 }
-                // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
-                exited(s.id(), task, ended.get());
+                // the process ended a moment ago (or its monitor died) and its watcher has not recorded it yet:
+                // record it now, then start
+                if (ended.isPresent()) {
+                    exited(s.id(), s.shimPid(), ended.get(), task::oomKilled);
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
                 s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
@@ -168,7 +173,7 @@ public final class Sandboxes implements AutoCloseable {
     public void kill(String ref, int signal) {
         Sandbox s = store.find(ref);
         SandboxTask task = s.running() ? task(s) : null;
-        if (task == null || task.exitStatus().isPresent()) {
+        if (task == null || task.exitStatus().isPresent() || endedIfLost(s, task)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
         task.kill(signal);
@@ -187,9 +192,13 @@ public final class Sandboxes implements AutoCloseable {
         } catch (KilnException e) {
             // the process may have exited between the check and the signal; the wait below tells
         }
-        if (task.await(timeout).isEmpty()) {
-            task.kill(Signals.SIGKILL);
-            task.await(Duration.ofSeconds(30));
+        if (!awaitEnd(s, task, timeout)) {
+            try {
+                task.kill(Signals.SIGKILL);
+            } catch (KilnException e) {
+                // as above
+            }
+            awaitEnd(s, task, Duration.ofSeconds(30));
         }
         awaitRecorded(s.id(), Duration.ofSeconds(10));
         events.emit(s, "stop");
@@ -222,7 +231,9 @@ public final class Sandboxes implements AutoCloseable {
         watchers.submit(() -> {
             try {
                 ExitStatus status = task.await(Duration.ofDays(3650)).orElseThrow();
-                exited(id, task, status);
+                exited(id, task.pid(), status, task::oomKilled);
+            } catch (RunningProcess.Gone e) {
+                lost(id, task.pid());
             } catch (RuntimeException e) {
                 System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
             } finally {
@@ -232,14 +243,15 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /**
-     * Records the end of the run {@code task}. A run that is not the sandbox's current one is ignored: the watcher of
-     * a run that a start has already recorded and replaced must not end the new run.
+     * Records the end of the run marked {@code runPid} (its task's {@link SandboxTask#pid}). A run that is not the
+     * sandbox's current one is ignored: the watcher of a run that a start has already recorded and replaced must not
+     * end the new run. {@code oomKilled} is asked only of a run that ended by SIGKILL.
      */
-    private void exited(String id, SandboxTask task, ExitStatus status) {
+    private void exited(String id, long runPid, ExitStatus status, java.util.function.BooleanSupplier oomKilled) {
         Sandbox s;
         synchronized (lock(id)) {
             Optional<Sandbox> found = store.byId(id);
-            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != task.pid()) {
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != runPid) {
                 return;
             }
             s = found.get();
@@ -248,17 +260,65 @@ public final class Sandboxes implements AutoCloseable {
             // the kernel's OOM notice alone is not proof (a v1 eventfd has fired for calm sandboxes on a busy
             // host); an OOM kill always ends the main process with SIGKILL, so both must hold
             boolean killed = status.signal() == Signals.SIGKILL || status.exitCode() == 128 + Signals.SIGKILL;
-            boolean oom = killed && task.oomKilled();
+            boolean oom = killed && oomKilled.getAsBoolean();
             try {
                 isolator.cleanup(spec, false);
             } finally {
+                // the process is gone whatever the clean-up did: ps must not show it up (rm retries the clean-up)
                 detachQuietly(s);
+                store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
             }
-            store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
         }
         events.emit(s, "die");
         if (s.request().autoRemove()) {
             remove(id, true);
+        }
+    }
+
+    /**
+     * Ends the run whose shim died without recording an exit (killed, or crashed): whatever of the sandbox still runs
+     * is killed and everything it holds released, as for any exit (see {@link #exited}). The status follows
+     * containerd and Docker: when the workload still ran and kiln killed it, 137 (SIGKILL), as containerd reports a
+     * task whose shim died (its runc shim's clean-up runs {@code runc delete --force} and answers 128 + SIGKILL); when
+     * it had already ended unrecorded, 255, as Docker records a container whose exit status is unknown at restore.
+     */
+    private void lost(String id, long shimPid) {
+        ExitStatus status;
+        synchronized (lock(id)) {
+            Optional<Sandbox> found = store.byId(id);
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
+                return;
+            }
+            boolean running = isolator(found.get().isolation()).running(spec(found.get()));
+            status = running ? new ExitStatus(128 + Signals.SIGKILL, Signals.SIGKILL, java.time.Instant.now())
+                    : new ExitStatus(255, 0, java.time.Instant.now());
+            System.err.println("kilnd: the monitor of sandbox " + id + " (pid " + shimPid + ") died without "
+                    + "recording an exit; " + (running ? "its processes are killed (recorded as 137)"
+                    : "its process had ended (recorded as 255)"));
+        }
+        // checks again that the run is still the current one; kiln killed it, so not the OOM killer
+        exited(id, shimPid, status, () -> false);
+    }
+
+    /** If the sandbox's monitor is gone without a record, ends its run ({@link #lost}) and returns true. */
+    private boolean endedIfLost(Sandbox s, SandboxTask task) {
+        if (task.alive() || task.exitStatus().isPresent()) {
+            return false;
+        }
+        lost(s.id(), s.shimPid());
+        return true;
+    }
+
+    /**
+     * {@link SandboxTask#await}, ending the run as {@link #lost} when its monitor turns out to be dead without a
+     * record; true once the run has ended either way.
+     */
+    private boolean awaitEnd(Sandbox s, SandboxTask task, Duration timeout) {
+        try {
+            return task.await(timeout).isPresent();
+        } catch (RunningProcess.Gone e) {
+            lost(s.id(), task.pid());
+            return true;
         }
     }
 
@@ -277,10 +337,13 @@ public final class Sandboxes implements AutoCloseable {
     /**
      * Before a client is told a main process's exit code: waits (bounded) until the exit is recorded, and for a --rm
      * sandbox until it is removed, so an inspect or a reuse of the name right after {@code run} sees the outcome.
+     * Returns the recorded exit code, -1 if none was recorded in time.
      */
-    public void awaitExitRecorded(String id) {
+    public int awaitExitRecorded(String id) {
         awaitRecorded(id, Duration.ofSeconds(10));
+        int code = store.byId(id).filter(s -> !s.running()).map(Sandbox::exitCode).orElse(-1);
         awaitAutoRemoval(id);
+        return code;
     }
 
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
@@ -299,7 +362,7 @@ public final class Sandboxes implements AutoCloseable {
     public int await(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
         if (s.running()) {
-            task(s).await(timeout);
+            awaitEnd(s, task(s), timeout);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
         }
         return store.byId(s.id()).map(x -> x.exitCode() == null ? 0 : x.exitCode()).orElse(s.exitCode() == null
@@ -315,14 +378,13 @@ public final class Sandboxes implements AutoCloseable {
             if (!force) {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
             }
-            SandboxTask task = task(s);
             try {
-                task.kill(Signals.SIGKILL);
+                task(s).kill(Signals.SIGKILL);
             } catch (KilnException e) {
-                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops);
-                // the wait below tells, and a process still running after it is refused there
+                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops), or
+                // its monitor is gone; the wait below tells
             }
-            task.await(Duration.ofSeconds(30));
+            endForRemoval(s);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
             if (store.byId(s.id()).map(Sandbox::running).orElse(false)) {
                 throw KilnException.conflict("cannot remove sandbox " + s.name() + ": it is still running after "
@@ -338,6 +400,30 @@ public final class Sandboxes implements AutoCloseable {
         }
         locks.remove(s.id());
         events.emit(s, "destroy");
+    }
+
+    /** How long rm -f waits for the monitor to record the SIGKILLed run's end before it kills the monitor itself. */
+    private static final Duration REMOVAL_WAIT = Duration.ofSeconds(10);
+
+    /**
+     * rm -f of a running sandbox after its SIGKILL: waits for the run's end; a monitor that is dead, left no files,
+     * or records nothing in time (stopped, hung) is killed and the run ended as {@link #lost}, so that a removal never
+     * fails on the state of a monitor.
+     */
+    private void endForRemoval(Sandbox s) {
+        SandboxTask task;
+        try {
+            task = task(s);
+        } catch (KilnException e) {
+            lost(s.id(), s.shimPid());
+            return;
+        }
+        if (!awaitEnd(s, task, REMOVAL_WAIT)) {
+            System.err.println("kilnd: the monitor of sandbox " + s.id() + " (pid " + task.pid() + ") recorded no "
+                    + "exit " + REMOVAL_WAIT.toSeconds() + " s after SIGKILL: killing it");
+            task.killMonitor();
+            awaitEnd(s, task, Duration.ofSeconds(5));
+        }
     }
 
     private void discard(Sandbox s, Isolator isolator) {
@@ -394,6 +480,11 @@ public final class Sandboxes implements AutoCloseable {
         return task(running(ref)).stats();
     }
 
+    /** The host pids of a running sandbox's front processes ({@link SandboxTask#frontPids}), for kiln audit. */
+    public List<Long> frontPids(String ref) {
+        return task(running(ref)).frontPids();
+    }
+
     /** The task of the sandbox's last run (running or not), for attach and logs; not found if it never started. */
     public SandboxTask task(Sandbox s) {
         return isolator(s.isolation()).adopt(spec(s));
@@ -448,28 +539,42 @@ public final class Sandboxes implements AutoCloseable {
     // ---- recovery ----
 
     /**
-     * After a daemon (re)start: sandboxes whose task still runs are watched again; those whose task is gone are
-     * marked exited with the status it recorded (or 255 if it recorded none) and their mounts released.
+     * After a daemon (re)start: sandboxes whose task still runs are watched again; those whose monitor is gone are
+     * marked exited with the status it recorded (or, if it recorded none, as {@link #lost}: what still runs is
+     * killed) and everything they held released. One sandbox that cannot be recovered does not stop the others.
      */
     public void reconcile() {
         for (Sandbox s : store.all()) {
-            switch (s.state()) {
-                case RUNNING -> {
-                    SandboxTask task = task(s);
-                    Optional<ExitStatus> ended = task.exitStatus();
-                    if (ended.isPresent() && !task.alive()) {
-                        // ended while kilnd was down: recorded before kilnd serves
-                        exited(s.id(), task, ended.get());
-                    } else if (task.alive()) {
-                        watch(s.id(), task);
-                    } else {
-                        exited(s.id(), task, new ExitStatus(255, 0, java.time.Instant.now()));
-                    }
-                }
-                case REMOVING -> discard(s, isolator(s.isolation()));
-                default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
-
+            try {
+                reconcile(s);
+            } catch (RuntimeException e) {
+                System.err.println("kilnd: cannot recover sandbox " + s.id() + ": " + e.getMessage());
             }
+        }
+    }
+
+    private void reconcile(Sandbox s) {
+        switch (s.state()) {
+            case RUNNING -> {
+                SandboxTask task;
+                try {
+                    task = task(s);
+                } catch (KilnException e) {
+                    lost(s.id(), s.shimPid()); // its files are gone with it
+                    return;
+                }
+                Optional<ExitStatus> ended = task.exitStatus();
+                if (ended.isPresent() && !task.alive()) {
+                    // ended while kilnd was down: recorded before kilnd serves
+                    exited(s.id(), s.shimPid(), ended.get(), task::oomKilled);
+                } else if (task.alive()) {
+                    watch(s.id(), task);
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
+            }
+            case REMOVING -> discard(s, isolator(s.isolation()));
+            default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
         }
     }
 

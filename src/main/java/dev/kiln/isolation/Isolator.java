@@ -48,8 +48,15 @@ public interface Isolator {
     SandboxTask adopt(SandboxSpec spec);
 
     /**
+     * Whether anything of the sandbox still runs on the host (the runtime's container, the VMM): asked when its
+     * monitor died without recording an exit ({@link RunningProcess.Gone}), before {@link #cleanup} kills what is left.
+     */
+    boolean running(SandboxSpec spec);
+
+    /**
      * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts, a VMM left
-     * over); with {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
+     * over); with {@code removeFiles} also its writable layer. Kills whatever of the sandbox still runs (its monitor
+     * may have died before it). Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 

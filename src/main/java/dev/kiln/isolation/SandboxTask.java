@@ -38,6 +38,21 @@ public interface SandboxTask extends RunningProcess {
     /** Whether the kernel's OOM killer ended the main process (asked once it ended, before the isolator's cleanup). */
     boolean oomKilled();
 
+    /**
+     * SIGKILL to the sandbox's monitor itself (not the sandbox), if it still runs: for one that stopped doing its job
+     * (stopped, hung). Its run then ends as {@link RunningProcess.Gone}; {@link Isolator#cleanup} kills what is left.
+     */
+    void killMonitor();
+
+    /**
+     * The host pids of the sandbox's front processes: the host-side processes a hostile workload reaches first, whose
+     * privileges and seccomp filter bound what it can ask of the host kernel ({@code kiln audit}). Empty while
+     * nothing runs.
+     */
+    default java.util.List<Long> frontPids() {
+        return java.util.List.of();
+    }
+
     /** The guest kernel's console of this run ({@code kiln logs --boot}); empty where no kernel boots. */
     default Optional<Path> bootLog() {
         return Optional.empty();

@@ -30,10 +30,11 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * An isolator that runs nothing, for testing the engine's life-cycle in milliseconds: a sandbox's "process" is a few
- * files in its directory ({@code fake/run}: the run's mark; {@code fake/exit}: how it ended; {@code fake/monitor}:
- * present while its monitor lives), so a second isolator over the same directories re-adopts what the first started,
- * as after a daemon restart. {@link #finish} ends a process as if it exited by itself; {@link #killMonitor} as if its
- * monitor died without recording an exit. Signals end the process with 128 + the signal, except those it ignores.
+ * files in its directory ({@code fake/run}: the run's mark; {@code fake/process}: present while the workload runs;
+ * {@code fake/exit}: how it ended; {@code fake/monitor}: present while its monitor lives), so a second isolator over
+ * the same directories re-adopts what the first started, as after a daemon restart. {@link #finish} ends a process
+ * as if it exited by itself; {@link #killMonitor} kills its monitor, not the workload; {@link #loseExit} ends both
+ * with no record. Signals end the process with 128 + the signal, except those it ignores; cleanup ends what is left.
  */
 final class FakeIsolator implements Isolator {
 
@@ -77,6 +78,7 @@ final class FakeIsolator implements Isolator {
         Path dir = dir(spec);
         delete(dir.resolve("exit"));
         write(dir.resolve("run"), Long.toString(RUNS.incrementAndGet()));
+        write(dir.resolve("process"), "");
         write(dir.resolve("monitor"), "");
         return adopt(spec);
     }
@@ -91,8 +93,14 @@ final class FakeIsolator implements Isolator {
     }
 
     @Override
+    public boolean running(SandboxSpec spec) {
+        return Files.exists(dir(spec).resolve("process"));
+    }
+
+    @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         calls.add("cleanup " + spec.id() + (removeFiles ? " files" : ""));
+        delete(dir(spec).resolve("process")); // whatever still runs is ended
     }
 
     /** Ends the sandbox's process with {@code code}, as if it exited by itself. */
@@ -100,12 +108,19 @@ final class FakeIsolator implements Isolator {
         end(sandboxDir.resolve("fake"), code, 0);
     }
 
-    /** Makes the sandbox's monitor die without recording an exit. */
+    /** Kills the sandbox's monitor (not its workload), so it records no exit. */
     static void killMonitor(Path sandboxDir) {
         delete(sandboxDir.resolve("fake/monitor"));
     }
 
+    /** The workload ends and its monitor dies, with no exit recorded. */
+    static void loseExit(Path sandboxDir) {
+        delete(sandboxDir.resolve("fake/process"));
+        delete(sandboxDir.resolve("fake/monitor"));
+    }
+
     private static void end(Path dir, int code, int signal) {
+        delete(dir.resolve("process"));
         write(dir.resolve("exit"), code + " " + signal);
         delete(dir.resolve("monitor"));
     }
@@ -148,7 +163,7 @@ final class FakeIsolator implements Isolator {
                     return status;
                 }
                 if (!alive()) { // as kiln-shim: the exit is recorded before the monitor goes, so look once more
-                    return Optional.of(exitStatus().orElseThrow(() -> new KilnException(KilnException.Kind.INTERNAL,
+                    return Optional.of(exitStatus().orElseThrow(() -> new RunningProcess.Gone(
                             "the fake monitor of " + dir + " died without recording an exit")));
                 }
                 if (System.nanoTime() - deadline > 0) {
@@ -192,6 +207,12 @@ final class FakeIsolator implements Isolator {
         @Override
         public SandboxStats stats() {
             return new SandboxStats(0, 0, 0, 1);
+        }
+
+        @Override
+        public void killMonitor() {
+            calls.add("kill monitor");
+            delete(dir.resolve("monitor"));
         }
 
         @Override

@@ -168,20 +168,23 @@ class SandboxLifecycleTest {
     /**
      * A daemon that dies leaves its sandboxes to their monitors; the next one, over the same root, re-adopts them
      * through the isolator: one still running is watched again, one that ended meanwhile gets its recorded exit, one
-     * whose monitor died without a record gets 255.
+     * whose monitor died while its workload ran is ended (137), one whose monitor and workload both ended unrecorded
+     * gets 255.
      */
     @Test
     void theNextDaemonReadoptsWhatTheLastOneStarted() {
         Sandbox running = engine.sandboxes().create(request("survivor", false));
         Sandbox ended = engine.sandboxes().create(request("ended", false));
         Sandbox lost = engine.sandboxes().create(request("lost", false));
-        for (Sandbox s : List.of(running, ended, lost)) {
+        Sandbox orphan = engine.sandboxes().create(request("orphan", false));
+        for (Sandbox s : List.of(running, ended, lost, orphan)) {
             engine.sandboxes().start(s.id(), false);
         }
         engine.close(); // the daemon is gone: nothing records exits now
 
         FakeIsolator.finish(dir(ended), 7);
-        FakeIsolator.killMonitor(dir(lost));
+        FakeIsolator.loseExit(dir(lost));
+        FakeIsolator.killMonitor(dir(orphan));
 
         FakeIsolator next = new FakeIsolator();
         engine = open(next);
@@ -193,8 +196,10 @@ class SandboxLifecycleTest {
         assertThat(sandboxes.get("ended").state()).isEqualTo(SandboxState.EXITED);
         assertThat(sandboxes.get("ended").exitCode()).isEqualTo(7);
         assertThat(sandboxes.get("lost").exitCode()).as("no exit recorded").isEqualTo(255);
+        assertThat(sandboxes.get("orphan").exitCode()).as("its workload killed").isEqualTo(137);
+        assertThat(next.running(engine.sandboxes().spec(orphan))).isFalse();
         assertThat(sandboxes.get("survivor").state()).isEqualTo(SandboxState.RUNNING);
-        assertThat(next.calls).contains("cleanup " + ended.id(), "cleanup " + lost.id())
+        assertThat(next.calls).contains("cleanup " + ended.id(), "cleanup " + lost.id(), "cleanup " + orphan.id())
                 .doesNotContain("cleanup " + running.id());
 
         FakeIsolator.finish(dir(running), 5); // the re-adopted run ends: the new daemon's watcher records it
@@ -204,6 +209,18 @@ class SandboxLifecycleTest {
 
         sandboxes.start("survivor", false); // and it starts again under the new daemon
         assertThat(sandboxes.get("survivor").state()).isEqualTo(SandboxState.RUNNING);
+    }
+
+    /** A monitor that dies while its workload runs ends the run at once: the workload is killed, 137 recorded. */
+    @Test
+    void aDeadMonitorEndsItsRunAtOnce() {
+        Sandboxes sandboxes = engine.sandboxes();
+        Sandbox s = sandboxes.create(request("unwatched", false));
+        sandboxes.start(s.id(), false);
+        FakeIsolator.killMonitor(dir(s));
+        assertThat(sandboxes.await("unwatched", Duration.ofSeconds(5))).isEqualTo(137);
+        assertThat(sandboxes.get("unwatched").state()).isEqualTo(SandboxState.EXITED);
+        assertThat(fake.running(sandboxes.spec(s))).as("what was left is ended").isFalse();
     }
 
     @Test

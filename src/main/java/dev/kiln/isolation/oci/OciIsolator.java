@@ -185,6 +185,13 @@ public final class OciIsolator implements Isolator {
                 || Cgroups.oomKills(SandboxCgroup.parentPath(spec.id())) > 0;
     }
 
+    /** The runtime knows the container and it has not stopped (created, running, paused: all hold processes). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        Result state = run(command(spec, "state", spec.id()));
+        return state.code == 0 && !state.out.contains("\"stopped\"");
+    }
+
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         deleteRuntimeState(spec);
@@ -240,7 +247,12 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    /** {@code delete -f}, only when the runtime holds state for the sandbox: each runtime call costs a fork+exec. */
+    /**
+     * {@code kill --all 9}, then {@code delete --force}, only when the runtime holds state for the sandbox (each
+     * runtime call costs a fork+exec; a container that ended by itself has none left). A container still running
+     * here lost its shim: runsc's forced delete alone signals only its init and then waits 5 s for the sandbox to
+     * stop, where killing every process first ends it at once. runsc knows only the long flag.
+     */
     private void deleteRuntimeState(SandboxSpec spec) {
         try (var entries = Files.list(stateRoot)) {
             if (entries.noneMatch(p -> p.getFileName().toString().startsWith(spec.id()))) {
@@ -250,7 +262,8 @@ public final class OciIsolator implements Isolator {
             // no state root yet: nothing to delete
             return;
         }
-        run(command(spec, "delete", "-f", spec.id()));
+        run(command(spec, "kill", "--all", spec.id(), Integer.toString(OciTask.SIGKILL))); // fails if stopped: nothing to kill
+        run(command(spec, "delete", "--force", spec.id()));
     }
 
     Result run(List<String> cmd) {

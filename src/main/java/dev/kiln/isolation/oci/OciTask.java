@@ -20,7 +20,7 @@ import java.util.List;
 /** A container or gVisor sandbox's run: the runtime under its kiln-shim, driven with the runtime's own commands. */
 final class OciTask extends ShimTask {
 
-    private static final int SIGKILL = 9;
+    static final int SIGKILL = 9;
 
     private final OciIsolator oci;
     private final SandboxSpec spec;
@@ -95,5 +95,20 @@ final class OciTask extends ShimTask {
     @Override
     public boolean oomKilled() {
         return oci.oomKilled(spec);
+    }
+
+    /** {@code runc state}'s pid is the container's init (the workload); {@code runsc state}'s is the Sentry. */
+    @Override
+    public List<Long> frontPids() {
+        OciIsolator.Result r = oci.run(oci.command(spec, "state", spec.id()));
+        if (r.code() != 0) {
+            return List.of();
+        }
+        try {
+            long pid = new ObjectMapper().readTree(r.out()).path("pid").asLong(0);
+            return pid > 0 && ProcessHandle.of(pid).isPresent() ? List.of(pid) : List.of();
+        } catch (IOException e) {
+            return List.of();
+        }
     }
 }

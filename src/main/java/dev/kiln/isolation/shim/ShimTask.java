@@ -44,4 +44,9 @@ public abstract class ShimTask implements SandboxTask {
     public boolean alive() {
         return shim.alive();
     }
+
+    @Override
+    public void killMonitor() {
+        shim.kill();
+    }
 }

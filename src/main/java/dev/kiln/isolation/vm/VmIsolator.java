@@ -174,6 +174,12 @@ public final class VmIsolator implements Isolator {
         return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
     }
 
+    /** The VMM runs (the relay without it holds no guest). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        return vmmPid(spec).isPresent();
+    }
+
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         Vmm vmm = vmm(spec);

@@ -134,6 +134,12 @@ final class VmTask extends ShimTask {
         return false;
     }
 
+    /** The VMM (QEMU or Firecracker), the only host process the guest talks to. */
+    @Override
+    public List<Long> frontPids() {
+        return vm.vmmPid(spec).map(List::of).orElse(List.of());
+    }
+
     /** {@code vm/boot.log}: the guest's console, truncated at each boot and kept after the VM ended. */
     @Override
     public Optional<Path> bootLog() {
