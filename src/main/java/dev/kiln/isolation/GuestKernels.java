@@ -13,7 +13,7 @@ public interface GuestKernels {
     record Known(String version, String image, String modulesDir, boolean isDefault) {
     }
 
-    /** The kernels on this host and the configured one, oldest first; the one booted without {@code --kernel} marked. */
+    /** The kernels on this host and the configured one, oldest first; the one booted without --kernel marked. */
     List<Known> known();
 
     /** {@code kvm}, or {@code tcg} (emulated: seconds per boot). */

@@ -47,7 +47,7 @@ public record Isolation(String name, List<String> runtimes, Set<SandboxNetwork.M
         }
     }
 
-    /** The Docker runtime name clients see for this isolation's sandboxes ({@code runc}, {@code runsc}, {@code kiln-vm}). */
+    /** The Docker runtime name clients see for its sandboxes ({@code runc}, {@code runsc}, {@code kiln-vm}). */
     public String dockerRuntime() {
         return runtimes.getFirst();
     }

@@ -29,7 +29,7 @@ public interface Isolator {
      */
     void check(SandboxOptions options);
 
-    /** The runtime binary or VMM behind a sandbox that asked for {@code runtime} (null: the default), as inspect shows it. */
+    /** The runtime binary or VMM of a sandbox that asked for {@code runtime} (null: the default), for inspect. */
     String runtime(String runtime);
 
     /** Makes the sandbox startable (bundle, writable layer, disks); nothing runs yet. Undone by {@link #cleanup}. */

@@ -79,7 +79,7 @@ public final class LogReader {
         follow(tail, sink, () -> true);
     }
 
-    /** As {@link #follow(int, Sink, BooleanSupplier)}, until {@code process} has {@linkplain RunningProcess#ended ended}. */
+    /** As {@link #follow(int, Sink, BooleanSupplier)}, until {@code process} has {@link RunningProcess#ended}. */
     public void follow(int tail, Sink sink, RunningProcess process) throws IOException {
         follow(tail, sink, process::ended);
     }

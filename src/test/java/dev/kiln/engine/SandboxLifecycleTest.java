@@ -245,7 +245,7 @@ class SandboxLifecycleTest {
         return request(name, autoRemove, null, null);
     }
 
-    /** {@code sleep 1000} of the busybox image on no network, with {@code --isolation} and {@code --kernel} if given. */
+    /** {@code sleep 1000} of the busybox image on no network, with --isolation and --kernel if given. */
     static CreateRequest request(String name, boolean autoRemove, String isolation, String kernel) {
         return new CreateRequest(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, isolation, null,
                 0, 0, 0, false, null, false, false, autoRemove, null, null, "none", false, null, null, null, null,

@@ -262,7 +262,8 @@ public final class OciIsolator implements Isolator {
             // no state root yet: nothing to delete
             return;
         }
-        run(command(spec, "kill", "--all", spec.id(), Integer.toString(OciTask.SIGKILL))); // fails if stopped: nothing to kill
+        // fails for a stopped container: nothing to kill
+        run(command(spec, "kill", "--all", spec.id(), Integer.toString(OciTask.SIGKILL)));
         run(command(spec, "delete", "--force", spec.id()));
     }
 

@@ -52,7 +52,8 @@ final class OciTask extends ShimTask {
             // the exec's environment may carry secrets: owner-only, as the sandbox's config.json
             OwnerOnly.write(processJson, new ObjectMapper().writeValueAsBytes(RuntimeSpec.process(process)));
         } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(),
+                    e);
         }
         List<String> cmd = oci.command(spec, "exec", "--process", processJson.toString(), spec.id());
         return Shim.launch(ShimBinary.locate(), dir, OciIsolator.options(process, waitAttach, dir.resolve("log.json")),

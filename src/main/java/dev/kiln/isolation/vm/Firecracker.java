@@ -41,8 +41,8 @@ public final class Firecracker implements Vmm {
     List<String> lacking() {
         List<String> missing = new ArrayList<>();
         if (binary.locate().isEmpty()) {
-            missing.add(binary.configured() != null
-                    ? "firecracker binary not found at " + binary.configured() + " (runtime-paths in kilnd's config file)"
+            missing.add(binary.configured() != null ? "firecracker binary not found at " + binary.configured()
+                    + " (runtime-paths in kilnd's config file)"
                     : "firecracker binary not found on PATH; no Debian package exists");
         }
         Path kvm = Path.of("/dev/kvm");

@@ -143,7 +143,7 @@ public final class VmIsolator implements Isolator {
         if (nic != null) {
             nic.prepare(vm);
         }
-        long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
+        long memory = memoryLimit(spec);
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);

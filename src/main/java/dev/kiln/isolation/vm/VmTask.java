@@ -111,7 +111,8 @@ final class VmTask extends ShimTask {
             String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
             String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
             long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime + stime, in USER_HZ (100 on Linux)
-            long rssPages = Long.parseLong(Files.readString(Path.of("/proc", Long.toString(pid), "statm")).split(" ")[1]);
+            String statm = Files.readString(Path.of("/proc", Long.toString(pid), "statm"));
+            long rssPages = Long.parseLong(statm.split(" ")[1]);
             return new SandboxStats(ticks * 10_000_000L, rssPages * 4096, vm.memoryLimit(spec), 0);
         } catch (IOException | RuntimeException e) {
             throw KilnException.conflict("sandbox " + spec.name() + " has no VM running");

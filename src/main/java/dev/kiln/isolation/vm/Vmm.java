@@ -47,7 +47,7 @@ sealed interface Vmm permits Qemu, Firecracker {
     /** Whether this host can run it, and if not, what it lacks. */
     Availability availability();
 
-    /** Throws what this host lacks, as {@link #availability}; QEMU also notes once in kilnd's log that VMs run under TCG. */
+    /** Throws what this host lacks ({@link #availability}); QEMU also notes once in kilnd's log that it runs on TCG. */
     void require();
 
     /** Host memory it may use beyond the guest's and its own usual share, for its cgroup's limit. */
@@ -59,15 +59,15 @@ sealed interface Vmm permits Qemu, Firecracker {
     /** The kernel modules kiln-init loads for this VMM's devices and control channel. */
     List<String> guestModules();
 
-    /** The kernel file it boots, made from {@code kernel} in the cache {@code kernelsDir} where it needs another form. */
+    /** The kernel file it boots, made from {@code kernel} in the cache {@code kernelsDir} where it needs another. */
     Path kernelFile(Kernel kernel, Path kernelsDir);
 
     /** Files one boot leaves in {@code vm/} that the next boot must not find. */
     List<String> bootFiles();
 
-    /** What the relay runs for {@code machine}; what the relay reads (Firecracker's boot requests) is written to {@code vmDir}. */
+    /** What the relay runs for {@code machine}; what the relay reads (Firecracker's requests) goes to {@code vmDir}. */
     Launch launch(Machine machine, Path vmDir);
 
-    /** Asks a VMM left running to quit before it is killed (QEMU: QMP {@code quit}); nothing where a kill is the stop. */
+    /** Asks a VMM left running to quit before it is killed (QEMU: QMP {@code quit}); none where a kill is its stop. */
     void quit(Path vmDir);
 }
