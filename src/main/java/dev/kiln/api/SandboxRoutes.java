@@ -211,9 +211,9 @@ final class SandboxRoutes {
         }
     }
 
-    /** Feeds the request body to the process's stdin; the end of the body closes stdin. */
+    /** Feeds the request body to the process's stdin as it comes (no deadline); its end closes stdin. */
     private static void stdin(Exchange x, RunningProcess shim) throws IOException {
-        try (AttachConnection c = shim.attach(); InputStream in = x.body()) {
+        try (AttachConnection c = shim.attach(); InputStream in = x.streamedBody()) {
             Thread drain = Thread.ofVirtual().start(() -> {
                 try {
                     while (c.read() != null) {
