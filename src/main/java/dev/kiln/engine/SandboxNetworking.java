@@ -95,16 +95,7 @@ final class SandboxNetworking {
             }
             case NONE -> { }
         }
-        for (String dns : r.dns() == null ? List.<String>of() : r.dns()) {
-            literalAddress(dns, "--dns " + dns);
-        }
-        for (String host : r.extraHosts() == null ? List.<String>of() : r.extraHosts()) {
-            int colon = host.indexOf(':');
-            if (colon <= 0 || host.substring(0, colon).isBlank()) {
-                throw KilnException.invalid("invalid --add-host \"" + host + "\": use NAME:ADDRESS");
-            }
-            literalAddress(host.substring(colon + 1), "--add-host " + host);
-        }
+        // --dns and --add-host values: RequestCheck (with every other value written into the sandbox's files)
         if (!published.isEmpty()) {
             synchronized (ports) {
                 KilnNetwork.allocate(published.stream().filter(p -> p.hostPort() != 0).toList(), publishedPorts(null));
@@ -114,14 +105,6 @@ final class SandboxNetworking {
 
     private String supporting(SandboxNetwork.Mode mode) {
         return isolators.names(i -> i.isolation().networks().contains(mode));
-    }
-
-    private static void literalAddress(String address, String what) {
-        try {
-            java.net.InetAddress.ofLiteral(address);
-        } catch (IllegalArgumentException e) {
-            throw KilnException.invalid("invalid " + what + ": not an IP address");
-        }
     }
 
     /** Networks that publish ports: bridges (portmap) and a VM's user network (QEMU's hostfwd). */

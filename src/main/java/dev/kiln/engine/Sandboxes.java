@@ -70,6 +70,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- create ----
 
     public Sandbox create(CreateRequest r) {
+        RequestCheck.create(r);
         Isolator isolator = isolators.select(r.isolation(), r.runtime(), defaultIsolation);
         isolator.availability().require();
         String isolation = isolator.isolation().name();
@@ -528,6 +529,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- exec ----
 
     public RunningProcess exec(String ref, String execId, ExecRequest r) {
+        RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);

@@ -1,6 +1,5 @@
 package dev.kiln.api.docker;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.Exchange;
@@ -141,9 +140,8 @@ final class DockerContainers {
     // ---- create, list ----
 
     private void create(Exchange x) {
-        JsonNode body = x.body(JsonNode.class);
-        CreateRequest req = CreateTranslator.translate(body, x.query("name"), x.query("platform"),
-                engine.isolators());
+        CreateRequest req = CreateTranslator.translate(x.body(ContainerCreateBody.class), x.query("name"),
+                x.query("platform"), engine.isolators());
         if (req.name() != null) {
             conflictIfTaken(req.name());
         }
