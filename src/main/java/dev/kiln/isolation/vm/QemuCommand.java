@@ -43,7 +43,8 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
         return argv(Path.of(BINARY));
     }
 
-    /** The command line with {@code binary} as the program (its absolute path: QEMU finds its files beside it). */
+    /** The command line with {@code binary} as the program: the path {@link Qemu} found, absolute (QEMU finds its
+     * TCG module and firmware beside it, and the jail binds it at that path). */
     List<String> argv(Path binary) {
         List<String> a = new ArrayList<>(List.of(binary.toString(),
                 "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));

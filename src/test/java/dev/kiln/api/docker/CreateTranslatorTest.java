@@ -3,10 +3,12 @@ package dev.kiln.api.docker;
 import dev.kiln.KilnException;
 import dev.kiln.api.JsonBody;
 import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.isolation.Isolators;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -69,6 +71,6 @@ class CreateTranslatorTest {
     private static CreateRequest translate(String body) {
         ContainerCreateBody parsed = JsonBody.read(new ByteArrayInputStream(body.getBytes(StandardCharsets.UTF_8)),
                 ContainerCreateBody.class);
-        return CreateTranslator.translate(parsed, null, null);
+        return CreateTranslator.translate(parsed, null, null, new Isolators(List.of())); // no Isolation in these
     }
 }

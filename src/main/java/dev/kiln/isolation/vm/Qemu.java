@@ -1,0 +1,133 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.isolation.Availability;
+import dev.kiln.isolation.RuntimeBinary;
+import dev.kiln.isolation.SandboxOptions;
+
+import java.io.IOException;
+import dev.kiln.isolation.vm.jail.VmmJail;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * QEMU {@code microvm}, the vm isolation's default VMM: the bzImage (or a vmlinux with a PVH entry), kiln's control
+ * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code ctl.sock}), QMP for
+ * a clean quit, KVM where it works and TCG otherwise (docs/vm.md).
+ */
+final class Qemu implements Vmm {
+
+    static final String RUNTIME = "qemu";
+    private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
+    private static final AtomicBoolean TCG_NOTED = new AtomicBoolean();
+
+    private final RuntimeBinary binary;
+    /** kiln's kernel and initramfs caches: the jail makes their files readable to the VMM's uid (public content). */
+    private final Path kernelsDir;
+
+    Qemu(Map<String, Path> runtimePaths, Path kernelsDir) {
+        this.binary = RuntimeBinary.of(QemuCommand.BINARY, "apt-get install qemu-system-x86", runtimePaths);
+        this.kernelsDir = kernelsDir;
+    }
+
+    @Override
+    public String runtimeName() {
+        return RUNTIME;
+    }
+
+    @Override
+    public String binaryName() {
+        return QemuCommand.BINARY;
+    }
+
+    @Override
+    public String processName() {
+        return "qemu-system";
+    }
+
+    @Override
+    public Availability availability() {
+        return binary.availability("the vm isolation");
+    }
+
+    @Override
+    public void require() {
+        availability().require();
+        if (!accelerated() && TCG_NOTED.compareAndSet(false, true)) {
+            System.err.println("kilnd: notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
+                    + "(seconds per boot; docs/vm.md)");
+        }
+    }
+
+    /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
+    static boolean accelerated() {
+        return QemuCommand.kvmUsable();
+    }
+
+    /** Under TCG, the translation cache it fills as the guest runs ({@link QemuCommand#TCG_CACHE}). */
+    @Override
+    public long memoryOverhead() {
+        return accelerated() ? 0 : QemuCommand.TCG_CACHE;
+    }
+
+    @Override
+    public void check(SandboxOptions options) {
+        // every network mode of the vm isolation is QEMU's
+    }
+
+    @Override
+    public List<String> guestModules() {
+        return Kernel.NEEDED;
+    }
+
+    /** The vmlinux when it has a PVH entry (faster to load), else the bzImage. */
+    @Override
+    public Path kernelFile(Kernel kernel, Path kernelsDir) {
+        return Vmlinux.forQemu(kernel, kernelsDir);
+    }
+
+    @Override
+    public List<String> bootFiles() {
+        return List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET);
+    }
+
+    /**
+     * QEMU listens on the control socket itself (in {@code run/}); the relay opens the disks and the TAP for it,
+     * writes its console to boot.log and, with {@code m.jailUid()}, runs it in its jail (docs/vm.md). The command
+     * line is the same jailed or not.
+     */
+    @Override
+    public Launch launch(Machine m, Path vmDir) {
+        boolean kvm = QemuCommand.kvmUsable();
+        QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
+                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs());
+        List<String> relay = new ArrayList<>(cmd.relayOptions());
+        if (m.nic() != null) relay.addAll(m.nic().relayOptions());
+        Path qemu = binary.path("the vm isolation").toAbsolutePath();
+        VmmJail jail = null;
+        if (m.jailUid() != null) {
+            boolean slirp = m.nic() != null && m.nic().netns() == null;
+            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, slirp);
+            relay.addAll(jail.relayOptions());
+        }
+        return new Launch(relay, cmd.argv(qemu), jail);
+    }
+
+    @Override
+    public boolean jails() {
+        return true;
+    }
+
+    @Override
+    public void quit(Path vmDir) {
+        try (Qmp qmp = Qmp.connect(vmDir.resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
+            qmp.execute("quit");
+        } catch (IOException e) {
+            // the caller kills it
+        }
+    }
+}
