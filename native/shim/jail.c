@@ -117,7 +117,7 @@ int jail_load(struct vmm_setup *s, const char *mounts_file, const char *seccomp_
 }
 
 /* fd moved above the descriptors the VMM is given (JAIL_FD_MAX), close-on-exec; -1 on failure (fd closed). */
-static int move_high(int fd) {
+int move_high(int fd) {
     if (fd < 0) return -1;
     int h = fcntl(fd, F_DUPFD_CLOEXEC, JAIL_FD_MAX);
     int e = errno;

@@ -40,6 +40,10 @@ struct vmm_setup {
 
 #define JAIL_FD_MAX 100              /* descriptors given to the VMM are below this; the child's own sit above it */
 
+/* fd moved to JAIL_FD_MAX or above (out of the way of the descriptors the VMM is given), close-on-exec; the old one
+ * closed. -1 on failure. */
+int move_high(int fd);
+
 /* Reads the mount list and the seccomp filter; 0, or -1 with one line in err. */
 int jail_load(struct vmm_setup *s, const char *mounts_file, const char *seccomp_file, char *err, size_t errn);
 

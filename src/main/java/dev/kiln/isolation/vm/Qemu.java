@@ -1,12 +1,13 @@
 package dev.kiln.isolation.vm;
 
+import dev.kiln.KilnException;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.RuntimeBinary;
 import dev.kiln.isolation.SandboxOptions;
-
-import java.io.IOException;
 import dev.kiln.isolation.vm.jail.VmmJail;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -16,8 +17,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * QEMU {@code microvm}, the vm isolation's default VMM: the bzImage (or a vmlinux with a PVH entry), kiln's control
- * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code ctl.sock}), QMP for
- * a clean quit, KVM where it works and TCG otherwise (docs/vm.md).
+ * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code run/ctl.sock}), QMP
+ * for a clean quit, KVM where it works and TCG otherwise, in its jail by default (docs/vm.md).
  */
 final class Qemu implements Vmm {
 
@@ -108,6 +109,12 @@ final class Qemu implements Vmm {
         List<String> relay = new ArrayList<>(cmd.relayOptions());
         if (m.nic() != null) relay.addAll(m.nic().relayOptions());
         Path qemu = binary.path("the vm isolation").toAbsolutePath();
+        try {
+            Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + vmDir.resolve(VmmJail.RUN) + ": "
+                    + e.getMessage(), e);
+        }
         VmmJail jail = null;
         if (m.jailUid() != null) {
             boolean slirp = m.nic() != null && m.nic().netns() == null;

@@ -120,6 +120,7 @@ class FirecrackerGuestTest {
         Path image = Files.write(dir.resolve("image.img"), new byte[1 << 20]); // never mounted: the guest stops first
         Path disk = Files.write(dir.resolve("rw.img"), new byte[1 << 20]);
         Path vm = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vm.resolve("run")); // QEMU's sockets' directory (Qemu.launch makes it for kiln)
         QemuCommand qemu = new QemuCommand(kernel, initrd, image, disk, 256, 1, QemuCommand.kvmUsable(),
                 QemuCommand.hostTscKhz(), List.of());
         List<String> argv = new ArrayList<>(qemu.argv());
@@ -168,6 +169,7 @@ class FirecrackerGuestTest {
         Path image = ImageDisk.ensure(BusyboxRootfs.create(dir.resolve("rootfs")), dir.resolve("disks"));
         Path rw = WritableDisk.ensure(dir.resolve("disk.ext4"), 64L << 20);
         Path vm = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vm.resolve("run")); // QEMU's sockets' directory (Qemu.launch makes it for kiln)
         SandboxSpec spec = new SandboxSpec("fsdisks", "fsdisks", "fsdisks", new ProcessSpec(List.of("sh", "-c",
                 "echo written > /marker; echo hi"), List.of("PATH=/bin:/usr/bin"), "/", 0, 0,
                 List.of(), false, false), image, false, Resources.UNLIMITED, Map.of(), List.of(), dir);
