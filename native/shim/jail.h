@@ -34,6 +34,7 @@ struct vmm_setup {
     gid_t gid;
     struct jail_mount *mounts;       /* --jail-mounts FILE: lines "KIND<TAB>PATH" (ro, exec, rw, dev) */
     size_t nmounts;
+    int new_net;                     /* --jail-new-netns: an empty network namespace (a VM without a card) */
     unsigned char *filter;           /* --seccomp FILE: a raw struct sock_filter array (x86-64), installed last */
     size_t filter_len;               /* in instructions */
 };

@@ -271,7 +271,8 @@ static void start_vmm(char **argv, int console_stdout) {
     pid_t parent = getpid();
     long long forked = now_ms();
     if (g_setup.root != NULL) /* fork's semantics with new namespaces: the raw call, as the libc wrapper wants a stack */
-        g_vmm = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0);
+        g_vmm = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD |
+                               (g_setup.new_net ? CLONE_NEWNET : 0), 0, 0, 0, 0);
     else g_vmm = fork();
     if (g_vmm < 0) { say_err("kiln: %s: %s", g_setup.root ? "clone" : "fork", strerror(errno)); return; }
     if (g_vmm == 0) {
@@ -366,7 +367,7 @@ static void control_open(int fd) {
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
-                       "--jail-mounts FILE [--seccomp FILE]] -- VMM ARGS..."
+                       "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 
 /* Moves this process into the cgroup DIR (kilnd's per-sandbox ones: memory, pids) before the VMM is started, so the
  * relay and the VMM are both held by its limits. */
@@ -437,6 +438,7 @@ int relay_vm(int argc, char **argv) {
             f->path = rest + 3;
         }
         else if (strcmp(argv[i], "--jail") == 0 && i + 1 < argc) v->root = argv[++i];
+        else if (strcmp(argv[i], "--jail-new-netns") == 0) v->new_net = 1;
         else if (strcmp(argv[i], "--jail-uid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &uid) != 0;
         else if (strcmp(argv[i], "--jail-gid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &gid) != 0;
         else if (strcmp(argv[i], "--jail-mounts") == 0 && i + 1 < argc) jail_mounts = argv[++i];
@@ -450,7 +452,8 @@ int relay_vm(int argc, char **argv) {
     if (v->root != NULL && (dir == NULL || uid == 0 || gid == 0 || jail_mounts == NULL || v->root[0] != '/' ||
                             dir[0] != '/'))
         bad = 1; /* a jail is never root's, and is told what it holds */
-    if (v->root == NULL && (uid || gid || jail_mounts || seccomp)) bad = 1;
+    if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
+    if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
         (api_sock == NULL) != (api_requests == NULL))
         return usage(RELAY_VM_USAGE);

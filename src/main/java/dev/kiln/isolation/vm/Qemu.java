@@ -117,8 +117,9 @@ final class Qemu implements Vmm {
         }
         VmmJail jail = null;
         if (m.jailUid() != null) {
-            boolean slirp = m.nic() != null && m.nic().netns() == null;
-            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, slirp);
+            VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
+                    : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
+            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, net);
             relay.addAll(jail.relayOptions());
         }
         return new Launch(relay, cmd.argv(qemu), jail);

@@ -15,16 +15,22 @@ import java.util.Optional;
  *
  * @param seccompSyscalls how many syscalls the VMM's filter allows; 0 with the jail off
  * @param root            the jail's directory (its tmpfs exists only in the VMM's mount namespace)
+ * @param network         whose network namespace the VMM runs in
  */
-public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, String root) {
+public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, String root, String network) {
 
     static final String FILE = "jail.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Records the jail of the VMM about to start in {@code vmDir}; null: it runs without one. */
     public static void write(Path vmDir, VmmJail jail) {
-        JailRecord r = jail == null ? new JailRecord(false, 0, 0, 0, null)
-                : new JailRecord(true, jail.uid(), jail.uid(), jail.allowed(), jail.root().toString());
+        JailRecord r = jail == null ? new JailRecord(false, 0, 0, 0, null, null)
+                : new JailRecord(true, jail.uid(), jail.uid(), jail.allowed(), jail.root().toString(),
+                switch (jail.network()) {
+                    case SANDBOX -> "the sandbox's";
+                    case USER -> "the host's (QEMU's slirp, --network user)";
+                    case NONE -> "an empty one of its own";
+                });
         try {
             Files.write(vmDir.resolve(FILE), JSON.writeValueAsBytes(r));
         } catch (IOException e) {
@@ -49,10 +55,11 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
             m.put("Gid", gid);
             m.put("Seccomp", seccompSyscalls + " syscalls");
             m.put("Root", root);
-            m.put("Namespaces", "mount, pid, ipc, uts (network: the sandbox's)");
+            m.put("Namespaces", "mount, pid, ipc, uts of its own; network: " + network);
         } else {
-            m.put("Warning", "off: the VMM runs as root with every capability and no seccomp filter (vmm-jail: "
-                    + "false in kilnd's config, for debugging only)");
+            m.put("Warning", "off: the VMM runs as root with every capability, in the host's mount and pid "
+                    + "namespaces, with no filter of kiln's (only QEMU's own -sandbox); vmm-jail: false in kilnd's "
+                    + "config, for debugging only");
         }
         return m;
     }

@@ -30,8 +30,16 @@ import java.util.concurrent.TimeUnit;
  * disk stays 0600 root's and the VMM can never reopen it writable. Neither is /dev/net/tun: the relay opens the TAP.
  *
  * @param allowed how many syscalls the filter lets through (inspect's "seccomp: N syscalls")
+ * @param network whose network namespace the VMM runs in
  */
-public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, List<String> relayOptions) {
+public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Network network,
+                      List<String> relayOptions) {
+
+    /**
+     * Where the VMM's network namespace comes from: the sandbox's (its TAP, on a bridge), the host's (QEMU's slirp
+     * makes host sockets: {@code --network user}), or an empty one of its own ({@code --network none}).
+     */
+    public enum Network { SANDBOX, USER, NONE }
 
     /** The sockets' directory under {@code vm/}: the VMM's only writable place. */
     public static final String RUN = "run";
@@ -55,7 +63,8 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, List<
      *                  caches (under {@code ownCaches}), refused with one line otherwise
      */
     public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
-                                  boolean userNetwork) {
+                                  Network network) {
+        boolean userNetwork = network == Network.USER;
         Set<String> traits = userNetwork ? Set.of(USER_NETWORK) : Set.of();
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);
@@ -107,11 +116,12 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, List<
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare the VMM's jail in " + vmDir + ": "
                     + e.getMessage(), e);
         }
-        List<String> options = List.of("--jail", root.toString(), "--jail-uid", Integer.toString(uid),
+        List<String> options = new ArrayList<>(List.of("--jail", root.toString(), "--jail-uid", Integer.toString(uid),
                 "--jail-gid", Integer.toString(uid), "--jail-mounts", vmDir.resolve(MOUNTS_FILE).toAbsolutePath()
-                        .toString(), "--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString());
+                        .toString(), "--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
+        if (network == Network.NONE) options.add("--jail-new-netns"); // no card: no network at all, not the host's
         return new VmmJail(uid, root, List.copyOf(mounts), (int) rules.stream().filter(SeccompAllowlist.Rule::allows)
-                .count(), options);
+                .count(), network, List.copyOf(options));
     }
 
     private static Path realPath(Path p) {

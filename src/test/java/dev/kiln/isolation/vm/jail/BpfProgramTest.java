@@ -40,6 +40,14 @@ class BpfProgramTest {
                 + " with an argument check), " + QEMU.allowedCount(Set.of("user-network")) + " with --network user");
     }
 
+    /** Calls the kernel makes on QEMU's behalf must pass too: a tracer's attach (kiln audit's strace) or any signal
+     * landing in a sleep resumes it through restart_syscall; without it the audited QEMU was killed. */
+    @Test
+    void theKernelsOwnRestartsAndSignalReturnsPass() {
+        assertThat(outcomes(Set.of(), nr("restart_syscall"))).containsExactly(SeccompAction.ALLOWED);
+        assertThat(outcomes(Set.of(), nr("rt_sigreturn"))).containsExactly(SeccompAction.ALLOWED);
+    }
+
     @Test
     void whatAHostileVmmWouldReachForKillsIt() {
         for (String name : List.of("mount", "ptrace", "unshare", "setns", "bpf", "kexec_load", "init_module",
