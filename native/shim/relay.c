@@ -427,15 +427,18 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--console-stdout") == 0) console_stdout = 1;
         else if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc && ncgroups < 4) cgroups[ncgroups++] = argv[++i];
         else if (strcmp(argv[i], "--tap") == 0 && i + 1 < argc) {
-            bad |= (v->tap_fd = fd_arg(argv[++i], &rest)) < 0 || rest[0] == 0 || strlen(rest) >= 16;
+            rest = "";
+            bad |= (v->tap_fd = fd_arg(argv[++i], &rest)) < 0 || rest[0] == 0 || strlen(rest) >= 16; /* IFNAMSIZ */
             v->tap = rest;
         } else if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc && v->nfds < 8) {
             struct jail_fd *f = &v->fds[v->nfds++];
+            rest = "";
             bad |= (f->fd = fd_arg(argv[++i], &rest)) < 0;
             if (strncmp(rest, "ro:", 3) == 0) f->flags = O_RDONLY;
             else if (strncmp(rest, "rw:", 3) == 0) f->flags = O_RDWR;
             else bad = 1;
-            f->path = rest + 3;
+            if (!bad && rest[3] == 0) bad = 1; /* a path is needed */
+            f->path = bad ? "" : rest + 3;
         }
         else if (strcmp(argv[i], "--jail") == 0 && i + 1 < argc) v->root = argv[++i];
         else if (strcmp(argv[i], "--jail-new-netns") == 0) v->new_net = 1;
