@@ -54,7 +54,7 @@ public final class Engine implements AutoCloseable {
     /** The sandboxes configured to use network {@code name} (whatever their state), for inspect and rm. */
     public List<Sandbox> sandboxesOn(String name) {
         return sandboxes.list().stream().filter(s -> {
-            NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+            NetworkMode mode = Sandboxes.networkMode(s.config(), s.isolation());
             return mode.bridged() && mode.network().equals(name);
         }).toList();
     }
@@ -109,7 +109,7 @@ public final class Engine implements AutoCloseable {
 
     /** The bridge network (default or user) the sandbox is configured for; null for none, host or slirp. */
     private static String networkOf(Sandbox s) {
-        NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+        NetworkMode mode = Sandboxes.networkMode(s.config(), s.isolation());
         return mode.bridged() ? mode.network() : null;
     }
 

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.state.Database;
 
@@ -27,7 +26,7 @@ final class SandboxStore {
 
     void insert(Sandbox s) {
         ObjectNode config = JSON.createObjectNode();
-        config.set("request", JSON.valueToTree(s.request()));
+        config.set("request", JSON.valueToTree(s.config()));
         config.set("process", JSON.valueToTree(s.process()));
         try {
             update("INSERT INTO sandboxes(id, name, image, image_id, isolation, state, config, created) "
@@ -113,7 +112,7 @@ final class SandboxStore {
             Integer exitCode = rs.wasNull() ? null : exit;
             return new Sandbox(rs.getString("id"), rs.getString("name"), rs.getString("image"),
                     rs.getString("image_id"), rs.getString("isolation"), SandboxState.of(rs.getString("state")),
-                    JSON.treeToValue(config.get("request"), CreateRequest.class),
+                    JSON.treeToValue(config.get("request"), SandboxConfig.class),
                     JSON.treeToValue(config.get("process"), ProcessSpec.class),
                     rs.getLong("created"), rs.getLong("started"), rs.getLong("finished"), exitCode,
                     rs.getInt("oom") != 0, rs.getLong("shim_pid"), rs.getInt("restarts"));

@@ -1,8 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.Isolator;
@@ -63,7 +61,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- create ----
 
-    public Sandbox create(CreateRequest r) {
+    public Sandbox create(SandboxConfig r) {
         String isolation = isolationOf(r);
         Isolator isolator = isolator(isolation);
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
@@ -92,7 +90,7 @@ public final class Sandboxes implements AutoCloseable {
         return s;
     }
 
-    private String isolationOf(CreateRequest r) {
+    private String isolationOf(SandboxConfig r) {
         if (r.isolation() != null && !r.isolation().isEmpty() && !r.isolation().equals("default")) {
             return r.isolation();
         }
@@ -120,7 +118,7 @@ public final class Sandboxes implements AutoCloseable {
     private static final long MIN_DISK = 64L << 20;
 
     /** {@code --kernel} and {@code --disk-size}: only for vm, an absolute path to a file, a disk of 64 MiB or more. */
-    private static void checkVmSettings(CreateRequest r, String isolation) {
+    private static void checkVmSettings(SandboxConfig r, String isolation) {
         if ((r.kernel() != null || r.diskSize() != 0) && !isolation.equals("vm")) {
             throw KilnException.invalid((r.kernel() != null ? "--kernel" : "--disk-size")
                     + " is for the vm isolation (this sandbox's is " + isolation + ")");
@@ -135,7 +133,7 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
-    public static NetworkMode networkMode(CreateRequest r, String isolation) {
+    public static NetworkMode networkMode(SandboxConfig r, String isolation) {
         return SandboxNetworking.mode(r, isolation);
     }
 
@@ -292,7 +290,7 @@ public final class Sandboxes implements AutoCloseable {
             store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
         }
         events.emit(s, "die");
-        if (s.request().autoRemove()) {
+        if (s.config().autoRemove()) {
             remove(id, true);
         }
     }
@@ -323,7 +321,7 @@ public final class Sandboxes implements AutoCloseable {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (System.nanoTime() < deadline) {
             Optional<Sandbox> s = store.byId(id);
-            if (s.isEmpty() || !s.get().request().autoRemove()) {
+            if (s.isEmpty() || !s.get().config().autoRemove()) {
                 return;
             }
             sleep(10);
@@ -468,7 +466,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- exec ----
 
-    public RunningProcess exec(String ref, String execId, ExecRequest r) {
+    public RunningProcess exec(String ref, String execId, ExecConfig r) {
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
@@ -518,11 +516,11 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The sandbox's hostname: {@code --hostname}, else its short id (Docker's). */
     static String hostname(Sandbox s) {
-        return s.request().hostname() != null ? s.request().hostname() : s.shortId();
+        return s.config().hostname() != null ? s.config().hostname() : s.shortId();
     }
 
     SandboxSpec spec(Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),

@@ -2,7 +2,7 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.SandboxConfig;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -10,14 +10,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Docker's {@code POST /containers/create} body (Config with HostConfig inside) → kiln's {@link CreateRequest}.
+ * Docker's {@code POST /containers/create} body (Config with HostConfig inside) → the engine's {@link SandboxConfig}.
  * What kiln cannot honour is refused with a 400 naming it — never dropped silently.
  */
 final class CreateTranslator {
     private CreateTranslator() {
     }
 
-    static CreateRequest translate(JsonNode body, String name, String platform) {
+    static SandboxConfig translate(JsonNode body, String name, String platform) {
         if (body == null || !body.isObject()) {
             throw KilnException.invalid("the request body must be a JSON object (Docker's container Config)");
         }
@@ -41,7 +41,7 @@ final class CreateTranslator {
             };
         }
         long pids = host.path("PidsLimit").asLong(0);
-        return new CreateRequest(image, name == null || name.isEmpty() ? null : name,
+        return new SandboxConfig(image, name == null || name.isEmpty() ? null : name,
                 strings(body.get("Cmd")), entrypoint, strings(body.get("Env")), text(body, "WorkingDir"),
                 text(body, "User"), text(body, "Hostname"), isolation, text(host, "Runtime"),
                 host.path("NanoCpus").asLong(0), host.path("Memory").asLong(0), pids < 0 ? 0 : pids,

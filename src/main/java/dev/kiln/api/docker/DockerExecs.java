@@ -3,8 +3,8 @@ package dev.kiln.api.docker;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.Exchange;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.engine.Engine;
+import dev.kiln.engine.ExecConfig;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.shim.AttachConnection;
@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicReference;
 /** Docker's exec endpoints: create, start (hijacked unless detached), inspect, resize. Execs live in memory. */
 final class DockerExecs {
 
-    private record Session(String id, String containerId, ExecRequest request, boolean stdout, boolean stderr,
+    private record Session(String id, String containerId, ExecConfig request, boolean stdout, boolean stderr,
                            AtomicReference<RunningProcess> process) {
     }
 
@@ -72,7 +72,7 @@ final class DockerExecs {
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
-        ExecRequest req = new ExecRequest(cmd, CreateTranslator.strings(body.get("Env")),
+        ExecConfig req = new ExecConfig(cmd, CreateTranslator.strings(body.get("Env")),
                 CreateTranslator.text(body, "WorkingDir"), CreateTranslator.text(body, "User"),
                 body.path("Tty").asBoolean(false), body.path("AttachStdin").asBoolean(false), false);
         String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
@@ -85,8 +85,8 @@ final class DockerExecs {
         Session e = session(x.path("id"));
         JsonNode body = x.body(JsonNode.class);
         boolean detach = body.path("Detach").asBoolean(false);
-        ExecRequest r = e.request;
-        ExecRequest req = new ExecRequest(r.cmd(), r.env(), r.workdir(), r.user(), r.tty(), r.openStdin(), detach);
+        ExecConfig r = e.request;
+        ExecConfig req = r.detached(detach);
         RunningProcess process;
         synchronized (e) {
             if (e.process.get() != null) {
