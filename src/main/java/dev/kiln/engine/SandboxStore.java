@@ -13,7 +13,11 @@ import java.sql.SQLException;
 import java.util.List;
 import java.util.Optional;
 
-/** Sandbox rows in SQLite. Every state change is one UPDATE guarded by the state it expects. */
+/**
+ * Sandbox rows in SQLite. Every state change is one UPDATE guarded by the state it expects. The {@code config}
+ * column holds {@code {"config": SandboxConfig, "process": ProcessSpec}}; rows of an older shape are rewritten by
+ * {@code Database}'s schema steps when the database is opened.
+ */
 final class SandboxStore {
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -26,7 +30,7 @@ final class SandboxStore {
 
     void insert(Sandbox s) {
         ObjectNode config = JSON.createObjectNode();
-        config.set("request", JSON.valueToTree(s.config()));
+        config.set("config", JSON.valueToTree(s.config()));
         config.set("process", JSON.valueToTree(s.process()));
         try {
             update("INSERT INTO sandboxes(id, name, image, image_id, isolation, state, config, created) "
@@ -108,11 +112,15 @@ final class SandboxStore {
     private List<Sandbox> query(String sql, Object... args) {
         return db.query(sql, rs -> {
             JsonNode config = JSON.readTree(rs.getString("config"));
+            if (!config.path("config").isObject() || !config.path("process").isObject()) {
+                throw new IllegalStateException("sandbox " + rs.getString("id")
+                        + " has a config of an unknown shape");
+            }
             int exit = rs.getInt("exit_code");
             Integer exitCode = rs.wasNull() ? null : exit;
             return new Sandbox(rs.getString("id"), rs.getString("name"), rs.getString("image"),
                     rs.getString("image_id"), rs.getString("isolation"), SandboxState.of(rs.getString("state")),
-                    JSON.treeToValue(config.get("request"), SandboxConfig.class),
+                    JSON.treeToValue(config.get("config"), SandboxConfig.class),
                     JSON.treeToValue(config.get("process"), ProcessSpec.class),
                     rs.getLong("created"), rs.getLong("started"), rs.getLong("finished"), exitCode,
                     rs.getInt("oom") != 0, rs.getLong("shim_pid"), rs.getInt("restarts"));
