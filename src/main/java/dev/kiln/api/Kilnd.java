@@ -105,6 +105,7 @@ public final class Kilnd {
             throw KilnException.invalid("unknown default isolation \"" + o.defaultIsolation() + "\" (available: "
                     + String.join(", ", isolators.keySet()) + ")");
         }
+        StateRoots.secure(o.root(), o.runRoot()); // before anything is written under them
         Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation(),
                 o.defaultSubnet());
         Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());

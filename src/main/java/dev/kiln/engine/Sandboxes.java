@@ -80,7 +80,7 @@ public final class Sandboxes implements AutoCloseable {
                 0, 0, null, false, 0, 0);
         store.insert(s);
         try {
-            Files.createDirectories(dir(s));
+            Files.createDirectories(dir(s), dev.kiln.OwnerOnly.DIRECTORY); // holds its root fs: root's alone
             isolator.create(spec(s));
         } catch (IOException | RuntimeException e) {
             discard(s, isolator);

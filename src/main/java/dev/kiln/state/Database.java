@@ -1,8 +1,12 @@
 package dev.kiln.state;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -76,8 +80,10 @@ public final class Database implements AutoCloseable {
 
     public static Database open(Path root) {
         try {
-            Files.createDirectories(root);
-            Connection c = DriverManager.getConnection("jdbc:sqlite:" + root.resolve("kiln.db"));
+            Files.createDirectories(root, OwnerOnly.DIRECTORY);
+            Path file = root.resolve("kiln.db");
+            ownerOnly(file);
+            Connection c = DriverManager.getConnection("jdbc:sqlite:" + file);
             try (Statement s = c.createStatement()) {
                 s.execute("PRAGMA busy_timeout = 10000");
                 s.execute("PRAGMA journal_mode = WAL");
@@ -90,6 +96,26 @@ public final class Database implements AutoCloseable {
         } catch (Exception e) {
             throw new KilnException(KilnException.Kind.UNAVAILABLE,
                     "cannot open kiln's database under " + root + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The database holds every sandbox's environment (passwords among them): 0600. SQLite creates the -wal and -shm
+     * files with the database file's mode, so the file is made 0600 before SQLite first opens it; an older kiln's
+     * 0644 files (the -wal and -shm too, left by a crash) are tightened here.
+     */
+    private static void ownerOnly(Path file) throws IOException {
+        try {
+            Files.createFile(file, OwnerOnly.FILE);
+        } catch (FileAlreadyExistsException e) {
+            // an existing database, tightened below
+        }
+        for (String suffix : List.of("", "-wal", "-shm", "-journal")) {
+            try {
+                Files.setPosixFilePermissions(file.resolveSibling(file.getFileName() + suffix), OwnerOnly.FILE_MODE);
+            } catch (NoSuchFileException absent) {
+                // none (or its last user just removed it)
+            }
         }
     }
 

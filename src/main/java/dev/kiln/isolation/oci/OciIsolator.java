@@ -2,6 +2,7 @@ package dev.kiln.isolation.oci;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
@@ -145,7 +146,8 @@ public final class OciIsolator implements Isolator {
         Path processJson = dir.resolve("process.json");
         try {
             Files.createDirectories(dir);
-            Files.writeString(processJson, new ObjectMapper().writeValueAsString(RuntimeSpec.process(process)));
+            // the exec's environment may carry secrets: owner-only, as the sandbox's config.json
+            OwnerOnly.write(processJson, new ObjectMapper().writeValueAsBytes(RuntimeSpec.process(process)));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
         }
@@ -257,7 +259,7 @@ public final class OciIsolator implements Isolator {
 
     private Result run(List<String> cmd) {
         try {
-            Files.createDirectories(stateRoot);
+            Files.createDirectories(stateRoot, OwnerOnly.DIRECTORY); // runtime state: root's alone
             Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                     .start();
             FutureTask<String> out = new FutureTask<>(() -> new String(p.getInputStream().readAllBytes(),

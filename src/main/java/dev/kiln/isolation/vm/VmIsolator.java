@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
@@ -119,7 +120,7 @@ public final class VmIsolator implements Isolator {
                     FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE)) {
                 Files.deleteIfExists(vm.resolve(stale));
             }
-            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic));
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
@@ -191,7 +192,7 @@ public final class VmIsolator implements Isolator {
         Path request = dir.resolve("exec.spec");
         try {
             Files.createDirectories(dir);
-            Files.write(request, GuestSpec.exec(process));
+            OwnerOnly.write(request, GuestSpec.exec(process)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }
