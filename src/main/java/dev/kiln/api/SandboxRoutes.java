@@ -127,7 +127,7 @@ final class SandboxRoutes {
             if (e.config().detach()) {
                 x.noContent();
             } else {
-                stream(x, e.shim()[0], () -> { });
+                stream(x, e.shim()[0], () -> -1);
             }
         });
         r.add("POST", "/v1/execs/{id}/stdin", x -> stdin(x, startedExec(x.path("id"))));
@@ -176,8 +176,10 @@ final class SandboxRoutes {
     /**
      * Proxies a process's frames from its shim to the client until the exit frame, which is sent only after
      * {@code beforeExit} (a --rm sandbox is removed first, so the client may reuse its name at once, as Docker's).
+     * {@code beforeExit} returns the exit code the engine recorded (-1: none), sent when the shim died unrecorded.
      */
-    private static void stream(Exchange x, RunningProcess shim, Runnable beforeExit) throws IOException {
+    private static void stream(Exchange x, RunningProcess shim, java.util.function.IntSupplier beforeExit)
+            throws IOException {
         try (AttachConnection c = shim.attach()) {
             x.status(200);
             x.contentType("application/vnd.kiln.stream");
@@ -186,14 +188,19 @@ final class SandboxRoutes {
             while (true) {
                 AttachConnection.Frame raw = c.read();
                 if (raw == null) {
-                    int code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
-                    beforeExit.run();
-                    StreamFrame.exit(code).writeTo(out);
+                    int code;
+                    try {
+                        code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
+                    } catch (Shim.Gone e) {
+                        code = -1; // the engine ends the run (killing what is left) and records its code
+                    }
+                    int recorded = beforeExit.getAsInt();
+                    StreamFrame.exit(code >= 0 ? code : recorded >= 0 ? recorded : 255).writeTo(out);
                     break;
                 }
                 StreamFrame f = new StreamFrame(raw.type(), raw.payload());
                 if (f.type() == StreamFrame.EXIT) {
-                    beforeExit.run();
+                    beforeExit.getAsInt();
                 }
                 f.writeTo(out);
                 out.flush();
@@ -205,9 +212,9 @@ final class SandboxRoutes {
         }
     }
 
-    /** Feeds the request body to the process's stdin; the end of the body closes stdin. */
+    /** Feeds the request body to the process's stdin as it comes (no deadline); its end closes stdin. */
     private static void stdin(Exchange x, RunningProcess shim) throws IOException {
-        try (AttachConnection c = shim.attach(); InputStream in = x.body()) {
+        try (AttachConnection c = shim.attach(); InputStream in = x.streamedBody()) {
             Thread drain = Thread.ofVirtual().start(() -> {
                 try {
                     while (c.read() != null) {

@@ -161,11 +161,16 @@ public final class Sandboxes implements AutoCloseable {
             if (s.state() == SandboxState.RUNNING) {
                 Shim shim = Shim.adopt(mainDir(s));
                 Optional<ExitStatus> ended = shim.exitStatus();
-                if (ended.isEmpty()) {
+                if (ended.isEmpty() && shim.alive()) {
                     return shim;
                 }
-                // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
-                exited(s.id(), ended.get(), s.shimPid());
+                // the process ended a moment ago (or its shim died) and its watcher has not recorded it yet: record
+                // it now, then start
+                if (ended.isPresent()) {
+                    exited(s.id(), ended.get(), s.shimPid());
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
                 s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
@@ -200,7 +205,7 @@ public final class Sandboxes implements AutoCloseable {
 
     public void kill(String ref, int signal) {
         Sandbox s = store.find(ref);
-        if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent()) {
+        if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent() || endedIfLost(s)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
         isolator(s.isolation()).signal(spec(s), signal);
@@ -220,9 +225,13 @@ public final class Sandboxes implements AutoCloseable {
         } catch (KilnException e) {
             // the process may have exited between the check and the signal; the wait below tells
         }
-        if (shim.await(timeout).isEmpty()) {
-            isolator.signal(spec(s), 9);
-            shim.await(Duration.ofSeconds(30));
+        if (!awaitEnd(s, shim, timeout)) {
+            try {
+                isolator.signal(spec(s), 9);
+            } catch (KilnException e) {
+                // as above
+            }
+            awaitEnd(s, shim, Duration.ofSeconds(30));
         }
         awaitRecorded(s.id(), Duration.ofSeconds(10));
         events.emit(s, "stop");
@@ -256,6 +265,8 @@ public final class Sandboxes implements AutoCloseable {
             try {
                 ExitStatus status = shim.await(Duration.ofDays(3650)).orElseThrow();
                 exited(id, status, shim.pid());
+            } catch (Shim.Gone e) {
+                lost(id, shim.pid());
             } catch (RuntimeException e) {
                 System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
             } finally {
@@ -285,13 +296,61 @@ public final class Sandboxes implements AutoCloseable {
             try {
                 isolator.cleanup(spec, false);
             } finally {
+                // the process is gone whatever the clean-up did: ps must not show it up (rm retries the clean-up)
                 detachQuietly(s);
+                store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
             }
-            store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
         }
         events.emit(s, "die");
         if (s.config().autoRemove()) {
             remove(id, true);
+        }
+    }
+
+    /**
+     * Ends the run whose shim died without recording an exit (killed, or crashed): whatever of the sandbox still runs
+     * is killed and everything it holds released, as for any exit (see {@link #exited}). The status follows
+     * containerd and Docker: when the workload still ran and kiln killed it, 137 (SIGKILL), as containerd reports a
+     * task whose shim died (its runc shim's clean-up runs {@code runc delete --force} and answers 128 + SIGKILL); when
+     * it had already ended unrecorded, 255, as Docker records a container whose exit status is unknown at restore.
+     */
+    private void lost(String id, long shimPid) {
+        ExitStatus status;
+        synchronized (lock(id)) {
+            Optional<Sandbox> found = store.byId(id);
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
+                return;
+            }
+            boolean running = isolator(found.get().isolation()).running(spec(found.get()));
+            status = running ? new ExitStatus(137, 9, java.time.Instant.now())
+                    : new ExitStatus(255, 0, java.time.Instant.now());
+            System.err.println("kilnd: the shim of sandbox " + id + " (pid " + shimPid + ") died without recording "
+                    + "an exit; " + (running ? "its processes are killed (recorded as 137)"
+                    : "its process had ended (recorded as 255)"));
+        }
+        exited(id, status, shimPid); // checks again that the run is still the current one
+    }
+
+    /** If the sandbox's shim is gone without a record, ends its run ({@link #lost}) and returns true. */
+    private boolean endedIfLost(Sandbox s) {
+        Shim shim = Shim.adopt(mainDir(s));
+        if (shim.alive() || shim.exitStatus().isPresent()) {
+            return false;
+        }
+        lost(s.id(), s.shimPid());
+        return true;
+    }
+
+    /**
+     * {@link Shim#await}, ending the run as {@link #lost} when the shim turns out to be dead without a record; true
+     * once the run has ended either way.
+     */
+    private boolean awaitEnd(Sandbox s, Shim shim, Duration timeout) {
+        try {
+            return shim.await(timeout).isPresent();
+        } catch (Shim.Gone e) {
+            lost(s.id(), shim.pid());
+            return true;
         }
     }
 
@@ -310,10 +369,13 @@ public final class Sandboxes implements AutoCloseable {
     /**
      * Before a client is told a main process's exit code: waits (bounded) until the exit is recorded, and for a --rm
      * sandbox until it is removed, so an inspect or a reuse of the name right after {@code run} sees the outcome.
+     * Returns the recorded exit code, -1 if none was recorded in time.
      */
-    public void awaitExitRecorded(String id) {
+    public int awaitExitRecorded(String id) {
         awaitRecorded(id, Duration.ofSeconds(10));
+        int code = store.byId(id).filter(s -> !s.running()).map(Sandbox::exitCode).orElse(-1);
         awaitAutoRemoval(id);
+        return code;
     }
 
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
@@ -332,7 +394,7 @@ public final class Sandboxes implements AutoCloseable {
     public int await(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
         if (s.running()) {
-            Shim.adopt(mainDir(s)).await(timeout);
+            awaitEnd(s, Shim.adopt(mainDir(s)), timeout);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
         }
         return store.byId(s.id()).map(x -> x.exitCode() == null ? 0 : x.exitCode()).orElse(s.exitCode() == null
@@ -351,10 +413,10 @@ public final class Sandboxes implements AutoCloseable {
             try {
                 isolator.signal(spec(s), 9);
             } catch (KilnException e) {
-                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops);
-                // the wait below tells, and a process still running after it is refused there
+                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops), or
+                // its shim is gone; the wait below tells
             }
-            Shim.adopt(mainDir(s)).await(Duration.ofSeconds(30));
+            endForRemoval(s);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
             if (store.byId(s.id()).map(Sandbox::running).orElse(false)) {
                 throw KilnException.conflict("cannot remove sandbox " + s.name() + ": it is still running after "
@@ -370,6 +432,30 @@ public final class Sandboxes implements AutoCloseable {
         }
         locks.remove(s.id());
         events.emit(s, "destroy");
+    }
+
+    /** How long rm -f waits for the shim to record the SIGKILLed run's end before it kills the shim itself. */
+    private static final Duration REMOVAL_WAIT = Duration.ofSeconds(10);
+
+    /**
+     * rm -f of a running sandbox after its SIGKILL: waits for the run's end; a shim that is dead, has no files, or
+     * records nothing in time (stopped, hung) is killed and the run ended as {@link #lost}, so that a removal never
+     * fails on the state of a shim.
+     */
+    private void endForRemoval(Sandbox s) {
+        Shim shim;
+        try {
+            shim = Shim.adopt(mainDir(s));
+        } catch (KilnException e) {
+            lost(s.id(), s.shimPid());
+            return;
+        }
+        if (!awaitEnd(s, shim, REMOVAL_WAIT)) {
+            System.err.println("kilnd: the shim of sandbox " + s.id() + " (pid " + shim.pid() + ") recorded no exit "
+                    + REMOVAL_WAIT.toSeconds() + " s after SIGKILL: killing it");
+            shim.kill();
+            awaitEnd(s, shim, Duration.ofSeconds(5));
+        }
     }
 
     private void discard(Sandbox s, Isolator isolator) {
@@ -428,6 +514,12 @@ public final class Sandboxes implements AutoCloseable {
         return isolator(s.isolation()).stats(spec(s));
     }
 
+    /** The host pids of a running sandbox's front processes ({@link Isolator#frontPids}), for kiln audit. */
+    public List<Long> frontPids(String ref) {
+        Sandbox s = running(ref);
+        return isolator(s.isolation()).frontPids(spec(s));
+    }
+
     /** The main process's shim (running or not), for attach and logs. */
     public Shim shim(Sandbox s) {
         return Shim.adopt(mainDir(s));
@@ -479,27 +571,41 @@ public final class Sandboxes implements AutoCloseable {
 
     /**
      * After a daemon (re)start: sandboxes whose shim still runs are watched again; those whose shim is gone are
-     * marked exited with the status the shim recorded (or 255 if it recorded none) and their mounts released.
+     * marked exited with the status the shim recorded (or, if it recorded none, as {@link #lost}: what still runs is
+     * killed) and everything they held released. One sandbox that cannot be recovered does not stop the others.
      */
     public void reconcile() {
         for (Sandbox s : store.all()) {
-            switch (s.state()) {
-                case RUNNING -> {
-                    Shim shim = Shim.adopt(mainDir(s));
-                    Optional<ExitStatus> ended = shim.exitStatus();
-                    if (ended.isPresent() && !shim.alive()) {
-                        // ended while kilnd was down: recorded before kilnd serves
-                        exited(s.id(), ended.get(), s.shimPid());
-                    } else if (shim.alive()) {
-                        watch(s.id(), shim);
-                    } else {
-                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()), s.shimPid());
-                    }
-                }
-                case REMOVING -> discard(s, isolator(s.isolation()));
-                default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
-
+            try {
+                reconcile(s);
+            } catch (RuntimeException e) {
+                System.err.println("kilnd: cannot recover sandbox " + s.id() + ": " + e.getMessage());
             }
+        }
+    }
+
+    private void reconcile(Sandbox s) {
+        switch (s.state()) {
+            case RUNNING -> {
+                Shim shim;
+                try {
+                    shim = Shim.adopt(mainDir(s));
+                } catch (KilnException e) {
+                    lost(s.id(), s.shimPid()); // its files are gone with it
+                    return;
+                }
+                Optional<ExitStatus> ended = shim.exitStatus();
+                if (ended.isPresent() && !shim.alive()) {
+                    // ended while kilnd was down: recorded before kilnd serves
+                    exited(s.id(), ended.get(), s.shimPid());
+                } else if (shim.alive()) {
+                    watch(s.id(), shim);
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
+            }
+            case REMOVING -> discard(s, isolator(s.isolation()));
+            default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
         }
     }
 

@@ -45,8 +45,15 @@ public interface Isolator {
     SandboxStats stats(SandboxSpec spec);
 
     /**
+     * Whether anything of the sandbox still runs on the host (the runtime's container, the VMM): asked when its shim
+     * died without recording an exit, before {@link #cleanup} kills what is left.
+     */
+    boolean running(SandboxSpec spec);
+
+    /**
      * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts); with
-     * {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
+     * {@code removeFiles} also its writable layer. Kills whatever of the sandbox still runs (its shim may have died
+     * before it). Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 
@@ -62,6 +69,16 @@ public interface Isolator {
     default void resume(SandboxSpec spec) {
         throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing is not supported for the "
                 + name() + " isolation");
+    }
+
+    /**
+     * The host pids of the sandbox's front processes: the host-side processes a hostile workload reaches first,
+     * whose privileges and seccomp filter bound what it can ask of the host kernel ({@code kiln audit}). container:
+     * the workload's own init process; gvisor: runsc's Sentry (the sandbox process, {@code runsc state}'s pid); vm:
+     * the VMM. Empty while nothing runs.
+     */
+    default java.util.List<Long> frontPids(SandboxSpec spec) {
+        return java.util.List.of();
     }
 
     /** The guest kernel's console log ({@code kiln logs --boot}); empty for isolations that boot no kernel. */

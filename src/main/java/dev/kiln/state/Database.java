@@ -14,6 +14,8 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import org.sqlite.SQLiteErrorCode;
+import org.sqlite.SQLiteException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -73,9 +75,11 @@ public final class Database implements AutoCloseable {
             """);
 
     private final Connection connection;
+    private final SpaceReserve reserve;
 
-    private Database(Connection connection) {
+    private Database(Connection connection, SpaceReserve reserve) {
         this.connection = connection;
+        this.reserve = reserve;
     }
 
     public static Database open(Path root) {
@@ -90,8 +94,9 @@ public final class Database implements AutoCloseable {
                 s.execute("PRAGMA foreign_keys = ON");
                 s.execute("PRAGMA synchronous = NORMAL");
             }
-            Database db = new Database(c);
+            Database db = new Database(c, new SpaceReserve(root.resolve("kiln.db-reserve")));
             db.migrate();
+            db.reserve.restore();
             return db;
         } catch (Exception e) {
             throw new KilnException(KilnException.Kind.UNAVAILABLE,
@@ -159,6 +164,34 @@ public final class Database implements AutoCloseable {
 
     /** Runs an INSERT/UPDATE/DELETE; returns the rows changed. */
     public int update(String sql, Object... args) throws SQLException {
+        reserve.restore(); // before ordinary writes take the room it needs
+        return execute(sql, args);
+    }
+
+    /**
+     * An {@link #update} kiln must be able to make on a full disk because it frees space or records what already
+     * happened: an untag, a sandbox's removal, its exit. Every SQLite write needs new room in the WAL first, so on a
+     * full disk kiln could not even delete; when this one fails with SQLITE_FULL, the {@link SpaceReserve} is given
+     * up and the write tried once more.
+     */
+    public int essential(String sql, Object... args) throws SQLException {
+        try {
+            return execute(sql, args);
+        } catch (SQLException e) {
+            if (!(e instanceof SQLiteException full && full.getResultCode() == SQLiteErrorCode.SQLITE_FULL)
+                    || !reserve.release()) {
+                throw e;
+            }
+            return execute(sql, args);
+        }
+    }
+
+    /** Takes the reserve back if it was given up and there is room for it again: call after freeing space. */
+    public void restoreReserve() {
+        reserve.restore();
+    }
+
+    private int execute(String sql, Object... args) throws SQLException {
         try (PreparedStatement ps = prepare(sql, args)) {
             return ps.executeUpdate();
         }

@@ -180,7 +180,7 @@ class VmNetworkTest {
                     .orElseThrow();
             assertThat(status.exitCode()).isEqualTo(125);
             assertThat(Files.readString(spec.dir().resolve("log.json")))
-                    .contains("the VM could not start the sandbox: bad START: net \\\"10.0.2.999\\\" is not an IPv4 address");
+                    .contains("the VM could not start the sandbox: guest: bad START: net \\\"10.0.2.999\\\" is not an IPv4 address");
         } finally {
             vm.cleanup(spec, true);
         }

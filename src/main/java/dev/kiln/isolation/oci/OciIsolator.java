@@ -198,9 +198,31 @@ public final class OciIsolator implements Isolator {
                 || Cgroups.oomKills(SandboxCgroup.parentPath(spec.id())) > 0;
     }
 
+    /** {@code runc state}'s pid is the container's init (the workload); {@code runsc state}'s is the Sentry. */
+    @Override
+    public List<Long> frontPids(SandboxSpec spec) {
+        Result r = run(command(spec, "state", spec.id()));
+        if (r.code != 0) {
+            return List.of();
+        }
+        try {
+            long pid = new ObjectMapper().readTree(r.out).path("pid").asLong(0);
+            return pid > 0 && ProcessHandle.of(pid).isPresent() ? List.of(pid) : List.of();
+        } catch (IOException e) {
+            return List.of();
+        }
+    }
+
     @Override
     public SandboxStats stats(SandboxSpec spec) {
         return Cgroups.stats(RuntimeSpec.cgroupsPath(spec.id()));
+    }
+
+    /** The runtime knows the container and it has not stopped (created, running, paused: all hold processes). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        Result state = run(command(spec, "state", spec.id()));
+        return state.code == 0 && !state.out.contains("\"stopped\"");
     }
 
     @Override
@@ -244,7 +266,12 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    /** {@code delete -f}, only when the runtime holds state for the sandbox: each runtime call costs a fork+exec. */
+    /**
+     * {@code kill --all 9}, then {@code delete --force}, only when the runtime holds state for the sandbox (each
+     * runtime call costs a fork+exec; a container that ended by itself has none left). A container still running
+     * here lost its shim: runsc's forced delete alone signals only its init and then waits 5 s for the sandbox to
+     * stop, where killing every process first ends it at once. runsc knows only the long flag.
+     */
     private void deleteRuntimeState(SandboxSpec spec) {
         try (var entries = Files.list(stateRoot)) {
             if (entries.noneMatch(p -> p.getFileName().toString().startsWith(spec.id()))) {
@@ -254,7 +281,8 @@ public final class OciIsolator implements Isolator {
             // no state root yet: nothing to delete
             return;
         }
-        run(command(spec, "delete", "-f", spec.id()));
+        run(command(spec, "kill", "--all", spec.id(), "9")); // fails for a stopped container: nothing to kill
+        run(command(spec, "delete", "--force", spec.id()));
     }
 
     private Result run(List<String> cmd) {

@@ -117,8 +117,18 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
     }
 
     /**
-     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws if the shim died
-     * without recording an exit (killed, or the host's pid was reused).
+     * The shim died without recording its command's exit: it was killed (or crashed, or the host reused its pid).
+     * What became of the command is unknown here; its isolator can tell whether it still runs.
+     */
+    public static final class Gone extends KilnException {
+        Gone(String message) {
+            super(Kind.INTERNAL, message);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws {@link Gone} if
+     * the shim died without recording an exit.
      */
     @Override
     public Optional<ExitStatus> await(Duration timeout) {
@@ -127,8 +137,8 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
             Optional<ExitStatus> status = exitStatus();
             if (status.isPresent()) return status;
             if (!alive()) {
-                return Optional.of(exitStatus().orElseThrow(() -> new KilnException(KilnException.Kind.INTERNAL,
-                        "kiln-shim " + pid + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
+                return Optional.of(exitStatus().orElseThrow(() -> new Gone("kiln-shim " + pid
+                        + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
             }
             if (System.nanoTime() - deadline > 0) return Optional.empty();
             try {
@@ -137,6 +147,13 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
                 Thread.currentThread().interrupt();
                 throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while waiting for " + dir, e);
             }
+        }
+    }
+
+    /** SIGKILL to the shim itself (not its command), if it still runs: for a shim that stopped doing its job. */
+    public void kill() {
+        if (alive()) {
+            ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
         }
     }
 

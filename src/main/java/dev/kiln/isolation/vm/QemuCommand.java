@@ -21,6 +21,11 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     static final String CONTROL_SOCKET = "ctl.sock";
     static final String QMP_SOCKET = "qmp.sock";
     static final String BOOT_LOG = "boot.log";
+    /**
+     * Under TCG, what QEMU may fill with translated code beyond the guest's memory: its default code buffer on 64-bit
+     * hosts, min(1 GiB, host RAM / 8) (QEMU's tcg/region.c; here its 1023 MiB rwx mapping), touched as code runs.
+     */
+    static final long TCG_CACHE = 1L << 30;
 
     List<String> argv() {
         List<String> a = new ArrayList<>(List.of(BINARY,

@@ -8,6 +8,7 @@ import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.oci.MemoryCgroup;
 import dev.kiln.isolation.shim.AttachConnection;
 import dev.kiln.isolation.shim.LogReader;
 import dev.kiln.isolation.shim.Shim;
@@ -42,6 +43,8 @@ public final class VmIsolator implements Isolator {
     private static final Duration TOP_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
     private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
+    /** Beyond the guest's memory: the VMM's own (device models, buffers, page cache of its disks) and the relay's. */
+    static final long VMM_OVERHEAD = 256L << 20;
 
     private final VmOptions options;
 
@@ -160,6 +163,7 @@ public final class VmIsolator implements Isolator {
             vmm = new QemuCommand(boot, initrd, image, disk, memoryMiB, vcpus, QemuCommand.kvmUsable(),
                     QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs()).argv();
         }
+        hostCgroup(spec, memoryMiB).ifPresent(dir -> cmd.addAll(List.of("--cgroup", dir.toString())));
         cmd.add("--");
         cmd.addAll(vmm);
         return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
@@ -220,12 +224,27 @@ public final class VmIsolator implements Isolator {
                     .collect(Collectors.joining());
             if (code != 0) {
                 throw KilnException.conflict("cannot list processes of " + spec.name() + " (ps in the guest exited "
-                        + code + ": " + out.strip().lines().reduce((a, b) -> b).orElse("") + ")");
+                        + code + ": guest: " + guestText(out.strip().lines().reduce((a, b) -> b).orElse("")) + ")");
             }
             return out;
         } finally {
             Trees.delete(shim.dir());
         }
+    }
+
+    /**
+     * Guest text for one of kiln's lines, as the relay quotes it (docs/guest-protocol.md): control characters (C0, DEL,
+     * C1: line ends, terminal escapes) as {@code \xNN}, a backslash doubled; so it cannot end the line or drive the
+     * reader's terminal.
+     */
+    static String guestText(String text) {
+        StringBuilder b = new StringBuilder(text.length());
+        text.codePoints().forEach(c -> {
+            if (c == '\\') b.append("\\\\");
+            else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) b.append(String.format("\\x%02x", c));
+            else b.appendCodePoint(c);
+        });
+        return b.toString();
     }
 
     @Override
@@ -249,6 +268,12 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    /** The VMM runs (the relay without it holds no guest). */
+    @Override
+    public boolean running(SandboxSpec spec) {
+        return vmmPid(spec).isPresent();
+    }
+
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
         Optional<Long> pid = vmmPid(spec);
@@ -262,6 +287,10 @@ public final class VmIsolator implements Isolator {
             }
             killAndWait(pid.get(), vmmName(spec));
         }
+        List<Path> left = MemoryCgroup.remove(spec.id());
+        if (!left.isEmpty()) {
+            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+        }
         if (removeFiles) {
             try {
                 Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
@@ -269,6 +298,22 @@ public final class VmIsolator implements Isolator {
                 throw new KilnException(KilnException.Kind.INTERNAL, "cannot remove " + spec.dir().resolve("disk.ext4")
                         + ": " + e.getMessage(), e);
             }
+        }
+    }
+
+    /**
+     * The memory cgroup of the sandbox's relay and VMM (issue 11: a guest must not grow host processes without bound):
+     * the guest's memory plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus under TCG the translation
+     * cache QEMU fills as the guest runs. Where no such cgroup can be made the VM still runs, and kilnd says so.
+     */
+    private static Optional<Path> hostCgroup(SandboxSpec spec, long memoryMiB) {
+        long limit = (memoryMiB << 20) + VMM_OVERHEAD + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE);
+        try {
+            return Optional.of(MemoryCgroup.create(spec.id(), limit));
+        } catch (IOException | RuntimeException e) {
+            System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
+                    + e.getMessage());
+            return Optional.empty();
         }
     }
 
@@ -286,6 +331,12 @@ public final class VmIsolator implements Isolator {
                 }
             }
         });
+    }
+
+    /** The VMM (QEMU or Firecracker), the only host process the guest talks to. */
+    @Override
+    public List<Long> frontPids(SandboxSpec spec) {
+        return vmmPid(spec).map(List::of).orElse(List.of());
     }
 
     /** The VMM's pid while that process is alive and still the sandbox's VMM (a reused pid is not). */

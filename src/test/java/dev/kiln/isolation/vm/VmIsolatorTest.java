@@ -96,6 +96,17 @@ class VmIsolatorTest {
         Shim main = vm.start(s, Duration.ZERO);
         awaitLog(s.dir().resolve("log.json"), "ready\n");
 
+        // issue 11: the relay and its VMM are held by the sandbox's memory cgroup, the guest's memory plus overhead
+        long relay = main.started().orElseThrow().pid();
+        long vmm = Long.parseLong(read(VmIsolator.vmDir(s).resolve("vmm.pid")).strip());
+        Path cgroup = memoryCgroup(relay);
+        assertThat(cgroup.toString()).endsWith("/kiln/" + s.id());
+        assertThat(memoryCgroup(vmm)).isEqualTo(cgroup);
+        long limit = (VmOptions.DEFAULT_MEMORY + VmIsolator.VMM_OVERHEAD
+                + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE));
+        assertThat(Long.parseLong(read(cgroup.resolve(Files.exists(cgroup.resolve("memory.max")) ? "memory.max"
+                : "memory.limit_in_bytes")).strip())).isEqualTo(limit);
+
         RunningProcess x = vm.exec(s, "exec1", process("sh", "-c", "echo $$; cat /etc/hostname; echo oops >&2; exit 3"),
                 Duration.ZERO);
         ExitStatus xs = x.await(Duration.ofSeconds(60)).orElseThrow();
@@ -106,6 +117,10 @@ class VmIsolatorTest {
 
         RunningProcess missing = vm.exec(s, "exec2", process("nope"), Duration.ZERO);
         assertThat(missing.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(127);
+
+        // killed by a signal in the guest: Docker's 137, an exit status of the exec relay (never a signal it raises)
+        RunningProcess killed = vm.exec(s, "exec4", process("sh", "-c", "kill -KILL $$"), Duration.ZERO);
+        assertThat(killed.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(137);
 
         ProcessSpec cat = new ProcessSpec(List.of("cat"), ENV, "/", 0, 0, List.of(), false, true);
         Shim withStdin = (Shim) vm.exec(s, "exec3", cat, Duration.ofSeconds(10));
@@ -128,6 +143,19 @@ class VmIsolatorTest {
         assertThat(status.exitCode()).isZero();
         assertThat(log(s, "stdout")).isEqualTo("ready\nstopping\n"); // exec output never reaches the main log
         assertThat(vmmAlive(s)).isFalse();
+        vm.cleanup(s, false);
+        assertThat(cgroup).as("the sandbox's cgroup, removed at its cleanup").doesNotExist();
+    }
+
+    /** A process's memory cgroup directory: cgroup v1's memory hierarchy where there is one, else the unified one. */
+    static Path memoryCgroup(long pid) {
+        List<String> lines = read(Path.of("/proc", Long.toString(pid), "cgroup")).lines().toList();
+        for (String line : lines) {
+            String[] f = line.split(":", 3);
+            if (List.of(f[1].split(",")).contains("memory")) return Path.of("/sys/fs/cgroup/memory" + f[2]);
+        }
+        return Path.of("/sys/fs/cgroup" + lines.stream().filter(l -> l.startsWith("0::")).findFirst().orElseThrow()
+                .substring(3));
     }
 
     @Test
@@ -136,6 +164,17 @@ class VmIsolatorTest {
         vm.create(s);
         Shim main = vm.start(s, Duration.ZERO);
         awaitLog(s.dir().resolve("log.json"), "ready\n");
+
+        // issue 11: the relay and its VMM are held by the sandbox's memory cgroup, the guest's memory plus overhead
+        long relay = main.started().orElseThrow().pid();
+        long vmm = Long.parseLong(read(VmIsolator.vmDir(s).resolve("vmm.pid")).strip());
+        Path cgroup = memoryCgroup(relay);
+        assertThat(cgroup.toString()).endsWith("/kiln/" + s.id());
+        assertThat(memoryCgroup(vmm)).isEqualTo(cgroup);
+        long limit = (VmOptions.DEFAULT_MEMORY + VmIsolator.VMM_OVERHEAD
+                + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE));
+        assertThat(Long.parseLong(read(cgroup.resolve(Files.exists(cgroup.resolve("memory.max")) ? "memory.max"
+                : "memory.limit_in_bytes")).strip())).isEqualTo(limit);
         vm.signal(s, 9);
         ExitStatus status = main.await(Duration.ofSeconds(20)).orElseThrow();
         assertThat(status.exitCode()).isEqualTo(137);
