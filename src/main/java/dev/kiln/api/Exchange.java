@@ -88,9 +88,10 @@ public final class Exchange {
         return request.getHeaders().get(name);
     }
 
+    /** The body as {@code type}, read strictly (see {@link JsonBody}): a wrong type is a 400 naming the field. */
     public <T> T body(Class<T> type) {
         try (InputStream in = body()) {
-            T value = JSON.readValue(in, type);
+            T value = JsonBody.read(in, type);
             if (value == null) {
                 throw KilnException.invalid("the request body must be a JSON object");
             }

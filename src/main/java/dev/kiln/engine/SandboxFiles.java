@@ -164,6 +164,10 @@ public final class SandboxFiles {
 
     /** {@link RootPaths#resolve}, with Docker's words for a path that is not there. */
     private static RootPaths.Resolved resolve(Path root, String path, String sandbox) {
+        String problem = dev.kiln.rootfs.EntryName.problem(path);
+        if (problem != null) { // before the filesystem answers ENAMETOOLONG (a 500)
+            throw KilnException.invalid("path " + KilnException.quote(path) + " " + problem);
+        }
         try {
             return RootPaths.resolve(root, path);
         } catch (KilnException e) {

@@ -62,6 +62,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- create ----
 
     public Sandbox create(SandboxConfig r) {
+        RequestCheck.create(r);
         String isolation = isolationOf(r);
         Isolator isolator = isolator(isolation);
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
@@ -559,6 +560,7 @@ public final class Sandboxes implements AutoCloseable {
     // ---- exec ----
 
     public RunningProcess exec(String ref, String execId, ExecConfig r) {
+        RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);

@@ -1,6 +1,5 @@
 package dev.kiln.api.docker;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.Exchange;
@@ -141,8 +140,7 @@ final class DockerContainers {
     // ---- create, list ----
 
     private void create(Exchange x) {
-        JsonNode body = x.body(JsonNode.class);
-        SandboxConfig req = CreateTranslator.translate(body, x.query("name"), x.query("platform"));
+        SandboxConfig req = CreateTranslator.translate(x.body(ContainerCreateBody.class), x.query("name"), x.query("platform"));
         if (req.name() != null) {
             conflictIfTaken(req.name());
         }

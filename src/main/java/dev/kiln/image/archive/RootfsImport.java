@@ -58,7 +58,7 @@ public final class RootfsImport {
         try (InputStream raw = tarball == null ? stdin : Files.newInputStream(tarball);
              InputStream tar = Compressions.decompressed(new BufferedInputStream(raw, 1 << 16));
              ContentStore.Writer w = store.content().writer(null, -1)) {
-            tar.transferTo(w);
+            TarHeaders.copy(tar, w); // refuses what is not a tar archive, before anything is stored
             layer = w.commit();
             if (w.added()) {
                 added.add(layer);
