@@ -9,11 +9,11 @@ import dev.kiln.engine.ExecConfig;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.LogReader;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxStats;
-import dev.kiln.isolation.shim.AttachConnection;
-import dev.kiln.isolation.shim.LogReader;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.SandboxTask;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -52,7 +52,7 @@ final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
-            x.json(SandboxView.inspect(s, engine.runtimeOf(s), sandboxes.network(s)));
+            x.json(SandboxView.inspect(engine, s));
         });
         r.add("GET", "/v1/sandboxes/{id}/port", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
@@ -165,12 +165,12 @@ final class SandboxRoutes {
         return shim;
     }
 
-    private Shim running(String ref) {
+    private SandboxTask running(String ref) {
         Sandbox s = sandboxes.get(ref);
         if (!s.running()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
-        return sandboxes.shim(s);
+        return sandboxes.task(s);
     }
 
     /**
@@ -191,7 +191,7 @@ final class SandboxRoutes {
                     int code;
                     try {
                         code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
-                    } catch (Shim.Gone e) {
+                    } catch (RunningProcess.Gone e) {
                         code = -1; // the engine ends the run (killing what is left) and records its code
                     }
                     int recorded = beforeExit.getAsInt();
@@ -266,7 +266,7 @@ final class SandboxRoutes {
             out.flush();
         };
         if (x.flag("follow") && sandboxes.get(s.id()).running()) {
-            reader.follow(tail, sink, sandboxes.shim(s));
+            reader.follow(tail, sink, sandboxes.task(s));
         } else {
             reader.read(tail, sink);
         }
@@ -274,11 +274,12 @@ final class SandboxRoutes {
     }
 
     /** The kernel console as it is now (no follow): one STDOUT frame per chunk; empty before the first boot. */
-    private static void bootLog(Exchange x, java.nio.file.Path file) throws IOException {
+    private static void bootLog(Exchange x, java.util.Optional<java.nio.file.Path> log) throws IOException {
         x.status(200);
         x.contentType("application/vnd.kiln.stream");
         OutputStream out = x.out();
-        if (java.nio.file.Files.isRegularFile(file)) {
+        java.nio.file.Path file = log.orElse(null);
+        if (file != null && java.nio.file.Files.isRegularFile(file)) {
             try (var in = java.nio.file.Files.newInputStream(file)) {
                 byte[] buf = new byte[65536];
                 for (int n; (n = in.read(buf)) > 0; ) {

@@ -9,7 +9,6 @@ import dev.kiln.isolation.oci.RuntimeSpec;
 import dev.kiln.isolation.oci.SeccompProfile;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -74,18 +73,9 @@ public final class Audit {
                 rows);
     }
 
-    /** An isolation kilnd has and whose runtime binary is installed. */
+    /** An isolation kilnd has and that says it can run here (its runtime binary is installed). */
     private boolean available(String isolation) {
-        String runtime = engine.runtimeOf(isolation);
-        if (runtime.isEmpty()) {
-            return false;
-        }
-        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
-            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, runtime))) {
-                return true;
-            }
-        }
-        return Files.isExecutable(Path.of("/usr/sbin", runtime)) || Files.isExecutable(Path.of("/usr/bin", runtime));
+        return engine.isolators().find(isolation).map(i -> i.availability().available()).orElse(false);
     }
 
     private List<AuditReport.Row> measure(String image, List<String> cmd, String isolation, Duration window) {

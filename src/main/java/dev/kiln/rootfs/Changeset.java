@@ -1,5 +1,6 @@
 package dev.kiln.rootfs;
 
+import dev.kiln.image.archive.EntryName;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 

@@ -7,7 +7,6 @@ import dev.kiln.testing.LayerTar;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,7 +26,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * Bad requests, from the CLI and raw on the socket, get a one-line answer with Docker's exit code (or a 4xx with
  * {@code {"message": …}}) and never hurt kilnd: one daemon (its own process) takes them all, and after each test it
- * still answers and holds nothing the bad request created.
+ * still answers and holds nothing the bad request created. Its config points runsc at a path where there is none, so
+ * the gvisor isolation is one whose runtime is missing.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class BadInputTest {
@@ -39,13 +39,15 @@ class BadInputTest {
     static KilndProcess kilnd;
     static KilnCli kiln;
     static String image;
+    /** Where kilnd's config says runsc is, and it is not. */
+    static final String MISSING_RUNSC = "/nonexistent/kiln-bad-input/runsc";
 
     @BeforeAll
     static void startDaemon() {
         Command.require("runc", "runc");
         root = tmp.resolve("root");
         runRoot = tmp.resolve("run");
-        kilnd = KilndProcess.start(root, runRoot);
+        kilnd = KilndProcess.start(root, runRoot, "runtime-paths:\n  runsc: " + MISSING_RUNSC + "\n");
         kiln = new KilnCli(kilnd);
         image = BusyboxImage.importInto(kiln, tmp);
     }
@@ -339,10 +341,30 @@ class BadInputTest {
         }
     }
 
+    /**
+     * An isolation whose runtime binary is missing is refused with its reason, whichever way it is asked for (by
+     * name, by its Docker runtime name, on the socket), before anything is created; the others still work.
+     */
     @Test
-    @Disabled("kilnd cannot be pointed at a missing runtime binary: Kilnd.isolators() hard-codes runc/runsc found on "
-            + "PATH, with no setting for the binary, so 'runtime missing' cannot be provoked without touching /usr/bin")
     void missingRuntimeBinaryIsOneLineAnd125() {
+        String reason = "the gvisor isolation needs runsc, which is not at " + MISSING_RUNSC
+                + " (runtime-paths in kilnd's config file)";
+        for (List<String> args : List.of(List.of("run", "--rm", "--isolation", "gvisor"),
+                List.of("create", "--isolation", "gvisor"), List.of("run", "--rm", "--runtime", "runsc"))) {
+            List<String> all = new java.util.ArrayList<>(args);
+            all.addAll(List.of(image, "true"));
+            KilnCli.Result r = kiln.kiln(all.toArray(String[]::new));
+            assertThat(r.exitCode()).as(String.join(" ", all) + ": " + r).isEqualTo(125);
+            assertOneErrorLine(r);
+            assertThat(errorLine(r)).isEqualTo("kiln: " + reason);
+        }
+        RawHttp.Response api = RawHttp.request(kilnd.socket(), "POST", "/v1/sandboxes",
+                "{\"image\":\"" + image + "\",\"isolation\":\"gvisor\",\"cmd\":[\"true\"]}");
+        assertThat(api.status()).as(api.body()).isEqualTo(502);
+        assertThat(api.json().path("message").asText()).isEqualTo(reason);
+
+        KilnCli.Result container = kiln.kiln("run", "--rm", image, "true");
+        assertThat(container.exitCode()).as("the container isolation still runs: " + container).isZero();
     }
 
     // ---- helpers ----

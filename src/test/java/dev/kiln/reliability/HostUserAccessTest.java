@@ -105,6 +105,18 @@ class HostUserAccessTest extends DaemonProcessTest {
         kiln.ok("rm", "-f", "secretive");
     }
 
+    /** The harness starts kilnd under umask 077 (KilndProcess): a non-root workload must still read its own root. */
+    @Test
+    void aNonRootWorkloadRunsWhateverUmaskKilndWasStartedWith() throws Exception {
+        String status = Files.readString(Path.of("/proc", Long.toString(kilnd.pid()), "status"));
+        assertThat(status).as("kilnd's own mask").contains("Umask:\t0022");
+        String image = busybox();
+        KilnCli.Result r = kiln.process(java.time.Duration.ofSeconds(60), "run", "--rm", "--user", "1000", image,
+                "sh", "-c", "ls /bin | grep -c . && cat /etc/hosts");
+        assertThat(r.exitCode()).as(r.toString()).isZero();
+        assertThat(r.out()).as("a uid-1000 workload lists /bin and reads /etc/hosts").contains("localhost");
+    }
+
     @Test
     void anOlderKilnsOpenTreeIsTightenedWhenKilndStarts() throws Exception {
         openToOthers(tmp);

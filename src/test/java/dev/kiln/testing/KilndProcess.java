@@ -34,6 +34,8 @@ public final class KilndProcess implements AutoCloseable {
     private final Path runRoot;
     private final Path dist;
     private final Path log;
+    /** kilnd's config file: written from the test's text, or one that does not exist (never the host's). */
+    private final Path config;
     private final List<String> properties;
     private Process process;
 
@@ -42,6 +44,7 @@ public final class KilndProcess implements AutoCloseable {
         this.runRoot = runRoot;
         this.dist = dist;
         this.log = runRoot.resolveSibling(runRoot.getFileName() + "-kilnd.log");
+        this.config = dist.resolve("config.yaml");
         this.properties = properties.entrySet().stream().map(e -> "-D" + e.getKey() + "=" + e.getValue()).toList();
     }
 
@@ -50,11 +53,21 @@ public final class KilndProcess implements AutoCloseable {
      * test when the jar or the shim has not been built.
      */
     public static KilndProcess start(Path root, Path runRoot) {
-        return start(root, runRoot, Map.of());
+        return start(root, runRoot, Map.of(), null);
     }
 
     /** As {@link #start(Path, Path)}, with system properties for kilnd's JVM (e.g. shorter API timeouts). */
     public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties) {
+        return start(root, runRoot, properties, null);
+    }
+
+    /** As {@link #start(Path, Path)}, with {@code configYaml} as kilnd's /etc/kiln/config.yaml. */
+    public static KilndProcess start(Path root, Path runRoot, String configYaml) {
+        return start(root, runRoot, Map.of(), configYaml);
+    }
+
+    /** As {@link #start(Path, Path)}, with system properties for kilnd's JVM and its config file (null: none). */
+    public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties, String configYaml) {
         Path target = projectDir().resolve("target");
         Path jar = target.resolve("kiln-0.1.0.jar");
         Path shim = target.resolve("native/kiln-shim");
@@ -81,6 +94,14 @@ public final class KilndProcess implements AutoCloseable {
             throw new UncheckedIOException("cannot copy kiln's build for kilnd", e);
         }
         KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist, properties);
+        try {
+            if (configYaml != null) {
+                Files.writeString(k.config, configYaml);
+            }
+        } catch (IOException e) {
+            k.close();
+            throw new UncheckedIOException("cannot write kilnd's config", e);
+        }
         try {
             k.launch();
         } catch (RuntimeException | Error e) {
@@ -189,13 +210,16 @@ public final class KilndProcess implements AutoCloseable {
         try {
             Files.createDirectories(runRoot);
             Files.createDirectories(root);
-            List<String> cmd = new ArrayList<>(List.of("setsid", java().toString()));
+            // under umask 077, as from a careful root shell: kilnd must set its own mask (what it creates for a
+            // non-root workload, its root directory included, must not follow the starting shell's)
+            List<String> cmd = new ArrayList<>(List.of("setsid", "sh", "-c", "umask 077 && exec \"$@\"", "kilnd",
+                    java().toString()));
             cmd.addAll(properties);
             cmd.addAll(List.of("-Dkiln.shim=" + dist.resolve("native/kiln-shim"), "--enable-native-access=ALL-UNNAMED",
                     "-cp", dist.resolve("kiln-0.1.0.jar").toString(), "dev.kiln.cli.Main", "daemon",
                     "--root", root.toString(), "--run-root", runRoot.toString(),
                     // hermetic: never the host's /etc/kiln/config.yaml
-                    "--config", runRoot.resolve("no-config.yaml").toString()));
+                    "--config", config.toString()));
             Files.writeString(log, "---- " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
             process = new ProcessBuilder(cmd)

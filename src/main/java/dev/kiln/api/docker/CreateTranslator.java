@@ -3,6 +3,7 @@ package dev.kiln.api.docker;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.engine.SandboxConfig;
+import dev.kiln.isolation.Isolators;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -17,7 +18,7 @@ final class CreateTranslator {
     private CreateTranslator() {
     }
 
-    static SandboxConfig translate(ContainerCreateBody body, String name, String platform) {
+    static SandboxConfig translate(ContainerCreateBody body, String name, String platform, Isolators isolators) {
         String image = text(body.image());
         if (image == null) {
             throw KilnException.invalid("Config.Image is required");
@@ -29,13 +30,11 @@ final class CreateTranslator {
             entrypoint = List.of(); // --entrypoint "": none
         }
         String isolation = text(host.isolation());
-        if (isolation != null) {
-            isolation = switch (isolation) {
-                case "default" -> null;
-                case "container", "gvisor", "vm" -> isolation;
-                default -> throw KilnException.invalid("kiln does not support isolation \"" + isolation
-                        + "\" (use container, gvisor or vm)");
-            };
+        if ("default".equals(isolation)) {
+            isolation = null;
+        } else if (isolation != null && isolators.find(isolation).isEmpty()) {
+            throw KilnException.invalid("kiln does not support isolation \"" + isolation + "\" (use "
+                    + isolators.names(i -> true) + ")");
         }
         long pids = host.pidsLimit() == null ? 0 : host.pidsLimit();
         return new SandboxConfig(image, name == null || name.isEmpty() ? null : name,

@@ -9,7 +9,7 @@ import dev.kiln.engine.Engine;
 import dev.kiln.engine.ExecConfig;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.isolation.RunningProcess;
-import dev.kiln.isolation.shim.AttachConnection;
+import dev.kiln.isolation.AttachConnection;
 
 import java.io.IOException;
 import java.io.OutputStream;

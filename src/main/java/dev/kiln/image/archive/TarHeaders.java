@@ -1,7 +1,6 @@
 package dev.kiln.image.archive;
 
 import dev.kiln.KilnException;
-import dev.kiln.rootfs.EntryName;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.apache.commons.compress.archivers.tar.TarUtils;
@@ -56,13 +55,13 @@ final class TarHeaders {
             try {
                 entry = tar.getNextEntry();
             } catch (IOException e) {
-                if (tee.failed != null) {
-                    throw tee.failed; // reading the input or writing the copy failed: not the archive's fault
-                }
+                tee.rethrowFailure(); // reading the input or writing the copy failed: not the archive's fault
                 throw malformed(tee, entries, e.getMessage());
             } catch (RuntimeException e) { // commons-compress throws these on some malformed headers
+                tee.rethrowFailure(); // ... and the content store a KilnException for a full disk
                 throw malformed(tee, entries, e.toString());
             }
+            tee.rethrowFailure(); // commons-compress may take a failed read for the end of the archive
             if (entries == 0) {
                 firstBlock(tee.first, tee.firstLength);
             }
@@ -127,7 +126,7 @@ final class TarHeaders {
         private final OutputStream out;
         final byte[] first = new byte[BLOCK];
         int firstLength;
-        IOException failed;
+        private Exception failed;
 
         Tee(InputStream in, OutputStream out) {
             super(in);
@@ -148,7 +147,7 @@ final class TarHeaders {
                 if (n > 0) {
                     out.write(b, off, n);
                 }
-            } catch (IOException e) {
+            } catch (IOException | RuntimeException e) {
                 failed = e;
                 throw e;
             }
@@ -158,6 +157,16 @@ final class TarHeaders {
                 firstLength += keep;
             }
             return n;
+        }
+
+        /** Throws the failure to read the input or to write the copy, if there was one. */
+        void rethrowFailure() throws IOException {
+            if (failed instanceof IOException io) {
+                throw io;
+            }
+            if (failed instanceof RuntimeException re) {
+                throw re;
+            }
         }
 
         /** Skipped bytes are read, so they are copied too. */

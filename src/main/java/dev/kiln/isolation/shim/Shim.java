@@ -3,6 +3,8 @@ package dev.kiln.isolation.shim;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.ExitStatus;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -117,18 +119,8 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
     }
 
     /**
-     * The shim died without recording its command's exit: it was killed (or crashed, or the host reused its pid).
-     * What became of the command is unknown here; its isolator can tell whether it still runs.
-     */
-    public static final class Gone extends KilnException {
-        Gone(String message) {
-            super(Kind.INTERNAL, message);
-        }
-    }
-
-    /**
-     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws {@link Gone} if
-     * the shim died without recording an exit.
+     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws {@link Gone} (a
+     * {@link dev.kiln.isolation.RunningProcess.Gone}) if the shim died without recording an exit.
      */
     @Override
     public Optional<ExitStatus> await(Duration timeout) {

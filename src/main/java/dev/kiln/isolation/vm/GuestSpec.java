@@ -46,7 +46,7 @@ final class GuestSpec {
             return n;
         }
         return new SandboxNetwork(n.mode(), n.netns(), n.address(), n.prefixLength(), n.gateway(), n.mac(), n.mtu(),
-                java.util.List.of(SlirpNetwork.DNS), n.dnsSearch(), n.dnsOptions(), n.extraHosts());
+                java.util.List.of(SlirpNetwork.DNS), n.dnsSearch(), n.dnsOptions(), n.extraHosts(), n.ports());
     }
 
     static byte[] exec(ProcessSpec process) {

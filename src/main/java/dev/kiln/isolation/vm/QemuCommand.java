@@ -28,7 +28,12 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     static final long TCG_CACHE = 1L << 30;
 
     List<String> argv() {
-        List<String> a = new ArrayList<>(List.of(BINARY,
+        return argv(Path.of(BINARY));
+    }
+
+    /** The command line with {@code binary} as the program (the path {@link Qemu} found). */
+    List<String> argv(Path binary) {
+        List<String> a = new ArrayList<>(List.of(binary.toString(),
                 "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));
         if (kvm) {
             a.addAll(List.of("-accel", "kvm", "-cpu", "host"));

@@ -3,10 +3,12 @@ package dev.kiln.api.docker;
 import dev.kiln.KilnException;
 import dev.kiln.api.JsonBody;
 import dev.kiln.engine.SandboxConfig;
+import dev.kiln.isolation.Isolators;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -147,10 +149,12 @@ class CreateTranslatorTest {
         assertThat(c.publish()).containsExactly(":8080:80/tcp", "7000/tcp");
         assertThat(c.network()).isEqualTo("mynet");
 
-        assertThat(translate("""
-                {"Image":"img:1","HostConfig":{"NetworkMode":"none","Isolation":"vm","Runtime":"kiln-vm"}}""", null))
+        SandboxConfig none = translate("""
+                {"Image":"img:1","HostConfig":{"NetworkMode":"none","Isolation":"default","Runtime":"kiln-vm"}}""",
+                null);
+        assertThat(none)
                 .extracting(SandboxConfig::network, SandboxConfig::isolation, SandboxConfig::runtime)
-                .containsExactly("none", "vm", "kiln-vm");
+                .containsExactly("none", null, "kiln-vm");
     }
 
     private static SandboxConfig translate(String body) {
@@ -160,6 +164,6 @@ class CreateTranslatorTest {
     private static SandboxConfig translate(String body, String name) {
         ContainerCreateBody parsed = JsonBody.read(new ByteArrayInputStream(body.getBytes(StandardCharsets.UTF_8)),
                 ContainerCreateBody.class);
-        return CreateTranslator.translate(parsed, name, null);
+        return CreateTranslator.translate(parsed, name, null, new Isolators(List.of())); // no Isolation in these
     }
 }

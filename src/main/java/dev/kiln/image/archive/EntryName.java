@@ -1,4 +1,4 @@
-package dev.kiln.rootfs;
+package dev.kiln.image.archive;
 
 import java.nio.charset.StandardCharsets;
 
