@@ -5,6 +5,7 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.api.v1.StreamFrame;
 import dev.kiln.engine.Engine;
+import dev.kiln.engine.ExecConfig;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
@@ -29,7 +30,7 @@ import java.util.concurrent.ConcurrentHashMap;
 final class SandboxRoutes {
 
     /** An exec between create and its end; execs live in the daemon's memory, as Docker's do. */
-    private record ExecSession(String id, String sandboxId, ExecRequest request, RunningProcess[] shim) {
+    private record ExecSession(String id, String sandboxId, ExecConfig config, RunningProcess[] shim) {
     }
 
     private final Engine engine;
@@ -43,7 +44,7 @@ final class SandboxRoutes {
 
     void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
-            Sandbox s = sandboxes.create(x.body(CreateRequest.class));
+            Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
@@ -112,7 +113,7 @@ final class SandboxRoutes {
                 throw KilnException.conflict("sandbox " + s.name() + " is not running");
             }
             String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
-            execs.put(id, new ExecSession(id, s.id(), req, new RunningProcess[1]));
+            execs.put(id, new ExecSession(id, s.id(), V1Translator.exec(req), new RunningProcess[1]));
             x.json(201, Map.of("id", id));
         });
         r.add("POST", "/v1/execs/{id}/start", x -> {
@@ -121,9 +122,9 @@ final class SandboxRoutes {
                 if (e.shim()[0] != null) {
                     throw KilnException.conflict("exec " + e.id() + " was already started");
                 }
-                e.shim()[0] = sandboxes.exec(e.sandboxId(), e.id(), e.request());
+                e.shim()[0] = sandboxes.exec(e.sandboxId(), e.id(), e.config());
             }
-            if (e.request().detach()) {
+            if (e.config().detach()) {
                 x.noContent();
             } else {
                 stream(x, e.shim()[0], () -> -1);

@@ -1,9 +1,9 @@
 package dev.kiln.audit;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxConfig;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.isolation.oci.RuntimeSpec;
 import dev.kiln.isolation.oci.SeccompProfile;
@@ -84,7 +84,7 @@ public final class Audit {
                 .nextInt());
         Sandbox s;
         try {
-            s = sandboxes.create(new CreateRequest(image, name, cmd, null, null, null, null, null, isolation, null,
+            s = sandboxes.create(new SandboxConfig(image, name, cmd, null, null, null, null, null, isolation, null,
                     0, 0, 0, false, Map.of("dev.kiln.audit", "1"), false, false, false, null, null, "none", false,
                     null, null, null, null, null, 0));
         } catch (KilnException e) {

@@ -1,8 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.ExitStatus;
@@ -69,7 +67,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- create ----
 
-    public Sandbox create(CreateRequest r) {
+    public Sandbox create(SandboxConfig r) {
         RequestCheck.create(r);
         Isolator isolator = isolators.select(r.isolation(), r.runtime(), defaultIsolation);
         isolator.availability().require();
@@ -103,7 +101,7 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
     public NetworkMode networkMode(Sandbox s) {
-        return networking.mode(s.request(), s.isolation());
+        return networking.mode(s.config(), s.isolation());
     }
 
     /** The sandbox's place on its network (bridge or user) while it runs. */
@@ -271,7 +269,7 @@ public final class Sandboxes implements AutoCloseable {
             }
         }
         events.emit(s, "die");
-        if (s.request().autoRemove()) {
+        if (s.config().autoRemove()) {
             remove(id, true);
         }
     }
@@ -352,7 +350,7 @@ public final class Sandboxes implements AutoCloseable {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (System.nanoTime() < deadline) {
             Optional<Sandbox> s = store.byId(id);
-            if (s.isEmpty() || !s.get().request().autoRemove()) {
+            if (s.isEmpty() || !s.get().config().autoRemove()) {
                 return;
             }
             sleep(10);
@@ -502,7 +500,7 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The runtime binary or VMM of the sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
-        return isolator(s.isolation()).runtime(s.request().runtime());
+        return isolator(s.isolation()).runtime(s.config().runtime());
     }
 
     /**
@@ -528,7 +526,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- exec ----
 
-    public RunningProcess exec(String ref, String execId, ExecRequest r) {
+    public RunningProcess exec(String ref, String execId, ExecConfig r) {
         RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
@@ -593,11 +591,11 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The sandbox's hostname: {@code --hostname}, else its short id (Docker's). */
     static String hostname(Sandbox s) {
-        return s.request().hostname() != null ? s.request().hostname() : s.shortId();
+        return s.config().hostname() != null ? s.config().hostname() : s.shortId();
     }
 
     SandboxSpec spec(Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),

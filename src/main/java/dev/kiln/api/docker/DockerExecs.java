@@ -5,8 +5,8 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.kiln.KilnException;
 import dev.kiln.api.Exchange;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.engine.Engine;
+import dev.kiln.engine.ExecConfig;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.AttachConnection;
@@ -36,7 +36,7 @@ final class DockerExecs {
     record ExecStartBody(boolean detach, boolean tty, List<Integer> consoleSize) {
     }
 
-    private record Session(String id, String containerId, ExecRequest request, boolean stdout, boolean stderr,
+    private record Session(String id, String containerId, ExecConfig request, boolean stdout, boolean stderr,
                            AtomicReference<RunningProcess> process) {
     }
 
@@ -87,7 +87,7 @@ final class DockerExecs {
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
-        ExecRequest req = new ExecRequest(cmd, body.env(), CreateTranslator.text(body.workingDir()),
+        ExecConfig req = new ExecConfig(cmd, body.env(), CreateTranslator.text(body.workingDir()),
                 CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false);
         String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
         sessions.put(id, new Session(id, s.id(), req, !Boolean.FALSE.equals(body.attachStdout()),
@@ -99,8 +99,8 @@ final class DockerExecs {
         Session e = session(x.path("id"));
         ExecStartBody body = x.body(ExecStartBody.class);
         boolean detach = body.detach();
-        ExecRequest r = e.request;
-        ExecRequest req = new ExecRequest(r.cmd(), r.env(), r.workdir(), r.user(), r.tty(), r.openStdin(), detach);
+        ExecConfig r = e.request;
+        ExecConfig req = r.detached(detach);
         RunningProcess process;
         synchronized (e) {
             if (e.process.get() != null) {
