@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,6 +39,7 @@
 #define EXIT_SLACK     32        /* room kept beyond CLIENT_OUT_MAX for the exit frame */
 #define DRAIN_MS       2000      /* after CMD exits, output is read until EOF or until it has been quiet this long */
 #define FLUSH_MS       2000      /* at the end, clients that take nothing of their last frames this long are dropped */
+#define EXIT_ROOM      160       /* exit.json's room, written at set-up: the record must fit a full disk (finish) */
 
 enum { F_STDIN = 0, F_STDOUT = 1, F_STDERR = 2, F_EXIT = 3, F_CLOSE_STDIN = 4, F_RESIZE = 5, F_SIGNAL = 6 };
 
@@ -58,6 +58,7 @@ static long opt_wait = -1;
 static char **cmd_argv;
 
 static int log_fd = -1, listen_fd = -1, sig_fd = -1, cwd_fd = -1;
+static int exit_fd = -1; /* exit.json.tmp, its room taken at set-up (see EXIT_ROOM) */
 static int stdin_fd = -1;                                /* our end of CMD's stdin: pipe write end, or the pty master */
 static int pty_master = -1;                              /* kept open until CMD is reaped: closing it hangs CMD up */
 static int child_in = -1, child_out = -1, child_err = -1; /* CMD's ends, closed here once CMD is started */
@@ -436,12 +437,17 @@ static void reap(void) {
 }
 
 static void finish(void) {
-    char text[160], code[16];
+    char text[EXIT_ROOM], code[16];
     if (out_s.len > 0) log_record(&out_s, out_s.buf, out_s.len);
     if (err_s.len > 0) log_record(&err_s, err_s.buf, err_s.len);
-    snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
-             exit_code, exit_signal, finished_at);
-    if (write_atomic("exit.json", text) != 0) note("writing exit.json: %s", strerror(errno));
+    int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
+                       exit_code, exit_signal, finished_at);
+    /* Into the room taken at set-up, then renamed: overwriting blocks the file already has needs no free space, so
+     * the exit is recorded on a full disk too (without it kilnd could only guess the status). */
+    if (lseek(exit_fd, 0, SEEK_SET) != 0 || write_all(exit_fd, text, (size_t)len) != 0 || ftruncate(exit_fd, len) != 0
+        || close(exit_fd) != 0 || rename("exit.json.tmp", "exit.json") != 0)
+        note("writing exit.json: %s", strerror(errno));
+    exit_fd = -1;
     snprintf(code, sizeof code, "%d", exit_code);
     broadcast(F_EXIT, code, strlen(code));
     long long deadline = now_ms() + FLUSH_MS;
@@ -527,6 +533,10 @@ static int setup(void) {
     if (bind(listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0) return fail("binding attach.sock");
     if (chmod("attach.sock", 0600) != 0) return fail("chmod attach.sock");
     if (listen(listen_fd, MAX_CLIENTS) != 0) return fail("listen");
+    char room[EXIT_ROOM];
+    memset(room, ' ', sizeof room);
+    if ((exit_fd = open("exit.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0
+        || write_all(exit_fd, room, sizeof room) != 0) return fail("exit.json.tmp");
     snprintf(text, sizeof text, "%d\n", (int)getpid());
     if (write_atomic("shim.pid", text) != 0) return fail("writing shim.pid");
     return 0;
@@ -646,6 +656,10 @@ enum { G_HELLO = 1, G_START, G_EXEC, G_STDIN, G_STDIN_CLOSE, G_STDOUT, G_STDERR,
 #define G_POWEROFF_MS 10000            /* after the guest reported the exit: time for the VMM to stop */
 #define G_MAX_EXECS   32
 #define G_API_MS      5000             /* how long the VMM may take to answer one API request */
+/* The hard bound of every outgoing queue. Backpressure keeps each below G_HIGH plus what one pass brings (one read of
+ * a connection's buffer, a stdin read, a few lines of our own); this bound is only the backstop behind it. */
+#define G_QUEUE_MAX   (G_HIGH + 8 * (8 + G_MAX_PAYLOAD))
+#define G_ERROR_KEEP  300              /* bytes of the guest's ERROR text kept for the report */
 
 struct gbuf { char *p; size_t len, cap; };
 struct gconn { int fd; size_t inlen; unsigned char in[2 * (8 + G_MAX_PAYLOAD)]; };
@@ -656,11 +670,11 @@ static struct gconn g_ctlc;
 static struct gbuf g_ctl_out, g_out1, g_out2;
 static struct gexec *g_execs[G_MAX_EXECS];
 static pid_t g_vmm = -1;
-static int g_vmm_status = -1, g_exit_code = -1, g_exit_sig;
-static char g_error[600];
+static int g_vmm_status = -1, g_exit_code = -1; /* g_exit_code: 0..255 once known */
 static long long g_t0;
 
 static void gbuf_put(struct gbuf *b, const void *p, size_t n) {
+    if (n == 0) return; /* an empty frame's payload: b->p may still be NULL, no memcpy to it (found by the fuzz test) */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 8192;
         while (cap < b->len + n) cap *= 2;
@@ -686,13 +700,24 @@ static int gbuf_flush(struct gbuf *b, int fd) {
     return 0;
 }
 
+/* Appends head and body to an outgoing queue, both or neither: nothing passes G_QUEUE_MAX (see there). */
+static void gqueue_put(struct gbuf *b, const void *head, size_t hn, const void *body, size_t n) {
+    static int noted;
+    if (b->len + hn + n > G_QUEUE_MAX) {
+        if (!noted) note("a queue reached %d bytes: %zu bytes dropped (and any later beyond it)", G_QUEUE_MAX, hn + n);
+        noted = 1;
+        return;
+    }
+    gbuf_put(b, head, hn);
+    gbuf_put(b, body, n);
+}
+
 /* Frames share one 8-byte header: [type][flags=0][stream u16 BE][length u32 BE]. Attach frames have stream 0. */
 static void gframe(struct gbuf *b, int type, int stream, const void *p, size_t n) {
     unsigned char h[8] = { (unsigned char)type, 0, (unsigned char)(stream >> 8), (unsigned char)stream,
                            (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
                            (unsigned char)n };
-    gbuf_put(b, h, 8);
-    gbuf_put(b, p, n);
+    gqueue_put(b, h, 8, p, n);
 }
 
 static void gframe_text(struct gbuf *b, int type, int stream, const char *text) {
@@ -709,15 +734,15 @@ static int gconn_read(struct gconn *c) {
     return 0;
 }
 
-/* Calls fn for every complete frame in c->in; -1 on a frame longer than G_MAX_PAYLOAD. */
-static int gconn_frames(struct gconn *c, void (*fn)(void *, int, int, unsigned char *, size_t), void *arg) {
+/* Calls fn for every complete frame in c->in; -1 on a frame longer than G_MAX_PAYLOAD or one fn refuses (-1). */
+static int gconn_frames(struct gconn *c, int (*fn)(void *, int, int, const unsigned char *, size_t), void *arg) {
     size_t off = 0;
     while (c->inlen - off >= 8) {
         unsigned char *h = c->in + off;
         uint32_t n = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
         if (n > G_MAX_PAYLOAD) return -1;
         if (c->inlen - off < 8 + (size_t)n) break;
-        fn(arg, h[0], h[2] << 8 | h[3], h + 8, n);
+        if (fn(arg, h[0], h[2] << 8 | h[3], h + 8, n) != 0) return -1;
         off += 8 + (size_t)n;
     }
     memmove(c->in, c->in + off, c->inlen - off);
@@ -760,19 +785,72 @@ static int all_signals_fd(void) {
     return signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* Ends this process the way the guest's process ended: by the same signal (so the outer shim records 128+N and
- * the signal, as for any command), or with its exit code. */
-static void exit_like(int code, int sig) {
-    if (sig > 0 && sig < 65) {
-        struct rlimit none = { 0, 0 };
-        sigset_t set;
-        if (setrlimit(RLIMIT_CORE, &none) != 0) { /* a core file of the relay would only be noise */ }
-        if (signal(sig, SIG_DFL) != SIG_ERR && sigemptyset(&set) == 0 && sigaddset(&set, sig) == 0 &&
-            sigprocmask(SIG_UNBLOCK, &set, NULL) == 0) {
-            if (kill(getpid(), sig) != 0) { /* fall through to the exit code */ }
-        }
+/*
+ * Parsers of the guest's payloads. Every byte from the guest is read by its length: nothing here expects a NUL, so no
+ * string function (strlen, atoi, sscanf, strchr...) ever runs on guest bytes.
+ */
+
+/* The unsigned decimal p[0..n): digits only (no sign, no space), at most max; 0, or -1 when it is not one. */
+static int dec_parse(const unsigned char *p, size_t n, unsigned long long max, unsigned long long *out) {
+    unsigned long long v = 0;
+    if (n == 0) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (d > max || v > (max - d) / 10) return -1;
+        v = v * 10 + d;
     }
-    _exit(code);
+    *out = v;
+    return 0;
+}
+
+/* EXIT's "CODE SIGNAL" (docs/guest-protocol.md): CODE 0..255, SIGNAL 0..64, and CODE is 128 + SIGNAL when SIGNAL is
+ * set. 0, or -1 for anything else. */
+static int exit_parse(const unsigned char *p, size_t n, int *code, int *sig) {
+    const unsigned char *sp = memchr(p, ' ', n);
+    unsigned long long c, s;
+    if (sp == NULL || dec_parse(p, (size_t)(sp - p), 255, &c) != 0 ||
+        dec_parse(sp + 1, n - (size_t)(sp - p) - 1, 64, &s) != 0 || (s != 0 && c != 128 + s)) return -1;
+    *code = (int)c;
+    *sig = (int)s;
+    return 0;
+}
+
+/* HELLO's records: NUL-terminated key=value strings, the payload ending with a NUL; an uptime_ms record, if there, is
+ * a decimal (kept in *uptime). 0, or -1 when the payload is not that. */
+static int hello_parse(const unsigned char *p, size_t n, long long *uptime) {
+    if (n == 0 || p[n - 1] != 0) return -1;
+    for (size_t i = 0; i < n;) {
+        const unsigned char *end = memchr(p + i, 0, n - i); /* found: p[n - 1] is a NUL */
+        size_t len = (size_t)(end - (p + i));
+        unsigned long long v;
+        if (len >= 10 && memcmp(p + i, "uptime_ms=", 10) == 0) {
+            if (dec_parse(p + i + 10, len - 10, 1ULL << 50, &v) != 0) return -1;
+            *uptime = (long long)v;
+        }
+        i += len + 1;
+    }
+    return 0;
+}
+
+/* Text from the guest (or its console), made safe for one line of a log or a terminal: printable ASCII as it is, a
+ * backslash doubled, every other byte (control characters, escape sequences, non-ASCII) as \xNN; so no guest can
+ * end the line and forge one of kiln's. Cut at a whole escape to fit out[0..n). */
+static void guest_text(const unsigned char *p, size_t len, char *out, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = p[i];
+        char e[4];
+        size_t k;
+        if (c == '\\') { e[0] = e[1] = '\\'; k = 2; }
+        else if (c >= 0x20 && c < 0x7f) { e[0] = (char)c; k = 1; }
+        else { e[0] = '\\'; e[1] = 'x'; e[2] = hex[c >> 4]; e[3] = hex[c & 15]; k = 4; }
+        if (o + k >= n) break;
+        memcpy(out + o, e, k);
+        o += k;
+    }
+    if (n > 0) out[o] = 0;
 }
 
 static void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -785,12 +863,12 @@ static void say_err(const char *fmt, ...) {
     if (n < 0) return;
     if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
     line[n++] = '\n';
-    gbuf_put(&g_out2, line, (size_t)n);
+    gqueue_put(&g_out2, line, (size_t)n, "", 0);
     line[n - 1] = 0;
     note("%s", line);
 }
 
-/* The last non-empty line of a log file (for "why did the VM stop"), or "" */
+/* The last non-empty line of a log file (for "why did the VM stop"), escaped by guest_text, or "" */
 static void last_line(const char *path, char *out, size_t n) {
     char tail[4096];
     out[0] = 0;
@@ -800,13 +878,11 @@ static void last_line(const char *path, char *out, size_t n) {
     off_t from = size > (off_t)sizeof tail - 1 ? size - (off_t)sizeof tail + 1 : 0;
     ssize_t r = size >= 0 ? pread(fd, tail, sizeof tail - 1, from) : -1;
     if (close(fd) != 0 || r <= 0) return;
-    tail[r] = 0;
-    char *end = tail + r;
-    while (end > tail && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) *--end = 0;
+    char *end = tail + r; /* by length: a console holds the guest's bytes, NULs included */
+    while (end > tail && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) end--;
     char *start = end;
     while (start > tail && start[-1] != '\n') start--;
-    for (char *p = start; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
-    snprintf(out, n, "%s", start);
+    guest_text((const unsigned char *)start, (size_t)(end - start), out, n);
 }
 
 static void timings(const char *phase, long long *slot) {
@@ -831,62 +907,100 @@ static struct gexec *exec_of(int stream) {
     return NULL;
 }
 
-static int g_hello_seen;
+static int g_hello_seen, g_main_ended; /* g_main_ended: the guest's EXIT or ERROR for stream 0 was accepted */
+static char g_error[G_ERROR_KEEP];
+static size_t g_error_len;
 
-static void guest_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
-    char text[64];
-    size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+/*
+ * One frame from the guest, every field checked (docs/guest-protocol.md): a frame of a known type in the wrong
+ * place, or with a payload that is not what its type says, is a protocol violation (-1: the VM is stopped); a frame
+ * of an unknown type is ignored, so the protocol can grow. Stream 0 takes one EXIT (or ERROR), answered with one BYE;
+ * everything on stream 0 after it is ignored, and the stop deadline runs from it (relay_vm).
+ */
+static int guest_frame(void *arg, int type, int stream, const unsigned char *p, size_t n) {
+    int code = 0, sig = 0;
+    unsigned long long pid;
     (void)arg;
-    memcpy(text, p, k);
-    text[k] = 0;
-    if (type == G_HELLO) {
+    switch (type) {
+    case G_HELLO: {
+        long long uptime = -1;
+        if (stream != 0 || hello_parse(p, n, &uptime) != 0) return -1;
+        if (g_hello_seen) return 0; /* a second HELLO says nothing new */
         g_hello_seen = 1;
+        g_guest_uptime = uptime;
         timings("hello", &g_ms_hello);
-        for (size_t i = 0; i + 10 < n; i += strlen((char *)p + i) + 1)
-            if (memcmp(p + i, "uptime_ms=", 10) == 0) g_guest_uptime = atoll((char *)p + i + 10);
-        return;
+        return 0;
+    }
+    case G_ERROR: /* may come before HELLO: the guest refuses the host's version */
+        if (stream != 0) return -1;
+        break;
+    case G_STDOUT: case G_STDERR:
+        if (!g_hello_seen) return -1;
+        break;
+    case G_EXIT:
+        if (!g_hello_seen || exit_parse(p, n, &code, &sig) != 0) return -1;
+        break;
+    case G_STARTED:
+        if (!g_hello_seen || dec_parse(p, n, 0x7fffffff, &pid) != 0 || pid == 0) return -1;
+        break;
+    case G_START: case G_EXEC: case G_STDIN: case G_STDIN_CLOSE: case G_SIGNAL: case G_RESIZE: case G_BYE:
+        return -1; /* the host's frames, never the guest's */
+    default:
+        return 0;
     }
     if (stream == 0) {
+        if (g_main_ended) return 0;
         switch (type) {
-        case G_STDOUT: gbuf_put(&g_out1, p, n); break;
-        case G_STDERR: gbuf_put(g_tty ? &g_out1 : &g_out2, p, n); break;
-        case G_STARTED: timings("started", &g_ms_started); write_timings(); break;
-        case G_EXIT:
-            if (g_exit_code < 0 && sscanf(text, "%d %d", &g_exit_code, &g_exit_sig) >= 1) {
-                timings("exit", &g_ms_exit);
-                gframe(&g_ctl_out, G_BYE, 0, "", 0);
-            }
+        case G_STDOUT: gqueue_put(&g_out1, p, n, "", 0); break;
+        case G_STDERR: gqueue_put(g_tty ? &g_out1 : &g_out2, p, n, "", 0); break;
+        case G_STARTED:
+            if (g_ms_started < 0) { timings("started", &g_ms_started); write_timings(); }
             break;
-        case G_ERROR:
-            if (g_error[0] == 0) snprintf(g_error, sizeof g_error, "%.*s", (int)(n < 500 ? n : 500), p);
+        case G_EXIT: case G_ERROR:
+            g_main_ended = 1;
+            if (type == G_ERROR) {
+                g_error_len = n < sizeof g_error ? n : sizeof g_error;
+                memcpy(g_error, p, g_error_len);
+            } else if (g_exit_code < 0) { /* else a stop during the boot already decided the status */
+                g_exit_code = code;
+                timings("exit", &g_ms_exit);
+            }
             gframe(&g_ctl_out, G_BYE, 0, "", 0);
             break;
         default: break;
         }
-        return;
+        return 0;
     }
     struct gexec *x = exec_of(stream);
-    if (x == NULL || x->done) return;
+    if (x == NULL || x->done) return 0; /* an exec whose client is gone, or a stream that is not (or no longer) one */
     switch (type) {
     case G_STDOUT: gframe(&x->out, F_STDOUT, 0, p, n); break;
-    case G_STDERR: case G_ERROR: gframe(&x->out, F_STDERR, 0, p, n); break;
-    case G_EXIT: gframe(&x->out, F_EXIT, 0, p, n); x->done = 1; break;
-    default: break;
+    case G_STDERR: gframe(&x->out, F_STDERR, 0, p, n); break;
+    case G_EXIT: {
+        char text[16];
+        int k = snprintf(text, sizeof text, "%d %d", code, sig); /* the checked values, not the guest's bytes */
+        gframe(&x->out, F_EXIT, 0, text, (size_t)k);
+        x->done = 1;
+        break;
     }
+    case G_ERROR: return -1; /* ERROR is stream 0's */
+    default: break; /* STARTED */
+    }
+    return 0;
 }
 
 static int g_next_stream = 1;
 
-static void exec_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
+static int exec_frame(void *arg, int type, int stream, const unsigned char *p, size_t n) {
     struct gexec *x = arg;
     (void)stream;
-    if (x->done) return;
+    if (x->done) return 0;
     if (x->stream == 0) {
-        if (type != F_EXEC) return; /* the first frame must be the request */
+        if (type != F_EXEC) return 0; /* the first frame must be the request */
         do { g_next_stream = g_next_stream >= 65535 ? 1 : g_next_stream + 1; } while (exec_of(g_next_stream));
         x->stream = g_next_stream;
         gframe(&g_ctl_out, G_EXEC, x->stream, p, n);
-        return;
+        return 0;
     }
     switch (type) {
     case F_STDIN: gframe(&g_ctl_out, G_STDIN, x->stream, p, n); break;
@@ -895,6 +1009,7 @@ static void exec_frame(void *arg, int type, int stream, unsigned char *p, size_t
     case F_SIGNAL: gframe(&g_ctl_out, G_SIGNAL, x->stream, p, n); break;
     default: break;
     }
+    return 0;
 }
 
 static void exec_drop(int i) {
@@ -989,7 +1104,6 @@ static void reap_vmm(int sig_fd) {
             if (s == SIGTERM || s == SIGINT || s == SIGHUP || s == SIGQUIT) {
                 say_err("kiln: the VM was stopped (signal %d) while it booted", s);
                 g_exit_code = 128 + s;
-                g_exit_sig = s;
                 if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             }
             continue;
@@ -1128,10 +1242,28 @@ static int send_api(const char *sock, const struct gbuf *reqs) {
 }
 
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
-                       "[--api-sock SOCK --api-requests FILE] [--console-stdout] -- VMM ARGS..."
+                       "[--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR] -- VMM ARGS..."
+
+/* Moves this process into the cgroup DIR (kilnd's per-sandbox one, with a memory limit) before the VMM is started,
+ * so the relay and the VMM are both held by its limit. */
+static int join_cgroup(const char *dir) {
+    char path[4096], pid[24];
+    if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", dir) >= sizeof path) { errno = ENAMETOOLONG; return -1; }
+    int k = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (write_all(fd, pid, (size_t)k) != 0) {
+        int e = errno;
+        if (close(fd) != 0) { /* keep the first error */ }
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
 
 static int relay_vm(int argc, char **argv) {
     const char *dir = NULL, *spec = NULL, *netns = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
+    const char *cgroup = NULL;
     long hello_timeout = 60;
     int i, console_stdout = 0;
     for (i = 2; i < argc; i++) {
@@ -1144,11 +1276,16 @@ static int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--api-sock") == 0 && i + 1 < argc) api_sock = argv[++i];
         else if (strcmp(argv[i], "--api-requests") == 0 && i + 1 < argc) api_requests = argv[++i];
         else if (strcmp(argv[i], "--console-stdout") == 0) console_stdout = 1;
+        else if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) cgroup = argv[++i];
         else return usage(RELAY_VM_USAGE);
     }
     if (dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 || (api_sock == NULL) != (api_requests == NULL))
         return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
+    if (cgroup != NULL && join_cgroup(cgroup) != 0) {
+        fprintf(stderr, "kiln: cannot join the sandbox's cgroup %s: %s\n", cgroup, strerror(errno));
+        return 125;
+    }
     struct gbuf start = { 0 }, api = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
     if (chdir(dir) != 0) { fprintf(stderr, "kiln: %s: %s\n", dir, strerror(errno)); return 125; }
@@ -1192,7 +1329,7 @@ static int relay_vm(int argc, char **argv) {
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             } else timeout = 10;
         }
-        if (g_hello_seen && !started) {
+        if (g_hello_seen && !started && !g_main_ended) { /* (an ERROR before HELLO: no START for that guest) */
             started = 1;
             gframe(&g_ctl_out, G_START, 0, start.p, start.len);
             if (g_tty) send_winsize(&g_ctl_out, G_RESIZE, 0);
@@ -1201,11 +1338,11 @@ static int relay_vm(int argc, char **argv) {
             char line[300];
             last_line("boot.log", line, sizeof line);
             say_err("kiln: the VM did not answer within %ld s (kernel or kiln-init hung?)%s%s; see %s/boot.log",
-                    hello_timeout, line[0] ? ": last console line: " : "", line, dir);
+                    hello_timeout, line[0] ? ": last console line: guest: " : "", line, dir);
             g_exit_code = 125;
             if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
         }
-        if ((g_exit_code >= 0 || g_error[0]) && stop_deadline < 0) stop_deadline = now + G_POWEROFF_MS;
+        if ((g_exit_code >= 0 || g_main_ended) && stop_deadline < 0) stop_deadline = now + G_POWEROFF_MS;
         if (stop_deadline >= 0 && g_vmm > 0 && now > stop_deadline) {
             note("the VMM did not stop within %d s after the workload: killed", G_POWEROFF_MS / 1000);
             if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -1215,20 +1352,23 @@ static int relay_vm(int argc, char **argv) {
         if (g_vmm < 0 && ((ctl_eof || g_ctl < 0) && g_out1.len == 0 && g_out2.len == 0)) break;
         if (end_deadline >= 0 && now > end_deadline) break;
 
+        /* backpressure: while a queue the guest fills is full, the guest's channel is not read at all (not polled for
+         * input: a hang-up is not taken as a reason to read either), so the queues stay bounded (G_QUEUE_MAX) */
         struct pollfd pfd[5 + G_MAX_EXECS];
         int full = g_out1.len > G_HIGH || g_out2.len > G_HIGH;
         for (int k = 0; k < G_MAX_EXECS; k++) full |= g_execs[k] && g_execs[k]->out.len > G_HIGH;
         int ctl_busy = g_ctl_out.len > G_HIGH;
+        int ctl_in = g_ctl >= 0 && !ctl_eof && !full;
+        short ctl_ev = (short)((ctl_in ? POLLIN : 0) | (g_ctl >= 0 && g_ctl_out.len ? POLLOUT : 0));
         pfd[0] = (struct pollfd){ sig_fd, POLLIN, 0 };
-        pfd[1] = (struct pollfd){ g_ctl >= 0 && !ctl_eof ? g_ctl : -1,
-                                  (short)((full ? 0 : POLLIN) | (g_ctl_out.len ? POLLOUT : 0)), 0 };
+        pfd[1] = (struct pollfd){ ctl_ev ? g_ctl : -1, ctl_ev, 0 };
         pfd[2] = (struct pollfd){ started && g_stdin_open && !ctl_busy && g_exit_code < 0 ? 0 : -1, POLLIN, 0 };
         pfd[3] = (struct pollfd){ g_out1.len ? 1 : -1, POLLOUT, 0 };
         pfd[4] = (struct pollfd){ g_out2.len ? 2 : -1, POLLOUT, 0 };
         for (int k = 0; k < G_MAX_EXECS; k++) {
             struct gexec *x = g_execs[k];
             short ev = x == NULL ? 0 : (short)((started && !ctl_busy && !x->done ? POLLIN : 0) | (x->out.len ? POLLOUT : 0));
-            pfd[5 + k] = (struct pollfd){ x ? x->c.fd : -1, ev, 0 };
+            pfd[5 + k] = (struct pollfd){ ev ? x->c.fd : -1, ev, 0 };
         }
         if (g_exec_listen >= 0) { /* accepted in the same pass as the listening socket is polled below */ }
         struct pollfd lp = { g_exec_listen, POLLIN, 0 };
@@ -1251,11 +1391,12 @@ static int relay_vm(int argc, char **argv) {
             }
         }
         if (all[0].revents) reap_vmm(sig_fd);
-        if (all[1].revents & POLLOUT) gbuf_flush(&g_ctl_out, g_ctl);
-        if (all[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if ((all[1].revents & (POLLOUT | POLLHUP | POLLERR)) && g_ctl_out.len) gbuf_flush(&g_ctl_out, g_ctl);
+        if (ctl_in && (all[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             int r = gconn_read(&g_ctlc);
             if (gconn_frames(&g_ctlc, guest_frame, NULL) != 0) {
-                say_err("kiln: the guest sent a malformed frame; stopping the VM");
+                say_err("kiln: the guest broke the protocol (a malformed frame); stopping the VM");
+                if (g_exit_code < 0) g_exit_code = 125;
                 if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
                 r = 1;
             }
@@ -1278,6 +1419,10 @@ static int relay_vm(int argc, char **argv) {
             if (x == NULL || ev == 0) continue;
             if ((ev & POLLOUT) && gbuf_flush(&x->out, x->c.fd) != 0) { exec_drop(k); continue; }
             if (x->done && x->out.len == 0) { exec_drop(k); continue; }
+            if (!(all[5 + k].events & POLLIN) || g_ctl_out.len > G_HIGH) { /* not reading it now (see above) */
+                if ((ev & (POLLHUP | POLLERR)) && !(ev & POLLOUT)) exec_drop(k); /* its client is gone */
+                continue;
+            }
             if (ev & (POLLIN | POLLHUP | POLLERR)) {
                 int r = gconn_read(&x->c);
                 if (gconn_frames(&x->c, exec_frame, x) != 0 || r != 0) { exec_drop(k); continue; }
@@ -1306,13 +1451,17 @@ static int relay_vm(int argc, char **argv) {
         char line[300], vmm[300];
         last_line("boot.log", line, sizeof line);
         last_line("vmm.log", vmm, sizeof vmm);
-        if (g_error[0]) say_err("kiln: the VM could not start the sandbox: %s", g_error);
-        else if (line[0]) say_err("kiln: the VM stopped before its workload exited; last console line: %s (see %s/boot.log)",
-                                  line, dir);
+        if (g_main_ended) { /* the guest's ERROR: its words, escaped and marked as the guest's */
+            char text[4 * G_ERROR_KEEP + 1];
+            guest_text((const unsigned char *)g_error, g_error_len, text, sizeof text);
+            say_err("kiln: the VM could not start the sandbox: guest: %s", text);
+        } else if (line[0]) {
+            say_err("kiln: the VM stopped before its workload exited; last console line: guest: %s (see %s/boot.log)",
+                    line, dir);
+        }
         else say_err("kiln: the VM stopped before its workload exited%s%s (see %s/vmm.log)",
                      vmm[0] ? ": " : "", vmm, dir);
         g_exit_code = 125;
-        g_exit_sig = 0;
     }
     long long flush_deadline = now_ms() + 2000;
     while ((g_out1.len || g_out2.len) && now_ms() < flush_deadline) {
@@ -1321,26 +1470,27 @@ static int relay_vm(int argc, char **argv) {
         if (p[0].revents && gbuf_flush(&g_out1, 1) != 0) break;
         if (p[1].revents && gbuf_flush(&g_out2, 2) != 0) break;
     }
-    exit_like(g_exit_code, g_exit_sig);
-    return g_exit_code;
+    /* The guest's process ended with this status: it is the relay's exit code (so the outer shim records it, 137 for
+     * a SIGKILLed workload as Docker reports it), never a signal raised here. Already checked to be 0..255. */
+    _exit(g_exit_code);
 }
 
-static void exec_client_frame(void *arg, int type, int stream, unsigned char *p, size_t n) {
-    int *exit_code = arg;
-    char text[32];
-    size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+/* A frame from the VM relay for this exec: its output, or its exit as "CODE SIGNAL" (checked by the relay, and here
+ * again: these bytes came from the guest; anything but a valid exit is 255, an unknown status). */
+static int exec_client_frame(void *arg, int type, int stream, const unsigned char *p, size_t n) {
+    int *exit_code = arg, sig;
     (void)stream;
-    memcpy(text, p, k);
-    text[k] = 0;
-    if (type == F_STDOUT) gbuf_put(&g_out1, p, n);
-    else if (type == F_STDERR) gbuf_put(g_tty ? &g_out1 : &g_out2, p, n);
-    else if (type == F_EXIT && exit_code[0] < 0 && sscanf(text, "%d %d", &exit_code[0], &exit_code[1]) < 1) exit_code[0] = 255;
+    if (exit_code[0] >= 0) return 0; /* one exit, then nothing */
+    if (type == F_STDOUT) gqueue_put(&g_out1, p, n, "", 0);
+    else if (type == F_STDERR) gqueue_put(g_tty ? &g_out1 : &g_out2, p, n, "", 0);
+    else if (type == F_EXIT && exit_parse(p, n, &exit_code[0], &sig) != 0) exit_code[0] = 255;
+    return 0;
 }
 
 static int relay_exec(int argc, char **argv) {
     if (argc != 4) return usage("--relay-exec EXEC_SOCK SPEC_FILE");
     struct gbuf spec = { 0 }, out = { 0 };
-    int exit_code[2] = { -1, 0 };
+    int exit_code[1] = { -1 };
     struct gconn *c = calloc(1, sizeof *c);
     if (c == NULL) return 125;
     if (read_file(argv[3], &spec) != 0) { fprintf(stderr, "kiln: %s: %s\n", argv[3], strerror(errno)); return 125; }
@@ -1365,9 +1515,12 @@ static int relay_exec(int argc, char **argv) {
     if (g_tty) send_winsize(&out, F_RESIZE, 0);
     int in_open = 1, eof = 0;
     while (!eof || g_out1.len || g_out2.len) {
+        /* as relay_vm: the relay's connection is not read at all while our output is full */
+        int c_in = !eof && g_out1.len <= G_HIGH && g_out2.len <= G_HIGH;
+        short c_ev = (short)((c_in ? POLLIN : 0) | (!eof && out.len ? POLLOUT : 0));
         struct pollfd p[5] = {
             { sig_fd, POLLIN, 0 },
-            { eof ? -1 : c->fd, (short)((g_out1.len > G_HIGH || g_out2.len > G_HIGH ? 0 : POLLIN) | (out.len ? POLLOUT : 0)), 0 },
+            { c_ev ? c->fd : -1, c_ev, 0 },
             { in_open && !eof && out.len < G_HIGH ? 0 : -1, POLLIN, 0 },
             { g_out1.len ? 1 : -1, POLLOUT, 0 },
             { g_out2.len ? 2 : -1, POLLOUT, 0 } };
@@ -1386,8 +1539,8 @@ static int relay_exec(int argc, char **argv) {
                 gframe_text(&out, F_SIGNAL, 0, text);
             }
         }
-        if ((p[1].revents & POLLOUT) && gbuf_flush(&out, c->fd) != 0) eof = 1;
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if ((p[1].revents & (POLLOUT | POLLHUP | POLLERR)) && out.len && gbuf_flush(&out, c->fd) != 0) eof = 1;
+        if (c_in && !eof && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             int r = gconn_read(c);
             if (gconn_frames(c, exec_client_frame, exit_code) != 0 || r != 0) eof = 1;
         }
@@ -1404,8 +1557,7 @@ static int relay_exec(int argc, char **argv) {
         fprintf(stderr, "kiln: the VM stopped before the exec'd process exited\n");
         return 255;
     }
-    exit_like(exit_code[0], exit_code[1]);
-    return exit_code[0];
+    return exit_code[0]; /* an exit status only, 0..255: never a signal raised here (as relay_vm) */
 }
 
 int main(int argc, char **argv) {

@@ -52,4 +52,30 @@ public class KilnException extends RuntimeException {
     public static KilnException corrupt(String message) {
         return new KilnException(Kind.CORRUPT, message);
     }
+
+    /** A value from outside (a client, an image) in double quotes for a message, escaped as {@link #escape}. */
+    public static String quote(String value) {
+        return value == null ? "null" : "\"" + escape(value).replace("\"", "\\\"") + "\"";
+    }
+
+    /** Control characters escaped ({@code \n}, {@code \x00}) and a long value cut: the message stays one line. */
+    public static String escape(String value) {
+        String cut = value.length() > 100 ? value.substring(0, 100) + "…" : value;
+        StringBuilder out = new StringBuilder();
+        cut.codePoints().forEach(c -> {
+            if (c == '\\') {
+                out.append("\\\\");
+            } else if (Character.isISOControl(c)) {
+                out.append(switch (c) {
+                    case '\n' -> "\\n";
+                    case '\r' -> "\\r";
+                    case '\t' -> "\\t";
+                    default -> String.format("\\x%02x", c);
+                });
+            } else {
+                out.appendCodePoint(c);
+            }
+        });
+        return out.toString();
+    }
 }

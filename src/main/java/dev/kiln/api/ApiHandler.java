@@ -1,7 +1,9 @@
 package dev.kiln.api;
 
 import dev.kiln.KilnException;
+import org.eclipse.jetty.io.EndPoint;
 import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.HttpStream;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.util.Callback;
@@ -15,15 +17,24 @@ import java.util.Map;
  * Dispatches to the routers (native {@code /v1}, later Docker's) and maps errors once: {@link KilnException} kinds to
  * HTTP statuses, anything else to 500, always as Docker's {@code {"message": …}} body. A client's bad request never
  * takes the daemon down.
+ *
+ * <p>While a handler runs, its connection has no idle timeout: a wait, a followed log or a VM's boot may be quiet
+ * for as long as they need (the body has its own deadline, {@link RequestBody}). The connector's idle timeout is back
+ * as soon as the answer is out, for the next request or the connection's end; a hijacked connection
+ * (Docker's attach and exec) keeps none.
  */
 final class ApiHandler extends Handler.Abstract {
 
     private final List<Router> routers;
     private final boolean debug;
+    private final ApiLimits limits;
+    private final UnfinishedRequests unfinished;
 
-    ApiHandler(List<Router> routers, boolean debug) {
+    ApiHandler(List<Router> routers, boolean debug, ApiLimits limits) {
         this.routers = routers;
         this.debug = debug;
+        this.limits = limits;
+        this.unfinished = new UnfinishedRequests(limits.unfinishedPerPeer());
     }
 
     @Override
@@ -37,7 +48,11 @@ final class ApiHandler extends Handler.Abstract {
                 break;
             }
         }
-        Exchange x = new Exchange(request, response, match == null ? Map.of() : match.params());
+        Exchange x = new Exchange(request, response, match == null ? Map.of() : match.params(), limits, unfinished);
+        EndPoint endPoint = request.getConnectionMetaData().getConnection().getEndPoint();
+        long idleTimeout = endPoint.getIdleTimeout();
+        endPoint.setIdleTimeout(0);
+        Throwable failure;
         try {
             if (match == null) {
                 throw new KilnException(KilnException.Kind.NOT_FOUND, wrongMethod[0]
@@ -46,21 +61,34 @@ final class ApiHandler extends Handler.Abstract {
             }
             match.route().handle(x);
             x.finish();
-            callback.succeeded();
+            failure = null;
         } catch (EOFException e) {
             // the client went away mid-response
-            callback.failed(e);
+            failure = e;
         } catch (Throwable e) {
-            fail(x, e, callback);
+            failure = fail(x, e);
+        } finally {
+            x.releaseBody();
+            if (request.getAttribute(HttpStream.UPGRADE_CONNECTION_ATTRIBUTE) == null) {
+                endPoint.setIdleTimeout(idleTimeout);
+            }
+        }
+        if (failure == null) {
+            callback.succeeded();
+        } else {
+            callback.failed(failure);
         }
         return true;
     }
 
-    private void fail(Exchange x, Throwable e, Callback callback) {
-        int status = e instanceof KilnException k ? status(k.kind()) : 500;
-        String message = e instanceof KilnException ? e.getMessage()
+    /** Answers {@code e} if the response is not committed yet; returns what the request failed with, or null. */
+    private Throwable fail(Exchange x, Throwable e) {
+        RefusedRequest refused = e instanceof RefusedRequest r ? r : x.refusal();
+        Throwable shown = refused != null ? refused : e;
+        int status = refused != null ? refused.status() : e instanceof KilnException k ? status(k.kind()) : 500;
+        String message = shown instanceof KilnException ? shown.getMessage()
                 : (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse(""));
-        if (!(e instanceof KilnException) || debug) {
+        if (!(shown instanceof KilnException) || debug) {
             System.err.println("kilnd: " + x.request().getMethod() + " " + x.request().getHttpURI().getPath()
                     + " failed: " + message);
             if (debug) {
@@ -69,21 +97,24 @@ final class ApiHandler extends Handler.Abstract {
         }
         if (x.committed()) {
             // headers are out: the stream carries the error itself (see each streaming endpoint), or is cut short
-            callback.failed(e);
-            return;
+            return e;
         }
-        x.discardBody(1 << 20);
+        if (refused != null) {
+            x.header("Connection", "close"); // the rest of the body is never read
+        } else {
+            x.discardBody(1 << 20);
+        }
         try {
             java.util.Map<String, Object> body = new java.util.LinkedHashMap<>();
             body.put("message", message);
-            if (e instanceof KilnException k && k.exitCode() != null) {
+            if (shown instanceof KilnException k && k.exitCode() != null) {
                 body.put("exitCode", k.exitCode());
             }
             x.json(status, body);
             x.finish();
-            callback.succeeded();
+            return null;
         } catch (IOException | RuntimeException io) {
-            callback.failed(io);
+            return io;
         }
     }
 

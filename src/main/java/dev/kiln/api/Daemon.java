@@ -24,6 +24,12 @@ import java.util.List;
  * exists), handlers on virtual threads, and TCP listeners only when asked for, each with mutual TLS
  * ({@link TlsListener}). Every listener serves both faces (native and Docker). Stopping the daemon stops serving;
  * sandboxes keep running under their shims and are adopted by the next daemon.
+ *
+ * <p>No client can hold the daemon ({@link ApiLimits}): every listener closes connections idle before or between
+ * requests and ones that take too long to send their first request ({@link FirstRequestDeadline}); request bodies
+ * have a deadline and a per-peer bound ({@link RequestBody}, {@link UnfinishedRequests}); handlers are not counted:
+ * a virtual thread is cheap, and a bound on them is what let 200 stalled bodies take every slot, including the ones
+ * Jetty needs to notice that their clients had gone.
  */
 public final class Daemon implements AutoCloseable {
 
@@ -39,18 +45,23 @@ public final class Daemon implements AutoCloseable {
     public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners, boolean debug) {
         this.engine = engine;
         this.socket = runRoot.resolve("kiln.sock");
+        ApiLimits limits = ApiLimits.fromSystemProperties();
         VirtualThreadPool threads = new VirtualThreadPool();
         threads.setName("kilnd");
+        threads.setMaxConcurrentTasks(0); // unbounded: Jetty's default of 200 is the wedge described above
         this.server = new Server(threads);
         HttpConfiguration http = new HttpConfiguration();
         http.setSendServerVersion(false);
         http.setSendDateHeader(false);
         UnixDomainServerConnector connector = new UnixDomainServerConnector(server, new HttpConnectionFactory(http));
         connector.setUnixDomainPath(socket);
-        connector.setIdleTimeout(0);
+        connector.setIdleTimeout(limits.idleTimeout().toMillis());
+        connector.setAcceptQueueSize(ApiLimits.ACCEPT_QUEUE);
+        connector.addBean(new FirstRequestDeadline(connector.getScheduler(), limits.idleTimeout()));
         server.addConnector(connector);
         for (TlsListener listener : tcpListeners) {
-            ServerConnector c = listener.connector(server, http);
+            ServerConnector c = listener.connector(server, http, limits.idleTimeout());
+            c.addBean(new FirstRequestDeadline(c.getScheduler(), limits.idleTimeout()));
             tcp.add(c);
             server.addConnector(c);
         }
@@ -61,9 +72,10 @@ public final class Daemon implements AutoCloseable {
         new NetworkRoutes(engine).register(v1);
         v1.add("GET", "/v1/kernels", x -> x.json(engine.kernels()));
         ArchiveRoutes.register(v1, engine);
+        AuditRoutes.register(v1, engine, runRoot);
         Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
         new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
-        server.setHandler(new ApiHandler(List.of(v1, docker), debug));
+        server.setHandler(new ApiHandler(List.of(v1, docker), debug, limits));
     }
 
     public Path socket() {

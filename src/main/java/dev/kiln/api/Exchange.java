@@ -17,7 +17,8 @@ import java.util.Map;
 
 /**
  * One request and its response, with blocking streams: kilnd runs every handler on a virtual thread, so plain
- * {@code InputStream}/{@code OutputStream} code is the simple and right choice here.
+ * {@code InputStream}/{@code OutputStream} code is the simple and right choice here. The request body has a
+ * deadline ({@link RequestBody}); the response has none.
  */
 public final class Exchange {
 
@@ -26,13 +27,19 @@ public final class Exchange {
     private final Request request;
     private final Response response;
     private final Map<String, String> pathParams;
+    private final ApiLimits limits;
+    private final UnfinishedRequests unfinished;
     private Fields query;
     private OutputStream out;
+    private RequestBody body;
 
-    Exchange(Request request, Response response, Map<String, String> pathParams) {
+    Exchange(Request request, Response response, Map<String, String> pathParams, ApiLimits limits,
+             UnfinishedRequests unfinished) {
         this.request = request;
         this.response = response;
         this.pathParams = pathParams;
+        this.limits = limits;
+        this.unfinished = unfinished;
     }
 
     public String path(String name) {
@@ -81,20 +88,44 @@ public final class Exchange {
         return request.getHeaders().get(name);
     }
 
+    /** The body as {@code type}, read strictly (see {@link JsonBody}): a wrong type is a 400 naming the field. */
     public <T> T body(Class<T> type) {
         try (InputStream in = body()) {
-            T value = JSON.readValue(in, type);
+            T value = JsonBody.read(in, type);
             if (value == null) {
                 throw KilnException.invalid("the request body must be a JSON object");
             }
             return value;
         } catch (IOException e) {
-            throw KilnException.invalid("invalid JSON request body: " + e.getMessage().lines().findFirst().orElse(""));
+            // a client gone mid-body (or a daemon stopping) fails the read with no message at all
+            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            throw KilnException.invalid("invalid JSON request body: " + why.lines().findFirst().orElse(""));
         }
     }
 
+    /** The request body, which the client must send in time (see {@link RequestBody}). */
     public InputStream body() {
-        return Content.Source.asInputStream(request);
+        return body(false);
+    }
+
+    /**
+     * The request body as a stream the client writes as it goes, for as long as it wants (a person typing into a
+     * process's stdin): no deadline, and not counted among its peer's unfinished requests.
+     */
+    public InputStream streamedBody() {
+        return body(true);
+    }
+
+    private InputStream body(boolean streamed) {
+        if (body == null) {
+            body = new RequestBody(request, limits, unfinished, streamed);
+        }
+        return body;
+    }
+
+    /** Why the body was refused for its client (stalled, too many from its peer), or null. */
+    RefusedRequest refusal() {
+        return body == null ? null : body.refused();
     }
 
     /**
@@ -104,7 +135,7 @@ public final class Exchange {
      */
     public void discardBody(long limit) {
         long contentLength = request.getLength();
-        if (contentLength == 0) {
+        if (contentLength == 0 || refusal() != null) {
             return;
         }
         try {
@@ -166,6 +197,13 @@ public final class Exchange {
     void finish() throws IOException {
         if (out != null) {
             out.close();
+        }
+    }
+
+    /** The body's place among its peer's unfinished requests is given back; the connection closes if it is unread. */
+    void releaseBody() {
+        if (body != null) {
+            body.close();
         }
     }
 

@@ -6,9 +6,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.kiln.KilnException;
 import dev.kiln.engine.Engine;
-import dev.kiln.isolation.Isolator;
-import dev.kiln.isolation.oci.OciIsolator;
-import dev.kiln.isolation.oci.OciRuntime;
+import dev.kiln.isolation.Isolators;
+import dev.kiln.isolation.standard.StandardIsolators;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -31,31 +30,34 @@ public final class Kilnd {
                       @JsonProperty("insecure-registries") List<String> insecureRegistries,
                       @JsonProperty("runsc-platform") String runscPlatform,
                       @JsonProperty("kernel") String kernel,
-                      @JsonProperty("default-subnet") String defaultSubnet) {
+                      @JsonProperty("default-subnet") String defaultSubnet,
+                      @JsonProperty("runtime-paths") Map<String, String> runtimePaths) {
     }
 
     /**
      * {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default); {@code kernel}:
      * the vm isolation's default kernel (null: the host's newest cloud kernel); {@code defaultSubnet}: the kiln
-     * network's (null: picked clear of the host's routes).
+     * network's (null: picked clear of the host's routes); {@code runtimePaths}: runtime binaries (runc, runsc,
+     * qemu-system-x86_64, firecracker) at paths of their own instead of on PATH.
      */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
                           String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel,
-                          String defaultSubnet) {
+                          String defaultSubnet, Map<String, Path> runtimePaths) {
 
         public Options {
             tcpListeners = List.copyOf(tcpListeners);
+            runtimePaths = Map.copyOf(runtimePaths);
         }
 
         /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
         public Options withTcpListeners(List<TlsListener> listeners) {
             return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners,
-                    kernel, defaultSubnet);
+                    kernel, defaultSubnet, runtimePaths);
         }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
-            ConfigFile file = new ConfigFile(null, List.of(), null, null, null);
+            ConfigFile file = new ConfigFile(null, List.of(), null, null, null, Map.of());
             if (Files.isRegularFile(configFile)) {
                 try {
                     file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
@@ -69,21 +71,27 @@ public final class Kilnd {
                 registries.addAll(file.insecureRegistries());
             }
             String isolation = defaultIsolation != null ? defaultIsolation
-                    : file.defaultIsolation() != null ? file.defaultIsolation() : "container";
+                    : file.defaultIsolation(); // null: the first isolator registered
+            Map<String, Path> runtimePaths = new LinkedHashMap<>();
+            if (file.runtimePaths() != null) {
+                file.runtimePaths().forEach((name, path) -> {
+                    if (path == null || !Path.of(path).isAbsolute()) {
+                        throw KilnException.invalid("runtime-paths in " + configFile + ": the path of " + name
+                                + " must be absolute");
+                    }
+                    runtimePaths.put(name, Path.of(path));
+                });
+            }
             return new Options(root, runRoot, registries, isolation,
                     file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of(),
-                    file.kernel() != null ? Path.of(file.kernel()) : null, file.defaultSubnet());
+                    file.kernel() != null ? Path.of(file.kernel()) : null, file.defaultSubnet(), runtimePaths);
         }
     }
 
-    public static Map<String, Isolator> isolators(Options o) {
-        Map<String, Isolator> m = new LinkedHashMap<>();
-        m.put("container", new OciIsolator(OciRuntime.RUNC, o.runRoot().resolve("runc"), List.of()));
-        m.put("gvisor", new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
-                List.of("--platform=" + o.runscPlatform())));
-        m.put("vm", new dev.kiln.isolation.vm.VmIsolator(dev.kiln.isolation.vm.VmOptions.defaults(o.root())
-                .withKernel(o.kernel())));
-        return m;
+    /** kilnd's isolators, registered in one place. */
+    public static Isolators isolators(Options o) {
+        return StandardIsolators.create(new StandardIsolators.Options(o.root(), o.runRoot(), o.runscPlatform(),
+                o.kernel(), o.runtimePaths()));
     }
 
     /** A started kilnd: engine and server. Closing it stops serving; sandboxes keep running under their shims. */
@@ -100,12 +108,16 @@ public final class Kilnd {
     }
 
     public static Running start(Options o) {
-        Map<String, Isolator> isolators = isolators(o);
-        if (!isolators.containsKey(o.defaultIsolation())) {
-            throw KilnException.invalid("unknown default isolation \"" + o.defaultIsolation() + "\" (available: "
-                    + String.join(", ", isolators.keySet()) + ")");
+        Isolators isolators = isolators(o);
+        String defaultIsolation = o.defaultIsolation() != null ? o.defaultIsolation()
+                : isolators.all().getFirst().isolation().name();
+        if (isolators.find(defaultIsolation).isEmpty()) {
+            throw KilnException.invalid("unknown default isolation \"" + defaultIsolation + "\" (available: "
+                    + String.join(", ", isolators.all().stream().map(i -> i.isolation().name()).toList()) + ")");
         }
-        Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, o.defaultIsolation(),
+        Umask.set(Umask.DAEMON);
+        StateRoots.secure(o.root(), o.runRoot()); // before anything is written under them
+        Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, defaultIsolation,
                 o.defaultSubnet());
         Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());
         try {

@@ -8,11 +8,11 @@ import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.LogReader;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxStats;
-import dev.kiln.isolation.shim.AttachConnection;
-import dev.kiln.isolation.shim.LogReader;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.SandboxTask;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -51,7 +51,7 @@ final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
-            x.json(SandboxView.inspect(s, engine.runtimeOf(s), sandboxes.network(s)));
+            x.json(SandboxView.inspect(engine, s));
         });
         r.add("GET", "/v1/sandboxes/{id}/port", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
@@ -126,7 +126,7 @@ final class SandboxRoutes {
             if (e.request().detach()) {
                 x.noContent();
             } else {
-                stream(x, e.shim()[0], () -> { });
+                stream(x, e.shim()[0], () -> -1);
             }
         });
         r.add("POST", "/v1/execs/{id}/stdin", x -> stdin(x, startedExec(x.path("id"))));
@@ -164,19 +164,21 @@ final class SandboxRoutes {
         return shim;
     }
 
-    private Shim running(String ref) {
+    private SandboxTask running(String ref) {
         Sandbox s = sandboxes.get(ref);
         if (!s.running()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
-        return sandboxes.shim(s);
+        return sandboxes.task(s);
     }
 
     /**
      * Proxies a process's frames from its shim to the client until the exit frame, which is sent only after
      * {@code beforeExit} (a --rm sandbox is removed first, so the client may reuse its name at once, as Docker's).
+     * {@code beforeExit} returns the exit code the engine recorded (-1: none), sent when the shim died unrecorded.
      */
-    private static void stream(Exchange x, RunningProcess shim, Runnable beforeExit) throws IOException {
+    private static void stream(Exchange x, RunningProcess shim, java.util.function.IntSupplier beforeExit)
+            throws IOException {
         try (AttachConnection c = shim.attach()) {
             x.status(200);
             x.contentType("application/vnd.kiln.stream");
@@ -185,14 +187,19 @@ final class SandboxRoutes {
             while (true) {
                 AttachConnection.Frame raw = c.read();
                 if (raw == null) {
-                    int code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
-                    beforeExit.run();
-                    StreamFrame.exit(code).writeTo(out);
+                    int code;
+                    try {
+                        code = shim.await(Duration.ofSeconds(5)).map(s -> s.exitCode()).orElse(255);
+                    } catch (RunningProcess.Gone e) {
+                        code = -1; // the engine ends the run (killing what is left) and records its code
+                    }
+                    int recorded = beforeExit.getAsInt();
+                    StreamFrame.exit(code >= 0 ? code : recorded >= 0 ? recorded : 255).writeTo(out);
                     break;
                 }
                 StreamFrame f = new StreamFrame(raw.type(), raw.payload());
                 if (f.type() == StreamFrame.EXIT) {
-                    beforeExit.run();
+                    beforeExit.getAsInt();
                 }
                 f.writeTo(out);
                 out.flush();
@@ -204,9 +211,9 @@ final class SandboxRoutes {
         }
     }
 
-    /** Feeds the request body to the process's stdin; the end of the body closes stdin. */
+    /** Feeds the request body to the process's stdin as it comes (no deadline); its end closes stdin. */
     private static void stdin(Exchange x, RunningProcess shim) throws IOException {
-        try (AttachConnection c = shim.attach(); InputStream in = x.body()) {
+        try (AttachConnection c = shim.attach(); InputStream in = x.streamedBody()) {
             Thread drain = Thread.ofVirtual().start(() -> {
                 try {
                     while (c.read() != null) {
@@ -258,7 +265,7 @@ final class SandboxRoutes {
             out.flush();
         };
         if (x.flag("follow") && sandboxes.get(s.id()).running()) {
-            reader.follow(tail, sink, sandboxes.shim(s));
+            reader.follow(tail, sink, sandboxes.task(s));
         } else {
             reader.read(tail, sink);
         }
@@ -266,11 +273,12 @@ final class SandboxRoutes {
     }
 
     /** The kernel console as it is now (no follow): one STDOUT frame per chunk; empty before the first boot. */
-    private static void bootLog(Exchange x, java.nio.file.Path file) throws IOException {
+    private static void bootLog(Exchange x, java.util.Optional<java.nio.file.Path> log) throws IOException {
         x.status(200);
         x.contentType("application/vnd.kiln.stream");
         OutputStream out = x.out();
-        if (java.nio.file.Files.isRegularFile(file)) {
+        java.nio.file.Path file = log.orElse(null);
+        if (file != null && java.nio.file.Files.isRegularFile(file)) {
             try (var in = java.nio.file.Files.newInputStream(file)) {
                 byte[] buf = new byte[65536];
                 for (int n; (n = in.read(buf)) > 0; ) {

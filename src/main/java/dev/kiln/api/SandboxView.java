@@ -2,6 +2,7 @@ package dev.kiln.api;
 
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.Engine;
 import dev.kiln.engine.Images;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.SandboxState;
@@ -123,8 +124,10 @@ public final class SandboxView {
     }
 
     /** kiln's inspect document (exposed-only ports are the Docker face's; kiln lists what is published). */
-    static Map<String, Object> inspect(Sandbox s, String runtime, Optional<Attachment> network) {
+    static Map<String, Object> inspect(Engine engine, Sandbox s) {
         CreateRequest r = s.request();
+        Sandboxes sandboxes = engine.sandboxes();
+        Optional<Attachment> network = sandboxes.network(s);
         Map<String, Object> state = state(s);
 
         Map<String, Object> config = new LinkedHashMap<>();
@@ -141,16 +144,15 @@ public final class SandboxView {
 
         Map<String, Object> host = new LinkedHashMap<>();
         host.put("Isolation", s.isolation());
-        host.put("Runtime", runtime);
-        if (s.isolation().equals("vm")) {
-            host.put("Accelerator", dev.kiln.isolation.vm.VmIsolator.accelerator()); // kvm, or tcg: emulated
-        }
+        host.put("Runtime", sandboxes.runtimeOf(s));
+        // how this host runs the isolation's guest kernels: kvm, or tcg (emulated)
+        engine.isolators().named(s.isolation()).guestKernels().ifPresent(k -> host.put("Accelerator", k.accelerator()));
         host.put("NanoCpus", r.nanoCpus());
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
-        host.put("NetworkMode", Sandboxes.networkMode(r, s.isolation()).display());
+        host.put("NetworkMode", sandboxes.networkMode(s).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
 
         Map<String, Object> m = new LinkedHashMap<>();

@@ -55,8 +55,11 @@ public record TlsListener(TcpAddress address, TlsCredentials credentials) {
         return parsed.stream().map(a -> new TlsListener(a, credentials)).toList();
     }
 
-    /** A connector on {@code server}: TLS with a required client certificate, then HTTP/1.1 as on the unix socket. */
-    ServerConnector connector(Server server, HttpConfiguration http) {
+    /**
+     * A connector on {@code server}: TLS with a required client certificate, then HTTP/1.1 as on the unix socket. A
+     * peer that sends nothing for {@code idleTimeout} (no handshake, no request) is dropped, as on the unix socket.
+     */
+    ServerConnector connector(Server server, HttpConfiguration http, java.time.Duration idleTimeout) {
         SslContextFactory.Server tls = new SslContextFactory.Server();
         tls.setKeyStore(credentials.keyStore());
         tls.setKeyStorePassword(TlsCredentials.keyStorePassword());
@@ -73,7 +76,8 @@ public record TlsListener(TcpAddress address, TlsCredentials credentials) {
                 new SslConnectionFactory(tls, HttpVersion.HTTP_1_1.asString()), new HttpConnectionFactory(https));
         connector.setHost(address.host());
         connector.setPort(address.port());
-        connector.setIdleTimeout(0); // as on the unix socket: attach and logs -f streams may be quiet for hours
+        connector.setIdleTimeout(idleTimeout.toMillis()); // a running request has none: see ApiHandler
+        connector.setAcceptQueueSize(ApiLimits.ACCEPT_QUEUE);
         return connector;
     }
 }

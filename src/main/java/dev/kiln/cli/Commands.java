@@ -51,6 +51,7 @@ final class Commands {
         TOP.put("import", ImportCommand::new);
         TOP.put("network", NetworkCommands.Network::new);
         TOP.put("kernels", KernelsCommand::new);
+        TOP.put("audit", AuditCommand::new);
         TOP.put("daemon", DaemonCommand::new);
         IMAGE.put("inspect", ImageInspectCommand::new);
         IMAGE.put("mount", ImageMountCommand::new);
@@ -74,7 +75,7 @@ final class Commands {
     private static final Set<String> GLOBAL_WITH_VALUE = Set.of("--root", "--run-root", "-H", "--host",
             "--insecure-registry");
     /** Commands whose options end at the first positional (the image or sandbox), as Docker's. */
-    private static final Set<String> STOP_AT_POSITIONAL = Set.of("run", "create", "exec");
+    private static final Set<String> STOP_AT_POSITIONAL = Set.of("run", "create", "exec", "audit");
 
     static void register(CommandLine cli, String[] args) {
         String name = commandName(args);

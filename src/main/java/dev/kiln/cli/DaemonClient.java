@@ -209,14 +209,35 @@ final class DaemonClient {
                 + contentType + "\r\nTransfer-Encoding: chunked\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
         byte[] buf = new byte[64 * 1024];
         int n;
-        while ((n = body.read(buf)) > 0) {
-            out.write((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
-            out.write(buf, 0, n);
-            out.write("\r\n".getBytes(StandardCharsets.ISO_8859_1));
-            out.flush();
+        IOException sending = null;
+        while (sending == null && (n = body.read(buf)) > 0) { // a failure to read the input is thrown as it is
+            try {
+                out.write((Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1));
+                out.write(buf, 0, n);
+                out.write("\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+            } catch (IOException e) {
+                sending = e;
+            }
         }
-        out.write("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
-        out.flush();
+        if (sending == null) {
+            try {
+                out.write("0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+            } catch (IOException e) {
+                sending = e;
+            }
+        }
+        if (sending != null) {
+            // kilnd stopped reading and answered before the body's end (an error such as a full disk), then
+            // closed: its answer, already on the way, says why; "Broken pipe" or "Connection reset" would not
+            try {
+                return readResponse(ch);
+            } catch (IOException none) {
+                sending.addSuppressed(none);
+                throw sending;
+            }
+        }
         return readResponse(ch);
     }
 

@@ -1,8 +1,10 @@
 package dev.kiln.cli;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,6 +22,11 @@ final class DaemonStarter {
         try {
             Files.createDirectories(runRoot);
             Path log = runRoot.resolve("kilnd.log");
+            try { // owner-only, as everything kilnd keeps: its errors may quote a sandbox's settings
+                Files.createFile(log, OwnerOnly.FILE);
+            } catch (FileAlreadyExistsException e) {
+                Files.setPosixFilePermissions(log, OwnerOnly.FILE_MODE);
+            }
             String java = ProcessHandle.current().info().command()
                     .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             List<String> cmd = new ArrayList<>(List.of("setsid", java, "--enable-native-access=ALL-UNNAMED",

@@ -2,7 +2,8 @@ package dev.kiln.engine;
 
 import dev.kiln.KilnException;
 import dev.kiln.image.Image;
-import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.GuestKernels;
+import dev.kiln.isolation.Isolators;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
@@ -12,7 +13,6 @@ import dev.kiln.state.Database;
 
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -22,7 +22,7 @@ public final class Engine implements AutoCloseable {
     private final Images images;
     private final Sandboxes sandboxes;
     private final Events events = new Events();
-    private final Map<String, Isolator> isolators;
+    private final Isolators isolators;
     private final Networks networks;
     private final SandboxFiles files;
     /** What can change whether and how a sandbox is named by its network's resolver. */
@@ -30,15 +30,15 @@ public final class Engine implements AutoCloseable {
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
     private final Object peerLock = new Object();
 
-    public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Map<String, Isolator> isolators,
+    public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Isolators isolators,
                   String defaultIsolation, String defaultSubnet) {
-        this.isolators = Map.copyOf(isolators);
+        this.isolators = isolators;
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
         this.networks = new Networks(root, defaultSubnet);
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
                 defaultIsolation, events, networks);
-        this.files = new SandboxFiles(sandboxes, images);
+        this.files = new SandboxFiles(sandboxes);
         networks.serveNames(this::peers);
         events.subscribe(null, e -> {
             if (NAME_EVENTS.contains(e.action())) {
@@ -54,7 +54,7 @@ public final class Engine implements AutoCloseable {
     /** The sandboxes configured to use network {@code name} (whatever their state), for inspect and rm. */
     public List<Sandbox> sandboxesOn(String name) {
         return sandboxes.list().stream().filter(s -> {
-            NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+            NetworkMode mode = sandboxes.networkMode(s);
             return mode.bridged() && mode.network().equals(name);
         }).toList();
     }
@@ -108,8 +108,8 @@ public final class Engine implements AutoCloseable {
     }
 
     /** The bridge network (default or user) the sandbox is configured for; null for none, host or slirp. */
-    private static String networkOf(Sandbox s) {
-        NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+    private String networkOf(Sandbox s) {
+        NetworkMode mode = sandboxes.networkMode(s);
         return mode.bridged() ? mode.network() : null;
     }
 
@@ -130,9 +130,15 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** The kernels the vm isolation knows ({@code kiln kernels}); empty when kilnd has no vm isolation. */
-    public java.util.List<dev.kiln.isolation.vm.Kernel.Known> kernels() {
-        return isolators.get("vm") instanceof dev.kiln.isolation.vm.VmIsolator vm ? vm.kernels() : java.util.List.of();
+    /** The guest kernels kilnd's isolations can boot ({@code kiln kernels}); empty when none boots a kernel. */
+    public List<GuestKernels.Known> kernels() {
+        return isolators.all().stream().flatMap(i -> i.guestKernels().stream()).findFirst()
+                .map(GuestKernels::known).orElse(List.of());
+    }
+
+    /** The isolations of this kilnd, for those who list them (docker info) or read what they can do. */
+    public Isolators isolators() {
+        return isolators;
     }
 
     public Images images() {
@@ -146,12 +152,6 @@ public final class Engine implements AutoCloseable {
     /** Copies in and out of sandboxes (docker cp). */
     public SandboxFiles files() {
         return files;
-    }
-
-    /** The runtime binary or VMM behind an isolation, as inspect shows it. */
-    public String runtimeOf(String isolation) {
-        Isolator i = isolators.get(isolation);
-        return i == null ? "" : i.runtime();
     }
 
     /** The runtime binary or VMM of one sandbox, as inspect shows it (Firecracker or QEMU for a vm). */

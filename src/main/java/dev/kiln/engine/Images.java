@@ -145,6 +145,7 @@ public final class Images implements AutoCloseable {
                 rootfs.remove(image.id());
             }
             store.collectGarbage();
+            db.restoreReserve(); // space was freed: take back the room a full disk made kiln give up
             out.add("Deleted: " + image.id());
         }
         return out;

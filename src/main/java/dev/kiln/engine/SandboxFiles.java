@@ -1,10 +1,9 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.image.Digest;
-import dev.kiln.isolation.oci.Bundle;
+import dev.kiln.isolation.FileCopy;
+import dev.kiln.isolation.SandboxTask;
 import dev.kiln.rootfs.LayerApplier;
-import dev.kiln.rootfs.Mounts;
 import dev.kiln.rootfs.RootPaths;
 import dev.kiln.rootfs.TreeArchive;
 
@@ -22,15 +21,14 @@ import static java.nio.file.LinkOption.NOFOLLOW_LINKS;
 
 /**
  * Files in and out of a sandbox from the host ({@code docker cp}, {@code kiln cp}): a tar of a path, a path's stat,
- * a tar extracted into a directory. For the container and gvisor isolations kilnd works on the host side of the
- * sandbox's root, the overlay (image tree + writable layer) mounted at the bundle's {@code rootfs}: the one the
- * runtime uses while the sandbox exists, or, for an exited sandbox, one mounted for the copy and unmounted after.
- * Writes go through the overlay (never into the upper layer directly), so copy-up and whiteouts are the kernel's.
+ * a tar extracted into a directory, for the isolations whose {@link FileCopy} allows it. kilnd works on the host side
+ * of the sandbox's root tree, which its isolator gives ({@code Isolator.withRootTree}): the one the runtime uses while
+ * the sandbox exists, or one made for the copy and released after.
  *
  * <p>The sandbox and its image are untrusted: every path is resolved inside the root ({@link RootPaths}), a tar
  * never leaves the root ({@link LayerApplier#extract}), the last component is never followed, and while kilnd
  * works the sandbox is held still — under its life-cycle lock (no start, exit or removal meanwhile) and, when it
- * runs, paused (the runtime's freezer), so nothing inside can swap a checked directory for a symlink.
+ * runs, paused ({@link SandboxTask#pause}), so nothing inside can swap a checked directory for a symlink.
  */
 public final class SandboxFiles {
 
@@ -49,12 +47,10 @@ public final class SandboxFiles {
     private static final long GO_DEVICE = 1L << 26;
 
     private final Sandboxes sandboxes;
-    private final Images images;
     private final LayerApplier applier = new LayerApplier(new LayerApplier.Limits(64L << 30, false));
 
-    SandboxFiles(Sandboxes sandboxes, Images images) {
+    SandboxFiles(Sandboxes sandboxes) {
         this.sandboxes = sandboxes;
-        this.images = images;
     }
 
     /** The stat of {@code path} in the sandbox (its last component not followed). */
@@ -118,52 +114,39 @@ public final class SandboxFiles {
      */
     private <T> T withRoot(String ref, boolean write, Function<Path, T> work) {
         Sandbox found = sandboxes.get(ref);
-        if (!found.isolation().equals("container") && !found.isolation().equals("gvisor")) {
-            throw KilnException.invalid("docker cp is not supported for the " + found.isolation() + " isolation: "
-                    + "the sandbox's disk is inside its guest (use exec with tar, e.g. docker exec " + found.name()
-                    + " tar -c PATH)");
+        String isolation = found.isolation();
+        FileCopy copy = sandboxes.isolation(found).copy();
+        if (copy.when() == FileCopy.When.NEVER) {
+            throw KilnException.invalid("docker cp is not supported for the " + isolation + " isolation: "
+                    + copy.why() + " (use exec with tar, e.g. docker exec " + found.name() + " tar -c PATH)");
         }
         return sandboxes.locked(found.id(), () -> {
             Sandbox s = sandboxes.get(found.id());
-            Path dir = sandboxes.dir(s);
-            Path root = dir.resolve(Bundle.ROOTFS).toAbsolutePath().normalize();
-            if (s.running() && s.isolation().equals("gvisor")) {
-                // the Sentry owns a running gVisor sandbox's files: it caches the root (runsc's exclusive file
-                // access: files kilnd adds stay unseen, its own writes may not be on the host yet) and keeps /tmp
-                // in its memory, so a copy from the host side would be wrong, not just late
-                throw KilnException.conflict("docker cp is not supported for a running gvisor sandbox: gVisor "
-                        + "caches its files and keeps /tmp in memory (stop " + s.name() + " first, or use docker "
-                        + "exec " + s.name() + " tar)");
+            if (s.running() && copy.when() == FileCopy.When.WHEN_STOPPED) {
+                throw KilnException.conflict("docker cp is not supported for a running " + isolation + " sandbox: "
+                        + copy.why() + " (stop " + s.name() + " first, or use docker exec " + s.name() + " tar)");
             }
-            if (s.running()) {
-                if (!Mounts.isMounted(root)) {
-                    throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + s.name()
-                            + " is not mounted at " + root + " although it runs");
-                }
-                // held still: the sandbox could otherwise swap a checked directory for a symlink to the host
-                // between kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
-                sandboxes.pause(s);
-                try {
-                    return work.apply(root);
-                } finally {
-                    sandboxes.resume(s);
-                }
+            if (!s.running()) {
+                return sandboxes.withRootTree(s, false, work);
             }
-            if (Mounts.isMounted(root)) { // created: the runtime's overlay is there already
-                return work.apply(root);
-            }
-            Mounts.overlay(images.rootfsPath(Digest.parse(s.imageId())), dir.resolve("upper"), dir.resolve("work"),
-                    root);
+            // held still: the sandbox could otherwise swap a checked directory for a symlink to the host between
+            // kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
+            SandboxTask task = sandboxes.task(s);
+            task.pause();
             try {
-                return work.apply(root);
+                return sandboxes.withRootTree(s, true, work);
             } finally {
-                Mounts.unmount(root, false);
+                task.resume();
             }
         });
     }
 
     /** {@link RootPaths#resolve}, with Docker's words for a path that is not there. */
     private static RootPaths.Resolved resolve(Path root, String path, String sandbox) {
+        String problem = dev.kiln.image.archive.EntryName.problem(path);
+        if (problem != null) { // before the filesystem answers ENAMETOOLONG (a 500)
+            throw KilnException.invalid("path " + KilnException.quote(path) + " " + problem);
+        }
         try {
             return RootPaths.resolve(root, path);
         } catch (KilnException e) {

@@ -3,6 +3,7 @@ package dev.kiln.engine;
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.image.Digest;
+import dev.kiln.isolation.Isolators;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.KilnNetwork;
@@ -28,27 +29,32 @@ final class SandboxNetworking {
     private final Images images;
     private final SandboxStore store;
     private final Function<Sandbox, Path> dir;
+    private final Isolators isolators;
     /** Serialises host-port allocation between creates and starts. */
     private final Object ports = new Object();
 
-    SandboxNetworking(Networks networks, Images images, SandboxStore store, Function<Sandbox, Path> dir) {
+    SandboxNetworking(Networks networks, Images images, SandboxStore store, Function<Sandbox, Path> dir,
+                      Isolators isolators) {
         this.networks = networks;
+        this.isolators = isolators;
         this.images = images;
         this.store = store;
         this.dir = dir;
     }
 
-    /** Isolations that can join a bridge network. */
-    static final java.util.Set<String> BRIDGED = java.util.Set.of("container", "gvisor", "vm");
+    /** Whether {@code isolation} can have network {@code mode} (its descriptor says). */
+    private boolean supports(String isolation, SandboxNetwork.Mode mode) {
+        return isolators.named(isolation).isolation().networks().contains(mode);
+    }
 
     /**
      * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
      * (as Docker's default bridge), else loopback only.
      */
-    static NetworkMode mode(CreateRequest r, String isolation) {
+    NetworkMode mode(CreateRequest r, String isolation) {
         boolean publishes = !published(r).isEmpty() || r.publishAll();
         return NetworkMode.parse(r.network(),
-                BRIDGED.contains(isolation) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
+                supports(isolation, SandboxNetwork.Mode.BRIDGE) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
     }
 
     private static List<PortMapping> published(CreateRequest r) {
@@ -68,19 +74,20 @@ final class SandboxNetworking {
         }
         switch (mode.kind()) {
             case HOST -> {
-                if (!isolation.equals("container")) {
-                    throw KilnException.invalid("--network host is only for the container isolation: a " + isolation
-                            + " sandbox has a network stack of its own");
+                if (!supports(isolation, SandboxNetwork.Mode.HOST)) {
+                    throw KilnException.invalid("--network host is only for the " + supporting(SandboxNetwork.Mode.HOST)
+                            + " isolation: a " + isolation + " sandbox has a network stack of its own");
                 }
             }
             case USER -> {
-                if (!isolation.equals("vm")) {
+                if (!supports(isolation, SandboxNetwork.Mode.USER)) {
                     throw KilnException.invalid("--network user is not supported for the " + isolation
-                            + " isolation (it is QEMU's user-mode network, for --isolation vm)");
+                            + " isolation (it is QEMU's user-mode network, for --isolation "
+                            + supporting(SandboxNetwork.Mode.USER) + ")");
                 }
             }
             case BRIDGE -> {
-                if (!BRIDGED.contains(isolation)) {
+                if (!supports(isolation, SandboxNetwork.Mode.BRIDGE)) {
                     throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
                             + isolation + " isolation yet (use --network none)");
                 }
@@ -88,16 +95,7 @@ final class SandboxNetworking {
             }
             case NONE -> { }
         }
-        for (String dns : r.dns() == null ? List.<String>of() : r.dns()) {
-            literalAddress(dns, "--dns " + dns);
-        }
-        for (String host : r.extraHosts() == null ? List.<String>of() : r.extraHosts()) {
-            int colon = host.indexOf(':');
-            if (colon <= 0 || host.substring(0, colon).isBlank()) {
-                throw KilnException.invalid("invalid --add-host \"" + host + "\": use NAME:ADDRESS");
-            }
-            literalAddress(host.substring(colon + 1), "--add-host " + host);
-        }
+        // --dns and --add-host values: RequestCheck (with every other value written into the sandbox's files)
         if (!published.isEmpty()) {
             synchronized (ports) {
                 KilnNetwork.allocate(published.stream().filter(p -> p.hostPort() != 0).toList(), publishedPorts(null));
@@ -105,12 +103,8 @@ final class SandboxNetworking {
         }
     }
 
-    private static void literalAddress(String address, String what) {
-        try {
-            java.net.InetAddress.ofLiteral(address);
-        } catch (IllegalArgumentException e) {
-            throw KilnException.invalid("invalid " + what + ": not an IP address");
-        }
+    private String supporting(SandboxNetwork.Mode mode) {
+        return isolators.names(i -> i.isolation().networks().contains(mode));
     }
 
     /** Networks that publish ports: bridges (portmap) and a VM's user network (QEMU's hostfwd). */
@@ -119,7 +113,7 @@ final class SandboxNetworking {
     }
 
     /** Whether the sandbox has a network record while it runs (its address and published ports). */
-    static boolean recorded(Sandbox s) {
+    boolean recorded(Sandbox s) {
         return publishes(mode(s.request(), s.isolation()));
     }
 
@@ -199,7 +193,8 @@ final class SandboxNetworking {
             return n;
         }
         return KilnNetwork.read(networkFile(s)).filter(a -> a.ipAddress() != null)
-                .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress())).orElse(n);
+                .map(a -> n.attached(a.ipAddress(), a.prefixLength(), a.gateway(), a.macAddress(), a.ports()))
+                .orElse(n);
     }
 
     /**

@@ -38,7 +38,7 @@ final class SandboxProcess {
         }
         List<String> envList = new ArrayList<>();
         env.forEach((k, v) -> envList.add(k + "=" + v));
-        String cwd = r.workdir() == null || r.workdir().isEmpty() ? main.cwd() : r.workdir();
+        String cwd = r.workdir() == null || r.workdir().isEmpty() ? main.cwd() : ImageProcess.workingDir(r.workdir());
         if (r.user() == null || r.user().isEmpty()) {
             return new ProcessSpec(r.cmd(), envList, cwd, main.uid(), main.gid(), main.additionalGids(), r.tty(),
                     r.openStdin());

@@ -68,14 +68,15 @@ final class SandboxStore {
                 + "exit_code = NULL, oom = 0 WHERE id = ? AND state IN ('created','exited')", shimPid, when, id) == 1;
     }
 
+    /** Essential ({@link Database#essential}): an exit is recorded on a full disk too, or ps would show it running. */
     boolean exited(String id, int exitCode, boolean oom, long when) {
-        return update("UPDATE sandboxes SET state = 'exited', exit_code = ?, oom = ?, finished = ? "
+        return essential("UPDATE sandboxes SET state = 'exited', exit_code = ?, oom = ?, finished = ? "
                 + "WHERE id = ? AND state = 'running'", exitCode, oom ? 1 : 0, when, id) == 1;
     }
 
     /** Claims the sandbox for removal; false if someone else is already removing it. */
     boolean markRemoving(String id) {
-        return update("UPDATE sandboxes SET state = 'removing' WHERE id = ? AND state != 'removing'", id) == 1;
+        return essential("UPDATE sandboxes SET state = 'removing' WHERE id = ? AND state != 'removing'", id) == 1;
     }
 
     void restoreState(String id, SandboxState state) {
@@ -83,7 +84,7 @@ final class SandboxStore {
     }
 
     void delete(String id) {
-        update("DELETE FROM sandboxes WHERE id = ?", id);
+        essential("DELETE FROM sandboxes WHERE id = ?", id);
     }
 
     void rename(String id, String name) {
@@ -92,6 +93,15 @@ final class SandboxStore {
 
     void countRestart(String id) {
         update("UPDATE sandboxes SET restarts = restarts + 1 WHERE id = ?", id);
+    }
+
+    /** A removal's or an exit's write: it must succeed on a full disk too ({@link Database#essential}). */
+    private int essential(String sql, Object... args) {
+        try {
+            return db.essential(sql, args);
+        } catch (SQLException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "database update failed: " + e.getMessage(), e);
+        }
     }
 
     private int update(String sql, Object... args) {

@@ -5,13 +5,18 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
+import dev.kiln.isolation.ExitStatus;
+import dev.kiln.isolation.Isolation;
 import dev.kiln.isolation.Isolator;
+import dev.kiln.isolation.Isolators;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.Resources;
+import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.isolation.shim.ExitStatus;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.SandboxTask;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
@@ -30,19 +35,20 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * The sandbox life-cycle: created → running → exited → removed, for every isolation through {@link Isolator}.
- * Transitions of one sandbox are serialised by a per-sandbox lock and recorded in SQLite before they are reported;
- * a watcher per running sandbox turns the shim's exit into the exited state (and removes {@code --rm} sandboxes).
+ * The sandbox life-cycle: created → running → exited → removed, for every isolation through {@link Isolator} and
+ * the {@link SandboxTask} of each run. Transitions of one sandbox are serialised by a per-sandbox lock and recorded
+ * in SQLite before they are reported; a watcher per run turns the task's end into the exited state (and removes
+ * {@code --rm} sandboxes).
  */
 public final class Sandboxes implements AutoCloseable {
 
-    /** How long a shim waits for the first attach client before starting the process anyway. */
+    /** How long a started process waits for the first attach client before it starts anyway. */
     static final Duration ATTACH_WAIT = Duration.ofSeconds(10);
 
     private final Images images;
     private final SandboxStore store;
     private final Path sandboxesDir;
-    private final Map<String, Isolator> isolators;
+    private final Isolators isolators;
     private final String defaultIsolation;
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
@@ -50,13 +56,13 @@ public final class Sandboxes implements AutoCloseable {
     private final Events events;
     private final SandboxNetworking networking;
 
-    Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Map<String, Isolator> isolators,
+    Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Isolators isolators,
               String defaultIsolation, Events events, Networks networks) {
-        this.networking = new SandboxNetworking(networks, images, store, this::dir);
+        this.networking = new SandboxNetworking(networks, images, store, this::dir, isolators);
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
-        this.isolators = Map.copyOf(isolators);
+        this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
     }
@@ -64,13 +70,16 @@ public final class Sandboxes implements AutoCloseable {
     // ---- create ----
 
     public Sandbox create(CreateRequest r) {
-        String isolation = isolationOf(r);
-        Isolator isolator = isolator(isolation);
+        RequestCheck.create(r);
+        Isolator isolator = isolators.select(r.isolation(), r.runtime(), defaultIsolation);
+        isolator.availability().require();
+        String isolation = isolator.isolation().name();
         if (r.name() != null && !Names.VALID.matcher(r.name()).matches()) {
             throw KilnException.invalid("invalid sandbox name \"" + r.name()
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
-        checkVmSettings(r, isolation);
+        isolators.check(isolator, new SandboxOptions(r.runtime(), r.kernel(), r.diskSize(),
+                SandboxNetwork.Mode.valueOf(networking.mode(r, isolation).kind().name())));
         networking.check(r, isolation);
         Image image = images.resolve(r.image());
         Path rootfs = images.rootfs(image);
@@ -82,7 +91,7 @@ public final class Sandboxes implements AutoCloseable {
                 0, 0, null, false, 0, 0);
         store.insert(s);
         try {
-            Files.createDirectories(dir(s));
+            Files.createDirectories(dir(s), dev.kiln.OwnerOnly.DIRECTORY); // holds its root fs: root's alone
             isolator.create(spec(s));
         } catch (IOException | RuntimeException e) {
             discard(s, isolator);
@@ -92,51 +101,9 @@ public final class Sandboxes implements AutoCloseable {
         return s;
     }
 
-    private String isolationOf(CreateRequest r) {
-        if (r.isolation() != null && !r.isolation().isEmpty() && !r.isolation().equals("default")) {
-            return r.isolation();
-        }
-        if (r.runtime() != null && !r.runtime().isEmpty()) {
-            return switch (r.runtime()) {
-                case "runc", "kiln-container" -> "container";
-                case "crun" -> throw KilnException.invalid("--runtime crun is not supported yet: crun refuses "
-                        + "hybrid cgroup v1/v2 hosts such as this one (use --runtime runc)");
-                case "runsc", "gvisor", "kiln-gvisor" -> "gvisor";
-                case "qemu", "kiln-vm" -> "vm";
-                case "firecracker" -> {
-                    // the vm isolation on Firecracker (spec's runtime); never QEMU silently in its place: what this
-                    // host lacks is said here, before an image is pulled for nothing
-                    dev.kiln.isolation.vm.Firecracker.requireAvailable();
-                    yield "vm";
-                }
-                default -> throw KilnException.invalid("unknown runtime \"" + r.runtime()
-                        + "\" (kiln knows runc and runsc; qemu and firecracker come with the vm isolation)");
-            };
-        }
-        return defaultIsolation;
-    }
-
-    /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
-    private static final long MIN_DISK = 64L << 20;
-
-    /** {@code --kernel} and {@code --disk-size}: only for vm, an absolute path to a file, a disk of 64 MiB or more. */
-    private static void checkVmSettings(CreateRequest r, String isolation) {
-        if ((r.kernel() != null || r.diskSize() != 0) && !isolation.equals("vm")) {
-            throw KilnException.invalid((r.kernel() != null ? "--kernel" : "--disk-size")
-                    + " is for the vm isolation (this sandbox's is " + isolation + ")");
-        }
-        if (r.kernel() != null && (!Path.of(r.kernel()).isAbsolute() || !Files.isRegularFile(Path.of(r.kernel())))) {
-            throw KilnException.invalid("--kernel " + r.kernel() + ": not a file (give the absolute path of a "
-                    + "bzImage or vmlinux on kilnd's host; kiln kernels lists the known ones)");
-        }
-        if (r.diskSize() != 0 && r.diskSize() < MIN_DISK) {
-            throw KilnException.invalid("--disk-size must be at least 64m");
-        }
-    }
-
     /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
-    public static NetworkMode networkMode(CreateRequest r, String isolation) {
-        return SandboxNetworking.mode(r, isolation);
+    public NetworkMode networkMode(Sandbox s) {
+        return networking.mode(s.request(), s.isolation());
     }
 
     /** The sandbox's place on its network (bridge or user) while it runs. */
@@ -145,29 +112,34 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     private Isolator isolator(String isolation) {
-        Isolator i = isolators.get(isolation);
-        if (i == null) {
-            throw KilnException.invalid("unknown isolation \"" + isolation + "\" (available: "
-                    + String.join(", ", isolators.keySet().stream().sorted().toList()) + ")");
-        }
-        return i;
+        return isolators.named(isolation);
+    }
+
+    /** What the sandbox's isolation is and can do. */
+    Isolation isolation(Sandbox s) {
+        return isolator(s.isolation()).isolation();
     }
 
     // ---- start / stop / kill ----
 
     /** Starts a created or exited sandbox; with {@code forAttach} the process waits for the first attach client. */
-    public Shim start(String ref, boolean forAttach) {
+    public SandboxTask start(String ref, boolean forAttach) {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
             if (s.state() == SandboxState.RUNNING) {
-                Shim shim = Shim.adopt(mainDir(s));
-                Optional<ExitStatus> ended = shim.exitStatus();
-                if (ended.isEmpty()) {
-                    return shim;
+                SandboxTask task = task(s);
+                Optional<ExitStatus> ended = task.exitStatus();
+                if (ended.isEmpty() && task.alive()) {
+                    return task;
                 }
-                // the process ended a moment ago and its watcher has not recorded it yet: record it now, then start
-                exited(s.id(), ended.get(), s.shimPid());
+                // the process ended a moment ago (or its monitor died) and its watcher has not recorded it yet:
+                // record it now, then start
+                if (ended.isPresent()) {
+                    exited(s.id(), s.shimPid(), ended.get(), task::oomKilled);
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
                 s = store.find(s.id());
             }
             if (s.state() == SandboxState.REMOVING) {
@@ -176,15 +148,14 @@ public final class Sandboxes implements AutoCloseable {
             Isolator isolator = isolator(s.isolation());
             SandboxSpec spec = spec(s);
             dev.kiln.engine.process.CommandCheck.verify(s.process(), spec.imageRootfs(), dir(s).resolve("upper"));
-            resetMainDir(s);
-            if (SandboxNetworking.recorded(s)) {
+            if (networking.recorded(s)) {
                 networking.attach(s);
                 spec = spec(s); // now with the address, for /etc/hosts and the guest
             }
-            Shim shim;
+            SandboxTask task;
             try {
                 isolator.create(spec);
-                shim = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
+                task = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
             } catch (RuntimeException e) {
                 try {
                     isolator.cleanup(spec, false);
@@ -193,19 +164,20 @@ public final class Sandboxes implements AutoCloseable {
                 }
                 throw e;
             }
-            store.started(s.id(), shim.pid(), System.currentTimeMillis());
+            store.started(s.id(), task.pid(), System.currentTimeMillis());
             events.emit(s, "start");
-            watch(s.id(), shim);
-            return shim;
+            watch(s.id(), task);
+            return task;
         }
     }
 
     public void kill(String ref, int signal) {
         Sandbox s = store.find(ref);
-        if (!s.running() || Shim.adopt(mainDir(s)).exitStatus().isPresent()) {
+        SandboxTask task = s.running() ? task(s) : null;
+        if (task == null || task.exitStatus().isPresent() || endedIfLost(s, task)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
-        isolator(s.isolation()).signal(spec(s), signal);
+        task.kill(signal);
         events.emit(s, "kill");
     }
 
@@ -215,16 +187,19 @@ public final class Sandboxes implements AutoCloseable {
         if (!s.running()) {
             return;
         }
-        Isolator isolator = isolator(s.isolation());
-        Shim shim = Shim.adopt(mainDir(s));
+        SandboxTask task = task(s);
         try {
-            isolator.signal(spec(s), stopSignal(s));
+            task.kill(stopSignal(s));
         } catch (KilnException e) {
             // the process may have exited between the check and the signal; the wait below tells
         }
-        if (shim.await(timeout).isEmpty()) {
-            isolator.signal(spec(s), 9);
-            shim.await(Duration.ofSeconds(30));
+        if (!awaitEnd(s, task, timeout)) {
+            try {
+                task.kill(Signals.SIGKILL);
+            } catch (KilnException e) {
+                // as above
+            }
+            awaitEnd(s, task, Duration.ofSeconds(30));
         }
         awaitRecorded(s.id(), Duration.ofSeconds(10));
         events.emit(s, "stop");
@@ -242,22 +217,24 @@ public final class Sandboxes implements AutoCloseable {
         try {
             return Signals.number(SandboxProcess.stopSignal(images.configOf(Digest.parse(s.imageId()))));
         } catch (KilnException e) {
-            return 15; // the image was removed with rmi -f: Docker's default
+            return Signals.SIGTERM; // the image was removed with rmi -f: Docker's default
         }
     }
 
     // ---- exit ----
 
-    /** One watcher per run: a run is its shim, so a restarted sandbox's new run is watched apart from the last. */
-    private void watch(String id, Shim shim) {
-        String run = id + ":" + shim.pid();
+    /** One watcher per run: a run is its task, so a restarted sandbox's new run is watched apart from the last. */
+    private void watch(String id, SandboxTask task) {
+        String run = id + ":" + task.pid();
         if (watched.putIfAbsent(run, Boolean.TRUE) != null) {
             return;
         }
         watchers.submit(() -> {
             try {
-                ExitStatus status = shim.await(Duration.ofDays(3650)).orElseThrow();
-                exited(id, status, shim.pid());
+                ExitStatus status = task.await(Duration.ofDays(3650)).orElseThrow();
+                exited(id, task.pid(), status, task::oomKilled);
+            } catch (RunningProcess.Gone e) {
+                lost(id, task.pid());
             } catch (RuntimeException e) {
                 System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
             } finally {
@@ -267,14 +244,15 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /**
-     * Records the end of the run whose shim is {@code shimPid}. A run that is not the sandbox's current one is
-     * ignored: the watcher of a run that a start has already recorded and replaced must not end the new run.
+     * Records the end of the run marked {@code runPid} (its task's {@link SandboxTask#pid}). A run that is not the
+     * sandbox's current one is ignored: the watcher of a run that a start has already recorded and replaced must not
+     * end the new run. {@code oomKilled} is asked only of a run that ended by SIGKILL.
      */
-    private void exited(String id, ExitStatus status, long shimPid) {
+    private void exited(String id, long runPid, ExitStatus status, java.util.function.BooleanSupplier oomKilled) {
         Sandbox s;
         synchronized (lock(id)) {
             Optional<Sandbox> found = store.byId(id);
-            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != runPid) {
                 return;
             }
             s = found.get();
@@ -282,18 +260,66 @@ public final class Sandboxes implements AutoCloseable {
             SandboxSpec spec = spec(s);
             // the kernel's OOM notice alone is not proof (a v1 eventfd has fired for calm sandboxes on a busy
             // host); an OOM kill always ends the main process with SIGKILL, so both must hold
-            boolean killed = status.signal() == 9 || status.exitCode() == 137;
-            boolean oom = killed && isolator.oomKilled(spec);
+            boolean killed = status.signal() == Signals.SIGKILL || status.exitCode() == 128 + Signals.SIGKILL;
+            boolean oom = killed && oomKilled.getAsBoolean();
             try {
                 isolator.cleanup(spec, false);
             } finally {
+                // the process is gone whatever the clean-up did: ps must not show it up (rm retries the clean-up)
                 detachQuietly(s);
+                store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
             }
-            store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
         }
         events.emit(s, "die");
         if (s.request().autoRemove()) {
             remove(id, true);
+        }
+    }
+
+    /**
+     * Ends the run whose shim died without recording an exit (killed, or crashed): whatever of the sandbox still runs
+     * is killed and everything it holds released, as for any exit (see {@link #exited}). The status follows
+     * containerd and Docker: when the workload still ran and kiln killed it, 137 (SIGKILL), as containerd reports a
+     * task whose shim died (its runc shim's clean-up runs {@code runc delete --force} and answers 128 + SIGKILL); when
+     * it had already ended unrecorded, 255, as Docker records a container whose exit status is unknown at restore.
+     */
+    private void lost(String id, long shimPid) {
+        ExitStatus status;
+        synchronized (lock(id)) {
+            Optional<Sandbox> found = store.byId(id);
+            if (found.isEmpty() || !found.get().running() || found.get().shimPid() != shimPid) {
+                return;
+            }
+            boolean running = isolator(found.get().isolation()).running(spec(found.get()));
+            status = running ? new ExitStatus(128 + Signals.SIGKILL, Signals.SIGKILL, java.time.Instant.now())
+                    : new ExitStatus(255, 0, java.time.Instant.now());
+            System.err.println("kilnd: the monitor of sandbox " + id + " (pid " + shimPid + ") died without "
+                    + "recording an exit; " + (running ? "its processes are killed (recorded as 137)"
+                    : "its process had ended (recorded as 255)"));
+        }
+        // checks again that the run is still the current one; kiln killed it, so not the OOM killer
+        exited(id, shimPid, status, () -> false);
+    }
+
+    /** If the sandbox's monitor is gone without a record, ends its run ({@link #lost}) and returns true. */
+    private boolean endedIfLost(Sandbox s, SandboxTask task) {
+        if (task.alive() || task.exitStatus().isPresent()) {
+            return false;
+        }
+        lost(s.id(), s.shimPid());
+        return true;
+    }
+
+    /**
+     * {@link SandboxTask#await}, ending the run as {@link #lost} when its monitor turns out to be dead without a
+     * record; true once the run has ended either way.
+     */
+    private boolean awaitEnd(Sandbox s, SandboxTask task, Duration timeout) {
+        try {
+            return task.await(timeout).isPresent();
+        } catch (RunningProcess.Gone e) {
+            lost(s.id(), task.pid());
+            return true;
         }
     }
 
@@ -312,10 +338,13 @@ public final class Sandboxes implements AutoCloseable {
     /**
      * Before a client is told a main process's exit code: waits (bounded) until the exit is recorded, and for a --rm
      * sandbox until it is removed, so an inspect or a reuse of the name right after {@code run} sees the outcome.
+     * Returns the recorded exit code, -1 if none was recorded in time.
      */
-    public void awaitExitRecorded(String id) {
+    public int awaitExitRecorded(String id) {
         awaitRecorded(id, Duration.ofSeconds(10));
+        int code = store.byId(id).filter(s -> !s.running()).map(Sandbox::exitCode).orElse(-1);
         awaitAutoRemoval(id);
+        return code;
     }
 
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
@@ -334,7 +363,7 @@ public final class Sandboxes implements AutoCloseable {
     public int await(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
         if (s.running()) {
-            Shim.adopt(mainDir(s)).await(timeout);
+            awaitEnd(s, task(s), timeout);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
         }
         return store.byId(s.id()).map(x -> x.exitCode() == null ? 0 : x.exitCode()).orElse(s.exitCode() == null
@@ -351,12 +380,12 @@ public final class Sandboxes implements AutoCloseable {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
             }
             try {
-                isolator.signal(spec(s), 9);
+                task(s).kill(Signals.SIGKILL);
             } catch (KilnException e) {
-                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops);
-                // the wait below tells, and a process still running after it is refused there
+                // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops), or
+                // its monitor is gone; the wait below tells
             }
-            Shim.adopt(mainDir(s)).await(Duration.ofSeconds(30));
+            endForRemoval(s);
             awaitRecorded(s.id(), Duration.ofSeconds(10));
             if (store.byId(s.id()).map(Sandbox::running).orElse(false)) {
                 throw KilnException.conflict("cannot remove sandbox " + s.name() + ": it is still running after "
@@ -372,6 +401,30 @@ public final class Sandboxes implements AutoCloseable {
         }
         locks.remove(s.id());
         events.emit(s, "destroy");
+    }
+
+    /** How long rm -f waits for the monitor to record the SIGKILLed run's end before it kills the monitor itself. */
+    private static final Duration REMOVAL_WAIT = Duration.ofSeconds(10);
+
+    /**
+     * rm -f of a running sandbox after its SIGKILL: waits for the run's end; a monitor that is dead, left no files,
+     * or records nothing in time (stopped, hung) is killed and the run ended as {@link #lost}, so that a removal never
+     * fails on the state of a monitor.
+     */
+    private void endForRemoval(Sandbox s) {
+        SandboxTask task;
+        try {
+            task = task(s);
+        } catch (KilnException e) {
+            lost(s.id(), s.shimPid());
+            return;
+        }
+        if (!awaitEnd(s, task, REMOVAL_WAIT)) {
+            System.err.println("kilnd: the monitor of sandbox " + s.id() + " (pid " + task.pid() + ") recorded no "
+                    + "exit " + REMOVAL_WAIT.toSeconds() + " s after SIGKILL: killing it");
+            task.killMonitor();
+            awaitEnd(s, task, Duration.ofSeconds(5));
+        }
     }
 
     private void discard(Sandbox s, Isolator isolator) {
@@ -421,41 +474,48 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     public String top(String ref) {
-        Sandbox s = running(ref);
-        return isolator(s.isolation()).top(spec(s));
+        return task(running(ref)).top();
     }
 
-    public dev.kiln.isolation.SandboxStats stats(String ref) {
-        Sandbox s = running(ref);
-        return isolator(s.isolation()).stats(spec(s));
+    public SandboxStats stats(String ref) {
+        return task(running(ref)).stats();
     }
 
-    /** The main process's shim (running or not), for attach and logs. */
-    public Shim shim(Sandbox s) {
-        return Shim.adopt(mainDir(s));
+    /** The host pids of a running sandbox's front processes ({@link SandboxTask#frontPids}), for kiln audit. */
+    public List<Long> frontPids(String ref) {
+        return task(running(ref)).frontPids();
+    }
+
+    /** The task of the sandbox's last run (running or not), for attach and logs; not found if it never started. */
+    public SandboxTask task(Sandbox s) {
+        return isolator(s.isolation()).adopt(spec(s));
     }
 
     public Path logFile(Sandbox s) {
-        return dir(s).resolve("log.json");
+        return spec(s).log();
     }
 
-    /** Freezes a running sandbox's processes (the caller holds its lock); refused when that is not possible. */
-    void pause(Sandbox s) {
-        isolator(s.isolation()).pause(spec(s));
+    /** Runs {@code work} on the host side of the sandbox's root tree (the caller holds it still). */
+    <T> T withRootTree(Sandbox s, boolean running, java.util.function.Function<Path, T> work) {
+        return isolator(s.isolation()).withRootTree(spec(s), running, work);
     }
 
-    void resume(Sandbox s) {
-        isolator(s.isolation()).resume(spec(s));
-    }
-
+    /** The runtime binary or VMM of the sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
-        return isolator(s.isolation()).runtime(spec(s));
+        return isolator(s.isolation()).runtime(s.request().runtime());
     }
 
-    /** The guest kernel's console log of a vm sandbox; refused for isolations that boot no kernel. */
-    public Path bootLog(Sandbox s) {
-        return isolator(s.isolation()).bootLog(spec(s)).orElseThrow(() -> KilnException.invalid("sandbox "
-                + s.name() + " boots no kernel (" + s.isolation() + " isolation): --boot is for the vm isolation"));
+    /**
+     * The guest kernel's console log of the sandbox's last boot; empty before its first. Refused for isolations that
+     * boot no kernel.
+     */
+    public Optional<Path> bootLog(Sandbox s) {
+        if (isolator(s.isolation()).guestKernels().isEmpty()) {
+            throw KilnException.invalid("sandbox " + s.name() + " boots no kernel (" + s.isolation()
+                    + " isolation): --boot is for the " + isolators.names(i -> i.guestKernels().isPresent())
+                    + " isolation");
+        }
+        return s.started() == 0 ? Optional.empty() : task(s).bootLog();
     }
 
     private Sandbox running(String ref) {
@@ -469,39 +529,54 @@ public final class Sandboxes implements AutoCloseable {
     // ---- exec ----
 
     public RunningProcess exec(String ref, String execId, ExecRequest r) {
+        RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
         dev.kiln.engine.process.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
         events.emit(s, "exec_start");
-        return isolator(s.isolation()).exec(spec(s), execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
+        return task(s).exec(execId, p, r.detach() ? Duration.ZERO : ATTACH_WAIT);
     }
 
     // ---- recovery ----
 
     /**
-     * After a daemon (re)start: sandboxes whose shim still runs are watched again; those whose shim is gone are
-     * marked exited with the status the shim recorded (or 255 if it recorded none) and their mounts released.
+     * After a daemon (re)start: sandboxes whose task still runs are watched again; those whose monitor is gone are
+     * marked exited with the status it recorded (or, if it recorded none, as {@link #lost}: what still runs is
+     * killed) and everything they held released. One sandbox that cannot be recovered does not stop the others.
      */
     public void reconcile() {
         for (Sandbox s : store.all()) {
-            switch (s.state()) {
-                case RUNNING -> {
-                    Shim shim = Shim.adopt(mainDir(s));
-                    Optional<ExitStatus> ended = shim.exitStatus();
-                    if (ended.isPresent() && !shim.alive()) {
-                        // ended while kilnd was down: recorded before kilnd serves
-                        exited(s.id(), ended.get(), s.shimPid());
-                    } else if (shim.alive()) {
-                        watch(s.id(), shim);
-                    } else {
-                        exited(s.id(), new ExitStatus(255, 0, java.time.Instant.now()), s.shimPid());
-                    }
-                }
-                case REMOVING -> discard(s, isolator(s.isolation()));
-                default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
-
+            try {
+                reconcile(s);
+            } catch (RuntimeException e) {
+                System.err.println("kilnd: cannot recover sandbox " + s.id() + ": " + e.getMessage());
             }
+        }
+    }
+
+    private void reconcile(Sandbox s) {
+        switch (s.state()) {
+            case RUNNING -> {
+                SandboxTask task;
+                try {
+                    task = task(s);
+                } catch (KilnException e) {
+                    lost(s.id(), s.shimPid()); // its files are gone with it
+                    return;
+                }
+                Optional<ExitStatus> ended = task.exitStatus();
+                if (ended.isPresent() && !task.alive()) {
+                    // ended while kilnd was down: recorded before kilnd serves
+                    exited(s.id(), s.shimPid(), ended.get(), task::oomKilled);
+                } else if (task.alive()) {
+                    watch(s.id(), task);
+                } else {
+                    lost(s.id(), s.shimPid());
+                }
+            }
+            case REMOVING -> discard(s, isolator(s.isolation()));
+            default -> detachQuietly(s); // a crash between CNI ADD and the start, or during an exit
         }
     }
 
@@ -532,20 +607,6 @@ public final class Sandboxes implements AutoCloseable {
 
     Path dir(Sandbox s) {
         return sandboxesDir.resolve(s.shortId());
-    }
-
-    private Path mainDir(Sandbox s) {
-        return dir(s).resolve("main");
-    }
-
-    private void resetMainDir(Sandbox s) {
-        Path main = mainDir(s);
-        Trees.delete(main);
-        try {
-            Files.createDirectories(main);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Runs {@code work} under the sandbox's life-cycle lock: no start, exit or removal of it meanwhile. */

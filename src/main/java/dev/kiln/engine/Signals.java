@@ -9,11 +9,16 @@ public final class Signals {
     private Signals() {
     }
 
+    /** The signal that cannot be caught: the end of a stop's grace period, kill and rm -f. */
+    public static final int SIGKILL = 9;
+    /** Docker's default stop signal. */
+    public static final int SIGTERM = 15;
+
     private static final Map<String, Integer> NUMBERS = Map.ofEntries(
             Map.entry("HUP", 1), Map.entry("INT", 2), Map.entry("QUIT", 3), Map.entry("ILL", 4), Map.entry("TRAP", 5),
-            Map.entry("ABRT", 6), Map.entry("BUS", 7), Map.entry("FPE", 8), Map.entry("KILL", 9),
+            Map.entry("ABRT", 6), Map.entry("BUS", 7), Map.entry("FPE", 8), Map.entry("KILL", SIGKILL),
             Map.entry("USR1", 10), Map.entry("SEGV", 11), Map.entry("USR2", 12), Map.entry("PIPE", 13),
-            Map.entry("ALRM", 14), Map.entry("TERM", 15), Map.entry("STKFLT", 16), Map.entry("CHLD", 17),
+            Map.entry("ALRM", 14), Map.entry("TERM", SIGTERM), Map.entry("STKFLT", 16), Map.entry("CHLD", 17),
             Map.entry("CONT", 18), Map.entry("STOP", 19), Map.entry("TSTP", 20), Map.entry("TTIN", 21),
             Map.entry("TTOU", 22), Map.entry("URG", 23), Map.entry("XCPU", 24), Map.entry("XFSZ", 25),
             Map.entry("VTALRM", 26), Map.entry("PROF", 27), Map.entry("WINCH", 28), Map.entry("IO", 29),
@@ -21,7 +26,7 @@ public final class Signals {
 
     public static int number(String signal) {
         if (signal == null || signal.isBlank()) {
-            return 15;
+            return SIGTERM;
         }
         String s = signal.strip().toUpperCase();
         if (s.matches("\\d{1,2}")) {

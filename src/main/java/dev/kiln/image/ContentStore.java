@@ -78,11 +78,19 @@ public final class ContentStore {
 
     /** Stores small content (manifests, configs) and returns its digest. */
     public Digest put(byte[] bytes) {
+        return put(bytes, new java.util.HashSet<>());
+    }
+
+    /** As {@link #put(byte[])}; adds the digest to {@code added} when the store did not have the blob. */
+    public Digest put(byte[] bytes, Set<Digest> added) {
         Digest d = Digest.of(bytes);
         if (!has(d)) {
             try (Writer w = writer(d, bytes.length)) {
                 w.write(bytes);
                 w.commit();
+                if (w.added()) {
+                    added.add(d);
+                }
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
@@ -99,8 +107,17 @@ public final class ContentStore {
             Path tmp = ingest.resolve((expected == null ? "any" : expected.hex()) + "." + UUID.randomUUID());
             return new Writer(tmp, expected, expectedSize);
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw writeFailed(e);
         }
+    }
+
+    /**
+     * A failed write to the store: kiln's own failure (most often a full disk), said as such, so that it is not
+     * taken for a problem with what was being read (an archive, a download, stdin).
+     */
+    private KilnException writeFailed(IOException e) {
+        return new KilnException(KilnException.Kind.INTERNAL, "cannot write to kiln's content store "
+                + ingest.getParent() + ": " + e.getMessage() + " (free space there, e.g. with kiln rmi)", e);
     }
 
     public void delete(Digest d) {
@@ -143,6 +160,7 @@ public final class ContentStore {
         private final OutputStream out;
         private long written;
         private boolean committed;
+        private boolean added;
 
         private Writer(Path tmp, Digest expected, long expectedSize) throws IOException {
             this.tmp = tmp;
@@ -164,18 +182,31 @@ public final class ContentStore {
                 throw KilnException.corrupt("blob " + label() + " is larger than its descriptor's " + expectedSize
                         + " bytes");
             }
-            out.write(b, off, len);
+            try {
+                out.write(b, off, len);
+            } catch (IOException e) {
+                throw writeFailed(e);
+            }
         }
 
         public long written() {
             return written;
         }
 
+        /** True once {@link #commit} published a blob the store did not have (false if it was there already). */
+        public boolean added() {
+            return added;
+        }
+
         /** Verifies and atomically publishes the blob; returns its digest. */
         public Digest commit() throws IOException {
-            out.flush();
-            channel.force(true);
-            channel.close();
+            try {
+                out.flush();
+                channel.force(true);
+                channel.close();
+            } catch (IOException e) {
+                throw writeFailed(e);
+            }
             Digest actual = Digest.fromHash(hash.digest());
             if (expected != null && !expected.equals(actual)) {
                 throw KilnException.corrupt("blob " + expected + " failed verification: its content hashes to "
@@ -186,10 +217,14 @@ public final class ContentStore {
                         + expectedSize + " (nothing was kept)");
             }
             Path target = blobs.resolve(actual.hex());
+            boolean had = Files.exists(target);
             try {
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+                added = !had;
             } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException e) {
                 Files.deleteIfExists(tmp);
+            } catch (IOException e) {
+                throw writeFailed(e);
             }
             committed = true;
             return actual;

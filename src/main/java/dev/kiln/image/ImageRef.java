@@ -13,6 +13,15 @@ public record ImageRef(String registry, String repository, String tag, Digest di
     public static final String DOCKER_HUB = "docker.io";
     private static final Pattern REPO = Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*");
     private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+    /**
+     * The distribution reference grammar's domain: DNS-style components joined by dots, or a bracketed IPv6 address,
+     * then an optional port (checked to be 1-65535 after).
+     */
+    private static final String DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+    private static final Pattern DOMAIN = Pattern.compile("(?:" + DOMAIN_COMPONENT + "(?:\\." + DOMAIN_COMPONENT
+            + ")*|\\[[0-9A-Fa-f:]+])(?::([0-9]{1,5}))?");
+    /** The grammar's limit on a name, registry and repository together. */
+    private static final int NAME_MAX = 255;
 
     public static ImageRef parse(String ref) {
         if (ref == null || ref.isBlank()) {
@@ -31,7 +40,8 @@ public record ImageRef(String registry, String repository, String tag, Digest di
             tag = rest.substring(colon + 1);
             rest = rest.substring(0, colon);
             if (!TAG.matcher(tag).matches()) {
-                throw KilnException.invalid("invalid tag \"" + tag + "\" in image reference \"" + ref + "\"");
+                throw KilnException.invalid("invalid tag " + KilnException.quote(tag) + " in image reference "
+                        + KilnException.quote(ref) + " (a tag is up to 128 letters, digits, '_', '.' and '-')");
             }
         }
         String registry = DOCKER_HUB;
@@ -39,7 +49,7 @@ public record ImageRef(String registry, String repository, String tag, Digest di
         if (slash > 0) {
             String first = rest.substring(0, slash);
             if (first.contains(".") || first.contains(":") || first.equals("localhost")) {
-                registry = first;
+                registry = registry(first, ref);
                 rest = rest.substring(slash + 1);
             }
         }
@@ -50,13 +60,42 @@ public record ImageRef(String registry, String repository, String tag, Digest di
             rest = "library/" + rest;
         }
         if (!REPO.matcher(rest).matches()) {
-            throw KilnException.invalid("invalid image reference \"" + ref
-                    + "\" (repository names are lowercase letters, digits and separators)");
+            throw KilnException.invalid("invalid image reference " + KilnException.quote(ref)
+                    + " (repository names are lowercase letters, digits and separators)");
+        }
+        if (registry.length() + 1 + rest.length() > NAME_MAX) {
+            throw KilnException.invalid("invalid image reference " + KilnException.quote(ref) + ": the name is longer "
+                    + "than " + NAME_MAX + " characters");
         }
         if (tag == null && digest == null) {
             tag = "latest";
         }
         return new ImageRef(registry, rest, tag, digest);
+    }
+
+    /** The registry part of {@code ref}: a host name or IP address with an optional port 1-65535. */
+    private static String registry(String domain, String ref) {
+        java.util.regex.Matcher m = DOMAIN.matcher(domain);
+        boolean valid = m.matches();
+        if (valid && m.group(1) != null) {
+            int port = Integer.parseInt(m.group(1));
+            valid = port >= 1 && port <= 65535;
+        }
+        if (!valid) {
+            throw KilnException.invalid("invalid image reference " + KilnException.quote(ref) + ": "
+                    + KilnException.quote(domain) + " is not a registry (a host name or IP address, optionally "
+                    + "followed by :PORT with PORT 1-65535)");
+        }
+        return domain;
+    }
+
+    /** Docker's separate {@code tag} parameter: refused unless it is a tag by itself (no {@code :} or {@code /}). */
+    public static String tag(String tag) {
+        if (!TAG.matcher(tag).matches()) {
+            throw KilnException.invalid("invalid tag " + KilnException.quote(tag)
+                    + " (a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')");
+        }
+        return tag;
     }
 
     /** What the registry's manifest endpoint takes: the digest if pinned, else the tag. */

@@ -115,8 +115,13 @@ public final class ImageStore {
         return query("SELECT * FROM images WHERE image_id = ? ORDER BY name", imageId.toString());
     }
 
+    /** Removes a name; works on a full disk too (it frees space: {@link Database#essential}). */
     public void untag(String name) {
-        update("DELETE FROM images WHERE name = ?", name);
+        try {
+            db.essential("DELETE FROM images WHERE name = ?", name);
+        } catch (SQLException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "database update failed: " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -124,6 +129,35 @@ public final class ImageStore {
      * name's repo digest names them.
      */
     public Set<Digest> collectGarbage() {
+        Set<Digest> live = live();
+        Set<Digest> removed = new HashSet<>();
+        for (Digest d : content.list()) {
+            if (!live.contains(d)) {
+                content.delete(d);
+                removed.add(d);
+            }
+        }
+        return removed;
+    }
+
+    /**
+     * Deletes those of {@code added} that no image name refers to: the blobs a failed load or import wrote, so that
+     * it leaves the store as it found it (those a name it did tag refers to stay).
+     */
+    public void removeUnreferenced(Set<Digest> added) {
+        if (added.isEmpty()) {
+            return;
+        }
+        Set<Digest> live = live();
+        for (Digest d : added) {
+            if (!live.contains(d)) {
+                content.delete(d);
+            }
+        }
+    }
+
+    /** The blobs image names refer to: manifests, their configs and layers, and repo digests (indexes). */
+    private Set<Digest> live() {
         Set<Digest> live = new HashSet<>();
         for (Image i : list()) {
             live.add(i.manifestDigest());
@@ -134,14 +168,7 @@ public final class ImageStore {
             live.add(m.config().contentDigest());
             m.layers().forEach(l -> live.add(l.contentDigest()));
         }
-        Set<Digest> removed = new HashSet<>();
-        for (Digest d : content.list()) {
-            if (!live.contains(d)) {
-                content.delete(d);
-                removed.add(d);
-            }
-        }
-        return removed;
+        return live;
     }
 
     private void update(String sql, Object... args) {

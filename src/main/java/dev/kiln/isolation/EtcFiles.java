@@ -30,7 +30,7 @@ public final class EtcFiles {
     }
 
     public static String hostname(String hostname) {
-        return hostname + "\n";
+        return EtcValues.hostname(hostname) + "\n";
     }
 
     /** Docker's loopback and IPv6 lines, then the hostname on 127.0.0.1 (no address of its own). */
@@ -40,6 +40,7 @@ public final class EtcFiles {
 
     /** Docker's lines with the hostname on {@code address} (null: loopback), then {@code NAME:ADDRESS} extras. */
     public static String hosts(String hostname, String address, List<String> extraHosts) {
+        EtcValues.hostname(hostname);
         StringBuilder b = new StringBuilder()
                 .append("127.0.0.1\tlocalhost\n")
                 .append("::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -64,6 +65,7 @@ public final class EtcFiles {
     private static String extras(List<String> extraHosts) {
         StringBuilder b = new StringBuilder();
         for (String extra : extraHosts) {
+            EtcValues.extraHost(extra); // checked at create too: nothing here may add a line of its own
             int colon = extra.indexOf(':');
             b.append(extra.substring(colon + 1)).append('\t').append(extra, 0, colon).append('\n');
         }
@@ -79,9 +81,14 @@ public final class EtcFiles {
         if (n.dns().isEmpty() && n.dnsSearch().isEmpty() && n.dnsOptions().isEmpty()) {
             return resolvConf(hostResolvConf);
         }
+        // each value is one token (checked at create too): none can add a line, such as a nameserver of its own
+        n.dns().forEach(EtcValues::nameserver);
+        n.dnsSearch().forEach(EtcValues::searchDomain);
+        n.dnsOptions().forEach(EtcValues::dnsOption);
         List<String> host = hostResolvConf.lines().map(String::strip).toList();
         List<String> out = new ArrayList<>();
-        List<String> search = n.dnsSearch().isEmpty() ? field(host, "search") : n.dnsSearch();
+        List<String> search = n.dnsSearch().isEmpty() ? field(host, "search")
+                : n.dnsSearch().equals(List.of(".")) ? List.of() : n.dnsSearch(); // ".": none, as Docker
         if (!search.isEmpty()) out.add("search " + String.join(" ", search));
         if (n.dns().isEmpty()) {
             resolvConf(hostResolvConf).lines().filter(l -> l.strip().startsWith("nameserver")).forEach(out::add);

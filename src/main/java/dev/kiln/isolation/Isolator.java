@@ -1,71 +1,76 @@
 package dev.kiln.isolation;
 
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.KilnException;
 
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Optional;
+import java.util.function.Function;
 
 /**
- * One isolation technology: {@code container} (runc), {@code gvisor} (runsc), {@code vm} (QEMU/Firecracker). The
- * engine drives every sandbox through this interface only; an implementation never reads image content, it gets a
- * {@link SandboxSpec} with the image's tree and the sandbox's own directory. Main processes and execs run under a
- * {@link Shim}, so they outlive the daemon and their output lands in log files.
+ * One isolation technology: {@code container} (runc), {@code gvisor} (runsc), {@code vm} (QEMU or Firecracker). The
+ * engine drives every sandbox through this interface and the {@link SandboxTask} it hands out, and learns what the
+ * isolation can do from its {@link Isolation} descriptor; it never sees how (a kiln-shim, an OCI bundle, a VMM). An
+ * implementation never reads image content: it gets a {@link SandboxSpec} with the image's tree and the sandbox's own
+ * directory, whose layout inside is the isolator's. Isolators are registered in one place, {@link Isolators}.
  */
 public interface Isolator {
 
-    /** The name users pick with {@code --isolation}. */
-    String name();
+    /** What this isolation is and can do. */
+    Isolation isolation();
 
-    /** The runtime binary or VMM this isolator drives, for error messages and {@code inspect}. */
-    String runtime();
-
-    /** The runtime binary or VMM of one sandbox (the vm isolation's depends on its {@code --runtime}). */
-    default String runtime(SandboxSpec spec) {
-        return runtime();
-    }
-
-    /** Makes the sandbox startable (bundle, writable layer); nothing runs yet. Undone by {@link #cleanup}. */
-    void create(SandboxSpec spec);
-
-    /** Starts the main process; the shim holds it until the first attach client or {@code waitAttach} passed. */
-    Shim start(SandboxSpec spec, Duration waitAttach);
-
-    /** Sends a signal to the main process (through the runtime, so it reaches PID 1 of the sandbox). */
-    void signal(SandboxSpec spec, int signal);
-
-    /** Starts another process in the running sandbox under its own shim in {@code execDir}. */
-    RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach);
-
-    /** Processes in the sandbox, as {@code ps} prints them. */
-    String top(SandboxSpec spec);
-
-    /** Whether the kernel's OOM killer ended the main process (asked before {@link #cleanup}). */
-    boolean oomKilled(SandboxSpec spec);
-
-    /** Resource usage now. */
-    SandboxStats stats(SandboxSpec spec);
+    /** Whether it can run sandboxes on this host now (its runtime binary is there, say), and why not. */
+    Availability availability();
 
     /**
-     * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts); with
-     * {@code removeFiles} also its writable layer. Idempotent, and safe on a half-created sandbox.
+     * Refuses, with one line, what this isolation cannot do for a sandbox: a runtime name it knows but cannot run
+     * ({@code crun}), a runtime this host lacks ({@code firecracker}), a bad {@code --kernel} or {@code --disk-size},
+     * a network its runtime cannot join. Called at create, before any image is pulled.
+     */
+    void check(SandboxOptions options);
+
+    /** The runtime binary or VMM of a sandbox that asked for {@code runtime} (null: the default), for inspect. */
+    String runtime(String runtime);
+
+    /** Makes the sandbox startable (bundle, writable layer, disks); nothing runs yet. Undone by {@link #cleanup}. */
+    void create(SandboxSpec spec);
+
+    /**
+     * Starts the main process and returns its task. With a non-zero {@code waitAttach} the process waits for the first
+     * attach client, or that long, so no early output is missed.
+     */
+    SandboxTask start(SandboxSpec spec, Duration waitAttach);
+
+    /**
+     * The task of a sandbox started earlier, perhaps by an earlier daemon, from what it left on disk; it may have
+     * ended since. Not found when the sandbox was never started.
+     */
+    SandboxTask adopt(SandboxSpec spec);
+
+    /**
+     * Whether anything of the sandbox still runs on the host (the runtime's container, the VMM): asked when its
+     * monitor died without recording an exit ({@link RunningProcess.Gone}), before {@link #cleanup} kills what is left.
+     */
+    boolean running(SandboxSpec spec);
+
+    /**
+     * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts, a VMM left
+     * over); with {@code removeFiles} also its writable layer. Kills whatever of the sandbox still runs (its monitor
+     * may have died before it). Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 
     /**
-     * Freezes every process of the running sandbox and returns once they are frozen ({@code runc pause}); the
-     * isolations that cannot refuse with one line. {@link #resume} undoes it.
+     * Runs {@code work} on the host side of the sandbox's root tree (image + writable layer), for copies in and out:
+     * the tree the runtime uses while the sandbox exists ({@code running}: it must be there), else one made for the
+     * work and released after. The caller holds the sandbox still. Only for isolations whose {@link FileCopy} allows.
      */
-    default void pause(SandboxSpec spec) {
-        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing is not supported for the "
-                + name() + " isolation");
+    default <T> T withRootTree(SandboxSpec spec, boolean running, Function<Path, T> work) {
+        throw KilnException.invalid("copying files is not supported for the " + isolation().name() + " isolation");
     }
 
-    default void resume(SandboxSpec spec) {
-        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing is not supported for the "
-                + name() + " isolation");
-    }
-
-    /** The guest kernel's console log ({@code kiln logs --boot}); empty for isolations that boot no kernel. */
-    default java.util.Optional<java.nio.file.Path> bootLog(SandboxSpec spec) {
-        return java.util.Optional.empty();
+    /** The guest kernels it boots, for isolations that boot one. */
+    default Optional<GuestKernels> guestKernels() {
+        return Optional.empty();
     }
 }

@@ -29,6 +29,14 @@ public record SandboxSpec(String id, String name, String hostname, ProcessSpec p
         }
     }
 
+    /**
+     * Where the main process's output goes, Docker's json-file log ({@link LogReader}): chosen by the engine, which
+     * reads it back for {@code logs}, and written by the isolator's monitor.
+     */
+    public Path log() {
+        return dir.resolve("log.json");
+    }
+
     /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
     public Path netns() {
         return network.netns();

@@ -285,12 +285,13 @@ public final class KilnNetwork {
         }
     }
 
+    /** The attachment recorded in {@code stateFile}; empty when there is none (also when it goes while read). */
     public static Optional<Attachment> read(Path stateFile) {
-        if (!Files.isRegularFile(stateFile)) {
-            return Optional.empty();
-        }
         try {
-            return Optional.of(JSON.readValue(stateFile.toFile(), Attachment.class));
+            // read at once, not checked first: another sandbox's removal (--rm) may delete the file in between
+            return Optional.of(JSON.readValue(Files.readAllBytes(stateFile), Attachment.class));
+        } catch (java.nio.file.NoSuchFileException e) {
+            return Optional.empty();
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.CORRUPT, "cannot read " + stateFile + ": " + e.getMessage(), e);
         }

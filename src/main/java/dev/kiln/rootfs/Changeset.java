@@ -1,5 +1,6 @@
 package dev.kiln.rootfs;
 
+import dev.kiln.image.archive.EntryName;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 
@@ -36,7 +37,6 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * modes and times are set in {@link #finish()}, after their children are written.
  */
 final class Changeset {
-    static final int MAX_NAME = 4096;
     private static final String WHITEOUT = ".wh.";
     private static final String OPAQUE = ".wh..wh..opq";
     private static final OpenOption[] NEW_FILE = {CREATE_NEW, WRITE, NOFOLLOW_LINKS};
@@ -362,8 +362,9 @@ final class Changeset {
      * root. A leading {@code /} is dropped, as Docker does: an absolute name means "from the root".
      */
     static String clean(String name) {
-        if (name.length() > MAX_NAME || name.indexOf('\0') >= 0) {
-            throw new BadEntry("has a name that is too long or contains a NUL byte");
+        String problem = EntryName.problem(name);
+        if (problem != null) {
+            throw new BadEntry(problem);
         }
         ArrayDeque<String> parts = new ArrayDeque<>();
         for (String part : name.split("/")) {

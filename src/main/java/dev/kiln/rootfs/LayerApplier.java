@@ -124,6 +124,11 @@ public final class LayerApplier {
             }
             entry = null;
             drain(tarBytes); // read to the end, so gzip and zstd check their trailers
+            if (entries == 0 && tarBytes.count > 0 && tarBytes.count < 512) {
+                // commons-compress reads a short first record as the end: a few bytes of text are not an archive
+                throw new Changeset.UnreadableBlob(new IOException("only " + tarBytes.count
+                        + " bytes, less than one tar header"));
+            }
             changes.finish();
             return new Stats(entries, tarBytes.count);
         } catch (Changeset.Refused e) {
@@ -164,7 +169,12 @@ public final class LayerApplier {
 
     private static TarArchiveEntry next(TarArchiveInputStream tar) {
         try {
-            return tar.getNextEntry();
+            TarArchiveEntry entry = tar.getNextEntry();
+            // commons-compress takes any 512 bytes for a header: a wrong checksum means they are not one
+            if (entry != null && !entry.isCheckSumOK()) {
+                throw new IOException("a header's checksum is wrong");
+            }
+            return entry;
         } catch (IOException e) {
             throw new Changeset.UnreadableBlob(e);
         } catch (RuntimeException e) { // commons-compress throws these on some malformed headers
@@ -185,6 +195,11 @@ public final class LayerApplier {
     }
 
     private static KilnException writeFailed(String prefix, TarArchiveEntry entry, Exception e) {
+        if (e instanceof java.nio.file.FileSystemException f && "File name too long".equals(f.getReason())) {
+            // ENAMETOOLONG: the name fits the rules alone but not below this root (or a link target is too long)
+            return KilnException.corrupt(oneLine(prefix + "entry " + (entry == null ? "?" : quote(entry.getName()))
+                    + " has a name or link target too long for this system"));
+        }
         String what = entry == null ? "" : "entry " + quote(entry.getName()) + ": ";
         return new KilnException(KilnException.Kind.INTERNAL,
                 oneLine(prefix + "cannot write " + what + e + " (check free space and permissions)"), e);

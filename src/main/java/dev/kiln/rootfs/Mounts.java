@@ -1,6 +1,7 @@
 package dev.kiln.rootfs;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -18,12 +19,33 @@ public final class Mounts {
     private Mounts() {
     }
 
+    /**
+     * For looking at an image ({@code kiln image mount}), never a sandbox's root: nosuid and nodev, so a setuid-root
+     * file or a device node the image carries is inert on the host, whoever reaches it; the mount point's directory
+     * is 0700 on top.
+     */
     public static void bindReadOnly(Path source, Path target) {
+        try {
+            Files.createDirectories(target.getParent(), OwnerOnly.DIRECTORY);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + target.getParent() + ": "
+                    + e.getMessage(), e);
+        }
         mkdirs(target);
-        run(List.of("mount", "--bind", "-o", "ro", source.toString(), target.toString()), "mount " + source);
+        run(List.of("mount", "--bind", "-o", "ro,nosuid,nodev", source.toString(), target.toString()),
+                "mount " + source);
     }
 
-    /** Mounts {@code lower} + {@code upper} at {@code target}, unless something is mounted there already. */
+    /**
+     * Mounts {@code lower} + {@code upper} at {@code target}, unless something is mounted there already.
+     *
+     * <p>This mount is the sandbox's root filesystem (runc and runsc take it as the bundle's rootfs; kiln cp mounts
+     * it at the same place for a stopped sandbox, and the next start adopts a mount found there), so it keeps setuid
+     * and device nodes as Docker's does: {@code su}, {@code sudo} and {@code ping} (file capabilities are ignored on a
+     * nosuid mount too) inside the sandbox need them, and runc's bind of a nosuid mount stays nosuid inside the
+     * container; a node the sandbox makes with its CAP_MKNOD opens there only as its device rules allow. The host
+     * side is kept from this tree by the directories above it, 0700 from kiln's root down, not by mount flags.
+     */
     public static void overlay(Path lower, Path upper, Path work, Path target) {
         if (isMounted(target)) {
             return;

@@ -1,6 +1,7 @@
 package dev.kiln.rootfs;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 import dev.kiln.image.Digest;
 import dev.kiln.image.MediaType;
 
@@ -70,6 +71,7 @@ public final class RootfsCache {
         }
         Path tmp = dir.resolve(".unpack-" + imageId.shortId() + "-" + UUID.randomUUID());
         try {
+            Files.createDirectories(dir, OwnerOnly.DIRECTORY); // images carry setuid files: root's alone
             Files.createDirectories(tmp);
             Files.setAttribute(tmp, "unix:mode", 0755);
             for (Layer l : layers) {

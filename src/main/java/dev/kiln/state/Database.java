@@ -1,8 +1,12 @@
 package dev.kiln.state;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 
+import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -10,6 +14,8 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import org.sqlite.SQLiteErrorCode;
+import org.sqlite.SQLiteException;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -60,27 +66,52 @@ public final class Database implements AutoCloseable {
             """);
 
     private final Connection connection;
+    private final SpaceReserve reserve;
 
-    private Database(Connection connection) {
+    private Database(Connection connection, SpaceReserve reserve) {
         this.connection = connection;
+        this.reserve = reserve;
     }
 
     public static Database open(Path root) {
         try {
-            Files.createDirectories(root);
-            Connection c = DriverManager.getConnection("jdbc:sqlite:" + root.resolve("kiln.db"));
+            Files.createDirectories(root, OwnerOnly.DIRECTORY);
+            Path file = root.resolve("kiln.db");
+            ownerOnly(file);
+            Connection c = DriverManager.getConnection("jdbc:sqlite:" + file);
             try (Statement s = c.createStatement()) {
                 s.execute("PRAGMA busy_timeout = 10000");
                 s.execute("PRAGMA journal_mode = WAL");
                 s.execute("PRAGMA foreign_keys = ON");
                 s.execute("PRAGMA synchronous = NORMAL");
             }
-            Database db = new Database(c);
+            Database db = new Database(c, new SpaceReserve(root.resolve("kiln.db-reserve")));
             db.migrate();
+            db.reserve.restore();
             return db;
         } catch (Exception e) {
             throw new KilnException(KilnException.Kind.UNAVAILABLE,
                     "cannot open kiln's database under " + root + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The database holds every sandbox's environment (passwords among them): 0600. SQLite creates the -wal and -shm
+     * files with the database file's mode, so the file is made 0600 before SQLite first opens it; an older kiln's
+     * 0644 files (the -wal and -shm too, left by a crash) are tightened here.
+     */
+    private static void ownerOnly(Path file) throws IOException {
+        try {
+            Files.createFile(file, OwnerOnly.FILE);
+        } catch (FileAlreadyExistsException e) {
+            // an existing database, tightened below
+        }
+        for (String suffix : List.of("", "-wal", "-shm", "-journal")) {
+            try {
+                Files.setPosixFilePermissions(file.resolveSibling(file.getFileName() + suffix), OwnerOnly.FILE_MODE);
+            } catch (NoSuchFileException absent) {
+                // none (or its last user just removed it)
+            }
         }
     }
 
@@ -119,6 +150,34 @@ public final class Database implements AutoCloseable {
 
     /** Runs an INSERT/UPDATE/DELETE; returns the rows changed. */
     public int update(String sql, Object... args) throws SQLException {
+        reserve.restore(); // before ordinary writes take the room it needs
+        return execute(sql, args);
+    }
+
+    /**
+     * An {@link #update} kiln must be able to make on a full disk because it frees space or records what already
+     * happened: an untag, a sandbox's removal, its exit. Every SQLite write needs new room in the WAL first, so on a
+     * full disk kiln could not even delete; when this one fails with SQLITE_FULL, the {@link SpaceReserve} is given
+     * up and the write tried once more.
+     */
+    public int essential(String sql, Object... args) throws SQLException {
+        try {
+            return execute(sql, args);
+        } catch (SQLException e) {
+            if (!(e instanceof SQLiteException full && full.getResultCode() == SQLiteErrorCode.SQLITE_FULL)
+                    || !reserve.release()) {
+                throw e;
+            }
+            return execute(sql, args);
+        }
+    }
+
+    /** Takes the reserve back if it was given up and there is room for it again: call after freeing space. */
+    public void restoreReserve() {
+        reserve.restore();
+    }
+
+    private int execute(String sql, Object... args) throws SQLException {
         try (PreparedStatement ps = prepare(sql, args)) {
             return ps.executeUpdate();
         }

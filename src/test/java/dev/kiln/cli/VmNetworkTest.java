@@ -6,10 +6,9 @@ import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.Resources;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.isolation.shim.ExitStatus;
+import dev.kiln.isolation.ExitStatus;
 import dev.kiln.isolation.vm.VmIsolator;
 import dev.kiln.isolation.vm.VmOptions;
-import dev.kiln.network.Attachment;
 import dev.kiln.network.SlirpNetwork;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
@@ -166,21 +165,19 @@ class VmNetworkTest {
         Path rootfs = BusyboxRootfs.create(root.resolve("isolator-rootfs"));
         VmIsolator vm = new VmIsolator(VmOptions.defaults(root.resolve("isolator-state")));
         String id = String.format("%064x", System.nanoTime());
-        SandboxNetwork user = new SandboxNetwork(SandboxNetwork.Mode.USER, null, null, 0, null, null,
-                SandboxNetwork.DEFAULT_MTU, null, null, null, null);
+        SandboxNetwork user = new SandboxNetwork(SandboxNetwork.Mode.USER, null, "10.0.2.999", 24,
+                SlirpNetwork.GATEWAY, "02:00:00:00:00:01", SandboxNetwork.DEFAULT_MTU, null, null, null, null);
         SandboxSpec spec = new SandboxSpec(id, "badnet", "badnet", new ProcessSpec(List.of("true"), List.of(), "/", 0,
                 0, List.of(), false, false), rootfs, false, Resources.UNLIMITED, java.util.Map.of(), List.of(),
                 root.resolve("isolator-sandboxes").resolve(id), user);
         Files.createDirectories(spec.dir());
-        new ObjectMapper().writeValue(spec.dir().resolve(Attachment.FILE).toFile(), new Attachment(SlirpNetwork.NAME,
-                id, "", "10.0.2.999", 24, SlirpNetwork.GATEWAY, "02:00:00:00:00:01", List.of(), null));
         try {
             vm.create(spec);
             ExitStatus status = vm.start(spec, java.time.Duration.ZERO).await(java.time.Duration.ofSeconds(120))
                     .orElseThrow();
             assertThat(status.exitCode()).isEqualTo(125);
             assertThat(Files.readString(spec.dir().resolve("log.json")))
-                    .contains("the VM could not start the sandbox: bad START: net \\\"10.0.2.999\\\" is not an IPv4 address");
+                    .contains("the VM could not start the sandbox: guest: bad START: net \\\"10.0.2.999\\\" is not an IPv4 address");
         } finally {
             vm.cleanup(spec, true);
         }

@@ -1,11 +1,13 @@
 package dev.kiln.isolation;
 
+import dev.kiln.KilnException;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class EtcFilesTest {
 
@@ -44,6 +46,31 @@ class EtcFilesTest {
         assertThat(EtcFiles.hosts(spec)).startsWith("127.0.0.1\tlocalhost\n")
                 .contains("192.0.2.7\tdb\n", "2001:db8::1\tv6\n").endsWith("10.88.0.5\tweb\n");
         assertThat(EtcFiles.hosts("box")).endsWith("127.0.0.1\tbox\n");
+    }
+
+    @Test
+    void aValueWithALineBreakNeverReachesAFile() {
+        // issue 11: "--dns-search 'x\nnameserver 6.6.6.6'" wrote a nameserver of the caller's into resolv.conf
+        for (SandboxNetwork n : List.of(
+                network(List.of(), List.of("corp.example\nnameserver 6.6.6.6"), List.of(), List.of()),
+                network(List.of(), List.of(), List.of("ndots:1\nnameserver 6.6.6.6"), List.of()),
+                network(List.of(), List.of(), List.of("ndots:1 rotate"), List.of()),
+                network(List.of("192.0.2.1\nnameserver 6.6.6.6"), List.of(), List.of(), List.of()))) {
+            assertThatThrownBy(() -> EtcFiles.resolvConf(n, HOST)).isInstanceOf(KilnException.class)
+                    .hasMessageNotContaining("\n");
+        }
+        SandboxNetwork hosts = network(List.of(), List.of(), List.of(), List.of("db\n6.6.6.6 evil:192.0.2.7"));
+        SandboxSpec spec = new SandboxSpec("0123456789abcdef", "web", "web", null, Path.of("/img"), false,
+                Resources.UNLIMITED, java.util.Map.of(), List.of(), Path.of("/dir"), hosts);
+        assertThatThrownBy(() -> EtcFiles.hosts(spec)).isInstanceOf(KilnException.class);
+        assertThatThrownBy(() -> EtcFiles.hostname("a\nb")).isInstanceOf(KilnException.class);
+        assertThatThrownBy(() -> EtcFiles.hosts("../../x")).isInstanceOf(KilnException.class);
+    }
+
+    @Test
+    void searchDotMeansNoSearchLineAsInDocker() {
+        assertThat(EtcFiles.resolvConf(network(List.of(), List.of("."), List.of(), List.of()), HOST))
+                .isEqualTo("nameserver 192.0.2.53\noptions edns0\n");
     }
 
     private static SandboxNetwork network(List<String> dns, List<String> search, List<String> options,

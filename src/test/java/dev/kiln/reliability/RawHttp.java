@@ -34,10 +34,16 @@ final class RawHttp {
 
     /** {@code METHOD PATH} with {@code body} (null for none) as {@code application/json}. */
     static Response request(Path socket, String method, String path, String body) {
-        byte[] content = body == null ? new byte[0] : body.getBytes(StandardCharsets.UTF_8);
+        return request(socket, method, path, body == null ? null : body.getBytes(StandardCharsets.UTF_8),
+                "application/json");
+    }
+
+    /** {@code METHOD PATH} with {@code content} (null for none) as {@code contentType}. */
+    static Response request(Path socket, String method, String path, byte[] body, String contentType) {
+        byte[] content = body == null ? new byte[0] : body;
         String head = method + " " + path + " HTTP/1.1\r\nHost: kilnd\r\nConnection: close\r\n"
-                + (body == null ? "" : "Content-Type: application/json\r\nContent-Length: " + content.length + "\r\n")
-                + "\r\n";
+                + (body == null ? "" : "Content-Type: " + contentType + "\r\nContent-Length: " + content.length
+                + "\r\n") + "\r\n";
         byte[] h = head.getBytes(StandardCharsets.US_ASCII);
         byte[] all = new byte[h.length + content.length];
         System.arraycopy(h, 0, all, 0, h.length);

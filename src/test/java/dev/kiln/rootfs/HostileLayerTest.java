@@ -1,6 +1,7 @@
 package dev.kiln.rootfs;
 
 import dev.kiln.KilnException;
+import dev.kiln.image.Digest;
 import dev.kiln.image.MediaType.Compression;
 import dev.kiln.testing.FileTree;
 import org.junit.jupiter.api.AfterEach;
@@ -14,6 +15,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
+import java.util.List;
 
 import static dev.kiln.testing.FileTree.Type.DIR;
 import static dev.kiln.testing.FileTree.Type.FILE;
@@ -78,6 +80,39 @@ class HostileLayerTest {
     @Test
     void aNewlineInANameStaysOnOneLine() throws IOException {
         assertRejected(new TestLayer().file("../x\ny", ""), "\"../x\\x0ay\"", "escapes");
+    }
+
+    @Test
+    void aNameNoLinuxFilesystemHoldsIsRejectedNotAWriteFailure() throws IOException {
+        // issue 11: a 300-byte name failed as "cannot write … File name too long (check free space)", a 500
+        assertRejected(new TestLayer().file("a".repeat(300), "x"), "\"" + "a".repeat(200) + "…\"",
+                "longer than 255 bytes");
+        assertRejected(new TestLayer().file(("d".repeat(200) + "/").repeat(21) + "f", "x"), "\"ddd",
+                "longer than a Linux path can be");
+        apply(new TestLayer().file("n".repeat(255), "fits")); // NAME_MAX itself is fine
+        assertThat(root.resolve("n".repeat(255))).hasContent("fits");
+    }
+
+    @Test
+    void bytesThatAreNoTarAreRejectedNotUnpacked() throws IOException {
+        // issue 11: a \x00\xff pattern unpacked as a mode-000 directory named "?"
+        byte[] junk = new byte[8192];
+        for (int i = 1; i < junk.length; i += 2) {
+            junk[i] = (byte) 0xff;
+        }
+        for (byte[] bytes : List.of(junk, "hello\n".getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
+            Digest digest = Digest.of(bytes);
+            Path blob = Files.write(Files.createDirectories(tmp.resolve("blobs")).resolve(digest.hex()), bytes);
+            TestLayer.Blob layer = new TestLayer.Blob(blob, Compression.NONE, digest);
+            assertThatThrownBy(() -> layer.applyTo(root)).isInstanceOfSatisfying(KilnException.class, e -> {
+                assertThat(e.kind()).isEqualTo(KilnException.Kind.CORRUPT);
+                assertThat(e.getMessage()).contains("cannot read the blob")
+                        .containsAnyOf("checksum is wrong", "less than one tar header").doesNotContain("\n");
+            });
+        }
+        try (var children = Files.list(root)) {
+            assertThat(children).as("nothing unpacked").isEmpty();
+        }
     }
 
     @Test

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
@@ -33,13 +34,18 @@ public final class KilndProcess implements AutoCloseable {
     private final Path runRoot;
     private final Path dist;
     private final Path log;
+    /** kilnd's config file: written from the test's text, or one that does not exist (never the host's). */
+    private final Path config;
+    private final List<String> properties;
     private Process process;
 
-    private KilndProcess(Path root, Path runRoot, Path dist) {
+    private KilndProcess(Path root, Path runRoot, Path dist, Map<String, String> properties) {
         this.root = root;
         this.runRoot = runRoot;
         this.dist = dist;
         this.log = runRoot.resolveSibling(runRoot.getFileName() + "-kilnd.log");
+        this.config = dist.resolve("config.yaml");
+        this.properties = properties.entrySet().stream().map(e -> "-D" + e.getKey() + "=" + e.getValue()).toList();
     }
 
     /**
@@ -47,6 +53,21 @@ public final class KilndProcess implements AutoCloseable {
      * test when the jar or the shim has not been built.
      */
     public static KilndProcess start(Path root, Path runRoot) {
+        return start(root, runRoot, Map.of(), null);
+    }
+
+    /** As {@link #start(Path, Path)}, with system properties for kilnd's JVM (e.g. shorter API timeouts). */
+    public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties) {
+        return start(root, runRoot, properties, null);
+    }
+
+    /** As {@link #start(Path, Path)}, with {@code configYaml} as kilnd's /etc/kiln/config.yaml. */
+    public static KilndProcess start(Path root, Path runRoot, String configYaml) {
+        return start(root, runRoot, Map.of(), configYaml);
+    }
+
+    /** As {@link #start(Path, Path)}, with system properties for kilnd's JVM and its config file (null: none). */
+    public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties, String configYaml) {
         Path target = projectDir().resolve("target");
         Path jar = target.resolve("kiln-0.1.0.jar");
         Path shim = target.resolve("native/kiln-shim");
@@ -72,7 +93,15 @@ public final class KilndProcess implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot copy kiln's build for kilnd", e);
         }
-        KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist);
+        KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist, properties);
+        try {
+            if (configYaml != null) {
+                Files.writeString(k.config, configYaml);
+            }
+        } catch (IOException e) {
+            k.close();
+            throw new UncheckedIOException("cannot write kilnd's config", e);
+        }
         try {
             k.launch();
         } catch (RuntimeException | Error e) {
@@ -181,12 +210,16 @@ public final class KilndProcess implements AutoCloseable {
         try {
             Files.createDirectories(runRoot);
             Files.createDirectories(root);
-            List<String> cmd = new ArrayList<>(List.of("setsid", java().toString(),
-                    "-Dkiln.shim=" + dist.resolve("native/kiln-shim"), "--enable-native-access=ALL-UNNAMED",
+            // under umask 077, as from a careful root shell: kilnd must set its own mask (what it creates for a
+            // non-root workload, its root directory included, must not follow the starting shell's)
+            List<String> cmd = new ArrayList<>(List.of("setsid", "sh", "-c", "umask 077 && exec \"$@\"", "kilnd",
+                    java().toString()));
+            cmd.addAll(properties);
+            cmd.addAll(List.of("-Dkiln.shim=" + dist.resolve("native/kiln-shim"), "--enable-native-access=ALL-UNNAMED",
                     "-cp", dist.resolve("kiln-0.1.0.jar").toString(), "dev.kiln.cli.Main", "daemon",
                     "--root", root.toString(), "--run-root", runRoot.toString(),
                     // hermetic: never the host's /etc/kiln/config.yaml
-                    "--config", runRoot.resolve("no-config.yaml").toString()));
+                    "--config", config.toString()));
             Files.writeString(log, "---- " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
             process = new ProcessBuilder(cmd)

@@ -37,6 +37,8 @@ class RemoteAccessTest {
 
     private static final Duration CLI_TIMEOUT = Duration.ofSeconds(60);
     private static final String IMAGE = "kiln-test/busybox:tls";
+    /** kilnd's idle timeout here, shortened from 30 s so that dropping a silent peer is seen in a test. */
+    private static final int IDLE_SECONDS = 5;
 
     @TempDir
     static Path tmp;
@@ -56,9 +58,14 @@ class RemoteAccessTest {
     static void start() throws IOException {
         pki = TestCertificates.create(tmp.resolve("pki"));
         noDefaults = Files.createDirectories(tmp.resolve("empty-home"));
-        daemon = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), tmp.resolve("root"),
-                tmp.resolve("run"), List.of(), null, false).withTcpListeners(TlsListener.of(
-                List.of("tcp://127.0.0.1:0"), pki.ca(), pki.cert("server"), pki.key("server"))));
+        System.setProperty("kiln.api.idle-timeout-ms", Long.toString(TimeUnit.SECONDS.toMillis(IDLE_SECONDS)));
+        try {
+            daemon = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), tmp.resolve("root"),
+                    tmp.resolve("run"), List.of(), null, false).withTcpListeners(TlsListener.of(
+                    List.of("tcp://127.0.0.1:0"), pki.ca(), pki.cert("server"), pki.key("server"))));
+        } finally {
+            System.clearProperty("kiln.api.idle-timeout-ms"); // read once, by the daemon's constructor
+        }
         tcp = daemon.daemon().tcpAddresses().getFirst();
         assertThat(tcp).startsWith("tcp://127.0.0.1:").doesNotEndWith(":0");
     }
@@ -170,6 +177,51 @@ class RemoteAccessTest {
                 answer = new byte[0];
             }
             assertThat(new String(answer, StandardCharsets.ISO_8859_1)).doesNotContain("HTTP/1.1 200");
+        }
+    }
+
+    /**
+     * Anyone who reaches the port can connect, certificate or not: a peer that sends nothing, or trickles a TLS
+     * handshake a byte at a time, is dropped after the idle timeout instead of holding a connection for good (issue
+     * 11, item 7).
+     */
+    @Test
+    void aPeerThatNeverFinishesItsHandshakeIsDropped() throws Exception {
+        String hostPort = tcp.substring("tcp://".length());
+        int colon = hostPort.lastIndexOf(':');
+        InetSocketAddress address = new InetSocketAddress(hostPort.substring(0, colon),
+                Integer.parseInt(hostPort.substring(colon + 1)));
+        try (Socket silent = new Socket(); Socket trickling = new Socket()) {
+            long t0 = System.nanoTime();
+            silent.connect(address, 5_000);
+            trickling.connect(address, 5_000);
+            OutputStream out = trickling.getOutputStream();
+            out.write(new byte[] {0x16, 0x03, 0x01, 0x02, 0x00}); // a TLS handshake record of 512 bytes, to come
+            Thread trickle = Thread.ofVirtual().start(() -> {
+                try {
+                    while (true) {
+                        Thread.sleep(500);
+                        out.write(1);
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // dropped by kilnd, or the test is over
+                }
+            });
+            try {
+                for (Socket s : List.of(silent, trickling)) {
+                    s.setSoTimeout((IDLE_SECONDS + 10) * 1000);
+                    try {
+                        s.getInputStream().readAllBytes(); // at most a TLS alert, then the end
+                    } catch (IOException reset) {
+                        assertThat(reset).isNotInstanceOf(java.net.SocketTimeoutException.class);
+                    }
+                    long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                    assertThat(ms).as("dropped after the idle timeout of %d s", IDLE_SECONDS)
+                            .isBetween(IDLE_SECONDS * 1000L - 500, IDLE_SECONDS * 1000L + 5000);
+                }
+            } finally {
+                trickle.interrupt();
+            }
         }
     }
 

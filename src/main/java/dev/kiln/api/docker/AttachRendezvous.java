@@ -2,7 +2,7 @@ package dev.kiln.api.docker;
 
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.SandboxTask;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -13,14 +13,14 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * {@code docker run} attaches before it starts: the attach is answered (101) at once and parks here; the start that
- * follows starts the sandbox with {@code forAttach} (its shim holds the process until the first attach client, so no
- * early output is lost), hands the shim to every parked attach and returns only once they are connected (so a resize
- * sent right after the start cannot become the shim's first client). One monitor per sandbox orders the two.
+ * follows starts the sandbox with {@code forAttach} (its task holds the process until the first attach client, so no
+ * early output is lost), hands the task to every parked attach and returns only once they are connected (so a resize
+ * sent right after the start cannot become the task's first client). One monitor per sandbox orders the two.
  */
 final class AttachRendezvous {
 
-    /** A parked attach: it receives the shim, and reports once it is connected to it. */
-    record Parked(CompletableFuture<Shim> shim, CompletableFuture<Void> connected) {
+    /** A parked attach: it receives the task, and reports once it is connected to it. */
+    record Parked(CompletableFuture<SandboxTask> task, CompletableFuture<Void> connected) {
     }
 
     private static final long CONNECT_WAIT_MS = 5000;
@@ -33,7 +33,7 @@ final class AttachRendezvous {
         this.sandboxes = sandboxes;
     }
 
-    /** Parks an attach to a sandbox that is not running; null if it runs (attach to its shim directly). */
+    /** Parks an attach to a sandbox that is not running; null if it runs (attach to its task directly). */
     Parked park(String id) {
         synchronized (lock(id)) {
             Sandbox s = sandboxes.get(id);
@@ -46,7 +46,7 @@ final class AttachRendezvous {
         }
     }
 
-    /** Starts the sandbox; parked attaches get its shim (or the failure). False if it was already running. */
+    /** Starts the sandbox; parked attaches get its task (or the failure). False if it was already running. */
     boolean start(String id) {
         List<Parked> waiting;
         synchronized (lock(id)) {
@@ -55,12 +55,12 @@ final class AttachRendezvous {
                 return false;
             }
             List<Parked> all = parked.remove(id);
-            waiting = all == null ? List.of() : all.stream().filter(p -> !p.shim.isDone()).toList();
+            waiting = all == null ? List.of() : all.stream().filter(p -> !p.task.isDone()).toList();
             try {
-                Shim shim = sandboxes.start(id, !waiting.isEmpty());
-                waiting.forEach(p -> p.shim.complete(shim));
+                SandboxTask task = sandboxes.start(id, !waiting.isEmpty());
+                waiting.forEach(p -> p.task.complete(task));
             } catch (RuntimeException e) {
-                waiting.forEach(p -> p.shim.completeExceptionally(e));
+                waiting.forEach(p -> p.task.completeExceptionally(e));
                 throw e;
             }
         }
@@ -68,14 +68,14 @@ final class AttachRendezvous {
             try {
                 p.connected.get(CONNECT_WAIT_MS, TimeUnit.MILLISECONDS);
             } catch (Exception e) {
-                // that client went away or is slow: the shim starts the process after its own timeout
+                // that client went away or is slow: the task starts the process after its own timeout
             }
         }
         return true;
     }
 
     void abandon(String id, Parked p) {
-        p.shim.cancel(false);
+        p.task.cancel(false);
         p.connected.complete(null);
         synchronized (lock(id)) {
             List<Parked> list = parked.get(id);

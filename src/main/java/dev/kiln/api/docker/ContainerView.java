@@ -7,7 +7,7 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 
-import dev.kiln.engine.Sandboxes;
+import dev.kiln.isolation.Isolator;
 import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.PortMapping;
@@ -51,7 +51,7 @@ final class ContainerView {
         config.put("Labels", labels(s));
 
         Map<String, Object> host = new LinkedHashMap<>();
-        host.put("NetworkMode", networkName(s));
+        host.put("NetworkMode", networkName(engine, s));
         host.put("PortBindings", portBindings(r));
         host.put("PublishAllPorts", r.publishAll());
         host.put("Dns", r.dns() == null ? List.of() : r.dns());
@@ -61,7 +61,7 @@ final class ContainerView {
         host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
         host.put("AutoRemove", r.autoRemove());
         host.put("Isolation", s.isolation());
-        host.put("Runtime", "firecracker".equals(r.runtime()) ? "firecracker" : runtime(s.isolation()));
+        host.put("Runtime", runtime(engine, s));
         host.put("NanoCpus", r.nanoCpus());
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());
@@ -74,7 +74,7 @@ final class ContainerView {
         exposed.forEach(p -> exposedPorts.put(p, Map.of()));
         portBindings(r).keySet().forEach(p -> exposedPorts.put(p, Map.of()));
         config.put("ExposedPorts", exposedPorts);
-        String networkName = networkName(s);
+        String networkName = networkName(engine, s);
         Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
                 networkName, networkId(engine, networkName));
         network.put("SandboxID", s.running() ? s.id() : "");
@@ -119,7 +119,7 @@ final class ContainerView {
         m.put("Labels", labels(s));
         m.put("State", status(s));
         m.put("Status", humanStatus(s));
-        String networkName = networkName(s);
+        String networkName = networkName(engine, s);
         m.put("HostConfig", Map.of("NetworkMode", networkName));
         m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),
                 "IPAddress", engine.sandboxes().network(s).map(a -> a.ipAddress() == null ? "" : a.ipAddress())
@@ -129,8 +129,8 @@ final class ContainerView {
     }
 
     /** HostConfig.NetworkMode and the Networks key as Docker names them: kiln's own network is "bridge". */
-    static String networkName(Sandbox s) {
-        NetworkMode mode = Sandboxes.networkMode(s.request(), s.isolation());
+    static String networkName(Engine engine, Sandbox s) {
+        NetworkMode mode = engine.sandboxes().networkMode(s);
         return mode.bridged() && mode.network().equals(KilnNetwork.NAME) ? "bridge" : mode.display();
     }
 
@@ -151,13 +151,17 @@ final class ContainerView {
         return out;
     }
 
-    /** The Docker runtime name for a kiln isolation, as {@code --runtime} accepts it back. */
-    static String runtime(String isolation) {
-        return switch (isolation) {
-            case "container" -> "runc";
-            case "gvisor" -> "runsc";
-            default -> "kiln-" + isolation;
-        };
+    /**
+     * The Docker runtime name of a sandbox, as {@code --runtime} accepts it back: its isolation's ({@code runc},
+     * {@code runsc}, {@code kiln-vm}), or the one it asked for where that picked another runtime than the isolation's
+     * default ({@code firecracker}).
+     */
+    static String runtime(Engine engine, Sandbox s) {
+        Isolator isolator = engine.isolators().named(s.isolation());
+        String asked = s.request().runtime();
+        boolean other = asked != null && isolator.isolation().runtimes().contains(asked)
+                && !isolator.runtime(asked).equals(isolator.runtime(null));
+        return other ? asked : isolator.isolation().dockerRuntime();
     }
 
     static Map<String, String> labels(Sandbox s) {

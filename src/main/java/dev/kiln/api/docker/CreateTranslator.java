@@ -3,6 +3,7 @@ package dev.kiln.api.docker;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.isolation.Isolators;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -17,40 +18,34 @@ final class CreateTranslator {
     private CreateTranslator() {
     }
 
-    static CreateRequest translate(JsonNode body, String name, String platform) {
-        if (body == null || !body.isObject()) {
-            throw KilnException.invalid("the request body must be a JSON object (Docker's container Config)");
-        }
-        String image = text(body, "Image");
+    static CreateRequest translate(ContainerCreateBody body, String name, String platform, Isolators isolators) {
+        String image = text(body.image());
         if (image == null) {
             throw KilnException.invalid("Config.Image is required");
         }
-        JsonNode host = body.path("HostConfig");
+        ContainerCreateBody.HostConfig host = body.host();
         refuseUnsupported(body, host);
-        List<String> entrypoint = strings(body.get("Entrypoint"));
+        List<String> entrypoint = body.entrypoint();
         if (entrypoint != null && entrypoint.size() == 1 && entrypoint.getFirst().isEmpty()) {
             entrypoint = List.of(); // --entrypoint "": none
         }
-        String isolation = text(host, "Isolation");
-        if (isolation != null) {
-            isolation = switch (isolation) {
-                case "default" -> null;
-                case "container", "gvisor", "vm" -> isolation;
-                default -> throw KilnException.invalid("kiln does not support isolation \"" + isolation
-                        + "\" (use container, gvisor or vm)");
-            };
+        String isolation = text(host.isolation());
+        if ("default".equals(isolation)) {
+            isolation = null;
+        } else if (isolation != null && isolators.find(isolation).isEmpty()) {
+            throw KilnException.invalid("kiln does not support isolation \"" + isolation + "\" (use "
+                    + isolators.names(i -> true) + ")");
         }
-        long pids = host.path("PidsLimit").asLong(0);
+        long pids = host.pidsLimit() == null ? 0 : host.pidsLimit();
         return new CreateRequest(image, name == null || name.isEmpty() ? null : name,
-                strings(body.get("Cmd")), entrypoint, strings(body.get("Env")), text(body, "WorkingDir"),
-                text(body, "User"), text(body, "Hostname"), isolation, text(host, "Runtime"),
-                host.path("NanoCpus").asLong(0), host.path("Memory").asLong(0), pids < 0 ? 0 : pids,
-                host.path("ReadonlyRootfs").asBoolean(false), labels(body.get("Labels")),
-                body.path("Tty").asBoolean(false), body.path("OpenStdin").asBoolean(false),
-                host.path("AutoRemove").asBoolean(false), platform == null || platform.isEmpty() ? null : platform,
-                publish(body, host), network(host), host.path("PublishAllPorts").asBoolean(false),
-                strings(host.get("Dns")), strings(host.get("DnsSearch")), strings(host.get("DnsOptions")),
-                strings(host.get("ExtraHosts")), null, 0);
+                body.cmd(), entrypoint, body.env(), text(body.workingDir()),
+                text(body.user()), text(body.hostname()), isolation, text(host.runtime()),
+                host.nanoCpus(), host.memory(), pids < 0 ? 0 : pids,
+                host.readonlyRootfs(), labels(body.labels()),
+                body.tty(), body.openStdin(),
+                host.autoRemove(), platform == null || platform.isEmpty() ? null : platform,
+                publish(body, host), network(host), host.publishAllPorts(),
+                host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0);
     }
 
     /**
@@ -59,35 +54,35 @@ final class CreateTranslator {
      * {@code publishAll} covers the image's EXPOSE, which Docker's -P also publishes). Without it, ExposedPorts alone
      * publish nothing, as in Docker.
      */
-    static List<String> publish(JsonNode config, JsonNode host) {
+    static List<String> publish(ContainerCreateBody config, ContainerCreateBody.HostConfig host) {
         List<String> specs = new ArrayList<>();
-        JsonNode bindings = host.path("PortBindings");
         List<String> bound = new ArrayList<>();
-        bindings.fields().forEachRemaining(e -> {
-            String port = containerPort(e.getKey());
-            bound.add(port);
-            JsonNode list = e.getValue();
-            if (list == null || list.isNull() || list.isEmpty()) {
-                specs.add(port); // a binding with no host side: any free port, as Docker does
-                return;
-            }
-            for (JsonNode b : list) {
-                String ip = text(b, "HostIp");
-                String hostPort = text(b, "HostPort");
-                if (hostPort != null && !hostPort.chars().allMatch(Character::isDigit)) {
-                    throw KilnException.invalid("kiln does not support host port \"" + hostPort + "\" for " + port
-                            + " (ranges are not supported yet: give one port, or none for a free one)");
+        if (host.portBindings() != null) {
+            host.portBindings().forEach((key, list) -> {
+                String port = containerPort(key);
+                bound.add(port);
+                if (list == null || list.isEmpty()) {
+                    specs.add(port); // a binding with no host side: any free port, as Docker does
+                    return;
                 }
-                if (ip != null && ip.contains(":")) {
-                    throw KilnException.invalid("kiln does not support IPv6 host address " + ip + " for " + port
-                            + " yet");
+                for (ContainerCreateBody.PortBinding b : list) {
+                    String ip = b == null ? null : text(b.hostIp());
+                    String hostPort = b == null ? null : text(b.hostPort());
+                    if (hostPort != null && !hostPort.chars().allMatch(Character::isDigit)) {
+                        throw KilnException.invalid("kiln does not support host port \"" + hostPort + "\" for " + port
+                                + " (ranges are not supported yet: give one port, or none for a free one)");
+                    }
+                    if (ip != null && ip.contains(":")) {
+                        throw KilnException.invalid("kiln does not support IPv6 host address " + ip + " for " + port
+                                + " yet");
+                    }
+                    specs.add((ip == null ? "" : ip) + ":" + (hostPort == null || hostPort.equals("0") ? "" : hostPort)
+                            + ":" + port);
                 }
-                specs.add((ip == null ? "" : ip) + ":" + (hostPort == null || hostPort.equals("0") ? "" : hostPort)
-                        + ":" + port);
-            }
-        });
-        if (host.path("PublishAllPorts").asBoolean(false)) {
-            config.path("ExposedPorts").fieldNames().forEachRemaining(key -> {
+            });
+        }
+        if (host.publishAllPorts() && config.exposedPorts() != null) {
+            config.exposedPorts().keySet().forEach(key -> {
                 String port = containerPort(key);
                 if (!bound.contains(port)) {
                     specs.add(port);
@@ -111,67 +106,68 @@ final class CreateTranslator {
      * (the kiln bridge where the isolation can join one), {@code none}, {@code host} and network names pass through;
      * {@code container:NAME} is refused by kiln.
      */
-    static String network(JsonNode host) {
-        String mode = text(host, "NetworkMode");
+    static String network(ContainerCreateBody.HostConfig host) {
+        String mode = text(host.networkMode());
         return mode == null || mode.equals("default") || mode.equals("bridge") ? null : mode;
     }
 
     /** HostConfig and Config fields kiln's Docker face does not implement yet, when they ask for something. */
-    private static void refuseUnsupported(JsonNode config, JsonNode host) {
+    private static void refuseUnsupported(ContainerCreateBody config, ContainerCreateBody.HostConfig host) {
         List<String> refused = new ArrayList<>();
-        if (nonEmpty(host.get("Binds")) || nonEmpty(host.get("Mounts")) || nonEmpty(config.get("Volumes"))
-                || nonEmpty(host.get("VolumesFrom")) || nonEmpty(host.get("Tmpfs"))) {
+        if (nonEmpty(host.binds()) || nonEmpty(host.mounts()) || nonEmpty(config.volumes())
+                || nonEmpty(host.volumesFrom()) || nonEmpty(host.tmpfs())) {
             refused.add("volumes and bind mounts (-v, --mount, --tmpfs)");
         }
         // a sandbox joins one network: EndpointsConfig may only name the one NetworkMode names (the CLI sends it
         // for --network NAME), and per-endpoint settings (--ip, --alias) are not kiln's yet
-        String network = text(host, "NetworkMode");
+        String network = text(host.networkMode());
         String mode = network == null || network.equals("default") ? "bridge" : network;
-        JsonNode endpoints = config.path("NetworkingConfig").path("EndpointsConfig");
-        endpoints.fields().forEachRemaining(e -> {
-            String n = e.getKey().equals("default") ? "bridge" : e.getKey();
-            if (!n.equals(mode)) {
-                refused.add("connecting to a second network (\"" + e.getKey() + "\")");
-            } else if (nonEmpty(e.getValue().get("IPAMConfig")) || nonEmpty(e.getValue().get("Aliases"))
-                    || nonEmpty(e.getValue().get("Links"))) {
-                refused.add("--ip, --network-alias and --link on a network");
-            }
-        });
-        if (host.path("Privileged").asBoolean(false)) {
+        Map<String, ContainerCreateBody.EndpointSettings> endpoints = config.networkingConfig() == null ? null
+                : config.networkingConfig().endpointsConfig();
+        if (endpoints != null) {
+            endpoints.forEach((key, e) -> {
+                String n = key.equals("default") ? "bridge" : key;
+                if (!n.equals(mode)) {
+                    refused.add("connecting to a second network (\"" + key + "\")");
+                } else if (e != null && (nonEmpty(e.ipamConfig()) || nonEmpty(e.aliases()) || nonEmpty(e.links()))) {
+                    refused.add("--ip, --network-alias and --link on a network");
+                }
+            });
+        }
+        if (host.privileged()) {
             refused.add("--privileged");
         }
-        if (nonEmpty(host.get("CapAdd")) || nonEmpty(host.get("CapDrop"))) {
+        if (nonEmpty(host.capAdd()) || nonEmpty(host.capDrop())) {
             refused.add("--cap-add/--cap-drop");
         }
-        if (nonEmpty(host.get("Devices"))) {
+        if (nonEmpty(host.devices())) {
             refused.add("--device");
         }
-        if (nonEmpty(host.get("Links"))) {
+        if (nonEmpty(host.links())) {
             refused.add("--link");
         }
-        String restart = text(host.path("RestartPolicy"), "Name");
+        String restart = host.restartPolicy() == null ? null : text(host.restartPolicy().name());
         if (restart != null && !restart.equals("no")) {
             refused.add("restart policies (--restart " + restart + ")");
         }
-        if (host.path("Init").asBoolean(false)) {
+        if (Boolean.TRUE.equals(host.init())) {
             refused.add("--init");
         }
-        String pid = text(host, "PidMode");
-        String ipc = text(host, "IpcMode");
+        String pid = text(host.pidMode());
+        String ipc = text(host.ipcMode());
         if (pid != null || (ipc != null && !List.of("private", "none", "shareable").contains(ipc))) {
             refused.add("--pid/--ipc namespace sharing");
         }
-        if (text(host, "UsernsMode") != null || text(host, "UTSMode") != null) {
+        if (text(host.usernsMode()) != null || text(host.utsMode()) != null) {
             refused.add("--userns/--uts");
         }
-        if (host.path("MemorySwap").asLong(0) > 0 || host.path("CpuShares").asLong(0) > 0
-                || host.path("CpuQuota").asLong(0) > 0 || text(host, "CpusetCpus") != null) {
+        if (host.memorySwap() > 0 || host.cpuShares() > 0 || host.cpuQuota() > 0 || text(host.cpusetCpus()) != null) {
             refused.add("--memory-swap, --cpu-shares, --cpu-quota and --cpuset-cpus (use --memory and --cpus)");
         }
-        if (nonEmpty(host.get("SecurityOpt"))) {
+        if (nonEmpty(host.securityOpt())) {
             refused.add("--security-opt");
         }
-        String logType = text(host.path("LogConfig"), "Type");
+        String logType = host.logConfig() == null ? null : text(host.logConfig().type());
         if (logType != null && !logType.equals("json-file")) {
             refused.add("log driver \"" + logType + "\"");
         }
@@ -180,36 +176,30 @@ final class CreateTranslator {
         }
     }
 
+    private static boolean nonEmpty(java.util.Collection<?> c) {
+        return c != null && !c.isEmpty();
+    }
+
+    private static boolean nonEmpty(Map<?, ?> m) {
+        return m != null && !m.isEmpty();
+    }
+
     private static boolean nonEmpty(JsonNode n) {
         return n != null && !n.isNull() && ((n.isContainerNode() && !n.isEmpty()) || (n.isTextual()
                 && !n.asText().isEmpty()));
     }
 
-    static String text(JsonNode node, String field) {
-        JsonNode n = node.get(field);
-        return n == null || n.isNull() || n.asText().isEmpty() ? null : n.asText();
+    /** Docker's empty string is "not given". */
+    static String text(String s) {
+        return s == null || s.isEmpty() ? null : s;
     }
 
-    /** Docker sends a string list, or (older clients) one string for Cmd/Entrypoint; null when absent. */
-    static List<String> strings(JsonNode n) {
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        List<String> out = new ArrayList<>();
-        if (n.isArray()) {
-            n.forEach(e -> out.add(e.asText()));
-        } else {
-            out.add(n.asText());
-        }
-        return out;
-    }
-
-    private static Map<String, String> labels(JsonNode n) {
-        if (n == null || !n.isObject() || n.isEmpty()) {
+    private static Map<String, String> labels(Map<String, String> labels) {
+        if (labels == null || labels.isEmpty()) {
             return null;
         }
         Map<String, String> out = new LinkedHashMap<>();
-        n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asText()));
+        labels.forEach((k, v) -> out.put(k, v == null ? "" : v)); // Go decodes a null string as ""
         return out;
     }
 }

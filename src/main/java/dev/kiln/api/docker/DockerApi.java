@@ -7,6 +7,7 @@ import dev.kiln.engine.Engine;
 import dev.kiln.engine.Events;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.SandboxState;
+import dev.kiln.isolation.Isolator;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -14,7 +15,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -103,23 +103,14 @@ public final class DockerApi {
         List<Sandbox> all = engine.sandboxes().list();
         long running = all.stream().filter(Sandbox::running).count();
         long stopped = all.stream().filter(s -> s.state() != SandboxState.RUNNING).count();
+        // each available isolation as kiln-NAME, and as the runtime name Docker clients know it by (runc, runsc)
         Map<String, Object> runtimes = new LinkedHashMap<>();
-        String defaultRuntime = "runc";
-        for (String isolation : List.of("container", "gvisor", "vm")) {
-            String binary = engine.runtimeOf(isolation);
-            if (binary == null || binary.isEmpty()) {
-                continue;
-            }
-            runtimes.put("kiln-" + isolation, Map.of("path", binary));
-            String docker = switch (isolation) {
-                case "container" -> "runc";
-                case "gvisor" -> "runsc";
-                default -> null;
-            };
-            if (docker != null) {
-                runtimes.put(docker, Map.of("path", binary));
-            }
+        for (Isolator i : engine.isolators().available()) {
+            Map<String, String> path = Map.of("path", i.runtime(null));
+            runtimes.put("kiln-" + i.isolation().name(), path);
+            runtimes.put(i.isolation().dockerRuntime(), path);
         }
+        String defaultRuntime = engine.isolators().all().getFirst().isolation().dockerRuntime();
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("ID", "kiln");
         m.put("Containers", all.size());
@@ -171,14 +162,7 @@ public final class DockerApi {
     }
 
     private List<String> isolations() {
-        List<String> out = new ArrayList<>();
-        for (String i : List.of("container", "gvisor", "vm")) {
-            String rt = engine.runtimeOf(i);
-            if (rt != null && !rt.isEmpty()) {
-                out.add(i);
-            }
-        }
-        return out;
+        return engine.isolators().available().stream().map(i -> i.isolation().name()).toList();
     }
 
     // ---- events ----

@@ -1,6 +1,5 @@
 package dev.kiln.api.docker;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.Exchange;
@@ -10,9 +9,9 @@ import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
 import dev.kiln.isolation.SandboxStats;
-import dev.kiln.isolation.shim.AttachConnection;
-import dev.kiln.isolation.shim.LogReader;
-import dev.kiln.isolation.shim.Shim;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.LogReader;
+import dev.kiln.isolation.SandboxTask;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -100,7 +99,7 @@ final class DockerContainers {
         r.add("POST", "/containers/{id}/resize", x -> {
             Sandbox s = sandbox(x.path("id"));
             if (s.running()) {
-                try (AttachConnection c = sandboxes.shim(s).attach()) {
+                try (AttachConnection c = sandboxes.task(s).attach()) {
                     c.resize(x.intQuery("h", 24), x.intQuery("w", 80));
                 } catch (IOException e) {
                     // exited meanwhile: nothing to resize
@@ -141,8 +140,8 @@ final class DockerContainers {
     // ---- create, list ----
 
     private void create(Exchange x) {
-        JsonNode body = x.body(JsonNode.class);
-        CreateRequest req = CreateTranslator.translate(body, x.query("name"), x.query("platform"));
+        CreateRequest req = CreateTranslator.translate(x.body(ContainerCreateBody.class), x.query("name"),
+                x.query("platform"), engine.isolators());
         if (req.name() != null) {
             conflictIfTaken(req.name());
         }
@@ -273,7 +272,7 @@ final class DockerContainers {
         StreamCopy.Options o = new StreamCopy.Options(s.request().tty(), x.flag("stdout"), x.flag("stderr"),
                 x.flag("stdin") && s.request().openStdin());
         AttachRendezvous.Parked parked = rendezvous.park(s.id());
-        AttachConnection direct = parked == null ? sandboxes.shim(sandboxes.get(s.id())).attach() : null;
+        AttachConnection direct = parked == null ? sandboxes.task(sandboxes.get(s.id())).attach() : null;
         if (HijackedConnection.requested(x)) {
             HijackedConnection.upgrade(x, o.contentType(), client -> {
                 try (AttachConnection shim = direct != null ? direct : connect(s.id(), parked)) {
@@ -298,8 +297,8 @@ final class DockerContainers {
     /** Waits for the parked attach's start and connects to the shim; null if no start came or it failed. */
     private AttachConnection connect(String id, AttachRendezvous.Parked parked) {
         try {
-            Shim shim = parked.shim().get(ATTACH_START_WAIT_MINUTES, TimeUnit.MINUTES);
-            AttachConnection c = shim.attach();
+            SandboxTask task = parked.task().get(ATTACH_START_WAIT_MINUTES, TimeUnit.MINUTES);
+            AttachConnection c = task.attach();
             parked.connected().complete(null);
             return c;
         } catch (Exception e) {
@@ -351,7 +350,7 @@ final class DockerContainers {
         };
         LogReader reader = new LogReader(sandboxes.logFile(s));
         if (x.flag("follow") && sandboxes.get(s.id()).running()) {
-            reader.follow(tail, sink, sandboxes.shim(s));
+            reader.follow(tail, sink, sandboxes.task(s));
         } else {
             reader.read(tail, sink);
         }

@@ -1,13 +1,15 @@
 package dev.kiln.api.docker;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.kiln.KilnException;
 import dev.kiln.api.Exchange;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.isolation.RunningProcess;
-import dev.kiln.isolation.shim.AttachConnection;
+import dev.kiln.isolation.AttachConnection;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -20,6 +22,19 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /** Docker's exec endpoints: create, start (hijacked unless detached), inspect, resize. Execs live in memory. */
 final class DockerExecs {
+
+    /** Docker's ExecConfig, typed (see {@link dev.kiln.api.JsonBody}); AttachStdout/AttachStderr default to true. */
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record ExecCreateBody(List<String> cmd, List<String> env, String workingDir, String user, boolean privileged,
+                          boolean tty, boolean attachStdin, Boolean attachStdout, Boolean attachStderr) {
+    }
+
+    /** Docker's ExecStartConfig; ConsoleSize is [height, width]. */
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record ExecStartBody(boolean detach, boolean tty, List<Integer> consoleSize) {
+    }
 
     private record Session(String id, String containerId, ExecRequest request, boolean stdout, boolean stderr,
                            AtomicReference<RunningProcess> process) {
@@ -61,30 +76,29 @@ final class DockerExecs {
 
     private void create(Exchange x) {
         Sandbox s = containers.sandbox(x.path("id"));
-        JsonNode body = x.body(JsonNode.class);
-        List<String> cmd = CreateTranslator.strings(body.get("Cmd"));
+        ExecCreateBody body = x.body(ExecCreateBody.class);
+        List<String> cmd = body.cmd();
         if (cmd == null || cmd.isEmpty()) {
             throw KilnException.invalid("No exec command specified");
         }
-        if (body.path("Privileged").asBoolean(false)) {
+        if (body.privileged()) {
             throw KilnException.invalid("kiln does not support privileged exec yet");
         }
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
-        ExecRequest req = new ExecRequest(cmd, CreateTranslator.strings(body.get("Env")),
-                CreateTranslator.text(body, "WorkingDir"), CreateTranslator.text(body, "User"),
-                body.path("Tty").asBoolean(false), body.path("AttachStdin").asBoolean(false), false);
+        ExecRequest req = new ExecRequest(cmd, body.env(), CreateTranslator.text(body.workingDir()),
+                CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false);
         String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
-        sessions.put(id, new Session(id, s.id(), req, body.path("AttachStdout").asBoolean(true),
-                body.path("AttachStderr").asBoolean(true), new AtomicReference<>()));
+        sessions.put(id, new Session(id, s.id(), req, !Boolean.FALSE.equals(body.attachStdout()),
+                !Boolean.FALSE.equals(body.attachStderr()), new AtomicReference<>()));
         x.json(201, Map.of("Id", id));
     }
 
     private void start(Exchange x) throws IOException {
         Session e = session(x.path("id"));
-        JsonNode body = x.body(JsonNode.class);
-        boolean detach = body.path("Detach").asBoolean(false);
+        ExecStartBody body = x.body(ExecStartBody.class);
+        boolean detach = body.detach();
         ExecRequest r = e.request;
         ExecRequest req = new ExecRequest(r.cmd(), r.env(), r.workdir(), r.user(), r.tty(), r.openStdin(), detach);
         RunningProcess process;
@@ -100,9 +114,10 @@ final class DockerExecs {
             return;
         }
         AttachConnection shim = process.attach();
-        JsonNode size = body.path("ConsoleSize");
-        if (r.tty() && size.isArray() && size.size() == 2 && size.get(0).asInt() > 0) {
-            shim.resize(size.get(0).asInt(), size.get(1).asInt());
+        List<Integer> size = body.consoleSize();
+        if (r.tty() && size != null && size.size() == 2 && size.get(0) != null && size.get(1) != null
+                && size.get(0) > 0 && size.get(1) > 0) {
+            shim.resize(size.get(0), size.get(1));
         }
         StreamCopy.Options o = new StreamCopy.Options(r.tty(), e.stdout, e.stderr, r.openStdin());
         if (HijackedConnection.requested(x)) {

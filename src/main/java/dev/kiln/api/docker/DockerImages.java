@@ -177,7 +177,7 @@ final class DockerImages {
             throw KilnException.invalid("fromImage or fromSrc is required");
         }
         String tag = x.query("tag", "");
-        String ref = tag.isEmpty() ? from : tag.startsWith("sha256:") ? from + "@" + tag : from + ":" + tag;
+        String ref = tag.isEmpty() ? from : tag.startsWith("sha256:") ? from + "@" + tag : from + ":" + ImageRef.tag(tag);
         ImageRef parsed = ImageRef.parse(ref);
         Platform platform = x.query("platform", "").isEmpty() ? Platform.host() : Platform.parse(x.query("platform"));
         ProgressStream out = new ProgressStream(x);
@@ -201,14 +201,15 @@ final class DockerImages {
         if (repo.isEmpty()) {
             throw KilnException.invalid("kiln needs repo= to name an imported image");
         }
-        String ref = x.query("tag", "").isEmpty() ? repo : repo + ":" + x.query("tag");
+        String ref = x.query("tag", "").isEmpty() ? repo : repo + ":" + ImageRef.tag(x.query("tag"));
+        ImageRef.parse(ref); // before the body is read
         Image image = engine.images().importRootfs(null, x.body(), ref);
         new ProgressStream(x).write(Map.of("status", image.id().toString()));
     }
 
     private void push(Exchange x) {
         String name = x.path("name");
-        String ref = x.query("tag", "").isEmpty() ? name : name + ":" + x.query("tag");
+        String ref = x.query("tag", "").isEmpty() ? name : name + ":" + ImageRef.tag(x.query("tag"));
         resolve(ref);
         ProgressStream out = new ProgressStream(x);
         ImageRef parsed = ImageRef.parse(ref);
@@ -339,7 +340,7 @@ final class DockerImages {
             throw KilnException.invalid("repo is required");
         }
         resolve(x.path("name"));
-        String target = x.query("tag", "").isEmpty() ? repo : repo + ":" + x.query("tag");
+        String target = x.query("tag", "").isEmpty() ? repo : repo + ":" + ImageRef.tag(x.query("tag"));
         engine.images().tag(x.path("name"), target);
         x.status(201);
     }

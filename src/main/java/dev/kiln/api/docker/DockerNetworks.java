@@ -1,6 +1,9 @@
 package dev.kiln.api.docker;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.kiln.KilnException;
 import dev.kiln.api.Exchange;
 import dev.kiln.api.NetworkView;
@@ -8,8 +11,6 @@ import dev.kiln.engine.Engine;
 import dev.kiln.network.Networks;
 import dev.kiln.network.UserNetwork;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,37 +55,53 @@ final class DockerNetworks {
         }).toList());
     }
 
+    /** Docker's NetworkCreateRequest, typed (see {@link dev.kiln.api.JsonBody}). */
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record NetworkCreateBody(String name, String driver, @JsonProperty("EnableIPv6") Boolean enableIpv6,
+                             boolean internal, @JsonProperty("IPAM") Ipam ipam, Map<String, String> labels) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record Ipam(List<IpamConfig> config) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record IpamConfig(String subnet, @JsonProperty("IPRange") String ipRange, String gateway,
+                      Map<String, String> auxiliaryAddresses) {
+    }
+
     /** Docker's NetworkCreateRequest; what kiln's networks cannot be (IPv6, other drivers, ranges) is refused. */
-    private void create(Exchange x) throws IOException {
-        JsonNode body;
-        try (InputStream in = x.body()) {
-            body = DockerApi.JSON.readTree(in);
-        }
-        if (body == null || !body.isObject()) {
-            throw KilnException.invalid("the request body must be a JSON object");
-        }
-        String driver = body.path("Driver").asText("");
+    private void create(Exchange x) {
+        NetworkCreateBody body = x.body(NetworkCreateBody.class);
+        String driver = body.driver() == null ? "" : body.driver();
         if (!driver.isEmpty() && !driver.equals("bridge")) {
             throw KilnException.notFound("plugin \"" + driver + "\" not found (kiln networks use the bridge driver)");
         }
-        if (body.path("EnableIPv6").asBoolean(false)) {
+        if (Boolean.TRUE.equals(body.enableIpv6())) {
             throw KilnException.invalid("kiln does not support IPv6 networks yet");
         }
-        if (body.path("Internal").asBoolean(false)) {
+        if (body.internal()) {
             throw KilnException.invalid("kiln does not support internal networks yet");
         }
-        JsonNode configs = body.path("IPAM").path("Config");
+        List<IpamConfig> configs = body.ipam() == null || body.ipam().config() == null ? List.of()
+                : body.ipam().config();
         if (configs.size() > 1) {
             throw KilnException.invalid("kiln networks have one IPv4 subnet: give at most one IPAM config");
         }
-        JsonNode config = configs.path(0);
-        if (!config.path("IPRange").asText("").isEmpty() || config.path("AuxiliaryAddresses").size() > 0) {
+        IpamConfig config = configs.isEmpty() || configs.getFirst() == null
+                ? new IpamConfig(null, null, null, null) : configs.getFirst();
+        if (text(config.ipRange()) != null
+                || (config.auxiliaryAddresses() != null && !config.auxiliaryAddresses().isEmpty())) {
             throw KilnException.invalid("kiln does not support IPRange or AuxiliaryAddresses yet");
         }
         Map<String, String> labels = new LinkedHashMap<>();
-        body.path("Labels").fields().forEachRemaining(e -> labels.put(e.getKey(), e.getValue().asText()));
-        UserNetwork n = engine.networks().create(body.path("Name").asText(null), text(config, "Subnet"),
-                text(config, "Gateway"), labels);
+        if (body.labels() != null) {
+            body.labels().forEach((k, v) -> labels.put(k, v == null ? "" : v));
+        }
+        UserNetwork n = engine.networks().create(body.name(), text(config.subnet()), text(config.gateway()), labels);
         x.json(201, Map.of("Id", n.id(), "Warning", ""));
     }
 
@@ -100,8 +117,7 @@ final class DockerNetworks {
         x.noContent();
     }
 
-    private static String text(JsonNode node, String field) {
-        String v = node.path(field).asText("");
-        return v.isEmpty() ? null : v;
+    private static String text(String v) {
+        return v == null || v.isEmpty() ? null : v;
     }
 }

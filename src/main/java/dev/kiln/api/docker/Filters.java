@@ -33,16 +33,31 @@ final class Filters {
         for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             List<String> values = new ArrayList<>();
-            if (e.getValue().isArray()) {
-                e.getValue().forEach(v -> values.add(v.asText()));
-            } else if (e.getValue().isObject()) {
-                e.getValue().fieldNames().forEachRemaining(values::add);
+            // Docker's two shapes, {"k":["v"]} and {"k":{"v":true}}, with strings where strings go: never coerced
+            JsonNode value = e.getValue();
+            if (value.isArray()) {
+                value.forEach(v -> values.add(filterText(e.getKey(), v)));
+            } else if (value.isObject()) {
+                value.fields().forEachRemaining(v -> {
+                    if (!v.getValue().isBoolean()) {
+                        throw KilnException.invalid("invalid filters: " + e.getKey() + "." + v.getKey()
+                                + " must be true or false");
+                    }
+                    values.add(v.getKey());
+                });
             } else {
-                values.add(e.getValue().asText());
+                values.add(filterText(e.getKey(), value));
             }
             out.put(e.getKey(), values);
         }
         return out;
+    }
+
+    private static String filterText(String key, JsonNode v) {
+        if (!v.isTextual()) {
+            throw KilnException.invalid("invalid filters: the values of " + key + " must be strings");
+        }
+        return v.asText();
     }
 
     /** True when the filter {@code key} is absent, or when one of its values passes {@code test}. */

@@ -12,12 +12,14 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Docker's connection hijacking on Jetty 12: the handler answers {@code 101 UPGRADED} and sets this connection as the
  * request's {@link HttpStream#UPGRADE_CONNECTION_ATTRIBUTE}; once the response is complete Jetty hands the socket's
  * {@link EndPoint} to it, and a {@link Session} then owns the raw bytes in both directions with blocking calls on
- * virtual threads. Bytes the HTTP parser read ahead arrive through {@link #onUpgradeTo}.
+ * virtual threads. Bytes the HTTP parser read ahead arrive through {@link #onUpgradeTo}. The raw stream has no idle
+ * timeout: {@code docker exec -it} and attach sessions may be quiet for hours, as with Docker.
  */
 final class HijackedConnection extends AbstractConnection implements Connection.UpgradeTo {
 
@@ -61,6 +63,7 @@ final class HijackedConnection extends AbstractConnection implements Connection.
     @Override
     public void onOpen() {
         super.onOpen();
+        getEndPoint().setIdleTimeout(0);
         Thread.ofVirtual().name("kilnd-hijack").start(() -> {
             try {
                 session.run(this);
@@ -70,6 +73,11 @@ final class HijackedConnection extends AbstractConnection implements Connection.
                 getEndPoint().close();
             }
         });
+    }
+
+    @Override
+    public boolean onIdleExpired(TimeoutException timeout) {
+        return false; // never closed for quiet: the session ends when either side does
     }
 
     @Override

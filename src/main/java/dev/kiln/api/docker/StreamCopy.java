@@ -1,6 +1,6 @@
 package dev.kiln.api.docker;
 
-import dev.kiln.isolation.shim.AttachConnection;
+import dev.kiln.isolation.AttachConnection;
 
 import java.io.IOException;
 import java.io.OutputStream;

@@ -4,6 +4,7 @@ import dev.kiln.KilnException;
 import dev.kiln.image.ImageConfig;
 import dev.kiln.isolation.ProcessSpec;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -99,16 +100,21 @@ public final class ImageProcess {
 
     static String workingDir(ImageConfig.Runtime image, Flags flags) {
         if (flags.workdir() != null && !flags.workdir().isEmpty()) {
-            if (!flags.workdir().startsWith("/")) {
-                throw KilnException.invalid("the working directory '" + flags.workdir()
-                        + "' is invalid, it needs to be an absolute path");
-            }
-            return clean(flags.workdir());
+            return workingDir(flags.workdir());
         }
         if (image.workingDir() != null && !image.workingDir().isEmpty()) {
-            return clean("/" + image.workingDir()); // Docker joins a relative image WorkingDir onto /
+            return clean("/" + image.workingDir(), "the image's WorkingDir"); // Docker joins a relative one onto /
         }
         return "/";
+    }
+
+    /** A requested working directory ({@code -w}, exec's too): absolute, as Docker requires; cleaned. */
+    public static String workingDir(String requested) {
+        if (!requested.startsWith("/")) {
+            throw KilnException.invalid("the working directory '" + KilnException.escape(requested)
+                    + "' is invalid, it needs to be an absolute path");
+        }
+        return clean(requested, "the working directory");
     }
 
     /**
@@ -160,7 +166,25 @@ public final class ImageProcess {
         return eq < 0 ? value : value.substring(0, eq);
     }
 
-    private static String clean(String absolute) {
+    /** Linux's limits: a name of up to NAME_MAX bytes, a path of fewer than PATH_MAX; no NUL, which ends a C string. */
+    private static final int NAME_MAX = 255;
+    private static final int PATH_MAX = 4096;
+
+    /** {@code absolute} cleaned, refused (one line naming {@code what}) where no Linux path could be it. */
+    private static String clean(String absolute, String what) {
+        if (absolute.indexOf('\0') >= 0) {
+            throw KilnException.invalid(what + " " + KilnException.quote(absolute) + " contains a NUL byte");
+        }
+        if (absolute.getBytes(StandardCharsets.UTF_8).length >= PATH_MAX) {
+            throw KilnException.invalid(what + " " + KilnException.quote(absolute) + " is longer than "
+                    + (PATH_MAX - 1) + " bytes");
+        }
+        for (String name : absolute.split("/")) {
+            if (name.getBytes(StandardCharsets.UTF_8).length > NAME_MAX) {
+                throw KilnException.invalid(what + " " + KilnException.quote(absolute) + " has a name longer than "
+                        + NAME_MAX + " bytes");
+            }
+        }
         String cleaned = Path.of(absolute).normalize().toString();
         return cleaned.isEmpty() ? "/" : cleaned;
     }

@@ -21,6 +21,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -54,8 +55,26 @@ public final class ArchiveLoader {
         return load(source, stdin, null);
     }
 
-    /** {@code nameHint}: the archive's file name, for images the archive does not name (see the class comment). */
+    /**
+     * {@code nameHint}: the archive's file name, for images the archive does not name (see the class comment). A
+     * load that fails takes back the blobs it added and no image it tagged refers to (a full disk must not be left
+     * fuller by the attempt).
+     */
     public List<Image> load(Path source, InputStream stdin, String nameHint) {
+        Set<Digest> added = new HashSet<>();
+        try {
+            return load(source, stdin, nameHint, added);
+        } catch (RuntimeException e) {
+            try {
+                store.removeUnreferenced(added);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private List<Image> load(Path source, InputStream stdin, String nameHint, Set<Digest> added) {
         Map<String, Digest> files = new HashMap<>();
         Map<String, byte[]> indexFiles = new HashMap<>();
         ArchiveEntries.Visitor visitor = (name, size, in) -> {
@@ -71,6 +90,9 @@ public final class ArchiveLoader {
             try (ContentStore.Writer w = store.content().writer(expected, size)) {
                 in.transferTo(w);
                 files.put(name, w.commit());
+                if (w.added()) {
+                    added.add(files.get(name));
+                }
             }
         };
         try {
@@ -96,7 +118,7 @@ public final class ArchiveLoader {
                 }
             }
         } else if (indexFiles.containsKey("manifest.json")) {
-            loaded.addAll(loadDockerManifests(indexFiles.get("manifest.json"), files, fallbackRepo));
+            loaded.addAll(loadDockerManifests(indexFiles.get("manifest.json"), files, fallbackRepo, added));
         } else {
             throw KilnException.invalid("archive " + (source == null ? "(stdin)" : source)
                     + " is neither a docker save archive nor an OCI image layout (no manifest.json or index.json)");
@@ -145,7 +167,8 @@ public final class ArchiveLoader {
     }
 
     /** The legacy layout: manifest.json lists config and uncompressed layer tars by path; kiln writes the manifest. */
-    private List<Image> loadDockerManifests(byte[] manifestJson, Map<String, Digest> files, String fallback) {
+    private List<Image> loadDockerManifests(byte[] manifestJson, Map<String, Digest> files, String fallback,
+                                            Set<Digest> added) {
         List<Image> out = new ArrayList<>();
         for (JsonNode entry : parse(manifestJson, JsonNode.class)) {
             Digest config = require(files, entry.path("Config").asText());
@@ -161,7 +184,7 @@ public final class ArchiveLoader {
             }
             Manifest m = new Manifest(2, MediaType.OCI_MANIFEST,
                     new Descriptor(MediaType.OCI_CONFIG, config, store.content().size(config)), layers, null);
-            Digest manifest = store.content().put(toJson(m));
+            Digest manifest = store.content().put(toJson(m), added);
             Set<String> names = new LinkedHashSet<>();
             entry.path("RepoTags").forEach(t -> names.add(t.asText()));
             if (names.isEmpty()) {

@@ -18,7 +18,9 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * {@code kiln import ROOTFS.tar REF}, as {@code docker import}: a root filesystem tarball (plain, gzip or zstd)
@@ -33,13 +35,34 @@ public final class RootfsImport {
         this.store = store;
     }
 
+    /**
+     * A failed import takes back the blobs it added. A failure to write them (a full disk) is the content store's
+     * own error, which says so; "cannot read" is for the tarball.
+     */
     public Image importTar(Path tarball, InputStream stdin, ImageRef ref) {
+        Set<Digest> added = new HashSet<>();
+        try {
+            return importTar(tarball, stdin, ref, added);
+        } catch (RuntimeException e) {
+            try {
+                store.removeUnreferenced(added);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private Image importTar(Path tarball, InputStream stdin, ImageRef ref, Set<Digest> added) {
         Digest layer;
         try (InputStream raw = tarball == null ? stdin : Files.newInputStream(tarball);
              InputStream tar = Compressions.decompressed(new BufferedInputStream(raw, 1 << 16));
              ContentStore.Writer w = store.content().writer(null, -1)) {
-            tar.transferTo(w);
+            TarHeaders.copy(tar, w); // refuses what is not a tar archive, before anything is stored
             layer = w.commit();
+            if (w.added()) {
+                added.add(layer);
+            }
         } catch (java.nio.file.NoSuchFileException e) {
             throw KilnException.notFound("file " + tarball + " does not exist");
         } catch (IOException e) {
@@ -51,11 +74,11 @@ public final class RootfsImport {
                 new ImageConfig.RootFs("layers", List.of(layer.toString())),
                 List.of(new ImageConfig.History(Instant.now().toString(), "kiln import", "Imported from "
                         + (tarball == null ? "-" : tarball.getFileName()), null)));
-        Digest configDigest = store.content().put(ArchiveLoader.toJson(config));
+        Digest configDigest = store.content().put(ArchiveLoader.toJson(config), added);
         Manifest m = new Manifest(2, MediaType.OCI_MANIFEST,
                 new Descriptor(MediaType.OCI_CONFIG, configDigest, store.content().size(configDigest)),
                 List.of(new Descriptor(MediaType.OCI_LAYER, layer, store.content().size(layer))), null);
-        Digest manifest = store.content().put(ArchiveLoader.toJson(m));
+        Digest manifest = store.content().put(ArchiveLoader.toJson(m), added);
         return store.tag(ref, manifest, null);
     }
 }

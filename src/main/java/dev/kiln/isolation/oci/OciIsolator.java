@@ -1,16 +1,21 @@
 package dev.kiln.isolation.oci;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
+import dev.kiln.isolation.Availability;
+import dev.kiln.isolation.EtcFiles;
+import dev.kiln.isolation.Isolation;
 import dev.kiln.isolation.Isolator;
 import dev.kiln.isolation.ProcessSpec;
-import dev.kiln.isolation.RunningProcess;
+import dev.kiln.isolation.RuntimeBinary;
+import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.isolation.SandboxStats;
+import dev.kiln.isolation.SandboxTask;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.shim.ShimOptions;
 import dev.kiln.rootfs.Mounts;
+import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -24,11 +29,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 
 /**
  * The {@code container} (runc) and {@code gvisor} (runsc) isolations: one OCI bundle in the sandbox's directory
  * ({@code config.json}, an overlay of the image's tree and the sandbox's writable layer at {@code rootfs}), the
- * runtime run in the foreground under a kiln-shim, and kill/exec/ps/delete through the runtime's own commands.
+ * runtime run in the foreground under a kiln-shim in {@code main/}, and kill/exec/ps/delete through the runtime's
+ * own commands ({@link OciTask}).
  */
 public final class OciIsolator implements Isolator {
 
@@ -36,36 +43,58 @@ public final class OciIsolator implements Isolator {
     private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
 
     private final OciRuntime runtime;
+    private final RuntimeBinary binary;
     private final Path stateRoot;
     private final List<String> globalFlags;
     /** Sandbox id to its cgroup watch, from start to cleanup. */
     private final Map<String, SandboxCgroup> cgroups = new ConcurrentHashMap<>();
 
-    /** {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform. */
-    public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags) {
+    /**
+     * {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform;
+     * {@code runtimePaths}: where the runtime binary is when not on PATH ({@code runtime-paths} in kilnd's config).
+     */
+    public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags, Map<String, Path> runtimePaths) {
         SeccompProfile.kilnDefault(); // load at daemon start, not at the first sandbox
         this.runtime = runtime;
+        this.binary = RuntimeBinary.of(runtime.binary(), "apt-get install " + runtime.binary(), runtimePaths);
         this.stateRoot = stateRoot;
         this.globalFlags = List.copyOf(globalFlags);
     }
 
     @Override
-    public String name() {
-        return runtime == OciRuntime.RUNC ? "container" : "gvisor";
+    public Isolation isolation() {
+        return runtime.isolation();
+    }
+
+    private String name() {
+        return runtime.isolation().name();
     }
 
     @Override
-    public String runtime() {
+    public Availability availability() {
+        return binary.availability("the " + name() + " isolation");
+    }
+
+    @Override
+    public void check(SandboxOptions options) {
+        String refusal = options.runtime() == null ? null : runtime.refused().get(options.runtime());
+        if (refusal != null) {
+            throw KilnException.invalid("--runtime " + options.runtime() + " is not supported yet: " + refusal);
+        }
+    }
+
+    @Override
+    public String runtime(String requested) {
         return runtime.binary();
     }
 
     @Override
     public void create(SandboxSpec spec) {
-        requireBinary();
+        binary.path("the " + name() + " isolation");
         // start calls create again after an exit: the bundle written at create time still holds
         Bundle bundle = new Bundle(spec.dir());
         if (Files.exists(bundle.configJson())) {
-            Bundle.writeEtcFiles(spec, dev.kiln.isolation.EtcFiles.hostResolvConf());
+            Bundle.writeEtcFiles(spec, EtcFiles.hostResolvConf());
         } else {
             Bundle.write(spec, runtime);
         }
@@ -73,16 +102,31 @@ public final class OciIsolator implements Isolator {
     }
 
     @Override
-    public Shim start(SandboxSpec spec, Duration waitAttach) {
+    public SandboxTask start(SandboxSpec spec, Duration waitAttach) {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         watchCgroup(spec);
+        Path main = mainDir(spec);
+        Trees.delete(main); // the last run's shim files
+        try {
+            Files.createDirectories(main);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + main + ": " + e.getMessage(), e);
+        }
         List<String> cmd = command(spec, "run", "--bundle", spec.dir().toString(), spec.id());
-        Shim shim = Shim.launch(ShimBinary.locate(), spec.dir().resolve("main"), options(spec.process(), waitAttach,
-                spec.dir().resolve("log.json")), cmd);
+        Shim shim = Shim.launch(ShimBinary.locate(), main, options(spec.process(), waitAttach, spec.log()), cmd);
         if (waitAttach.isZero()) {
             awaitCreated(spec, shim);
         }
-        return shim;
+        return new OciTask(this, spec, shim);
+    }
+
+    @Override
+    public SandboxTask adopt(SandboxSpec spec) {
+        return new OciTask(this, spec, Shim.adopt(mainDir(spec)));
+    }
+
+    private static Path mainDir(SandboxSpec spec) {
+        return spec.dir().resolve("main");
     }
 
     /**
@@ -108,63 +152,9 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    @Override
-    public void signal(SandboxSpec spec, int signal) {
-        // SIGKILL goes to every process of the sandbox (--all): gVisor's init may not die of a lone SIGKILL, and a
-        // killed sandbox must end whatever its init was doing
-        Result r = run(signal == 9 ? command(spec, "kill", "--all", spec.id(), "9")
-                : command(spec, "kill", spec.id(), Integer.toString(signal)));
-        if (r.code != 0) {
-            throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + r.firstLine());
-        }
-    }
-
-    /** The runtime's own freezer ({@code runc pause}: the cgroup freezer, returning once every process is frozen). */
-    @Override
-    public void pause(SandboxSpec spec) {
-        Result r = run(command(spec, "pause", spec.id()));
-        if (r.code != 0) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot pause sandbox " + spec.name() + ": "
-                    + r.firstLine());
-        }
-    }
-
-    @Override
-    public void resume(SandboxSpec spec) {
-        Result r = run(command(spec, "resume", spec.id()));
-        if (r.code != 0) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot resume sandbox " + spec.name() + ": "
-                    + r.firstLine());
-        }
-    }
-
-    @Override
-    public RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
-        // short names: the shim's attach.sock must fit a unix socket path (108 bytes) under the sandbox's dir
-        Path dir = spec.dir().resolve("x").resolve(execId.length() > 12 ? execId.substring(0, 12) : execId);
-        Path processJson = dir.resolve("process.json");
-        try {
-            Files.createDirectories(dir);
-            Files.writeString(processJson, new ObjectMapper().writeValueAsString(RuntimeSpec.process(process)));
-        } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(), e);
-        }
-        List<String> cmd = command(spec, "exec", "--process", processJson.toString(), spec.id());
-        return Shim.launch(ShimBinary.locate(), dir, options(process, waitAttach, dir.resolve("log.json")), cmd);
-    }
-
-    private static ShimOptions options(ProcessSpec p, Duration waitAttach, Path log) {
+    static ShimOptions options(ProcessSpec p, Duration waitAttach, Path log) {
         ShimOptions o = ShimOptions.defaults().withTty(p.tty()).withStdin(p.stdin()).withLog(log);
         return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
-    }
-
-    @Override
-    public String top(SandboxSpec spec) {
-        Result r = run(command(spec, "ps", spec.id()));
-        if (r.code != 0) {
-            throw KilnException.conflict("cannot list processes of " + spec.name() + ": " + r.firstLine());
-        }
-        return r.out;
     }
 
     /**
@@ -189,16 +179,17 @@ public final class OciIsolator implements Isolator {
      * the runtime's cgroup below. Both outlive the runtime's cgroup; a sandbox started by an earlier kilnd has no
      * watch on v1, and reports false.
      */
-    @Override
-    public boolean oomKilled(SandboxSpec spec) {
+    boolean oomKilled(SandboxSpec spec) {
         SandboxCgroup cgroup = cgroups.get(spec.id());
         return (cgroup != null && cgroup.oomEvents() > 0)
                 || Cgroups.oomKills(SandboxCgroup.parentPath(spec.id())) > 0;
     }
 
+    /** The runtime knows the container and it has not stopped (created, running, paused: all hold processes). */
     @Override
-    public SandboxStats stats(SandboxSpec spec) {
-        return Cgroups.stats(RuntimeSpec.cgroupsPath(spec.id()));
+    public boolean running(SandboxSpec spec) {
+        Result state = run(command(spec, "state", spec.id()));
+        return state.code == 0 && !state.out.contains("\"stopped\"");
     }
 
     @Override
@@ -215,34 +206,53 @@ public final class OciIsolator implements Isolator {
         Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
     }
 
-    // ---- running the runtime ----
-
-    private void requireBinary() {
-        if (!Files.isExecutable(Path.of("/usr/bin", runtime.binary()))
-                && !Files.isExecutable(Path.of("/usr/sbin", runtime.binary()))
-                && !Files.isExecutable(Path.of("/usr/local/bin", runtime.binary()))
-                && !Files.isExecutable(Path.of("/usr/local/sbin", runtime.binary()))) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "the " + name() + " isolation needs "
-                    + runtime.binary() + ", which is not installed (apt-get install " + runtime.binary() + ")");
+    /**
+     * The bundle's {@code rootfs}: the overlay the runtime uses while the sandbox exists, or, for an exited sandbox
+     * whose overlay was released, one mounted for the work and unmounted after. Writes go through the overlay (never
+     * into the upper layer directly), so copy-up and whiteouts are the kernel's.
+     */
+    @Override
+    public <T> T withRootTree(SandboxSpec spec, boolean running, Function<Path, T> work) {
+        Path root = new Bundle(spec.dir()).rootfs().toAbsolutePath().normalize();
+        if (Mounts.isMounted(root)) { // running, or created: the runtime's overlay is there already
+            return work.apply(root);
+        }
+        if (running) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + spec.name()
+                    + " is not mounted at " + root + " although it runs");
+        }
+        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
+        try {
+            return work.apply(root);
+        } finally {
+            Mounts.unmount(root, false);
         }
     }
 
-    private List<String> command(SandboxSpec spec, String... args) {
-        List<String> cmd = new ArrayList<>(List.of(runtime.binary(), "--root", stateRoot.toString()));
+    // ---- running the runtime ----
+
+    List<String> command(SandboxSpec spec, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(binary.path("the " + name() + " isolation").toString(), "--root",
+                stateRoot.toString()));
         cmd.addAll(globalFlags);
         cmd.addAll(runtime.networkFlags(spec.network()));
         cmd.addAll(List.of(args));
         return cmd;
     }
 
-    private record Result(int code, String out, String err) {
+    record Result(int code, String out, String err) {
         String firstLine() {
             String text = err.isBlank() ? out : err;
             return text.lines().filter(l -> !l.isBlank()).findFirst().orElse("exit " + code).strip();
         }
     }
 
-    /** {@code delete -f}, only when the runtime holds state for the sandbox: each runtime call costs a fork+exec. */
+    /**
+     * {@code kill --all 9}, then {@code delete --force}, only when the runtime holds state for the sandbox (each
+     * runtime call costs a fork+exec; a container that ended by itself has none left). A container still running
+     * here lost its shim: runsc's forced delete alone signals only its init and then waits 5 s for the sandbox to
+     * stop, where killing every process first ends it at once. runsc knows only the long flag.
+     */
     private void deleteRuntimeState(SandboxSpec spec) {
         try (var entries = Files.list(stateRoot)) {
             if (entries.noneMatch(p -> p.getFileName().toString().startsWith(spec.id()))) {
@@ -252,12 +262,14 @@ public final class OciIsolator implements Isolator {
             // no state root yet: nothing to delete
             return;
         }
-        run(command(spec, "delete", "-f", spec.id()));
+        // fails for a stopped container: nothing to kill
+        run(command(spec, "kill", "--all", spec.id(), Integer.toString(OciTask.SIGKILL)));
+        run(command(spec, "delete", "--force", spec.id()));
     }
 
-    private Result run(List<String> cmd) {
+    Result run(List<String> cmd) {
         try {
-            Files.createDirectories(stateRoot);
+            Files.createDirectories(stateRoot, OwnerOnly.DIRECTORY); // runtime state: root's alone
             Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                     .start();
             FutureTask<String> out = new FutureTask<>(() -> new String(p.getInputStream().readAllBytes(),

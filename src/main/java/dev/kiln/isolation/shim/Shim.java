@@ -3,6 +3,8 @@ package dev.kiln.isolation.shim;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.ExitStatus;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -117,8 +119,8 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
     }
 
     /**
-     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws if the shim died
-     * without recording an exit (killed, or the host's pid was reused).
+     * Waits up to {@code timeout} for the command's exit; empty if it is still running then. Throws {@link Gone} (a
+     * {@link dev.kiln.isolation.RunningProcess.Gone}) if the shim died without recording an exit.
      */
     @Override
     public Optional<ExitStatus> await(Duration timeout) {
@@ -127,8 +129,8 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
             Optional<ExitStatus> status = exitStatus();
             if (status.isPresent()) return status;
             if (!alive()) {
-                return Optional.of(exitStatus().orElseThrow(() -> new KilnException(KilnException.Kind.INTERNAL,
-                        "kiln-shim " + pid + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
+                return Optional.of(exitStatus().orElseThrow(() -> new Gone("kiln-shim " + pid
+                        + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
             }
             if (System.nanoTime() - deadline > 0) return Optional.empty();
             try {
@@ -137,6 +139,13 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
                 Thread.currentThread().interrupt();
                 throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while waiting for " + dir, e);
             }
+        }
+    }
+
+    /** SIGKILL to the shim itself (not its command), if it still runs: for a shim that stopped doing its job. */
+    public void kill() {
+        if (alive()) {
+            ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
         }
     }
 

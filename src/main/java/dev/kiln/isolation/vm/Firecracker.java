@@ -1,19 +1,151 @@
 package dev.kiln.isolation.vm;
 
+import dev.kiln.KilnException;
+import dev.kiln.isolation.Availability;
+import dev.kiln.isolation.RuntimeBinary;
+import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.isolation.SandboxOptions;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
-/** What the engine (and tests outside this package) may ask about the Firecracker runtime before a sandbox exists. */
-public final class Firecracker {
-    private Firecracker() {
-    }
+/**
+ * Firecracker as the vm isolation's VMM ({@code --runtime firecracker}, docs/vm.md "Firecracker"): the ELF vmlinux,
+ * the VM configured by API requests the relay sends ({@link FirecrackerCommand#requests}, written to
+ * {@code boot.http}), kiln's control channel on Firecracker's hybrid vsock, where the relay listens and the guest
+ * connects; KVM only, no user-mode network, no quit request (a kill is its hard stop).
+ */
+public final class Firecracker implements Vmm {
 
-    /** Throws the one-line error naming what this host lacks for {@code --runtime firecracker}. */
-    public static void requireAvailable() {
-        FirecrackerCommand.requireAvailable();
+    static final String RUNTIME = FirecrackerCommand.BINARY;
+
+    private final RuntimeBinary binary;
+
+    Firecracker(Map<String, Path> runtimePaths) {
+        this.binary = RuntimeBinary.of(FirecrackerCommand.BINARY, "no Debian package exists", runtimePaths);
     }
 
     /** What this host lacks for Firecracker, one reason each; empty when the binary and a working /dev/kvm are here. */
     public static List<String> missing() {
-        return FirecrackerCommand.missing();
+        return new Firecracker(Map.of()).lacking();
+    }
+
+    /**
+     * Empty when the binary is found and /dev/kvm works (opened read-write, and QEMU's KVM probe passes when QEMU is
+     * installed: a /dev/kvm that exists may still refuse VMs, docs/vm.md).
+     */
+    List<String> lacking() {
+        List<String> missing = new ArrayList<>();
+        if (binary.locate().isEmpty()) {
+            missing.add(binary.configured() != null ? "firecracker binary not found at " + binary.configured()
+                    + " (runtime-paths in kilnd's config file)"
+                    : "firecracker binary not found on PATH; no Debian package exists");
+        }
+        Path kvm = Path.of("/dev/kvm");
+        if (!Files.exists(kvm)) {
+            missing.add("/dev/kvm not usable: it does not exist");
+        } else if (!Files.isReadable(kvm) || !Files.isWritable(kvm)) {
+            missing.add("/dev/kvm not usable: not readable and writable by this user");
+        } else if (RuntimeBinary.of(QemuCommand.BINARY, "", Map.of()).locate().isPresent()
+                && !QemuCommand.kvmUsable()) {
+            missing.add("/dev/kvm not usable: it exists, but a VM cannot run on it (QEMU's KVM probe failed, "
+                    + "or -Dkiln.vm.accel=tcg; docs/vm.md)");
+        }
+        return missing;
+    }
+
+    @Override
+    public String runtimeName() {
+        return RUNTIME;
+    }
+
+    @Override
+    public String binaryName() {
+        return FirecrackerCommand.BINARY;
+    }
+
+    @Override
+    public String processName() {
+        return FirecrackerCommand.BINARY;
+    }
+
+    /** Never QEMU silently in its place: what this host lacks is the sandbox's one line. */
+    @Override
+    public Availability availability() {
+        List<String> missing = lacking();
+        return missing.isEmpty() ? Availability.AVAILABLE : Availability.missing("the firecracker runtime needs the "
+                + "firecracker binary and /dev/kvm: " + String.join("; ", missing) + " (use --runtime qemu)");
+    }
+
+    @Override
+    public void require() {
+        availability().require();
+    }
+
+    /** KVM only: no translation cache. */
+    @Override
+    public long memoryOverhead() {
+        return 0;
+    }
+
+    @Override
+    public void check(SandboxOptions options) {
+        if (options.network() == SandboxNetwork.Mode.USER) {
+            throw KilnException.invalid("--network user is QEMU's slirp; the firecracker runtime has the kiln "
+                    + "bridge (the default) or --network none");
+        }
+    }
+
+    @Override
+    public List<String> guestModules() {
+        return Kernel.NEEDED_FIRECRACKER;
+    }
+
+    /** Firecracker boots only an ELF vmlinux. */
+    @Override
+    public Path kernelFile(Kernel kernel, Path kernelsDir) {
+        return Vmlinux.ensure(kernel, kernelsDir);
+    }
+
+    @Override
+    public List<String> bootFiles() {
+        return List.of(FirecrackerCommand.API_SOCKET, FirecrackerCommand.VSOCK_SOCKET,
+                FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE);
+    }
+
+    /**
+     * The relay, not kilnd, sends the boot sequence: with --wait-attach the outer shim starts the relay (and so
+     * Firecracker) only when the first client attaches, after start() has returned; and the relay must be listening
+     * on the vsock socket before InstanceStart, which only it can order (docs/vm.md).
+     */
+    @Override
+    public Launch launch(Machine m, Path vmDir) {
+        FirecrackerCommand fc = new FirecrackerCommand(instanceId(m.sandboxId()), m.kernel(), m.initrd(),
+                m.imageDisk(), m.writableDisk(), m.memoryMiB(), m.cpus(), m.nic());
+        Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
+        try {
+            Files.write(requests, FirecrackerApi.script(fc.requests()));
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + requests + ": " + e.getMessage(), e);
+        }
+        return new Launch(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
+                "--api-requests", FirecrackerCommand.REQUESTS_FILE,
+                "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"),
+                fc.argv(binary.path("the firecracker runtime")));
+    }
+
+    /** Firecracker has no quit request: killing it is its hard stop. */
+    @Override
+    public void quit(Path vmDir) {
+    }
+
+    /** Firecracker's {@code --id} ({@code [A-Za-z0-9-]}, ≤ 64): the sandbox's id, which is 64 hex digits. */
+    static String instanceId(String sandboxId) {
+        String id = sandboxId.replaceAll("[^A-Za-z0-9-]", "-");
+        return id.length() > 64 ? id.substring(0, 64) : id;
     }
 }

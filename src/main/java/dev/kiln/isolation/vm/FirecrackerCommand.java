@@ -1,8 +1,5 @@
 package dev.kiln.isolation.vm;
 
-import dev.kiln.KilnException;
-
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,7 +34,12 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     }
 
     List<String> argv() {
-        return List.of(BINARY, "--api-sock", API_SOCKET, "--id", id);
+        return argv(Path.of(BINARY));
+    }
+
+    /** The command line with {@code binary} as the program (the path {@link Firecracker} found). */
+    List<String> argv(Path binary) {
+        return List.of(binary.toString(), "--api-sock", API_SOCKET, "--id", id);
     }
 
     /** The unix socket Firecracker forwards the guest's connection to port {@link #CONTROL_PORT} to. */
@@ -68,42 +70,5 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
         r.add(FirecrackerApi.vsock(GUEST_CID, Path.of(VSOCK_SOCKET)));
         r.add(FirecrackerApi.action(FirecrackerApi.Action.InstanceStart));
         return r;
-    }
-
-    /**
-     * What this host lacks for Firecracker: empty when the binary is on PATH and /dev/kvm works (opened read-write,
-     * and QEMU's KVM probe passes when QEMU is installed: a /dev/kvm that exists may still refuse VMs, docs/vm.md).
-     */
-    static List<String> missing() {
-        List<String> missing = new ArrayList<>();
-        if (onPath(BINARY) == null) missing.add("firecracker binary not found on PATH; no Debian package exists");
-        Path kvm = Path.of("/dev/kvm");
-        if (!Files.exists(kvm)) {
-            missing.add("/dev/kvm not usable: it does not exist");
-        } else if (!Files.isReadable(kvm) || !Files.isWritable(kvm)) {
-            missing.add("/dev/kvm not usable: not readable and writable by this user");
-        } else if (onPath(QemuCommand.BINARY) != null && !QemuCommand.kvmUsable()) {
-            missing.add("/dev/kvm not usable: it exists, but a VM cannot run on it (QEMU's KVM probe failed, "
-                    + "or -Dkiln.vm.accel=tcg; docs/vm.md)");
-        }
-        return missing;
-    }
-
-    /** Throws the one-line error a person reads when {@code --runtime firecracker} cannot work here. */
-    public static void requireAvailable() {
-        List<String> missing = missing();
-        if (!missing.isEmpty()) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "the firecracker runtime needs the firecracker "
-                    + "binary and /dev/kvm: " + String.join("; ", missing) + " (use --runtime qemu)");
-        }
-    }
-
-    static Path onPath(String binary) {
-        String path = System.getenv().getOrDefault("PATH", "/usr/local/bin:/usr/bin:/bin");
-        for (String dir : path.split(":")) {
-            Path candidate = Path.of(dir.isEmpty() ? "." : dir, binary);
-            if (Files.isRegularFile(candidate) && Files.isExecutable(candidate)) return candidate;
-        }
-        return null;
     }
 }

@@ -3,8 +3,6 @@ package dev.kiln.isolation.vm;
 import dev.kiln.KilnException;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.network.Attachment;
-import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.PortMapping;
 import dev.kiln.network.SlirpNetwork;
 
@@ -55,11 +53,12 @@ record GuestNic(String mac, String address, int prefixLength, String gateway, in
                         n.netns(), List.of()));
             }
             case USER -> {
-                Attachment a = KilnNetwork.read(spec.dir().resolve(Attachment.FILE)).filter(SlirpNetwork::recorded)
-                        .orElseThrow(() -> new KilnException(KilnException.Kind.INTERNAL, "sandbox " + spec.name()
-                                + " has no user-network record"));
-                yield Optional.of(new GuestNic(a.macAddress(), a.ipAddress(), a.prefixLength(), a.gateway(),
-                        n.mtu(), null, a.ports()));
+                if (n.address() == null || n.mac() == null) {
+                    throw new KilnException(KilnException.Kind.INTERNAL, "sandbox " + spec.name()
+                            + " has no user-network address (not attached)");
+                }
+                yield Optional.of(new GuestNic(n.mac(), n.address(), n.prefixLength(), n.gateway(), n.mtu(), null,
+                        n.ports()));
             }
         };
     }

@@ -2,6 +2,7 @@ package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
 import dev.kiln.isolation.EtcFiles;
+import dev.kiln.isolation.EtcValues;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxSpec;
@@ -26,7 +27,7 @@ final class GuestSpec {
     /** START for {@code sandbox}; {@code nic} null: loopback only. */
     static byte[] start(SandboxSpec sandbox, GuestNic nic) {
         ByteArrayOutputStream out = process(sandbox.process());
-        record(out, "hostname", sandbox.hostname());
+        record(out, "hostname", EtcValues.hostname(sandbox.hostname())); // kiln-init writes it as it is
         record(out, "hosts", EtcFiles.hosts(sandbox));
         record(out, "resolv", EtcFiles.resolvConf(resolverNetwork(sandbox.network()), EtcFiles.hostResolvConf()));
         record(out, "readonly", sandbox.readOnly() ? "1" : "0");
@@ -45,7 +46,7 @@ final class GuestSpec {
             return n;
         }
         return new SandboxNetwork(n.mode(), n.netns(), n.address(), n.prefixLength(), n.gateway(), n.mac(), n.mtu(),
-                java.util.List.of(SlirpNetwork.DNS), n.dnsSearch(), n.dnsOptions(), n.extraHosts());
+                java.util.List.of(SlirpNetwork.DNS), n.dnsSearch(), n.dnsOptions(), n.extraHosts(), n.ports());
     }
 
     static byte[] exec(ProcessSpec process) {

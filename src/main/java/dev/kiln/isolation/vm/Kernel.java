@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.isolation.GuestKernels;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -52,12 +53,8 @@ public record Kernel(Path image, String version, Path modulesDir) {
         return new Kernel(image, version, Files.isRegularFile(modules.resolve("modules.dep")) ? modules : null);
     }
 
-    /** A kernel kiln knows, for {@code kiln kernels} ({@code modulesDir} null: no modules for it on the host). */
-    public record Known(String version, String image, String modulesDir, boolean isDefault) {
-    }
-
     /** The kernels in /boot and the configured one, by version; the one a VM boots without --kernel is marked. */
-    public static List<Known> known(Path configured) {
+    public static List<GuestKernels.Known> known(Path configured) {
         Path chosen;
         try {
             chosen = locate(configured).image();
@@ -74,10 +71,10 @@ public record Kernel(Path image, String version, Path modulesDir) {
             images.add(configured);
         }
         images.sort(Comparator.comparing(p -> p.getFileName().toString(), Kernel::compareVersions));
-        List<Known> out = new java.util.ArrayList<>();
+        List<GuestKernels.Known> out = new java.util.ArrayList<>();
         for (Path image : images) {
             Kernel k = locate(image);
-            out.add(new Known(k.version(), image.toString(),
+            out.add(new GuestKernels.Known(k.version(), image.toString(),
                     k.modulesDir() == null ? null : k.modulesDir().toString(), image.equals(chosen)));
         }
         return out;

@@ -21,9 +21,19 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     static final String CONTROL_SOCKET = "ctl.sock";
     static final String QMP_SOCKET = "qmp.sock";
     static final String BOOT_LOG = "boot.log";
+    /**
+     * Under TCG, what QEMU may fill with translated code beyond the guest's memory: its default code buffer on 64-bit
+     * hosts, min(1 GiB, host RAM / 8) (QEMU's tcg/region.c; here its 1023 MiB rwx mapping), touched as code runs.
+     */
+    static final long TCG_CACHE = 1L << 30;
 
     List<String> argv() {
-        List<String> a = new ArrayList<>(List.of(BINARY,
+        return argv(Path.of(BINARY));
+    }
+
+    /** The command line with {@code binary} as the program (the path {@link Qemu} found). */
+    List<String> argv(Path binary) {
+        List<String> a = new ArrayList<>(List.of(binary.toString(),
                 "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));
         if (kvm) {
             a.addAll(List.of("-accel", "kvm", "-cpu", "host"));

@@ -1,14 +1,17 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
+import dev.kiln.isolation.Availability;
+import dev.kiln.isolation.FileCopy;
+import dev.kiln.isolation.GuestKernels;
+import dev.kiln.isolation.Isolation;
 import dev.kiln.isolation.Isolator;
-import dev.kiln.isolation.ProcessSpec;
-import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxNetwork;
+import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
-import dev.kiln.isolation.SandboxStats;
-import dev.kiln.isolation.shim.AttachConnection;
-import dev.kiln.isolation.shim.LogReader;
+import dev.kiln.isolation.SandboxTask;
+import dev.kiln.isolation.oci.MemoryCgroup;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.shim.ShimOptions;
@@ -21,116 +24,131 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.stream.Collectors;
+import java.util.Set;
 
 /**
- * The {@code vm} isolation on QEMU {@code microvm}, or on Firecracker with {@code --runtime firecracker} (docs/vm.md):
- * the image's tree as a shared read-only erofs disk, a writable ext4 disk per sandbox, the host's kernel with an
- * initramfs of kiln-init and the modules it needs. The main process is the VMM under kiln-shim, through kiln-shim's
- * VM relay, which maps the guest's main process onto the shim's stdio; signals and execs travel over the guest
- * protocol (docs/guest-protocol.md). The two VMMs differ only in what the relay is told: QEMU's argv and its
- * virtio-serial socket to connect to; or Firecracker's argv, its API requests to send, and the hybrid-vsock socket to
- * listen on.
+ * The {@code vm} isolation (docs/vm.md): the image's tree as a shared read-only erofs disk, a writable ext4 disk per
+ * sandbox, the host's kernel with an initramfs of kiln-init and the modules it needs, on a {@link Vmm}: QEMU
+ * {@code microvm}, or Firecracker with {@code --runtime firecracker}. The main process is the VMM under kiln-shim,
+ * through kiln-shim's VM relay, which maps the guest's main process onto the shim's stdio; signals and execs travel
+ * over the guest protocol (docs/guest-protocol.md). The two VMMs differ only in what the relay is told.
  *
  * <p>In the sandbox's directory: {@code main/} (the shim), {@code vm/} (the relay: boot.log, vmm.log, exec.sock,
- * timings.json; QEMU: ctl.sock, qmp.sock; Firecracker: firecracker.sock, vsock.sock, vsock.sock_1024, boot.http),
- * {@code disk.ext4}, {@code x/<exec>/} (exec shims).
+ * timings.json and the VMM's own sockets), {@code disk.ext4}, {@code x/<exec>/} (exec shims).
  */
 public final class VmIsolator implements Isolator {
 
-    private static final Duration TOP_TIMEOUT = Duration.ofSeconds(30);
-    private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
+    /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
+    private static final long MIN_DISK = 64L << 20;
     private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
+    /** Beyond the guest's memory: the VMM's own (device models, buffers, page cache of its disks) and the relay's. */
+    static final long VMM_OVERHEAD = 256L << 20;
+
+    private static final Isolation ISOLATION = new Isolation("vm",
+            List.of("kiln-vm", Qemu.RUNTIME, Firecracker.RUNTIME),
+            Set.of(SandboxNetwork.Mode.NONE, SandboxNetwork.Mode.BRIDGE, SandboxNetwork.Mode.USER),
+            FileCopy.never("the sandbox's disk is inside its guest"), Set.of(),
+            Set.of(Isolation.Option.KERNEL, Isolation.Option.DISK_SIZE));
 
     private final VmOptions options;
+    /** The VMMs by runtime name; the first is the default. */
+    private final List<Vmm> vmms;
 
     public VmIsolator(VmOptions options) {
         this.options = options;
+        this.vmms = List.of(new Qemu(options.runtimePaths()), new Firecracker(options.runtimePaths()));
     }
 
     @Override
-    public String name() {
-        return "vm";
+    public Isolation isolation() {
+        return ISOLATION;
+    }
+
+    /** The default VMM's: a sandbox that asks for another is checked against that one's at create. */
+    @Override
+    public Availability availability() {
+        return vmms.getFirst().availability();
     }
 
     @Override
-    public String runtime() {
-        return QemuCommand.BINARY;
-    }
-
-    @Override
-    public String runtime(SandboxSpec spec) {
-        return firecracker(spec) ? FirecrackerCommand.BINARY : QemuCommand.BINARY;
-    }
-
-    private static final java.util.concurrent.atomic.AtomicBoolean TCG_NOTICED = new java.util.concurrent.atomic.AtomicBoolean();
-
-    /** Once per kilnd, in its log: VMs will be slow here, and why. */
-    private static void noticeTcg() {
-        if (!accelerated() && TCG_NOTICED.compareAndSet(false, true)) {
-            System.err.println("kilnd: notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
-                    + "(seconds per boot; docs/vm.md)");
+    public void check(SandboxOptions o) {
+        Vmm vmm = vmm(o.runtime());
+        vmm.availability().require(); // never another VMM in its place: said before an image is pulled for nothing
+        vmm.check(o);
+        if (o.kernel() != null && (!Path.of(o.kernel()).isAbsolute() || !Files.isRegularFile(Path.of(o.kernel())))) {
+            throw KilnException.invalid("--kernel " + o.kernel() + ": not a file (give the absolute path of a "
+                    + "bzImage or vmlinux on kilnd's host; kiln kernels lists the known ones)");
+        }
+        if (o.diskSize() != 0 && o.diskSize() < MIN_DISK) {
+            throw KilnException.invalid("--disk-size must be at least 64m");
         }
     }
 
-    /** "kvm" or "tcg": how this host's VMs run, as inspect shows it. */
-    public static String accelerator() {
-        return accelerated() ? "kvm" : "tcg";
+    @Override
+    public String runtime(String runtime) {
+        return vmm(runtime).binaryName();
     }
 
-    /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
-    public static boolean accelerated() {
-        return QemuCommand.kvmUsable();
+    @Override
+    public Optional<GuestKernels> guestKernels() {
+        return Optional.of(new GuestKernels() {
+            @Override
+            public List<Known> known() {
+                return Kernel.known(options.kernel());
+            }
+
+            @Override
+            public String accelerator() {
+                return Qemu.accelerated() ? "kvm" : "tcg";
+            }
+        });
     }
 
     @Override
     public void create(SandboxSpec spec) {
-        if (firecracker(spec)) {
-            FirecrackerCommand.requireAvailable(); // never QEMU in its place
-            if (spec.network().mode() == SandboxNetwork.Mode.USER) {
-                throw KilnException.invalid("--network user is QEMU's slirp; the firecracker runtime has the kiln "
-                        + "bridge (the default) or --network none");
-            }
-        } else {
-            requireQemu();
-            noticeTcg();
-        }
+        Vmm vmm = vmm(spec);
+        vmm.require();
+        vmm.check(new SandboxOptions(spec.runtime(), null, 0, spec.network().mode()));
         Kernel kernel = kernel(spec);
-        initramfs(spec, kernel);
-        kernelFile(spec, kernel);
+        initramfs(vmm, kernel);
+        vmm.kernelFile(kernel, kernelsDir());
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
     }
 
     @Override
-    public Shim start(SandboxSpec spec, Duration waitAttach) {
+    public SandboxTask start(SandboxSpec spec, Duration waitAttach) {
+        Vmm vmm = vmm(spec);
         Kernel kernel = kernel(spec);
-        Path initrd = initramfs(spec, kernel);
-        Path boot = kernelFile(spec, kernel);
+        Path initrd = initramfs(vmm, kernel);
+        Path boot = vmm.kernelFile(kernel, kernelsDir());
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
         Path vm = vmDir(spec);
+        Path main = mainDir(spec);
         GuestNic nic = GuestNic.of(spec).orElse(null);
         try {
+            Trees.delete(main); // the last run's shim files
+            Files.createDirectories(main);
             Files.createDirectories(vm);
-            Files.createDirectories(spec.dir().resolve("main"));
-            for (String stale : List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET, "exec.sock", "vmm.pid",
-                    "timings.json", FirecrackerCommand.API_SOCKET, FirecrackerCommand.VSOCK_SOCKET,
-                    FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE)) {
-                Files.deleteIfExists(vm.resolve(stale));
+            List<String> stale = new ArrayList<>(List.of("exec.sock", "vmm.pid", "timings.json"));
+            vmms.forEach(v -> stale.addAll(v.bootFiles())); // also another VMM's, of a run before an upgrade
+            for (String file : stale) {
+                Files.deleteIfExists(vm.resolve(file));
             }
-            Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic));
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
         if (nic != null) {
             nic.prepare(vm);
         }
-        long memory = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
+        long memory = memoryLimit(spec);
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
-        int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
+        Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
+                Math.min(cpus, Runtime.getRuntime().availableProcessors()), nic), vm);
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
                 "--spec", vm.resolve("start.spec").toString(),
@@ -138,128 +156,41 @@ public final class VmIsolator implements Isolator {
         if (nic != null && nic.netns() != null) {
             cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
         }
-        List<String> vmm;
-        if (firecracker(spec)) {
-            FirecrackerCommand fc = new FirecrackerCommand(firecrackerId(spec), boot, initrd, image, disk, memoryMiB,
-                    vcpus, nic);
-            try {
-                Files.write(vm.resolve(FirecrackerCommand.REQUESTS_FILE), FirecrackerApi.script(fc.requests()));
-            } catch (IOException e) {
-                throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + vm.resolve(
-                        FirecrackerCommand.REQUESTS_FILE) + ": " + e.getMessage(), e);
-            }
-            // The relay, not kilnd, sends the boot sequence: with --wait-attach the outer shim starts the relay (and
-            // so Firecracker) only when the first client attaches, after start() has returned; and the relay must be
-            // listening on the vsock socket before InstanceStart, which only it can order (docs/vm.md).
-            cmd.addAll(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
-                    "--api-requests", FirecrackerCommand.REQUESTS_FILE,
-                    "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
-            vmm = fc.argv();
-        } else {
-            vmm = new QemuCommand(boot, initrd, image, disk, memoryMiB, vcpus, QemuCommand.kvmUsable(),
-                    QemuCommand.hostTscKhz(), nic == null ? List.of() : nic.qemuArgs()).argv();
-        }
+        cmd.addAll(launch.relayOptions());
+        hostCgroup(spec, vmm, memoryMiB).ifPresent(dir -> cmd.addAll(List.of("--cgroup", dir.toString())));
         cmd.add("--");
-        cmd.addAll(vmm);
-        return Shim.launch(shim, spec.dir().resolve("main"), shimOptions(spec.process(), waitAttach,
-                spec.dir().resolve("log.json")), cmd);
+        cmd.addAll(launch.argv());
+        return new VmTask(this, spec, Shim.launch(shim, main, shimOptions(spec.process().tty(),
+                spec.process().stdin(), waitAttach, spec.log()), cmd));
     }
 
     @Override
-    public void signal(SandboxSpec spec, int signal) {
-        Shim shim = Shim.adopt(spec.dir().resolve("main"));
-        if (shim.exitStatus().isPresent() || !shim.alive()) {
-            throw KilnException.conflict("sandbox " + spec.name() + " is not running");
-        }
-        Optional<Long> vmm = vmmPid(spec);
-        try (AttachConnection c = shim.attach()) {
-            c.signal(signal); // to the relay, which passes it to the guest's main process
-        } catch (IOException e) {
-            throw KilnException.conflict("cannot signal sandbox " + spec.name() + ": " + e.getMessage());
-        }
-        if (signal == 9) {
-            // SIGKILL ends the relay (it cannot be passed on) and QEMU dies with it. Wait for the relay's end first:
-            // killing QEMU before the relay got the signal would make the relay report a lost VM (125), not 137.
-            shim.await(Duration.ofSeconds(5));
-            vmm.ifPresent(pid -> killAndWait(pid, vmmName(spec)));
-        }
+    public SandboxTask adopt(SandboxSpec spec) {
+        return new VmTask(this, spec, Shim.adopt(mainDir(spec)));
     }
 
-    @Override
-    public RunningProcess exec(SandboxSpec spec, String execId, ProcessSpec process, Duration waitAttach) {
-        Path dir = spec.dir().resolve("x").resolve(execId.length() > 12 ? execId.substring(0, 12) : execId);
-        Path request = dir.resolve("exec.spec");
-        try {
-            Files.createDirectories(dir);
-            Files.write(request, GuestSpec.exec(process));
-        } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
-        }
-        Path shim = ShimBinary.locate();
-        return Shim.launch(shim, dir, shimOptions(process, waitAttach, dir.resolve("log.json")),
-                List.of(shim.toString(), "--relay-exec", vmDir(spec).resolve("exec.sock").toString(), request.toString()));
-    }
-
-    private static ShimOptions shimOptions(ProcessSpec p, Duration waitAttach, Path log) {
-        ShimOptions o = ShimOptions.defaults().withTty(p.tty()).withStdin(p.stdin()).withLog(log);
+    static ShimOptions shimOptions(boolean tty, boolean stdin, Duration waitAttach, Path log) {
+        ShimOptions o = ShimOptions.defaults().withTty(tty).withStdin(stdin).withLog(log);
         return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
     }
 
-    /** {@code ps} run inside the guest (the image must have one, as for {@code docker top}). */
+    /** The VMM runs (the relay without it holds no guest). */
     @Override
-    public String top(SandboxSpec spec) {
-        ProcessSpec p = spec.process();
-        ProcessSpec ps = new ProcessSpec(List.of("ps"), p.env(), "/", 0, 0, List.of(), false, false);
-        String id = "top" + Long.toHexString(System.nanoTime());
-        Shim shim = (Shim) exec(spec, id, ps, Duration.ZERO);
-        try {
-            int code = shim.await(TOP_TIMEOUT).orElseThrow(() -> KilnException.conflict("ps in sandbox "
-                    + spec.name() + " did not finish within " + TOP_TIMEOUT.toSeconds() + " s")).exitCode();
-            String out = LogReader.of(shim.dir()).all().stream().map(LogReader.LogRecord::text)
-                    .collect(Collectors.joining());
-            if (code != 0) {
-                throw KilnException.conflict("cannot list processes of " + spec.name() + " (ps in the guest exited "
-                        + code + ": " + out.strip().lines().reduce((a, b) -> b).orElse("") + ")");
-            }
-            return out;
-        } finally {
-            Trees.delete(shim.dir());
-        }
-    }
-
-    @Override
-    public boolean oomKilled(SandboxSpec spec) {
-        return false; // the guest kernel's OOM killer is not reported yet
-    }
-
-    /** The VMM process's CPU time and resident memory, as the host sees them. */
-    @Override
-    public SandboxStats stats(SandboxSpec spec) {
-        long pid = vmmPid(spec).orElseThrow(() -> KilnException.conflict("sandbox " + spec.name() + " has no VM running"));
-        try {
-            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime + stime, in USER_HZ (100 on Linux)
-            long rssPages = Long.parseLong(Files.readString(Path.of("/proc", Long.toString(pid), "statm")).split(" ")[1]);
-            long limit = spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
-            return new SandboxStats(ticks * 10_000_000L, rssPages * 4096, limit, 0);
-        } catch (IOException | RuntimeException e) {
-            throw KilnException.conflict("sandbox " + spec.name() + " has no VM running");
-        }
+    public boolean running(SandboxSpec spec) {
+        return vmmPid(spec).isPresent();
     }
 
     @Override
     public void cleanup(SandboxSpec spec, boolean removeFiles) {
+        Vmm vmm = vmm(spec);
         Optional<Long> pid = vmmPid(spec);
         if (pid.isPresent()) { // normally gone with its relay; a half-started sandbox may leave one
-            if (!firecracker(spec)) { // Firecracker has no quit request: killing it is its hard stop
-                try (Qmp qmp = Qmp.connect(vmDir(spec).resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
-                    qmp.execute("quit");
-                } catch (IOException e) {
-                    // killed below
-                }
-            }
-            killAndWait(pid.get(), vmmName(spec));
+            vmm.quit(vmDir(spec));
+            killAndWait(pid.get(), vmm.processName());
+        }
+        List<Path> left = MemoryCgroup.remove(spec.id());
+        if (!left.isEmpty()) {
+            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
         }
         if (removeFiles) {
             try {
@@ -271,8 +202,40 @@ public final class VmIsolator implements Isolator {
         }
     }
 
+    /**
+     * The memory cgroup of the sandbox's relay and VMM (issue 11: a guest must not grow host processes without bound):
+     * the guest's memory plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus what the VMM itself adds
+     * ({@link Vmm#memoryOverhead}: QEMU's translation cache under TCG). Where no such cgroup can be made the VM still
+     * runs, and kilnd says so.
+     */
+    private static Optional<Path> hostCgroup(SandboxSpec spec, Vmm vmm, long memoryMiB) {
+        long limit = (memoryMiB << 20) + VMM_OVERHEAD + vmm.memoryOverhead();
+        try {
+            return Optional.of(MemoryCgroup.create(spec.id(), limit));
+        } catch (IOException | RuntimeException e) {
+            System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
+                    + e.getMessage());
+            return Optional.empty();
+        }
+    }
+
+    /**
+     * Guest text for one of kiln's lines, as the relay quotes it (docs/guest-protocol.md): control characters (C0, DEL,
+     * C1: line ends, terminal escapes) as {@code \xNN}, a backslash doubled; so it cannot end the line or drive the
+     * reader's terminal.
+     */
+    static String guestText(String text) {
+        StringBuilder b = new StringBuilder(text.length());
+        text.codePoints().forEach(c -> {
+            if (c == '\\') b.append("\\\\");
+            else if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) b.append(String.format("\\x%02x", c));
+            else b.appendCodePoint(c);
+        });
+        return b.toString();
+    }
+
     /** Kills the VMM and waits (bounded) until it is gone; {@code comm}: the start of its process name. */
-    private static void killAndWait(long pid, String comm) {
+    static void killAndWait(long pid, String comm) {
         ProcessHandle.of(pid).ifPresent(p -> {
             p.destroyForcibly();
             long deadline = System.nanoTime() + KILL_TIMEOUT.toNanos();
@@ -288,18 +251,13 @@ public final class VmIsolator implements Isolator {
     }
 
     /** The VMM's pid while that process is alive and still the sandbox's VMM (a reused pid is not). */
-    private static Optional<Long> vmmPid(SandboxSpec spec) {
+    Optional<Long> vmmPid(SandboxSpec spec) {
         try {
             long pid = Long.parseLong(Files.readString(vmDir(spec).resolve("vmm.pid")).strip());
-            return vmmRunning(pid, vmmName(spec)) ? Optional.of(pid) : Optional.empty();
+            return vmmRunning(pid, vmm(spec).processName()) ? Optional.of(pid) : Optional.empty();
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }
-    }
-
-    /** The start of the VMM's process name (/proc/PID/comm). */
-    private static String vmmName(SandboxSpec spec) {
-        return firecracker(spec) ? FirecrackerCommand.BINARY : "qemu-system";
     }
 
     private static boolean vmmRunning(long pid, String name) {
@@ -313,14 +271,17 @@ public final class VmIsolator implements Isolator {
         }
     }
 
-    @Override
-    public java.util.Optional<Path> bootLog(SandboxSpec spec) {
-        return java.util.Optional.of(vmDir(spec).resolve("boot.log"));
+    long memoryLimit(SandboxSpec spec) {
+        return spec.resources().memoryBytes() > 0 ? spec.resources().memoryBytes() : options.defaultMemoryBytes();
     }
 
-    /** The kernels a VM can boot here, the default marked. */
-    public List<Kernel.Known> kernels() {
-        return Kernel.known(options.kernel());
+    /** The sandbox's VMM: the one its runtime names, else the default (QEMU; also for {@code kiln-vm} and none). */
+    Vmm vmm(SandboxSpec spec) {
+        return vmm(spec.runtime());
+    }
+
+    private Vmm vmm(String runtime) {
+        return vmms.stream().filter(v -> v.runtimeName().equals(runtime)).findFirst().orElse(vmms.getFirst());
     }
 
     /** {@code --kernel}, else the configured kernel, else the host's newest cloud kernel. */
@@ -332,39 +293,21 @@ public final class VmIsolator implements Isolator {
         return spec.diskSize() > 0 ? spec.diskSize() : options.diskSizeBytes();
     }
 
-    /** {@code --runtime firecracker}: Firecracker is the VMM; anything else (qemu, kiln-vm, none) is QEMU. */
-    static boolean firecracker(SandboxSpec spec) {
-        return FirecrackerCommand.BINARY.equals(spec.runtime());
-    }
-
-    /** Firecracker's {@code --id} ({@code [A-Za-z0-9-]}, ≤ 64): the sandbox's id, which is 64 hex digits. */
-    private static String firecrackerId(SandboxSpec spec) {
-        String id = spec.id().replaceAll("[^A-Za-z0-9-]", "-");
-        return id.length() > 64 ? id.substring(0, 64) : id;
-    }
-
     /** The initramfs with the modules the sandbox's VMM needs (Firecracker: vsock instead of virtio_console). */
-    private Path initramfs(SandboxSpec spec, Kernel kernel) {
+    private Path initramfs(Vmm vmm, Kernel kernel) {
         Path init = options.init() != null ? options.init() : NativeBinary.init();
-        return Initramfs.ensure(kernel, firecracker(spec) ? Kernel.NEEDED_FIRECRACKER : Kernel.NEEDED, init,
-                options.stateRoot().resolve("kernels"));
+        return Initramfs.ensure(kernel, vmm.guestModules(), init, kernelsDir());
     }
 
-    /** Firecracker boots only the ELF vmlinux; QEMU boots it when it has a PVH entry, else the bzImage. */
-    private Path kernelFile(SandboxSpec spec, Kernel kernel) {
-        Path kernels = options.stateRoot().resolve("kernels");
-        return firecracker(spec) ? Vmlinux.ensure(kernel, kernels) : Vmlinux.forQemu(kernel, kernels);
+    private Path kernelsDir() {
+        return options.stateRoot().resolve("kernels");
     }
 
     static Path vmDir(SandboxSpec spec) {
         return spec.dir().resolve("vm");
     }
 
-    private static void requireQemu() {
-        for (String dir : List.of("/usr/bin", "/usr/local/bin", "/usr/sbin")) {
-            if (Files.isExecutable(Path.of(dir, QemuCommand.BINARY))) return;
-        }
-        throw new KilnException(KilnException.Kind.UNAVAILABLE, "the vm isolation needs " + QemuCommand.BINARY
-                + ", which is not installed (apt-get install qemu-system-x86)");
+    static Path mainDir(SandboxSpec spec) {
+        return spec.dir().resolve("main");
     }
 }

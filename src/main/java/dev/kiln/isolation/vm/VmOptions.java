@@ -2,6 +2,7 @@ package dev.kiln.isolation.vm;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 
 /**
  * Host-wide settings of the vm isolation.
@@ -10,27 +11,36 @@ import java.time.Duration;
  * @param init         kiln-init; null to find it next to kiln-shim
  * @param stateRoot    kiln's --root: the initramfs and image-disk caches live under it
  * @param helloTimeout how long a VM may take from its start to kiln-init's HELLO before it is killed
+ * @param runtimePaths where the VMM binaries are when not on PATH, by name ({@code runtime-paths} in kilnd's config)
  */
 public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemoryBytes, long diskSizeBytes,
-                        Duration helloTimeout) {
+                        Duration helloTimeout, Map<String, Path> runtimePaths) {
 
     public static final long DEFAULT_MEMORY = 512L << 20;
     public static final long DEFAULT_DISK = 2L << 30;
     public static final Duration DEFAULT_HELLO_TIMEOUT = Duration.ofSeconds(60);
 
+    public VmOptions {
+        runtimePaths = Map.copyOf(runtimePaths);
+    }
+
     public static VmOptions defaults(Path stateRoot) {
-        return new VmOptions(null, null, stateRoot, DEFAULT_MEMORY, DEFAULT_DISK, DEFAULT_HELLO_TIMEOUT);
+        return new VmOptions(null, null, stateRoot, DEFAULT_MEMORY, DEFAULT_DISK, DEFAULT_HELLO_TIMEOUT, Map.of());
     }
 
     public VmOptions withKernel(Path file) {
-        return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout);
+        return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths);
     }
 
     public VmOptions withInit(Path file) {
-        return new VmOptions(kernel, file, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout);
+        return new VmOptions(kernel, file, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths);
     }
 
     public VmOptions withHelloTimeout(Duration timeout) {
-        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout);
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths);
+    }
+
+    public VmOptions withRuntimePaths(Map<String, Path> paths) {
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, paths);
     }
 }

@@ -126,6 +126,26 @@ class ImageProcessTest {
                 .hasMessage("the working directory 'tmp' is invalid, it needs to be an absolute path");
     }
 
+    @Test
+    void aWorkdirNoLinuxPathCanBeIsRefusedOnOneLine() {
+        // issue 11: a NUL in WorkingDir answered 500 (InvalidPathException); a 300-byte name failed only in runc
+        ImageConfig plain = image(null, List.of("sh"));
+        for (String dir : List.of("/a\u0000b", "/" + "a".repeat(300), ("/" + "d".repeat(200)).repeat(21))) {
+            ImageProcess.Flags w = new ImageProcess.Flags(null, List.of(), List.of(), dir, null, false, false);
+            assertThatThrownBy(() -> resolve(plain, w, Map.of())).isInstanceOfSatisfying(KilnException.class, e -> {
+                assertThat(e.kind()).isEqualTo(KilnException.Kind.INVALID_ARGUMENT);
+                assertThat(e.getMessage()).startsWith("the working directory").doesNotContain("\u0000");
+            });
+        }
+        ImageConfig hostile = new ImageConfig(null, null, null, null, new ImageConfig.Runtime(null, null, null,
+                List.of("sh"), "srv\u0000x", null, null, null, null), null, null);
+        assertThatThrownBy(() -> resolve(hostile, ImageProcess.Flags.none(), Map.of()))
+                .isInstanceOf(KilnException.class).hasMessageStartingWith("the image's WorkingDir");
+        String longest = "/" + "n".repeat(255);
+        ImageProcess.Flags ok = new ImageProcess.Flags(null, List.of(), List.of(), longest, null, false, false);
+        assertThat(resolve(plain, ok, Map.of()).cwd()).isEqualTo(longest);
+    }
+
     // ---- user ----
 
     @Test

@@ -2,6 +2,9 @@ package dev.kiln.isolation.shim;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.ExitStatus;
+import dev.kiln.isolation.LogReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;

@@ -2,6 +2,8 @@ package dev.kiln.isolation.shim;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.kiln.isolation.AttachConnection;
+import dev.kiln.isolation.LogReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kiln.isolation.LogReader;
 import dev.kiln.testing.Command;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,6 @@
 package dev.kiln.isolation.shim;
 
+import dev.kiln.isolation.AttachConnection;
 import dev.kiln.testing.Command;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.KilnException;
+import dev.kiln.isolation.ExitStatus;
+import dev.kiln.isolation.LogReader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -138,6 +140,30 @@ class ShimTest {
 
         assertThat(new LogReader(log).all()).extracting(LogReader.LogRecord::text).containsExactly("hi\n");
         assertThat(Files.exists(shimDir.resolve("log.json"))).isFalse();
+    }
+
+    @Test
+    void recordsTheExitOnAFullDisk() {
+        try (dev.kiln.testing.SmallDisk disk = dev.kiln.testing.SmallDisk.mount(dir.resolve("disk"), 1 << 20)) {
+            Shim shim = fixture.launch(disk.dir(), ShimOptions.defaults(), "sh", "-c", "sleep 0.5; exit 3");
+            disk.fill(0);
+
+            ExitStatus status = shim.await(WAIT).orElseThrow();
+
+            assertThat(status.exitCode()).as("the exit, recorded in the room the shim took at its start").isEqualTo(3);
+            assertThat(disk.available()).isZero();
+        }
+    }
+
+    @Test
+    void aShimKilledBeforeTheExitIsGone() throws Exception {
+        Shim shim = fixture.launch(dir, ShimOptions.defaults(), "sleep", "30");
+        long command = waitForStart(shim);
+        ProcessHandle.of(shim.pid()).orElseThrow().destroyForcibly();
+
+        assertThatThrownBy(() -> shim.await(WAIT)).isInstanceOf(Shim.Gone.class)
+                .hasMessageContaining("died without recording an exit status");
+        ProcessHandle.of(command).ifPresent(ProcessHandle::destroyForcibly); // what kilnd's isolator would kill
     }
 
     static long waitForStart(Shim shim) throws InterruptedException {

@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -176,9 +177,9 @@ class FirecrackerTest {
 
     @Test
     void theRuntimeSaysWhatThisHostLacks() {
-        List<String> missing = FirecrackerCommand.missing();
+        List<String> missing = Firecracker.missing();
         Assumptions.assumeFalse(missing.isEmpty(), "firecracker and /dev/kvm are both here");
-        assertThatThrownBy(FirecrackerCommand::requireAvailable).isInstanceOf(KilnException.class)
+        assertThatThrownBy(() -> new Firecracker(Map.of()).require()).isInstanceOf(KilnException.class)
                 .hasMessageStartingWith("the firecracker runtime needs the firecracker binary and /dev/kvm: "
                         + String.join("; ", missing));
     }
@@ -187,7 +188,7 @@ class FirecrackerTest {
     @Test
     @Tag("slow")
     void aRealFirecrackerBootsTheVmlinuxAndRunsEchoHi() throws Exception {
-        List<String> missing = FirecrackerCommand.missing();
+        List<String> missing = Firecracker.missing();
         Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
         Path busybox = Command.require("busybox", "busybox-static");
         Kernel kernel = VmlinuxTest.hostKernel();

@@ -8,17 +8,13 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -27,114 +23,61 @@ import static org.assertj.core.api.Assertions.assertThat;
  * A protocol test of the VM relay's listening mode ({@code kiln-shim --relay-vm --listen}), <b>not a Firecracker
  * test</b>: this test plays the guest, connecting to {@code vm/vsock.sock_1024} as Firecracker does when kiln-init
  * connects to host port 1024, and speaks the frames of docs/guest-protocol.md byte for byte (HELLO, START,
- * STARTED, STDOUT/STDERR, SIGNAL, EXIT, BYE). The relay's "VMM" is a shell loop that stands for the VM's lifetime
+ * STARTED, STDOUT/STDERR, SIGNAL, EXIT, BYE). The relay's "VMM" is a {@code sleep} that stands for the VM's lifetime
  * only (it ends when the test "powers off"); it serves no Firecracker API, so none is given to the relay. The relay
- * code after the first frame is the one QEMU's VMs use (VmIsolatorTest).
+ * code after the first frame is the one QEMU's VMs use (VmIsolatorTest). The guest's end is GuestPeer's.
  */
 class RelayListenProtocolTest {
 
-    static final int HELLO = 1, START = 2, STDOUT = 6, STDERR = 7, EXIT = 8, SIGNAL = 9, ERROR = 11, STARTED = 12,
-            BYE = 13;
-    static final byte[] START_RECORDS = "arg=sh\0arg=-c\0arg=echo hi\0env=PATH=/bin\0hostname=box\0"
-            .getBytes(StandardCharsets.UTF_8);
+    static final int HELLO = GuestPeer.HELLO, START = GuestPeer.START, STDOUT = GuestPeer.STDOUT,
+            STDERR = GuestPeer.STDERR, EXIT = GuestPeer.EXIT, SIGNAL = GuestPeer.SIGNAL, ERROR = GuestPeer.ERROR,
+            STARTED = GuestPeer.STARTED, BYE = GuestPeer.BYE;
+    static final byte[] START_RECORDS = GuestPeer.START_RECORDS;
 
     @TempDir
     Path dir;
-    Process relay;
-
-    record Frame(int type, int stream, byte[] payload) {
-        String text() {
-            return new String(payload, StandardCharsets.UTF_8);
-        }
-    }
+    GuestPeer.Relay relay;
 
     @AfterEach
     void stopRelay() {
-        if (relay != null) relay.destroyForcibly();
+        if (relay != null) relay.process().destroyForcibly();
     }
 
-    /** The relay in listening mode with a stand-in VMM that lives until the file {@code poweroff} appears. */
+    /** The shipped relay in listening mode with the stand-in VMM (GuestPeer). */
     Process startRelay(int helloTimeout, String... extra) throws IOException {
-        Path vm = Files.createDirectories(dir.resolve("vm"));
-        Files.write(vm.resolve("start.spec"), START_RECORDS);
-        List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm", "--dir",
-                vm.toString(), "--spec", vm.resolve("start.spec").toString(), "--hello-timeout",
-                Integer.toString(helloTimeout), "--listen", FirecrackerCommand.controlSocket()));
-        cmd.addAll(List.of(extra));
-        cmd.addAll(List.of("--", "sh", "-c", "while [ ! -e poweroff ]; do sleep 0.05; done"));
-        relay = new ProcessBuilder(cmd).redirectOutput(dir.resolve("stdout").toFile())
-                .redirectError(dir.resolve("stderr").toFile()).start();
-        return relay;
+        relay = GuestPeer.Relay.start(ShimBinary.locate(), dir, helloTimeout, true, Map.of(), extra);
+        return relay.process();
     }
 
-    /** Connects as Firecracker does for the guest: to {@code uds_path + "_" + port}, once the relay listens. */
     SocketChannel connectAsTheGuest() throws Exception {
-        Path sock = dir.resolve("vm").resolve(FirecrackerCommand.controlSocket());
-        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (true) {
-            try {
-                SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-                ch.connect(UnixDomainSocketAddress.of(sock));
-                return ch;
-            } catch (IOException e) {
-                if (System.nanoTime() > deadline) throw e;
-                Thread.sleep(10);
-            }
-        }
+        return relay.connect().channel();
     }
 
-    /** type, flags 0, stream (u16 BE), length (u32 BE), payload: docs/guest-protocol.md "Frames". */
     static void send(OutputStream out, int type, int stream, byte[] payload) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(8 + payload.length);
-        b.put((byte) type).put((byte) 0).putShort((short) stream).putInt(payload.length).put(payload);
-        out.write(b.array());
-        out.flush();
+        GuestPeer.send(out, type, stream, payload);
     }
 
     static void send(OutputStream out, int type, int stream, String text) throws IOException {
-        send(out, type, stream, text.getBytes(StandardCharsets.UTF_8));
+        GuestPeer.send(out, type, stream, text);
     }
 
-    static Frame read(DataInputStream in) throws IOException {
-        int type = in.readUnsignedByte();
-        assertThat(in.readUnsignedByte()).as("flags").isZero();
-        int stream = in.readUnsignedShort();
-        int length = in.readInt();
-        assertThat(length).isBetween(0, 65536);
-        return new Frame(type, stream, in.readNBytes(length));
+    static GuestPeer.Frame read(DataInputStream in) throws IOException {
+        return GuestPeer.read(in);
     }
 
-    /** The guest's end of the relay's channel, as the test plays it. */
-    record Guest(SocketChannel channel, DataInputStream in, OutputStream out) implements AutoCloseable {
-        @Override
-        public void close() throws IOException {
-            channel.close();
-        }
-    }
-
-    /** Connects as the guest and plays the opening (frame types only): the host's HELLO, the guest's, START. */
-    Guest startConversation() throws Exception {
-        SocketChannel ch = connectAsTheGuest();
-        Guest guest = new Guest(ch, new DataInputStream(Channels.newInputStream(ch)), Channels.newOutputStream(ch));
-        assertThat(read(guest.in()).type()).isEqualTo(HELLO);
-        send(guest.out(), HELLO, 0, "version=1\0uptime_ms=5\0");
-        assertThat(read(guest.in()).type()).isEqualTo(START);
-        return guest;
-    }
-
-    /** The host's BYE, then the "VM" powers off and the relay ({@link #startRelay}) ends. */
-    void endConversation(Guest guest) throws Exception {
+    /** The host's BYE, then the "VM" powers off and the relay ends. */
+    void endConversation(GuestPeer.Guest guest) throws Exception {
         assertThat(read(guest.in()).type()).isEqualTo(BYE);
         powerOff();
-        assertThat(relay.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        assertThat(relay.process().waitFor(20, TimeUnit.SECONDS)).isTrue();
     }
 
     void powerOff() throws IOException {
-        Files.createFile(dir.resolve("vm/poweroff"));
+        relay.powerOff();
     }
 
     String file(String name) throws IOException {
-        return Files.readString(dir.resolve(name));
+        return relay.file(name);
     }
 
     @Test
@@ -144,7 +87,7 @@ class RelayListenProtocolTest {
             DataInputStream in = new DataInputStream(Channels.newInputStream(ch));
             OutputStream out = Channels.newOutputStream(ch);
 
-            Frame hello = read(in); // the host speaks first
+            GuestPeer.Frame hello = read(in); // the host speaks first
             assertThat(hello.type()).isEqualTo(HELLO);
             assertThat(hello.stream()).isZero();
             assertThat(hello.text()).isEqualTo("version=1\0");
@@ -152,7 +95,7 @@ class RelayListenProtocolTest {
                     .as("one connection is the channel: the socket goes once it is accepted").doesNotExist();
 
             send(out, HELLO, 0, "version=1\0uptime_ms=123\0");
-            Frame start = read(in);
+            GuestPeer.Frame start = read(in);
             assertThat(start.type()).isEqualTo(START);
             assertThat(start.payload()).isEqualTo(START_RECORDS);
 
@@ -160,7 +103,7 @@ class RelayListenProtocolTest {
             send(out, STDOUT, 0, "hi\n");
             send(out, STDERR, 0, "err\n");
             send(out, EXIT, 0, "7 0");
-            Frame bye = read(in);
+            GuestPeer.Frame bye = read(in);
             assertThat(bye.type()).isEqualTo(BYE);
             assertThat(bye.payload()).isEmpty();
             powerOff();
@@ -178,11 +121,11 @@ class RelayListenProtocolTest {
     @Test
     void aSignalToTheRelayReachesTheGuestAsASignalFrame() throws Exception {
         Process p = startRelay(30);
-        try (Guest guest = startConversation()) {
+        try (GuestPeer.Guest guest = relay.converse()) {
             send(guest.out(), STARTED, 0, "42");
 
             new ProcessBuilder("kill", "-TERM", Long.toString(p.pid())).start().waitFor(10, TimeUnit.SECONDS);
-            Frame signal = read(guest.in());
+            GuestPeer.Frame signal = read(guest.in());
             assertThat(signal.type()).isEqualTo(SIGNAL);
             assertThat(signal.stream()).isZero();
             assertThat(signal.text()).isEqualTo("15");
@@ -196,13 +139,51 @@ class RelayListenProtocolTest {
     @Test
     void aGuestErrorEndsTheRelayWithItsLine() throws Exception {
         Process p = startRelay(30);
-        try (Guest guest = startConversation()) {
+        try (GuestPeer.Guest guest = relay.converse()) {
             send(guest.out(), ERROR, 0, "mounting /dev/vda (erofs) on /mnt/image: No such device");
             endConversation(guest);
         }
         assertThat(p.exitValue()).isEqualTo(125);
-        assertThat(file("stderr").lines()).containsExactly("kiln: the VM could not start the sandbox: mounting "
+        assertThat(file("stderr").lines()).containsExactly("kiln: the VM could not start the sandbox: guest: mounting "
                 + "/dev/vda (erofs) on /mnt/image: No such device");
+    }
+
+    /**
+     * The guest's words reach the sandbox's log and kiln's shim.log as one line, control characters and escape
+     * sequences escaped and marked as the guest's: a guest cannot forge a line of kiln's (issue 11, item 6).
+     */
+    @Test
+    void aGuestErrorCannotForgeALineOfKilns() throws Exception {
+        Process p = startRelay(30);
+        try (GuestPeer.Guest guest = relay.converse()) {
+            send(guest.out(), ERROR, 0, "disk gone\nkiln: sandbox ok\r\u001b[2K\u001b[32mgreen\\x41\u0000end\u00e9");
+            endConversation(guest);
+        }
+        assertThat(p.exitValue()).isEqualTo(125);
+        String line = "kiln: the VM could not start the sandbox: guest: disk gone\\x0akiln: sandbox ok\\x0d\\x1b[2K"
+                + "\\x1b[32mgreen\\\\x41\\x00end\\xc3\\xa9";
+        assertThat(file("stderr").lines()).containsExactly(line);
+        assertThat(file("vm/shim.log").lines()).as("kiln's own log of the relay").singleElement()
+                .satisfies(l -> assertThat(l).endsWith(" " + line));
+    }
+
+    /** kilnd quotes guest text (top's ps output in an error) as the relay does: one line, no terminal escapes. */
+    @Test
+    void kilndQuotesGuestTextAsTheRelayDoes() {
+        assertThat(VmIsolator.guestText("ps: x\nkiln: forged\u001b[2J\\n\u009b1m caf\u00e9"))
+                .isEqualTo("ps: x\\x0akiln: forged\\x1b[2J\\\\n\\x9b1m caf\u00e9");
+    }
+
+    /** The guest's EXIT is an exit status only: the relay never raises a signal the guest names (item 4). */
+    @Test
+    void aGuestsExitSignalIsAnExitStatusOnly() throws Exception {
+        Process p = startRelay(30);
+        try (GuestPeer.Guest guest = relay.converse()) {
+            send(guest.out(), EXIT, 0, "148 20"); // SIGTSTP: raised on itself, it stopped the relay for good
+            endConversation(guest);
+        }
+        assertThat(p.exitValue()).isEqualTo(148);
+        assertThat(file("stderr")).isEmpty();
     }
 
     @Test
@@ -225,17 +206,18 @@ class RelayListenProtocolTest {
         Files.write(vm.resolve("start.spec"), START_RECORDS);
         Files.write(vm.resolve(FirecrackerCommand.REQUESTS_FILE), FirecrackerApi.script(List.of(
                 FirecrackerApi.machineConfig(1, 128), FirecrackerApi.action(FirecrackerApi.Action.InstanceStart))));
-        relay = new ProcessBuilder(ShimBinary.locate().toString(), "--relay-vm", "--dir", vm.toString(), "--spec",
+        Process p = new ProcessBuilder(ShimBinary.locate().toString(), "--relay-vm", "--dir", vm.toString(), "--spec",
                 vm.resolve("start.spec").toString(), "--hello-timeout", "30", "--listen",
                 FirecrackerCommand.controlSocket(), "--api-sock", FirecrackerCommand.API_SOCKET, "--api-requests",
                 FirecrackerCommand.REQUESTS_FILE, "--console-stdout", "--",
                 "sh", "-c", "echo console line; echo 'no /dev/kvm for this VMM' >&2; exit 1")
                 .redirectOutput(dir.resolve("stdout").toFile()).redirectError(dir.resolve("stderr").toFile()).start();
+        relay = new GuestPeer.Relay(dir, p);
         long t0 = System.nanoTime();
-        assertThat(relay.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
         assertThat(Duration.ofNanos(System.nanoTime() - t0)).as("no wait for the socket's 10 s bound")
                 .isLessThan(Duration.ofSeconds(5));
-        assertThat(relay.exitValue()).isEqualTo(125);
+        assertThat(p.exitValue()).isEqualTo(125);
         assertThat(file("stderr").lines()).containsExactly(
                 "kiln: the VMM exited before it was configured: no /dev/kvm for this VMM");
         assertThat(file("vm/boot.log")).as("--console-stdout: the VMM's stdout is the console").isEqualTo("console line\n");

@@ -5,8 +5,9 @@ import dev.kiln.isolation.Resources;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxStats;
-import dev.kiln.isolation.shim.ExitStatus;
-import dev.kiln.isolation.shim.LogReader;
+import dev.kiln.isolation.SandboxTask;
+import dev.kiln.isolation.ExitStatus;
+import dev.kiln.isolation.LogReader;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.testing.BusyboxRootfs;
 import dev.kiln.testing.Command;
@@ -93,10 +94,21 @@ class VmIsolatorTest {
         SandboxSpec s = sandbox("exec", process("sh", "-c",
                 "trap 'echo stopping; exit 0' TERM; echo ready; while true; do sleep 1; done"));
         vm.create(s);
-        Shim main = vm.start(s, Duration.ZERO);
+        SandboxTask main = vm.start(s, Duration.ZERO);
         awaitLog(s.dir().resolve("log.json"), "ready\n");
 
-        RunningProcess x = vm.exec(s, "exec1", process("sh", "-c", "echo $$; cat /etc/hostname; echo oops >&2; exit 3"),
+        // issue 11: the relay and its VMM are held by the sandbox's memory cgroup, the guest's memory plus overhead
+        long relay = Shim.adopt(s.dir().resolve("main")).started().orElseThrow().pid();
+        long vmm = Long.parseLong(read(VmIsolator.vmDir(s).resolve("vmm.pid")).strip());
+        Path cgroup = memoryCgroup(relay);
+        assertThat(cgroup.toString()).endsWith("/kiln/" + s.id());
+        assertThat(memoryCgroup(vmm)).isEqualTo(cgroup);
+        long limit = (VmOptions.DEFAULT_MEMORY + VmIsolator.VMM_OVERHEAD
+                + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE));
+        assertThat(Long.parseLong(read(cgroup.resolve(Files.exists(cgroup.resolve("memory.max")) ? "memory.max"
+                : "memory.limit_in_bytes")).strip())).isEqualTo(limit);
+
+        RunningProcess x = main.exec("exec1", process("sh", "-c", "echo $$; cat /etc/hostname; echo oops >&2; exit 3"),
                 Duration.ZERO);
         ExitStatus xs = x.await(Duration.ofSeconds(60)).orElseThrow();
         assertThat(xs.exitCode()).isEqualTo(3);
@@ -104,11 +116,15 @@ class VmIsolatorTest {
         assertThat(text(execLog, "stdout")).matches("\\d+\nexec\n");
         assertThat(text(execLog, "stderr")).isEqualTo("oops\n");
 
-        RunningProcess missing = vm.exec(s, "exec2", process("nope"), Duration.ZERO);
+        RunningProcess missing = main.exec("exec2", process("nope"), Duration.ZERO);
         assertThat(missing.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(127);
 
+        // killed by a signal in the guest: Docker's 137, an exit status of the exec relay (never a signal it raises)
+        RunningProcess killed = main.exec("exec4", process("sh", "-c", "kill -KILL $$"), Duration.ZERO);
+        assertThat(killed.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(137);
+
         ProcessSpec cat = new ProcessSpec(List.of("cat"), ENV, "/", 0, 0, List.of(), false, true);
-        Shim withStdin = (Shim) vm.exec(s, "exec3", cat, Duration.ofSeconds(10));
+        RunningProcess withStdin = main.exec("exec3", cat, Duration.ofSeconds(10));
         StringBuilder echoed = new StringBuilder();
         try (var c = withStdin.attach()) {
             c.stdin("piped\n".getBytes());
@@ -118,25 +134,49 @@ class VmIsolatorTest {
         assertThat(echoed.toString()).isEqualTo("piped\n");
         assertThat(withStdin.await(Duration.ofSeconds(30)).orElseThrow().exitCode()).isZero();
 
-        assertThat(vm.top(s)).contains("PID").contains("sleep");
-        SandboxStats stats = vm.stats(s);
+        assertThat(main.top()).contains("PID").contains("sleep");
+        SandboxStats stats = main.stats();
         assertThat(stats.memoryBytes()).isPositive();
         assertThat(stats.cpuNanos()).isPositive();
 
-        vm.signal(s, 15);
+        main.kill(15);
         ExitStatus status = main.await(Duration.ofSeconds(30)).orElseThrow();
         assertThat(status.exitCode()).isZero();
         assertThat(log(s, "stdout")).isEqualTo("ready\nstopping\n"); // exec output never reaches the main log
         assertThat(vmmAlive(s)).isFalse();
+        vm.cleanup(s, false);
+        assertThat(cgroup).as("the sandbox's cgroup, removed at its cleanup").doesNotExist();
+    }
+
+    /** A process's memory cgroup directory: cgroup v1's memory hierarchy where there is one, else the unified one. */
+    static Path memoryCgroup(long pid) {
+        List<String> lines = read(Path.of("/proc", Long.toString(pid), "cgroup")).lines().toList();
+        for (String line : lines) {
+            String[] f = line.split(":", 3);
+            if (List.of(f[1].split(",")).contains("memory")) return Path.of("/sys/fs/cgroup/memory" + f[2]);
+        }
+        return Path.of("/sys/fs/cgroup" + lines.stream().filter(l -> l.startsWith("0::")).findFirst().orElseThrow()
+                .substring(3));
     }
 
     @Test
     void sigkillEndsTheVm() {
         SandboxSpec s = sandbox("kill", process("sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"));
         vm.create(s);
-        Shim main = vm.start(s, Duration.ZERO);
+        SandboxTask main = vm.start(s, Duration.ZERO);
         awaitLog(s.dir().resolve("log.json"), "ready\n");
-        vm.signal(s, 9);
+
+        // issue 11: the relay and its VMM are held by the sandbox's memory cgroup, the guest's memory plus overhead
+        long relay = Shim.adopt(s.dir().resolve("main")).started().orElseThrow().pid();
+        long vmm = Long.parseLong(read(VmIsolator.vmDir(s).resolve("vmm.pid")).strip());
+        Path cgroup = memoryCgroup(relay);
+        assertThat(cgroup.toString()).endsWith("/kiln/" + s.id());
+        assertThat(memoryCgroup(vmm)).isEqualTo(cgroup);
+        long limit = (VmOptions.DEFAULT_MEMORY + VmIsolator.VMM_OVERHEAD
+                + (QemuCommand.kvmUsable() ? 0 : QemuCommand.TCG_CACHE));
+        assertThat(Long.parseLong(read(cgroup.resolve(Files.exists(cgroup.resolve("memory.max")) ? "memory.max"
+                : "memory.limit_in_bytes")).strip())).isEqualTo(limit);
+        main.kill(9);
         ExitStatus status = main.await(Duration.ofSeconds(20)).orElseThrow();
         assertThat(status.exitCode()).isEqualTo(137);
         assertThat(vmmAlive(s)).isFalse();
@@ -148,8 +188,8 @@ class VmIsolatorTest {
         SandboxSpec b = sandbox("b", process("sh", "-c", "ls /mark 2>/dev/null; echo b > /mark; sleep 2; cat /mark"));
         vm.create(a);
         vm.create(b);
-        Shim sa = vm.start(a, Duration.ZERO);
-        Shim sb = vm.start(b, Duration.ZERO);
+        SandboxTask sa = vm.start(a, Duration.ZERO);
+        SandboxTask sb = vm.start(b, Duration.ZERO);
         assertThat(sa.await(BOOT_AND_RUN).orElseThrow().exitCode()).isZero();
         assertThat(sb.await(BOOT_AND_RUN).orElseThrow().exitCode()).isZero();
         assertThat(log(a, "stdout")).isEqualTo("a\n");

@@ -1,4 +1,4 @@
-package dev.kiln.isolation.shim;
+package dev.kiln.isolation;
 
 import java.io.EOFException;
 import java.io.IOException;
@@ -52,7 +52,7 @@ public final class AttachConnection implements AutoCloseable {
         this.channel = channel;
     }
 
-    static AttachConnection open(Path socket) throws IOException {
+    public static AttachConnection open(Path socket) throws IOException {
         SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
         try {
             if (socket.toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8).length < MAX_SOCKET_PATH) {

@@ -1,4 +1,4 @@
-package dev.kiln.isolation.shim;
+package dev.kiln.isolation;
 
 import java.time.Instant;
 

@@ -1,4 +1,4 @@
-package dev.kiln.isolation.shim;
+package dev.kiln.isolation;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -79,9 +79,9 @@ public final class LogReader {
         follow(tail, sink, () -> true);
     }
 
-    /** As {@link #follow(int, Sink, BooleanSupplier)}, from the first record, until {@code shim}'s exit is recorded. */
-    public void follow(int tail, Sink sink, Shim shim) throws IOException {
-        follow(tail, sink, () -> shim.exitStatus().isPresent() || !shim.alive());
+    /** As {@link #follow(int, Sink, BooleanSupplier)}, until {@code process} has {@link RunningProcess#ended}. */
+    public void follow(int tail, Sink sink, RunningProcess process) throws IOException {
+        follow(tail, sink, process::ended);
     }
 
     /** As {@link #follow(int, Sink, BooleanSupplier)} with every record. */

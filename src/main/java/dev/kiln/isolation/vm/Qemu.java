@@ -1,0 +1,109 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.isolation.Availability;
+import dev.kiln.isolation.RuntimeBinary;
+import dev.kiln.isolation.SandboxOptions;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * QEMU {@code microvm}, the vm isolation's default VMM: the bzImage (or a vmlinux with a PVH entry), kiln's control
+ * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code ctl.sock}), QMP for
+ * a clean quit, KVM where it works and TCG otherwise (docs/vm.md).
+ */
+final class Qemu implements Vmm {
+
+    static final String RUNTIME = "qemu";
+    private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
+    private static final AtomicBoolean TCG_NOTED = new AtomicBoolean();
+
+    private final RuntimeBinary binary;
+
+    Qemu(Map<String, Path> runtimePaths) {
+        this.binary = RuntimeBinary.of(QemuCommand.BINARY, "apt-get install qemu-system-x86", runtimePaths);
+    }
+
+    @Override
+    public String runtimeName() {
+        return RUNTIME;
+    }
+
+    @Override
+    public String binaryName() {
+        return QemuCommand.BINARY;
+    }
+
+    @Override
+    public String processName() {
+        return "qemu-system";
+    }
+
+    @Override
+    public Availability availability() {
+        return binary.availability("the vm isolation");
+    }
+
+    @Override
+    public void require() {
+        availability().require();
+        if (!accelerated() && TCG_NOTED.compareAndSet(false, true)) {
+            System.err.println("kilnd: notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
+                    + "(seconds per boot; docs/vm.md)");
+        }
+    }
+
+    /** Whether VMs run with KVM here (else TCG: emulated, seconds per boot). */
+    static boolean accelerated() {
+        return QemuCommand.kvmUsable();
+    }
+
+    /** Under TCG, the translation cache it fills as the guest runs ({@link QemuCommand#TCG_CACHE}). */
+    @Override
+    public long memoryOverhead() {
+        return accelerated() ? 0 : QemuCommand.TCG_CACHE;
+    }
+
+    @Override
+    public void check(SandboxOptions options) {
+        // every network mode of the vm isolation is QEMU's
+    }
+
+    @Override
+    public List<String> guestModules() {
+        return Kernel.NEEDED;
+    }
+
+    /** The vmlinux when it has a PVH entry (faster to load), else the bzImage. */
+    @Override
+    public Path kernelFile(Kernel kernel, Path kernelsDir) {
+        return Vmlinux.forQemu(kernel, kernelsDir);
+    }
+
+    @Override
+    public List<String> bootFiles() {
+        return List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET);
+    }
+
+    /** QEMU listens on the control socket itself, so the relay needs no options of its own. */
+    @Override
+    public Launch launch(Machine m, Path vmDir) {
+        QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
+                m.cpus(), QemuCommand.kvmUsable(), QemuCommand.hostTscKhz(),
+                m.nic() == null ? List.of() : m.nic().qemuArgs());
+        return new Launch(List.of(), cmd.argv(binary.path("the vm isolation")));
+    }
+
+    @Override
+    public void quit(Path vmDir) {
+        try (Qmp qmp = Qmp.connect(vmDir.resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
+            qmp.execute("quit");
+        } catch (IOException e) {
+            // the caller kills it
+        }
+    }
+}
