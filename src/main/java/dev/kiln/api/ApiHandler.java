@@ -23,14 +23,14 @@ import java.util.Map;
  * as soon as the answer is out, for the next request or the connection's end; a hijacked connection
  * (Docker's attach and exec) keeps none.
  */
-final class ApiHandler extends Handler.Abstract {
+public final class ApiHandler extends Handler.Abstract {
 
     private final List<Router> routers;
     private final boolean debug;
     private final ApiLimits limits;
     private final UnfinishedRequests unfinished;
 
-    ApiHandler(List<Router> routers, boolean debug, ApiLimits limits) {
+    public ApiHandler(List<Router> routers, boolean debug, ApiLimits limits) {
         this.routers = routers;
         this.debug = debug;
         this.limits = limits;

@@ -27,7 +27,7 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 
 /** The native sandbox API under {@code /v1/sandboxes} and {@code /v1/execs}. */
-final class SandboxRoutes {
+public final class SandboxRoutes {
 
     /** An exec between create and its end; execs live in the daemon's memory, as Docker's do. */
     private record ExecSession(String id, String sandboxId, ExecConfig config, RunningProcess[] shim) {
@@ -37,12 +37,12 @@ final class SandboxRoutes {
     private final Sandboxes sandboxes;
     private final Map<String, ExecSession> execs = new ConcurrentHashMap<>();
 
-    SandboxRoutes(Engine engine) {
+    public SandboxRoutes(Engine engine) {
         this.engine = engine;
         this.sandboxes = engine.sandboxes();
     }
 
-    void register(Router r) {
+    public void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
             Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
             x.json(201, Map.of("id", s.id(), "name", s.name()));

@@ -1,7 +1,7 @@
 package dev.kiln.cli;
 
-import dev.kiln.api.Kilnd;
-import dev.kiln.api.TlsListener;
+import dev.kiln.api.daemon.Kilnd;
+import dev.kiln.api.daemon.TlsListener;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

@@ -1,4 +1,15 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
+
+import dev.kiln.api.ApiHandler;
+import dev.kiln.api.ApiLimits;
+import dev.kiln.api.ArchiveRoutes;
+import dev.kiln.api.AuditRoutes;
+import dev.kiln.api.ImageRoutes;
+import dev.kiln.api.NetworkRoutes;
+import dev.kiln.api.RequestBody;
+import dev.kiln.api.Router;
+import dev.kiln.api.SandboxRoutes;
+import dev.kiln.api.UnfinishedRequests;
 
 import dev.kiln.KilnException;
 import dev.kiln.engine.Engine;

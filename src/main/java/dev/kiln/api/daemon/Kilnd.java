@@ -1,4 +1,4 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonProperty;
