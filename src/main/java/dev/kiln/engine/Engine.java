@@ -27,6 +27,7 @@ public final class Engine implements AutoCloseable {
     private final Isolators isolators;
     private final Networks networks;
     private final SandboxFiles files;
+    private final Execs execs;
     /** What can change whether and how a sandbox is named by its network's resolver. */
     private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
@@ -41,6 +42,7 @@ public final class Engine implements AutoCloseable {
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
                 defaultIsolation, events, networks);
         this.files = new SandboxFiles(sandboxes);
+        this.execs = new Execs(sandboxes, events);
         networks.serveNames(this::peers);
         events.subscribe(null, e -> {
             if (NAME_EVENTS.contains(e.action())) {
@@ -149,6 +151,11 @@ public final class Engine implements AutoCloseable {
 
     public Sandboxes sandboxes() {
         return sandboxes;
+    }
+
+    /** The execs of running sandboxes (kiln exec, docker exec), kept in memory until their sandbox is removed. */
+    public Execs execs() {
+        return execs;
     }
 
     /** Copies in and out of sandboxes (docker cp). */

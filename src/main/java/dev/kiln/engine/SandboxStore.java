@@ -82,10 +82,6 @@ final class SandboxStore {
         return essential("UPDATE sandboxes SET state = 'removing' WHERE id = ? AND state != 'removing'", id) == 1;
     }
 
-    void restoreState(String id, SandboxState state) {
-        update("UPDATE sandboxes SET state = ? WHERE id = ?", state.wire(), id);
-    }
-
     void delete(String id) {
         essential("DELETE FROM sandboxes WHERE id = ?", id);
     }

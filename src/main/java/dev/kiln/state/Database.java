@@ -72,6 +72,11 @@ public final class Database implements AutoCloseable {
             """
             UPDATE sandboxes SET config = json_object('config', config -> '$.request', 'process', config -> '$.process')
               WHERE json_type(config, '$.request') = 'object';
+            """,
+            // Execs live in the daemon's memory (engine.Execs), as Docker's do: a daemon restart forgets them, and
+            // they end with their sandbox. The table step 2 made for them was never written or read.
+            """
+            DROP TABLE IF EXISTS execs;
             """);
 
     private final Connection connection;

@@ -90,7 +90,9 @@ class SandboxStoreMigrationTest {
                 "d-full", DOCKER_FULL, "d-min", DOCKER_MIN));
 
         try (Database db = Database.open(root)) {
-            assertThat(userVersion(db)).isEqualTo(3);
+            assertThat(userVersion(db)).isEqualTo(4);
+            assertThat(tables(db)).as("execs live in kilnd's memory: step 4 drops their unused table")
+                    .contains("sandboxes").doesNotContain("execs");
             for (String config : db.query("SELECT config FROM sandboxes", rs -> rs.getString(1))) {
                 JsonNode stored = JSON.readTree(config);
                 assertThat(stored.has("request")).as(config).isFalse();
@@ -140,7 +142,7 @@ class SandboxStoreMigrationTest {
 
         // opened again: nothing left to migrate, the rows read the same
         try (Database db = Database.open(root)) {
-            assertThat(userVersion(db)).isEqualTo(3);
+            assertThat(userVersion(db)).isEqualTo(4);
             assertThat(new SandboxStore(db).find("d-full").config().runtime()).isEqualTo("runsc");
         }
     }
@@ -173,8 +175,8 @@ class SandboxStoreMigrationTest {
     }
 
     /**
-     * The database as kiln 67471d7 left it: its tables (schema step 3 changes rows only, so today's tables are
-     * those of version 2), the rows above, and user_version 2.
+     * The database as kiln 67471d7 left it: its tables (step 3 changes rows only and step 4 drops the execs table,
+     * so version 2's tables are today's plus that one, made again below), the rows above, and user_version 2.
      */
     private void writeVersion2Database(Map<String, String> configs) throws Exception {
         try (Database db = Database.open(root)) {
@@ -189,9 +191,21 @@ class SandboxStoreMigrationTest {
                         "created", e.getValue(), 1_700_000_000_000L + n);
             }
             try (Statement s = db.connection().createStatement()) {
+                s.execute("""
+                        CREATE TABLE execs (
+                          id TEXT PRIMARY KEY,
+                          sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
+                          config TEXT NOT NULL,
+                          shim_pid INTEGER,
+                          exit_code INTEGER
+                        )""");
                 s.execute("PRAGMA user_version = 2");
             }
         }
+    }
+
+    private static List<String> tables(Database db) {
+        return db.query("SELECT name FROM sqlite_master WHERE type = 'table'", rs -> rs.getString(1));
     }
 
     private static int userVersion(Database db) {

@@ -63,7 +63,7 @@ class DatabaseUpgradeTest extends DaemonProcessTest {
 
         try (Connection db = DriverManager.getConnection(url); Statement s = db.createStatement();
              ResultSet rs = s.executeQuery("PRAGMA user_version")) {
-            assertThat(rs.getInt(1)).as("schema version after the upgrade").isEqualTo(3);
+            assertThat(rs.getInt(1)).as("schema version after the upgrade").isEqualTo(4);
             JsonNode stored = JSON.readTree(config(db));
             assertThat(stored.has("request")).isFalse();
             assertThat(stored.get("config")).isEqualTo(JSON.readTree(OLD_ROW).get("request"));

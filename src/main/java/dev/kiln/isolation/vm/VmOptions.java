@@ -32,10 +32,6 @@ public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemo
         return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths);
     }
 
-    public VmOptions withInit(Path file) {
-        return new VmOptions(kernel, file, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths);
-    }
-
     public VmOptions withHelloTimeout(Duration timeout) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths);
     }
