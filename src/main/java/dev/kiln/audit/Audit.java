@@ -1,6 +1,7 @@
 package dev.kiln.audit;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.SandboxConfig;
@@ -27,6 +28,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * this host has two cores.
  */
 public final class Audit {
+    private static final KilnLog LOG = KilnLog.of(Audit.class);
 
     /** The isolations in the order a report lists them. */
     public static final List<String> ISOLATIONS = List.of("container", "gvisor", "vm");
@@ -123,7 +125,7 @@ public final class Audit {
             try {
                 sandboxes.remove(s.id(), true);
             } catch (KilnException e) {
-                System.err.println("kilnd: audit: cannot remove sandbox " + s.name() + ": " + e.getMessage());
+                LOG.sandbox(s.id()).warn("audit: cannot remove the sandbox " + s.name() + ": " + e.getMessage(), e);
             }
         }
     }

@@ -1,6 +1,7 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.GuestKernels;
 import dev.kiln.isolation.Isolators;
@@ -18,6 +19,7 @@ import java.util.Set;
 
 /** The engine as the daemon sees it: images and sandboxes over one database, and the rules that span both. */
 public final class Engine implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Engine.class);
 
     private final Images images;
     private final Sandboxes sandboxes;
@@ -127,7 +129,7 @@ public final class Engine implements AutoCloseable {
                 Optional<Peers.Peer> p = s.flatMap(this::peer);
                 networks.peer(id, p.isPresent() ? networkOf(s.get()) : null, p.orElse(null));
             } catch (RuntimeException e) {
-                System.err.println("kilnd: cannot update the names of sandbox " + id + ": " + e.getMessage());
+                LOG.sandbox(id).warn("cannot update the names of the sandbox: " + e.getMessage(), e);
             }
         }
     }

@@ -1,6 +1,7 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.ExitStatus;
@@ -39,6 +40,7 @@ import java.util.concurrent.Executors;
  * {@code --rm} sandboxes).
  */
 public final class Sandboxes implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Sandboxes.class);
 
     /** How long a started process waits for the first attach client before it starts anyway. */
     static final Duration ATTACH_WAIT = Duration.ofSeconds(10);
@@ -234,7 +236,7 @@ public final class Sandboxes implements AutoCloseable {
             } catch (RunningProcess.Gone e) {
                 lost(id, task.pid());
             } catch (RuntimeException e) {
-                System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
+                LOG.sandbox(id).error("watching the sandbox failed: " + e.getMessage(), e);
             } finally {
                 watched.remove(run);
             }
@@ -291,7 +293,7 @@ public final class Sandboxes implements AutoCloseable {
             boolean running = isolator(found.get().isolation()).running(spec(found.get()));
             status = running ? new ExitStatus(128 + Signals.SIGKILL, Signals.SIGKILL, java.time.Instant.now())
                     : new ExitStatus(255, 0, java.time.Instant.now());
-            System.err.println("kilnd: the monitor of sandbox " + id + " (pid " + shimPid + ") died without "
+            LOG.sandbox(id).warn("the monitor of the sandbox (pid " + shimPid + ") died without "
                     + "recording an exit; " + (running ? "its processes are killed (recorded as 137)"
                     : "its process had ended (recorded as 255)"));
         }
@@ -418,7 +420,7 @@ public final class Sandboxes implements AutoCloseable {
             return;
         }
         if (!awaitEnd(s, task, REMOVAL_WAIT)) {
-            System.err.println("kilnd: the monitor of sandbox " + s.id() + " (pid " + task.pid() + ") recorded no "
+            LOG.sandbox(s.id()).warn("the monitor of the sandbox (pid " + task.pid() + ") recorded no "
                     + "exit " + REMOVAL_WAIT.toSeconds() + " s after SIGKILL: killing it");
             task.killMonitor();
             awaitEnd(s, task, Duration.ofSeconds(5));
@@ -548,7 +550,7 @@ public final class Sandboxes implements AutoCloseable {
             try {
                 reconcile(s);
             } catch (RuntimeException e) {
-                System.err.println("kilnd: cannot recover sandbox " + s.id() + ": " + e.getMessage());
+                LOG.sandbox(s.id()).error("cannot recover the sandbox: " + e.getMessage(), e);
             }
         }
     }
@@ -585,7 +587,7 @@ public final class Sandboxes implements AutoCloseable {
         try {
             networking.detach(s);
         } catch (RuntimeException e) {
-            System.err.println("kilnd: cannot take sandbox " + s.id() + " off the kiln network: " + e.getMessage());
+            LOG.sandbox(s.id()).warn("cannot take the sandbox off the kiln network: " + e.getMessage(), e);
         }
     }
 

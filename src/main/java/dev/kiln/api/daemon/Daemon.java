@@ -12,6 +12,7 @@ import dev.kiln.api.SandboxRoutes;
 import dev.kiln.api.UnfinishedRequests;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.engine.Engine;
 import dev.kiln.tls.TcpAddress;
 import org.eclipse.jetty.server.HttpConfiguration;
@@ -43,17 +44,18 @@ import java.util.List;
  * Jetty needs to notice that their clients had gone.
  */
 public final class Daemon implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Daemon.class);
 
     private final Engine engine;
     private final Server server;
     private final Path socket;
     private final List<ServerConnector> tcp = new ArrayList<>();
 
-    public Daemon(Engine engine, Path runRoot, boolean debug) {
-        this(engine, runRoot, List.of(), debug);
+    public Daemon(Engine engine, Path runRoot) {
+        this(engine, runRoot, List.of());
     }
 
-    public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners, boolean debug) {
+    public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners) {
         this.engine = engine;
         this.socket = runRoot.resolve("kiln.sock");
         ApiLimits limits = ApiLimits.fromSystemProperties();
@@ -86,7 +88,7 @@ public final class Daemon implements AutoCloseable {
         AuditRoutes.register(v1, engine, runRoot);
         Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
         new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
-        server.setHandler(new ApiHandler(List.of(v1, docker), debug, limits));
+        server.setHandler(new ApiHandler(List.of(v1, docker), limits));
     }
 
     public Path socket() {
@@ -153,7 +155,7 @@ public final class Daemon implements AutoCloseable {
         try {
             server.stop();
         } catch (Exception e) {
-            System.err.println("kilnd: stopping the server: " + e.getMessage());
+            LOG.warn("stopping the server: " + e.getMessage(), e);
         }
         try {
             Files.deleteIfExists(socket);

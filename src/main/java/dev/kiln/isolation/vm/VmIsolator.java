@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.FileCopy;
@@ -37,6 +38,7 @@ import java.util.Set;
  * timings.json and the VMM's own sockets), {@code disk.ext4}, {@code x/<exec>/} (exec shims).
  */
 public final class VmIsolator implements Isolator {
+    private static final KilnLog LOG = KilnLog.of(VmIsolator.class);
 
     /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
     private static final long MIN_DISK = 64L << 20;
@@ -190,7 +192,7 @@ public final class VmIsolator implements Isolator {
         }
         List<Path> left = MemoryCgroup.remove(spec.id());
         if (!left.isEmpty()) {
-            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+            LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
         if (removeFiles) {
             try {
@@ -213,8 +215,8 @@ public final class VmIsolator implements Isolator {
         try {
             return Optional.of(MemoryCgroup.create(spec.id(), limit));
         } catch (IOException | RuntimeException e) {
-            System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
-                    + e.getMessage());
+            LOG.sandbox(spec.id()).warn("the sandbox runs without a memory limit on its VMM and relay: "
+                    + e.getMessage(), e);
             return Optional.empty();
         }
     }
