@@ -1,6 +1,7 @@
 package dev.kiln.api;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import org.eclipse.jetty.io.EndPoint;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpStream;
@@ -23,16 +24,15 @@ import java.util.Map;
  * as soon as the answer is out, for the next request or the connection's end; a hijacked connection
  * (Docker's attach and exec) keeps none.
  */
-final class ApiHandler extends Handler.Abstract {
+public final class ApiHandler extends Handler.Abstract {
+    private static final KilnLog LOG = KilnLog.of(ApiHandler.class);
 
     private final List<Router> routers;
-    private final boolean debug;
     private final ApiLimits limits;
     private final UnfinishedRequests unfinished;
 
-    ApiHandler(List<Router> routers, boolean debug, ApiLimits limits) {
+    public ApiHandler(List<Router> routers, ApiLimits limits) {
         this.routers = routers;
-        this.debug = debug;
         this.limits = limits;
         this.unfinished = new UnfinishedRequests(limits.unfinishedPerPeer());
     }
@@ -88,12 +88,12 @@ final class ApiHandler extends Handler.Abstract {
         int status = refused != null ? refused.status() : e instanceof KilnException k ? status(k.kind()) : 500;
         String message = shown instanceof KilnException ? shown.getMessage()
                 : (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage().lines().findFirst().orElse(""));
-        if (!(shown instanceof KilnException) || debug) {
-            System.err.println("kilnd: " + x.request().getMethod() + " " + x.request().getHttpURI().getPath()
-                    + " failed: " + message);
-            if (debug) {
-                e.printStackTrace();
-            }
+        // a KilnException is the client's answer, logged at debug level; anything else is kilnd's own error
+        String line = x.request().getMethod() + " " + x.request().getHttpURI().getPath() + " failed: " + message;
+        if (shown instanceof KilnException) {
+            LOG.debug(line, e);
+        } else {
+            LOG.error(line, e);
         }
         if (x.committed()) {
             // headers are out: the stream carries the error itself (see each streaming endpoint), or is cut short

@@ -19,7 +19,7 @@ import java.time.Duration;
  * Production keeps the defaults; tests shorten them with the system properties {@value #IDLE_TIMEOUT_PROPERTY} and
  * {@value #PER_PEER_PROPERTY}.
  */
-record ApiLimits(Duration idleTimeout, long minBodyRate, int unfinishedPerPeer) {
+public record ApiLimits(Duration idleTimeout, long minBodyRate, int unfinishedPerPeer) {
 
     static final String IDLE_TIMEOUT_PROPERTY = "kiln.api.idle-timeout-ms";
     static final String PER_PEER_PROPERTY = "kiln.api.unfinished-per-peer";
@@ -32,9 +32,9 @@ record ApiLimits(Duration idleTimeout, long minBodyRate, int unfinishedPerPeer) 
      * Java's default of 50, a burst of connections made new clients' connect fail with EAGAIN before kilnd could
      * accept and sort them.
      */
-    static final int ACCEPT_QUEUE = 4096;
+    public static final int ACCEPT_QUEUE = 4096;
 
-    ApiLimits {
+    public ApiLimits {
         if (idleTimeout.isNegative() || idleTimeout.isZero()) {
             throw KilnException.invalid("kilnd's idle timeout must be positive, not " + idleTimeout);
         }
@@ -48,7 +48,7 @@ record ApiLimits(Duration idleTimeout, long minBodyRate, int unfinishedPerPeer) 
     }
 
     /** The defaults, with the system properties' values where they are set. */
-    static ApiLimits fromSystemProperties() {
+    public static ApiLimits fromSystemProperties() {
         return new ApiLimits(Duration.ofMillis(longProperty(IDLE_TIMEOUT_PROPERTY, DEFAULT_IDLE_TIMEOUT.toMillis())),
                 DEFAULT_MIN_BODY_RATE, Math.toIntExact(longProperty(PER_PEER_PROPERTY, DEFAULT_UNFINISHED_PER_PEER)));
     }

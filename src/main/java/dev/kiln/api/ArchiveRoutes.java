@@ -21,7 +21,7 @@ public final class ArchiveRoutes {
     private ArchiveRoutes() {
     }
 
-    static void register(Router r, Engine engine) {
+    public static void register(Router r, Engine engine) {
         r.add("GET", "/v1/sandboxes/{id}/archive", x -> get(x, engine, engine.sandboxes().get(x.path("id")).id()));
         r.add("PUT", "/v1/sandboxes/{id}/archive", x -> put(x, engine, engine.sandboxes().get(x.path("id")).id()));
     }

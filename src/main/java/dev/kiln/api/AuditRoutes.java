@@ -9,11 +9,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 
 /** {@code POST /v1/audit}: runs the workload under each isolation asked for and answers the report (docs/security.md). */
-final class AuditRoutes {
+public final class AuditRoutes {
     private AuditRoutes() {
     }
 
-    static void register(Router r, Engine engine, Path runRoot) {
+    public static void register(Router r, Engine engine, Path runRoot) {
         Audit audit = new Audit(engine, runRoot);
         r.add("POST", "/v1/audit", x -> {
             AuditRequest req = x.body(AuditRequest.class);

@@ -20,15 +20,15 @@ import java.util.List;
 import java.util.Map;
 
 /** The native image API under {@code /v1/images}. Image references travel in the query ({@code ?ref=}). */
-final class ImageRoutes {
+public final class ImageRoutes {
 
     private final Engine engine;
 
-    ImageRoutes(Engine engine) {
+    public ImageRoutes(Engine engine) {
         this.engine = engine;
     }
 
-    void register(Router r) {
+    public void register(Router r) {
         r.add("GET", "/v1/images", x -> x.json(engine.images().list().stream().map(ImageRoutes::summary).toList()));
         r.add("GET", "/v1/images/inspect", x -> x.json(ImageView.inspect(engine.images(),
                 engine.images().resolve(required(x, "ref")))));

@@ -8,15 +8,15 @@ import dev.kiln.network.UserNetwork;
 import java.util.Map;
 
 /** The native network API under {@code /v1/networks}, in Docker's shapes ({@link NetworkView}). */
-final class NetworkRoutes {
+public final class NetworkRoutes {
 
     private final Engine engine;
 
-    NetworkRoutes(Engine engine) {
+    public NetworkRoutes(Engine engine) {
         this.engine = engine;
     }
 
-    void register(Router r) {
+    public void register(Router r) {
         r.add("GET", "/v1/networks", x -> x.json(NetworkView.all(engine, KilnNetwork.NAME)));
         r.add("POST", "/v1/networks", x -> {
             NetworkCreateRequest req = x.body(NetworkCreateRequest.class);

@@ -20,7 +20,7 @@ import java.util.concurrent.TimeoutException;
  * deadline and not counted. A body stopped for its client throws {@link RefusedRequest} at every read after; the
  * rest of it is never read, so its connection closes after the answer.
  */
-final class RequestBody extends InputStream {
+public final class RequestBody extends InputStream {
 
     private static final long NOT_WAITING = Long.MIN_VALUE;
 

@@ -5,6 +5,7 @@ import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.api.v1.StreamFrame;
 import dev.kiln.engine.Engine;
+import dev.kiln.engine.Execs;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
@@ -22,28 +23,23 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 
 /** The native sandbox API under {@code /v1/sandboxes} and {@code /v1/execs}. */
-final class SandboxRoutes {
-
-    /** An exec between create and its end; execs live in the daemon's memory, as Docker's do. */
-    private record ExecSession(String id, String sandboxId, ExecRequest request, RunningProcess[] shim) {
-    }
+public final class SandboxRoutes {
 
     private final Engine engine;
     private final Sandboxes sandboxes;
-    private final Map<String, ExecSession> execs = new ConcurrentHashMap<>();
+    private final Execs execs;
 
-    SandboxRoutes(Engine engine) {
+    public SandboxRoutes(Engine engine) {
         this.engine = engine;
         this.sandboxes = engine.sandboxes();
+        this.execs = engine.execs();
     }
 
-    void register(Router r) {
+    public void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
-            Sandbox s = sandboxes.create(x.body(CreateRequest.class));
+            Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
@@ -103,30 +99,20 @@ final class SandboxRoutes {
         r.add("GET", "/v1/sandboxes/{id}/stats", this::stats);
         r.add("GET", "/v1/sandboxes/{id}/logs", this::logs);
         r.add("POST", "/v1/sandboxes/{id}/exec", x -> {
-            Sandbox s = sandboxes.get(x.path("id"));
+            Sandbox s = sandboxes.get(x.path("id")); // an unknown sandbox is told before a bad body
             ExecRequest req = x.body(ExecRequest.class);
             if (req.cmd() == null || req.cmd().isEmpty()) {
                 throw KilnException.invalid("exec needs a command");
             }
-            if (!s.running()) {
-                throw KilnException.conflict("sandbox " + s.name() + " is not running");
-            }
-            String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
-            execs.put(id, new ExecSession(id, s.id(), req, new RunningProcess[1]));
-            x.json(201, Map.of("id", id));
+            x.json(201, Map.of("id", execs.create(s.id(), V1Translator.exec(req)).id()));
         });
         r.add("POST", "/v1/execs/{id}/start", x -> {
-            ExecSession e = exec(x.path("id"));
-            synchronized (e) {
-                if (e.shim()[0] != null) {
-                    throw KilnException.conflict("exec " + e.id() + " was already started");
-                }
-                e.shim()[0] = sandboxes.exec(e.sandboxId(), e.id(), e.request());
-            }
-            if (e.request().detach()) {
+            Execs.Exec e = exec(x.path("id"));
+            RunningProcess p = execs.start(e.id(), e.config().detach());
+            if (e.config().detach()) {
                 x.noContent();
             } else {
-                stream(x, e.shim()[0], () -> -1);
+                stream(x, p, () -> -1);
             }
         });
         r.add("POST", "/v1/execs/{id}/stdin", x -> stdin(x, startedExec(x.path("id"))));
@@ -137,31 +123,22 @@ final class SandboxRoutes {
             x.noContent();
         });
         r.add("GET", "/v1/execs/{id}", x -> {
-            ExecSession e = exec(x.path("id"));
-            RunningProcess shim = e.shim()[0];
+            Execs.Exec e = exec(x.path("id"));
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("ID", e.id());
             m.put("ContainerID", e.sandboxId());
-            m.put("Running", shim != null && shim.exitStatus().isEmpty());
-            m.put("ExitCode", shim == null ? null : shim.exitStatus().map(s -> (Object) s.exitCode()).orElse(null));
+            m.put("Running", e.running());
+            m.put("ExitCode", e.exitStatus().map(s -> (Object) s.exitCode()).orElse(null));
             x.json(m);
         });
     }
 
-    private ExecSession exec(String id) {
-        ExecSession e = execs.get(id);
-        if (e == null) {
-            throw KilnException.notFound("no such exec: " + id);
-        }
-        return e;
+    private Execs.Exec exec(String id) {
+        return execs.find(id).orElseThrow(() -> KilnException.notFound("no such exec: " + id));
     }
 
     private RunningProcess startedExec(String id) {
-        RunningProcess shim = exec(id).shim()[0];
-        if (shim == null) {
-            throw KilnException.conflict("exec " + id + " has not been started");
-        }
-        return shim;
+        return exec(id).process().orElseThrow(() -> KilnException.conflict("exec " + id + " has not been started"));
     }
 
     private SandboxTask running(String ref) {

@@ -1,10 +1,10 @@
 package dev.kiln.api;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Images;
 import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxConfig;
 import dev.kiln.engine.SandboxState;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.image.Digest;
@@ -125,7 +125,7 @@ public final class SandboxView {
 
     /** kiln's inspect document (exposed-only ports are the Docker face's; kiln lists what is published). */
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         Sandboxes sandboxes = engine.sandboxes();
         Optional<Attachment> network = sandboxes.network(s);
         Map<String, Object> state = state(s);
@@ -185,7 +185,7 @@ public final class SandboxView {
         m.put("Status", humanStatus(s));
         m.put("Isolation", s.isolation());
         m.put("Ports", portRows(network, Set.of()));
-        m.put("Labels", s.request().labels() == null ? Map.of() : s.request().labels());
+        m.put("Labels", s.config().labels() == null ? Map.of() : s.config().labels());
         return m;
     }
 

@@ -22,7 +22,7 @@ import java.util.concurrent.TimeUnit;
  * cut, 408), or, when all of them are moving, the new one is refused (429): slow clients of one peer never make kilnd
  * refuse another peer, nor a well-behaved request of their own peer while they stall.
  */
-final class UnfinishedRequests {
+public final class UnfinishedRequests {
 
     /** A body waiting at least this long is stalled rather than merely between two packets. */
     private static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(1);

@@ -1,9 +1,10 @@
 package dev.kiln.audit;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.KilnLog;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxConfig;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.isolation.oci.RuntimeSpec;
 import dev.kiln.isolation.oci.SeccompProfile;
@@ -28,6 +29,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * this host has two cores.
  */
 public final class Audit {
+    private static final KilnLog LOG = KilnLog.of(Audit.class);
 
     /** The isolations in the order a report lists them. */
     public static final List<String> ISOLATIONS = List.of("container", "gvisor", "vm");
@@ -85,7 +87,7 @@ public final class Audit {
                 .nextInt());
         Sandbox s;
         try {
-            s = sandboxes.create(new CreateRequest(image, name, cmd, null, null, null, null, null, isolation, null,
+            s = sandboxes.create(new SandboxConfig(image, name, cmd, null, null, null, null, null, isolation, null,
                     0, 0, 0, false, Map.of("dev.kiln.audit", "1"), false, false, false, null, null, "none", false,
                     null, null, null, null, null, 0));
         } catch (KilnException e) {
@@ -124,7 +126,7 @@ public final class Audit {
             try {
                 sandboxes.remove(s.id(), true);
             } catch (KilnException e) {
-                System.err.println("kilnd: audit: cannot remove sandbox " + s.name() + ": " + e.getMessage());
+                LOG.sandbox(s.id()).warn("audit: cannot remove the sandbox " + s.name() + ": " + e.getMessage(), e);
             }
         }
     }

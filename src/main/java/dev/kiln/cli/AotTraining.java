@@ -1,6 +1,6 @@
 package dev.kiln.cli;
 
-import dev.kiln.api.Kilnd;
+import dev.kiln.api.daemon.Kilnd;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;

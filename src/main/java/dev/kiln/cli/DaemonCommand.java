@@ -1,7 +1,7 @@
 package dev.kiln.cli;
 
-import dev.kiln.api.Kilnd;
-import dev.kiln.api.TlsListener;
+import dev.kiln.api.daemon.Kilnd;
+import dev.kiln.api.daemon.TlsListener;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -34,6 +34,10 @@ final class DaemonCommand implements Callable<Integer> {
                     + "(repeatable; -H tcp://… is the same, as dockerd's)")
     List<String> listen = new ArrayList<>();
 
+    @Option(names = "--log-level", paramLabel = "LEVEL",
+            description = "debug, info, warn or error (default: config.yaml's log-level, else info; debug with --debug)")
+    String logLevel;
+
     @Override
     public Integer call() throws Exception {
         KilnCommand kiln = (KilnCommand) spec.root().userObject();
@@ -44,7 +48,7 @@ final class DaemonCommand implements Callable<Integer> {
         List<TlsListener> tcp = TlsListener.of(addresses, absolute(kiln.tlsCaCert), absolute(kiln.tlsCert),
                 absolute(kiln.tlsKey));
         Kilnd.Options o = Kilnd.Options.read(config, kiln.root.toAbsolutePath(), kiln.runRoot.toAbsolutePath(),
-                kiln.insecureRegistries, defaultIsolation, kiln.debug).withTcpListeners(tcp);
+                kiln.insecureRegistries, defaultIsolation, kiln.debug).withTcpListeners(tcp).withLogLevel(logLevel);
         Kilnd.run(o);
         return 0;
     }

@@ -1,6 +1,7 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.GuestKernels;
 import dev.kiln.isolation.Isolators;
@@ -18,6 +19,7 @@ import java.util.Set;
 
 /** The engine as the daemon sees it: images and sandboxes over one database, and the rules that span both. */
 public final class Engine implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Engine.class);
 
     private final Images images;
     private final Sandboxes sandboxes;
@@ -25,6 +27,7 @@ public final class Engine implements AutoCloseable {
     private final Isolators isolators;
     private final Networks networks;
     private final SandboxFiles files;
+    private final Execs execs;
     /** What can change whether and how a sandbox is named by its network's resolver. */
     private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
@@ -39,6 +42,7 @@ public final class Engine implements AutoCloseable {
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
                 defaultIsolation, events, networks);
         this.files = new SandboxFiles(sandboxes);
+        this.execs = new Execs(sandboxes, events);
         networks.serveNames(this::peers);
         events.subscribe(null, e -> {
             if (NAME_EVENTS.contains(e.action())) {
@@ -125,7 +129,7 @@ public final class Engine implements AutoCloseable {
                 Optional<Peers.Peer> p = s.flatMap(this::peer);
                 networks.peer(id, p.isPresent() ? networkOf(s.get()) : null, p.orElse(null));
             } catch (RuntimeException e) {
-                System.err.println("kilnd: cannot update the names of sandbox " + id + ": " + e.getMessage());
+                LOG.sandbox(id).warn("cannot update the names of the sandbox: " + e.getMessage(), e);
             }
         }
     }
@@ -147,6 +151,11 @@ public final class Engine implements AutoCloseable {
 
     public Sandboxes sandboxes() {
         return sandboxes;
+    }
+
+    /** The execs of running sandboxes (kiln exec, docker exec), kept in memory until their sandbox is removed. */
+    public Execs execs() {
+        return execs;
     }
 
     /** Copies in and out of sandboxes (docker cp). */

@@ -12,8 +12,8 @@ import dev.kiln.image.Manifest;
 import dev.kiln.image.MediaType;
 import dev.kiln.image.Platform;
 import dev.kiln.image.PullProgress;
-import dev.kiln.image.Puller;
-import dev.kiln.image.Pusher;
+import dev.kiln.image.registry.Puller;
+import dev.kiln.image.registry.Pusher;
 import dev.kiln.image.archive.ArchiveLoader;
 import dev.kiln.image.archive.ArchiveWriter;
 import dev.kiln.image.archive.RootfsImport;
@@ -48,6 +48,10 @@ public final class Images implements AutoCloseable {
         ContentStore content = new ContentStore(root);
         this.store = new ImageStore(db, content);
         this.rootfs = new RootfsCache(root.resolve("rootfs"), new LayerApplier(LayerApplier.Limits.defaults()));
+        // A crash (of kilnd or the host) mid-download or mid-unpack leaves an ingest file or a half-built tree that
+        // nothing will finish (each write has its own random name); one kilnd owns the root, and it does not serve yet.
+        content.cleanIngest();
+        rootfs.cleanLeftovers();
         this.mounts = runRoot.resolve("image-mounts");
         this.insecureRegistries = Set.copyOf(insecureRegistries);
     }

@@ -1,8 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.isolation.EtcValues;
 
 import java.lang.reflect.RecordComponent;
@@ -22,7 +20,7 @@ final class RequestCheck {
     private RequestCheck() {
     }
 
-    static void create(CreateRequest r) {
+    static void create(SandboxConfig r) {
         noNul(r);
         if (r.hostname() != null) {
             EtcValues.hostname(r.hostname());
@@ -33,7 +31,7 @@ final class RequestCheck {
         each(r.extraHosts(), EtcValues::extraHost);
     }
 
-    static void exec(ExecRequest r) {
+    static void exec(ExecConfig r) {
         noNul(r);
     }
 

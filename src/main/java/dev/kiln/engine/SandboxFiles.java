@@ -85,7 +85,7 @@ public final class SandboxFiles {
      */
     public void extract(String ref, String path, InputStream in, boolean noOverwriteDirNonDir, boolean keepOwners) {
         Sandbox s = sandboxes.get(ref);
-        if (s.request().readOnly()) {
+        if (s.config().readOnly()) {
             throw KilnException.invalid("container rootfs is marked read-only: cannot copy into sandbox " + s.name());
         }
         withRoot(ref, true, root -> {

@@ -1,7 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.image.Digest;
 import dev.kiln.isolation.Isolators;
 import dev.kiln.isolation.SandboxNetwork;
@@ -51,13 +50,13 @@ final class SandboxNetworking {
      * The sandbox's {@code --network}, or its isolation's default: the kiln bridge where the isolation can join one
      * (as Docker's default bridge), else loopback only.
      */
-    NetworkMode mode(CreateRequest r, String isolation) {
+    NetworkMode mode(SandboxConfig r, String isolation) {
         boolean publishes = !published(r).isEmpty() || r.publishAll();
         return NetworkMode.parse(r.network(),
                 supports(isolation, SandboxNetwork.Mode.BRIDGE) || publishes ? NetworkMode.KILN : NetworkMode.NONE);
     }
 
-    private static List<PortMapping> published(CreateRequest r) {
+    private static List<PortMapping> published(SandboxConfig r) {
         return r.publish() == null ? List.of() : r.publish().stream().map(PortMapping::parse).toList();
     }
 
@@ -65,7 +64,7 @@ final class SandboxNetworking {
      * The request's network, refused with one line where kiln cannot give it; fixed host ports must be free now
      * (they are checked again at start).
      */
-    void check(CreateRequest r, String isolation) {
+    void check(SandboxConfig r, String isolation) {
         List<PortMapping> published = published(r);
         NetworkMode mode = mode(r, isolation);
         if ((!published.isEmpty() || r.publishAll()) && !publishes(mode)) {
@@ -114,13 +113,13 @@ final class SandboxNetworking {
 
     /** Whether the sandbox has a network record while it runs (its address and published ports). */
     boolean recorded(Sandbox s) {
-        return publishes(mode(s.request(), s.isolation()));
+        return publishes(mode(s.config(), s.isolation()));
     }
 
     /** {@code -p} mappings, then with {@code -P} each port the image EXPOSEs that -p did not publish. */
     private List<PortMapping> wantedPorts(Sandbox s) {
-        List<PortMapping> wanted = new ArrayList<>(published(s.request()));
-        if (s.request().publishAll()) {
+        List<PortMapping> wanted = new ArrayList<>(published(s.config()));
+        if (s.config().publishAll()) {
             var exposed = images.configOf(Digest.parse(s.imageId())).config();
             if (exposed != null && exposed.exposedPorts() != null) {
                 for (String port : exposed.exposedPorts().keySet()) {
@@ -156,7 +155,7 @@ final class SandboxNetworking {
      * the user network only the record (QEMU forwards the ports).
      */
     void attach(Sandbox s) {
-        NetworkMode mode = mode(s.request(), s.isolation());
+        NetworkMode mode = mode(s.config(), s.isolation());
         synchronized (ports) {
             detach(s); // a record left by a crash
             List<PortMapping> allocated = KilnNetwork.allocate(wantedPorts(s), publishedPorts(s.id()));
@@ -184,7 +183,7 @@ final class SandboxNetworking {
 
     /** What the isolator needs of the sandbox's network: its mode, namespace, address once attached, DNS, hosts. */
     SandboxNetwork of(Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         NetworkMode mode = mode(r, s.isolation());
         SandboxNetwork n = new SandboxNetwork(SandboxNetwork.Mode.valueOf(mode.kind().name()),
                 mode.bridged() ? KilnNetwork.netnsPath(s.id()) : null, null, 0, null, null, SandboxNetwork.DEFAULT_MTU,
@@ -201,7 +200,7 @@ final class SandboxNetworking {
      * {@code --dns} where given; else on a user network its resolver (kilnd, on the gateway), which names the other
      * sandboxes there and forwards the rest to the host's resolvers, as Docker's embedded DNS; else the host's.
      */
-    private List<String> nameservers(CreateRequest r, NetworkMode mode) {
+    private List<String> nameservers(SandboxConfig r, NetworkMode mode) {
         if ((r.dns() != null && !r.dns().isEmpty()) || !mode.bridged() || mode.network().equals(KilnNetwork.NAME)) {
             return r.dns();
         }

@@ -1,7 +1,5 @@
 package dev.kiln.engine;
 
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.image.ImageConfig;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.engine.process.ImageProcess;
@@ -19,14 +17,14 @@ final class SandboxProcess {
     }
 
     /** {@code -e K} without a value arrives unresolved when the caller had no K: Docker then drops K. */
-    static ProcessSpec resolve(ImageConfig image, CreateRequest r, Path rootfs, String hostname) {
+    static ProcessSpec resolve(ImageConfig image, SandboxConfig r, Path rootfs, String hostname) {
         ImageProcess.Flags flags = new ImageProcess.Flags(r.entrypoint(), r.cmd(), r.env(), r.workdir(), r.user(),
                 r.tty(), r.openStdin());
         return ImageProcess.resolve(image, flags, rootfs, hostname, Map.of());
     }
 
     /** An exec inherits the main process's env, cwd and user unless the request says otherwise. */
-    static ProcessSpec resolveExec(ProcessSpec main, ExecRequest r, Path rootfs) {
+    static ProcessSpec resolveExec(ProcessSpec main, ExecConfig r, Path rootfs) {
         Map<String, String> env = new LinkedHashMap<>();
         for (List<String> source : List.of(main.env(), r.env() == null ? List.<String>of() : r.env())) {
             for (String e : source) {

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.state.Database;
 
@@ -14,7 +13,11 @@ import java.sql.SQLException;
 import java.util.List;
 import java.util.Optional;
 
-/** Sandbox rows in SQLite. Every state change is one UPDATE guarded by the state it expects. */
+/**
+ * Sandbox rows in SQLite. Every state change is one UPDATE guarded by the state it expects. The {@code config}
+ * column holds {@code {"config": SandboxConfig, "process": ProcessSpec}}; rows of an older shape are rewritten by
+ * {@code Database}'s schema steps when the database is opened.
+ */
 final class SandboxStore {
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -27,7 +30,7 @@ final class SandboxStore {
 
     void insert(Sandbox s) {
         ObjectNode config = JSON.createObjectNode();
-        config.set("request", JSON.valueToTree(s.request()));
+        config.set("config", JSON.valueToTree(s.config()));
         config.set("process", JSON.valueToTree(s.process()));
         try {
             update("INSERT INTO sandboxes(id, name, image, image_id, isolation, state, config, created) "
@@ -79,10 +82,6 @@ final class SandboxStore {
         return essential("UPDATE sandboxes SET state = 'removing' WHERE id = ? AND state != 'removing'", id) == 1;
     }
 
-    void restoreState(String id, SandboxState state) {
-        update("UPDATE sandboxes SET state = ? WHERE id = ?", state.wire(), id);
-    }
-
     void delete(String id) {
         essential("DELETE FROM sandboxes WHERE id = ?", id);
     }
@@ -119,11 +118,15 @@ final class SandboxStore {
     private List<Sandbox> query(String sql, Object... args) {
         return db.query(sql, rs -> {
             JsonNode config = JSON.readTree(rs.getString("config"));
+            if (!config.path("config").isObject() || !config.path("process").isObject()) {
+                throw new IllegalStateException("sandbox " + rs.getString("id")
+                        + " has a config of an unknown shape");
+            }
             int exit = rs.getInt("exit_code");
             Integer exitCode = rs.wasNull() ? null : exit;
             return new Sandbox(rs.getString("id"), rs.getString("name"), rs.getString("image"),
                     rs.getString("image_id"), rs.getString("isolation"), SandboxState.of(rs.getString("state")),
-                    JSON.treeToValue(config.get("request"), CreateRequest.class),
+                    JSON.treeToValue(config.get("config"), SandboxConfig.class),
                     JSON.treeToValue(config.get("process"), ProcessSpec.class),
                     rs.getLong("created"), rs.getLong("started"), rs.getLong("finished"), exitCode,
                     rs.getInt("oom") != 0, rs.getLong("shim_pid"), rs.getInt("restarts"));

@@ -1,8 +1,7 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
+import dev.kiln.KilnLog;
 import dev.kiln.image.Digest;
 import dev.kiln.image.Image;
 import dev.kiln.isolation.ExitStatus;
@@ -41,6 +40,7 @@ import java.util.concurrent.Executors;
  * {@code --rm} sandboxes).
  */
 public final class Sandboxes implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Sandboxes.class);
 
     /** How long a started process waits for the first attach client before it starts anyway. */
     static final Duration ATTACH_WAIT = Duration.ofSeconds(10);
@@ -69,7 +69,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- create ----
 
-    public Sandbox create(CreateRequest r) {
+    public Sandbox create(SandboxConfig r) {
         RequestCheck.create(r);
         Isolator isolator = isolators.select(r.isolation(), r.runtime(), defaultIsolation);
         isolator.availability().require();
@@ -103,7 +103,7 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The sandbox's --network, or its isolation's default (see {@link SandboxNetworking#mode}). */
     public NetworkMode networkMode(Sandbox s) {
-        return networking.mode(s.request(), s.isolation());
+        return networking.mode(s.config(), s.isolation());
     }
 
     /** The sandbox's place on its network (bridge or user) while it runs. */
@@ -236,7 +236,7 @@ public final class Sandboxes implements AutoCloseable {
             } catch (RunningProcess.Gone e) {
                 lost(id, task.pid());
             } catch (RuntimeException e) {
-                System.err.println("kilnd: watching sandbox " + id + " failed: " + e.getMessage());
+                LOG.sandbox(id).error("watching the sandbox failed: " + e.getMessage(), e);
             } finally {
                 watched.remove(run);
             }
@@ -271,7 +271,7 @@ public final class Sandboxes implements AutoCloseable {
             }
         }
         events.emit(s, "die");
-        if (s.request().autoRemove()) {
+        if (s.config().autoRemove()) {
             remove(id, true);
         }
     }
@@ -293,7 +293,7 @@ public final class Sandboxes implements AutoCloseable {
             boolean running = isolator(found.get().isolation()).running(spec(found.get()));
             status = running ? new ExitStatus(128 + Signals.SIGKILL, Signals.SIGKILL, java.time.Instant.now())
                     : new ExitStatus(255, 0, java.time.Instant.now());
-            System.err.println("kilnd: the monitor of sandbox " + id + " (pid " + shimPid + ") died without "
+            LOG.sandbox(id).warn("the monitor of the sandbox (pid " + shimPid + ") died without "
                     + "recording an exit; " + (running ? "its processes are killed (recorded as 137)"
                     : "its process had ended (recorded as 255)"));
         }
@@ -352,7 +352,7 @@ public final class Sandboxes implements AutoCloseable {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (System.nanoTime() < deadline) {
             Optional<Sandbox> s = store.byId(id);
-            if (s.isEmpty() || !s.get().request().autoRemove()) {
+            if (s.isEmpty() || !s.get().config().autoRemove()) {
                 return;
             }
             sleep(10);
@@ -420,7 +420,7 @@ public final class Sandboxes implements AutoCloseable {
             return;
         }
         if (!awaitEnd(s, task, REMOVAL_WAIT)) {
-            System.err.println("kilnd: the monitor of sandbox " + s.id() + " (pid " + task.pid() + ") recorded no "
+            LOG.sandbox(s.id()).warn("the monitor of the sandbox (pid " + task.pid() + ") recorded no "
                     + "exit " + REMOVAL_WAIT.toSeconds() + " s after SIGKILL: killing it");
             task.killMonitor();
             awaitEnd(s, task, Duration.ofSeconds(5));
@@ -502,7 +502,7 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The runtime binary or VMM of the sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
-        return isolator(s.isolation()).runtime(s.request().runtime());
+        return isolator(s.isolation()).runtime(s.config().runtime());
     }
 
     /** What the sandbox's isolation adds to inspect's HostConfig (a vm: its VMM's jail). */
@@ -533,7 +533,7 @@ public final class Sandboxes implements AutoCloseable {
 
     // ---- exec ----
 
-    public RunningProcess exec(String ref, String execId, ExecRequest r) {
+    public RunningProcess exec(String ref, String execId, ExecConfig r) {
         RequestCheck.exec(r);
         Sandbox s = running(ref);
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
@@ -555,7 +555,7 @@ public final class Sandboxes implements AutoCloseable {
             try {
                 reconcile(s);
             } catch (RuntimeException e) {
-                System.err.println("kilnd: cannot recover sandbox " + s.id() + ": " + e.getMessage());
+                LOG.sandbox(s.id()).error("cannot recover the sandbox: " + e.getMessage(), e);
             }
         }
     }
@@ -592,17 +592,17 @@ public final class Sandboxes implements AutoCloseable {
         try {
             networking.detach(s);
         } catch (RuntimeException e) {
-            System.err.println("kilnd: cannot take sandbox " + s.id() + " off the kiln network: " + e.getMessage());
+            LOG.sandbox(s.id()).warn("cannot take the sandbox off the kiln network: " + e.getMessage(), e);
         }
     }
 
     /** The sandbox's hostname: {@code --hostname}, else its short id (Docker's). */
     static String hostname(Sandbox s) {
-        return s.request().hostname() != null ? s.request().hostname() : s.shortId();
+        return s.config().hostname() != null ? s.config().hostname() : s.shortId();
     }
 
     SandboxSpec spec(Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),

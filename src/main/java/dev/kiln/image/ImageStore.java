@@ -141,10 +141,29 @@ public final class ImageStore {
     }
 
     /**
+     * Runs {@code work}, which records in the set it is given the blobs it adds; if it fails, those of them that no
+     * image name refers to are deleted, so a failed load or import leaves the store as it found it (a full disk is
+     * not left fuller by the attempt).
+     */
+    public <T> T takingBackOnFailure(java.util.function.Function<Set<Digest>, T> work) {
+        Set<Digest> added = new HashSet<>();
+        try {
+            return work.apply(added);
+        } catch (RuntimeException e) {
+            try {
+                removeUnreferenced(added);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    /**
      * Deletes those of {@code added} that no image name refers to: the blobs a failed load or import wrote, so that
      * it leaves the store as it found it (those a name it did tag refers to stay).
      */
-    public void removeUnreferenced(Set<Digest> added) {
+    private void removeUnreferenced(Set<Digest> added) {
         if (added.isEmpty()) {
             return;
         }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -32,6 +33,7 @@ import java.util.Optional;
  * share addresses.
  */
 public final class KilnNetwork {
+    private static final KilnLog LOG = KilnLog.of(KilnNetwork.class);
 
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/kiln");
     public static final String NAME = "kiln";
@@ -63,7 +65,7 @@ public final class KilnNetwork {
             if (Files.isRegularFile(file)) {
                 KilnNetwork existing = new KilnNetwork(dir, (ObjectNode) JSON.readTree(file.toFile()));
                 if (subnet != null && !subnet.equals(existing.subnet())) {
-                    System.err.println("kilnd: the kiln network keeps its subnet " + existing.subnet() + " (config "
+                    LOG.warn("the kiln network keeps its subnet " + existing.subnet() + " (config "
                             + "asks for " + subnet + "): remove " + file + " while no sandbox runs to change it");
                 }
                 return existing;
@@ -320,7 +322,7 @@ public final class KilnNetwork {
                 Files.writeString(knob, "1");
             }
         } catch (IOException e) {
-            System.err.println("kilnd: cannot set " + knob + ": " + e.getMessage()
+            LOG.warn("cannot set " + knob + ": " + e.getMessage()
                     + " (ports published on 127.0.0.1 may not answer)");
         }
     }

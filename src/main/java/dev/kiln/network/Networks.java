@@ -3,6 +3,7 @@ package dev.kiln.network;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.network.dns.DnsServer;
 
 import java.io.IOException;
@@ -30,6 +31,7 @@ import java.util.stream.Stream;
  * has a bridge and a resolver on its gateway address that names the sandboxes on it.
  */
 public final class Networks implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Networks.class);
 
     static final Pattern VALID_NAME = Pattern.compile("[a-zA-Z0-9][a-zA-Z0-9_.-]*");
     /** What {@code --network} already means: these exist (the first four) or are modes, never user networks. */
@@ -241,7 +243,7 @@ public final class Networks implements AutoCloseable {
             }
         } catch (KilnException e) {
             // a damaged record must not keep kilnd from starting; its network's commands report it
-            System.err.println("kilnd: cannot start the resolvers of user networks: " + e.getMessage());
+            LOG.error("cannot start the resolvers of user networks: " + e.getMessage(), e);
         }
     }
 
@@ -288,7 +290,7 @@ public final class Networks implements AutoCloseable {
                         source -> source instanceof Inet4Address
                                 && Subnets.overlaps(n.subnet(), source.getHostAddress() + "/32"));
             } catch (IOException | RuntimeException e) {
-                System.err.println("kilnd: no name resolution on network " + name + ": cannot listen on "
+                LOG.warn("no name resolution on network " + name + ": cannot listen on "
                         + n.gateway() + ":53/udp: " + e.getMessage());
                 return null;
             }

@@ -63,6 +63,20 @@ public final class Database implements AutoCloseable {
               shim_pid INTEGER,
               exit_code INTEGER
             );
+            """,
+            // The sandboxes' config holds the engine's own record (engine.SandboxConfig) instead of the /v1 wire
+            // record it was created from. Before: {"request": api.v1.CreateRequest, "process": ProcessSpec}; after:
+            // {"config": SandboxConfig, "process": ProcessSpec}. SandboxConfig began as CreateRequest's fields with
+            // their names and meaning, so the request moves across as it is; later changes of its shape are steps
+            // after this one. A Docker-created sandbox was stored in the same shape (its face made a CreateRequest).
+            """
+            UPDATE sandboxes SET config = json_object('config', config -> '$.request', 'process', config -> '$.process')
+              WHERE json_type(config, '$.request') = 'object';
+            """,
+            // Execs live in the daemon's memory (engine.Execs), as Docker's do: a daemon restart forgets them, and
+            // they end with their sandbox. The table step 2 made for them was never written or read.
+            """
+            DROP TABLE IF EXISTS execs;
             """);
 
     private final Connection connection;
@@ -119,6 +133,11 @@ public final class Database implements AutoCloseable {
         int version;
         try (Statement s = connection.createStatement(); var rs = s.executeQuery("PRAGMA user_version")) {
             version = rs.getInt(1);
+        }
+        if (version > MIGRATIONS.size()) {
+            // a newer kiln's rows would be misread, and this kiln's writes would mix two shapes
+            throw new SQLException("schema version " + version + " is newer than this kiln knows ("
+                    + MIGRATIONS.size() + "): the database was written by a newer kiln (run that version)");
         }
         for (int i = version; i < MIGRATIONS.size(); i++) {
             connection.setAutoCommit(false);

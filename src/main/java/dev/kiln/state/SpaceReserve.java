@@ -1,5 +1,7 @@
 package dev.kiln.state;
 
+import dev.kiln.KilnLog;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -17,6 +19,7 @@ import java.nio.file.attribute.PosixFilePermissions;
  * Zeros, written (not a sparse length): a filesystem that compresses zeros would make it weaker there.
  */
 final class SpaceReserve {
+    private static final KilnLog LOG = KilnLog.of(SpaceReserve.class);
 
     static final int SIZE = 1 << 20;
 
@@ -34,7 +37,7 @@ final class SpaceReserve {
             boolean had = Files.deleteIfExists(file);
             held = false;
             if (had) {
-                System.err.println("kilnd: the disk under " + file.getParent() + " is full: gave up the "
+                LOG.warn("the disk under " + file.getParent() + " is full: gave up the "
                         + (SIZE >> 10) + " KiB reserve to record a removal or an exit");
             }
             return had;

@@ -35,6 +35,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the same directories re-adopts what the first started, as after a daemon restart. {@link #finish} ends a process
  * as if it exited by itself; {@link #killMonitor} kills its monitor, not the workload; {@link #loseExit} ends both
  * with no record. Signals end the process with 128 + the signal, except those it ignores; cleanup ends what is left.
+ * An exec is the same files under {@code fake/execs/ID}, ended by {@link #finishExec}.
  */
 final class FakeIsolator implements Isolator {
 
@@ -108,6 +109,15 @@ final class FakeIsolator implements Isolator {
         end(sandboxDir.resolve("fake"), code, 0);
     }
 
+    /** Ends exec {@code execId} of the sandbox with {@code code}, as if it exited by itself. */
+    static void finishExec(Path sandboxDir, String execId, int code) {
+        end(execDir(sandboxDir.resolve("fake"), execId), code, 0);
+    }
+
+    private static Path execDir(Path fakeDir, String execId) {
+        return fakeDir.resolve("execs").resolve(execId);
+    }
+
     /** Kills the sandbox's monitor (not its workload), so it records no exit. */
     static void killMonitor(Path sandboxDir) {
         delete(sandboxDir.resolve("fake/monitor"));
@@ -129,18 +139,12 @@ final class FakeIsolator implements Isolator {
         return spec.dir().resolve("fake");
     }
 
-    private final class Task implements SandboxTask {
-        private final Path dir;
-        private final long pid;
+    /** A process as its files tell: its exit, whether its monitor lives; the sandbox's main process or an exec. */
+    private static class FakeProcess implements RunningProcess {
+        final Path dir;
 
-        Task(Path dir, long pid) {
+        FakeProcess(Path dir) {
             this.dir = dir;
-            this.pid = pid;
-        }
-
-        @Override
-        public long pid() {
-            return pid;
         }
 
         @Override
@@ -179,6 +183,25 @@ final class FakeIsolator implements Isolator {
         }
 
         @Override
+        public AttachConnection attach() {
+            throw new UnsupportedOperationException("the fake isolator has no streams");
+        }
+    }
+
+    private final class Task extends FakeProcess implements SandboxTask {
+        private final long pid;
+
+        Task(Path dir, long pid) {
+            super(dir);
+            this.pid = pid;
+        }
+
+        @Override
+        public long pid() {
+            return pid;
+        }
+
+        @Override
         public void kill(int signal) {
             calls.add("kill " + signal);
             if (exitStatus().isPresent()) {
@@ -190,13 +213,15 @@ final class FakeIsolator implements Isolator {
         }
 
         @Override
-        public AttachConnection attach() {
-            throw new UnsupportedOperationException("the fake isolator has no streams");
-        }
-
-        @Override
         public RunningProcess exec(String execId, ProcessSpec process, Duration waitAttach) {
-            throw new UnsupportedOperationException("the fake isolator runs no execs");
+            if (!Files.exists(dir.resolve("process"))) {
+                throw KilnException.conflict("not running");
+            }
+            calls.add("exec " + execId + " " + String.join(" ", process.args()));
+            Path exec = execDir(dir, execId);
+            write(exec.resolve("process"), "");
+            write(exec.resolve("monitor"), "");
+            return new FakeProcess(exec);
         }
 
         @Override

@@ -1,8 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
-import dev.kiln.api.v1.ExecRequest;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -21,7 +19,7 @@ class RequestCheckTest {
         assertThatCode(() -> RequestCheck.create(request("web.local", List.of("192.0.2.53"), List.of("corp.example"),
                 List.of("ndots:2"), List.of("db:192.0.2.7"), List.of("A=multi\nline"), Map.of("k", "v\tw"))))
                 .doesNotThrowAnyException();
-        assertThatCode(() -> RequestCheck.exec(new ExecRequest(List.of("sh", "-c", "echo a\necho b"), null, "/tmp",
+        assertThatCode(() -> RequestCheck.exec(new ExecConfig(List.of("sh", "-c", "echo a\necho b"), null, "/tmp",
                 null, false, false, false))).doesNotThrowAnyException();
     }
 
@@ -46,22 +44,22 @@ class RequestCheckTest {
         refused(request(null, null, null, null, null, null, Map.of("k\u0000", "v")), "labels");
         refused(request(null, null, null, null, null, null, Map.of("k", "v\u0000")), "labels.k");
         refused(request(null, null, null, null, null, Arrays.asList("A=1", null), null), "env holds a null");
-        assertThatThrownBy(() -> RequestCheck.exec(new ExecRequest(List.of("tr\u0000ue"), null, null, null, false,
+        assertThatThrownBy(() -> RequestCheck.exec(new ExecConfig(List.of("tr\u0000ue"), null, null, null, false,
                 false, false))).isInstanceOf(KilnException.class).hasMessageStartingWith("cmd \"tr\\x00ue\"");
-        assertThatThrownBy(() -> RequestCheck.exec(new ExecRequest(List.of("true"), null, "/a\u0000b", null, false,
+        assertThatThrownBy(() -> RequestCheck.exec(new ExecConfig(List.of("true"), null, "/a\u0000b", null, false,
                 false, false))).isInstanceOf(KilnException.class).hasMessageStartingWith("workdir");
     }
 
-    private static void refused(CreateRequest r, String message) {
+    private static void refused(SandboxConfig r, String message) {
         assertThatThrownBy(() -> RequestCheck.create(r)).isInstanceOfSatisfying(KilnException.class, e -> {
             assertThat(e.kind()).isEqualTo(KilnException.Kind.INVALID_ARGUMENT);
             assertThat(e.getMessage()).contains(message).doesNotContain("\n").doesNotContain("\u0000");
         });
     }
 
-    private static CreateRequest request(String hostname, List<String> dns, List<String> search, List<String> options,
+    private static SandboxConfig request(String hostname, List<String> dns, List<String> search, List<String> options,
                                          List<String> hosts, List<String> env, Map<String, String> labels) {
-        return new CreateRequest("busybox", null, List.of("true"), null, env, null, null, hostname, null, null, 0, 0,
+        return new SandboxConfig("busybox", null, List.of("true"), null, env, null, null, hostname, null, null, 0, 0,
                 0, false, labels, false, false, false, null, null, null, false, dns, search, options, hosts, null, 0);
     }
 }

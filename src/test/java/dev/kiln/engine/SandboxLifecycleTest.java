@@ -1,7 +1,6 @@
 package dev.kiln.engine;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.isolation.Isolators;
 import dev.kiln.testing.BusyboxRootfs;
 import org.junit.jupiter.api.AfterAll;
@@ -241,13 +240,13 @@ class SandboxLifecycleTest {
                 new Isolators(List.of(isolator)), FakeIsolator.NAME, null);
     }
 
-    static CreateRequest request(String name, boolean autoRemove) {
+    static SandboxConfig request(String name, boolean autoRemove) {
         return request(name, autoRemove, null, null);
     }
 
     /** {@code sleep 1000} of the busybox image on no network, with --isolation and --kernel if given. */
-    static CreateRequest request(String name, boolean autoRemove, String isolation, String kernel) {
-        return new CreateRequest(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, isolation, null,
+    static SandboxConfig request(String name, boolean autoRemove, String isolation, String kernel) {
+        return new SandboxConfig(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, isolation, null,
                 0, 0, 0, false, null, false, false, autoRemove, null, null, "none", false, null, null, null, null,
                 kernel, 0);
     }

@@ -1,7 +1,7 @@
 package dev.kiln.network;
 
 import dev.kiln.KilnException;
-import dev.kiln.api.Kilnd;
+import dev.kiln.api.daemon.Kilnd;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

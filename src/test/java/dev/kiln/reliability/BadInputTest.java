@@ -54,16 +54,7 @@ class BadInputTest {
 
     @AfterAll
     static void stopDaemon() {
-        try {
-            if (kiln != null) {
-                kiln.close();
-            }
-        } finally {
-            if (kilnd != null) {
-                kilnd.close();
-            }
-            Leftovers.cleanUp(root, runRoot);
-        }
+        DaemonProcessTest.stop(kiln, kilnd, root, runRoot);
     }
 
     /** After every bad input: the same daemon process answers ps, and no sandbox, mount or runtime state is left. */

@@ -32,6 +32,16 @@ abstract class DaemonProcessTest {
 
     @AfterEach
     void cleanUp() {
+        stop(kiln, kilnd, root, runRoot);
+    }
+
+    /** Imports the busybox test image into the daemon and returns its name. */
+    String busybox() {
+        return BusyboxImage.importInto(kiln, tmp);
+    }
+
+    /** Closes the CLI and the daemon (either may be null: a start that failed), then removes what is left. */
+    static void stop(KilnCli kiln, KilndProcess kilnd, Path root, Path runRoot) {
         try {
             if (kiln != null) {
                 kiln.close();
@@ -42,10 +52,5 @@ abstract class DaemonProcessTest {
             }
             Leftovers.cleanUp(root, runRoot);
         }
-    }
-
-    /** Imports the busybox test image into the daemon and returns its name. */
-    String busybox() {
-        return BusyboxImage.importInto(kiln, tmp);
     }
 }

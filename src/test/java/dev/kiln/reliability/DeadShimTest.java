@@ -60,6 +60,11 @@ class DeadShimTest extends DaemonProcessTest {
         assertThat(Duration.between(killed, Instant.parse(state.path("FinishedAt").asText())).toMillis())
                 .as("ms from the kill to the end kilnd recorded").isLessThan(1000);
         System.out.println(isolation + ": ps showed the sandbox exited " + seconds + " s after kill -9 of its shim");
+        // what an operator reads: one line, stamped, at WARN, naming the sandbox
+        assertThat(Files.readAllLines(kilnd.log())).as("kilnd's log").anyMatch(l -> l.matches(
+                "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z WARN  \\[sandbox " + r.id.substring(0, 12)
+                        + "\\] the monitor of the sandbox \\(pid " + r.shim + "\\) died without recording an exit; "
+                        + "its processes are killed \\(recorded as 137\\)"));
         assertWorkloadGone(r);
         assertReleased(r);
 

@@ -79,16 +79,7 @@ class SlowClientsTest {
 
     @AfterAll
     static void stopDaemon() {
-        try {
-            if (kiln != null) {
-                kiln.close();
-            }
-        } finally {
-            if (kilnd != null) {
-                kilnd.close();
-            }
-            Leftovers.cleanUp(root, runRoot);
-        }
+        DaemonProcessTest.stop(kiln, kilnd, root, runRoot);
     }
 
     @Test

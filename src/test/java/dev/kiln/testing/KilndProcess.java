@@ -37,15 +37,18 @@ public final class KilndProcess implements AutoCloseable {
     /** kilnd's config file: written from the test's text, or one that does not exist (never the host's). */
     private final Path config;
     private final List<String> properties;
+    /** Flags of {@code kiln daemon} besides the roots and the config file. */
+    private final List<String> args;
     private Process process;
 
-    private KilndProcess(Path root, Path runRoot, Path dist, Map<String, String> properties) {
+    private KilndProcess(Path root, Path runRoot, Path dist, Map<String, String> properties, List<String> args) {
         this.root = root;
         this.runRoot = runRoot;
         this.dist = dist;
         this.log = runRoot.resolveSibling(runRoot.getFileName() + "-kilnd.log");
         this.config = dist.resolve("config.yaml");
         this.properties = properties.entrySet().stream().map(e -> "-D" + e.getKey() + "=" + e.getValue()).toList();
+        this.args = List.copyOf(args);
     }
 
     /**
@@ -68,6 +71,12 @@ public final class KilndProcess implements AutoCloseable {
 
     /** As {@link #start(Path, Path)}, with system properties for kilnd's JVM and its config file (null: none). */
     public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties, String configYaml) {
+        return start(root, runRoot, properties, configYaml, List.of());
+    }
+
+    /** As {@link #start(Path, Path, Map, String)}, with more flags of {@code kiln daemon} (e.g. --log-level). */
+    public static KilndProcess start(Path root, Path runRoot, Map<String, String> properties, String configYaml,
+                                     List<String> daemonArgs) {
         Path target = projectDir().resolve("target");
         Path jar = target.resolve("kiln-0.1.0.jar");
         Path shim = target.resolve("native/kiln-shim");
@@ -93,7 +102,8 @@ public final class KilndProcess implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot copy kiln's build for kilnd", e);
         }
-        KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist, properties);
+        KilndProcess k = new KilndProcess(root.toAbsolutePath(), runRoot.toAbsolutePath(), dist, properties,
+                daemonArgs);
         try {
             if (configYaml != null) {
                 Files.writeString(k.config, configYaml);
@@ -220,6 +230,7 @@ public final class KilndProcess implements AutoCloseable {
                     "--root", root.toString(), "--run-root", runRoot.toString(),
                     // hermetic: never the host's /etc/kiln/config.yaml
                     "--config", config.toString()));
+            cmd.addAll(args);
             Files.writeString(log, "---- " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
             process = new ProcessBuilder(cmd)

@@ -1,6 +1,6 @@
 package dev.kiln.testing;
 
-import dev.kiln.api.Kilnd;
+import dev.kiln.api.daemon.Kilnd;
 
 import java.nio.file.Path;
 import java.util.List;

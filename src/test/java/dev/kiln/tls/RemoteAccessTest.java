@@ -1,7 +1,7 @@
 package dev.kiln.tls;
 
-import dev.kiln.api.Kilnd;
-import dev.kiln.api.TlsListener;
+import dev.kiln.api.daemon.Kilnd;
+import dev.kiln.api.daemon.TlsListener;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

@@ -3,9 +3,9 @@ package dev.kiln.api.docker;
 import dev.kiln.api.NetworkView;
 import dev.kiln.api.SandboxView;
 
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxConfig;
 
 import dev.kiln.isolation.Isolator;
 import dev.kiln.network.KilnNetwork;
@@ -28,7 +28,7 @@ final class ContainerView {
     static final String ZERO_TIME = SandboxView.ZERO_TIME;
 
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
-        CreateRequest r = s.request();
+        SandboxConfig r = s.config();
         Map<String, Object> state = SandboxView.state(s);
         state.put("Error", "");
 
@@ -141,7 +141,7 @@ final class ContainerView {
     }
 
     /** HostConfig.PortBindings as Docker was given them, rebuilt from kiln's -p specs (HostPort "" = any). */
-    static Map<String, List<Map<String, String>>> portBindings(CreateRequest r) {
+    static Map<String, List<Map<String, String>>> portBindings(SandboxConfig r) {
         Map<String, List<Map<String, String>>> out = new TreeMap<>();
         for (String spec : r.publish() == null ? List.<String>of() : r.publish()) {
             PortMapping p = PortMapping.parse(spec);
@@ -158,14 +158,14 @@ final class ContainerView {
      */
     static String runtime(Engine engine, Sandbox s) {
         Isolator isolator = engine.isolators().named(s.isolation());
-        String asked = s.request().runtime();
+        String asked = s.config().runtime();
         boolean other = asked != null && isolator.isolation().runtimes().contains(asked)
                 && !isolator.runtime(asked).equals(isolator.runtime(null));
         return other ? asked : isolator.isolation().dockerRuntime();
     }
 
     static Map<String, String> labels(Sandbox s) {
-        return s.request().labels() == null ? Map.of() : s.request().labels();
+        return s.config().labels() == null ? Map.of() : s.config().labels();
     }
 
     static String status(Sandbox s) {

@@ -2,7 +2,7 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
-import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.engine.SandboxConfig;
 import dev.kiln.isolation.Isolators;
 
 import java.util.ArrayList;
@@ -11,14 +11,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Docker's {@code POST /containers/create} body (Config with HostConfig inside) → kiln's {@link CreateRequest}.
+ * Docker's {@code POST /containers/create} body (Config with HostConfig inside) → the engine's {@link SandboxConfig}.
  * What kiln cannot honour is refused with a 400 naming it — never dropped silently.
  */
 final class CreateTranslator {
     private CreateTranslator() {
     }
 
-    static CreateRequest translate(ContainerCreateBody body, String name, String platform, Isolators isolators) {
+    static SandboxConfig translate(ContainerCreateBody body, String name, String platform, Isolators isolators) {
         String image = text(body.image());
         if (image == null) {
             throw KilnException.invalid("Config.Image is required");
@@ -37,7 +37,7 @@ final class CreateTranslator {
                     + isolators.names(i -> true) + ")");
         }
         long pids = host.pidsLimit() == null ? 0 : host.pidsLimit();
-        return new CreateRequest(image, name == null || name.isEmpty() ? null : name,
+        return new SandboxConfig(image, name == null || name.isEmpty() ? null : name,
                 body.cmd(), entrypoint, body.env(), text(body.workingDir()),
                 text(body.user()), text(body.hostname()), isolation, text(host.runtime()),
                 host.nanoCpus(), host.memory(), pids < 0 ? 0 : pids,

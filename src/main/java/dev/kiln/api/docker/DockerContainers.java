@@ -3,9 +3,9 @@ package dev.kiln.api.docker;
 import dev.kiln.KilnException;
 import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.Exchange;
-import dev.kiln.api.v1.CreateRequest;
 import dev.kiln.engine.Engine;
 import dev.kiln.engine.Sandbox;
+import dev.kiln.engine.SandboxConfig;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.engine.Signals;
 import dev.kiln.isolation.SandboxStats;
@@ -140,7 +140,7 @@ final class DockerContainers {
     // ---- create, list ----
 
     private void create(Exchange x) {
-        CreateRequest req = CreateTranslator.translate(x.body(ContainerCreateBody.class), x.query("name"),
+        SandboxConfig req = CreateTranslator.translate(x.body(ContainerCreateBody.class), x.query("name"),
                 x.query("platform"), engine.isolators());
         if (req.name() != null) {
             conflictIfTaken(req.name());
@@ -219,7 +219,7 @@ final class DockerContainers {
                 return;
             }
         } catch (KilnException e) {
-            if (s.request().autoRemove()) {
+            if (s.config().autoRemove()) {
                 try {
                     sandboxes.remove(s.id(), true);
                 } catch (RuntimeException ignored) {
@@ -269,8 +269,8 @@ final class DockerContainers {
         if (!x.flag("stream")) {
             throw KilnException.invalid("kiln does not support attach without stream=1 yet (use logs)");
         }
-        StreamCopy.Options o = new StreamCopy.Options(s.request().tty(), x.flag("stdout"), x.flag("stderr"),
-                x.flag("stdin") && s.request().openStdin());
+        StreamCopy.Options o = new StreamCopy.Options(s.config().tty(), x.flag("stdout"), x.flag("stderr"),
+                x.flag("stdin") && s.config().openStdin());
         AttachRendezvous.Parked parked = rendezvous.park(s.id());
         AttachConnection direct = parked == null ? sandboxes.task(sandboxes.get(s.id())).attach() : null;
         if (HijackedConnection.requested(x)) {
@@ -324,7 +324,7 @@ final class DockerContainers {
         int tail = tailParam.equals("all") || tailParam.isEmpty() ? -1 : x.intQuery("tail", -1);
         Instant since = Times.parse(x.query("since"));
         Instant until = Times.parse(x.query("until"));
-        boolean tty = s.request().tty();
+        boolean tty = s.config().tty();
         x.status(200);
         x.contentType(tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream");
         OutputStream out = x.out();

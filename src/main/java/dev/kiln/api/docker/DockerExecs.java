@@ -5,8 +5,9 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.kiln.KilnException;
 import dev.kiln.api.Exchange;
-import dev.kiln.api.v1.ExecRequest;
 import dev.kiln.engine.Engine;
+import dev.kiln.engine.ExecConfig;
+import dev.kiln.engine.Execs;
 import dev.kiln.engine.Sandbox;
 import dev.kiln.isolation.RunningProcess;
 import dev.kiln.isolation.AttachConnection;
@@ -16,9 +17,6 @@ import java.io.OutputStream;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicReference;
 
 /** Docker's exec endpoints: create, start (hijacked unless detached), inspect, resize. Execs live in memory. */
 final class DockerExecs {
@@ -36,25 +34,20 @@ final class DockerExecs {
     record ExecStartBody(boolean detach, boolean tty, List<Integer> consoleSize) {
     }
 
-    private record Session(String id, String containerId, ExecRequest request, boolean stdout, boolean stderr,
-                           AtomicReference<RunningProcess> process) {
-    }
-
-    private final Engine engine;
+    private final Execs execs;
     private final DockerContainers containers;
-    private final Map<String, Session> sessions = new ConcurrentHashMap<>();
 
     DockerExecs(Engine engine, DockerContainers containers) {
-        this.engine = engine;
+        this.execs = engine.execs();
         this.containers = containers;
     }
 
     void register(Routes r) {
         r.add("POST", "/containers/{id}/exec", this::create);
         r.add("POST", "/exec/{id}/start", this::start);
-        r.add("GET", "/exec/{id}/json", x -> x.json(inspect(session(x.path("id")))));
+        r.add("GET", "/exec/{id}/json", x -> x.json(inspect(exec(x.path("id")))));
         r.add("POST", "/exec/{id}/resize", x -> {
-            RunningProcess p = session(x.path("id")).process.get();
+            RunningProcess p = exec(x.path("id")).process().orElse(null);
             if (p != null && p.exitStatus().isEmpty()) {
                 try (AttachConnection c = p.attach()) {
                     c.resize(x.intQuery("h", 24), x.intQuery("w", 80));
@@ -66,12 +59,8 @@ final class DockerExecs {
         });
     }
 
-    private Session session(String id) {
-        Session s = sessions.get(id);
-        if (s == null) {
-            throw KilnException.notFound("No such exec instance: " + id);
-        }
-        return s;
+    private Execs.Exec exec(String id) {
+        return execs.find(id).orElseThrow(() -> KilnException.notFound("No such exec instance: " + id));
     }
 
     private void create(Exchange x) {
@@ -87,28 +76,18 @@ final class DockerExecs {
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
-        ExecRequest req = new ExecRequest(cmd, body.env(), CreateTranslator.text(body.workingDir()),
-                CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false);
-        String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
-        sessions.put(id, new Session(id, s.id(), req, !Boolean.FALSE.equals(body.attachStdout()),
-                !Boolean.FALSE.equals(body.attachStderr()), new AtomicReference<>()));
-        x.json(201, Map.of("Id", id));
+        ExecConfig req = new ExecConfig(cmd, body.env(), CreateTranslator.text(body.workingDir()),
+                CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false,
+                !Boolean.FALSE.equals(body.attachStdout()), !Boolean.FALSE.equals(body.attachStderr()));
+        x.json(201, Map.of("Id", execs.create(s.id(), req).id()));
     }
 
     private void start(Exchange x) throws IOException {
-        Session e = session(x.path("id"));
+        Execs.Exec e = exec(x.path("id"));
         ExecStartBody body = x.body(ExecStartBody.class);
         boolean detach = body.detach();
-        ExecRequest r = e.request;
-        ExecRequest req = new ExecRequest(r.cmd(), r.env(), r.workdir(), r.user(), r.tty(), r.openStdin(), detach);
-        RunningProcess process;
-        synchronized (e) {
-            if (e.process.get() != null) {
-                throw KilnException.conflict("Exec " + e.id + " has already been started");
-            }
-            process = engine.sandboxes().exec(e.containerId, e.id, req);
-            e.process.set(process);
-        }
+        ExecConfig r = e.config();
+        RunningProcess process = execs.start(e.id(), detach);
         if (detach) {
             x.status(200);
             return;
@@ -119,7 +98,7 @@ final class DockerExecs {
                 && size.get(0) > 0 && size.get(1) > 0) {
             shim.resize(size.get(0), size.get(1));
         }
-        StreamCopy.Options o = new StreamCopy.Options(r.tty(), e.stdout, e.stderr, r.openStdin());
+        StreamCopy.Options o = new StreamCopy.Options(r.tty(), r.attachStdout(), r.attachStderr(), r.openStdin());
         if (HijackedConnection.requested(x)) {
             HijackedConnection.upgrade(x, o.contentType(), client -> {
                 try (shim) {
@@ -137,26 +116,27 @@ final class DockerExecs {
         }
     }
 
-    private Map<String, Object> inspect(Session e) {
-        RunningProcess p = e.process.get();
-        boolean running = p != null && p.exitStatus().isEmpty();
+    /** Docker's exec inspect JSON. */
+    private static Map<String, Object> inspect(Execs.Exec e) {
+        ExecConfig r = e.config();
         Map<String, Object> process = new LinkedHashMap<>();
-        process.put("tty", e.request.tty());
-        process.put("entrypoint", e.request.cmd().getFirst());
-        process.put("arguments", e.request.cmd().subList(1, e.request.cmd().size()));
+        process.put("tty", r.tty());
+        process.put("entrypoint", r.cmd().getFirst());
+        process.put("arguments", r.cmd().subList(1, r.cmd().size()));
         process.put("privileged", false);
-        process.put("user", e.request.user() == null ? "" : e.request.user());
+        process.put("user", r.user() == null ? "" : r.user());
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("ID", e.id);
-        m.put("Running", running);
-        m.put("ExitCode", p == null || running ? null : p.exitStatus().get().exitCode());
+        m.put("ID", e.id());
+        m.put("Running", e.running());
+        m.put("ExitCode", e.exitStatus().map(s -> (Object) s.exitCode()).orElse(null));
         m.put("ProcessConfig", process);
-        m.put("OpenStdin", e.request.openStdin());
-        m.put("OpenStderr", e.stderr);
-        m.put("OpenStdout", e.stdout);
+        m.put("OpenStdin", r.openStdin());
+        m.put("OpenStderr", r.attachStderr());
+        m.put("OpenStdout", r.attachStdout());
         m.put("CanRemove", false);
-        m.put("ContainerID", e.containerId);
+        m.put("ContainerID", e.sandboxId());
         m.put("DetachKeys", "");
+        // unknown here: the exec runs behind its sandbox's monitor (kiln-shim, a runtime, a guest)
         m.put("Pid", 0);
         return m;
     }

@@ -61,17 +61,7 @@ public final class ArchiveLoader {
      * fuller by the attempt).
      */
     public List<Image> load(Path source, InputStream stdin, String nameHint) {
-        Set<Digest> added = new HashSet<>();
-        try {
-            return load(source, stdin, nameHint, added);
-        } catch (RuntimeException e) {
-            try {
-                store.removeUnreferenced(added);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw e;
-        }
+        return store.takingBackOnFailure(added -> load(source, stdin, nameHint, added));
     }
 
     private List<Image> load(Path source, InputStream stdin, String nameHint, Set<Digest> added) {

@@ -40,17 +40,7 @@ public final class RootfsImport {
      * own error, which says so; "cannot read" is for the tarball.
      */
     public Image importTar(Path tarball, InputStream stdin, ImageRef ref) {
-        Set<Digest> added = new HashSet<>();
-        try {
-            return importTar(tarball, stdin, ref, added);
-        } catch (RuntimeException e) {
-            try {
-                store.removeUnreferenced(added);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw e;
-        }
+        return store.takingBackOnFailure(added -> importTar(tarball, stdin, ref, added));
     }
 
     private Image importTar(Path tarball, InputStream stdin, ImageRef ref, Set<Digest> added) {

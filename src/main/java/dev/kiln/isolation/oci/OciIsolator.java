@@ -1,6 +1,7 @@
 package dev.kiln.isolation.oci;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.EtcFiles;
@@ -38,6 +39,7 @@ import java.util.function.Function;
  * own commands ({@link OciTask}).
  */
 public final class OciIsolator implements Isolator {
+    private static final KilnLog LOG = KilnLog.of(OciIsolator.class);
 
     private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
@@ -169,8 +171,8 @@ public final class OciIsolator implements Isolator {
         try {
             cgroups.put(spec.id(), SandboxCgroup.prepare(spec.id(), spec.resources().memoryBytes()));
         } catch (IOException | RuntimeException e) {
-            System.err.println("kilnd: cannot watch sandbox " + spec.id() + " for OOM kills (cgroup "
-                    + SandboxCgroup.parentPath(spec.id()) + "): " + e.getMessage());
+            LOG.sandbox(spec.id()).warn("cannot watch the sandbox for OOM kills (cgroup "
+                    + SandboxCgroup.parentPath(spec.id()) + "): " + e.getMessage(), e);
         }
     }
 
@@ -201,7 +203,7 @@ public final class OciIsolator implements Isolator {
         }
         List<Path> left = SandboxCgroup.remove(spec.id());
         if (!left.isEmpty()) {
-            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+            LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
         Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
     }

@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.RuntimeBinary;
 import dev.kiln.isolation.SandboxOptions;
@@ -21,6 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * for a clean quit, KVM where it works and TCG otherwise, in its jail by default (docs/vm.md).
  */
 final class Qemu implements Vmm {
+    private static final KilnLog LOG = KilnLog.of(Qemu.class);
 
     static final String RUNTIME = "qemu";
     private static final Duration QMP_TIMEOUT = Duration.ofSeconds(2);
@@ -59,7 +61,7 @@ final class Qemu implements Vmm {
     public void require() {
         availability().require();
         if (!accelerated() && TCG_NOTED.compareAndSet(false, true)) {
-            System.err.println("kilnd: notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
+            LOG.info("notice: /dev/kvm is not usable here, so VMs run under QEMU's TCG emulation "
                     + "(seconds per boot; docs/vm.md)");
         }
     }

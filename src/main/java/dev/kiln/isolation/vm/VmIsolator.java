@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.FileCopy;
@@ -41,6 +42,7 @@ import java.util.Set;
  * timings.json and the VMM's own sockets), {@code disk.ext4}, {@code x/<exec>/} (exec shims).
  */
 public final class VmIsolator implements Isolator {
+    private static final KilnLog LOG = KilnLog.of(VmIsolator.class);
 
     /** The smallest writable disk a VM gets: ext4's journal and the guest's own writes need room. */
     private static final long MIN_DISK = 64L << 20;
@@ -207,7 +209,7 @@ public final class VmIsolator implements Isolator {
         }
         List<Path> left = MemoryCgroup.remove(spec.id());
         if (!left.isEmpty()) {
-            System.err.println("kilnd: cgroups of sandbox " + spec.id() + " still in use, not removed: " + left);
+            LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
         if (removeFiles) {
             ids.release(spec.id(), spec.dir());
@@ -232,15 +234,15 @@ public final class VmIsolator implements Isolator {
         try {
             dirs.add(MemoryCgroup.create(spec.id(), limit));
         } catch (IOException | RuntimeException e) {
-            System.err.println("kilnd: sandbox " + spec.id() + " runs without a memory limit on its VMM and relay: "
-                    + e.getMessage());
+            LOG.sandbox(spec.id()).warn("the sandbox runs without a memory limit on its VMM and relay: "
+                    + e.getMessage(), e);
         }
         try {
             Path pids = PidsCgroup.create(spec.id(), VMM_TASKS + vcpus);
             if (!dirs.contains(pids)) dirs.add(pids); // cgroup v2: one directory holds both limits
         } catch (IOException | RuntimeException e) {
-            System.err.println("kilnd: sandbox " + spec.id() + " runs without a task limit on its VMM and relay: "
-                    + e.getMessage());
+            LOG.sandbox(spec.id()).warn("the sandbox runs without a task limit on its VMM and relay: "
+                    + e.getMessage(), e);
         }
         return dirs;
     }

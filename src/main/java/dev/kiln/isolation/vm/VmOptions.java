@@ -40,11 +40,6 @@ public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemo
                 jail, vmmUidRange);
     }
 
-    public VmOptions withInit(Path file) {
-        return new VmOptions(kernel, file, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
-                jail, vmmUidRange);
-    }
-
     public VmOptions withHelloTimeout(Duration timeout) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths,
                 jail, vmmUidRange);

@@ -1,5 +1,7 @@
 package dev.kiln.network.dns;
 
+import dev.kiln.KilnLog;
+
 import java.io.IOException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
@@ -32,6 +34,7 @@ import java.util.function.Predicate;
  * more than once a second.
  */
 public final class DnsServer implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(DnsServer.class);
 
     static final Path HOST_RESOLV_CONF = Path.of("/etc/resolv.conf");
     private static final Duration UPSTREAM_TIMEOUT = Duration.ofSeconds(2);
@@ -120,7 +123,7 @@ public final class DnsServer implements AutoCloseable {
                 handle(packet, client);
             } catch (RuntimeException e) {
                 // a bug must not stop the resolver for the whole network; this query goes unanswered
-                System.err.println("kilnd: dns: " + e);
+                LOG.error("dns: " + e, e);
             }
         }
     }
@@ -283,7 +286,7 @@ public final class DnsServer implements AutoCloseable {
         } catch (SocketException e) {
             // closed meanwhile (network removed): nothing to answer to
         } catch (IOException e) {
-            System.err.println("kilnd: dns: cannot answer " + client + ": " + e.getMessage());
+            LOG.warn("dns: cannot answer " + client + ": " + e.getMessage(), e);
         }
     }
 

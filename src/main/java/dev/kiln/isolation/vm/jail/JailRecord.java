@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm.jail;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.KilnLog;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -20,6 +21,7 @@ import java.util.Optional;
 public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, String root, String network) {
 
     static final String FILE = "jail.json";
+    private static final KilnLog LOG = KilnLog.of(JailRecord.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Records the jail of the VMM about to start in {@code vmDir}; null: it runs without one. */
@@ -34,7 +36,7 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
         try {
             Files.write(vmDir.resolve(FILE), JSON.writeValueAsBytes(r));
         } catch (IOException e) {
-            System.err.println("kilnd: cannot write " + vmDir.resolve(FILE) + ": " + e.getMessage());
+            LOG.warn("cannot write " + vmDir.resolve(FILE) + " (inspect will not show the jail): " + e.getMessage());
         }
     }
 

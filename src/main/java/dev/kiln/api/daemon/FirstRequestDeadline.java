@@ -1,4 +1,4 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
 
 import org.eclipse.jetty.io.Connection;
 import org.eclipse.jetty.server.ConnectionMetaData;

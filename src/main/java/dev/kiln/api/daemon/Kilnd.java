@@ -1,10 +1,11 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.engine.Engine;
 import dev.kiln.isolation.Isolators;
 import dev.kiln.isolation.standard.StandardIsolators;
@@ -21,6 +22,8 @@ import java.util.concurrent.CountDownLatch;
 
 /** kilnd's composition root: configuration, the engine with its isolators, the server, and shutdown. */
 public final class Kilnd {
+    private static final KilnLog LOG = KilnLog.of(Kilnd.class);
+
     private Kilnd() {
     }
 
@@ -32,6 +35,7 @@ public final class Kilnd {
                       @JsonProperty("kernel") String kernel,
                       @JsonProperty("default-subnet") String defaultSubnet,
                       @JsonProperty("runtime-paths") Map<String, String> runtimePaths,
+                      @JsonProperty("log-level") String logLevel,
                       @JsonProperty("vmm-jail") Boolean vmmJail,
                       @JsonProperty("vmm-uid-range") String vmmUidRange) {
     }
@@ -40,12 +44,14 @@ public final class Kilnd {
      * {@code tcpListeners}: TCP listeners with mutual TLS besides the unix socket (none by default); {@code kernel}:
      * the vm isolation's default kernel (null: the host's newest cloud kernel); {@code defaultSubnet}: the kiln
      * network's (null: picked clear of the host's routes); {@code runtimePaths}: runtime binaries (runc, runsc,
-     * qemu-system-x86_64, firecracker) at paths of their own instead of on PATH; {@code vmmJail}: QEMU in its jail
-     * (docs/vm.md; false only for debugging); {@code vmmUidRange}: the ids jailed VMMs run as (null: the default).
+     * qemu-system-x86_64, firecracker) at paths of their own instead of on PATH; {@code logLevel}: debug, info, warn
+     * or error (the flag's, else config.yaml's, else debug with --debug, else info); {@code vmmJail}: QEMU in its
+     * jail (docs/vm.md; false only for debugging); {@code vmmUidRange}: the ids jailed VMMs run as (null: default).
      */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
                           String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel,
-                          String defaultSubnet, Map<String, Path> runtimePaths, boolean vmmJail, String vmmUidRange) {
+                          String defaultSubnet, Map<String, Path> runtimePaths, String logLevel, boolean vmmJail,
+                          String vmmUidRange) {
 
         public Options {
             tcpListeners = List.copyOf(tcpListeners);
@@ -55,12 +61,19 @@ public final class Kilnd {
         /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
         public Options withTcpListeners(List<TlsListener> listeners) {
             return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners,
-                    kernel, defaultSubnet, runtimePaths, vmmJail, vmmUidRange);
+                    kernel, defaultSubnet, runtimePaths, logLevel, vmmJail, vmmUidRange);
+        }
+
+        /** These options with {@code --log-level}'s {@code level} (null: as they are). */
+        public Options withLogLevel(String level) {
+            return level == null ? this : new Options(root, runRoot, insecureRegistries, defaultIsolation,
+                    runscPlatform, debug, tcpListeners, kernel, defaultSubnet, runtimePaths,
+                    DaemonLog.level(level, ""), vmmJail, vmmUidRange);
         }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
-            ConfigFile file = new ConfigFile(null, List.of(), null, null, null, Map.of(), null, null);
+            ConfigFile file = new ConfigFile(null, List.of(), null, null, null, Map.of(), null, null, null);
             if (Files.isRegularFile(configFile)) {
                 try {
                     file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
@@ -88,7 +101,8 @@ public final class Kilnd {
             return new Options(root, runRoot, registries, isolation,
                     file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of(),
                     file.kernel() != null ? Path.of(file.kernel()) : null, file.defaultSubnet(), runtimePaths,
-                    file.vmmJail() == null || file.vmmJail(), file.vmmUidRange());
+                    file.logLevel() != null ? DaemonLog.level(file.logLevel(), " in " + configFile)
+                            : debug ? "debug" : "info", file.vmmJail() == null || file.vmmJail(), file.vmmUidRange());
         }
     }
 
@@ -123,7 +137,7 @@ public final class Kilnd {
         StateRoots.secure(o.root(), o.runRoot()); // before anything is written under them
         Engine engine = new Engine(o.root(), o.runRoot(), o.insecureRegistries(), isolators, defaultIsolation,
                 o.defaultSubnet());
-        Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners(), o.debug());
+        Daemon daemon = new Daemon(engine, o.runRoot(), o.tcpListeners());
         try {
             daemon.start();
         } catch (RuntimeException e) {
@@ -135,12 +149,12 @@ public final class Kilnd {
 
     /** {@code kiln daemon}: serves until SIGTERM/SIGINT. */
     public static void run(Options o) throws InterruptedException {
+        DaemonLog.configure(o.logLevel()); // before anything logs, Jetty included
         Running running = start(o);
         writePid(o.runRoot());
-        System.err.println("kilnd: listening on " + running.socket() + " (root " + o.root() + ")");
+        LOG.info("listening on " + running.socket() + " (root " + o.root() + ")");
         for (String tcp : running.daemon().tcpAddresses()) {
-            System.err.println("kilnd: listening on " + tcp + " (TLS; client certificates signed by the --tlscacert CA"
-                    + " only)");
+            LOG.info("listening on " + tcp + " (TLS; client certificates signed by the --tlscacert CA only)");
         }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -160,7 +174,7 @@ public final class Kilnd {
         try {
             Files.writeString(runRoot.resolve("kilnd.pid"), ProcessHandle.current().pid() + "\n");
         } catch (IOException e) {
-            System.err.println("kilnd: cannot write " + runRoot.resolve("kilnd.pid") + ": " + e.getMessage());
+            LOG.warn("cannot write " + runRoot.resolve("kilnd.pid") + ": " + e.getMessage());
         }
     }
 }

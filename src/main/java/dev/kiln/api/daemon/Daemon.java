@@ -1,6 +1,18 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
+
+import dev.kiln.api.ApiHandler;
+import dev.kiln.api.ApiLimits;
+import dev.kiln.api.ArchiveRoutes;
+import dev.kiln.api.AuditRoutes;
+import dev.kiln.api.ImageRoutes;
+import dev.kiln.api.NetworkRoutes;
+import dev.kiln.api.RequestBody;
+import dev.kiln.api.Router;
+import dev.kiln.api.SandboxRoutes;
+import dev.kiln.api.UnfinishedRequests;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.engine.Engine;
 import dev.kiln.tls.TcpAddress;
 import org.eclipse.jetty.server.HttpConfiguration;
@@ -32,17 +44,18 @@ import java.util.List;
  * Jetty needs to notice that their clients had gone.
  */
 public final class Daemon implements AutoCloseable {
+    private static final KilnLog LOG = KilnLog.of(Daemon.class);
 
     private final Engine engine;
     private final Server server;
     private final Path socket;
     private final List<ServerConnector> tcp = new ArrayList<>();
 
-    public Daemon(Engine engine, Path runRoot, boolean debug) {
-        this(engine, runRoot, List.of(), debug);
+    public Daemon(Engine engine, Path runRoot) {
+        this(engine, runRoot, List.of());
     }
 
-    public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners, boolean debug) {
+    public Daemon(Engine engine, Path runRoot, List<TlsListener> tcpListeners) {
         this.engine = engine;
         this.socket = runRoot.resolve("kiln.sock");
         ApiLimits limits = ApiLimits.fromSystemProperties();
@@ -75,7 +88,7 @@ public final class Daemon implements AutoCloseable {
         AuditRoutes.register(v1, engine, runRoot);
         Router docker = new Router(); // after v1: serves /_ping (with Docker's headers) for both faces
         new dev.kiln.api.docker.DockerApi(engine, version()).register(docker);
-        server.setHandler(new ApiHandler(List.of(v1, docker), debug, limits));
+        server.setHandler(new ApiHandler(List.of(v1, docker), limits));
     }
 
     public Path socket() {
@@ -142,7 +155,7 @@ public final class Daemon implements AutoCloseable {
         try {
             server.stop();
         } catch (Exception e) {
-            System.err.println("kilnd: stopping the server: " + e.getMessage());
+            LOG.warn("stopping the server: " + e.getMessage(), e);
         }
         try {
             Files.deleteIfExists(socket);

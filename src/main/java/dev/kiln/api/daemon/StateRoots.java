@@ -1,4 +1,4 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
 
 import dev.kiln.KilnException;
 import dev.kiln.OwnerOnly;

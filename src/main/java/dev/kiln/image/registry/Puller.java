@@ -1,9 +1,17 @@
-package dev.kiln.image;
+package dev.kiln.image.registry;
 
 import dev.kiln.KilnException;
-import dev.kiln.image.registry.FetchedManifest;
-import dev.kiln.image.registry.RegistryAccess;
-import dev.kiln.image.registry.RegistryClient;
+import dev.kiln.image.ContentStore;
+import dev.kiln.image.Descriptor;
+import dev.kiln.image.Digest;
+import dev.kiln.image.Image;
+import dev.kiln.image.ImageRef;
+import dev.kiln.image.ImageStore;
+import dev.kiln.image.Index;
+import dev.kiln.image.Manifest;
+import dev.kiln.image.MediaType;
+import dev.kiln.image.Platform;
+import dev.kiln.image.PullProgress;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -25,6 +33,7 @@ public final class Puller {
 
     /** Like Docker's default max-concurrent-downloads. */
     private static final int PARALLEL_LAYERS = 3;
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
 
     private final ImageStore store;
     private final Function<String, RegistryAccess> accessForHost;
@@ -120,7 +129,7 @@ public final class Puller {
 
     private <T> T parse(FetchedManifest m, Class<T> type) {
         try {
-            return ImageStore.JSON.readValue(m.bytes(), type);
+            return JSON.readValue(m.bytes(), type);
         } catch (IOException e) {
             throw KilnException.corrupt("manifest " + m.digest() + " is not valid JSON: "
                     + e.getMessage().lines().findFirst().orElse(""));

@@ -1,7 +1,13 @@
-package dev.kiln.image;
+package dev.kiln.image.registry;
 
-import dev.kiln.image.registry.RegistryAccess;
-import dev.kiln.image.registry.RegistryClient;
+import dev.kiln.image.Descriptor;
+import dev.kiln.image.Digest;
+import dev.kiln.image.Image;
+import dev.kiln.image.ImageRef;
+import dev.kiln.image.ImageStore;
+import dev.kiln.image.Manifest;
+import dev.kiln.image.MediaType;
+import dev.kiln.image.PullProgress;
 
 import java.util.function.Function;
 

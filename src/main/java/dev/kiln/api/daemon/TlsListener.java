@@ -1,4 +1,7 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
+
+import dev.kiln.api.ApiHandler;
+import dev.kiln.api.ApiLimits;
 
 import dev.kiln.KilnException;
 import dev.kiln.tls.TcpAddress;

@@ -1,4 +1,4 @@
-package dev.kiln.api;
+package dev.kiln.api.daemon;
 
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;

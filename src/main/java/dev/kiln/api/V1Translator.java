@@ -1,0 +1,29 @@
+package dev.kiln.api;
+
+import dev.kiln.api.v1.CreateRequest;
+import dev.kiln.api.v1.ExecRequest;
+import dev.kiln.engine.ExecConfig;
+import dev.kiln.engine.SandboxConfig;
+
+/**
+ * kiln's {@code /v1} wire records → the engine's records. The wire records are what the CLI sends and stay as they
+ * are for it; the engine's may change shape without the CLI noticing. Docker's face has its own translator
+ * ({@code api.docker.CreateTranslator}).
+ */
+final class V1Translator {
+    private V1Translator() {
+    }
+
+    /** {@code POST /v1/sandboxes}: the CLI has already resolved what only the caller can (its env, --env-file). */
+    static SandboxConfig config(CreateRequest r) {
+        return new SandboxConfig(r.image(), r.name(), r.cmd(), r.entrypoint(), r.env(), r.workdir(), r.user(),
+                r.hostname(), r.isolation(), r.runtime(), r.nanoCpus(), r.memory(), r.pidsLimit(), r.readOnly(),
+                r.labels(), r.tty(), r.openStdin(), r.autoRemove(), r.platform(), r.publish(), r.network(),
+                r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize());
+    }
+
+    /** {@code POST /v1/sandboxes/{id}/exec}. */
+    static ExecConfig exec(ExecRequest r) {
+        return new ExecConfig(r.cmd(), r.env(), r.workdir(), r.user(), r.tty(), r.openStdin(), r.detach());
+    }
+}
