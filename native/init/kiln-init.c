@@ -7,7 +7,8 @@
  * writable disk (ext4), moves into it, runs the main process and any EXEC'd processes with their stdio multiplexed
  * over the port, reports every exit, and powers the VM off when the main process is gone.
  *
- * The wire protocol is specified in docs/guest-protocol.md; the boot sequence in docs/vm.md. Static (musl), no
+ * The wire protocol is specified in docs/guest-protocol.md (its frame header and types: native/common/protocol.h); the
+ * boot sequence in docs/vm.md. Static (musl), no
  * dependencies beyond libc, every return value checked.
  */
 #define _GNU_SOURCE
@@ -39,8 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 1
-#define MAX_PAYLOAD   65536
+#include "../common/io.h"
+#include "../common/protocol.h"
+
 #define MAX_STREAMS   64
 #define OUT_HIGH      (1 << 20) /* port output queued beyond this: stop reading process output (backpressure) */
 #define STDIN_HIGH    (1 << 20) /* stdin queued for one process beyond this: stop reading the port */
@@ -49,11 +51,6 @@
 #define DEVICE_WAIT_MS 10000    /* how long devices (port, disks) may take to appear, and the host's vsock to answer */
 #define VMADDR_CID_HOST 2       /* linux/vm_sockets.h, which musl's headers lack */
 #define CMDLINE_MAX   4096      /* x86's COMMAND_LINE_SIZE is 2048 */
-
-enum { T_HELLO = 1, T_START, T_EXEC, T_STDIN, T_STDIN_CLOSE, T_STDOUT, T_STDERR, T_EXIT, T_SIGNAL, T_RESIZE,
-       T_ERROR, T_STARTED, T_BYE };
-
-struct buf { char *p; size_t len, cap; };
 
 struct stream {
     int used, id, tty, stdin_closing;
@@ -87,27 +84,9 @@ static int port_is_socket; /* the channel is a vsock stream: EOF means the host 
 static char cmdline[CMDLINE_MAX];
 static long long main_done_ms;
 static struct buf outq;
-static unsigned char inbuf[2 * (8 + MAX_PAYLOAD)];
+static unsigned char inbuf[2 * (FRAME_HEADER + MAX_PAYLOAD)];
 static size_t inlen;
 static struct stream streams[MAX_STREAMS];
-
-static long long now_ms(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* One line on the console (the VM's boot log). */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
@@ -122,31 +101,6 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
     if (write_all(2, line, len) != 0) { /* no console: nothing else to tell */ }
 }
 
-static int buf_put(struct buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (q == NULL) return -1;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_drop(struct buf *b, size_t n) {
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-}
-
-static void buf_free(struct buf *b) {
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 static void power_off(void) {
     sync();
     /* Firecracker (the vsock transport) has no power-off device: a reboot (reboot=k) is how its guest ends it */
@@ -157,11 +111,8 @@ static void power_off(void) {
 }
 
 static void send_frame(int type, int stream, const void *p, size_t n) {
-    unsigned char h[8] = { (unsigned char)type, 0, (unsigned char)(stream >> 8), (unsigned char)stream,
-                           (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                           (unsigned char)n };
     if (port < 0) return;
-    if (buf_put(&outq, h, 8) != 0 || buf_put(&outq, p, n) != 0) {
+    if (buf_frame(&outq, type, stream, p, n) != 0) {
         say("out of memory queueing a frame for the host");
         power_off();
     }
@@ -235,15 +186,15 @@ static int next_frame(int *type, int *stream, unsigned char **payload, size_t *l
         inlen -= consumed;
         consumed = 0;
     }
-    if (inlen < 8) return 0;
-    uint32_t n = (uint32_t)inbuf[4] << 24 | (uint32_t)inbuf[5] << 16 | (uint32_t)inbuf[6] << 8 | inbuf[7];
-    if (n > MAX_PAYLOAD) fatal("the host sent a frame of %u bytes (at most %d)", (unsigned)n, MAX_PAYLOAD);
-    if (inlen < 8 + (size_t)n) return 0;
-    *type = inbuf[0];
-    *stream = inbuf[2] << 8 | inbuf[3];
-    *payload = inbuf + 8;
-    *len = n;
-    consumed = 8 + n;
+    struct frame f;
+    int r = frame_next(inbuf, inlen, &f);
+    if (r < 0) fatal("the host sent a frame of %zu bytes (at most %d)", f.len, MAX_PAYLOAD);
+    if (r == 0) return 0;
+    *type = f.type;
+    *stream = f.stream;
+    *payload = inbuf + FRAME_HEADER;
+    *len = f.len;
+    consumed = FRAME_HEADER + f.len;
     return 1;
 }
 
@@ -341,8 +292,6 @@ static void load_modules(void) {
         if (close(m) != 0) fatal("close: %s", strerror(errno));
     }
 }
-
-static int set_nonblock(int fd);
 
 /* The control channel the kernel command line asks for: the vsock port of kiln.channel=vsock:PORT, 0 for QEMU's
  * virtio-serial port (no kiln.channel). Anything else is a host/guest mismatch worth stopping for. */
@@ -671,11 +620,6 @@ static void enter_root(const struct spec *s) {
 static void close_fd(int *fd) {
     if (*fd >= 0 && close(*fd) != 0) say("close: %s", strerror(errno));
     *fd = -1;
-}
-
-static int set_nonblock(int fd) {
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 __attribute__((noreturn)) static void child_fail(const char *what, int code) {

@@ -147,6 +147,7 @@ public final class SandboxView {
         host.put("Runtime", sandboxes.runtimeOf(s));
         // how this host runs the isolation's guest kernels: kvm, or tcg (emulated)
         engine.isolators().named(s.isolation()).guestKernels().ifPresent(k -> host.put("Accelerator", k.accelerator()));
+        host.putAll(sandboxes.isolationDetails(s)); // a vm's VmmJail: uid, seccomp, root; or that it has none
         host.put("NanoCpus", r.nanoCpus());
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());

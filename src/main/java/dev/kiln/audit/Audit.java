@@ -8,6 +8,7 @@ import dev.kiln.engine.SandboxConfig;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.isolation.oci.RuntimeSpec;
 import dev.kiln.isolation.oci.SeccompProfile;
+import dev.kiln.isolation.seccomp.SyscallTable;
 
 import java.io.IOException;
 import java.nio.file.Path;

@@ -1,6 +1,7 @@
 package dev.kiln.audit;
 
 import dev.kiln.audit.SeccompFilter.Instruction;
+import dev.kiln.isolation.seccomp.SyscallTable;
 
 import java.util.ArrayList;
 import java.util.Arrays;

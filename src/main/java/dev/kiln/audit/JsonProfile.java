@@ -1,5 +1,7 @@
 package dev.kiln.audit;
 
+import dev.kiln.isolation.seccomp.SyscallTable;
+
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.ArrayList;

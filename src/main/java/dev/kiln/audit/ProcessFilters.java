@@ -1,5 +1,7 @@
 package dev.kiln.audit;
 
+import dev.kiln.isolation.seccomp.SyscallTable;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,7 @@
 package dev.kiln.audit;
 
+import dev.kiln.isolation.seccomp.SyscallTable;
+
 import java.util.List;
 import java.util.Set;
 

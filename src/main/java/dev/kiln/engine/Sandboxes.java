@@ -505,6 +505,11 @@ public final class Sandboxes implements AutoCloseable {
         return isolator(s.isolation()).runtime(s.config().runtime());
     }
 
+    /** What the sandbox's isolation adds to inspect's HostConfig (a vm: its VMM's jail). */
+    public Map<String, Object> isolationDetails(Sandbox s) {
+        return isolator(s.isolation()).inspect(spec(s));
+    }
+
     /**
      * The guest kernel's console log of the sandbox's last boot; empty before its first. Refused for isolations that
      * boot no kernel.

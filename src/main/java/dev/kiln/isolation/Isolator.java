@@ -73,4 +73,9 @@ public interface Isolator {
     default Optional<GuestKernels> guestKernels() {
         return Optional.empty();
     }
+
+    /** What inspect adds to a sandbox's {@code HostConfig} for this isolation (the vm isolation: its VMM's jail). */
+    default java.util.Map<String, Object> inspect(SandboxSpec spec) {
+        return java.util.Map.of();
+    }
 }

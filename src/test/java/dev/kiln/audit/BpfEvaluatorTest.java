@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.kiln.audit.SyscallSurface.Kind;
+import dev.kiln.isolation.seccomp.SyscallTable;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;

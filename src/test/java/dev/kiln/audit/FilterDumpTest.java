@@ -6,6 +6,7 @@ import static dev.kiln.audit.SeccompFilter.Instruction.stmt;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.kiln.audit.SyscallSurface.Kind;
+import dev.kiln.isolation.seccomp.SyscallTable;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.file.Path;

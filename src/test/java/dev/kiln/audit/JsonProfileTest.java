@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.audit.SyscallSurface.Kind;
 import dev.kiln.isolation.oci.RuntimeSpec;
 import dev.kiln.isolation.oci.SeccompProfile;
+import dev.kiln.isolation.seccomp.SyscallTable;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;

@@ -5,6 +5,7 @@ import dev.kiln.isolation.oci.OciIsolator;
 import dev.kiln.isolation.oci.OciRuntime;
 import dev.kiln.isolation.vm.VmIsolator;
 import dev.kiln.isolation.vm.VmOptions;
+import dev.kiln.isolation.vm.jail.VmmIds;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -25,8 +26,11 @@ public final class StandardIsolators {
      * @param runscPlatform gVisor's {@code --platform} ({@code ptrace}, {@code systrap}, {@code kvm})
      * @param kernel        the vm isolation's default kernel; null for the host's newest cloud kernel
      * @param runtimePaths  runtime binaries at paths of their own, by name ({@code runtime-paths} in the config)
+     * @param vmmJail       QEMU in its jail ({@code vmm-jail}; false only for debugging)
+     * @param vmmUidRange   the ids jailed VMMs run as ({@code vmm-uid-range}); null for the default
      */
-    public record Options(Path root, Path runRoot, String runscPlatform, Path kernel, Map<String, Path> runtimePaths) {
+    public record Options(Path root, Path runRoot, String runscPlatform, Path kernel, Map<String, Path> runtimePaths,
+                          boolean vmmJail, String vmmUidRange) {
         public Options {
             runtimePaths = Map.copyOf(runtimePaths);
         }
@@ -41,6 +45,8 @@ public final class StandardIsolators {
                 new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
                         List.of("--platform=" + o.runscPlatform()), o.runtimePaths()),
                 new VmIsolator(VmOptions.defaults(o.root()).withKernel(o.kernel())
-                        .withRuntimePaths(o.runtimePaths()))));
+                        .withRuntimePaths(o.runtimePaths()).withJail(o.vmmJail())
+                        .withVmmUidRange(VmmIds.Range.parse(o.vmmUidRange() != null ? o.vmmUidRange()
+                                : VmmIds.DEFAULT_RANGE)))));
     }
 }

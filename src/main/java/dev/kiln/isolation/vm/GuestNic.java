@@ -96,11 +96,18 @@ record GuestNic(String mac, String address, int prefixLength, String gateway, in
         }
     }
 
+    /** The relay's option for QEMU's card: the TAP it opens in the namespace ({@code --tap}); none for slirp. */
+    List<String> relayOptions() {
+        return netns != null ? List.of("--tap", QemuCommand.TAP_FD + ":" + TAP) : List.of();
+    }
+
     /** QEMU's {@code -netdev} and {@code -device} for this NIC (microvm: virtio-net on virtio-mmio). */
     List<String> qemuArgs() {
         List<String> a = new ArrayList<>();
         if (netns != null) {
-            a.addAll(List.of("-netdev", "tap,id=" + NETDEV + ",ifname=" + TAP + ",script=no,downscript=no"));
+            // the relay opens the TAP in the namespace and gives QEMU the descriptor (relayOptions): QEMU needs no
+            // /dev/net/tun, and no capability to open a TAP
+            a.addAll(List.of("-netdev", "tap,id=" + NETDEV + ",fd=" + QemuCommand.TAP_FD));
         } else {
             StringBuilder user = new StringBuilder("user,id=" + NETDEV + ",net=" + SlirpNetwork.SUBNET + ",host="
                     + SlirpNetwork.GATEWAY + ",dns=" + SlirpNetwork.DNS);

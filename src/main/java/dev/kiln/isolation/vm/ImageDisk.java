@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -16,6 +17,8 @@ import java.util.List;
 /**
  * The read-only erofs disk of an image's unpacked tree, shared by every VM of that image: built once with
  * mkfs.erofs into {@code ROOT/vm-disks/<image id>.erofs} (a temp file, then rename, so a reader never sees half).
+ * Mode 0600, root's: no VMM opens it by path (the relay opens it and hands QEMU a read-only descriptor), so no jail's
+ * uid needs to read it, and a bind mount could not make it readable to one (docs/vm.md, "The VMM's jail").
  */
 final class ImageDisk {
     private static final Duration BUILD_TIMEOUT = Duration.ofMinutes(10);
@@ -34,6 +37,7 @@ final class ImageDisk {
             try {
                 Files.deleteIfExists(tmp);
                 Tool.run(List.of("mkfs.erofs", "--quiet", tmp.toString(), rootfs.toString()), BUILD_TIMEOUT, "erofs-utils");
+                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } finally {
                 Files.deleteIfExists(tmp);

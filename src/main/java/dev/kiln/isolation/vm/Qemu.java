@@ -1,21 +1,25 @@
 package dev.kiln.isolation.vm;
 
+import dev.kiln.KilnException;
 import dev.kiln.KilnLog;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.RuntimeBinary;
 import dev.kiln.isolation.SandboxOptions;
+import dev.kiln.isolation.vm.jail.VmmJail;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * QEMU {@code microvm}, the vm isolation's default VMM: the bzImage (or a vmlinux with a PVH entry), kiln's control
- * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code ctl.sock}), QMP for
- * a clean quit, KVM where it works and TCG otherwise (docs/vm.md).
+ * channel on a virtio-serial port whose socket QEMU listens on and the relay connects to ({@code run/ctl.sock}), QMP
+ * for a clean quit, KVM where it works and TCG otherwise, in its jail by default (docs/vm.md).
  */
 final class Qemu implements Vmm {
     private static final KilnLog LOG = KilnLog.of(Qemu.class);
@@ -25,9 +29,12 @@ final class Qemu implements Vmm {
     private static final AtomicBoolean TCG_NOTED = new AtomicBoolean();
 
     private final RuntimeBinary binary;
+    /** kiln's kernel and initramfs caches: the jail makes their files readable to the VMM's uid (public content). */
+    private final Path kernelsDir;
 
-    Qemu(Map<String, Path> runtimePaths) {
+    Qemu(Map<String, Path> runtimePaths, Path kernelsDir) {
         this.binary = RuntimeBinary.of(QemuCommand.BINARY, "apt-get install qemu-system-x86", runtimePaths);
+        this.kernelsDir = kernelsDir;
     }
 
     @Override
@@ -91,13 +98,38 @@ final class Qemu implements Vmm {
         return List.of(QemuCommand.CONTROL_SOCKET, QemuCommand.QMP_SOCKET);
     }
 
-    /** QEMU listens on the control socket itself, so the relay needs no options of its own. */
+    /**
+     * QEMU listens on the control socket itself (in {@code run/}); the relay opens the disks and the TAP for it,
+     * writes its console to boot.log and, with {@code m.jailUid()}, runs it in its jail (docs/vm.md). The command
+     * line is the same jailed or not.
+     */
     @Override
     public Launch launch(Machine m, Path vmDir) {
+        boolean kvm = QemuCommand.kvmUsable();
         QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
-                m.cpus(), QemuCommand.kvmUsable(), QemuCommand.hostTscKhz(),
-                m.nic() == null ? List.of() : m.nic().qemuArgs());
-        return new Launch(List.of(), cmd.argv(binary.path("the vm isolation")));
+                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs());
+        List<String> relay = new ArrayList<>(cmd.relayOptions());
+        if (m.nic() != null) relay.addAll(m.nic().relayOptions());
+        Path qemu = binary.path("the vm isolation").toAbsolutePath();
+        try {
+            Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + vmDir.resolve(VmmJail.RUN) + ": "
+                    + e.getMessage(), e);
+        }
+        VmmJail jail = null;
+        if (m.jailUid() != null) {
+            VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
+                    : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
+            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, net);
+            relay.addAll(jail.relayOptions());
+        }
+        return new Launch(relay, cmd.argv(qemu), jail);
+    }
+
+    @Override
+    public boolean jails() {
+        return true;
     }
 
     @Override

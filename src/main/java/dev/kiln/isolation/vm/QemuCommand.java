@@ -7,8 +7,12 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The QEMU {@code microvm} command line of one sandbox (docs/vm.md). Sockets and the boot log are relative: QEMU runs
- * in the sandbox's VM directory, so their paths never exceed a socket address.
+ * The QEMU {@code microvm} command line of one sandbox (docs/vm.md), and what the relay does for it. QEMU runs in the
+ * sandbox's VM directory (in its jail too, where that path exists with only {@code run/} in it), so the sockets'
+ * paths are relative and never exceed a socket address; they are in {@code run/}, the one directory the VMM may
+ * write. The disks are not opened by QEMU: the relay opens them and hands them over as descriptors ({@code -add-fd},
+ * {@code /dev/fdset/N}), and the console is QEMU's stdout, which the relay points at {@code boot.log}; so the VMM
+ * needs no path to either, jailed or not.
  *
  * @param kvm       use KVM ({@code /dev/kvm} usable); otherwise TCG with the host's TSC rate on the kernel command line
  * @param tscKhz    the host's TSC frequency for {@code tsc_early_khz} under TCG; 0 if unknown
@@ -18,9 +22,17 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                    boolean kvm, long tscKhz, List<String> nic) {
 
     static final String BINARY = "qemu-system-x86_64";
-    static final String CONTROL_SOCKET = "ctl.sock";
-    static final String QMP_SOCKET = "qmp.sock";
+    static final String CONTROL_SOCKET = "run/ctl.sock";
+    static final String QMP_SOCKET = "run/qmp.sock";
     static final String BOOT_LOG = "boot.log";
+    /** The descriptors the relay gives QEMU (kiln-shim --fd, --tap): the disks, and the TAP ({@link GuestNic}). */
+    static final int IMAGE_FD = 3;
+    static final int DISK_FD = 4;
+    static final int DISK_READ_FD = 5; // the same disk read-only: the block layer reopens it so when it drops writes
+    static final int TAP_FD = 6;
+    /** QEMU's own seccomp filter, on top of kiln's (docs/vm.md, "The VMM's jail"): it refuses what kiln's allows for
+     * its start-up only (execve, which kiln-shim's exec of QEMU needs) and costs nothing. */
+    static final String SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
     /**
      * Under TCG, what QEMU may fill with translated code beyond the guest's memory: its default code buffer on 64-bit
      * hosts, min(1 GiB, host RAM / 8) (QEMU's tcg/region.c; here its 1023 MiB rwx mapping), touched as code runs.
@@ -31,7 +43,8 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
         return argv(Path.of(BINARY));
     }
 
-    /** The command line with {@code binary} as the program (the path {@link Qemu} found). */
+    /** The command line with {@code binary} as the program: the path {@link Qemu} found, absolute (QEMU finds its
+     * TCG module and firmware beside it, and the jail binds it at that path). */
     List<String> argv(Path binary) {
         List<String> a = new ArrayList<>(List.of(binary.toString(),
                 "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));
@@ -45,28 +58,38 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                 "-kernel", kernel.toAbsolutePath().toString(),
                 "-initrd", initrd.toAbsolutePath().toString(),
                 "-append", cmdline(),
-                "-serial", "file:" + BOOT_LOG,
-                "-drive", "id=image,file=" + escape(imageDisk) + ",format=raw,if=none,readonly=on",
+                "-serial", "stdio",
+                "-add-fd", "fd=" + IMAGE_FD + ",set=1",
+                "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on",
                 "-device", "virtio-blk-device,drive=image,serial=kiln-image",
-                "-drive", "id=rw,file=" + escape(writableDisk) + ",format=raw,if=none,discard=unmap",
+                "-add-fd", "fd=" + DISK_FD + ",set=2", "-add-fd", "fd=" + DISK_READ_FD + ",set=2",
+                "-drive", "id=rw,file=/dev/fdset/2,format=raw,if=none,discard=unmap",
                 "-device", "virtio-blk-device,drive=rw,serial=kiln-rw",
                 "-device", "virtio-serial-device",
                 "-chardev", "socket,id=ctl,path=" + CONTROL_SOCKET + ",server=on,wait=off",
                 "-device", "virtserialport,chardev=ctl,name=kiln.0",
-                "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off"));
+                "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off",
+                "-sandbox", SANDBOX));
         a.addAll(nic);
         return a;
+    }
+
+    /**
+     * The relay's options for this command line (before the network's and the jail's): the console into boot.log,
+     * the control socket in {@code run/}, the disks opened by the relay (as root: the shared image disk stays
+     * 0600) and given as descriptors.
+     */
+    List<String> relayOptions() {
+        String disk = writableDisk.toAbsolutePath().toString();
+        return List.of("--console-stdout", "--ctl-sock", CONTROL_SOCKET,
+                "--fd", IMAGE_FD + ":ro:" + imageDisk.toAbsolutePath(),
+                "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk);
     }
 
     /** Under TCG the kernel must not calibrate the TSC against the emulated PIT (DESIGN.md §4: it hangs sometimes). */
     String cmdline() {
         String c = "console=ttyS0 quiet panic=-1";
         return kvm || tscKhz <= 0 ? c : c + " tsc_early_khz=" + tscKhz;
-    }
-
-    /** QEMU option values separate with ','; a literal comma is doubled. */
-    private static String escape(Path p) {
-        return p.toAbsolutePath().toString().replace(",", ",,");
     }
 
     private static volatile Boolean kvmProbed;

@@ -13,9 +13,12 @@ import dev.kiln.isolation.SandboxOptions;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.SandboxTask;
 import dev.kiln.isolation.oci.MemoryCgroup;
+import dev.kiln.isolation.oci.PidsCgroup;
 import dev.kiln.isolation.shim.Shim;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.shim.ShimOptions;
+import dev.kiln.isolation.vm.jail.JailRecord;
+import dev.kiln.isolation.vm.jail.VmmIds;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
@@ -24,6 +27,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -45,6 +49,11 @@ public final class VmIsolator implements Isolator {
     private static final Duration KILL_TIMEOUT = Duration.ofSeconds(5);
     /** Beyond the guest's memory: the VMM's own (device models, buffers, page cache of its disks) and the relay's. */
     static final long VMM_OVERHEAD = 256L << 20;
+    /**
+     * Tasks of the relay and the VMM beyond one per vCPU: QEMU's main, RCU and signal threads, and its block thread
+     * pool (at most 64 workers); a VMM that would go past this is not doing a VM's work.
+     */
+    static final long VMM_TASKS = 128;
 
     private static final Isolation ISOLATION = new Isolation("vm",
             List.of("kiln-vm", Qemu.RUNTIME, Firecracker.RUNTIME),
@@ -55,10 +64,15 @@ public final class VmIsolator implements Isolator {
     private final VmOptions options;
     /** The VMMs by runtime name; the first is the default. */
     private final List<Vmm> vmms;
+    /** The ids jailed VMMs run as (docs/vm.md, "The VMM's jail"). */
+    private final VmmIds ids;
+    private volatile boolean idsChecked;
 
     public VmIsolator(VmOptions options) {
         this.options = options;
-        this.vmms = List.of(new Qemu(options.runtimePaths()), new Firecracker(options.runtimePaths()));
+        this.vmms = List.of(new Qemu(options.runtimePaths(), options.stateRoot().resolve("kernels")),
+                new Firecracker(options.runtimePaths()));
+        this.ids = new VmmIds(options.stateRoot().resolve("vmm-ids"), options.vmmUidRange());
     }
 
     @Override
@@ -149,8 +163,11 @@ public final class VmIsolator implements Isolator {
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
-        Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
-                Math.min(cpus, Runtime.getRuntime().availableProcessors()), nic), vm);
+        int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
+        Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
+        Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB, vcpus, nic,
+                uid), vm);
+        JailRecord.write(vm, launch.jail());
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
                 "--spec", vm.resolve("start.spec").toString(),
@@ -159,7 +176,7 @@ public final class VmIsolator implements Isolator {
             cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
         }
         cmd.addAll(launch.relayOptions());
-        hostCgroup(spec, vmm, memoryMiB).ifPresent(dir -> cmd.addAll(List.of("--cgroup", dir.toString())));
+        for (Path dir : hostCgroups(spec, vmm, memoryMiB, vcpus)) cmd.addAll(List.of("--cgroup", dir.toString()));
         cmd.add("--");
         cmd.addAll(launch.argv());
         return new VmTask(this, spec, Shim.launch(shim, main, shimOptions(spec.process().tty(),
@@ -195,6 +212,7 @@ public final class VmIsolator implements Isolator {
             LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
         if (removeFiles) {
+            ids.release(spec.id(), spec.dir());
             try {
                 Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
             } catch (IOException e) {
@@ -205,20 +223,43 @@ public final class VmIsolator implements Isolator {
     }
 
     /**
-     * The memory cgroup of the sandbox's relay and VMM (issue 11: a guest must not grow host processes without bound):
-     * the guest's memory plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus what the VMM itself adds
-     * ({@link Vmm#memoryOverhead}: QEMU's translation cache under TCG). Where no such cgroup can be made the VM still
-     * runs, and kilnd says so.
+     * The memory and pids cgroups of the sandbox's relay and VMM (issues 11, 13: a guest must not grow host processes
+     * without bound): memory, the guest's plus {@link #VMM_OVERHEAD} for the VMM's own and the relay's, plus what the
+     * VMM itself adds ({@link Vmm#memoryOverhead}: QEMU's translation cache under TCG); tasks, {@link #VMM_TASKS} plus
+     * one per vCPU. Where one cannot be made the VM still runs, and kilnd says so.
      */
-    private static Optional<Path> hostCgroup(SandboxSpec spec, Vmm vmm, long memoryMiB) {
+    private static List<Path> hostCgroups(SandboxSpec spec, Vmm vmm, long memoryMiB, int vcpus) {
         long limit = (memoryMiB << 20) + VMM_OVERHEAD + vmm.memoryOverhead();
+        List<Path> dirs = new ArrayList<>();
         try {
-            return Optional.of(MemoryCgroup.create(spec.id(), limit));
+            dirs.add(MemoryCgroup.create(spec.id(), limit));
         } catch (IOException | RuntimeException e) {
             LOG.sandbox(spec.id()).warn("the sandbox runs without a memory limit on its VMM and relay: "
                     + e.getMessage(), e);
-            return Optional.empty();
         }
+        try {
+            Path pids = PidsCgroup.create(spec.id(), VMM_TASKS + vcpus);
+            if (!dirs.contains(pids)) dirs.add(pids); // cgroup v2: one directory holds both limits
+        } catch (IOException | RuntimeException e) {
+            LOG.sandbox(spec.id()).warn("the sandbox runs without a task limit on its VMM and relay: "
+                    + e.getMessage(), e);
+        }
+        return dirs;
+    }
+
+    /** The ids, their range checked once against the host's users, groups and subordinate ids. */
+    private VmmIds vmmIds() {
+        if (!idsChecked) {
+            options.vmmUidRange().checkUnowned();
+            idsChecked = true;
+        }
+        return ids;
+    }
+
+    /** inspect's {@code VmmJail}: the jail the sandbox's VMM got at its last start (or that it had none). */
+    @Override
+    public Map<String, Object> inspect(SandboxSpec spec) {
+        return JailRecord.read(vmDir(spec)).map(r -> Map.<String, Object>of("VmmJail", r.inspect())).orElse(Map.of());
     }
 
     /**

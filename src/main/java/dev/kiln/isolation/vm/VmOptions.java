@@ -1,5 +1,7 @@
 package dev.kiln.isolation.vm;
 
+import dev.kiln.isolation.vm.jail.VmmIds;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -12,9 +14,13 @@ import java.util.Map;
  * @param stateRoot    kiln's --root: the initramfs and image-disk caches live under it
  * @param helloTimeout how long a VM may take from its start to kiln-init's HELLO before it is killed
  * @param runtimePaths where the VMM binaries are when not on PATH, by name ({@code runtime-paths} in kilnd's config)
+ * @param jail         whether QEMU runs in its jail (docs/vm.md, "The VMM's jail"); off only for debugging
+ *                     ({@code vmm-jail: false} in kilnd's config; {@code --security-opt jail=off} per sandbox)
+ * @param vmmUidRange  the ids the jailed VMMs run as ({@code vmm-uid-range})
  */
 public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemoryBytes, long diskSizeBytes,
-                        Duration helloTimeout, Map<String, Path> runtimePaths) {
+                        Duration helloTimeout, Map<String, Path> runtimePaths, boolean jail,
+                        VmmIds.Range vmmUidRange) {
 
     public static final long DEFAULT_MEMORY = 512L << 20;
     public static final long DEFAULT_DISK = 2L << 30;
@@ -25,18 +31,32 @@ public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemo
     }
 
     public static VmOptions defaults(Path stateRoot) {
-        return new VmOptions(null, null, stateRoot, DEFAULT_MEMORY, DEFAULT_DISK, DEFAULT_HELLO_TIMEOUT, Map.of());
+        return new VmOptions(null, null, stateRoot, DEFAULT_MEMORY, DEFAULT_DISK, DEFAULT_HELLO_TIMEOUT, Map.of(),
+                true, VmmIds.Range.parse(VmmIds.DEFAULT_RANGE));
     }
 
     public VmOptions withKernel(Path file) {
-        return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths);
+        return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
+                jail, vmmUidRange);
     }
 
     public VmOptions withHelloTimeout(Duration timeout) {
-        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths);
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths,
+                jail, vmmUidRange);
     }
 
     public VmOptions withRuntimePaths(Map<String, Path> paths) {
-        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, paths);
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, paths,
+                jail, vmmUidRange);
+    }
+
+    public VmOptions withJail(boolean on) {
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
+                on, vmmUidRange);
+    }
+
+    public VmOptions withVmmUidRange(VmmIds.Range range) {
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
+                jail, range);
     }
 }

@@ -3,6 +3,8 @@ package dev.kiln.isolation.vm;
 import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.SandboxOptions;
 
+import dev.kiln.isolation.vm.jail.VmmJail;
+
 import java.nio.file.Path;
 import java.util.List;
 
@@ -21,19 +23,30 @@ sealed interface Vmm permits Qemu, Firecracker {
      * One VM as the isolator sized and prepared it. Per-boot files (sockets, the console) are relative to the
      * sandbox's {@code vm/} directory, where the relay runs the VMM.
      *
-     * @param nic the network card, null for none
+     * @param nic     the network card, null for none
+     * @param jailUid the uid (and gid) the VMM runs as in its jail ({@link #jails}); null: no jail
      */
     record Machine(String sandboxId, Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
-                   int cpus, GuestNic nic) {
+                   int cpus, GuestNic nic, Integer jailUid) {
     }
 
-    /** What the relay runs: its own options for this VMM (before {@code --}), then the VMM's command line. */
-    record Launch(List<String> relayOptions, List<String> argv) {
+    /**
+     * What the relay runs: its own options for this VMM (before {@code --}), then the VMM's command line.
+     *
+     * @param jail the VMM's jail, its options among relayOptions; null: none
+     */
+    record Launch(List<String> relayOptions, List<String> argv, VmmJail jail) {
         public Launch {
             relayOptions = List.copyOf(relayOptions);
             argv = List.copyOf(argv);
         }
     }
+
+    /**
+     * Whether kiln runs this VMM in its jail (docs/vm.md, "The VMM's jail"): QEMU yes; Firecracker not yet (its
+     * syscalls were never measured here, where it cannot run, and it has its own jailer).
+     */
+    boolean jails();
 
     /** The Docker runtime name that picks this VMM ({@code --runtime qemu}, {@code --runtime firecracker}). */
     String runtimeName();

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,7 +18,7 @@ import org.junit.jupiter.api.Assumptions;
  * missing or older than its source, and cleans up the shims a test started.
  */
 final class ShimFixture implements AutoCloseable {
-    private static final Path SOURCE_DIR = Path.of("native/shim").toAbsolutePath();
+    private static final Path NATIVE = Path.of("native").toAbsolutePath();
     private static final Path OUT = Path.of("target/native").toAbsolutePath();
     private static Path built;
 
@@ -30,14 +31,27 @@ final class ShimFixture implements AutoCloseable {
         Command.require("make", "make");
         Path binary = OUT.resolve("kiln-shim");
         try {
-            if (!Files.exists(binary) || Files.getLastModifiedTime(binary).compareTo(
-                    Files.getLastModifiedTime(SOURCE_DIR.resolve("kiln-shim.c"))) < 0) {
-                Command.run(Duration.ofSeconds(120), List.of("make", "-C", SOURCE_DIR.toString(), "OUT=" + OUT));
+            if (!Files.exists(binary) || Files.getLastModifiedTime(binary).compareTo(newestSource()) < 0) {
+                Command.run(Duration.ofSeconds(120), List.of("make", "-C", NATIVE.toString(), "OUT=" + OUT));
             }
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
         return built = binary;
+    }
+
+    /** The newest modification time among kiln-shim's sources (native/shim and native/common). */
+    private static FileTime newestSource() throws IOException {
+        FileTime newest = FileTime.fromMillis(0);
+        for (Path dir : List.of(NATIVE.resolve("shim"), NATIVE.resolve("common"))) {
+            try (var files = Files.list(dir)) {
+                for (Path f : files.toList()) {
+                    FileTime t = Files.getLastModifiedTime(f);
+                    if (t.compareTo(newest) > 0) newest = t;
+                }
+            }
+        }
+        return newest;
     }
 
     Shim launch(Path dir, ShimOptions options, String... command) {

@@ -120,15 +120,23 @@ class FirecrackerGuestTest {
         Path image = Files.write(dir.resolve("image.img"), new byte[1 << 20]); // never mounted: the guest stops first
         Path disk = Files.write(dir.resolve("rw.img"), new byte[1 << 20]);
         Path vm = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vm.resolve("run")); // QEMU's sockets' directory (Qemu.launch makes it for kiln)
         QemuCommand qemu = new QemuCommand(kernel, initrd, image, disk, 256, 1, QemuCommand.kvmUsable(),
                 QemuCommand.hostTscKhz(), List.of());
         List<String> argv = new ArrayList<>(qemu.argv());
         int append = argv.indexOf("-append") + 1;
         argv.set(append, argv.get(append) + " kiln.channel=vsock:" + FirecrackerCommand.CONTROL_PORT);
 
+        // through the relay, which opens the disks for QEMU and writes its console to boot.log (no jail: not its test)
+        Files.write(vm.resolve("start.spec"), "arg=true\0".getBytes(StandardCharsets.US_ASCII));
+        List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm", "--dir",
+                vm.toString(), "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", "60"));
+        cmd.addAll(qemu.relayOptions());
+        cmd.add("--");
+        cmd.addAll(argv);
         long t0 = System.nanoTime();
-        Process p = new ProcessBuilder(argv).directory(vm.toFile()).redirectErrorStream(true)
-                .redirectOutput(vm.resolve("vmm.log").toFile()).start();
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("relay.log").toFile()).start();
         try {
             assertThat(p.waitFor(120, TimeUnit.SECONDS)).as("the guest powers off by itself").isTrue();
         } finally {
@@ -161,13 +169,15 @@ class FirecrackerGuestTest {
         Path image = ImageDisk.ensure(BusyboxRootfs.create(dir.resolve("rootfs")), dir.resolve("disks"));
         Path rw = WritableDisk.ensure(dir.resolve("disk.ext4"), 64L << 20);
         Path vm = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vm.resolve("run")); // QEMU's sockets' directory (Qemu.launch makes it for kiln)
         SandboxSpec spec = new SandboxSpec("fsdisks", "fsdisks", "fsdisks", new ProcessSpec(List.of("sh", "-c",
                 "echo written > /marker; echo hi"), List.of("PATH=/bin:/usr/bin"), "/", 0, 0,
                 List.of(), false, false), image, false, Resources.UNLIMITED, Map.of(), List.of(), dir);
         Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, null));
 
-        List<String> argv = new ArrayList<>(new QemuCommand(kernel, initrd, image, rw, 256, 1,
-                QemuCommand.kvmUsable(), QemuCommand.hostTscKhz(), List.of()).argv());
+        QemuCommand qemu = new QemuCommand(kernel, initrd, image, rw, 256, 1, QemuCommand.kvmUsable(),
+                QemuCommand.hostTscKhz(), List.of());
+        List<String> argv = new ArrayList<>(qemu.argv());
         int append = argv.indexOf("-append") + 1;
         argv.set(append, argv.get(append) + " kiln.disks=fs");
         // no serials, and the writable disk first: only the filesystems can tell them apart
@@ -180,7 +190,9 @@ class FirecrackerGuestTest {
         assertThat(argv.get(argv.indexOf("-drive") + 1)).startsWith("id=rw,");
 
         List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm", "--dir",
-                vm.toString(), "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", "60", "--"));
+                vm.toString(), "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", "60"));
+        cmd.addAll(qemu.relayOptions()); // the disks as descriptors, the console into boot.log
+        cmd.add("--");
         cmd.addAll(argv);
         Process relay = new ProcessBuilder(cmd).redirectOutput(dir.resolve("stdout").toFile())
                 .redirectError(dir.resolve("stderr").toFile()).start();

@@ -46,7 +46,7 @@ import static org.assertj.core.api.Assertions.fail;
 
 /**
  * The VM relay's guest-facing side against a hostile guest (issue 11, items 3-5): the relay built with AddressSanitizer
- * and UndefinedBehaviorSanitizer (native/shim/Makefile {@code asan}, a test build, never shipped), with GuestPeer
+ * and UndefinedBehaviorSanitizer (native/Makefile {@code asan}, a test build, never shipped), with GuestPeer
  * playing the guest: random frames, mutated valid conversations, and a case for each hole the review found. Every
  * relay, in every case, must end within {@link #END_DEADLINE} once the guest is done (or on its own where the
  * protocol says it ends the VM), with no sanitizer report, its resident memory below {@link #RSS_LIMIT}, and never
@@ -88,7 +88,7 @@ class RelayFuzzTest {
 
     static Path asanShim() {
         Path p = Path.of(System.getProperty("kiln.shim.asan", "target/native/asan/kiln-shim"));
-        assertThat(p).as("the relay's ASan build (make -C native/shim asan OUT=target/native)").isExecutable();
+        assertThat(p).as("the relay's ASan build (make -C native asan OUT=target/native)").isExecutable();
         return p;
     }
 

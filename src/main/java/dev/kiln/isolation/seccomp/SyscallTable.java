@@ -1,4 +1,4 @@
-package dev.kiln.audit;
+package dev.kiln.isolation.seccomp;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -14,8 +14,9 @@ import java.util.TreeMap;
 
 /**
  * The x86-64 system calls by number and name, as data: {@code syscalls-x86_64.txt} beside this class, generated once
- * from the kernel headers (the file's first lines say how). The audit counts over exactly these numbers, so "all
- * syscalls" means all of this table.
+ * from the kernel headers (the file's first lines say how). Shared by {@code kiln audit} (which counts over exactly
+ * these numbers, so "all syscalls" means all of this table) and the VMM jail's allowlist
+ * ({@code isolation.vm.jail.SeccompAllowlist}, which names its syscalls by these names).
  */
 public final class SyscallTable {
 

@@ -1,4 +1,4 @@
-package dev.kiln.audit;
+package dev.kiln.isolation.seccomp;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

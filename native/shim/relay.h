@@ -1,0 +1,50 @@
+/* What kiln-shim's two relays (relay.c, relay_exec.c) and the Firecracker client (firecracker.c) share. */
+#ifndef KILN_RELAY_H
+#define KILN_RELAY_H
+
+#include <stddef.h>
+#include "shim.h"
+
+#define G_HIGH        (1 << 20)        /* a queue beyond this stops reading what fills it (backpressure) */
+#define G_CONNECT_MS  10000            /* how long the VMM may take to create its control socket */
+#define G_MAX_EXECS   32
+/* The hard bound of every outgoing queue. Backpressure keeps each below G_HIGH plus what one pass brings (one read of
+ * a connection's buffer, a stdin read, a few lines of our own); this bound is only the backstop behind it. */
+#define G_QUEUE_MAX   (G_HIGH + 8 * (FRAME_HEADER + MAX_PAYLOAD))
+
+/* A framed connection's input: room for two whole frames. */
+struct gconn { int fd; size_t inlen; unsigned char in[2 * (FRAME_HEADER + MAX_PAYLOAD)]; };
+
+/* channel.c: the relay's own stdout and stderr queues (a relay process is one mode: these are its stdio) */
+extern struct buf g_out1, g_out2;
+extern int g_tty; /* the relay's stdin is a terminal */
+
+void gbuf_put(struct buf *b, const void *p, size_t n); /* exits 125 when out of memory */
+int gbuf_flush(struct buf *b, int fd);
+void gqueue_put(struct buf *b, const void *head, size_t hn, const void *body, size_t n);
+void gframe(struct buf *b, int type, int stream, const void *p, size_t n);
+void gframe_text(struct buf *b, int type, int stream, const char *text);
+int gconn_read(struct gconn *c);
+int gconn_frames(struct gconn *c, int (*fn)(void *, int, int, const unsigned char *, size_t), void *arg);
+int read_file(const char *path, struct buf *b);
+void raw_mode(int fd);
+void send_winsize(struct buf *b, int type, int stream);
+int all_signals_fd(void);
+int g_connect_unix(const char *path);
+int g_listen_unix(const char *path);
+
+/* parse.c: the guest's payloads, read by length */
+int dec_parse(const unsigned char *p, size_t n, unsigned long long max, unsigned long long *out);
+int exit_parse(const unsigned char *p, size_t n, int *code, int *sig);
+int hello_parse(const unsigned char *p, size_t n, long long *uptime);
+void guest_text(const unsigned char *p, size_t len, char *out, size_t n);
+void last_line(const char *path, char *out, size_t n);
+
+/* relay.c, for firecracker.c */
+void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vmm_gone(void);
+
+/* firecracker.c */
+int send_api(const char *sock, const struct buf *reqs);
+
+#endif

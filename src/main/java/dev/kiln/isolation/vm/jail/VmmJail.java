@@ -1,0 +1,206 @@
+package dev.kiln.isolation.vm.jail;
+
+import dev.kiln.KilnException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The jail of one sandbox's VMM (docs/vm.md, "The VMM's jail"), as the relay's options: kiln-shim clones the VMM into
+ * its own mount, pid, ipc and uts namespaces, mounts a tmpfs on {@code vm/jail} holding only {@link #mounts} (bound
+ * at the same paths they have on the host), pivots into it, runs it as the sandbox's own uid and gid with no
+ * capabilities and no_new_privs, and installs the seccomp filter compiled from {@link SeccompAllowlist} last.
+ *
+ * <p>What is in it: the VMM's binary, its loader and libraries (from {@code ldd}), QEMU's TCG module and firmware,
+ * the kernel and initramfs (read-only), {@code vm/run} for its sockets (its own uid's, the only writable place),
+ * /dev/null, /dev/urandom, /dev/kvm with KVM, and with {@code --network user} the host's /etc/resolv.conf (slirp's
+ * DNS forwards to it). The disks are not in it: the relay opens them and hands QEMU descriptors, so the shared image
+ * disk stays 0600 root's and the VMM can never reopen it writable. Neither is /dev/net/tun: the relay opens the TAP.
+ *
+ * @param allowed how many syscalls the filter lets through (inspect's "seccomp: N syscalls")
+ * @param network whose network namespace the VMM runs in
+ */
+public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Network network,
+                      List<String> relayOptions) {
+
+    /**
+     * Where the VMM's network namespace comes from: the sandbox's (its TAP, on a bridge), the host's (QEMU's slirp
+     * makes host sockets: {@code --network user}), or an empty one of its own ({@code --network none}).
+     */
+    public enum Network { SANDBOX, USER, NONE }
+
+    /** The sockets' directory under {@code vm/}: the VMM's only writable place. */
+    public static final String RUN = "run";
+    static final String ROOT = "jail";
+    static final String MOUNTS_FILE = "jail.mounts";
+    static final String FILTER_FILE = "seccomp.bpf";
+    /** Tests only: syscalls (comma-separated) left out of the filter, to see a VMM killed by it. */
+    public static final String OMIT_PROPERTY = "kiln.vmm.seccomp.omit";
+        /** The trait of a VMM with QEMU's user-mode network (its filter lets slirp's sockets through). */
+    public static final String USER_NETWORK = "user-network";
+
+    /** One path bound into the jail: {@code ro}, {@code exec} (read-only, executable), {@code rw} or {@code dev}. */
+    public record Mount(String kind, Path path) {}
+
+    /**
+     * Prepares the jail of a QEMU about to start in {@code vmDir}: the mount list and the filter written there,
+     * {@code vm/run} made the VMM's.
+     *
+     * @param binary    the VMM's absolute path (its argv[0]: QEMU finds its module and firmware beside it)
+     * @param bootFiles the kernel and initramfs it reads; made readable to the VMM when they are kiln's own
+     *                  caches (under {@code ownCaches}), refused with one line otherwise
+     */
+    public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
+                                  Network network) {
+        boolean userNetwork = network == Network.USER;
+        Set<String> traits = userNetwork ? Set.of(USER_NETWORK) : Set.of();
+        List<Mount> mounts = new ArrayList<>();
+        Path real = realPath(binary);
+        Path libs = real.getParent().resolve("../lib/x86_64-linux-gnu").normalize();
+        Path module = libs.resolve("qemu/accel-tcg-x86_64.so");
+        Set<Path> exec = new LinkedHashSet<>(List.of(real));
+        exec.addAll(Libraries.of(real));
+        if (!kvm && Files.exists(module)) { // Debian builds TCG as a module QEMU loads at start
+            exec.add(module);
+            exec.addAll(Libraries.of(module));
+        }
+        exec.forEach(p -> mounts.add(new Mount("exec", p)));
+        Path firmware = real.getParent().resolve("../share/qemu/bios-microvm.bin").normalize();
+        if (Files.exists(firmware)) mounts.add(new Mount("ro", firmware));
+        for (Path f : bootFiles) mounts.add(new Mount("ro", readable(f.toAbsolutePath(), ownCaches)));
+        if (userNetwork && Files.exists(Path.of("/etc/resolv.conf"))) {
+            mounts.add(new Mount("ro", Path.of("/etc/resolv.conf")));
+        }
+        Path run = vmDir.resolve(RUN).toAbsolutePath();
+        mounts.add(new Mount("rw", run));
+        mounts.add(new Mount("dev", Path.of("/dev/null")));
+        mounts.add(new Mount("dev", Path.of("/dev/urandom")));
+        if (kvm) mounts.add(new Mount("dev", Path.of("/dev/kvm")));
+
+        SeccompAllowlist allowlist = SeccompAllowlist.qemu();
+        List<SeccompAllowlist.Rule> rules = allowlist.rulesFor(traits);
+        // a test's knob (VmJailTest): these syscalls left out, so a real QEMU dies of a real seccomp kill
+        Set<String> omit = Set.of(System.getProperty(OMIT_PROPERTY, "").split(","));
+        rules = rules.stream().filter(r -> !omit.contains(r.name())).toList();
+        BpfProgram filter = BpfProgram.compile(rules);
+        Path root = vmDir.resolve(ROOT).toAbsolutePath();
+        try {
+            Files.createDirectories(root);
+            Files.createDirectories(run);
+            Files.setPosixFilePermissions(run, PosixFilePermissions.fromString("rwx------"));
+            Files.setAttribute(run, "unix:uid", uid);
+            Files.setAttribute(run, "unix:gid", uid);
+            StringBuilder list = new StringBuilder();
+            for (Mount m : mounts) {
+                String p = m.path().toString();
+                if (p.contains("\t") || p.contains("\n")) {
+                    throw KilnException.invalid("cannot jail the VMM: a path it needs holds a tab or a newline: " + p);
+                }
+                list.append(m.kind()).append('\t').append(p).append('\n');
+            }
+            Files.writeString(vmDir.resolve(MOUNTS_FILE), list);
+            Files.write(vmDir.resolve(FILTER_FILE), filter.bytes());
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare the VMM's jail in " + vmDir + ": "
+                    + e.getMessage(), e);
+        }
+        List<String> options = new ArrayList<>(List.of("--jail", root.toString(), "--jail-uid", Integer.toString(uid),
+                "--jail-gid", Integer.toString(uid), "--jail-mounts", vmDir.resolve(MOUNTS_FILE).toAbsolutePath()
+                        .toString(), "--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
+        if (network == Network.NONE) options.add("--jail-new-netns"); // no card: no network at all, not the host's
+        return new VmmJail(uid, root, List.copyOf(mounts), (int) rules.stream().filter(SeccompAllowlist.Rule::allows)
+                .count(), network, List.copyOf(options));
+    }
+
+    private static Path realPath(Path p) {
+        try {
+            return p.toRealPath();
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot jail the VMM: " + p + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A boot file the VMM's uid can read through the bind mount (which bypasses the 0700 directories above it):
+     * kiln's caches of the host's kernel and of kiln-init with modules are public content, made 0644; any other
+     * file (a --kernel of the user's) must already be readable by others.
+     */
+    private static Path readable(Path file, Path ownCaches) {
+        try {
+            Set<PosixFilePermission> mode = Files.getPosixFilePermissions(file);
+            if (mode.contains(PosixFilePermission.OTHERS_READ)) return file;
+            if (file.normalize().startsWith(ownCaches.toAbsolutePath().normalize())) {
+                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r--r--"));
+                return file;
+            }
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot jail the VMM: " + file + ": "
+                    + e.getMessage(), e);
+        }
+        throw KilnException.invalid("cannot jail the VMM: it runs unprivileged and cannot read " + file
+                + " (make it readable to others, chmod o+r, or use --security-opt jail=off)");
+    }
+
+    /** The shared libraries of an ELF file and its loader, as {@code ldd} resolves them on this host (cached). */
+    static final class Libraries {
+        private record Key(Path file, FileTime modified, long size) {}
+
+        private static final Map<Key, List<Path>> CACHE = new ConcurrentHashMap<>();
+
+        static List<Path> of(Path elf) {
+            try {
+                Key key = new Key(elf, Files.getLastModifiedTime(elf), Files.size(elf));
+                List<Path> known = CACHE.get(key);
+                if (known != null) return known;
+                List<Path> found = ldd(elf);
+                CACHE.put(key, found);
+                return found;
+            } catch (IOException e) {
+                throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot jail the VMM: the libraries of "
+                        + elf + ": " + e.getMessage(), e);
+            }
+        }
+
+        /** {@code ldd}'s lines: {@code libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)}, {@code /lib64/ld-linux…}. */
+        static List<Path> parse(String out) {
+            List<Path> found = new ArrayList<>();
+            for (String line : out.lines().toList()) {
+                for (String token : line.strip().split("\\s+")) {
+                    if (token.startsWith("/") && !token.endsWith(":")) {
+                        found.add(Path.of(token).normalize());
+                        break;
+                    }
+                }
+            }
+            return List.copyOf(found);
+        }
+
+        private static List<Path> ldd(Path elf) throws IOException {
+            Process p = new ProcessBuilder("ldd", elf.toString()).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes());
+            try {
+                if (!p.waitFor(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS) || p.exitValue() != 0) {
+                    p.destroyForcibly();
+                    throw new IOException("ldd failed: " + out.strip());
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted");
+            }
+            return parse(out);
+        }
+    }
+}
