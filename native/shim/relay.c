@@ -489,6 +489,11 @@ int relay_vm(int argc, char **argv) {
         fprintf(stderr, "kiln: cannot listen on %s/%s: %s\n", dir, listen_path, strerror(errno));
         return 125;
     }
+    /* a jailed VMM (Firecracker's vsock) connects as its own uid: the socket (0600) is made its */
+    if (g_ctl_listen >= 0 && v->root != NULL && chown(listen_path, (uid_t)uid, (gid_t)gid) != 0) {
+        fprintf(stderr, "kiln: cannot give %s/%s to the VMM's uid: %s\n", dir, listen_path, strerror(errno));
+        return 125;
+    }
     if (api_sock != NULL && unlink(api_sock) != 0 && errno != ENOENT) note("removing %s: %s", api_sock, strerror(errno));
     int sig_fd = all_signals_fd();
     if (sig_fd < 0) { fprintf(stderr, "kiln: signalfd: %s\n", strerror(errno)); return 125; }

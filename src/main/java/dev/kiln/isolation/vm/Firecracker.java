@@ -5,6 +5,7 @@ import dev.kiln.isolation.Availability;
 import dev.kiln.isolation.RuntimeBinary;
 import dev.kiln.isolation.SandboxNetwork;
 import dev.kiln.isolation.SandboxOptions;
+import dev.kiln.isolation.vm.jail.VmmJail;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -24,9 +25,16 @@ public final class Firecracker implements Vmm {
     static final String RUNTIME = FirecrackerCommand.BINARY;
 
     private final RuntimeBinary binary;
+    /** kiln's kernel and initramfs caches: the jail makes their files readable to the VMM's uid (public content). */
+    private final Path kernelsDir;
+
+    Firecracker(Map<String, Path> runtimePaths, Path kernelsDir) {
+        this.binary = RuntimeBinary.of(FirecrackerCommand.BINARY, "no Debian package exists", runtimePaths);
+        this.kernelsDir = kernelsDir;
+    }
 
     Firecracker(Map<String, Path> runtimePaths) {
-        this.binary = RuntimeBinary.of(FirecrackerCommand.BINARY, "no Debian package exists", runtimePaths);
+        this(runtimePaths, Path.of("/var/lib/kiln/kernels"));
     }
 
     /** What this host lacks for Firecracker, one reason each; empty when the binary and a working /dev/kvm are here. */
@@ -120,7 +128,11 @@ public final class Firecracker implements Vmm {
     /**
      * The relay, not kilnd, sends the boot sequence: with --wait-attach the outer shim starts the relay (and so
      * Firecracker) only when the first client attaches, after start() has returned; and the relay must be listening
-     * on the vsock socket before InstanceStart, which only it can order (docs/vm.md).
+     * on the vsock socket before InstanceStart, which only it can order (docs/vm.md). With {@code m.jailUid()} it
+     * runs in kiln's jail ({@link VmmJail#forFirecracker}), not Firecracker's own {@code jailer}, even where that is
+     * installed: one jail for both VMMs, set up by the relay that stays its parent (docs/vm.md). Every path in the
+     * requests is absolute or under {@code run/}, and bound at that same path in the jail, so the requests are the
+     * same jailed or not.
      */
     @Override
     public Launch launch(Machine m, Path vmDir) {
@@ -128,20 +140,31 @@ public final class Firecracker implements Vmm {
                 m.imageDisk(), m.writableDisk(), m.memoryMiB(), m.cpus(), m.nic());
         Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
         try {
+            Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
             Files.write(requests, FirecrackerApi.script(fc.requests()));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + requests + ": " + e.getMessage(), e);
         }
-        return new Launch(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
+        Path firecracker = binary.path("the firecracker runtime").toAbsolutePath();
+        List<String> relay = new ArrayList<>(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
                 "--api-requests", FirecrackerCommand.REQUESTS_FILE,
-                "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"),
-                fc.argv(binary.path("the firecracker runtime")), null);
+                "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
+        VmmJail jail = null;
+        if (m.jailUid() != null) {
+            jail = VmmJail.forFirecracker(vmDir, m.jailUid(), firecracker, fc.bootFiles(), kernelsDir,
+                    m.imageDisk(), m.writableDisk(), m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX);
+            relay.addAll(jail.relayOptions());
+        }
+        return new Launch(relay, fc.argv(firecracker), jail);
     }
 
-    /** Not yet: its syscalls were never measured here (it cannot run on these hosts), and it has its own jailer. */
+    /**
+     * In kiln's jail, with Firecracker's own seccomp filters instead of kiln's (docs/vm.md, "Firecracker in the
+     * jail").
+     */
     @Override
     public boolean jails() {
-        return false;
+        return true;
     }
 
     /** Firecracker has no quit request: killing it is its hard stop. */

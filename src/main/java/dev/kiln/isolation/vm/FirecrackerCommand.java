@@ -17,9 +17,10 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
                           int cpus, GuestNic nic) {
 
     static final String BINARY = "firecracker";
-    static final String API_SOCKET = "firecracker.sock";
-    static final String VSOCK_SOCKET = "vsock.sock";
-    /** The guest's vsock port kiln-init connects to (the relay listens on {@code vsock.sock_1024}). */
+    /** In {@code run/}, the VMM's own directory (its uid's in the jail), as QEMU's sockets are. */
+    static final String API_SOCKET = "run/firecracker.sock";
+    static final String VSOCK_SOCKET = "run/vsock.sock";
+    /** The guest's vsock port kiln-init connects to (the relay listens on {@code run/vsock.sock_1024}). */
     static final int CONTROL_PORT = 1024;
     static final int GUEST_CID = 3;
     /** The boot sequence as the relay sends it ({@link FirecrackerApi#script}). */
@@ -57,6 +58,11 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     String bootArgs() {
         return "console=ttyS0 reboot=k panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd kiln.channel=vsock:"
                 + CONTROL_PORT + " kiln.disks=fs";
+    }
+
+    /** The files it boots from, which its jail binds read-only: the kernel and the initramfs. */
+    List<Path> bootFiles() {
+        return initrd == null ? List.of(vmlinux) : List.of(vmlinux, initrd);
     }
 
     /** The requests that configure the VM, then the one that starts it, in the order they are sent. */

@@ -68,8 +68,11 @@ record GuestNic(String mac, String address, int prefixLength, String gateway, in
      * and {@code tc -n} enter it for their own process only; batch files keep it to two processes and stay in
      * {@code vmDir} as a record of what was done). A failure leaves only the namespace's contents, which the engine's
      * detach deletes with it.
+     *
+     * @param owner the uid (and gid) that may attach to the TAP without CAP_NET_ADMIN (a jailed Firecracker, which
+     *              opens it by name); null: root only (QEMU, handed the relay's descriptor)
      */
-    void prepare(Path vmDir) {
+    void prepare(Path vmDir, Integer owner) {
         if (netns == null) {
             return;
         }
@@ -78,7 +81,8 @@ record GuestNic(String mac, String address, int prefixLength, String gateway, in
         Path tcBatch = vmDir.resolve("nic.tc");
         String redirect = " parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev ";
         try {
-            Files.writeString(ipBatch, "tuntap add dev " + TAP + " mode tap\n"
+            Files.writeString(ipBatch, "tuntap add dev " + TAP + " mode tap"
+                    + (owner == null ? "" : " user " + owner + " group " + owner) + "\n"
                     + "link set dev " + TAP + " mtu " + mtu + " up\n");
             Files.writeString(tcBatch, "qdisc add dev eth0 ingress\n"
                     + "filter add dev eth0" + redirect + TAP + "\n"

@@ -71,7 +71,7 @@ public final class VmIsolator implements Isolator {
     public VmIsolator(VmOptions options) {
         this.options = options;
         this.vmms = List.of(new Qemu(options.runtimePaths(), options.stateRoot().resolve("kernels")),
-                new Firecracker(options.runtimePaths()));
+                new Firecracker(options.runtimePaths(), options.stateRoot().resolve("kernels")));
         this.ids = new VmmIds(options.stateRoot().resolve("vmm-ids"), options.vmmUidRange());
     }
 
@@ -156,15 +156,16 @@ public final class VmIsolator implements Isolator {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
+        Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
         if (nic != null) {
-            nic.prepare(vm);
+            // Firecracker opens its TAP by name, so a jailed one must own it; QEMU is handed the relay's descriptor
+            nic.prepare(vm, vmm instanceof Firecracker ? uid : null);
         }
         long memory = memoryLimit(spec);
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
         int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
-        Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
         Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB, vcpus, nic,
                 uid), vm);
         JailRecord.write(vm, launch.jail());

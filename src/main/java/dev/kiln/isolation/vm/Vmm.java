@@ -43,8 +43,8 @@ sealed interface Vmm permits Qemu, Firecracker {
     }
 
     /**
-     * Whether kiln runs this VMM in its jail (docs/vm.md, "The VMM's jail"): QEMU yes; Firecracker not yet (its
-     * syscalls were never measured here, where it cannot run, and it has its own jailer).
+     * Whether kiln runs this VMM in its jail (docs/vm.md, "The VMM's jail"): both do; QEMU under kiln's seccomp
+     * allowlist, Firecracker under its own per-thread filters.
      */
     boolean jails();
 

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
 import dev.kiln.testing.Command;
+import dev.kiln.isolation.vm.jail.JailRecord;
+import dev.kiln.isolation.vm.jail.VmmJail;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -98,7 +100,8 @@ class FirecrackerTest {
         assertThat(vm(2, null).requests()).extracting(FirecrackerApi.Request::path)
                 .doesNotContain("/network-interfaces/net0");
         assertThat(FirecrackerApi.machineConfig(3, 256).body().path("vcpu_count").asInt()).isEqualTo(4); // 1 or even
-        assertThat(vm(1).argv()).containsExactly("firecracker", "--api-sock", "firecracker.sock", "--id", "kiln-abc123");
+        assertThat(vm(1).argv()).containsExactly("firecracker", "--api-sock", "run/firecracker.sock", "--id",
+                "kiln-abc123");
         assertThatThrownBy(() -> vm(1, new GuestNic("02:00:00:00:00:01", "10.0.2.15", 24, "10.0.2.2", 1500, null,
                 List.of()))).as("Firecracker has no slirp").isInstanceOf(IllegalArgumentException.class);
     }
@@ -109,7 +112,7 @@ class FirecrackerTest {
         String args = vm(1).requests().get(1).body().path("boot_args").asText();
         assertThat(args.split(" ")).contains("kiln.channel=vsock:" + FirecrackerCommand.CONTROL_PORT, "console=ttyS0",
                 "reboot=k", "panic=-1", "pci=off", "kiln.disks=fs"); // disks by filesystem: Firecracker has no serials
-        assertThat(FirecrackerCommand.controlSocket()).isEqualTo("vsock.sock_1024");
+        assertThat(FirecrackerCommand.controlSocket()).isEqualTo("run/vsock.sock_1024");
         assertThat(new QemuCommand(Path.of("/k"), Path.of("/i"), Path.of("/a"), Path.of("/b"), 512, 1, false, 0,
                 List.of()).cmdline()).doesNotContain("kiln.channel").doesNotContain("kiln.disks");
     }
@@ -203,6 +206,7 @@ class FirecrackerTest {
         Path empty = Files.write(dir.resolve("empty.img"), new byte[1 << 20]);
 
         Path vmDir = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vmDir.resolve(VmmJail.RUN));
         FirecrackerCommand fc = new FirecrackerCommand("kiln-test", vmlinux, initrd, empty, empty, 256, 1, null);
         Process p = new ProcessBuilder(fc.argv()).directory(vmDir.toFile()).redirectErrorStream(true)
                 .redirectOutput(vmDir.resolve("console.log").toFile()).start();

@@ -61,6 +61,7 @@ final class GuestPeer {
         static Relay start(Path binary, Path dir, int helloTimeout, boolean stdoutToFile, Map<String, String> env,
                            String... extra) throws IOException {
             Path vm = Files.createDirectories(dir.resolve("vm"));
+            Files.createDirectories(vm.resolve(dev.kiln.isolation.vm.jail.VmmJail.RUN)); // where its sockets are, as launch makes it
             Files.write(vm.resolve("start.spec"), START_RECORDS);
             List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--relay-vm", "--dir", vm.toString(),
                     "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", Integer.toString(helloTimeout),

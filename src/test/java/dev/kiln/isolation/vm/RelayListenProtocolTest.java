@@ -203,6 +203,7 @@ class RelayListenProtocolTest {
     @Test
     void aVmmThatExitsBeforeItIsConfiguredEndsTheStartWithItsLastLine() throws Exception {
         Path vm = Files.createDirectories(dir.resolve("vm"));
+        Files.createDirectories(vm.resolve(dev.kiln.isolation.vm.jail.VmmJail.RUN)); // where its sockets are, as launch makes it
         Files.write(vm.resolve("start.spec"), START_RECORDS);
         Files.write(vm.resolve(FirecrackerCommand.REQUESTS_FILE), FirecrackerApi.script(List.of(
                 FirecrackerApi.machineConfig(1, 128), FirecrackerApi.action(FirecrackerApi.Action.InstanceStart))));

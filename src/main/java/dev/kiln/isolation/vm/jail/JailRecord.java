@@ -14,11 +14,13 @@ import java.util.Optional;
  * What {@code kiln inspect} shows of a VM's jail: written to {@code vm/jail.json} at each start (so a re-adopted
  * sandbox shows the jail its VMM really has), read back for inspect.
  *
- * @param seccompSyscalls how many syscalls the VMM's filter allows; 0 with the jail off
+ * @param seccompSyscalls how many syscalls kiln's filter allows; 0 with the jail off or without kiln's filter
+ * @param seccomp         what inspect says of the VMM's seccomp; null in a record of a kiln before Firecracker's jail
  * @param root            the jail's directory (its tmpfs exists only in the VMM's mount namespace)
  * @param network         whose network namespace the VMM runs in
  */
-public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, String root, String network) {
+public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, String seccomp, String root,
+                         String network) {
 
     static final String FILE = "jail.json";
     private static final KilnLog LOG = KilnLog.of(JailRecord.class);
@@ -26,8 +28,9 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
 
     /** Records the jail of the VMM about to start in {@code vmDir}; null: it runs without one. */
     public static void write(Path vmDir, VmmJail jail) {
-        JailRecord r = jail == null ? new JailRecord(false, 0, 0, 0, null, null)
-                : new JailRecord(true, jail.uid(), jail.uid(), jail.allowed(), jail.root().toString(),
+        JailRecord r = jail == null ? new JailRecord(false, 0, 0, 0, null, null, null)
+                : new JailRecord(true, jail.uid(), jail.uid(), jail.allowed(), jail.seccomp(),
+                jail.root().toString(),
                 switch (jail.network()) {
                     case SANDBOX -> "the sandbox's";
                     case USER -> "the host's (QEMU's slirp, --network user)";
@@ -55,7 +58,7 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
         if (on) {
             m.put("Uid", uid);
             m.put("Gid", gid);
-            m.put("Seccomp", seccompSyscalls + " syscalls");
+            m.put("Seccomp", seccomp != null ? seccomp : seccompSyscalls + " syscalls");
             m.put("Root", root);
             m.put("Namespaces", "mount, pid, ipc, uts of its own; network: " + network);
         } else {

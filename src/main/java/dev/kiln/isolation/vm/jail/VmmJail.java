@@ -28,11 +28,14 @@ import java.util.concurrent.TimeUnit;
  * /dev/null, /dev/urandom, /dev/kvm with KVM, and with {@code --network user} the host's /etc/resolv.conf (slirp's
  * DNS forwards to it). The disks are not in it: the relay opens them and hands QEMU descriptors, so the shared image
  * disk stays 0600 root's and the VMM can never reopen it writable. Neither is /dev/net/tun: the relay opens the TAP.
+ * That is QEMU's jail ({@link #forQemu}); Firecracker's ({@link #forFirecracker}) differs where its API opens by
+ * path: both disks and /dev/net/tun are bound in, and kiln installs no filter (it installs its own).
  *
- * @param allowed how many syscalls the filter lets through (inspect's "seccomp: N syscalls")
+ * @param allowed how many syscalls kiln's filter lets through; 0 where the VMM installs its own (Firecracker)
+ * @param seccomp what inspect says of the VMM's seccomp ("60 syscalls", "Firecracker's own filters")
  * @param network whose network namespace the VMM runs in
  */
-public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Network network,
+public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, String seccomp, Network network,
                       List<String> relayOptions) {
 
     /**
@@ -95,6 +98,63 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Netwo
         Set<String> omit = Set.of(System.getProperty(OMIT_PROPERTY, "").split(","));
         rules = rules.stream().filter(r -> !omit.contains(r.name())).toList();
         BpfProgram filter = BpfProgram.compile(rules);
+        int allowed = (int) rules.stream().filter(SeccompAllowlist.Rule::allows).count();
+        return prepare(vmDir, uid, mounts, filter, allowed, allowed + " syscalls", network);
+    }
+
+    /**
+     * Prepares the jail of a Firecracker about to start in {@code vmDir} (docs/vm.md, "Firecracker in the jail"):
+     * the same namespaces, root, uid, capabilities, no_new_privs and cgroups as QEMU's, but <b>no filter of kiln's</b>:
+     * Firecracker installs its own per-thread seccomp filters (its API, VMM and vCPU threads), which kiln cannot
+     * measure on hosts where Firecracker cannot run, so any list of kiln's would be a guess. Firecracker opens what it
+     * needs by path (its API has no descriptor passing), so its root also holds both disks (the image read-only, the
+     * writable one read-write: made the VMM's), {@code /dev/net/tun} with a card (it opens its TAP by name) and
+     * {@code /dev/kvm}.
+     *
+     * @param binary    Firecracker's absolute path (a static binary in its releases: then no libraries are bound)
+     * @param imageDisk the shared image disk: bound read-only, made readable to others (only jails that bind it and
+     *                  root can reach it: it is under kiln's root directories)
+     */
+    public static VmmJail forFirecracker(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches,
+                                         Path imageDisk, Path writableDisk, Network network) {
+        if (network == Network.USER) throw new IllegalArgumentException("firecracker has no user-mode network");
+        List<Mount> mounts = new ArrayList<>();
+        Path real = realPath(binary);
+        Set<Path> exec = new LinkedHashSet<>(List.of(real));
+        exec.addAll(Libraries.of(real));
+        exec.forEach(p -> mounts.add(new Mount("exec", p)));
+        for (Path f : bootFiles) mounts.add(new Mount("ro", readable(f.toAbsolutePath(), ownCaches)));
+        Path image = imageDisk.toAbsolutePath();
+        Path disk = writableDisk.toAbsolutePath();
+        try {
+            // the image disk is shared by this image's sandboxes, read-only to each (the bind is ro): o+r lets the
+            // VMM's uid open it; the writable disk is this sandbox's alone: its VMM's, 0600
+            Set<PosixFilePermission> mode = Files.getPosixFilePermissions(image);
+            if (mode.add(PosixFilePermission.OTHERS_READ)) Files.setPosixFilePermissions(image, mode);
+            Files.setPosixFilePermissions(disk, PosixFilePermissions.fromString("rw-------"));
+            Files.setAttribute(disk, "unix:uid", uid);
+            Files.setAttribute(disk, "unix:gid", uid);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot jail the VMM: its disks: " + e.getMessage(), e);
+        }
+        mounts.add(new Mount("ro", image));
+        mounts.add(new Mount("rw", disk));
+        mounts.add(new Mount("rw", vmDir.resolve(RUN).toAbsolutePath()));
+        mounts.add(new Mount("dev", Path.of("/dev/null")));
+        mounts.add(new Mount("dev", Path.of("/dev/urandom")));
+        mounts.add(new Mount("dev", Path.of("/dev/kvm"))); // Firecracker is KVM only
+        // Firecracker opens its TAP by name (host_dev_name) through /dev/net/tun; QEMU is handed a descriptor instead
+        if (network == Network.SANDBOX) mounts.add(new Mount("dev", Path.of("/dev/net/tun")));
+        return prepare(vmDir, uid, mounts, null, 0, FIRECRACKER_FILTERS, network);
+    }
+
+    /** What inspect says of a Firecracker's seccomp: its own per-thread filters, none of kiln's. */
+    public static final String FIRECRACKER_FILTERS = "Firecracker's own filters";
+
+    /** Writes the mount list (and kiln's filter, when there is one) to {@code vmDir}, makes {@code vm/run} the VMM's. */
+    private static VmmJail prepare(Path vmDir, int uid, List<Mount> mounts, BpfProgram filter, int allowed,
+                                   String seccomp, Network network) {
+        Path run = vmDir.resolve(RUN).toAbsolutePath();
         Path root = vmDir.resolve(ROOT).toAbsolutePath();
         try {
             Files.createDirectories(root);
@@ -111,17 +171,18 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Netwo
                 list.append(m.kind()).append('\t').append(p).append('\n');
             }
             Files.writeString(vmDir.resolve(MOUNTS_FILE), list);
-            Files.write(vmDir.resolve(FILTER_FILE), filter.bytes());
+            if (filter != null) Files.write(vmDir.resolve(FILTER_FILE), filter.bytes());
+            else Files.deleteIfExists(vmDir.resolve(FILTER_FILE)); // a QEMU's, from a start before
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare the VMM's jail in " + vmDir + ": "
                     + e.getMessage(), e);
         }
         List<String> options = new ArrayList<>(List.of("--jail", root.toString(), "--jail-uid", Integer.toString(uid),
                 "--jail-gid", Integer.toString(uid), "--jail-mounts", vmDir.resolve(MOUNTS_FILE).toAbsolutePath()
-                        .toString(), "--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
+                        .toString()));
+        if (filter != null) options.addAll(List.of("--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
         if (network == Network.NONE) options.add("--jail-new-netns"); // no card: no network at all, not the host's
-        return new VmmJail(uid, root, List.copyOf(mounts), (int) rules.stream().filter(SeccompAllowlist.Rule::allows)
-                .count(), network, List.copyOf(options));
+        return new VmmJail(uid, root, List.copyOf(mounts), allowed, seccomp, network, List.copyOf(options));
     }
 
     private static Path realPath(Path p) {
@@ -174,7 +235,7 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Netwo
             }
         }
 
-        /** {@code ldd}'s lines: {@code libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)}, {@code /lib64/ld-linux…}. */
+        /** {@code ldd}'s lines (none for a static binary, as Firecracker's releases are): {@code libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x…)}, {@code /lib64/ld-linux…}. */
         static List<Path> parse(String out) {
             List<Path> found = new ArrayList<>();
             for (String line : out.lines().toList()) {
@@ -191,6 +252,7 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Netwo
         private static List<Path> ldd(Path elf) throws IOException {
             Process p = new ProcessBuilder("ldd", elf.toString()).redirectErrorStream(true).start();
             String out = new String(p.getInputStream().readAllBytes());
+            if (out.contains("not a dynamic executable") || out.contains("statically linked")) return List.of();
             try {
                 if (!p.waitFor(Duration.ofSeconds(10).toMillis(), TimeUnit.MILLISECONDS) || p.exitValue() != 0) {
                     p.destroyForcibly();
