@@ -3,6 +3,7 @@ package dev.kiln.tls;
 import dev.kiln.api.daemon.Kilnd;
 import dev.kiln.api.daemon.TlsListener;
 import dev.kiln.testing.Command;
+import dev.kiln.testing.RootBridges;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -77,6 +78,7 @@ class RemoteAccessTest {
                 kiln(unix(), "rm", "-f", id);
             }
             daemon.close();
+            RootBridges.delete(tmp.resolve("root"));
         }
     }
 
