@@ -91,7 +91,7 @@ final class DockerContainers {
                 throw KilnException.conflict("You cannot remove a running container " + s.id()
                         + ". Stop the container before attempting removal or force remove");
             }
-            sandboxes.remove(s.id(), x.flag("force"));
+            sandboxes.remove(s.id(), x.flag("force"), x.flag("v"));
             x.noContent();
         });
         r.add("GET", "/containers/{id}/logs", this::logs);

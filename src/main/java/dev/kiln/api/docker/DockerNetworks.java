@@ -36,8 +36,6 @@ final class DockerNetworks {
         r.add("DELETE", "/networks/{id}", this::remove);
         r.add("POST", "/networks/{id}/connect", x -> Routes.unsupported(x, "connecting containers to networks"));
         r.add("POST", "/networks/{id}/disconnect", x -> Routes.unsupported(x, "disconnecting containers from networks"));
-        r.add("GET", "/volumes", x -> x.json(Map.of("Volumes", List.of(), "Warnings", List.of())));
-        r.add("POST", "/volumes/create", x -> Routes.unsupported(x, "volumes"));
     }
 
     private void list(Exchange x) {
