@@ -47,7 +47,7 @@ final class DockerNetworks {
             boolean builtin = !engine.networks().find((String) n.get("Id")).isPresent();
             return Filters.any(filters, "name", v -> ((String) n.get("Name")).contains(v))
                     && Filters.any(filters, "id", v -> ((String) n.get("Id")).startsWith(v))
-                    && Filters.any(filters, "label", v -> DockerImages.labelMatches(v, labels))
+                    && Filters.all(filters, "label", v -> DockerImages.labelMatches(v, labels))
                     && Filters.any(filters, "driver", v -> v.equals(n.get("Driver")))
                     && Filters.any(filters, "type", v -> v.equals(builtin ? "builtin" : "custom"));
         }).toList());

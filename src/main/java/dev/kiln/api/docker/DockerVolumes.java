@@ -60,7 +60,7 @@ final class DockerVolumes {
 
     private boolean matches(Map<String, List<String>> filters, Volume v) {
         return Filters.any(filters, "name", n -> v.name().contains(n))
-                && Filters.any(filters, "label", l -> DockerImages.labelMatches(l, v.labels()))
+                && Filters.all(filters, "label", l -> DockerImages.labelMatches(l, v.labels()))
                 && Filters.any(filters, "driver", d -> d.equals("local"))
                 && Filters.any(filters, "dangling", d -> engine.volumes().users(v.name()).isEmpty()
                 == (d.equals("true") || d.equals("1")));
@@ -72,7 +72,7 @@ final class DockerVolumes {
         Filters.only(filters, List.of("label", "label!", "all"));
         boolean all = filters.getOrDefault("all", List.of()).stream().anyMatch(v -> v.equals("true") || v.equals("1"));
         Map<String, Long> removed = engine.volumes().prune(all, v ->
-                Filters.any(filters, "label", l -> DockerImages.labelMatches(l, v.labels()))
+                Filters.all(filters, "label", l -> DockerImages.labelMatches(l, v.labels()))
                         && filters.getOrDefault("label!", List.of()).stream()
                         .noneMatch(l -> DockerImages.labelMatches(l, v.labels())));
         x.json(Map.of("VolumesDeleted", List.copyOf(removed.keySet()),
