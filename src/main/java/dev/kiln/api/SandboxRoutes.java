@@ -88,7 +88,7 @@ public final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/{id}/wait", x -> x.json(Map.of("exitCode",
                 sandboxes.await(x.path("id"), Duration.ofDays(3650)))));
         r.add("DELETE", "/v1/sandboxes/{id}", x -> {
-            sandboxes.remove(x.path("id"), x.flag("force"));
+            sandboxes.remove(x.path("id"), x.flag("force"), x.flag("v"));
             x.noContent();
         });
         r.add("POST", "/v1/sandboxes/{id}/rename", x -> {

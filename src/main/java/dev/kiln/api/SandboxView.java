@@ -168,6 +168,7 @@ public final class SandboxView {
         m.put("Isolation", s.isolation());
         m.put("Config", config);
         m.put("HostConfig", host);
+        m.put("Mounts", VolumeView.mounts(engine, s));
         m.put("NetworkSettings", networkSettings(network, Set.of(), null, null));
         return m;
     }

@@ -19,7 +19,26 @@ final class V1Translator {
         return new SandboxConfig(r.image(), r.name(), r.cmd(), r.entrypoint(), r.env(), r.workdir(), r.user(),
                 r.hostname(), r.isolation(), r.runtime(), r.nanoCpus(), r.memory(), r.pidsLimit(), r.readOnly(),
                 r.labels(), r.tty(), r.openStdin(), r.autoRemove(), r.platform(), r.publish(), r.network(),
-                r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize());
+                r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize(),
+                mounts(r.mounts()));
+    }
+
+    /** {@code -v}, {@code --mount}, {@code --tmpfs} as typed, checked by Docker's rules. */
+    private static dev.kiln.engine.volume.Mounts mounts(CreateRequest.MountFlags f) {
+        if (f == null) {
+            return null;
+        }
+        java.util.Map<String, String> tmpfs = null;
+        if (f.tmpfs() != null) {
+            tmpfs = new java.util.LinkedHashMap<>();
+            for (String t : f.tmpfs()) {
+                int colon = t.indexOf(':');
+                if (tmpfs.put(colon < 0 ? t : t.substring(0, colon), colon < 0 ? "" : t.substring(colon + 1)) != null) {
+                    throw dev.kiln.KilnException.invalid("duplicate mount point " + t);
+                }
+            }
+        }
+        return dev.kiln.engine.volume.MountSyntax.parse(f.volumes(), f.mounts(), tmpfs, null, null);
     }
 
     /** {@code POST /v1/sandboxes/{id}/exec}. */

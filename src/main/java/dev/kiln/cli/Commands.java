@@ -20,6 +20,7 @@ final class Commands {
     /** Docker's management-command spellings: {@code kiln image ls|rm|pull|…} run the top-level commands. */
     private static final Map<String, Supplier<Object>> IMAGE = new LinkedHashMap<>();
     private static final Map<String, Supplier<Object>> NETWORK = new LinkedHashMap<>();
+    private static final Map<String, Supplier<Object>> VOLUME = new LinkedHashMap<>();
 
     static {
         TOP.put("run", RunCommand::new);
@@ -50,6 +51,7 @@ final class Commands {
         TOP.put("save", SaveCommand::new);
         TOP.put("import", ImportCommand::new);
         TOP.put("network", NetworkCommands.Network::new);
+        TOP.put("volume", VolumeCommands.Volume::new);
         TOP.put("kernels", KernelsCommand::new);
         TOP.put("audit", AuditCommand::new);
         TOP.put("daemon", DaemonCommand::new);
@@ -69,6 +71,11 @@ final class Commands {
         NETWORK.put("inspect", NetworkCommands.Inspect::new);
         NETWORK.put("rm", NetworkCommands.Rm::new);
         NETWORK.put("prune", NetworkCommands.Prune::new);
+        VOLUME.put("create", VolumeCommands.Create::new);
+        VOLUME.put("ls", VolumeCommands.Ls::new);
+        VOLUME.put("inspect", VolumeCommands.Inspect::new);
+        VOLUME.put("rm", VolumeCommands.Rm::new);
+        VOLUME.put("prune", VolumeCommands.Prune::new);
     }
 
     /** Global options that take a value, so the command name is found after them. */
@@ -88,6 +95,8 @@ final class Commands {
                 IMAGE.forEach((child, make) -> sub.addSubcommand(child, make.get()));
             } else if (n.equals("network")) {
                 NETWORK.forEach((child, make) -> sub.addSubcommand(child, make.get()));
+            } else if (n.equals("volume")) {
+                VOLUME.forEach((child, make) -> sub.addSubcommand(child, make.get()));
             }
             sub.setStopAtPositional(STOP_AT_POSITIONAL.contains(n));
             cli.addSubcommand(n, sub);

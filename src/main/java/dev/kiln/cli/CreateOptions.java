@@ -100,6 +100,16 @@ final class CreateOptions {
     @Option(names = "--disk-size", paramLabel = "SIZE", description = "vm: size of the writable disk, e.g. 4g")
     String diskSize;
 
+    @Option(names = {"-v", "--volume"}, paramLabel = "[SRC:]DST[:OPTS]",
+            description = "Bind-mount a host path (absolute SRC) or a named volume; DST alone: an anonymous volume")
+    List<String> volumes = new ArrayList<>();
+
+    @Option(names = "--mount", paramLabel = "type=bind|volume|tmpfs,src=,dst=,...", description = "Attach a mount")
+    List<String> mounts = new ArrayList<>();
+
+    @Option(names = "--tmpfs", paramLabel = "DST[:OPTS]", description = "Mount a tmpfs, e.g. /run:size=64m,mode=1777")
+    List<String> tmpfs = new ArrayList<>();
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -131,7 +141,8 @@ final class CreateOptions {
                 hostname, isolation, runtime, nanoCpus(cpus), bytes(memory), pidsLimit, readOnly, labelMap, tty,
                 interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
                 orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
-                diskSize == null ? 0 : bytes(diskSize));
+                diskSize == null ? 0 : bytes(diskSize), volumes.isEmpty() && mounts.isEmpty() && tmpfs.isEmpty() ? null
+                : new CreateRequest.MountFlags(orNull(volumes), orNull(mounts), orNull(tmpfs)));
     }
 
     private static List<String> orNull(List<String> values) {

@@ -61,12 +61,12 @@ final class LifecycleCommands {
         @Option(names = {"-f", "--force"}, description = "Kill a running sandbox first")
         boolean force;
 
-        @Option(names = {"-v", "--volumes"}, description = "Accepted for Docker compatibility (kiln has no volumes yet)")
+        @Option(names = {"-v", "--volumes"}, description = "Remove its anonymous volumes too")
         boolean volumes;
 
         @Override
         int run(DaemonClient daemon) throws Exception {
-            return each(this, daemon, refs, "DELETE", "?force=" + force);
+            return each(this, daemon, refs, "DELETE", "?force=" + force + "&v=" + volumes);
         }
     }
 

@@ -28,6 +28,7 @@ public final class Engine implements AutoCloseable {
     private final Networks networks;
     private final SandboxFiles files;
     private final Execs execs;
+    private final SandboxVolumes volumes;
     /** What can change whether and how a sandbox is named by its network's resolver. */
     private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
@@ -39,8 +40,10 @@ public final class Engine implements AutoCloseable {
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
         this.networks = new Networks(root, defaultSubnet);
+        dev.kiln.engine.volume.Volumes store = new dev.kiln.engine.volume.Volumes(root.resolve("volumes"));
         this.sandboxes = new Sandboxes(images, new SandboxStore(db), root.resolve("sandboxes"), isolators,
-                defaultIsolation, events, networks);
+                defaultIsolation, events, networks, store);
+        this.volumes = new SandboxVolumes(store, sandboxes);
         this.files = new SandboxFiles(sandboxes);
         this.execs = new Execs(sandboxes, events);
         networks.serveNames(this::peers);
@@ -166,6 +169,11 @@ public final class Engine implements AutoCloseable {
     /** The runtime binary or VMM of one sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
         return sandboxes.runtimeOf(s);
+    }
+
+    /** Named and anonymous volumes, with the rules that need the sandboxes (in use, dangling). */
+    public SandboxVolumes volumes() {
+        return volumes;
     }
 
     public Events events() {

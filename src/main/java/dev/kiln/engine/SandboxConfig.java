@@ -25,6 +25,8 @@ import java.util.Map;
  * ({@code -P}), {@code dns}, {@code dnsSearch}, {@code dnsOptions}, {@code extraHosts} ({@code NAME:ADDRESS}).
  * <li>The vm isolation: {@code kernel} (an absolute path on kilnd's host; null: kilnd's default) and
  * {@code diskSize} (the writable disk in bytes; 0: kilnd's default).
+ * <li>Storage: {@code mounts} (bind mounts, volumes, tmpfs; null: none), completed at create
+ * ({@link dev.kiln.engine.volume.Volumes#prepare}).
  * </ul>
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -34,5 +36,25 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize) {
+                            long diskSize, dev.kiln.engine.volume.Mounts mounts) {
+
+    /** Without mounts. */
+    public SandboxConfig(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
+                         String workdir, String user, String hostname, String isolation, String runtime,
+                         long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
+                         boolean tty, boolean openStdin, boolean autoRemove, String platform,
+                         List<String> publish, String network, boolean publishAll, List<String> dns,
+                         List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
+                         long diskSize) {
+        this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
+                pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null);
+    }
+
+    /** The same config with {@code m} as its mounts. */
+    public SandboxConfig withMounts(dev.kiln.engine.volume.Mounts m) {
+        return new SandboxConfig(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime,
+                nanoCpus, memory, pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network,
+                publishAll, dns, dnsSearch, dnsOptions, extraHosts, kernel, diskSize, m);
+    }
 }

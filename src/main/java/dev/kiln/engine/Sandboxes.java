@@ -55,9 +55,11 @@ public final class Sandboxes implements AutoCloseable {
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
     private final Events events;
     private final SandboxNetworking networking;
+    private final dev.kiln.engine.volume.Volumes volumes;
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Isolators isolators,
-              String defaultIsolation, Events events, Networks networks) {
+              String defaultIsolation, Events events, Networks networks, dev.kiln.engine.volume.Volumes volumes) {
+        this.volumes = volumes;
         this.networking = new SandboxNetworking(networks, images, store, this::dir, isolators);
         this.images = images;
         this.store = store;
@@ -86,6 +88,7 @@ public final class Sandboxes implements AutoCloseable {
         String id = Names.newId();
         String hostname = r.hostname() != null ? r.hostname() : id.substring(0, 12);
         ProcessSpec process = SandboxProcess.resolve(images.config(image), r, rootfs, hostname);
+        r = SandboxMounts.prepare(r, volumes, images.config(image), rootfs, isolator.isolation());
         Sandbox s = new Sandbox(id, r.name() != null ? r.name() : Names.randomName(), r.image(),
                 image.id().toString(), isolation, SandboxState.CREATED, r, process, System.currentTimeMillis(),
                 0, 0, null, false, 0, 0);
@@ -95,6 +98,7 @@ public final class Sandboxes implements AutoCloseable {
             isolator.create(spec(s));
         } catch (IOException | RuntimeException e) {
             discard(s, isolator);
+            SandboxMounts.removeAnonymous(s, volumes);
             throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
         }
         events.emit(s, "create");
@@ -272,7 +276,7 @@ public final class Sandboxes implements AutoCloseable {
         }
         events.emit(s, "die");
         if (s.config().autoRemove()) {
-            remove(id, true);
+            remove(id, true, true); // Docker's --rm takes the anonymous volumes along
         }
     }
 
@@ -373,6 +377,11 @@ public final class Sandboxes implements AutoCloseable {
     // ---- remove ----
 
     public void remove(String ref, boolean force) {
+        remove(ref, force, false);
+    }
+
+    /** Docker's rm; with {@code removeVolumes} ({@code rm -v}) its anonymous volumes go too. */
+    public void remove(String ref, boolean force, boolean removeVolumes) {
         Sandbox s = store.find(ref);
         Isolator isolator = isolator(s.isolation());
         if (s.running()) {
@@ -398,6 +407,9 @@ public final class Sandboxes implements AutoCloseable {
                 return;
             }
             discard(now.get(), isolator);
+        }
+        if (removeVolumes) {
+            SandboxMounts.removeAnonymous(s, volumes);
         }
         locks.remove(s.id());
         events.emit(s, "destroy");
@@ -606,7 +618,8 @@ public final class Sandboxes implements AutoCloseable {
         Map<String, String> labels = r.labels() == null ? Map.of() : r.labels();
         return new SandboxSpec(s.id(), s.name(), hostname(s), s.process(),
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
-                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, List.of(), dir(s), networking.of(s),
+                new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, SandboxMounts.of(r, volumes), dir(s),
+                networking.of(s),
                 r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime());
     }
 

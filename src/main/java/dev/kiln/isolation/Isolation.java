@@ -15,7 +15,7 @@ import java.util.Set;
  *                 {@code kiln-NAME} is always among them
  * @param networks the network modes its sandboxes can have; with {@code BRIDGE}, the kiln bridge is the default
  * @param copy     when {@code docker cp} works
- * @param volumes  the volume kinds it can mount (none yet)
+ * @param volumes  the mount kinds it can give a sandbox ({@code bind}, {@code volume}, {@code tmpfs})
  * @param options  the per-sandbox options beyond the common spec that it takes
  */
 public record Isolation(String name, List<String> runtimes, Set<SandboxNetwork.Mode> networks, FileCopy copy,

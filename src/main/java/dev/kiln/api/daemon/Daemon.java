@@ -6,6 +6,7 @@ import dev.kiln.api.ArchiveRoutes;
 import dev.kiln.api.AuditRoutes;
 import dev.kiln.api.ImageRoutes;
 import dev.kiln.api.NetworkRoutes;
+import dev.kiln.api.VolumeRoutes;
 import dev.kiln.api.RequestBody;
 import dev.kiln.api.Router;
 import dev.kiln.api.SandboxRoutes;
@@ -83,6 +84,7 @@ public final class Daemon implements AutoCloseable {
         new ImageRoutes(engine).register(v1);
         new SandboxRoutes(engine).register(v1);
         new NetworkRoutes(engine).register(v1);
+        new VolumeRoutes(engine).register(v1);
         v1.add("GET", "/v1/kernels", x -> x.json(engine.kernels()));
         ArchiveRoutes.register(v1, engine);
         AuditRoutes.register(v1, engine, runRoot);

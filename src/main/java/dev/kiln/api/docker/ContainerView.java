@@ -45,7 +45,7 @@ final class ContainerView {
         config.put("Env", s.process().env());
         config.put("Cmd", r.cmd());
         config.put("Image", s.image());
-        config.put("Volumes", null);
+        config.put("Volumes", DockerMounts.volumes(s));
         config.put("WorkingDir", s.process().cwd());
         config.put("Entrypoint", r.entrypoint());
         config.put("Labels", labels(s));
@@ -66,7 +66,9 @@ final class ContainerView {
         host.put("Memory", r.memory());
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
-        host.put("Binds", null);
+        host.put("Binds", DockerMounts.binds(s));
+        host.put("Mounts", DockerMounts.mounts(s));
+        host.put("Tmpfs", DockerMounts.tmpfs(s));
         host.put("LogConfig", Map.of("Type", "json-file", "Config", Map.of()));
 
         Set<String> exposed = SandboxView.exposedPorts(engine.images(), s);
@@ -100,7 +102,7 @@ final class ContainerView {
         m.put("ExecIDs", null);
         m.put("HostConfig", host);
         m.put("GraphDriver", Map.of("Name", "kiln", "Data", Map.of()));
-        m.put("Mounts", List.of());
+        m.put("Mounts", dev.kiln.api.VolumeView.mounts(engine, s));
         m.put("Config", config);
         m.put("NetworkSettings", network);
         return m;
@@ -124,7 +126,7 @@ final class ContainerView {
         m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),
                 "IPAddress", engine.sandboxes().network(s).map(a -> a.ipAddress() == null ? "" : a.ipAddress())
                         .orElse("")))));
-        m.put("Mounts", List.of());
+        m.put("Mounts", dev.kiln.api.VolumeView.mounts(engine, s));
         return m;
     }
 

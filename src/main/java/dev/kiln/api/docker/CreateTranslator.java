@@ -45,7 +45,8 @@ final class CreateTranslator {
                 body.tty(), body.openStdin(),
                 host.autoRemove(), platform == null || platform.isEmpty() ? null : platform,
                 publish(body, host), network(host), host.publishAllPorts(),
-                host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0);
+                host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0,
+                DockerMounts.translate(body, host));
     }
 
     /**
@@ -114,9 +115,8 @@ final class CreateTranslator {
     /** HostConfig and Config fields kiln's Docker face does not implement yet, when they ask for something. */
     private static void refuseUnsupported(ContainerCreateBody config, ContainerCreateBody.HostConfig host) {
         List<String> refused = new ArrayList<>();
-        if (nonEmpty(host.binds()) || nonEmpty(host.mounts()) || nonEmpty(config.volumes())
-                || nonEmpty(host.volumesFrom()) || nonEmpty(host.tmpfs())) {
-            refused.add("volumes and bind mounts (-v, --mount, --tmpfs)");
+        if (nonEmpty(host.volumesFrom())) {
+            refused.add("--volumes-from (name the volumes with -v instead)");
         }
         // a sandbox joins one network: EndpointsConfig may only name the one NetworkMode names (the CLI sends it
         // for --network NAME), and per-endpoint settings (--ip, --alias) are not kiln's yet

@@ -91,7 +91,7 @@ final class DockerContainers {
                 throw KilnException.conflict("You cannot remove a running container " + s.id()
                         + ". Stop the container before attempting removal or force remove");
             }
-            sandboxes.remove(s.id(), x.flag("force"));
+            sandboxes.remove(s.id(), x.flag("force"), x.flag("v"));
             x.noContent();
         });
         r.add("GET", "/containers/{id}/logs", this::logs);
@@ -181,7 +181,7 @@ final class DockerContainers {
                     || !Filters.any(f, "id", v -> s.id().startsWith(v))
                     || !Filters.any(f, "name", v -> Pattern.compile(v.startsWith("/") ? v.substring(1) : v)
                     .matcher(s.name()).find())
-                    || !Filters.any(f, "label", v -> DockerImages.labelMatches(v, ContainerView.labels(s)))
+                    || !Filters.all(f, "label", v -> DockerImages.labelMatches(v, ContainerView.labels(s)))
                     || !Filters.any(f, "isolation", v -> v.equals(s.isolation()))
                     || !Filters.any(f, "ancestor", v -> ancestor(v, s))) {
                 continue;

@@ -72,7 +72,7 @@ final class DockerImages {
             Map<String, Object> summary = summary(engine, i);
             @SuppressWarnings("unchecked")
             Map<String, String> labels = (Map<String, String>) summary.get("Labels");
-            if (Filters.any(filters, "label", l -> labelMatches(l, labels))
+            if (Filters.all(filters, "label", l -> labelMatches(l, labels))
                     && Filters.any(filters, "dangling", d -> !d.equals("true"))) {
                 out.add(summary);
             }
@@ -152,6 +152,8 @@ final class DockerImages {
         r.put("DockerVersion", "");
         r.put("Author", "");
         r.put("Config", c.config() == null ? Map.of() : c.config());
+        // docker-compose 1.29 reads ContainerConfig.Volumes when it recreates a container (Docker < 26 sent it)
+        r.put("ContainerConfig", c.config() == null ? Map.of() : c.config());
         r.put("Architecture", c.architecture());
         if (c.variant() != null) {
             r.put("Variant", c.variant());

@@ -36,8 +36,6 @@ final class DockerNetworks {
         r.add("DELETE", "/networks/{id}", this::remove);
         r.add("POST", "/networks/{id}/connect", x -> Routes.unsupported(x, "connecting containers to networks"));
         r.add("POST", "/networks/{id}/disconnect", x -> Routes.unsupported(x, "disconnecting containers from networks"));
-        r.add("GET", "/volumes", x -> x.json(Map.of("Volumes", List.of(), "Warnings", List.of())));
-        r.add("POST", "/volumes/create", x -> Routes.unsupported(x, "volumes"));
     }
 
     private void list(Exchange x) {
@@ -49,7 +47,7 @@ final class DockerNetworks {
             boolean builtin = !engine.networks().find((String) n.get("Id")).isPresent();
             return Filters.any(filters, "name", v -> ((String) n.get("Name")).contains(v))
                     && Filters.any(filters, "id", v -> ((String) n.get("Id")).startsWith(v))
-                    && Filters.any(filters, "label", v -> DockerImages.labelMatches(v, labels))
+                    && Filters.all(filters, "label", v -> DockerImages.labelMatches(v, labels))
                     && Filters.any(filters, "driver", v -> v.equals(n.get("Driver")))
                     && Filters.any(filters, "type", v -> v.equals(builtin ? "builtin" : "custom"));
         }).toList());

@@ -66,6 +66,12 @@ final class Filters {
         return values == null || values.isEmpty() || values.stream().anyMatch(test);
     }
 
+    /** True when the filter {@code key} is absent, or when all its values pass {@code test} (Docker's labels). */
+    static boolean all(Map<String, List<String>> filters, String key, Predicate<String> test) {
+        List<String> values = filters.get(key);
+        return values == null || values.stream().allMatch(test);
+    }
+
     /** Refuses filters this endpoint does not know, naming them, as Docker does. */
     static void only(Map<String, List<String>> filters, List<String> known) {
         for (String k : filters.keySet()) {

@@ -15,7 +15,7 @@ import java.util.Set;
 public enum OciRuntime {
     RUNC("runc", new Isolation("container", List.of("runc", "kiln-container", "crun"),
             Set.of(SandboxNetwork.Mode.NONE, SandboxNetwork.Mode.BRIDGE, SandboxNetwork.Mode.HOST),
-            FileCopy.always(), Set.of(), Set.of()),
+            FileCopy.always(), Set.of("bind", "volume", "tmpfs"), Set.of()),
             // crun would run kiln's bundle, but not here (DESIGN.md §4)
             Map.of("crun", "crun refuses hybrid cgroup v1/v2 hosts such as this one (use --runtime runc)")),
     RUNSC("runsc", new Isolation("gvisor", List.of("runsc", "kiln-gvisor", "gvisor"),
@@ -23,7 +23,8 @@ public enum OciRuntime {
             // the Sentry owns a running gVisor sandbox's files: it caches the root (runsc's exclusive file access:
             // files kilnd adds stay unseen, its own writes may not be on the host yet) and keeps /tmp in its memory,
             // so a copy from the host side would be wrong, not just late
-            FileCopy.whenStopped("gVisor caches its files and keeps /tmp in memory"), Set.of(), Set.of()),
+            FileCopy.whenStopped("gVisor caches its files and keeps /tmp in memory"), Set.of("bind", "volume", "tmpfs"),
+            Set.of()),
             Map.of());
 
     private final String binary;
