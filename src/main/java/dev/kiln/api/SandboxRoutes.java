@@ -44,7 +44,7 @@ public final class SandboxRoutes {
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
                 .map(s -> SandboxView.row(s, sandboxes.network(s))).toList()));
-        r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
+        r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune().removed())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
             x.json(SandboxView.inspect(engine, s));

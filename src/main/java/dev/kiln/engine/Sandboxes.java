@@ -179,6 +179,11 @@ public final class Sandboxes implements AutoCloseable {
         }
         task.kill(signal);
         events.emit(s, "kill");
+        if (signal == Signals.SIGKILL) {
+            // Docker's kill returns once the container no longer runs: a remove right after must not find it running
+            awaitEnd(s, task, Duration.ofSeconds(10));
+            awaitRecorded(s.id(), Duration.ofSeconds(10));
+        }
     }
 
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
@@ -437,12 +442,22 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
-    public List<String> prune() {
-        return store.all().stream().filter(s -> s.state() == SandboxState.EXITED || s.state() == SandboxState.CREATED)
-                .map(s -> {
-                    remove(s.id(), false);
-                    return s.id();
-                }).toList();
+    /** What a prune removed, and the bytes on disk that freed. */
+    public record Pruned(List<String> removed, long spaceReclaimed) {
+    }
+
+    public Pruned prune() {
+        List<String> removed = new java.util.ArrayList<>();
+        long freed = 0;
+        for (Sandbox s : store.all()) {
+            if (s.state() == SandboxState.EXITED || s.state() == SandboxState.CREATED) {
+                long bytes = DiskUsage.of(dir(s));
+                remove(s.id(), false);
+                removed.add(s.id());
+                freed += bytes;
+            }
+        }
+        return new Pruned(removed, freed);
     }
 
     public void rename(String ref, String name) {

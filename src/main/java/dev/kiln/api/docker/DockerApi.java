@@ -55,9 +55,21 @@ public final class DockerApi {
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
         new DockerNetworks(engine).register(r);
+        // a Docker daemon outside a swarm answers every swarm-mode endpoint so; clients' clean-up relies on it
+        for (String area : List.of("swarm", "nodes", "services", "tasks", "secrets", "configs")) {
+            for (String method : List.of("GET", "POST", "DELETE")) {
+                r.add(method, "/" + area, DockerApi::notInASwarm);
+                r.add(method, "/" + area + "/{rest*}", DockerApi::notInASwarm);
+            }
+        }
         for (String method : List.of("GET", "POST", "PUT", "DELETE")) {
             r.addVersioned(method, "/{rest*}", x -> Routes.unsupported(x, method + " /" + x.path("rest")));
         }
+    }
+
+    private static void notInASwarm(Exchange x) {
+        x.discardBody(1 << 20);
+        x.json(503, Map.of("message", "This node is not part of a swarm"));
     }
 
     private void ping(Exchange x) throws IOException {
@@ -117,7 +129,7 @@ public final class DockerApi {
         m.put("ContainersRunning", running);
         m.put("ContainersPaused", 0);
         m.put("ContainersStopped", stopped);
-        m.put("Images", engine.images().list().size());
+        m.put("Images", engine.images().list().stream().map(i -> i.id()).distinct().count()); // tags are not images
         m.put("Driver", "kiln");
         m.put("DriverStatus", List.of(List.of("Isolations", String.join(", ", isolations()))));
         m.put("Plugins", Map.of("Volume", List.of(), "Network", List.of("null"), "Log", List.of("json-file")));
@@ -192,9 +204,7 @@ public final class DockerApi {
                 if (!matches(e, filters)) {
                     continue;
                 }
-                out.write(JSON.writeValueAsBytes(event(e)));
-                out.write('\n');
-                out.flush();
+                dev.kiln.api.JsonLines.write(out, JSON, event(e));
             }
         }
     }
