@@ -81,6 +81,14 @@ public final class SandboxRoutes {
             sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
             x.noContent();
         });
+        r.add("POST", "/v1/sandboxes/{id}/pause", x -> {
+            sandboxes.pause(x.path("id"));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/unpause", x -> {
+            sandboxes.unpause(x.path("id"));
+            x.noContent();
+        });
         r.add("POST", "/v1/sandboxes/{id}/restart", x -> {
             sandboxes.restart(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
             x.noContent();

@@ -81,6 +81,9 @@ public final class Execs {
         if (!s.running()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
+        if (s.paused()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is paused, unpause it before exec");
+        }
         // 64 hex characters, as Docker's exec ids
         String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
         Exec e = new Exec(id, s.id(), config);

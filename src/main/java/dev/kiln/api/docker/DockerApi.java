@@ -113,8 +113,9 @@ public final class DockerApi {
 
     private Map<String, Object> info() {
         List<Sandbox> all = engine.sandboxes().list();
-        long running = all.stream().filter(Sandbox::running).count();
-        long stopped = all.stream().filter(s -> s.state() != SandboxState.RUNNING).count();
+        long running = all.stream().filter(s -> s.state() == SandboxState.RUNNING).count();
+        long paused = all.stream().filter(Sandbox::paused).count();
+        long stopped = all.size() - running - paused;
         // each available isolation as kiln-NAME, and as the runtime name Docker clients know it by (runc, runsc)
         Map<String, Object> runtimes = new LinkedHashMap<>();
         for (Isolator i : engine.isolators().available()) {
@@ -127,7 +128,7 @@ public final class DockerApi {
         m.put("ID", "kiln");
         m.put("Containers", all.size());
         m.put("ContainersRunning", running);
-        m.put("ContainersPaused", 0);
+        m.put("ContainersPaused", paused);
         m.put("ContainersStopped", stopped);
         m.put("Images", engine.images().list().stream().map(i -> i.id()).distinct().count()); // tags are not images
         m.put("Driver", "kiln");

@@ -80,6 +80,14 @@ final class DockerContainers {
             sandboxes.kill(s.id(), Signals.number(x.query("signal", "KILL")));
             x.noContent();
         });
+        r.add("POST", "/containers/{id}/pause", x -> {
+            sandboxes.pause(sandbox(x.path("id")).id());
+            x.noContent();
+        });
+        r.add("POST", "/containers/{id}/unpause", x -> {
+            sandboxes.unpause(sandbox(x.path("id")).id());
+            x.noContent();
+        });
         r.add("POST", "/containers/{id}/restart", x -> {
             Sandbox s = sandbox(x.path("id"));
             sandboxes.restart(s.id(), Duration.ofSeconds(x.intQuery("t", 10)));
@@ -210,6 +218,9 @@ final class DockerContainers {
 
     private void start(Exchange x) {
         Sandbox s = sandbox(x.path("id"));
+        if (s.paused()) {
+            throw KilnException.conflict("cannot start a paused container, try unpause instead");
+        }
         if (s.running()) {
             x.status(304);
             return;

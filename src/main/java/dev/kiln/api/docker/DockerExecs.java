@@ -76,6 +76,9 @@ final class DockerExecs {
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
+        if (s.paused()) {
+            throw KilnException.conflict("Container " + s.id() + " is paused, unpause the container before exec");
+        }
         ExecConfig req = new ExecConfig(cmd, body.env(), CreateTranslator.text(body.workingDir()),
                 CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false,
                 !Boolean.FALSE.equals(body.attachStdout()), !Boolean.FALSE.equals(body.attachStderr()));
