@@ -167,9 +167,7 @@ public final class ImageRoutes {
 
         synchronized void write(Object value) {
             try {
-                out.write(Exchange.JSON.writeValueAsBytes(value));
-                out.write('\n');
-                out.flush();
+                dev.kiln.api.JsonLines.write(out, Exchange.JSON, value);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

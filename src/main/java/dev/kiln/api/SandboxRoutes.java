@@ -44,7 +44,7 @@ public final class SandboxRoutes {
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
                 .map(s -> SandboxView.row(s, sandboxes.network(s))).toList()));
-        r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune())));
+        r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune().removed())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
             x.json(SandboxView.inspect(engine, s));
@@ -79,6 +79,14 @@ public final class SandboxRoutes {
         });
         r.add("POST", "/v1/sandboxes/{id}/stop", x -> {
             sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/pause", x -> {
+            sandboxes.pause(x.path("id"));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/unpause", x -> {
+            sandboxes.unpause(x.path("id"));
             x.noContent();
         });
         r.add("POST", "/v1/sandboxes/{id}/restart", x -> {

@@ -112,7 +112,7 @@ public final class SandboxView {
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("Status", status(s));
         state.put("Running", s.running());
-        state.put("Paused", false);
+        state.put("Paused", s.paused());
         state.put("Restarting", false);
         state.put("OOMKilled", s.oomKilled());
         state.put("Dead", false);
@@ -195,6 +195,7 @@ public final class SandboxView {
         return switch (s.state()) {
             case CREATED -> "created";
             case RUNNING -> "running";
+            case PAUSED -> "paused";
             case EXITED -> "exited";
             case REMOVING -> "removing";
         };
@@ -202,8 +203,8 @@ public final class SandboxView {
 
     public static String humanStatus(Sandbox s) {
         long now = System.currentTimeMillis();
-        if (s.state() == SandboxState.RUNNING) {
-            return "Up " + ago(now - s.started());
+        if (s.running()) {
+            return "Up " + ago(now - s.started()) + (s.paused() ? " (Paused)" : "");
         }
         if (s.state() == SandboxState.EXITED) {
             return "Exited (" + (s.exitCode() == null ? 0 : s.exitCode()) + ") " + ago(now - s.finished()) + " ago";

@@ -40,6 +40,8 @@ final class Commands {
         TOP.put("cp", CpCommand::new);
         TOP.put("stats", StatsCommand::new);
         TOP.put("rename", LifecycleCommands.Rename::new);
+        TOP.put("pause", PauseCommands.Pause::new);
+        TOP.put("unpause", PauseCommands.Unpause::new);
         TOP.put("prune", LifecycleCommands.Prune::new);
         TOP.put("pull", PullCommand::new);
         TOP.put("push", PushCommand::new);

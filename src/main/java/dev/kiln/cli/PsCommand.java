@@ -36,7 +36,8 @@ final class PsCommand extends Subcommand {
         }
         List<JsonNode> rows = new ArrayList<>();
         for (JsonNode s : list) {
-            if ((all || s.path("State").asText().equals("running")) && matches(s)) {
+            String state = s.path("State").asText();
+            if ((all || state.equals("running") || state.equals("paused")) && matches(s)) {
                 rows.add(s);
             }
         }

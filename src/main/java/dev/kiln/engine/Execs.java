@@ -81,6 +81,9 @@ public final class Execs {
         if (!s.running()) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
+        if (s.paused()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is paused, unpause it before exec");
+        }
         // 64 hex characters, as Docker's exec ids
         String id = UUID.randomUUID().toString().replace("-", "") + UUID.randomUUID().toString().replace("-", "");
         Exec e = new Exec(id, s.id(), config);
@@ -103,8 +106,39 @@ public final class Execs {
             if (e.process != null) {
                 throw KilnException.conflict("exec " + id + " has already been started");
             }
-            e.process = sandboxes.exec(e.sandboxId, e.id, e.config.detached(detach));
+            try {
+                e.process = sandboxes.exec(e.sandboxId, e.id, e.config.detached(detach));
+            } catch (KilnException failed) {
+                if (failed.exitCode() != null) {
+                    // a command that cannot run ends the exec with Docker's 126/127, as exec inspect shows it
+                    e.process = new NeverRan(new ExitStatus(failed.exitCode(), 0, java.time.Instant.now()));
+                }
+                throw failed;
+            }
             return e.process;
+        }
+    }
+
+    /** The process of an exec whose command could not run: ended before it began. */
+    private record NeverRan(ExitStatus status) implements RunningProcess {
+        @Override
+        public dev.kiln.isolation.AttachConnection attach() throws java.io.IOException {
+            throw new java.io.IOException("the exec's command never ran");
+        }
+
+        @Override
+        public Optional<ExitStatus> exitStatus() {
+            return Optional.of(status);
+        }
+
+        @Override
+        public Optional<ExitStatus> await(java.time.Duration timeout) {
+            return Optional.of(status);
+        }
+
+        @Override
+        public boolean alive() {
+            return false;
         }
     }
 

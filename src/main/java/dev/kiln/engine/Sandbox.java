@@ -14,7 +14,12 @@ public record Sandbox(String id, String name, String image, String imageId, Stri
         return id.substring(0, 12);
     }
 
+    /** Its main process runs (frozen, too: a paused sandbox is running, as in Docker). */
     public boolean running() {
-        return state == SandboxState.RUNNING;
+        return state == SandboxState.RUNNING || state == SandboxState.PAUSED;
+    }
+
+    public boolean paused() {
+        return state == SandboxState.PAUSED;
     }
 }

@@ -131,6 +131,9 @@ public final class SandboxFiles {
             }
             // held still: the sandbox could otherwise swap a checked directory for a symlink to the host between
             // kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
+            if (s.paused()) { // paused by its user: already still, and stays paused
+                return sandboxes.withRootTree(s, true, work);
+            }
             SandboxTask task = sandboxes.task(s);
             task.pause();
             try {

@@ -1,8 +1,11 @@
 package dev.kiln.engine;
 
-/** The life-cycle: created → running → exited (→ running again on start/restart) → removed (row deleted). */
+/**
+ * The life-cycle: created → running → exited (→ running again on start/restart) → removed (row deleted). A running
+ * sandbox may be paused (its processes frozen) and unpaused: still running, as Docker counts it.
+ */
 public enum SandboxState {
-    CREATED, RUNNING, EXITED, REMOVING;
+    CREATED, RUNNING, PAUSED, EXITED, REMOVING;
 
     public String wire() {
         return name().toLowerCase();

@@ -74,7 +74,13 @@ final class SandboxStore {
     /** Essential ({@link Database#essential}): an exit is recorded on a full disk too, or ps would show it running. */
     boolean exited(String id, int exitCode, boolean oom, long when) {
         return essential("UPDATE sandboxes SET state = 'exited', exit_code = ?, oom = ?, finished = ? "
-                + "WHERE id = ? AND state = 'running'", exitCode, oom ? 1 : 0, when, id) == 1;
+                + "WHERE id = ? AND state IN ('running','paused')", exitCode, oom ? 1 : 0, when, id) == 1;
+    }
+
+    /** Marks a running sandbox paused, or a paused one running again; false if it was in neither state asked. */
+    boolean paused(String id, boolean paused) {
+        return essential("UPDATE sandboxes SET state = ? WHERE id = ? AND state = ?", paused ? "paused" : "running",
+                id, paused ? "running" : "paused") == 1;
     }
 
     /** Claims the sandbox for removal; false if someone else is already removing it. */

@@ -131,6 +131,9 @@ public final class Sandboxes implements AutoCloseable {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
+            if (s.paused()) {
+                throw KilnException.conflict("cannot start a paused sandbox " + s.name() + ", try unpause instead");
+            }
             if (s.state() == SandboxState.RUNNING) {
                 SandboxTask task = task(s);
                 Optional<ExitStatus> ended = task.exitStatus();
@@ -181,8 +184,14 @@ public final class Sandboxes implements AutoCloseable {
         if (task == null || task.exitStatus().isPresent() || endedIfLost(s, task)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
         }
+        thaw(s, task);
         task.kill(signal);
         events.emit(s, "kill");
+        if (signal == Signals.SIGKILL) {
+            // Docker's kill returns once the container no longer runs: a remove right after must not find it running
+            awaitEnd(s, task, Duration.ofSeconds(10));
+            awaitRecorded(s.id(), Duration.ofSeconds(10));
+        }
     }
 
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
@@ -192,6 +201,7 @@ public final class Sandboxes implements AutoCloseable {
             return;
         }
         SandboxTask task = task(s);
+        thaw(s, task);
         try {
             task.kill(stopSignal(s));
         } catch (KilnException e) {
@@ -215,6 +225,55 @@ public final class Sandboxes implements AutoCloseable {
         store.countRestart(s.id());
         start(s.id(), false);
         events.emit(s, "restart");
+    }
+
+    // ---- pause ----
+
+    /** Freezes every process of a running sandbox ({@link SandboxTask#pause}); Docker's pause. */
+    public void pause(String ref) {
+        Sandbox s = store.find(ref);
+        synchronized (lock(s.id())) {
+            s = store.find(s.id());
+            if (s.paused()) {
+                throw KilnException.conflict("sandbox " + s.name() + " is already paused");
+            }
+            if (!s.running()) {
+                throw KilnException.conflict("sandbox " + s.name() + " is not running");
+            }
+            task(s).pause();
+            store.paused(s.id(), true);
+        }
+        events.emit(s, "pause");
+    }
+
+    public void unpause(String ref) {
+        Sandbox s = store.find(ref);
+        synchronized (lock(s.id())) {
+            s = store.find(s.id());
+            if (!s.paused()) {
+                throw KilnException.conflict("sandbox " + s.name() + " is not paused");
+            }
+            task(s).resume();
+            store.paused(s.id(), false);
+        }
+        events.emit(s, "unpause");
+    }
+
+    /**
+     * Before a signal to a paused sandbox (kill, stop, rm -f): unpaused first, as Docker resumes a paused container it
+     * signals, so the signal is acted on (a frozen process cannot die, a stopped VM reads no request).
+     */
+    private void thaw(Sandbox s, SandboxTask task) {
+        if (!s.paused()) {
+            return;
+        }
+        synchronized (lock(s.id())) {
+            if (store.byId(s.id()).map(Sandbox::paused).orElse(false)) {
+                task.resume();
+                store.paused(s.id(), false);
+                events.emit(s, "unpause");
+            }
+        }
     }
 
     private int stopSignal(Sandbox s) {
@@ -389,6 +448,7 @@ public final class Sandboxes implements AutoCloseable {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
             }
             try {
+                thaw(s, task(s));
                 task(s).kill(Signals.SIGKILL);
             } catch (KilnException e) {
                 // it exited between the check and the signal (docker kill then rm -f, as Testcontainers stops), or
@@ -449,12 +509,22 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
-    public List<String> prune() {
-        return store.all().stream().filter(s -> s.state() == SandboxState.EXITED || s.state() == SandboxState.CREATED)
-                .map(s -> {
-                    remove(s.id(), false);
-                    return s.id();
-                }).toList();
+    /** What a prune removed, and the bytes on disk that freed. */
+    public record Pruned(List<String> removed, long spaceReclaimed) {
+    }
+
+    public Pruned prune() {
+        List<String> removed = new java.util.ArrayList<>();
+        long freed = 0;
+        for (Sandbox s : store.all()) {
+            if (s.state() == SandboxState.EXITED || s.state() == SandboxState.CREATED) {
+                long bytes = DiskUsage.of(dir(s));
+                remove(s.id(), false);
+                removed.add(s.id());
+                freed += bytes;
+            }
+        }
+        return new Pruned(removed, freed);
     }
 
     public void rename(String ref, String name) {
@@ -548,6 +618,9 @@ public final class Sandboxes implements AutoCloseable {
     public RunningProcess exec(String ref, String execId, ExecConfig r) {
         RequestCheck.exec(r);
         Sandbox s = running(ref);
+        if (s.paused()) {
+            throw KilnException.conflict("sandbox " + s.name() + " is paused, unpause it before exec");
+        }
         Path rootfs = images.rootfsPath(Digest.parse(s.imageId()));
         ProcessSpec p = SandboxProcess.resolveExec(s.process(), r, rootfs);
         dev.kiln.engine.process.CommandCheck.verify(p, rootfs, dir(s).resolve("upper"));
@@ -574,7 +647,7 @@ public final class Sandboxes implements AutoCloseable {
 
     private void reconcile(Sandbox s) {
         switch (s.state()) {
-            case RUNNING -> {
+            case RUNNING, PAUSED -> {
                 SandboxTask task;
                 try {
                     task = task(s);

@@ -56,9 +56,21 @@ public final class DockerApi {
         new DockerContainers(engine, exits).register(r);
         new DockerNetworks(engine).register(r);
         new DockerVolumes(engine).register(r);
+        // a Docker daemon outside a swarm answers every swarm-mode endpoint so; clients' clean-up relies on it
+        for (String area : List.of("swarm", "nodes", "services", "tasks", "secrets", "configs")) {
+            for (String method : List.of("GET", "POST", "DELETE")) {
+                r.add(method, "/" + area, DockerApi::notInASwarm);
+                r.add(method, "/" + area + "/{rest*}", DockerApi::notInASwarm);
+            }
+        }
         for (String method : List.of("GET", "POST", "PUT", "DELETE")) {
             r.addVersioned(method, "/{rest*}", x -> Routes.unsupported(x, method + " /" + x.path("rest")));
         }
+    }
+
+    private static void notInASwarm(Exchange x) {
+        x.discardBody(1 << 20);
+        x.json(503, Map.of("message", "This node is not part of a swarm"));
     }
 
     private void ping(Exchange x) throws IOException {
@@ -102,8 +114,9 @@ public final class DockerApi {
 
     private Map<String, Object> info() {
         List<Sandbox> all = engine.sandboxes().list();
-        long running = all.stream().filter(Sandbox::running).count();
-        long stopped = all.stream().filter(s -> s.state() != SandboxState.RUNNING).count();
+        long running = all.stream().filter(s -> s.state() == SandboxState.RUNNING).count();
+        long paused = all.stream().filter(Sandbox::paused).count();
+        long stopped = all.size() - running - paused;
         // each available isolation as kiln-NAME, and as the runtime name Docker clients know it by (runc, runsc)
         Map<String, Object> runtimes = new LinkedHashMap<>();
         for (Isolator i : engine.isolators().available()) {
@@ -116,9 +129,9 @@ public final class DockerApi {
         m.put("ID", "kiln");
         m.put("Containers", all.size());
         m.put("ContainersRunning", running);
-        m.put("ContainersPaused", 0);
+        m.put("ContainersPaused", paused);
         m.put("ContainersStopped", stopped);
-        m.put("Images", engine.images().list().size());
+        m.put("Images", engine.images().list().stream().map(i -> i.id()).distinct().count()); // tags are not images
         m.put("Driver", "kiln");
         m.put("DriverStatus", List.of(List.of("Isolations", String.join(", ", isolations()))));
         m.put("Plugins", Map.of("Volume", List.of("local"), "Network", List.of("null"), "Log", List.of("json-file")));
@@ -193,9 +206,7 @@ public final class DockerApi {
                 if (!matches(e, filters)) {
                     continue;
                 }
-                out.write(JSON.writeValueAsBytes(event(e)));
-                out.write('\n');
-                out.flush();
+                dev.kiln.api.JsonLines.write(out, JSON, event(e));
             }
         }
     }

@@ -54,7 +54,8 @@ final class DockerContainers {
             if (!Filters.parse(x.query("filters")).isEmpty()) {
                 throw KilnException.invalid("kiln does not support filters on container prune yet");
             }
-            x.json(Map.of("ContainersDeleted", sandboxes.prune(), "SpaceReclaimed", 0));
+            Sandboxes.Pruned pruned = sandboxes.prune();
+            x.json(Map.of("ContainersDeleted", pruned.removed(), "SpaceReclaimed", pruned.spaceReclaimed()));
         });
         r.add("GET", "/containers/{id}/json", x -> x.json(ContainerView.inspect(engine, sandbox(x.path("id")))));
         r.add("POST", "/containers/{id}/start", this::start);
@@ -77,6 +78,14 @@ final class DockerContainers {
                         + " is not running");
             }
             sandboxes.kill(s.id(), Signals.number(x.query("signal", "KILL")));
+            x.noContent();
+        });
+        r.add("POST", "/containers/{id}/pause", x -> {
+            sandboxes.pause(sandbox(x.path("id")).id());
+            x.noContent();
+        });
+        r.add("POST", "/containers/{id}/unpause", x -> {
+            sandboxes.unpause(sandbox(x.path("id")).id());
             x.noContent();
         });
         r.add("POST", "/containers/{id}/restart", x -> {
@@ -209,6 +218,9 @@ final class DockerContainers {
 
     private void start(Exchange x) {
         Sandbox s = sandbox(x.path("id"));
+        if (s.paused()) {
+            throw KilnException.conflict("cannot start a paused container, try unpause instead");
+        }
         if (s.running()) {
             x.status(304);
             return;
@@ -255,8 +267,7 @@ final class DockerContainers {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("StatusCode", code);
             body.put("Error", null);
-            out.write(DockerApi.JSON.writeValueAsBytes(body));
-            out.write('\n');
+            dev.kiln.api.JsonLines.write(out, DockerApi.JSON, body);
         } finally {
             exits.cancel(result);
         }
@@ -264,20 +275,44 @@ final class DockerContainers {
 
     // ---- attach ----
 
+    /**
+     * Docker's attach: with {@code logs=1} what the sandbox wrote so far comes first, with {@code stream=1} then its
+     * live output (and stdin, ending on the {@code detachKeys}); {@code stream=0} ends after the logs.
+     */
     private void attach(Exchange x) throws Exception {
         Sandbox s = sandbox(x.path("id"));
-        if (!x.flag("stream")) {
-            throw KilnException.invalid("kiln does not support attach without stream=1 yet (use logs)");
-        }
+        boolean logs = x.flag("logs");
         StreamCopy.Options o = new StreamCopy.Options(s.config().tty(), x.flag("stdout"), x.flag("stderr"),
                 x.flag("stdin") && s.config().openStdin());
+        DetachKeys keys = DetachKeys.parse(x.query("detachKeys"));
+        if (!x.flag("stream")) {
+            if (HijackedConnection.requested(x)) {
+                HijackedConnection.upgrade(x, o.contentType(), client -> {
+                    if (logs) {
+                        replay(s, o, client::write);
+                    }
+                });
+                return;
+            }
+            x.status(200);
+            x.contentType(o.contentType());
+            OutputStream out = x.out();
+            if (logs) {
+                replay(s, o, out::write);
+            }
+            out.flush();
+            return;
+        }
         AttachRendezvous.Parked parked = rendezvous.park(s.id());
         AttachConnection direct = parked == null ? sandboxes.task(sandboxes.get(s.id())).attach() : null;
         if (HijackedConnection.requested(x)) {
             HijackedConnection.upgrade(x, o.contentType(), client -> {
+                if (logs) {
+                    replay(s, o, client::write);
+                }
                 try (AttachConnection shim = direct != null ? direct : connect(s.id(), parked)) {
                     if (shim != null) {
-                        StreamCopy.hijacked(client, shim, o);
+                        StreamCopy.hijacked(client, shim, o, keys);
                     }
                 }
             });
@@ -287,11 +322,26 @@ final class DockerContainers {
             x.status(200);
             x.contentType(o.contentType());
             OutputStream out = x.out();
+            if (logs) {
+                replay(s, o, out::write);
+            }
             out.flush();
             if (shim != null) {
                 StreamCopy.body(out, shim, o);
             }
         }
+    }
+
+    /** The sandbox's output so far, from its log, as the attach stream carries it (framed unless a TTY). */
+    private void replay(Sandbox s, StreamCopy.Options o, StreamCopy.Sink sink) throws IOException {
+        new LogReader(sandboxes.logFile(s)).read(-1, rec -> {
+            boolean isErr = rec.stream().equals("stderr");
+            if ((isErr && !o.stderr()) || (!isErr && !o.stdout()) || rec.data().length == 0) {
+                return;
+            }
+            byte[] data = o.tty() ? rec.data() : StreamCopy.frame(isErr ? 2 : 1, rec.data());
+            sink.write(data, 0, data.length);
+        });
     }
 
     /** Waits for the parked attach's start and connects to the shim; null if no start came or it failed. */
@@ -386,9 +436,7 @@ final class DockerContainers {
         }
         do {
             Map<String, Object> current = sample(s, previous);
-            out.write(DockerApi.JSON.writeValueAsBytes(current));
-            out.write('\n');
-            out.flush();
+            dev.kiln.api.JsonLines.write(out, DockerApi.JSON, current);
             previous = current;
             if (stream) {
                 Thread.sleep(1000);

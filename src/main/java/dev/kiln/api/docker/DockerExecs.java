@@ -76,6 +76,9 @@ final class DockerExecs {
         if (!s.running()) {
             throw KilnException.conflict("Container " + s.id() + " is not running");
         }
+        if (s.paused()) {
+            throw KilnException.conflict("Container " + s.id() + " is paused, unpause the container before exec");
+        }
         ExecConfig req = new ExecConfig(cmd, body.env(), CreateTranslator.text(body.workingDir()),
                 CreateTranslator.text(body.user()), body.tty(), body.attachStdin(), false,
                 !Boolean.FALSE.equals(body.attachStdout()), !Boolean.FALSE.equals(body.attachStderr()));
@@ -87,7 +90,27 @@ final class DockerExecs {
         ExecStartBody body = x.body(ExecStartBody.class);
         boolean detach = body.detach();
         ExecConfig r = e.config();
-        RunningProcess process = execs.start(e.id(), detach);
+        // Docker's rule: the start request's Tty, not the exec's, decides the stream's framing
+        StreamCopy.Options o = new StreamCopy.Options(body.tty(), r.attachStdout(), r.attachStderr(), r.openStdin());
+        RunningProcess process;
+        try {
+            process = execs.start(e.id(), detach);
+        } catch (KilnException failed) {
+            if (detach || failed.exitCode() == null) {
+                throw failed;
+            }
+            // as dockerd: the stream is already the client's, the error travels in it and exec inspect says 126/127
+            byte[] line = (failed.getMessage() + "\r\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            byte[] payload = o.tty() ? line : StreamCopy.frame(1, line);
+            if (HijackedConnection.requested(x)) {
+                HijackedConnection.upgrade(x, o.contentType(), client -> client.write(payload, 0, payload.length));
+            } else {
+                x.status(200);
+                x.contentType(o.contentType());
+                x.out().write(payload);
+            }
+            return;
+        }
         if (detach) {
             x.status(200);
             return;
@@ -98,7 +121,6 @@ final class DockerExecs {
                 && size.get(0) > 0 && size.get(1) > 0) {
             shim.resize(size.get(0), size.get(1));
         }
-        StreamCopy.Options o = new StreamCopy.Options(r.tty(), r.attachStdout(), r.attachStderr(), r.openStdin());
         if (HijackedConnection.requested(x)) {
             HijackedConnection.upgrade(x, o.contentType(), client -> {
                 try (shim) {

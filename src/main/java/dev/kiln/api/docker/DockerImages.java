@@ -246,9 +246,7 @@ final class DockerImages {
                     x.contentType("application/json");
                     out = x.out();
                 }
-                out.write(DockerApi.JSON.writeValueAsBytes(message));
-                out.write('\n');
-                out.flush();
+                dev.kiln.api.JsonLines.write(out, DockerApi.JSON, message);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
@@ -258,6 +256,11 @@ final class DockerImages {
             if (out == null) {
                 throw e;
             }
+            report(e);
+        }
+
+        /** The error as the stream's message, committing the 200 if nothing went out yet. */
+        synchronized void report(RuntimeException e) {
             String message = e instanceof UncheckedIOException u ? String.valueOf(u.getCause().getMessage())
                     : e.getMessage();
             write(Map.of("errorDetail", Map.of("message", message), "error", message));
@@ -366,9 +369,16 @@ final class DockerImages {
         engine.images().save(names, x.out());
     }
 
+    /** Docker answers a load 200 whatever befalls it: a bad archive is an error message in the stream. */
     private void load(Exchange x) {
-        List<Image> loaded = engine.images().load(x.body(), null);
         ProgressStream out = new ProgressStream(x);
+        List<Image> loaded;
+        try {
+            loaded = engine.images().load(x.body(), null);
+        } catch (KilnException | UncheckedIOException e) {
+            out.report(e);
+            return;
+        }
         for (Image i : loaded) {
             out.write(Map.of("stream", "Loaded image: " + i.ref().familiar() + "\n"));
         }

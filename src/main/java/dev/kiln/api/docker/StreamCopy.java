@@ -24,12 +24,30 @@ final class StreamCopy {
 
     /** Copies output until the exit frame (or the shim's end), feeding the client's bytes to stdin meanwhile. */
     static void hijacked(HijackedConnection client, AttachConnection shim, Options o) throws IOException {
+        hijacked(client, shim, o, null);
+    }
+
+    /**
+     * As {@link #hijacked(HijackedConnection, AttachConnection, Options)}; with {@code detach} keys, the client typing
+     * them ends the copy at once and leaves the process's stdin open (Docker's detach).
+     */
+    static void hijacked(HijackedConnection client, AttachConnection shim, Options o, DetachKeys detach)
+            throws IOException {
+        java.util.concurrent.atomic.AtomicBoolean detached = new java.util.concurrent.atomic.AtomicBoolean();
         if (o.stdin()) {
             Thread.ofVirtual().name("kilnd-stdin").start(() -> {
                 try {
                     byte[] b;
                     while ((b = client.read()) != null) {
-                        shim.stdin(b);
+                        byte[] forward = detach == null ? b : detach.filter(b);
+                        if (forward == null) {
+                            detached.set(true);
+                            shim.close(); // ends the output copy below; the process keeps its stdin
+                            return;
+                        }
+                        if (forward.length > 0) {
+                            shim.stdin(forward);
+                        }
                     }
                     shim.closeStdin();
                 } catch (IOException e) {
@@ -37,7 +55,13 @@ final class StreamCopy {
                 }
             });
         }
-        output(shim, o, (bytes, off, len) -> client.write(bytes, off, len));
+        try {
+            output(shim, o, (bytes, off, len) -> client.write(bytes, off, len));
+        } catch (IOException e) {
+            if (!detached.get()) {
+                throw e;
+            }
+        }
     }
 
     /** Copies output into a plain HTTP response body (a client that did not ask for the upgrade). */

@@ -167,6 +167,13 @@ public final class Firecracker implements Vmm {
         return true;
     }
 
+    /** Firecracker pauses through its API socket ({@code PATCH /vm}), which kiln does not speak after the boot yet. */
+    @Override
+    public void pause(Path vmDir, boolean paused) {
+        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing a Firecracker VM is not "
+                + "supported yet (use --runtime qemu)");
+    }
+
     /** Firecracker has no quit request: killing it is its hard stop. */
     @Override
     public void quit(Path vmDir) {

@@ -132,6 +132,17 @@ final class Qemu implements Vmm {
         return true;
     }
 
+    /** QMP {@code stop} returns once every vCPU is paused; {@code cont} runs them again. */
+    @Override
+    public void pause(Path vmDir, boolean paused) {
+        try (Qmp qmp = Qmp.connect(vmDir.resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {
+            qmp.execute(paused ? "stop" : "cont");
+        } catch (IOException e) {
+            throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "cannot "
+                    + (paused ? "pause" : "unpause") + " the VM: QEMU's control socket: " + e.getMessage());
+        }
+    }
+
     @Override
     public void quit(Path vmDir) {
         try (Qmp qmp = Qmp.connect(vmDir.resolve(QemuCommand.QMP_SOCKET), QMP_TIMEOUT)) {

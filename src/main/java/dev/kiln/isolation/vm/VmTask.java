@@ -119,14 +119,23 @@ final class VmTask extends ShimTask {
         }
     }
 
+    /** The VMM stops the guest's vCPUs: every process in it freezes, its clock with them. */
     @Override
     public void pause() {
-        throw new KilnException(KilnException.Kind.UNAVAILABLE, "pausing is not supported for the vm isolation");
+        requireVmm();
+        vm.vmm(spec).pause(VmIsolator.vmDir(spec), true);
     }
 
     @Override
     public void resume() {
-        pause();
+        requireVmm();
+        vm.vmm(spec).pause(VmIsolator.vmDir(spec), false);
+    }
+
+    private void requireVmm() {
+        if (vm.vmmPid(spec).isEmpty()) {
+            throw KilnException.conflict("sandbox " + spec.name() + " has no VM running");
+        }
     }
 
     /** The guest kernel's OOM killer is not reported yet. */

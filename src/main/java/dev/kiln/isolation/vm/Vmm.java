@@ -83,4 +83,10 @@ sealed interface Vmm permits Qemu, Firecracker {
 
     /** Asks a VMM left running to quit before it is killed (QEMU: QMP {@code quit}); none where a kill is its stop. */
     void quit(Path vmDir);
+
+    /**
+     * Stops ({@code paused}) or continues the guest's vCPUs of a running VM, returning once done (QEMU: QMP
+     * {@code stop}/{@code cont}); refused with one line where the VMM cannot.
+     */
+    void pause(Path vmDir, boolean paused);
 }

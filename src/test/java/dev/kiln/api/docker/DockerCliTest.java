@@ -292,7 +292,7 @@ class DockerCliTest {
                 .contains("client version 1.99 is too new").endsWith(" 400");
         assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/build"))
                 .isEqualTo("{\"message\":\"kiln does not support POST /build yet\"} 501");
-        assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/containers/nope/pause"))
+        assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/plugins/pull"))
                 .contains("kiln does not support").endsWith(" 501");
         assertThat(curl("-sS", "-w", " %{http_code}", "http://d/containers/nope/json"))
                 .isEqualTo("{\"message\":\"No such container: nope\"} 404");
