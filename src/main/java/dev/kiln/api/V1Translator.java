@@ -19,7 +19,8 @@ final class V1Translator {
         return new SandboxConfig(r.image(), r.name(), r.cmd(), r.entrypoint(), r.env(), r.workdir(), r.user(),
                 r.hostname(), r.isolation(), r.runtime(), r.nanoCpus(), r.memory(), r.pidsLimit(), r.readOnly(),
                 r.labels(), r.tty(), r.openStdin(), r.autoRemove(), r.platform(), r.publish(), r.network(),
-                r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize());
+                r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize(),
+                RunFlagsTranslator.settings(r.flags()));
     }
 
     /** {@code POST /v1/sandboxes/{id}/exec}. */

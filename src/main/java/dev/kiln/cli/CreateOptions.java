@@ -100,6 +100,9 @@ final class CreateOptions {
     @Option(names = "--disk-size", paramLabel = "SIZE", description = "vm: size of the writable disk, e.g. 4g")
     String diskSize;
 
+    @picocli.CommandLine.Mixin
+    RunFlagOptions more;
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -121,7 +124,7 @@ final class CreateOptions {
             }
         }
         env.forEach(e -> envs.add(resolveEnv(e)));
-        Map<String, String> labelMap = new LinkedHashMap<>();
+        Map<String, String> labelMap = new LinkedHashMap<>(more.fileLabels());
         for (String l : labels) {
             int eq = l.indexOf('=');
             labelMap.put(eq < 0 ? l : l.substring(0, eq), eq < 0 ? "" : l.substring(eq + 1));
@@ -131,7 +134,7 @@ final class CreateOptions {
                 hostname, isolation, runtime, nanoCpus(cpus), bytes(memory), pidsLimit, readOnly, labelMap, tty,
                 interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
                 orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
-                diskSize == null ? 0 : bytes(diskSize));
+                diskSize == null ? 0 : bytes(diskSize), more.flags());
     }
 
     private static List<String> orNull(List<String> values) {

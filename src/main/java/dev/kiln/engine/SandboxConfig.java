@@ -2,6 +2,8 @@ package dev.kiln.engine;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 
+import dev.kiln.isolation.RunSettings;
+
 import java.util.List;
 import java.util.Map;
 
@@ -25,6 +27,8 @@ import java.util.Map;
  * ({@code -P}), {@code dns}, {@code dnsSearch}, {@code dnsOptions}, {@code extraHosts} ({@code NAME:ADDRESS}).
  * <li>The vm isolation: {@code kernel} (an absolute path on kilnd's host; null: kilnd's default) and
  * {@code diskSize} (the writable disk in bytes; 0: kilnd's default).
+ * <li>{@code settings}: the {@code docker run} flags past these ({@code --init}, {@code --cap-add}, ...: see
+ * {@link RunSettings}); null in rows written before them, read as none.
  * </ul>
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -34,5 +38,22 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize) {
+                            long diskSize, RunSettings settings) {
+
+    public SandboxConfig {
+        settings = settings == null ? RunSettings.NONE : settings;
+    }
+
+    /** A config with none of {@link RunSettings}'s flags. */
+    public SandboxConfig(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
+                         String workdir, String user, String hostname, String isolation, String runtime,
+                         long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
+                         boolean tty, boolean openStdin, boolean autoRemove, String platform,
+                         List<String> publish, String network, boolean publishAll, List<String> dns,
+                         List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
+                         long diskSize) {
+        this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
+                pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null);
+    }
 }

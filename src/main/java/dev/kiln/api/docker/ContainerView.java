@@ -67,7 +67,8 @@ final class ContainerView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("Binds", null);
-        host.put("LogConfig", Map.of("Type", "json-file", "Config", Map.of()));
+        SettingsView.hostConfig(r, s.isolation(), host);
+        SettingsView.config(r, config);
 
         Set<String> exposed = SandboxView.exposedPorts(engine.images(), s);
         Map<String, Object> exposedPorts = new TreeMap<>();

@@ -13,7 +13,8 @@ import java.util.Map;
  * {@code network}: {@code none}, {@code host}, {@code user} (vm), {@code kiln} (also {@code bridge}) or a network
  * made with {@code kiln network create}; null: the isolation's default. {@code publishAll}: {@code -P}.
  * {@code extraHosts}: {@code --add-host NAME:ADDRESS}. {@code kernel}, {@code diskSize}: the vm isolation's
- * {@code --kernel} and {@code --disk-size} (null/0: kilnd's defaults).
+ * {@code --kernel} and {@code --disk-size} (null/0: kilnd's defaults). {@code flags}: the rest ({@link RunFlags}; null
+ * for none).
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonIgnoreProperties(ignoreUnknown = false)
@@ -23,5 +24,18 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize) {
+                            long diskSize, RunFlags flags) {
+
+    /** A request with none of {@link RunFlags}' flags. */
+    public CreateRequest(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
+                         String workdir, String user, String hostname, String isolation, String runtime,
+                         long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
+                         boolean tty, boolean openStdin, boolean autoRemove, String platform,
+                         List<String> publish, String network, boolean publishAll, List<String> dns,
+                         List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
+                         long diskSize) {
+        this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
+                pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null);
+    }
 }
