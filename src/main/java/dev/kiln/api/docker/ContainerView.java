@@ -67,8 +67,8 @@ final class ContainerView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("Binds", null);
-        SettingsView.hostConfig(r, s.isolation(), host);
-        SettingsView.config(r, config);
+        dev.kiln.api.RunSettingsView.hostConfig(r, s.isolation(), host);
+        dev.kiln.api.RunSettingsView.config(r, config);
 
         Set<String> exposed = SandboxView.exposedPorts(engine.images(), s);
         Map<String, Object> exposedPorts = new TreeMap<>();

@@ -67,7 +67,7 @@ final class DockerContainers {
                 x.status(304);
                 return;
             }
-            sandboxes.stop(s.id(), SettingsView.stopTimeout(x.intQuery("t", SettingsView.stopSeconds(s))));
+            sandboxes.stop(s.id(), dev.kiln.api.RunSettingsView.stopTimeout(x.intQuery("t", dev.kiln.api.RunSettingsView.stopSeconds(s))));
             x.noContent();
         });
         r.add("POST", "/containers/{id}/kill", x -> {
@@ -81,7 +81,7 @@ final class DockerContainers {
         });
         r.add("POST", "/containers/{id}/restart", x -> {
             Sandbox s = sandbox(x.path("id"));
-            sandboxes.restart(s.id(), SettingsView.stopTimeout(x.intQuery("t", SettingsView.stopSeconds(s))));
+            sandboxes.restart(s.id(), dev.kiln.api.RunSettingsView.stopTimeout(x.intQuery("t", dev.kiln.api.RunSettingsView.stopSeconds(s))));
             x.noContent();
         });
         r.add("POST", "/containers/{id}/wait", this::await);

@@ -1,4 +1,4 @@
-package dev.kiln.api.docker;
+package dev.kiln.api;
 
 import dev.kiln.engine.SandboxConfig;
 import dev.kiln.isolation.RunSettings;
@@ -14,14 +14,14 @@ import java.util.Map;
  * The {@link RunSettings} of a sandbox in Docker's inspect document, with the names, types and defaults Docker
  * shows (a flag not given shows as Docker shows it unset: null lists, empty modes, 64 MiB of /dev/shm).
  */
-final class SettingsView {
-    private SettingsView() {
+public final class RunSettingsView {
+    private RunSettingsView() {
     }
 
     /** Docker's /dev/shm when --shm-size is not given. */
-    static final long DEFAULT_SHM = 64L << 20;
+    public static final long DEFAULT_SHM = 64L << 20;
 
-    static void hostConfig(SandboxConfig r, String isolation, Map<String, Object> host) {
+    public static void hostConfig(SandboxConfig r, String isolation, Map<String, Object> host) {
         RunSettings s = r.settings();
         host.put("Isolation", "default".equals(r.isolation()) ? "default" : isolation);
         host.put("Init", s.init() ? Boolean.TRUE : null);
@@ -56,14 +56,14 @@ final class SettingsView {
                 Map.of()));
     }
 
-    static void config(SandboxConfig r, Map<String, Object> config) {
+    public static void config(SandboxConfig r, Map<String, Object> config) {
         if (r.settings().stopTimeout() != null) {
             config.put("StopTimeout", r.settings().stopTimeout());
         }
     }
 
     /** The endpoint's Aliases and IPAMConfig on the network the sandbox was created on. */
-    static void endpoint(SandboxConfig r, Map<String, Object> endpoint) {
+    public static void endpoint(SandboxConfig r, Map<String, Object> endpoint) {
         RunSettings s = r.settings();
         endpoint.put("Aliases", s.aliases().isEmpty() ? null : s.aliases());
         Map<String, Object> ipam = new LinkedHashMap<>();
@@ -74,13 +74,13 @@ final class SettingsView {
     }
 
     /** The seconds a stop waits before SIGKILL when the request gives none: --stop-timeout, else Docker's 10. */
-    static int stopSeconds(dev.kiln.engine.Sandbox s) {
+    public static int stopSeconds(dev.kiln.engine.Sandbox s) {
         Integer t = s.config().settings().stopTimeout();
         return t == null ? 10 : t;
     }
 
     /** Docker's {@code t}: seconds, -1 (or below) for no limit. */
-    static java.time.Duration stopTimeout(int seconds) {
+    public static java.time.Duration stopTimeout(int seconds) {
         return seconds < 0 ? java.time.Duration.ofDays(3650) : java.time.Duration.ofSeconds(seconds);
     }
 }
