@@ -221,6 +221,9 @@ public final class SandboxRoutes {
 
     private void logs(Exchange x) throws IOException {
         Sandbox s = sandboxes.get(x.path("id"));
+        if (!x.flag("boot") && "none".equals(s.config().settings().logDriver())) {
+            throw KilnException.invalid("sandbox " + s.name() + " keeps no logs (--log-driver none)");
+        }
         if (x.flag("boot")) {
             bootLog(x, sandboxes.bootLog(s));
             return;

@@ -155,6 +155,8 @@ public final class SandboxView {
         host.put("AutoRemove", r.autoRemove());
         host.put("NetworkMode", sandboxes.networkMode(s).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
+        RunSettingsView.hostConfig(r, s.isolation(), host);
+        host.put("Isolation", s.isolation()); // kiln's own view: the isolation it runs in, even when asked "default"
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());

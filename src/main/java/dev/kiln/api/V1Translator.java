@@ -20,7 +20,7 @@ final class V1Translator {
                 r.hostname(), r.isolation(), r.runtime(), r.nanoCpus(), r.memory(), r.pidsLimit(), r.readOnly(),
                 r.labels(), r.tty(), r.openStdin(), r.autoRemove(), r.platform(), r.publish(), r.network(),
                 r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize(),
-                mounts(r.mounts()));
+                mounts(r.mounts()), RunFlagsTranslator.settings(r.flags()));
     }
 
     /** {@code -v}, {@code --mount}, {@code --tmpfs} as typed, checked by Docker's rules. */

@@ -17,7 +17,10 @@ final class CreateCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        out().println(create(daemon, kiln(), options.request(), err()).path("id").asText());
+        options.more.checkCidfile();
+        String id = create(daemon, kiln(), options.request(), err()).path("id").asText();
+        options.more.writeCidfile(id);
+        out().println(id);
         return 0;
     }
 

@@ -110,6 +110,9 @@ final class CreateOptions {
     @Option(names = "--tmpfs", paramLabel = "DST[:OPTS]", description = "Mount a tmpfs, e.g. /run:size=64m,mode=1777")
     List<String> tmpfs = new ArrayList<>();
 
+    @picocli.CommandLine.Mixin
+    RunFlagOptions more;
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -131,7 +134,7 @@ final class CreateOptions {
             }
         }
         env.forEach(e -> envs.add(resolveEnv(e)));
-        Map<String, String> labelMap = new LinkedHashMap<>();
+        Map<String, String> labelMap = new LinkedHashMap<>(more.fileLabels());
         for (String l : labels) {
             int eq = l.indexOf('=');
             labelMap.put(eq < 0 ? l : l.substring(0, eq), eq < 0 ? "" : l.substring(eq + 1));
@@ -142,7 +145,7 @@ final class CreateOptions {
                 interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
                 orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
                 diskSize == null ? 0 : bytes(diskSize), volumes.isEmpty() && mounts.isEmpty() && tmpfs.isEmpty() ? null
-                : new CreateRequest.MountFlags(orNull(volumes), orNull(mounts), orNull(tmpfs)));
+                : new CreateRequest.MountFlags(orNull(volumes), orNull(mounts), orNull(tmpfs)), more.flags());
     }
 
     private static List<String> orNull(List<String> values) {

@@ -21,7 +21,9 @@ final class RunCommand extends Subcommand {
     @Override
     int run(DaemonClient daemon) throws Exception {
         CreateRequest request = options.request();
+        options.more.checkCidfile();
         String id = CreateCommand.create(daemon, kiln(), request, err()).path("id").asText();
+        options.more.writeCidfile(id);
         String path = "/v1/sandboxes/" + id;
         DaemonClient.Response started;
         try {

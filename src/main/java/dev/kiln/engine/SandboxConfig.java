@@ -2,6 +2,8 @@ package dev.kiln.engine;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 
+import dev.kiln.isolation.RunSettings;
+
 import java.util.List;
 import java.util.Map;
 
@@ -27,6 +29,8 @@ import java.util.Map;
  * {@code diskSize} (the writable disk in bytes; 0: kilnd's default).
  * <li>Storage: {@code mounts} (bind mounts, volumes, tmpfs; null: none), completed at create
  * ({@link dev.kiln.engine.volume.Volumes#prepare}).
+ * <li>{@code settings}: the {@code docker run} flags past these ({@code --init}, {@code --cap-add}, ...: see
+ * {@link RunSettings}); null in rows written before them, read as none.
  * </ul>
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -36,9 +40,13 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize, dev.kiln.engine.volume.Mounts mounts) {
+                            long diskSize, dev.kiln.engine.volume.Mounts mounts, RunSettings settings) {
 
-    /** Without mounts. */
+    public SandboxConfig {
+        settings = settings == null ? RunSettings.NONE : settings;
+    }
+
+    /** A config without mounts and with none of {@link RunSettings}'s flags. */
     public SandboxConfig(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
                          String workdir, String user, String hostname, String isolation, String runtime,
                          long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
@@ -48,13 +56,13 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                          long diskSize) {
         this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
                 pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
-                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null);
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null);
     }
 
     /** The same config with {@code m} as its mounts. */
     public SandboxConfig withMounts(dev.kiln.engine.volume.Mounts m) {
         return new SandboxConfig(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime,
                 nanoCpus, memory, pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network,
-                publishAll, dns, dnsSearch, dnsOptions, extraHosts, kernel, diskSize, m);
+                publishAll, dns, dnsSearch, dnsOptions, extraHosts, kernel, diskSize, m, settings);
     }
 }

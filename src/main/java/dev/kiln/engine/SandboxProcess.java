@@ -20,7 +20,14 @@ final class SandboxProcess {
     static ProcessSpec resolve(ImageConfig image, SandboxConfig r, Path rootfs, String hostname) {
         ImageProcess.Flags flags = new ImageProcess.Flags(r.entrypoint(), r.cmd(), r.env(), r.workdir(), r.user(),
                 r.tty(), r.openStdin());
-        return ImageProcess.resolve(image, flags, rootfs, hostname, Map.of());
+        ProcessSpec p = ImageProcess.resolve(image, flags, rootfs, hostname, Map.of());
+        if (r.settings().groupAdd().isEmpty()) {
+            return p;
+        }
+        // --group-add: more supplementary groups, after the user's own (Docker's order)
+        java.util.LinkedHashSet<Integer> gids = new java.util.LinkedHashSet<>(p.additionalGids());
+        r.settings().groupAdd().forEach(g -> gids.add(ImageUser.groupId(rootfs, g)));
+        return new ProcessSpec(p.args(), p.env(), p.cwd(), p.uid(), p.gid(), List.copyOf(gids), p.tty(), p.stdin());
     }
 
     /** An exec inherits the main process's env, cwd and user unless the request says otherwise. */

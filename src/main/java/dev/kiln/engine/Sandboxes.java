@@ -81,7 +81,7 @@ public final class Sandboxes implements AutoCloseable {
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         }
         isolators.check(isolator, new SandboxOptions(r.runtime(), r.kernel(), r.diskSize(),
-                SandboxNetwork.Mode.valueOf(networking.mode(r, isolation).kind().name())));
+                SandboxNetwork.Mode.valueOf(networking.mode(r, isolation).kind().name()), r.settings()));
         networking.check(r, isolation);
         Image image = images.resolve(r.image());
         Path rootfs = images.rootfs(image);
@@ -693,7 +693,7 @@ public final class Sandboxes implements AutoCloseable {
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
                 new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, SandboxMounts.of(r, volumes), dir(s),
                 networking.of(s),
-                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime());
+                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime(), r.settings());
     }
 
     Path dir(Sandbox s) {

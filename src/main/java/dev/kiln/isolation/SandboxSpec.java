@@ -15,12 +15,15 @@ import java.util.Map;
  * @param diskSize vm only: bytes of the writable disk ({@code --disk-size}); 0 for the isolation's default
  * @param runtime  the runtime asked for with {@code --runtime} (for vm: {@code firecracker} picks Firecracker as the
  *                 VMM, anything else QEMU); null for the isolation's default
+ * @param settings the {@code docker run} flags past the first set ({@link RunSettings}); never null
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
-                          Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime) {
+                          Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime,
+                          RunSettings settings) {
 
     public SandboxSpec {
+        settings = settings == null ? RunSettings.NONE : settings;
         labels = Map.copyOf(labels);
         extraMounts = List.copyOf(extraMounts);
         network = network == null ? SandboxNetwork.none() : network;
@@ -34,12 +37,21 @@ public record SandboxSpec(String id, String name, String hostname, ProcessSpec p
      * reads it back for {@code logs}, and written by the isolator's monitor.
      */
     public Path log() {
-        return dir.resolve("log.json");
+        // --log-driver none: the output goes to attached clients only
+        return "none".equals(settings.logDriver()) ? Path.of("/dev/null") : dir.resolve("log.json");
     }
 
     /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
     public Path netns() {
         return network.netns();
+    }
+
+    /** A sandbox with none of {@link RunSettings}'s flags. */
+    public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
+                       boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
+                       Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime) {
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, network, kernel,
+                diskSize, runtime, RunSettings.NONE);
     }
 
     /** A sandbox on the isolation's default runtime (for vm: QEMU). */

@@ -23,7 +23,7 @@ record ContainerCreateBody(String image, String hostname, String user, String wo
                            @JsonFormat(with = JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY) List<String> entrypoint,
                            List<String> env, Map<String, String> labels, boolean tty, boolean openStdin,
                            Map<String, JsonNode> exposedPorts, Map<String, JsonNode> volumes, HostConfig hostConfig,
-                           NetworkingConfig networkingConfig) {
+                           NetworkingConfig networkingConfig, Integer stopTimeout, String macAddress) {
 
     /** An absent HostConfig is Docker's defaults. */
     HostConfig host() {
@@ -39,13 +39,26 @@ record ContainerCreateBody(String image, String hostname, String user, String wo
                       // refused when they ask for something (CreateTranslator.refuseUnsupported)
                       List<String> binds, List<JsonNode> mounts, List<String> volumesFrom,
                       Map<String, String> tmpfs, boolean privileged, List<String> capAdd, List<String> capDrop,
-                      List<JsonNode> devices, List<String> links, RestartPolicy restartPolicy, Boolean init,
+                      List<DeviceMapping> devices, List<String> links, RestartPolicy restartPolicy, Boolean init,
                       String pidMode, String ipcMode, String usernsMode, @JsonProperty("UTSMode") String utsMode,
                       long memorySwap, long cpuShares, long cpuQuota, String cpusetCpus, List<String> securityOpt,
-                      LogConfig logConfig) {
+                      LogConfig logConfig,
+                      // honoured through RunSettings (CreateTranslator.flags)
+                      List<Ulimit> ulimits, long shmSize, Map<String, String> sysctls, List<String> groupAdd,
+                      String cgroupnsMode, Long memorySwappiness, List<String> deviceCgroupRules) {
         static final HostConfig DEFAULTS = new HostConfig(null, null, 0, 0, null, false, false, null, false, null,
                 null, null, null, null, null, null, null, null, false, null, null, null, null, null, null, null,
-                null, null, null, 0, 0, 0, null, null, null);
+                null, null, null, 0, 0, 0, null, null, null, null, 0, null, null, null, null, null);
+    }
+
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record Ulimit(String name, long soft, long hard) {
+    }
+
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record DeviceMapping(String pathOnHost, String pathInContainer, String cgroupPermissions) {
     }
 
     @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
@@ -70,7 +83,12 @@ record ContainerCreateBody(String image, String hostname, String user, String wo
 
     @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
     @JsonIgnoreProperties(ignoreUnknown = true)
-    record EndpointSettings(@JsonProperty("IPAMConfig") JsonNode ipamConfig, List<String> aliases,
-                            List<String> links) {
+    record EndpointSettings(@JsonProperty("IPAMConfig") IpamConfig ipamConfig, List<String> aliases,
+                            List<String> links, String macAddress, Map<String, String> driverOpts) {
+    }
+
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record IpamConfig(@JsonProperty("IPv4Address") String ipv4Address, @JsonProperty("IPv6Address") String ipv6Address,
+                      @JsonProperty("LinkLocalIPs") List<String> linkLocalIps) {
     }
 }

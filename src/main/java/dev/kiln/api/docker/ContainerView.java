@@ -69,7 +69,8 @@ final class ContainerView {
         host.put("Binds", DockerMounts.binds(s));
         host.put("Mounts", DockerMounts.mounts(s));
         host.put("Tmpfs", DockerMounts.tmpfs(s));
-        host.put("LogConfig", Map.of("Type", "json-file", "Config", Map.of()));
+        dev.kiln.api.RunSettingsView.hostConfig(r, s.isolation(), host);
+        dev.kiln.api.RunSettingsView.config(r, config);
 
         Set<String> exposed = SandboxView.exposedPorts(engine.images(), s);
         Map<String, Object> exposedPorts = new TreeMap<>();

@@ -2,6 +2,7 @@ package dev.kiln.api.docker;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
+import dev.kiln.api.v1.RunFlags;
 import dev.kiln.engine.SandboxConfig;
 import dev.kiln.isolation.Isolators;
 
@@ -29,10 +30,8 @@ final class CreateTranslator {
         if (entrypoint != null && entrypoint.size() == 1 && entrypoint.getFirst().isEmpty()) {
             entrypoint = List.of(); // --entrypoint "": none
         }
-        String isolation = text(host.isolation());
-        if ("default".equals(isolation)) {
-            isolation = null;
-        } else if (isolation != null && isolators.find(isolation).isEmpty()) {
+        String isolation = text(host.isolation()); // "default" is kept: inspect shows it back, as Docker does
+        if (isolation != null && !isolation.equals("default") && isolators.find(isolation).isEmpty()) {
             throw KilnException.invalid("kiln does not support isolation \"" + isolation + "\" (use "
                     + isolators.names(i -> true) + ")");
         }
@@ -46,7 +45,53 @@ final class CreateTranslator {
                 host.autoRemove(), platform == null || platform.isEmpty() ? null : platform,
                 publish(body, host), network(host), host.publishAllPorts(),
                 host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0,
-                DockerMounts.translate(body, host));
+                DockerMounts.translate(body, host),
+                dev.kiln.api.RunFlagsTranslator.settings(flags(body, host)));
+    }
+
+    /**
+     * The HostConfig and Config fields kiln honours through {@link dev.kiln.isolation.RunSettings}, as the CLI's
+     * {@link RunFlags} (one translator checks both faces' values); the endpoint's aliases and IPv4 address are those
+     * of the network the container is created on.
+     */
+    static RunFlags flags(ContainerCreateBody body, ContainerCreateBody.HostConfig host) {
+        List<String> ulimits = host.ulimits() == null ? null : host.ulimits().stream()
+                .map(u -> u.name() + "=" + u.soft() + ":" + u.hard()).toList();
+        List<String> devices = host.devices() == null ? null : host.devices().stream()
+                .map(d -> d.pathOnHost() + ":" + (text(d.pathInContainer()) == null ? d.pathOnHost()
+                        : d.pathInContainer()) + ":" + (text(d.cgroupPermissions()) == null ? "rwm"
+                        : d.cgroupPermissions())).toList();
+        ContainerCreateBody.EndpointSettings endpoint = endpoint(body, host);
+        List<String> aliases = endpoint == null ? null : endpoint.aliases();
+        String ip = endpoint == null || endpoint.ipamConfig() == null ? null
+                : text(endpoint.ipamConfig().ipv4Address());
+        String log = host.logConfig() == null ? null : text(host.logConfig().type());
+        // Docker's clients send -1 for "unset" (MemorySwappiness) and 0 for "none" (StopTimeout is a pointer)
+        Long swappiness = host.memorySwappiness() == null || host.memorySwappiness() == -1 ? null
+                : host.memorySwappiness();
+        return new RunFlags(Boolean.TRUE.equals(host.init()), host.capAdd(), host.capDrop(), host.securityOpt(),
+                ulimits, devices, host.shmSize(), host.sysctls(), host.groupAdd(), host.pidMode(), host.utsMode(),
+                host.cgroupnsMode(), host.cpuShares(), host.cpusetCpus(), host.memorySwap(), swappiness,
+                host.deviceCgroupRules(), body.stopTimeout(), log, aliases, ip);
+    }
+
+    /** The EndpointsConfig entry of the network the container is created on (NetworkMode's), if any. */
+    private static ContainerCreateBody.EndpointSettings endpoint(ContainerCreateBody body,
+                                                                 ContainerCreateBody.HostConfig host) {
+        Map<String, ContainerCreateBody.EndpointSettings> endpoints = body.networkingConfig() == null ? null
+                : body.networkingConfig().endpointsConfig();
+        if (endpoints == null) {
+            return null;
+        }
+        String network = text(host.networkMode());
+        String mode = network == null || network.equals("default") ? "bridge" : network;
+        for (var e : endpoints.entrySet()) {
+            String n = e.getKey().equals("default") ? "bridge" : e.getKey();
+            if (n.equals(mode)) {
+                return e.getValue();
+            }
+        }
+        return null;
     }
 
     /**
@@ -118,8 +163,8 @@ final class CreateTranslator {
         if (nonEmpty(host.volumesFrom())) {
             refused.add("--volumes-from (name the volumes with -v instead)");
         }
-        // a sandbox joins one network: EndpointsConfig may only name the one NetworkMode names (the CLI sends it
-        // for --network NAME), and per-endpoint settings (--ip, --alias) are not kiln's yet
+        // a sandbox is created on one network: EndpointsConfig may only name the one NetworkMode names (the CLI
+        // sends it for --network NAME); more join with network connect. Its Aliases and IPv4Address are honoured.
         String network = text(host.networkMode());
         String mode = network == null || network.equals("default") ? "bridge" : network;
         Map<String, ContainerCreateBody.EndpointSettings> endpoints = config.networkingConfig() == null ? null
@@ -129,19 +174,24 @@ final class CreateTranslator {
                 String n = key.equals("default") ? "bridge" : key;
                 if (!n.equals(mode)) {
                     refused.add("connecting to a second network (\"" + key + "\")");
-                } else if (e != null && (nonEmpty(e.ipamConfig()) || nonEmpty(e.aliases()) || nonEmpty(e.links()))) {
-                    refused.add("--ip, --network-alias and --link on a network");
+                } else if (e != null && nonEmpty(e.links())) {
+                    refused.add("--link on a network (use the network's names: every sandbox on it resolves by "
+                            + "name and alias)");
+                } else if (e != null && e.ipamConfig() != null && (text(e.ipamConfig().ipv6Address()) != null
+                        || nonEmpty(e.ipamConfig().linkLocalIps()))) {
+                    refused.add("--ip6 and --link-local-ip");
+                } else if (e != null && text(e.macAddress()) != null) {
+                    refused.add("--mac-address");
+                } else if (e != null && nonEmpty(e.driverOpts())) {
+                    refused.add("endpoint DriverOpts");
                 }
             });
         }
         if (host.privileged()) {
             refused.add("--privileged");
         }
-        if (nonEmpty(host.capAdd()) || nonEmpty(host.capDrop())) {
-            refused.add("--cap-add/--cap-drop");
-        }
-        if (nonEmpty(host.devices())) {
-            refused.add("--device");
+        if (text(config.macAddress()) != null) {
+            refused.add("--mac-address");
         }
         if (nonEmpty(host.links())) {
             refused.add("--link");
@@ -150,26 +200,18 @@ final class CreateTranslator {
         if (restart != null && !restart.equals("no")) {
             refused.add("restart policies (--restart " + restart + ")");
         }
-        if (Boolean.TRUE.equals(host.init())) {
-            refused.add("--init");
-        }
-        String pid = text(host.pidMode());
         String ipc = text(host.ipcMode());
-        if (pid != null || (ipc != null && !List.of("private", "none", "shareable").contains(ipc))) {
-            refused.add("--pid/--ipc namespace sharing");
+        if (ipc != null && !List.of("private", "none", "shareable").contains(ipc)) {
+            refused.add("--ipc namespace sharing");
         }
-        if (text(host.usernsMode()) != null || text(host.utsMode()) != null) {
-            refused.add("--userns/--uts");
+        if (text(host.usernsMode()) != null) {
+            refused.add("--userns");
         }
-        if (host.memorySwap() > 0 || host.cpuShares() > 0 || host.cpuQuota() > 0 || text(host.cpusetCpus()) != null) {
-            refused.add("--memory-swap, --cpu-shares, --cpu-quota and --cpuset-cpus (use --memory and --cpus)");
+        if (host.cpuQuota() > 0) {
+            refused.add("--cpu-quota (use --cpus)");
         }
-        if (nonEmpty(host.securityOpt())) {
-            refused.add("--security-opt");
-        }
-        String logType = host.logConfig() == null ? null : text(host.logConfig().type());
-        if (logType != null && !logType.equals("json-file")) {
-            refused.add("log driver \"" + logType + "\"");
+        if (host.logConfig() != null && nonEmpty(host.logConfig().config())) {
+            refused.add("log options (--log-opt)");
         }
         if (!refused.isEmpty()) {
             throw KilnException.invalid("kiln does not support " + String.join(", ", refused) + " yet");

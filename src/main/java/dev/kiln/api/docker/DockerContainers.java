@@ -68,7 +68,7 @@ final class DockerContainers {
                 x.status(304);
                 return;
             }
-            sandboxes.stop(s.id(), Duration.ofSeconds(x.intQuery("t", 10)));
+            sandboxes.stop(s.id(), dev.kiln.api.RunSettingsView.stopTimeout(x.intQuery("t", dev.kiln.api.RunSettingsView.stopSeconds(s))));
             x.noContent();
         });
         r.add("POST", "/containers/{id}/kill", x -> {
@@ -90,7 +90,7 @@ final class DockerContainers {
         });
         r.add("POST", "/containers/{id}/restart", x -> {
             Sandbox s = sandbox(x.path("id"));
-            sandboxes.restart(s.id(), Duration.ofSeconds(x.intQuery("t", 10)));
+            sandboxes.restart(s.id(), dev.kiln.api.RunSettingsView.stopTimeout(x.intQuery("t", dev.kiln.api.RunSettingsView.stopSeconds(s))));
             x.noContent();
         });
         r.add("POST", "/containers/{id}/wait", this::await);
@@ -364,6 +364,9 @@ final class DockerContainers {
 
     private void logs(Exchange x) throws IOException {
         Sandbox s = sandbox(x.path("id"));
+        if ("none".equals(s.config().settings().logDriver())) {
+            throw KilnException.invalid("configured logging driver does not support reading (--log-driver none)");
+        }
         boolean stdout = x.flag("stdout");
         boolean stderr = x.flag("stderr");
         if (!stdout && !stderr) {

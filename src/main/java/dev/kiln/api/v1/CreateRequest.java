@@ -14,7 +14,8 @@ import java.util.Map;
  * made with {@code kiln network create}; null: the isolation's default. {@code publishAll}: {@code -P}.
  * {@code extraHosts}: {@code --add-host NAME:ADDRESS}. {@code kernel}, {@code diskSize}: the vm isolation's
  * {@code --kernel} and {@code --disk-size} (null/0: kilnd's defaults). {@code mounts}: {@code -v}, {@code --mount},
- * {@code --tmpfs} as typed (kilnd checks them: the bind sources are on its host).
+ * {@code --tmpfs} as typed (kilnd checks them: the bind sources are on its host). {@code flags}: the rest
+ * ({@link RunFlags}; null for none).
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonIgnoreProperties(ignoreUnknown = false)
@@ -24,14 +25,14 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize, MountFlags mounts) {
+                            long diskSize, MountFlags mounts, RunFlags flags) {
 
     /** {@code -v}, {@code --mount} and {@code --tmpfs} values as typed; null lists for none. */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record MountFlags(List<String> volumes, List<String> mounts, List<String> tmpfs) {
     }
 
-    /** Without mounts. */
+    /** A request without mounts and with none of {@link RunFlags}' flags. */
     public CreateRequest(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
                          String workdir, String user, String hostname, String isolation, String runtime,
                          long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
@@ -41,6 +42,6 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                          long diskSize) {
         this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
                 pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
-                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null);
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null);
     }
 }

@@ -111,6 +111,24 @@ public record ImageUser(int uid, int gid, List<Integer> additionalGids, String h
         return new ImageUser(uid, gid, additional, home);
     }
 
+    /**
+     * A {@code --group-add} group: a name from the image's /etc/group, or a gid (Docker's rule: a number that is
+     * no group's name is taken as a gid).
+     */
+    public static int groupId(Path rootfs, String group) {
+        for (String[] fields : entries(RootfsFile.read(rootfs, "/etc/group"), 4)) {
+            if (fields[0].equals(group) && id(fields[2]) != null) {
+                return id(fields[2]);
+            }
+        }
+        Integer numeric = requestedId(group);
+        if (numeric == null) {
+            throw KilnException.invalid("unable to find group " + group + ": no matching entries in group file "
+                    + "(--group-add)");
+        }
+        return numeric;
+    }
+
     /** The colon-separated lines of a passwd/group file, padded to {@code fields} fields; blank lines skipped. */
     private static List<String[]> entries(Optional<String> file, int fields) {
         List<String[]> out = new ArrayList<>();

@@ -83,6 +83,7 @@ public final class OciIsolator implements Isolator {
         if (refusal != null) {
             throw KilnException.invalid("--runtime " + options.runtime() + " is not supported yet: " + refusal);
         }
+        SettingsCheck.check(options.settings(), runtime, options.network());
     }
 
     @Override
@@ -238,6 +239,10 @@ public final class OciIsolator implements Isolator {
                 stateRoot.toString()));
         cmd.addAll(globalFlags);
         cmd.addAll(runtime.networkFlags(spec.network()));
+        String seccomp = spec.settings().seccomp();
+        if (runtime == OciRuntime.RUNSC && seccomp != null && !seccomp.equals("unconfined")) {
+            cmd.add("--oci-seccomp"); // a profile asked for: runsc applies linux.seccomp inside its Sentry too
+        }
         cmd.addAll(List.of(args));
         return cmd;
     }

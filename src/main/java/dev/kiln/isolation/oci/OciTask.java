@@ -50,7 +50,8 @@ final class OciTask extends ShimTask {
         try {
             Files.createDirectories(dir);
             // the exec's environment may carry secrets: owner-only, as the sandbox's config.json
-            OwnerOnly.write(processJson, new ObjectMapper().writeValueAsBytes(RuntimeSpec.process(process)));
+            OwnerOnly.write(processJson, new ObjectMapper().writeValueAsBytes(RuntimeSpec.process(process,
+                    spec.settings())));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + processJson + ": " + e.getMessage(),
                     e);

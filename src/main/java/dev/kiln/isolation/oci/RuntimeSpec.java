@@ -8,6 +8,7 @@ import dev.kiln.isolation.Mount;
 import dev.kiln.isolation.ProcessSpec;
 import dev.kiln.isolation.Resources;
 import dev.kiln.isolation.EtcFiles;
+import dev.kiln.isolation.RunSettings;
 import dev.kiln.isolation.SandboxSpec;
 
 import java.nio.file.Path;
@@ -86,11 +87,21 @@ public final class RuntimeSpec {
         JsonNodeFactory json = JsonNodeFactory.instance;
         ObjectNode config = json.objectNode();
         config.put("ociVersion", OCI_VERSION);
-        config.set("process", process(spec.process(), host));
+        RunSettings settings = spec.settings();
+        ObjectNode processNode = process(spec.process(), settings, host);
+        if (settings.init()) {
+            // Docker's --init: its init binary bound at /sbin/docker-init runs the command as its child
+            ArrayNode args = processNode.putArray("args");
+            args.add(TinyInit.TARGET).add("--");
+            spec.process().args().forEach(args::add);
+        }
+        config.set("process", processNode);
         ObjectNode root = config.putObject("root");
         root.put("path", rootfs);
         root.put("readonly", spec.readOnly());
-        config.put("hostname", hostname(spec));
+        if (!"host".equals(settings.utsMode())) {
+            config.put("hostname", hostname(spec)); // --uts host: the host's (a runtime may not set it there)
+        }
         config.set("mounts", mounts(spec));
         config.set("linux", linux(spec, runtime, host, seccomp));
         return config;
@@ -98,10 +109,15 @@ public final class RuntimeSpec {
 
     /** The OCI process object alone, for {@code runc exec --process}: the same user, caps and rlimits rules. */
     public static ObjectNode process(ProcessSpec process) {
-        return process(process, Host.current());
+        return process(process, RunSettings.NONE, Host.current());
     }
 
-    private static ObjectNode process(ProcessSpec process, Host host) {
+    /** The OCI process object of an exec in a sandbox created with {@code settings} (its caps, rlimits). */
+    public static ObjectNode process(ProcessSpec process, RunSettings settings) {
+        return process(process, settings, Host.current());
+    }
+
+    private static ObjectNode process(ProcessSpec process, RunSettings settings, Host host) {
         ObjectNode node = JsonNodeFactory.instance.objectNode();
         node.put("terminal", process.tty());
         ObjectNode user = node.putObject("user");
@@ -115,16 +131,40 @@ public final class RuntimeSpec {
         strings(node.putArray("env"), process.env());
         node.put("cwd", process.cwd());
         ObjectNode caps = node.putObject("capabilities");
+        List<String> granted = capabilities(settings);
         for (String set : List.of("bounding", "effective", "permitted")) {
-            strings(caps.putArray(set), DEFAULT_CAPABILITIES);
+            strings(caps.putArray(set), granted);
         }
-        long nofile = Math.min(NOFILE_TARGET, host.nofileHardLimit());
-        ObjectNode rlimit = node.putArray("rlimits").addObject();
-        rlimit.put("type", "RLIMIT_NOFILE");
-        rlimit.put("hard", nofile);
-        rlimit.put("soft", nofile);
-        node.put("noNewPrivileges", false);
+        ArrayNode rlimits = node.putArray("rlimits");
+        if (settings.ulimits().stream().noneMatch(u -> u.name().equals("nofile"))) {
+            long nofile = Math.min(NOFILE_TARGET, host.nofileHardLimit());
+            rlimits.addObject().put("type", "RLIMIT_NOFILE").put("hard", nofile).put("soft", nofile);
+        }
+        for (RunSettings.Ulimit u : settings.ulimits()) {
+            rlimits.addObject().put("type", u.rlimit()).put("hard", u.hard()).put("soft", u.soft());
+        }
+        node.put("noNewPrivileges", settings.noNewPrivileges());
         return node;
+    }
+
+    /**
+     * The capability set of a sandbox's processes: Docker's rule (moby oci/caps TweakCapabilities): {@code --cap-add
+     * ALL} is every capability (here: every one kilnd holds, since a runtime cannot grant more) minus the dropped;
+     * {@code --cap-drop ALL} keeps only the added; otherwise Docker's 14 plus the added minus the dropped.
+     */
+    static List<String> capabilities(RunSettings settings) {
+        java.util.LinkedHashSet<String> caps = new java.util.LinkedHashSet<>();
+        if (settings.capAdd().contains("ALL")) {
+            caps.addAll(dev.kiln.isolation.Capabilities.held());
+            settings.capDrop().forEach(caps::remove);
+        } else if (settings.capDrop().contains("ALL")) {
+            caps.addAll(settings.capAdd());
+        } else {
+            caps.addAll(DEFAULT_CAPABILITIES);
+            settings.capDrop().forEach(caps::remove);
+            caps.addAll(settings.capAdd());
+        }
+        return List.copyOf(caps);
     }
 
     /** Docker's default mounts (minus those a caller's mount replaces), then the caller's and the /etc files. */
@@ -132,6 +172,10 @@ public final class RuntimeSpec {
         List<Mount> extra = new ArrayList<>(spec.extraMounts());
         Set<String> taken = extra.stream().map(Mount::target).collect(Collectors.toSet());
         List<String> etcOptions = spec.readOnly() ? List.of("rbind", "rprivate", "ro") : List.of("rbind", "rprivate");
+        if (spec.settings().init()) {
+            extra.add(new Mount("bind", TinyInit.locate().toString(), TinyInit.TARGET,
+                    List.of("rbind", "rprivate", "ro", "nosuid", "nodev")));
+        }
         for (String file : EtcFiles.NAMES) {
             String target = "/etc/" + file;
             if (!taken.contains(target)) {
@@ -143,7 +187,7 @@ public final class RuntimeSpec {
 
         boolean devReplaced = taken.contains("/dev");
         ArrayNode out = JsonNodeFactory.instance.arrayNode();
-        for (Mount m : defaultMounts()) {
+        for (Mount m : defaultMounts(spec.settings().shmSize())) {
             if (!taken.contains(m.target()) && !(devReplaced && m.target().startsWith("/dev/"))) {
                 mount(out, m);
             }
@@ -153,6 +197,12 @@ public final class RuntimeSpec {
     }
 
     static List<Mount> defaultMounts() {
+        return defaultMounts(0);
+    }
+
+    /** Docker's default mounts, /dev/shm of {@code shmSize} bytes ({@code --shm-size}; 0: Docker's 64 MiB). */
+    static List<Mount> defaultMounts(long shmSize) {
+        String shm = shmSize > 0 ? "size=" + shmSize : "size=65536k";
         return List.of(
                 new Mount("proc", "proc", "/proc", List.of("nosuid", "noexec", "nodev")),
                 new Mount("tmpfs", "tmpfs", "/dev", List.of("nosuid", "strictatime", "mode=755", "size=65536k")),
@@ -161,7 +211,7 @@ public final class RuntimeSpec {
                 new Mount("sysfs", "sysfs", "/sys", List.of("nosuid", "noexec", "nodev", "ro")),
                 new Mount("cgroup", "cgroup", "/sys/fs/cgroup", List.of("ro", "nosuid", "noexec", "nodev")),
                 new Mount("mqueue", "mqueue", "/dev/mqueue", List.of("nosuid", "noexec", "nodev")),
-                new Mount("tmpfs", "shm", "/dev/shm", List.of("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+                new Mount("tmpfs", "shm", "/dev/shm", List.of("nosuid", "noexec", "nodev", "mode=1777", shm)));
     }
 
     private static void mount(ArrayNode out, Mount m) {
@@ -175,11 +225,20 @@ public final class RuntimeSpec {
     private static ObjectNode linux(SandboxSpec spec, OciRuntime runtime, Host host, SeccompProfile seccomp) {
         ObjectNode linux = JsonNodeFactory.instance.objectNode();
         ArrayNode namespaces = linux.putArray("namespaces");
+        RunSettings settings = spec.settings();
         List<String> types = new ArrayList<>(List.of("pid", "ipc", "uts", "mount"));
+        if ("host".equals(settings.pidMode())) {
+            types.remove("pid"); // --pid host
+        }
+        if ("host".equals(settings.utsMode())) {
+            types.remove("uts"); // --uts host
+        }
         if (spec.network().mode() != dev.kiln.isolation.SandboxNetwork.Mode.HOST) {
             types.add("network"); // --network host: the host's namespace, as docker run --network host
         }
-        if (host.unifiedCgroups()) {
+        boolean cgroupns = settings.cgroupnsMode() == null ? host.unifiedCgroups()
+                : settings.cgroupnsMode().equals("private");
+        if (cgroupns) {
             types.add("cgroup"); // Docker's default on cgroup v2; on v1 it shares the host's cgroup namespace
         }
         for (String t : types) {
@@ -189,12 +248,18 @@ public final class RuntimeSpec {
             }
         }
         linux.put("cgroupsPath", cgroupsPath(spec.id()));
-        linux.set("resources", resources(spec.resources(), runtime));
+        ObjectNode resources = resources(spec.resources(), runtime);
+        SettingsSpec.apply(settings, spec.resources(), linux, resources);
+        linux.set("resources", resources);
         strings(linux.putArray("maskedPaths"), MASKED_PATHS);
         strings(linux.putArray("readonlyPaths"), READONLY_PATHS);
         // runsc ignores linux.seccomp unless started with --oci-seccomp (its own Sentry filter protects the host);
         // the object is kept so that flag works and the bundle stays one document for both runtimes.
-        linux.set("seccomp", seccomp.toOci(host.arch(), DEFAULT_CAPABILITIES));
+        if (settings.seccomp() == null) {
+            linux.set("seccomp", seccomp.toOci(host.arch(), capabilities(settings)));
+        } else if (!settings.seccomp().equals("unconfined")) {
+            linux.set("seccomp", DockerSeccomp.toOci(settings.seccomp(), host.arch(), capabilities(settings)));
+        }
         return linux;
     }
 

@@ -97,6 +97,12 @@ public final class VmIsolator implements Isolator {
         }
         if (o.diskSize() != 0 && o.diskSize() < MIN_DISK) {
             throw KilnException.invalid("--disk-size must be at least 64m");
+        }        // kiln-init is already PID 1 of the guest (--init is its job); the rest would be kiln-init's to apply
+        java.util.List<String> flags = new java.util.ArrayList<>(o.settings().flags());
+        flags.remove("--init");
+        if (!flags.isEmpty()) {
+            throw KilnException.invalid("the vm isolation does not support " + String.join(", ", flags)
+                    + " yet (kiln-init does not apply it in the guest): use --isolation container or gvisor");
         }
     }
 

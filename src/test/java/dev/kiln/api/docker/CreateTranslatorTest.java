@@ -154,7 +154,40 @@ class CreateTranslatorTest {
                 null);
         assertThat(none)
                 .extracting(SandboxConfig::network, SandboxConfig::isolation, SandboxConfig::runtime)
-                .containsExactly("none", null, "kiln-vm");
+                .containsExactly("none", "default", "kiln-vm"); // kept: inspect shows "default" back, as Docker
+    }
+
+    @Test
+    void runFlagsAreKeptAndWhatKilnCannotHonourIsRefusedByName() throws Exception {
+        // what docker-py and the docker CLI send for --stop-timeout 3 --network-alias web --ip 10.0.0.9
+        // --group-add 5 and an unset MemorySwappiness (-1)
+        SandboxConfig c = translate("""
+                {"Image":"img:1","StopTimeout":3,"HostConfig":{"NetworkMode":"mynet","GroupAdd":["5"],
+                  "MemorySwappiness":-1,"CgroupnsMode":"","LogConfig":{"Type":"none","Config":{}},
+                  "CapAdd":["net_admin"],"Ulimits":[{"Name":"nofile","Soft":10,"Hard":20}]},
+                 "NetworkingConfig":{"EndpointsConfig":{"mynet":{"Aliases":["web"],
+                   "IPAMConfig":{"IPv4Address":"10.0.0.9"}}}}}""");
+        assertThat(c.settings().stopTimeout()).isEqualTo(3);
+        assertThat(c.settings().aliases()).containsExactly("web");
+        assertThat(c.settings().ipAddress()).isEqualTo("10.0.0.9");
+        assertThat(c.settings().groupAdd()).containsExactly("5");
+        assertThat(c.settings().memorySwappiness()).isNull();
+        assertThat(c.settings().logDriver()).isEqualTo("none");
+        assertThat(c.settings().capAdd()).containsExactly("CAP_NET_ADMIN");
+        assertThat(c.settings().ulimits()).containsExactly(new dev.kiln.isolation.RunSettings.Ulimit("nofile", 10,
+                20));
+
+        for (String[] refused : new String[][]{
+                {"{\"Image\":\"i\",\"MacAddress\":\"02:42:ac:11:00:02\"}", "--mac-address"},
+                {"{\"Image\":\"i\",\"NetworkingConfig\":{\"EndpointsConfig\":{\"bridge\":{\"DriverOpts\":{\"a\":\"b\"}}}}}",
+                        "DriverOpts"},
+                {"{\"Image\":\"i\",\"HostConfig\":{\"LogConfig\":{\"Type\":\"syslog\"}}}", "log driver \"syslog\""},
+                {"{\"Image\":\"i\",\"HostConfig\":{\"MemorySwappiness\":101}}", "--memory-swappiness"},
+                {"{\"Image\":\"i\",\"HostConfig\":{\"Sysctls\":{\"kernel.panic\":\"1\"}}}", "kernel.panic"},
+                {"{\"Image\":\"i\",\"HostConfig\":{\"SecurityOpt\":[\"apparmor=x\"]}}", "apparmor=x"}}) {
+            assertThatThrownBy(() -> translate(refused[0])).as(refused[0]).isInstanceOf(KilnException.class)
+                    .hasMessageContaining(refused[1]);
+        }
     }
 
     private static SandboxConfig translate(String body) {
