@@ -37,6 +37,66 @@ public final class ShellWords {
         return process(text, true);
     }
 
+    /**
+     * Variables expanded and nothing else: quotes and other characters stay as they are (a here-document's body);
+     * the escape character before {@code $} keeps it literal.
+     */
+    public synchronized String expandOnly(String text) {
+        s = text;
+        pos = 0;
+        StringBuilder out = new StringBuilder();
+        while (pos < s.length()) {
+            char c = s.charAt(pos);
+            if (c == escape && pos + 1 < s.length() && s.charAt(pos + 1) == '$') {
+                out.append('$');
+                pos += 2;
+            } else if (c == '$') {
+                out.append(variable());
+            } else {
+                out.append(c);
+                pos++;
+            }
+        }
+        return out.toString();
+    }
+
+    /**
+     * The words of {@code text} split at whitespace outside quotes, nothing removed or expanded: how Docker splits
+     * {@code ENV a="x y" b=c} into pairs before it processes each.
+     */
+    public static List<String> rawWords(String text, char escape) {
+        List<String> out = new ArrayList<>();
+        StringBuilder word = new StringBuilder();
+        char quote = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == escape && i + 1 < text.length() && quote != '\'') {
+                word.append(c).append(text.charAt(++i));
+                continue;
+            }
+            if (quote != 0) {
+                if (c == quote) {
+                    quote = 0;
+                }
+                word.append(c);
+            } else if (c == '"' || c == '\'') {
+                quote = c;
+                word.append(c);
+            } else if (Character.isWhitespace(c)) {
+                if (!word.isEmpty()) {
+                    out.add(word.toString());
+                    word.setLength(0);
+                }
+            } else {
+                word.append(c);
+            }
+        }
+        if (!word.isEmpty()) {
+            out.add(word.toString());
+        }
+        return out;
+    }
+
     private synchronized List<String> process(String text, boolean split) {
         s = text;
         pos = 0;

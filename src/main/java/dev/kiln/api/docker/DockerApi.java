@@ -52,6 +52,7 @@ public final class DockerApi {
                 "Images", engine.images().list().stream().map(i -> DockerImages.summary(engine, i)).toList(),
                 "Containers", engine.sandboxes().list().stream().map(s -> ContainerView.row(engine, s)).toList(),
                 "Volumes", List.of(), "BuildCache", List.of())));
+        new DockerBuild(engine).register(r);
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
         new DockerNetworks(engine).register(r);
