@@ -66,6 +66,7 @@ public final class DockerApi {
         x.header("API-Version", Routes.API_VERSION);
         x.header("Docker-Experimental", "false");
         x.header("OSType", "linux");
+        x.header("Builder-Version", "1"); // no BuildKit: the docker CLI takes the classic builder's POST /build
         x.header("Cache-Control", "no-cache, no-store, must-revalidate");
         x.header("Pragma", "no-cache");
         x.contentType("text/plain; charset=utf-8");
