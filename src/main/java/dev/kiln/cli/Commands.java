@@ -52,6 +52,8 @@ final class Commands {
         TOP.put("load", LoadCommand::new);
         TOP.put("save", SaveCommand::new);
         TOP.put("import", ImportCommand::new);
+        TOP.put("build", BuildCommand::new);
+        TOP.put("commit", CommitCommand::new);
         TOP.put("network", NetworkCommands.Network::new);
         TOP.put("volume", VolumeCommands.Volume::new);
         TOP.put("kernels", KernelsCommand::new);

@@ -29,6 +29,7 @@ public final class Engine implements AutoCloseable {
     private final SandboxFiles files;
     private final Execs execs;
     private final SandboxVolumes volumes;
+    private final Path root;
     /** What can change whether and how a sandbox is named by its network's resolver. */
     private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
@@ -37,6 +38,7 @@ public final class Engine implements AutoCloseable {
     public Engine(Path root, Path runRoot, Set<String> insecureRegistries, Isolators isolators,
                   String defaultIsolation, String defaultSubnet) {
         this.isolators = isolators;
+        this.root = root;
         this.images = new Images(root, runRoot, insecureRegistries);
         Database db = images.database();
         this.networks = new Networks(root, defaultSubnet);
@@ -146,6 +148,11 @@ public final class Engine implements AutoCloseable {
     /** The isolations of this kilnd, for those who list them (docker info) or read what they can do. */
     public Isolators isolators() {
         return isolators;
+    }
+
+    /** Where builds keep their working trees (a step's overlay, the context): under kiln's root, never in memory. */
+    public Path buildRoot() {
+        return root.resolve("build");
     }
 
     public Images images() {

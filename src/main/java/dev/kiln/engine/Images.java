@@ -92,8 +92,9 @@ public final class Images implements AutoCloseable {
         return new Pusher(store, r -> access(r, alsoInsecure)).push(store.resolve(ref), progress);
     }
 
+    /** The images with their names, without the build cache's ({@link ImageStore#BUILD_CACHE}). */
     public List<Image> list() {
-        return store.list();
+        return store.list().stream().filter(i -> !ImageStore.buildCache(i.name())).toList();
     }
 
     public Image resolve(String ref) {

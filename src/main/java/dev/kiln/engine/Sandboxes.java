@@ -582,6 +582,27 @@ public final class Sandboxes implements AutoCloseable {
         return isolator(s.isolation()).withRootTree(spec(s), running, work);
     }
 
+    /**
+     * Runs {@code work} on what the sandbox changed (its isolator's withChanges): commit and build. A running sandbox
+     * is paused meanwhile, as docker commit pauses, so the changes are read at one moment.
+     */
+    public <T> T withChanges(String ref, java.util.function.Function<Path, T> work) {
+        Sandbox s = store.find(ref);
+        return locked(s.id(), () -> {
+            Sandbox now = store.find(s.id());
+            if (!now.running()) {
+                return isolator(now.isolation()).withChanges(spec(now), work);
+            }
+            SandboxTask task = task(now);
+            task.pause();
+            try {
+                return isolator(now.isolation()).withChanges(spec(now), work);
+            } finally {
+                task.resume();
+            }
+        });
+    }
+
     /** The runtime binary or VMM of the sandbox, as inspect shows it (Firecracker or QEMU for a vm). */
     public String runtimeOf(Sandbox s) {
         return isolator(s.isolation()).runtime(s.config().runtime());

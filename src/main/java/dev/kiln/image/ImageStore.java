@@ -16,6 +16,17 @@ public final class ImageStore {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * The repository of the build cache's images ({@code kiln build}: one name per step, its tag the step's cache
+     * key). They are images like any other, so garbage collection keeps their blobs; listings and an image's names
+     * leave them out, as Docker keeps intermediate images out of {@code docker images}.
+     */
+    public static final String BUILD_CACHE = "localhost/kiln-build-cache";
+
+    public static boolean buildCache(String name) {
+        return name.startsWith(BUILD_CACHE + ":");
+    }
+
     private final Database db;
     private final ContentStore content;
 
@@ -111,8 +122,10 @@ public final class ImageStore {
                 + " (run 'kiln pull " + userRef + "' or check 'kiln images')"));
     }
 
+    /** The names of an image, the build cache's left out. */
     public List<Image> namesOf(Digest imageId) {
-        return query("SELECT * FROM images WHERE image_id = ? ORDER BY name", imageId.toString());
+        return query("SELECT * FROM images WHERE image_id = ? ORDER BY name", imageId.toString()).stream()
+                .filter(i -> !buildCache(i.name())).toList();
     }
 
     /** Removes a name; works on a full disk too (it frees space: {@link Database#essential}). */

@@ -69,6 +69,16 @@ public interface Isolator {
         throw KilnException.invalid("copying files is not supported for the " + isolation().name() + " isolation");
     }
 
+    /**
+     * Runs {@code work} on what a stopped sandbox changed, in overlayfs's form (an upper directory: whiteouts as 0/0
+     * character devices, opaque directories marked): what {@code kiln commit} and a build's RUN step store as a
+     * layer. The caller holds the sandbox still.
+     */
+    default <T> T withChanges(SandboxSpec spec, Function<Path, T> work) {
+        throw KilnException.invalid("committing a sandbox's changes is not supported for the " + isolation().name()
+                + " isolation");
+    }
+
     /** The guest kernels it boots, for isolations that boot one. */
     default Optional<GuestKernels> guestKernels() {
         return Optional.empty();

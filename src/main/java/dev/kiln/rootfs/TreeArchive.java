@@ -29,6 +29,15 @@ public final class TreeArchive {
      * sends from the host.
      */
     public static void tar(Path top, String name, OutputStream out) throws IOException {
+        tar(top, name, out, e -> true);
+    }
+
+    /**
+     * As {@link #tar(Path, String, OutputStream)}, each entry first given to {@code edit}, which may change its owner
+     * and mode ({@code COPY --chown/--chmod}) or leave it out by answering false (its children are still walked).
+     */
+    public static void tar(Path top, String name, OutputStream out,
+                           java.util.function.Predicate<TarArchiveEntry> edit) throws IOException {
         java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
         TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
         tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
@@ -36,13 +45,13 @@ public final class TreeArchive {
         Files.walkFileTree(top, new SimpleFileVisitor<>() { // never follows symlinks
             @Override
             public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes a) throws IOException {
-                add(tar, dir, entryName(top, dir, name) + "/", a);
+                add(tar, dir, entryName(top, dir, name) + "/", a, edit);
                 return FileVisitResult.CONTINUE;
             }
 
             @Override
             public FileVisitResult visitFile(Path file, BasicFileAttributes a) throws IOException {
-                add(tar, file, entryName(top, file, name), a);
+                add(tar, file, entryName(top, file, name), a, edit);
                 return FileVisitResult.CONTINUE;
             }
 
@@ -55,12 +64,82 @@ public final class TreeArchive {
         buffered.flush(); // not closed: the caller owns out (the tar's flush does not reach through)
     }
 
+    /**
+     * The changes an overlay upper directory holds, as an OCI layer tar (what {@code kiln build} and {@code kiln
+     * commit} store): overlayfs's whiteouts (character devices 0/0) become {@code .wh.NAME} entries, its opaque
+     * directories ({@code trusted.overlay.opaque=y}) a {@code .wh..wh..opq} entry; names relative to the root, in
+     * sorted order so the same changes give the same tar. Symlinks are archived as themselves, never followed.
+     */
+    public static void layer(Path upper, OutputStream out) throws IOException {
+        layer(upper, out, java.util.Set.of());
+    }
+
+    /**
+     * As {@link #layer(Path, OutputStream)}, leaving out the paths of {@code mountPoints} (relative, like
+     * {@code etc/hosts}) while they are empty: the runtime made them to mount on, the workload did not (Docker keeps
+     * them in a layer of their own, which it never commits).
+     */
+    public static void layer(Path upper, OutputStream out, java.util.Set<String> mountPoints) throws IOException {
+        java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
+        TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
+        tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+        tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
+        layerEntries(tar, upper, "", mountPoints);
+        tar.finish();
+        buffered.flush();
+    }
+
+    private static void layerEntries(TarArchiveOutputStream tar, Path dir, String prefix,
+                                     java.util.Set<String> mountPoints) throws IOException {
+        java.util.List<Path> children;
+        try (var list = Files.list(dir)) {
+            children = list.sorted().toList();
+        }
+        for (Path p : children) {
+            String name = prefix + p.getFileName();
+            BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW_LINKS);
+            if (mountPoints.contains(name) && empty(p, a)) {
+                continue;
+            }
+            if (a.isOther() && ((Number) Files.getAttribute(p, "unix:rdev", NOFOLLOW_LINKS)).longValue() == 0
+                    && ((Integer) Files.getAttribute(p, "unix:mode", NOFOLLOW_LINKS) & 0170000) == 0020000) {
+                TarArchiveEntry wh = new TarArchiveEntry(prefix + ".wh." + p.getFileName());
+                wh.setModTime(a.lastModifiedTime());
+                tar.putArchiveEntry(wh);
+                tar.closeArchiveEntry();
+            } else if (a.isDirectory()) {
+                add(tar, p, name + "/", a, e -> true);
+                if ("y".equals(OverlayXattr.opaque(p))) {
+                    TarArchiveEntry opq = new TarArchiveEntry(name + "/.wh..wh..opq");
+                    opq.setModTime(a.lastModifiedTime());
+                    tar.putArchiveEntry(opq);
+                    tar.closeArchiveEntry();
+                }
+                layerEntries(tar, p, name + "/", mountPoints);
+            } else {
+                add(tar, p, name, a, e -> true);
+            }
+        }
+    }
+
+    private static boolean empty(Path p, BasicFileAttributes a) throws IOException {
+        if (a.isRegularFile()) {
+            return a.size() == 0;
+        }
+        if (a.isDirectory()) {
+            try (var list = Files.list(p)) {
+                return list.findAny().isEmpty();
+            }
+        }
+        return false;
+    }
+
     private static String entryName(Path top, Path p, String name) {
         return p.equals(top) ? name : name + "/" + top.relativize(p);
     }
 
-    private static void add(TarArchiveOutputStream tar, Path p, String name, BasicFileAttributes a)
-            throws IOException {
+    private static void add(TarArchiveOutputStream tar, Path p, String name, BasicFileAttributes a,
+                            java.util.function.Predicate<TarArchiveEntry> edit) throws IOException {
         TarArchiveEntry e;
         if (a.isSymbolicLink()) {
             e = new TarArchiveEntry(name, TarConstants.LF_SYMLINK);
@@ -78,6 +157,9 @@ public final class TreeArchive {
                 : 0100000));
         e.setIds((Integer) unix.get("uid"), (Integer) unix.get("gid"));
         e.setModTime(a.lastModifiedTime());
+        if (!edit.test(e)) {
+            return;
+        }
         tar.putArchiveEntry(e);
         if (a.isRegularFile()) {
             try (InputStream in = Files.newInputStream(p, NOFOLLOW_LINKS)) {

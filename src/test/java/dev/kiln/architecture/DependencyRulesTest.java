@@ -24,7 +24,8 @@ class DependencyRulesTest {
     /**
      * The CLI's kiln packages: its own, the wire records, the daemon's entry point ({@code api.daemon}: {@code kiln
      * daemon} runs kilnd in the same binary), TLS set-up, and {@code rootfs}: {@code kiln cp} reads and writes tar streams on the client's
-     * side with the same guarded code kilnd uses.
+     * side with the same guarded code kilnd uses; {@code dockerfile}: {@code kiln build} leaves out what .dockerignore
+     * excludes before sending the context, with the same pattern rules kilnd applies.
      */
     @Test
     void theCliUsesOnlyTheWireRecordsOfTheApi() {
@@ -33,7 +34,7 @@ class DependencyRulesTest {
                         "are kiln classes outside cli, api.v1, api.daemon, tls and rootfs",
                         c -> c.getPackageName().startsWith("dev.kiln.")
                                 && !inAny(c.getPackageName(), "dev.kiln.cli", "dev.kiln.api.v1", "dev.kiln.api.daemon",
-                                        "dev.kiln.tls", "dev.kiln.rootfs"))));
+                                        "dev.kiln.tls", "dev.kiln.rootfs", "dev.kiln.dockerfile"))));
     }
 
     @Test

@@ -52,6 +52,7 @@ public final class DockerApi {
                 "Images", engine.images().list().stream().map(i -> DockerImages.summary(engine, i)).toList(),
                 "Containers", engine.sandboxes().list().stream().map(s -> ContainerView.row(engine, s)).toList(),
                 "Volumes", new DockerVolumes(engine).usage(), "BuildCache", List.of())));
+        new DockerBuild(engine).register(r);
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
         new DockerNetworks(engine).register(r);
@@ -78,6 +79,7 @@ public final class DockerApi {
         x.header("API-Version", Routes.API_VERSION);
         x.header("Docker-Experimental", "false");
         x.header("OSType", "linux");
+        x.header("Builder-Version", "1"); // no BuildKit: the docker CLI takes the classic builder's POST /build
         x.header("Cache-Control", "no-cache, no-store, must-revalidate");
         x.header("Pragma", "no-cache");
         x.contentType("text/plain; charset=utf-8");

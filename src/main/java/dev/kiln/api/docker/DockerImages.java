@@ -37,11 +37,9 @@ final class DockerImages {
         r.add("GET", "/images/get", x -> save(x, x.queryAll("names")));
         r.add("POST", "/images/create", this::create);
         r.add("POST", "/images/load", this::load);
-        r.add("POST", "/images/prune", x -> Routes.unsupported(x, "image prune"));
         r.add("GET", "/images/search", x -> Routes.unsupported(x, "image search"));
         r.add("GET", "/images/{name*}/json", x -> x.json(inspect(resolve(x.path("name")))));
         r.add("GET", "/images/{name*}/get", x -> save(x, List.of(x.path("name"))));
-        r.add("GET", "/images/{name*}/history", x -> Routes.unsupported(x, "image history"));
         r.add("POST", "/images/{name*}/tag", this::tag);
         r.add("POST", "/images/{name*}/push", this::push);
         r.add("DELETE", "/images/{name*}", this::remove);
@@ -98,7 +96,7 @@ final class DockerImages {
     static Map<String, Object> summary(Engine engine, Image i) {
         List<String> tags = new ArrayList<>();
         List<String> digests = new ArrayList<>();
-        for (Image n : engine.images().store().namesOf(i.id())) {
+        for (Image n : engine.images().store().namesOf(i.id())) { // the build cache's names are left out
             tags.add(n.ref().familiar());
             if (n.repoDigest() != null) {
                 digests.add(repository(n.ref()) + "@" + n.repoDigest());

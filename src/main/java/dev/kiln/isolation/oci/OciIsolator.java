@@ -209,6 +209,12 @@ public final class OciIsolator implements Isolator {
         Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
     }
 
+    /** The overlay's upper directory: the kernel's own record of the sandbox's changes. */
+    @Override
+    public <T> T withChanges(SandboxSpec spec, Function<Path, T> work) {
+        return work.apply(spec.dir().resolve("upper"));
+    }
+
     /**
      * The bundle's {@code rootfs}: the overlay the runtime uses while the sandbox exists, or, for an exited sandbox
      * whose overlay was released, one mounted for the work and unmounted after. Writes go through the overlay (never
