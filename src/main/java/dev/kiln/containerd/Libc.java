@@ -1,0 +1,222 @@
+package dev.kiln.containerd;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * The few system calls the shim needs and Java lacks: becoming a child subreaper (the container's init is re-parented
+ * to the shim when {@code runc create} exits, as in containerd's runc shim) and waiting for it; receiving the
+ * terminal's master over a unix socket (runc's {@code --console-socket} sends it with SCM_RIGHTS); reading and writing
+ * and resizing that terminal.
+ */
+final class Libc {
+    private Libc() {
+    }
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
+    private static final long ERRNO_OFFSET = Linker.Option.captureStateLayout()
+            .byteOffset(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
+
+    private static final MethodHandle PRCTL = handle("prctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+            ValueLayout.JAVA_LONG));
+    private static final MethodHandle WAITPID = handle("waitpid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle SOCKET = handle("socket", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle BIND = handle("bind", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle LISTEN = handle("listen", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle ACCEPT = handle("accept", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
+    private static final MethodHandle RECVMSG = handle("recvmsg", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle READ = handle("read", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    private static final MethodHandle WRITE = handle("write", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    private static final MethodHandle CLOSE = handle("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT));
+    private static final MethodHandle IOCTL = handle("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+
+    private static final int PR_SET_CHILD_SUBREAPER = 36;
+    private static final int AF_UNIX = 1;
+    private static final int SOCK_STREAM = 1;
+    private static final int SOCK_CLOEXEC = 02000000;
+    private static final int SOL_SOCKET = 1;
+    private static final int SCM_RIGHTS = 1;
+    private static final long TIOCSWINSZ = 0x5414;
+    private static final int EINTR = 4;
+
+    private static MethodHandle handle(String name, FunctionDescriptor fd) {
+        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
+    }
+
+    /** Orphans of the shim's children (the container's init after {@code runc create}) become its children. */
+    static void becomeSubreaper() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int r = (int) PRCTL.invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
+            if (r != 0) throw new IllegalStateException("prctl(PR_SET_CHILD_SUBREAPER): errno " + errno(state));
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /**
+     * Blocks until {@code pid} (a child of this process) ends; its wait status decoded as a shell does: the exit
+     * code, or 128 + the signal that killed it. -1 if it is not (or no longer) a child.
+     */
+    static int waitFor(int pid) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
+            while (true) {
+                int r = (int) WAITPID.invokeExact(state, pid, status, 0);
+                if (r == pid) {
+                    int s = status.get(ValueLayout.JAVA_INT, 0);
+                    int sig = s & 0x7f;
+                    return sig == 0 ? (s >> 8) & 0xff : 128 + sig;
+                }
+                if (r < 0 && errno(state) == EINTR) continue;
+                return -1;
+            }
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** A listening unix socket at {@code path} (for runc's --console-socket): its fd. */
+    static int listenUnix(String path) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int fd = (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) throw new IllegalStateException("socket: errno " + errno(state));
+            byte[] name = path.getBytes(StandardCharsets.UTF_8);
+            if (name.length >= 108) throw new IllegalStateException("socket path too long: " + path);
+            MemorySegment addr = arena.allocate(110);
+            addr.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
+            MemorySegment.copy(name, 0, addr, ValueLayout.JAVA_BYTE, 2, name.length);
+            if ((int) BIND.invokeExact(state, fd, addr, 110) != 0 || (int) LISTEN.invokeExact(state, fd, 1) != 0) {
+                int err = errno(state);
+                close(fd);
+                throw new IllegalStateException("bind/listen " + path + ": errno " + err);
+            }
+            return fd;
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** Accepts one connection on {@code listenFd} and returns the file descriptor it sends (SCM_RIGHTS). */
+    static int receiveFd(int listenFd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int conn = (int) ACCEPT.invokeExact(state, listenFd, MemorySegment.NULL, MemorySegment.NULL);
+            if (conn < 0) throw new IllegalStateException("accept: errno " + errno(state));
+            try {
+                MemorySegment data = arena.allocate(4096);
+                MemorySegment iov = arena.allocate(16);
+                iov.set(ValueLayout.ADDRESS, 0, data);
+                iov.set(ValueLayout.JAVA_LONG, 8, 4096L);
+                MemorySegment control = arena.allocate(64);
+                MemorySegment msg = arena.allocate(56);   // struct msghdr on x86_64/aarch64
+                msg.set(ValueLayout.ADDRESS, 16, iov);
+                msg.set(ValueLayout.JAVA_LONG, 24, 1L);
+                msg.set(ValueLayout.ADDRESS, 32, control);
+                msg.set(ValueLayout.JAVA_LONG, 40, 64L);
+                long n = (long) RECVMSG.invokeExact(state, conn, msg, 0);
+                if (n < 0) throw new IllegalStateException("recvmsg: errno " + errno(state));
+                // struct cmsghdr: size_t len; int level; int type; then the fds
+                long len = control.get(ValueLayout.JAVA_LONG, 0);
+                int level = control.get(ValueLayout.JAVA_INT, 8);
+                int type = control.get(ValueLayout.JAVA_INT, 12);
+                if (msg.get(ValueLayout.JAVA_LONG, 40) < 20 || len < 20 || level != SOL_SOCKET || type != SCM_RIGHTS) {
+                    throw new IllegalStateException("the console socket received no file descriptor");
+                }
+                return control.get(ValueLayout.JAVA_INT, 16);
+            } finally {
+                close(conn);
+            }
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** read(2); 0 at end of file (or EIO: a terminal whose last slave closed), never negative. */
+    static int read(int fd, byte[] buffer) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment buf = arena.allocate(buffer.length);
+            while (true) {
+                long n = (long) READ.invokeExact(state, fd, buf, (long) buffer.length);
+                if (n < 0 && errno(state) == EINTR) continue;
+                if (n <= 0) return 0;
+                MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, buffer, 0, (int) n);
+                return (int) n;
+            }
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** write(2) of all of {@code data}; false if the fd is gone. */
+    static boolean write(int fd, byte[] data, int length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment buf = arena.allocate(Math.max(1, length));
+            MemorySegment.copy(data, 0, buf, ValueLayout.JAVA_BYTE, 0, length);
+            long off = 0;
+            while (off < length) {
+                long n = (long) WRITE.invokeExact(state, fd, buf.asSlice(off), length - off);
+                if (n < 0 && errno(state) == EINTR) continue;
+                if (n <= 0) return false;
+                off += n;
+            }
+            return true;
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** TIOCSWINSZ on a terminal's master. */
+    static void resize(int fd, int width, int height) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment ws = arena.allocate(8);
+            ws.set(ValueLayout.JAVA_SHORT, 0, (short) height);
+            ws.set(ValueLayout.JAVA_SHORT, 2, (short) width);
+            int r = (int) IOCTL.invokeExact(state, fd, TIOCSWINSZ, ws);
+            if (r != 0) throw new IllegalStateException("ioctl(TIOCSWINSZ): errno " + errno(state));
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    static void close(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int ignored = (int) CLOSE.invokeExact(state, fd);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    private static int errno(MemorySegment state) {
+        return state.get(ValueLayout.JAVA_INT, ERRNO_OFFSET);
+    }
+
+    private static RuntimeException rethrow(Throwable e) {
+        return e instanceof RuntimeException r ? r : new IllegalStateException(e.getMessage(), e);
+    }
+}
