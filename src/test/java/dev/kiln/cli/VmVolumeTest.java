@@ -81,6 +81,16 @@ class VmVolumeTest {
     }
 
     @Test
+    void aFileIsNotSharedWithAVm() throws Exception {
+        Path file = Files.writeString(host.resolve("app.conf"), "x\n");
+        KilnRun.Result r = kiln.kiln("create", "--name", "vmfile", "--isolation", "vm", "-v", file + ":/etc/app.conf",
+                IMAGE, "true");
+        assertThat(r.exitCode()).isEqualTo(125);
+        assertThat(r.errLines()).singleElement().asString().contains("shares directories, not files");
+        assertThat(kiln.ok("ps", "-a", "-q").out()).isEmpty();
+    }
+
+    @Test
     void firecrackerRefusesSharedDirectoriesInOneLine() {
         Command.require("firecracker", "firecracker (no Debian package: a release binary)");
         KilnRun.Result r = kiln.kiln("run", "--rm", "--isolation", "vm", "--runtime", "firecracker", "-v",

@@ -124,6 +124,12 @@ public final class VmIsolator implements Isolator {
     public void create(SandboxSpec spec) {
         Vmm vmm = vmm(spec);
         vmm.require();
+        for (VirtioFs.Share share : VirtioFs.of(spec)) {
+            if (!Files.isDirectory(share.source())) {
+                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
+                        + " (bind its directory, or use the container or gvisor isolation)");
+            }
+        }
         if (vmm instanceof Firecracker && !VirtioFs.of(spec).isEmpty()) {
             throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount) "
                     + "need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
