@@ -222,9 +222,25 @@ BENCHES = {
         "points": (".avail", ".pss_all", "PSS / N (with the workload)"),
         "log": True,
     },
+    "volumes": {
+        "title": "Volumes: a bind mount per isolation vs the host directory (docs/volumes.md)",
+        "unit": "MB/s, s", "scale": 1.0, "fmt": "{:.1f}",
+        "columns": [("write", "write MB/s (dd, fsync)", "median", "{:.0f}"), ("read", "read MB/s (dd, cold)", "median", "{:.0f}"),
+                    ("untar", "untar s (small files)", "median", "{:.2f}")],
+        "rows": [
+            ("host", "host directory (the reference)", "host"),
+            ("kiln.container", "kiln container (runc bind mount)", "kiln.container"),
+            ("kiln.gvisor", "kiln gvisor (runsc's gofer)", "kiln.gvisor"),
+            ("kiln.vm", "kiln vm (virtio-fs, virtiofsd cache=none)", "kiln.vm"),
+        ],
+        "bars": [
+            ("host.write", "host", "host"), ("kiln.container.write", "kiln\\ncontainer", "kiln.container"),
+            ("kiln.gvisor.write", "kiln\\ngvisor", "kiln.gvisor"), ("kiln.vm.write", "kiln\\nvm", "kiln.vm"),
+        ],
+    },
 }
 # the order bench/run runs them in
-ORDER = ["run-latency", "jvm-start", "creation-rate", "network", "vm-boot", "density", "pull-unpack"]
+ORDER = ["run-latency", "jvm-start", "creation-rate", "network", "vm-boot", "density", "pull-unpack", "volumes"]
 benches = {n: Bench(n) for n in ORDER}
 rl, vm, pu = benches["run-latency"], benches["vm-boot"], benches["pull-unpack"]
 js, cr, nw, de = benches["jvm-start"], benches["creation-rate"], benches["network"], benches["density"]

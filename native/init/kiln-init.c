@@ -69,6 +69,8 @@ struct spec {
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly;
+    const char *mounts[32];     /* "TYPE\tSOURCE\tTARGET\tFLAGS\tDATA": virtio-fs shares and tmpfs, parents first */
+    int nmounts;
 };
 
 /* struct sockaddr_vm of linux/vm_sockets.h (the kernel's ABI; musl's headers do not carry it) */
@@ -419,6 +421,13 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         } else if (strcmp(r, "tty") == 0) s->tty = v[0] == '1';
         else if (strcmp(r, "stdin") == 0) s->with_stdin = v[0] == '1';
         else if (strcmp(r, "readonly") == 0) s->readonly = v[0] == '1';
+        else if (strcmp(r, "mount") == 0) {
+            if (s->nmounts == (int)(sizeof s->mounts / sizeof s->mounts[0])) {
+                snprintf(err, errn, "more than %zu mounts", sizeof s->mounts / sizeof s->mounts[0]);
+                return -1;
+            }
+            s->mounts[s->nmounts++] = v;
+        }
         else if (strcmp(r, "hostname") == 0) s->hostname = v;
         else if (strcmp(r, "hosts") == 0) s->hosts = v;
         else if (strcmp(r, "resolv") == 0) s->resolv = v;
@@ -562,6 +571,38 @@ static void find_disks_by_fs(char *image, char *rw, size_t n) {
     }
 }
 
+/*
+ * The sandbox's own mounts, in the new root (docs/volumes.md): virtio-fs shares by tag (the host enforces their
+ * read-only side too) and tmpfs. The target is made with mkdir -p; a symlink on the way stays inside the guest, which
+ * is the sandbox itself.
+ */
+static void mount_extra(const struct spec *s) {
+    for (int i = 0; i < s->nmounts; i++) {
+        char rec[4096], *f[5];
+        int n = 0;
+        if ((size_t)snprintf(rec, sizeof rec, "%s", s->mounts[i]) >= sizeof rec) fatal("mount record too long");
+        for (char *p = rec; p != NULL && n < 5; n++) {
+            f[n] = p;
+            p = strchr(p, '\t');
+            if (p != NULL) *p++ = 0;
+        }
+        if (n != 5 || f[2][0] != '/') fatal("bad mount record \"%.100s\"", s->mounts[i]);
+        unsigned long flags = 0;
+        for (char *w = f[3], *next; *w; w = next) {
+            next = w + strcspn(w, ",");
+            if (*next) *next++ = 0;
+            if (strcmp(w, "ro") == 0) flags |= MS_RDONLY;
+            else if (strcmp(w, "nosuid") == 0) flags |= MS_NOSUID;
+            else if (strcmp(w, "nodev") == 0) flags |= MS_NODEV;
+            else if (strcmp(w, "noexec") == 0) flags |= MS_NOEXEC;
+            else fatal("unknown mount flag \"%.20s\"", w);
+        }
+        if (mkdir_p(f[2]) != 0) fatal("mkdir %s: %s", f[2], strerror(errno));
+        if (mount(f[1], f[2], f[0], flags, f[4][0] ? f[4] : NULL) != 0)
+            fatal("mounting %s (%s) on %s: %s", f[1], f[0], f[2], strerror(errno));
+    }
+}
+
 /* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
@@ -612,6 +653,7 @@ static void enter_root(const struct spec *s) {
     if (s->hosts != NULL) write_file("/etc/hosts", s->hosts);
     if (s->resolv != NULL) write_file("/etc/resolv.conf", s->resolv);
     network_up(s);
+    mount_extra(s);
     if (s->readonly) xmount("/", "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
 }
 

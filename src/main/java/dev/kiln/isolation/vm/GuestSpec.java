@@ -31,6 +31,7 @@ final class GuestSpec {
         record(out, "hosts", EtcFiles.hosts(sandbox));
         record(out, "resolv", EtcFiles.resolvConf(resolverNetwork(sandbox.network()), EtcFiles.hostResolvConf()));
         record(out, "readonly", sandbox.readOnly() ? "1" : "0");
+        mounts(out, sandbox);
         if (nic != null) {
             record(out, "mac", nic.mac());
             record(out, "net", nic.address() + "/" + nic.prefixLength());
@@ -38,6 +39,31 @@ final class GuestSpec {
             record(out, "mtu", Integer.toString(nic.mtu()));
         }
         return checked(out);
+    }
+
+    /**
+     * {@code mount} records, in order (parents before children): {@code TYPE<TAB>SOURCE<TAB>TARGET<TAB>FLAGS<TAB>DATA}
+     * with FLAGS among {@code ro,nosuid,nodev,noexec}: a bind becomes the virtio-fs share of its index
+     * ({@link VirtioFs}), a tmpfs stays one.
+     */
+    private static void mounts(ByteArrayOutputStream out, SandboxSpec sandbox) {
+        java.util.List<dev.kiln.isolation.Mount> all = sandbox.extraMounts();
+        java.util.List<dev.kiln.isolation.Mount> binds = all.stream().filter(m -> m.type().equals("bind")).toList();
+        java.util.List<dev.kiln.isolation.Mount> sorted = new java.util.ArrayList<>(all);
+        sorted.sort(java.util.Comparator.comparingInt(m -> java.nio.file.Path.of(m.target()).getNameCount()));
+        for (dev.kiln.isolation.Mount m : sorted) {
+            java.util.List<String> flags = new java.util.ArrayList<>();
+            java.util.List<String> data = new java.util.ArrayList<>();
+            for (String o : m.options()) {
+                if (java.util.Set.of("ro", "nosuid", "nodev", "noexec").contains(o)) flags.add(o);
+                else if (m.type().equals("tmpfs") && o.contains("=")) data.add(o);
+            }
+            String source = m.type().equals("bind") ? VirtioFs.tag(binds.indexOf(m)) : "tmpfs";
+            String type = m.type().equals("bind") ? "virtiofs" : "tmpfs";
+            if (m.target().contains("\t")) throw KilnException.invalid("a mount target holds a tab: " + m.target());
+            record(out, "mount", type + "\t" + source + "\t" + m.target() + "\t" + String.join(",", flags) + "\t"
+                    + String.join(",", data));
+        }
     }
 
     /** On the user network the resolver is slirp's (it forwards to the host's), unless --dns says otherwise. */

@@ -25,11 +25,11 @@ public record Kernel(Path image, String version, Path modulesDir) {
 
     /**
      * What kiln-init needs from the kernel: virtio-mmio devices, block, serial port, network card, the image and root
-     * filesystems. virtio_net is loaded at every boot, with a NIC or not: loading it once START says so would put the
+     * filesystems, virtio-fs for shared directories. virtio_net is loaded at every boot, with a NIC or not: loading it once START says so would put the
      * module's load and the device's probe on the critical path of networked boots, which are the default.
      */
     static final List<String> NEEDED = List.of("virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "erofs",
-            "overlay", "ext4");
+            "overlay", "ext4", "fuse", "virtiofs"); // fuse, virtiofs: bind mounts and volumes (VirtioFs)
 
     /**
      * What kiln-init needs on Firecracker: the same, with the vsock transport (AF_VSOCK and its virtio driver: kiln's

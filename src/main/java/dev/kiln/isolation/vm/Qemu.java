@@ -107,7 +107,7 @@ final class Qemu implements Vmm {
     public Launch launch(Machine m, Path vmDir) {
         boolean kvm = QemuCommand.kvmUsable();
         QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
-                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs());
+                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs(), m.shares());
         List<String> relay = new ArrayList<>(cmd.relayOptions());
         if (m.nic() != null) relay.addAll(m.nic().relayOptions());
         Path qemu = binary.path("the vm isolation").toAbsolutePath();
@@ -121,7 +121,8 @@ final class Qemu implements Vmm {
         if (m.jailUid() != null) {
             VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
                     : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
-            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, net);
+            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, net,
+                    m.shares() > 0);
             relay.addAll(jail.relayOptions());
         }
         return new Launch(relay, cmd.argv(qemu), jail);

@@ -19,7 +19,13 @@ import java.util.List;
  * @param nic       the network card's {@code -netdev}/{@code -device} arguments ({@link GuestNic}); empty: none
  */
 record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus,
-                   boolean kvm, long tscKhz, List<String> nic) {
+                   boolean kvm, long tscKhz, List<String> nic, int shares) {
+
+    /** Without shared directories. */
+    QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus, boolean kvm,
+                long tscKhz, List<String> nic) {
+        this(kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, kvm, tscKhz, nic, 0);
+    }
 
     static final String BINARY = "qemu-system-x86_64";
     static final String CONTROL_SOCKET = "run/ctl.sock";
@@ -46,8 +52,15 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     /** The command line with {@code binary} as the program: the path {@link Qemu} found, absolute (QEMU finds its
      * TCG module and firmware beside it, and the jail binds it at that path). */
     List<String> argv(Path binary) {
-        List<String> a = new ArrayList<>(List.of(binary.toString(),
-                "-M", "microvm,x-option-roms=off,rtc=on,pit=on,pic=on"));
+        // virtio-fs needs the guest's memory shared with virtiofsd (vhost-user maps it): a memfd QEMU passes over
+        String machine = "microvm,x-option-roms=off,rtc=on,pit=on,pic=on" + (shares > 0 ? ",memory-backend=mem" : "");
+        List<String> a = new ArrayList<>(List.of(binary.toString(), "-M", machine));
+        if (shares > 0) {
+            a.addAll(List.of("-object", "memory-backend-memfd,id=mem,size=" + memoryMiB + "M,share=on",
+                    // virtiofsd's libvhost-user serves virtio 1.0 devices only; microvm's virtio-mmio is legacy
+                    // by default (the guest's drivers take either)
+                    "-global", "virtio-mmio.force-legacy=false"));
+        }
         if (kvm) {
             a.addAll(List.of("-accel", "kvm", "-cpu", "host"));
         } else {
@@ -71,6 +84,10 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                 "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off",
                 "-sandbox", SANDBOX));
         a.addAll(nic);
+        for (int i = 0; i < shares; i++) { // VirtioFs: virtiofsd listens on run/fsN.sock, the guest mounts tag kilnN
+            a.addAll(List.of("-chardev", "socket,id=fs" + i + ",path=" + VirtioFs.socket(i),
+                    "-device", "vhost-user-fs-device,chardev=fs" + i + ",tag=" + VirtioFs.tag(i)));
+        }
         return a;
     }
 

@@ -58,7 +58,7 @@ public final class VmIsolator implements Isolator {
     private static final Isolation ISOLATION = new Isolation("vm",
             List.of("kiln-vm", Qemu.RUNTIME, Firecracker.RUNTIME),
             Set.of(SandboxNetwork.Mode.NONE, SandboxNetwork.Mode.BRIDGE, SandboxNetwork.Mode.USER),
-            FileCopy.never("the sandbox's disk is inside its guest"), Set.of(),
+            FileCopy.never("the sandbox's disk is inside its guest"), Set.of("bind", "volume", "tmpfs"),
             Set.of(Isolation.Option.KERNEL, Isolation.Option.DISK_SIZE));
 
     private final VmOptions options;
@@ -130,6 +130,16 @@ public final class VmIsolator implements Isolator {
     public void create(SandboxSpec spec) {
         Vmm vmm = vmm(spec);
         vmm.require();
+        for (VirtioFs.Share share : VirtioFs.of(spec)) {
+            if (!Files.isDirectory(share.source())) {
+                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
+                        + " (bind its directory, or use the container or gvisor isolation)");
+            }
+        }
+        if (vmm instanceof Firecracker && !VirtioFs.of(spec).isEmpty()) {
+            throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount) "
+                    + "need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
+        }
         vmm.check(new SandboxOptions(spec.runtime(), null, 0, spec.network().mode()));
         Kernel kernel = kernel(spec);
         initramfs(vmm, kernel);
@@ -172,8 +182,10 @@ public final class VmIsolator implements Isolator {
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
         int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
+        List<VirtioFs.Share> shares = VirtioFs.of(spec);
         Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB, vcpus, nic,
-                uid), vm);
+                uid, shares.size()), vm);
+        VirtioFs.start(vm, shares, uid); // before the VMM: QEMU connects to their sockets as it starts
         JailRecord.write(vm, launch.jail());
         Path shim = ShimBinary.locate();
         List<String> cmd = new ArrayList<>(List.of(shim.toString(), "--relay-vm", "--dir", vm.toString(),
@@ -214,6 +226,7 @@ public final class VmIsolator implements Isolator {
             vmm.quit(vmDir(spec));
             killAndWait(pid.get(), vmm.processName());
         }
+        VirtioFs.stop(vmDir(spec)); // normally gone with the VMM's connection
         List<Path> left = MemoryCgroup.remove(spec.id());
         if (!left.isEmpty()) {
             LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);

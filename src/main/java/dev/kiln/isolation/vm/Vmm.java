@@ -27,7 +27,13 @@ sealed interface Vmm permits Qemu, Firecracker {
      * @param jailUid the uid (and gid) the VMM runs as in its jail ({@link #jails}); null: no jail
      */
     record Machine(String sandboxId, Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
-                   int cpus, GuestNic nic, Integer jailUid) {
+                   int cpus, GuestNic nic, Integer jailUid, int shares) {
+
+        /** Without shared directories. */
+        Machine(String sandboxId, Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
+                int cpus, GuestNic nic, Integer jailUid) {
+            this(sandboxId, kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, nic, jailUid, 0);
+        }
     }
 
     /**

@@ -93,6 +93,31 @@ class TestcontainersTest {
         serveAndExec(c -> c.withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withRuntime("kiln-vm")));
     }
 
+    /** withFileSystemBind (HostConfig.Binds, read-only) serves a host directory; withTmpFs (HostConfig.Tmpfs). */
+    @Test
+    void genericContainerWithAFileSystemBindAndATmpfs() throws Exception {
+        Path site = Files.createDirectories(work.resolve("site"));
+        Files.writeString(site.resolve("index.html"), "from the host\n");
+        try (GenericContainer<?> web = new GenericContainer<>(DockerImageName.parse(image))) {
+            web.withCommand("sh", "-c", "echo serving && exec httpd -f -p 8080 -h /www").withExposedPorts(8080)
+                    .withFileSystemBind(site.toString(), "/www", org.testcontainers.containers.BindMode.READ_ONLY)
+                    .withTmpFs(java.util.Map.of("/scratch", "rw,size=1m"))
+                    .waitingFor(Wait.forLogMessage("serving\\n", 1).withStartupTimeout(Duration.ofMinutes(2)));
+            web.start();
+            String url = "http://" + web.getHost() + ":" + web.getMappedPort(8080) + "/";
+            assertThat(DockerPortsAndCopyTest.get(url)).isEqualTo("from the host\n");
+            Files.writeString(site.resolve("index.html"), "changed on the host\n");
+            assertThat(DockerPortsAndCopyTest.get(url)).isEqualTo("changed on the host\n");
+
+            Container.ExecResult ro = web.execInContainer("sh", "-c", "echo x > /www/index.html");
+            assertThat(ro.getExitCode()).isNotZero();
+            assertThat(ro.getStderr()).contains("Read-only file system");
+            Container.ExecResult mounts = web.execInContainer("cat", "/proc/mounts");
+            assertThat(mounts.getStdout()).contains(" /scratch tmpfs ").contains("size=1024k");
+        }
+        assertThat(Files.readString(site.resolve("index.html"))).isEqualTo("changed on the host\n");
+    }
+
     private static void serveAndExec(Consumer<GenericContainer<?>> customize) throws Exception {
         try (GenericContainer<?> web = new GenericContainer<>(DockerImageName.parse(image))) {
             web.withCommand(WEB).withExposedPorts(8080)

@@ -53,6 +53,8 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
     public static final String OMIT_PROPERTY = "kiln.vmm.seccomp.omit";
         /** The trait of a VMM with QEMU's user-mode network (its filter lets slirp's sockets through). */
     public static final String USER_NETWORK = "user-network";
+    /** The trait of a VMM serving virtio-fs shares: it connects to virtiofsd (vhost-user) and shares a memfd. */
+    public static final String SHARED_DIRS = "shared-dirs";
 
     /** One path bound into the jail: {@code ro}, {@code exec} (read-only, executable), {@code rw} or {@code dev}. */
     public record Mount(String kind, Path path) {}
@@ -67,8 +69,16 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      */
     public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
                                   Network network) {
+        return forQemu(vmDir, uid, binary, bootFiles, ownCaches, kvm, network, false);
+    }
+
+    /** With {@code sharedDirs}: the VMM connects to virtiofsd's sockets in {@code run/} (trait {@code shared-dirs}). */
+    public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
+                                  Network network, boolean sharedDirs) {
         boolean userNetwork = network == Network.USER;
-        Set<String> traits = userNetwork ? Set.of(USER_NETWORK) : Set.of();
+        Set<String> traits = new java.util.HashSet<>();
+        if (userNetwork) traits.add(USER_NETWORK);
+        if (sharedDirs) traits.add(SHARED_DIRS);
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);
         Path libs = real.getParent().resolve("../lib/x86_64-linux-gnu").normalize();

@@ -1,0 +1,132 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
+import dev.kiln.isolation.Mount;
+import dev.kiln.isolation.SandboxSpec;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A VM's bind mounts and volumes as virtio-fs shares (docs/volumes.md): one {@code virtiofsd} per share, started by
+ * kilnd before the VMM, serving the host directory on {@code run/fsN.sock}; QEMU (jailed, unprivileged) connects to
+ * it as a vhost-user device and the guest mounts tag {@code kilnN} at the target. virtiofsd runs as root because it
+ * must create files with the guest's owners, but in its own sandbox ({@code sandbox=namespace}: mount, pid and net
+ * namespaces, pivot_root into the shared directory, its own seccomp filter, capabilities cut to the file ones, mknod
+ * removed) and, before that, in a mount namespace of kiln's where the directory is re-bound nosuid,nodev (and ro for
+ * {@code :ro}): nothing above the source is reachable, a device node planted in it cannot be opened, and a read-only
+ * share is read-only on the host side, whatever the guest kernel does. virtiofsd ends when its VMM disconnects.
+ */
+final class VirtioFs {
+    private static final KilnLog LOG = KilnLog.of(VirtioFs.class);
+    static final Path DAEMON = Path.of("/usr/lib/qemu/virtiofsd");
+    private static final Duration READY = Duration.ofSeconds(10);
+
+    /** One shared directory: the bind's host source, its guest target and whether it is read-only. */
+    record Share(int index, Path source, String target, boolean readOnly) {
+    }
+
+    private VirtioFs() {
+    }
+
+    static String socket(int i) {
+        return dev.kiln.isolation.vm.jail.VmmJail.RUN + "/fs" + i + ".sock";
+    }
+
+    static String tag(int i) {
+        return "kiln" + i;
+    }
+
+    /** The spec's bind mounts (host paths and volumes' directories), in order. */
+    static List<Share> of(SandboxSpec spec) {
+        List<Share> out = new ArrayList<>();
+        for (Mount m : spec.extraMounts()) {
+            if (m.type().equals("bind")) {
+                out.add(new Share(out.size(), Path.of(m.source()), m.target(), m.options().contains("ro")));
+            }
+        }
+        return out;
+    }
+
+    /** Starts a virtiofsd per share and waits for its socket, made connectable by the VMM's uid (null: root). */
+    static void start(Path vmDir, List<Share> shares, Integer vmmUid) {
+        if (shares.isEmpty()) {
+            return;
+        }
+        if (!Files.isExecutable(DAEMON)) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "the vm isolation shares directories with "
+                    + "virtiofsd, which is not at " + DAEMON + " (install qemu-system-common)");
+        }
+        stop(vmDir);
+        try {
+            for (Share s : shares) {
+                Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
+                Files.deleteIfExists(sock);
+                String flags = "nosuid,nodev" + (s.readOnly() ? ",ro" : "");
+                List<String> cmd = new ArrayList<>(List.of("setsid", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        "mount --bind \"$1\" \"$1\" && mount -o remount,bind," + flags + " \"$1\" && shift && exec \"$@\"",
+                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + sock,
+                        "-o", "source=" + s.source(), "-o", "cache=none", "-o", "sandbox=namespace",
+                        "-o", "modcaps=-mknod", "-o", "no_posix_lock", "--rlimit-nofile=0"));
+                Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File(
+                                "/dev/null"))).redirectErrorStream(true)
+                        .redirectOutput(vmDir.resolve("fs" + s.index() + ".log").toFile()).start();
+                Files.writeString(vmDir.resolve("fs" + s.index() + ".pid"), Long.toString(p.pid()));
+                long deadline = System.nanoTime() + READY.toNanos();
+                while (!Files.exists(sock)) {
+                    if (!p.isAlive() || System.nanoTime() > deadline) {
+                        String log = Files.readString(vmDir.resolve("fs" + s.index() + ".log")).strip();
+                        throw new KilnException(KilnException.Kind.INTERNAL, "cannot share " + s.source()
+                                + " with the VM: virtiofsd " + (p.isAlive() ? "did not listen in " + READY.toSeconds()
+                                + " s" : "exited") + (log.isEmpty() ? "" : ": " + log.lines().reduce((a, b) -> b)
+                                .orElse("")));
+                    }
+                    Thread.sleep(10);
+                }
+                if (vmmUid != null) {
+                    Files.setAttribute(sock, "unix:uid", vmmUid);
+                    Files.setAttribute(sock, "unix:gid", vmmUid);
+                }
+            }
+        } catch (IOException e) {
+            stop(vmDir);
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot share a directory with the VM: "
+                    + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            stop(vmDir);
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
+        } catch (RuntimeException e) {
+            stop(vmDir);
+            throw e;
+        }
+    }
+
+    /** Kills what is left of the VM's virtiofsd processes (normally gone with their VMM). */
+    static void stop(Path vmDir) {
+        for (int i = 0; ; i++) {
+            Path pidFile = vmDir.resolve("fs" + i + ".pid");
+            if (!Files.exists(pidFile)) {
+                return;
+            }
+            try {
+                long pid = Long.parseLong(Files.readString(pidFile).strip());
+                Optional<ProcessHandle> h = ProcessHandle.of(pid);
+                if (h.isPresent() && h.get().info().command().map(c -> c.contains("virtiofsd")).orElse(false)) {
+                    h.get().descendants().forEach(ProcessHandle::destroyForcibly);
+                    h.get().destroyForcibly();
+                }
+                Files.deleteIfExists(pidFile);
+            } catch (IOException | NumberFormatException e) {
+                LOG.warn("cannot stop the virtiofsd of " + pidFile + ": " + e.getMessage());
+                return;
+            }
+        }
+    }
+}
