@@ -81,6 +81,13 @@ public final class SandboxRoutes {
             sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
             x.noContent();
         });
+        r.add("POST", "/v1/sandboxes/{id}/update", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            dev.kiln.api.v1.UpdateRequest u = x.body(dev.kiln.api.v1.UpdateRequest.class);
+            sandboxes.update(s.id(), new dev.kiln.engine.SandboxUpdate(u.nanoCpus(), u.memory(), u.pidsLimit(),
+                    u.restart() == null ? null : dev.kiln.engine.RestartPolicy.parse(u.restart())));
+            x.noContent();
+        });
         r.add("POST", "/v1/sandboxes/{id}/pause", x -> {
             sandboxes.pause(x.path("id"));
             x.noContent();

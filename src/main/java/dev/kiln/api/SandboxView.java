@@ -153,6 +153,8 @@ public final class SandboxView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
+        dev.kiln.engine.RestartPolicy restart = dev.kiln.engine.Supervision.of(r).restart();
+        host.put("RestartPolicy", Map.of("Name", restart.name(), "MaximumRetryCount", restart.maximumRetryCount()));
         host.put("NetworkMode", sandboxes.networkMode(s).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
 

@@ -89,7 +89,7 @@ public final class Audit {
         try {
             s = sandboxes.create(new SandboxConfig(image, name, cmd, null, null, null, null, null, isolation, null,
                     0, 0, 0, false, Map.of("dev.kiln.audit", "1"), false, false, false, null, null, "none", false,
-                    null, null, null, null, null, 0));
+                    null, null, null, null, null, 0, null));
         } catch (KilnException e) {
             return List.of(AuditReport.Row.failed(isolation, e.getMessage())); // e.g. no kernel for the vm here
         }

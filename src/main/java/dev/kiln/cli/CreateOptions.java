@@ -100,6 +100,9 @@ final class CreateOptions {
     @Option(names = "--disk-size", paramLabel = "SIZE", description = "vm: size of the writable disk, e.g. 4g")
     String diskSize;
 
+    @picocli.CommandLine.Mixin
+    SupervisionOptions supervision = new SupervisionOptions();
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -131,7 +134,7 @@ final class CreateOptions {
                 hostname, isolation, runtime, nanoCpus(cpus), bytes(memory), pidsLimit, readOnly, labelMap, tty,
                 interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
                 orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
-                diskSize == null ? 0 : bytes(diskSize));
+                diskSize == null ? 0 : bytes(diskSize), supervision.request());
     }
 
     private static List<String> orNull(List<String> values) {

@@ -25,6 +25,7 @@ import java.util.Map;
  * ({@code -P}), {@code dns}, {@code dnsSearch}, {@code dnsOptions}, {@code extraHosts} ({@code NAME:ADDRESS}).
  * <li>The vm isolation: {@code kernel} (an absolute path on kilnd's host; null: kilnd's default) and
  * {@code diskSize} (the writable disk in bytes; 0: kilnd's default).
+ * <li>Looking after it: {@code supervision} (restart policy, health check; null: none, the image's health check).
  * </ul>
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -34,5 +35,5 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize) {
+                            long diskSize, Supervision supervision) {
 }

@@ -223,6 +223,31 @@ public final class Sandboxes implements AutoCloseable {
         events.emit(s, "restart");
     }
 
+    // ---- update ----
+
+    /**
+     * New limits and restart policy: a running sandbox's limits change at once through its task (or the isolation
+     * refuses, saying what it can do); a stopped one's take effect at its next start.
+     */
+    public void update(String ref, SandboxUpdate u) {
+        Sandbox s = store.find(ref);
+        synchronized (lock(s.id())) {
+            s = store.find(s.id());
+            SandboxConfig c = s.config();
+            if (u.restart() != null && !u.restart().none() && c.autoRemove()) {
+                throw KilnException.invalid("Restart policy cannot be updated because AutoRemove is enabled for the "
+                        + "container");
+            }
+            Resources now = new Resources(c.nanoCpus(), c.memory(), c.pidsLimit());
+            Resources next = u.over(now);
+            if (s.running() && !next.equals(now)) {
+                task(s).update(next);
+            }
+            store.config(s.id(), u.applyTo(c), s.process());
+        }
+        events.emit(s, "update");
+    }
+
     // ---- pause ----
 
     /** Freezes every process of a running sandbox ({@link SandboxTask#pause}); Docker's pause. */

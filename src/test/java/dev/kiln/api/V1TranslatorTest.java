@@ -23,12 +23,12 @@ class V1TranslatorTest {
         CreateRequest r = new CreateRequest("img:1", "web", List.of("cmd"), List.of("entry"), List.of("E=1"), "/w",
                 "app", "host", "vm", "firecracker", 1, 2, 3, true, Map.of("l", "v"), true, false, true,
                 "linux/arm64", List.of("8080:80"), "net1", true, List.of("9.9.9.9"), List.of("search.example"),
-                List.of("ndots:3"), List.of("db:10.0.0.2"), "/boot/k", 128L << 20);
+                List.of("ndots:3"), List.of("db:10.0.0.2"), "/boot/k", 128L << 20, null);
         SandboxConfig c = V1Translator.config(r);
         assertThat(c).isEqualTo(new SandboxConfig("img:1", "web", List.of("cmd"), List.of("entry"), List.of("E=1"),
                 "/w", "app", "host", "vm", "firecracker", 1, 2, 3, true, Map.of("l", "v"), true, false, true,
                 "linux/arm64", List.of("8080:80"), "net1", true, List.of("9.9.9.9"), List.of("search.example"),
-                List.of("ndots:3"), List.of("db:10.0.0.2"), "/boot/k", 128L << 20));
+                List.of("ndots:3"), List.of("db:10.0.0.2"), "/boot/k", 128L << 20, null));
     }
 
     @Test

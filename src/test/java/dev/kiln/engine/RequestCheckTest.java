@@ -60,6 +60,6 @@ class RequestCheckTest {
     private static SandboxConfig request(String hostname, List<String> dns, List<String> search, List<String> options,
                                          List<String> hosts, List<String> env, Map<String, String> labels) {
         return new SandboxConfig("busybox", null, List.of("true"), null, env, null, null, hostname, null, null, 0, 0,
-                0, false, labels, false, false, false, null, null, null, false, dns, search, options, hosts, null, 0);
+                0, false, labels, false, false, false, null, null, null, false, dns, search, options, hosts, null, 0, null);
     }
 }

@@ -248,7 +248,7 @@ class SandboxLifecycleTest {
     static SandboxConfig request(String name, boolean autoRemove, String isolation, String kernel) {
         return new SandboxConfig(IMAGE, name, List.of("sleep", "1000"), null, null, null, null, null, isolation, null,
                 0, 0, 0, false, null, false, false, autoRemove, null, null, "none", false, null, null, null, null,
-                kernel, 0);
+                kernel, 0, null);
     }
 
     Path dir(Sandbox s) {

@@ -105,7 +105,7 @@ class SandboxStoreMigrationTest {
                     List.of("sh", "-c", "echo hi $FOO"), List.of(), List.of("FOO=bar", "EMPTY="), "/tmp", "0", "h1",
                     null, null, 500_000_000, 64L << 20, 50, true, Map.of("a", "b", "c", ""), false, false, false,
                     null, List.of("8080:80", "9090/udp"), null, false, List.of("1.1.1.1"), List.of("example.com"),
-                    List.of("ndots:2"), List.of("foo:10.0.0.1"), null, 0));
+                    List.of("ndots:2"), List.of("foo:10.0.0.1"), null, 0, null));
             assertThat(full.process()).isEqualTo(new ProcessSpec(List.of("sh", "-c", "echo hi $FOO"),
                     List.of(PATH, "HOSTNAME=h1", "FOO=bar", "EMPTY=", "HOME=/root"), "/tmp", 0, 0, List.of(0),
                     false, false));
@@ -152,7 +152,7 @@ class SandboxStoreMigrationTest {
         SandboxConfig config = new SandboxConfig("img:1", "now", null, List.of(), List.of("A=1"), null, null, null,
                 "vm", "firecracker", 1, 2, 3, true, Map.of("l", "v"), true, true, true, "linux/amd64",
                 List.of("80"), "n1", true, List.of("9.9.9.9"), List.of("s"), List.of("o"), List.of("h:1.2.3.4"),
-                "/k", 64L << 20);
+                "/k", 64L << 20, null);
         ProcessSpec process = new ProcessSpec(List.of("sh"), List.of(PATH), "/", 1, 2, List.of(3), true, true);
         try (Database db = Database.open(root)) {
             SandboxStore store = new SandboxStore(db);

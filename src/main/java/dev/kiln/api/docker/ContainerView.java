@@ -58,7 +58,8 @@ final class ContainerView {
         host.put("DnsSearch", r.dnsSearch() == null ? List.of() : r.dnsSearch());
         host.put("DnsOptions", r.dnsOptions() == null ? List.of() : r.dnsOptions());
         host.put("ExtraHosts", r.extraHosts());
-        host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
+        dev.kiln.engine.RestartPolicy restart = dev.kiln.engine.Supervision.of(r).restart();
+        host.put("RestartPolicy", Map.of("Name", restart.name(), "MaximumRetryCount", restart.maximumRetryCount()));
         host.put("AutoRemove", r.autoRemove());
         host.put("Isolation", s.isolation());
         host.put("Runtime", runtime(engine, s));

@@ -45,7 +45,20 @@ final class CreateTranslator {
                 body.tty(), body.openStdin(),
                 host.autoRemove(), platform == null || platform.isEmpty() ? null : platform,
                 publish(body, host), network(host), host.publishAllPorts(),
-                host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0);
+                host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0,
+                supervision(body, host));
+    }
+
+    /** HostConfig.RestartPolicy and Config.Healthcheck; null when neither asks for anything. */
+    static dev.kiln.engine.Supervision supervision(ContainerCreateBody body, ContainerCreateBody.HostConfig host) {
+        ContainerCreateBody.RestartPolicy p = host.restartPolicy();
+        String name = p == null ? null : text(p.name());
+        dev.kiln.engine.RestartPolicy restart = name == null ? dev.kiln.engine.RestartPolicy.NO
+                : new dev.kiln.engine.RestartPolicy(name, (int) Math.min(Integer.MAX_VALUE, p.maximumRetryCount()));
+        ContainerCreateBody.HealthConfig h = body.healthcheck();
+        dev.kiln.engine.Healthcheck health = h == null ? null : new dev.kiln.engine.Healthcheck(h.test(),
+                h.interval(), h.timeout(), h.startPeriod(), h.retries());
+        return restart.none() && health == null ? null : new dev.kiln.engine.Supervision(restart, health);
     }
 
     /**
@@ -145,10 +158,6 @@ final class CreateTranslator {
         }
         if (nonEmpty(host.links())) {
             refused.add("--link");
-        }
-        String restart = host.restartPolicy() == null ? null : text(host.restartPolicy().name());
-        if (restart != null && !restart.equals("no")) {
-            refused.add("restart policies (--restart " + restart + ")");
         }
         if (Boolean.TRUE.equals(host.init())) {
             refused.add("--init");

@@ -23,5 +23,5 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize) {
+                            long diskSize, Supervision supervision) {
 }

@@ -89,6 +89,69 @@ class DockerLifecycleTest {
         docker.ok("rm", "-f", name);
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"runc", "runsc"})
+    void updateChangesTheLimitsOfARunningContainer(String runtime) throws Exception {
+        if (runtime.equals("runsc")) {
+            Command.require("runsc", "runsc");
+        }
+        String name = "updated-" + runtime;
+        docker.ok("run", "-d", "--name", name, "--runtime", runtime, "--memory", "64m", "--pids-limit", "40", image,
+                "sleep", "600");
+        try {
+            assertThat(docker.ok("update", "--memory", "96m", "--cpus", "0.5", "--pids-limit", "20", name).strip())
+                    .isEqualTo(name);
+            assertThat(docker.ok("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} "
+                    + "{{.HostConfig.PidsLimit}}", name).strip()).isEqualTo((96L << 20) + " 500000000 20");
+            // the kernel enforces them: the sandbox's cgroups on the host
+            String id = docker.ok("inspect", "--format", "{{.Id}}", name).strip();
+            assertThat(hostCgroup("memory", id, "memory.limit_in_bytes")).isEqualTo(Long.toString(96L << 20));
+            assertThat(hostCgroup("cpu", id, "cpu.cfs_quota_us")).isEqualTo("50000");
+            assertThat(docker.ok("stats", "--no-stream", "--format", "{{.MemUsage}}", name)).contains("/ 96MiB");
+            if (runtime.equals("runc")) {
+                assertThat(hostCgroup("pids", id, "pids.max")).isEqualTo("20");
+                // and the container sees its own new limit
+                assertThat(docker.ok("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").strip())
+                        .isEqualTo(Long.toString(96L << 20));
+            }
+            DockerCli.Result tiny = docker.run("update", "--memory", "1m", name);
+            assertThat(tiny.exitCode()).isNotZero();
+            assertThat(tiny.err()).contains("Minimum memory limit allowed is 6MB");
+            DockerCli.Result shares = docker.run("update", "--cpu-shares", "512", name);
+            assertThat(shares.err()).contains("kiln does not support updating --cpu-shares");
+
+            docker.ok("update", "--restart", "on-failure:2", name);
+            assertThat(docker.ok("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}:"
+                    + "{{.HostConfig.RestartPolicy.MaximumRetryCount}}", name).strip()).isEqualTo("on-failure:2");
+        } finally {
+            docker.run("rm", "-f", name);
+        }
+    }
+
+    @Test
+    void aStoppedVmTakesNewLimitsAtItsNextBoot() {
+        String id = docker.ok("create", "--runtime", "kiln-vm", "--memory", "256m", image, "true").strip();
+        try {
+            docker.ok("update", "--memory", "384m", "--cpus", "1", id);
+            assertThat(docker.ok("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", id)
+                    .strip()).isEqualTo((384L << 20) + " 1000000000");
+        } finally {
+            docker.run("rm", "-f", id);
+        }
+    }
+
+    /** The sandbox's runtime cgroup on the host: kilnd runs in this JVM, so below this process's own cgroup. */
+    static String hostCgroup(String controller, String id, String file) throws java.io.IOException {
+        for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/cgroup"))) {
+            String[] f = line.split(":", 3);
+            if (java.util.List.of(f[1].split(",")).contains(controller)) {
+                Path dir = Path.of("/sys/fs/cgroup", f[1], f[2], "kiln", id, "runtime");
+                return java.nio.file.Files.readString(dir.resolve(file)).strip();
+            }
+        }
+        throw new AssertionError("no " + controller + " cgroup v1 hierarchy here");
+    }
+
     @Tag("slow")
     @Test
     void aVmPausesThroughQmp() throws Exception {
@@ -104,6 +167,9 @@ class DockerLifecycleTest {
             assertThat(ticks(name)).as("a stopped VM prints nothing").isEqualTo(frozen);
             docker.ok("unpause", name);
             awaitTicks(name, frozen + 3);
+            DockerCli.Result update = docker.run("update", "--memory", "300m", name);
+            assertThat(update.exitCode()).isNotZero();
+            assertThat(update.err()).contains("fixed at its boot");
             docker.ok("pause", name);
             docker.ok("stop", "-t", "2", name);
             assertThat(docker.ok("inspect", "--format", "{{.State.Status}}", name).strip()).isEqualTo("exited");
