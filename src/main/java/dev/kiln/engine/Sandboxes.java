@@ -53,6 +53,7 @@ public final class Sandboxes implements AutoCloseable {
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
+    private final Restarts restarts = new Restarts(this::dir, id -> start(id, false, true), watchers);
     private final Events events;
     private final SandboxNetworking networking;
 
@@ -124,9 +125,20 @@ public final class Sandboxes implements AutoCloseable {
 
     /** Starts a created or exited sandbox; with {@code forAttach} the process waits for the first attach client. */
     public SandboxTask start(String ref, boolean forAttach) {
+        return start(ref, forAttach, false);
+    }
+
+    /** {@code byPolicy}: kilnd starts it again by its restart policy (counted in RestartCount), not its user. */
+    private SandboxTask start(String ref, boolean forAttach, boolean byPolicy) {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
+            if (byPolicy && s.state() != SandboxState.EXITED) {
+                return null; // started, removed or being removed meanwhile
+            }
+            if (!byPolicy) {
+                restarts.startedByUser(s);
+            }
             if (s.paused()) {
                 throw KilnException.conflict("cannot start a paused sandbox " + s.name() + ", try unpause instead");
             }
@@ -168,6 +180,9 @@ public final class Sandboxes implements AutoCloseable {
                 throw e;
             }
             store.started(s.id(), task.pid(), System.currentTimeMillis());
+            if (byPolicy) {
+                store.countRestart(s.id());
+            }
             events.emit(s, "start");
             watch(s.id(), task);
             return task;
@@ -179,6 +194,9 @@ public final class Sandboxes implements AutoCloseable {
         SandboxTask task = s.running() ? task(s) : null;
         if (task == null || task.exitStatus().isPresent() || endedIfLost(s, task)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
+        }
+        if (List.of(Signals.SIGKILL, 15, 2, 3).contains(signal)) {
+            restarts.stoppedByUser(s); // as Docker: a container the user killed is not restarted by its policy
         }
         thaw(s, task);
         task.kill(signal);
@@ -193,6 +211,7 @@ public final class Sandboxes implements AutoCloseable {
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
     public void stop(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
+        restarts.stoppedByUser(s); // also cancels a restart its policy has scheduled
         if (!s.running()) {
             return;
         }
@@ -357,6 +376,8 @@ public final class Sandboxes implements AutoCloseable {
         events.emit(s, "die");
         if (s.config().autoRemove()) {
             remove(id, true);
+        } else {
+            restarts.exited(s, status.exitCode(), status.finishedAt().toEpochMilli());
         }
     }
 
@@ -459,6 +480,9 @@ public final class Sandboxes implements AutoCloseable {
     public void remove(String ref, boolean force) {
         Sandbox s = store.find(ref);
         Isolator isolator = isolator(s.isolation());
+        if (force) {
+            restarts.stoppedByUser(s);
+        }
         if (s.running()) {
             if (!force) {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
@@ -649,6 +673,7 @@ public final class Sandboxes implements AutoCloseable {
      * killed) and everything they held released. One sandbox that cannot be recovered does not stop the others.
      */
     public void reconcile() {
+        List<Sandbox> stopped = store.all().stream().filter(s -> s.state() == SandboxState.EXITED).toList();
         for (Sandbox s : store.all()) {
             try {
                 reconcile(s);
@@ -656,6 +681,7 @@ public final class Sandboxes implements AutoCloseable {
                 LOG.sandbox(s.id()).error("cannot recover the sandbox: " + e.getMessage(), e);
             }
         }
+        restarts.daemonStarted(stopped); // those that ended while kilnd was down were scheduled by their exit
     }
 
     private void reconcile(Sandbox s) {

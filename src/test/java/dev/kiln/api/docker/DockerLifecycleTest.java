@@ -1,5 +1,6 @@
 package dev.kiln.api.docker;
 
+import dev.kiln.api.docker.DockerConformanceTest.Raw;
 import dev.kiln.testing.Command;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -138,6 +139,77 @@ class DockerLifecycleTest {
         } finally {
             docker.run("rm", "-f", id);
         }
+    }
+
+    @Test
+    void restartPoliciesStartExitedContainersAgainUntilStopped() throws Exception {
+        String failing = docker.ok("run", "-d", "--restart", "on-failure:2", image, "sh", "-c", "echo run; exit 3")
+                .strip();
+        String always = docker.ok("run", "-d", "--restart", "always", image, "sh", "-c", "echo run; sleep 0.3")
+                .strip();
+        String none = docker.ok("run", "-d", image, "sh", "-c", "exit 3").strip();
+        try {
+            awaitInspect(failing, "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "2 exited 3");
+            Thread.sleep(1000);
+            assertThat(docker.ok("inspect", "--format", "{{.RestartCount}}", failing).strip())
+                    .as("on-failure:2 stops after two restarts").isEqualTo("2");
+            assertThat(docker.ok("logs", failing).lines().filter(l -> l.equals("run")).count()).isEqualTo(3);
+            assertThat(docker.ok("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}:"
+                    + "{{.HostConfig.RestartPolicy.MaximumRetryCount}}", failing).strip()).isEqualTo("on-failure:2");
+
+            awaitRestarts(always, 3);
+            docker.ok("stop", "-t", "1", always);
+            Thread.sleep(300);
+            String after = docker.ok("inspect", "--format", "{{.RestartCount}} {{.State.Status}}", always).strip();
+            Thread.sleep(1500);
+            assertThat(docker.ok("inspect", "--format", "{{.RestartCount}} {{.State.Status}}", always).strip())
+                    .as("docker stop keeps it stopped").isEqualTo(after).endsWith("exited");
+            docker.ok("start", always);
+            awaitRestarts(always, Integer.parseInt(after.split(" ")[0]) + 1);
+            docker.ok("stop", "-t", "1", always);
+            String killed = docker.ok("run", "-d", "--restart", "always", image, "sleep", "600").strip();
+            docker.ok("kill", killed);
+            Thread.sleep(1000);
+            assertThat(docker.ok("inspect", "--format", "{{.State.Status}} {{.RestartCount}}", killed).strip())
+                    .as("nor does docker kill restart it").isEqualTo("exited 0");
+            docker.ok("rm", killed);
+
+            assertThat(docker.ok("inspect", "--format", "{{.RestartCount}}", none).strip()).isEqualTo("0");
+            // the docker CLI refuses --rm with --restart itself; kilnd does too (an API client's create)
+            Raw conflict = DockerConformanceTest.request(fixture.daemon.socket(), "POST", "/v1.45/containers/create",
+                    ("{\"Image\":\"" + image + "\",\"HostConfig\":{\"AutoRemove\":true,\"RestartPolicy\":"
+                    + "{\"Name\":\"always\"}}}").getBytes(), "application/json", false);
+            assertThat(conflict.status()).isEqualTo(400);
+            assertThat(conflict.body()).contains("Conflicting options: --restart and --rm");
+            DockerCli.Result bad = docker.run("create", "--restart", "always:3", image, "true");
+            assertThat(bad.exitCode()).isNotZero();
+        } finally {
+            docker.run("rm", "-f", failing, always, none);
+        }
+    }
+
+    static void awaitRestarts(String id, int n) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (Integer.parseInt(docker.ok("inspect", "--format", "{{.RestartCount}}", id).strip()) >= n) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError(id + " restarted fewer than " + n + " times");
+    }
+
+    static void awaitInspect(String id, String format, String expected) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        String last = "";
+        while (System.nanoTime() < deadline) {
+            last = docker.ok("inspect", "--format", format, id).strip();
+            if (last.equals(expected)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError(id + ": " + format + " is \"" + last + "\", never \"" + expected + "\"");
     }
 
     /** The sandbox's runtime cgroup on the host: kilnd runs in this JVM, so below this process's own cgroup. */
