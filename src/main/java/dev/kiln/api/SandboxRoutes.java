@@ -43,7 +43,7 @@ public final class SandboxRoutes {
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
-                .map(s -> SandboxView.row(s, sandboxes.network(s))).toList()));
+                .map(s -> SandboxView.row(sandboxes, s)).toList()));
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune().removed())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));

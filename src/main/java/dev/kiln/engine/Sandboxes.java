@@ -56,6 +56,7 @@ public final class Sandboxes implements AutoCloseable {
     private final Restarts restarts = new Restarts(this::dir, id -> start(id, false, true), watchers);
     private final Events events;
     private final SandboxNetworking networking;
+    private final HealthChecks health;
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Isolators isolators,
               String defaultIsolation, Events events, Networks networks) {
@@ -66,6 +67,7 @@ public final class Sandboxes implements AutoCloseable {
         this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
+        this.health = new HealthChecks(this, images, events, watchers);
     }
 
     // ---- create ----
@@ -332,6 +334,7 @@ public final class Sandboxes implements AutoCloseable {
         if (watched.putIfAbsent(run, Boolean.TRUE) != null) {
             return;
         }
+        health.started(id, task.pid());
         watchers.submit(() -> {
             try {
                 ExitStatus status = task.await(Duration.ofDays(3650)).orElseThrow();
@@ -508,6 +511,7 @@ public final class Sandboxes implements AutoCloseable {
             }
             discard(now.get(), isolator);
         }
+        health.forget(s.id());
         locks.remove(s.id());
         events.emit(s, "destroy");
     }
@@ -603,6 +607,11 @@ public final class Sandboxes implements AutoCloseable {
     /** The host pids of a running sandbox's front processes ({@link SandboxTask#frontPids}), for kiln audit. */
     public List<Long> frontPids(String ref) {
         return task(running(ref)).frontPids();
+    }
+
+    /** State.Health of the sandbox's current or last run; empty without a health check. */
+    public Optional<HealthChecks.Report> health(Sandbox s) {
+        return health.report(s.id());
     }
 
     /** The task of the sandbox's last run (running or not), for attach and logs; not found if it never started. */

@@ -188,6 +188,57 @@ class DockerLifecycleTest {
         }
     }
 
+    @Test
+    void healthChecksRunAsExecsAndShowInInspectPsAndEvents() throws Exception {
+        String since = Long.toString(System.currentTimeMillis() / 1000 - 1);
+        String id = docker.ok("run", "-d", "--health-cmd", "cat /tmp/ok", "--health-interval", "300ms",
+                "--health-retries", "2", image, "sh", "-c", "sleep 3; echo fine > /tmp/ok; sleep 600").strip();
+        try {
+            assertThat(docker.ok("inspect", "--format", "{{.State.Health.Status}}", id).strip()).isEqualTo("starting");
+            assertThat(docker.ok("ps", "--filter", "id=" + id, "--format", "{{.Status}}").strip())
+                    .endsWith("(health: starting)");
+            awaitInspect(id, "{{.State.Health.Status}}", "unhealthy");
+            assertThat(Integer.parseInt(docker.ok("inspect", "--format", "{{.State.Health.FailingStreak}}", id)
+                    .strip())).isGreaterThanOrEqualTo(2);
+            assertThat(docker.ok("inspect", "--format", "{{range .State.Health.Log}}{{.ExitCode}} {{end}}", id))
+                    .contains("1");
+            awaitInspect(id, "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "healthy 0");
+            assertThat(docker.ok("inspect", "--format", "{{(index .State.Health.Log 4).Output}}", id))
+                    .isEqualTo("fine\n\n");
+            assertThat(docker.ok("ps", "--filter", "id=" + id, "--format", "{{.Status}}").strip())
+                    .endsWith("(healthy)");
+            assertThat(docker.ok("inspect", "--format", "{{json .Config.Healthcheck.Test}}", id).strip())
+                    .isEqualTo("[\"CMD-SHELL\",\"cat /tmp/ok\"]");
+            String events = docker.ok("events", "--since", since, "--until",
+                    Long.toString(System.currentTimeMillis() / 1000 + 1), "--filter", "container=" + id,
+                    "--filter", "event=health_status", "--format", "{{.Action}}");
+            assertThat(events.lines().toList()).containsSubsequence("health_status: unhealthy",
+                    "health_status: healthy");
+            // docker wait is about the process, not its health
+            docker.ok("kill", "--signal", "TERM", id);
+            docker.ok("stop", "-t", "1", id);
+            assertThat(docker.ok("wait", id).strip()).isEqualTo("137");
+        } finally {
+            docker.run("rm", "-f", id);
+        }
+
+        String slow = docker.ok("run", "-d", "--health-cmd", "sleep 5", "--health-interval", "200ms",
+                "--health-timeout", "300ms", "--health-retries", "1", image, "sleep", "600").strip();
+        try {
+            awaitInspect(slow, "{{.State.Health.Status}}", "unhealthy");
+            assertThat(docker.ok("inspect", "--format", "{{(index .State.Health.Log 0).Output}}", slow))
+                    .contains("Health check exceeded timeout");
+        } finally {
+            docker.run("rm", "-f", slow);
+        }
+        String none = docker.ok("run", "-d", "--no-healthcheck", image, "sleep", "600").strip();
+        try {
+            assertThat(docker.ok("inspect", "--format", "{{.State.Health}}", none).strip()).isEqualTo("<nil>");
+        } finally {
+            docker.run("rm", "-f", none);
+        }
+    }
+
     static void awaitRestarts(String id, int n) throws InterruptedException {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (System.nanoTime() < deadline) {
