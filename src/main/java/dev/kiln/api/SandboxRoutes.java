@@ -43,7 +43,7 @@ public final class SandboxRoutes {
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()
-                .map(s -> SandboxView.row(s, sandboxes.network(s))).toList()));
+                .map(s -> SandboxView.row(sandboxes, s)).toList()));
         r.add("POST", "/v1/sandboxes/prune", x -> x.json(Map.of("removed", sandboxes.prune().removed())));
         r.add("GET", "/v1/sandboxes/{id}", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
@@ -79,6 +79,13 @@ public final class SandboxRoutes {
         });
         r.add("POST", "/v1/sandboxes/{id}/stop", x -> {
             sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
+            x.noContent();
+        });
+        r.add("POST", "/v1/sandboxes/{id}/update", x -> {
+            Sandbox s = sandboxes.get(x.path("id"));
+            dev.kiln.api.v1.UpdateRequest u = x.body(dev.kiln.api.v1.UpdateRequest.class);
+            sandboxes.update(s.id(), new dev.kiln.engine.SandboxUpdate(u.nanoCpus(), u.memory(), u.pidsLimit(),
+                    u.restart() == null ? null : dev.kiln.engine.RestartPolicy.parse(u.restart())));
             x.noContent();
         });
         r.add("POST", "/v1/sandboxes/{id}/pause", x -> {

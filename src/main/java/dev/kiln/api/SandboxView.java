@@ -107,6 +107,36 @@ public final class SandboxView {
         }
     }
 
+    /** Docker's State object with State.Health when the sandbox has a health check. */
+    public static Map<String, Object> state(Sandbox s, Optional<dev.kiln.engine.HealthChecks.Report> health) {
+        Map<String, Object> state = state(s);
+        health.ifPresent(h -> {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("Status", h.status());
+            m.put("FailingStreak", h.failingStreak());
+            m.put("Log", h.log().stream().map(r -> {
+                Map<String, Object> e = new LinkedHashMap<>();
+                e.put("Start", r.start().toString());
+                e.put("End", r.end().toString());
+                e.put("ExitCode", r.exitCode());
+                e.put("Output", r.output());
+                return e;
+            }).toList());
+            state.put("Health", m);
+        });
+        return state;
+    }
+
+    /** ps's Status with the health Docker adds to a running container's: (healthy), (health: starting). */
+    public static String humanStatus(Sandbox s, Optional<dev.kiln.engine.HealthChecks.Report> health) {
+        String status = humanStatus(s);
+        if (!s.running() || health.isEmpty()) {
+            return status;
+        }
+        String h = health.get().status();
+        return status + (h.equals("starting") ? " (health: starting)" : " (" + h + ")");
+    }
+
     /** Docker's State object, shared by both API faces. */
     public static Map<String, Object> state(Sandbox s) {
         Map<String, Object> state = new LinkedHashMap<>();
@@ -128,7 +158,7 @@ public final class SandboxView {
         SandboxConfig r = s.config();
         Sandboxes sandboxes = engine.sandboxes();
         Optional<Attachment> network = sandboxes.network(s);
-        Map<String, Object> state = state(s);
+        Map<String, Object> state = state(s, sandboxes.health(s));
 
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());
@@ -153,6 +183,8 @@ public final class SandboxView {
         host.put("PidsLimit", r.pidsLimit());
         host.put("ReadonlyRootfs", r.readOnly());
         host.put("AutoRemove", r.autoRemove());
+        dev.kiln.engine.RestartPolicy restart = dev.kiln.engine.Supervision.of(r).restart();
+        host.put("RestartPolicy", Map.of("Name", restart.name(), "MaximumRetryCount", restart.maximumRetryCount()));
         host.put("NetworkMode", sandboxes.networkMode(s).display());
         host.put("PortBindings", r.publish() == null ? List.of() : r.publish());
         RunSettingsView.hostConfig(r, s.isolation(), host);
@@ -176,6 +208,12 @@ public final class SandboxView {
     }
 
     /** A row of {@code GET /v1/sandboxes}: Docker's list fields, with the published ports of a running sandbox. */
+    static Map<String, Object> row(Sandboxes sandboxes, Sandbox s) {
+        Map<String, Object> m = row(s, sandboxes.network(s));
+        m.put("Status", humanStatus(s, sandboxes.health(s)));
+        return m;
+    }
+
     static Map<String, Object> row(Sandbox s, Optional<Attachment> network) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("ID", s.id());

@@ -20,7 +20,8 @@ final class V1Translator {
                 r.hostname(), r.isolation(), r.runtime(), r.nanoCpus(), r.memory(), r.pidsLimit(), r.readOnly(),
                 r.labels(), r.tty(), r.openStdin(), r.autoRemove(), r.platform(), r.publish(), r.network(),
                 r.publishAll(), r.dns(), r.dnsSearch(), r.dnsOptions(), r.extraHosts(), r.kernel(), r.diskSize(),
-                mounts(r.mounts()), RunFlagsTranslator.settings(r.flags()));
+                mounts(r.mounts()), RunFlagsTranslator.settings(r.flags()),
+                supervision(r.supervision()));
     }
 
     /** {@code -v}, {@code --mount}, {@code --tmpfs} as typed, checked by Docker's rules. */
@@ -39,6 +40,18 @@ final class V1Translator {
             }
         }
         return dev.kiln.engine.volume.MountSyntax.parse(f.volumes(), f.mounts(), tmpfs, null, null);
+    }
+
+    /** --restart and --health-*: checked by the engine's records (one line naming what is wrong). */
+    static dev.kiln.engine.Supervision supervision(dev.kiln.api.v1.Supervision s) {
+        if (s == null) {
+            return null;
+        }
+        boolean health = s.healthTest() != null || s.healthInterval() != 0 || s.healthTimeout() != 0
+                || s.healthStartPeriod() != 0 || s.healthRetries() != 0;
+        return new dev.kiln.engine.Supervision(dev.kiln.engine.RestartPolicy.parse(s.restart()), health
+                ? new dev.kiln.engine.Healthcheck(s.healthTest(), s.healthInterval(), s.healthTimeout(),
+                s.healthStartPeriod(), s.healthRetries()) : null);
     }
 
     /** {@code POST /v1/sandboxes/{id}/exec}. */

@@ -113,6 +113,9 @@ final class CreateOptions {
     @picocli.CommandLine.Mixin
     RunFlagOptions more;
 
+    @picocli.CommandLine.Mixin
+    SupervisionOptions supervision = new SupervisionOptions();
+
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
@@ -145,7 +148,8 @@ final class CreateOptions {
                 interactive, rm, platform, publish.isEmpty() ? null : List.copyOf(publish), network, publishAll,
                 orNull(dns), orNull(dnsSearch), orNull(dnsOptions), orNull(extraHosts), kernel,
                 diskSize == null ? 0 : bytes(diskSize), volumes.isEmpty() && mounts.isEmpty() && tmpfs.isEmpty() ? null
-                : new CreateRequest.MountFlags(orNull(volumes), orNull(mounts), orNull(tmpfs)), more.flags());
+                : new CreateRequest.MountFlags(orNull(volumes), orNull(mounts), orNull(tmpfs)), more.flags(),
+                supervision.request());
     }
 
     private static List<String> orNull(List<String> values) {

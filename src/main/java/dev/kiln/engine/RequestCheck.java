@@ -29,6 +29,9 @@ final class RequestCheck {
         each(r.dnsSearch(), EtcValues::searchDomain);
         each(r.dnsOptions(), EtcValues::dnsOption);
         each(r.extraHosts(), EtcValues::extraHost);
+        if (r.autoRemove() && !Supervision.of(r).restart().none()) {
+            throw KilnException.invalid("Conflicting options: --restart and --rm");
+        }
     }
 
     static void exec(ExecConfig r) {

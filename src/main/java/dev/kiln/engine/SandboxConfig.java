@@ -31,6 +31,7 @@ import java.util.Map;
  * ({@link dev.kiln.engine.volume.Volumes#prepare}).
  * <li>{@code settings}: the {@code docker run} flags past these ({@code --init}, {@code --cap-add}, ...: see
  * {@link RunSettings}); null in rows written before them, read as none.
+ * <li>Looking after it: {@code supervision} (restart policy, health check; null: none, the image's health check).
  * </ul>
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -40,13 +41,14 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize, dev.kiln.engine.volume.Mounts mounts, RunSettings settings) {
+                            long diskSize, dev.kiln.engine.volume.Mounts mounts, RunSettings settings,
+                            Supervision supervision) {
 
     public SandboxConfig {
         settings = settings == null ? RunSettings.NONE : settings;
     }
 
-    /** A config without mounts and with none of {@link RunSettings}'s flags. */
+    /** A config without mounts, with none of {@link RunSettings}'s flags and no supervision. */
     public SandboxConfig(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
                          String workdir, String user, String hostname, String isolation, String runtime,
                          long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
@@ -56,13 +58,13 @@ public record SandboxConfig(String image, String name, List<String> cmd, List<St
                          long diskSize) {
         this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
                 pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
-                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null);
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null, null);
     }
 
     /** The same config with {@code m} as its mounts. */
     public SandboxConfig withMounts(dev.kiln.engine.volume.Mounts m) {
         return new SandboxConfig(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime,
                 nanoCpus, memory, pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network,
-                publishAll, dns, dnsSearch, dnsOptions, extraHosts, kernel, diskSize, m, settings);
+                publishAll, dns, dnsSearch, dnsOptions, extraHosts, kernel, diskSize, m, settings, supervision);
     }
 }

@@ -92,6 +92,18 @@ final class SandboxStore {
         essential("DELETE FROM sandboxes WHERE id = ?", id);
     }
 
+    /** Rewrites the sandbox's config ({@code update}); its process stays as it resolved at create. */
+    void config(String id, SandboxConfig config, ProcessSpec process) {
+        ObjectNode node = JSON.createObjectNode();
+        node.set("config", JSON.valueToTree(config));
+        node.set("process", JSON.valueToTree(process));
+        try {
+            update("UPDATE sandboxes SET config = ? WHERE id = ?", JSON.writeValueAsString(node), id);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     void rename(String id, String name) {
         update("UPDATE sandboxes SET name = ? WHERE id = ?", name, id);
     }

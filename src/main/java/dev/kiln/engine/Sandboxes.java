@@ -53,9 +53,11 @@ public final class Sandboxes implements AutoCloseable {
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
     private final Map<String, Boolean> watched = new ConcurrentHashMap<>();
     private final ExecutorService watchers = Executors.newVirtualThreadPerTaskExecutor();
+    private final Restarts restarts = new Restarts(this::dir, id -> start(id, false, true), watchers);
     private final Events events;
     private final SandboxNetworking networking;
     private final dev.kiln.engine.volume.Volumes volumes;
+    private final HealthChecks health;
 
     Sandboxes(Images images, SandboxStore store, Path sandboxesDir, Isolators isolators,
               String defaultIsolation, Events events, Networks networks, dev.kiln.engine.volume.Volumes volumes) {
@@ -67,6 +69,7 @@ public final class Sandboxes implements AutoCloseable {
         this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
+        this.health = new HealthChecks(this, images, events, watchers);
     }
 
     // ---- create ----
@@ -128,9 +131,20 @@ public final class Sandboxes implements AutoCloseable {
 
     /** Starts a created or exited sandbox; with {@code forAttach} the process waits for the first attach client. */
     public SandboxTask start(String ref, boolean forAttach) {
+        return start(ref, forAttach, false);
+    }
+
+    /** {@code byPolicy}: kilnd starts it again by its restart policy (counted in RestartCount), not its user. */
+    private SandboxTask start(String ref, boolean forAttach, boolean byPolicy) {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
+            if (byPolicy && s.state() != SandboxState.EXITED) {
+                return null; // started, removed or being removed meanwhile
+            }
+            if (!byPolicy) {
+                restarts.startedByUser(s);
+            }
             if (s.paused()) {
                 throw KilnException.conflict("cannot start a paused sandbox " + s.name() + ", try unpause instead");
             }
@@ -172,6 +186,9 @@ public final class Sandboxes implements AutoCloseable {
                 throw e;
             }
             store.started(s.id(), task.pid(), System.currentTimeMillis());
+            if (byPolicy) {
+                store.countRestart(s.id());
+            }
             events.emit(s, "start");
             watch(s.id(), task);
             return task;
@@ -183,6 +200,9 @@ public final class Sandboxes implements AutoCloseable {
         SandboxTask task = s.running() ? task(s) : null;
         if (task == null || task.exitStatus().isPresent() || endedIfLost(s, task)) {
             throw KilnException.conflict("sandbox " + s.name() + " is not running");
+        }
+        if (List.of(Signals.SIGKILL, 15, 2, 3).contains(signal)) {
+            restarts.stoppedByUser(s); // as Docker: a container the user killed is not restarted by its policy
         }
         thaw(s, task);
         task.kill(signal);
@@ -197,6 +217,7 @@ public final class Sandboxes implements AutoCloseable {
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
     public void stop(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
+        restarts.stoppedByUser(s); // also cancels a restart its policy has scheduled
         if (!s.running()) {
             return;
         }
@@ -225,6 +246,31 @@ public final class Sandboxes implements AutoCloseable {
         store.countRestart(s.id());
         start(s.id(), false);
         events.emit(s, "restart");
+    }
+
+    // ---- update ----
+
+    /**
+     * New limits and restart policy: a running sandbox's limits change at once through its task (or the isolation
+     * refuses, saying what it can do); a stopped one's take effect at its next start.
+     */
+    public void update(String ref, SandboxUpdate u) {
+        Sandbox s = store.find(ref);
+        synchronized (lock(s.id())) {
+            s = store.find(s.id());
+            SandboxConfig c = s.config();
+            if (u.restart() != null && !u.restart().none() && c.autoRemove()) {
+                throw KilnException.invalid("Restart policy cannot be updated because AutoRemove is enabled for the "
+                        + "container");
+            }
+            Resources now = new Resources(c.nanoCpus(), c.memory(), c.pidsLimit());
+            Resources next = u.over(now);
+            if (s.running() && !next.equals(now)) {
+                task(s).update(next);
+            }
+            store.config(s.id(), u.applyTo(c), s.process());
+        }
+        events.emit(s, "update");
     }
 
     // ---- pause ----
@@ -292,6 +338,7 @@ public final class Sandboxes implements AutoCloseable {
         if (watched.putIfAbsent(run, Boolean.TRUE) != null) {
             return;
         }
+        health.started(id, task.pid());
         watchers.submit(() -> {
             try {
                 ExitStatus status = task.await(Duration.ofDays(3650)).orElseThrow();
@@ -336,6 +383,8 @@ public final class Sandboxes implements AutoCloseable {
         events.emit(s, "die");
         if (s.config().autoRemove()) {
             remove(id, true, true); // Docker's --rm takes the anonymous volumes along
+        } else {
+            restarts.exited(s, status.exitCode(), status.finishedAt().toEpochMilli());
         }
     }
 
@@ -443,6 +492,9 @@ public final class Sandboxes implements AutoCloseable {
     public void remove(String ref, boolean force, boolean removeVolumes) {
         Sandbox s = store.find(ref);
         Isolator isolator = isolator(s.isolation());
+        if (force) {
+            restarts.stoppedByUser(s);
+        }
         if (s.running()) {
             if (!force) {
                 throw KilnException.conflict("sandbox " + s.name() + " is running: stop it first or use rm -f");
@@ -471,6 +523,7 @@ public final class Sandboxes implements AutoCloseable {
         if (removeVolumes) {
             SandboxMounts.removeAnonymous(s, volumes);
         }
+        health.forget(s.id());
         locks.remove(s.id());
         events.emit(s, "destroy");
     }
@@ -568,6 +621,11 @@ public final class Sandboxes implements AutoCloseable {
         return task(running(ref)).frontPids();
     }
 
+    /** State.Health of the sandbox's current or last run; empty without a health check. */
+    public Optional<HealthChecks.Report> health(Sandbox s) {
+        return health.report(s.id());
+    }
+
     /** The task of the sandbox's last run (running or not), for attach and logs; not found if it never started. */
     public SandboxTask task(Sandbox s) {
         return isolator(s.isolation()).adopt(spec(s));
@@ -657,6 +715,7 @@ public final class Sandboxes implements AutoCloseable {
      * killed) and everything they held released. One sandbox that cannot be recovered does not stop the others.
      */
     public void reconcile() {
+        List<Sandbox> stopped = store.all().stream().filter(s -> s.state() == SandboxState.EXITED).toList();
         for (Sandbox s : store.all()) {
             try {
                 reconcile(s);
@@ -664,6 +723,7 @@ public final class Sandboxes implements AutoCloseable {
                 LOG.sandbox(s.id()).error("cannot recover the sandbox: " + e.getMessage(), e);
             }
         }
+        restarts.daemonStarted(stopped); // those that ended while kilnd was down were scheduled by their exit
     }
 
     private void reconcile(Sandbox s) {

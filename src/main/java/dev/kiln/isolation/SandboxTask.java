@@ -35,6 +35,15 @@ public interface SandboxTask extends RunningProcess {
 
     void resume();
 
+    /**
+     * Applies new limits (all of them, 0: unlimited) to the running sandbox ({@code docker update}); isolations that
+     * cannot change a running sandbox's limits refuse with one line saying what they can do.
+     */
+    default void update(Resources limits) {
+        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE,
+                "this isolation cannot change the limits of a running sandbox");
+    }
+
     /** Whether the kernel's OOM killer ended the main process (asked once it ended, before the isolator's cleanup). */
     boolean oomKilled();
 

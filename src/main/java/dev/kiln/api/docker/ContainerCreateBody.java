@@ -23,7 +23,8 @@ record ContainerCreateBody(String image, String hostname, String user, String wo
                            @JsonFormat(with = JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY) List<String> entrypoint,
                            List<String> env, Map<String, String> labels, boolean tty, boolean openStdin,
                            Map<String, JsonNode> exposedPorts, Map<String, JsonNode> volumes, HostConfig hostConfig,
-                           NetworkingConfig networkingConfig, Integer stopTimeout, String macAddress) {
+                           NetworkingConfig networkingConfig, Integer stopTimeout, String macAddress,
+                           HealthConfig healthcheck) {
 
     /** An absent HostConfig is Docker's defaults. */
     HostConfig host() {
@@ -69,6 +70,12 @@ record ContainerCreateBody(String image, String hostname, String user, String wo
     @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
     @JsonIgnoreProperties(ignoreUnknown = true)
     record RestartPolicy(String name, long maximumRetryCount) {
+    }
+
+    /** Config.Healthcheck: durations in nanoseconds. */
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record HealthConfig(List<String> test, long interval, long timeout, long startPeriod, int retries) {
     }
 
     @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)

@@ -29,7 +29,7 @@ final class ContainerView {
 
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
         SandboxConfig r = s.config();
-        Map<String, Object> state = SandboxView.state(s);
+        Map<String, Object> state = SandboxView.state(s, engine.sandboxes().health(s));
         state.put("Error", "");
 
         Map<String, Object> config = new LinkedHashMap<>();
@@ -49,6 +49,16 @@ final class ContainerView {
         config.put("WorkingDir", s.process().cwd());
         config.put("Entrypoint", r.entrypoint());
         config.put("Labels", labels(s));
+        dev.kiln.engine.Healthcheck check = dev.kiln.engine.Supervision.of(r).healthcheck();
+        if (check != null) {
+            Map<String, Object> h = new LinkedHashMap<>();
+            h.put("Test", check.test());
+            h.put("Interval", check.interval());
+            h.put("Timeout", check.timeout());
+            h.put("StartPeriod", check.startPeriod());
+            h.put("Retries", check.retries());
+            config.put("Healthcheck", h);
+        }
 
         Map<String, Object> host = new LinkedHashMap<>();
         host.put("NetworkMode", networkName(engine, s));
@@ -58,7 +68,8 @@ final class ContainerView {
         host.put("DnsSearch", r.dnsSearch() == null ? List.of() : r.dnsSearch());
         host.put("DnsOptions", r.dnsOptions() == null ? List.of() : r.dnsOptions());
         host.put("ExtraHosts", r.extraHosts());
-        host.put("RestartPolicy", Map.of("Name", "no", "MaximumRetryCount", 0));
+        dev.kiln.engine.RestartPolicy restart = dev.kiln.engine.Supervision.of(r).restart();
+        host.put("RestartPolicy", Map.of("Name", restart.name(), "MaximumRetryCount", restart.maximumRetryCount()));
         host.put("AutoRemove", r.autoRemove());
         host.put("Isolation", s.isolation());
         host.put("Runtime", runtime(engine, s));
@@ -121,7 +132,7 @@ final class ContainerView {
                 SandboxView.exposedPorts(engine.images(), s)));
         m.put("Labels", labels(s));
         m.put("State", status(s));
-        m.put("Status", humanStatus(s));
+        m.put("Status", SandboxView.humanStatus(s, engine.sandboxes().health(s)));
         String networkName = networkName(engine, s);
         m.put("HostConfig", Map.of("NetworkMode", networkName));
         m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),

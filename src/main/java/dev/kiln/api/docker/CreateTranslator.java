@@ -46,7 +46,7 @@ final class CreateTranslator {
                 publish(body, host), network(host), host.publishAllPorts(),
                 host.dns(), host.dnsSearch(), host.dnsOptions(), host.extraHosts(), null, 0,
                 DockerMounts.translate(body, host),
-                dev.kiln.api.RunFlagsTranslator.settings(flags(body, host)));
+                dev.kiln.api.RunFlagsTranslator.settings(flags(body, host)), supervision(body, host));
     }
 
     /**
@@ -92,6 +92,18 @@ final class CreateTranslator {
             }
         }
         return null;
+    }
+
+    /** HostConfig.RestartPolicy and Config.Healthcheck; null when neither asks for anything. */
+    static dev.kiln.engine.Supervision supervision(ContainerCreateBody body, ContainerCreateBody.HostConfig host) {
+        ContainerCreateBody.RestartPolicy p = host.restartPolicy();
+        String name = p == null ? null : text(p.name());
+        dev.kiln.engine.RestartPolicy restart = name == null ? dev.kiln.engine.RestartPolicy.NO
+                : new dev.kiln.engine.RestartPolicy(name, (int) Math.min(Integer.MAX_VALUE, p.maximumRetryCount()));
+        ContainerCreateBody.HealthConfig h = body.healthcheck();
+        dev.kiln.engine.Healthcheck health = h == null ? null : new dev.kiln.engine.Healthcheck(h.test(),
+                h.interval(), h.timeout(), h.startPeriod(), h.retries());
+        return restart.none() && health == null ? null : new dev.kiln.engine.Supervision(restart, health);
     }
 
     /**
@@ -195,10 +207,6 @@ final class CreateTranslator {
         }
         if (nonEmpty(host.links())) {
             refused.add("--link");
-        }
-        String restart = host.restartPolicy() == null ? null : text(host.restartPolicy().name());
-        if (restart != null && !restart.equals("no")) {
-            refused.add("restart policies (--restart " + restart + ")");
         }
         String ipc = text(host.ipcMode());
         if (ipc != null && !List.of("private", "none", "shareable").contains(ipc)) {

@@ -80,6 +80,7 @@ final class DockerContainers {
             sandboxes.kill(s.id(), Signals.number(x.query("signal", "KILL")));
             x.noContent();
         });
+        r.add("POST", "/containers/{id}/update", this::update);
         r.add("POST", "/containers/{id}/pause", x -> {
             sandboxes.pause(sandbox(x.path("id")).id());
             x.noContent();
@@ -212,6 +213,39 @@ final class DockerContainers {
         } catch (KilnException e) {
             return false;
         }
+    }
+
+    /** Docker's UpdateConfig: the resources kiln limits, and RestartPolicy (an empty Name: unchanged). */
+    @com.fasterxml.jackson.databind.annotation.JsonNaming(
+            com.fasterxml.jackson.databind.PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @com.fasterxml.jackson.annotation.JsonIgnoreProperties(ignoreUnknown = true)
+    record UpdateBody(long nanoCpus, long memory, Long pidsLimit, ContainerCreateBody.RestartPolicy restartPolicy,
+                      long cpuShares, long cpuQuota, long cpuPeriod, String cpusetCpus, String cpusetMems,
+                      long memoryReservation, long memorySwap, long blkioWeight, long kernelMemory) {
+    }
+
+    private void update(Exchange x) {
+        Sandbox s = sandbox(x.path("id"));
+        UpdateBody b = x.body(UpdateBody.class);
+        List<String> refused = new ArrayList<>();
+        if (b.cpuShares() > 0 || b.cpuQuota() > 0 || b.cpuPeriod() > 0 || CreateTranslator.text(b.cpusetCpus()) != null
+                || CreateTranslator.text(b.cpusetMems()) != null) {
+            refused.add("--cpu-shares, --cpu-quota, --cpu-period and --cpuset-* (use --cpus)");
+        }
+        if (b.memoryReservation() > 0 || b.memorySwap() > 0 || b.kernelMemory() > 0) {
+            refused.add("--memory-reservation, --memory-swap and --kernel-memory (use --memory)");
+        }
+        if (b.blkioWeight() > 0) {
+            refused.add("--blkio-weight");
+        }
+        if (!refused.isEmpty()) {
+            throw KilnException.invalid("kiln does not support updating " + String.join(", ", refused) + " yet");
+        }
+        String policy = b.restartPolicy() == null ? null : CreateTranslator.text(b.restartPolicy().name());
+        sandboxes.update(s.id(), new dev.kiln.engine.SandboxUpdate(b.nanoCpus(), b.memory(), b.pidsLimit(),
+                policy == null ? null : new dev.kiln.engine.RestartPolicy(policy,
+                        (int) Math.min(Integer.MAX_VALUE, b.restartPolicy().maximumRetryCount()))));
+        x.json(Map.of("Warnings", List.of()));
     }
 
     // ---- start, wait ----

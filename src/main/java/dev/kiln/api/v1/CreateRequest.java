@@ -25,14 +25,15 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                             boolean tty, boolean openStdin, boolean autoRemove, String platform,
                             List<String> publish, String network, boolean publishAll, List<String> dns,
                             List<String> dnsSearch, List<String> dnsOptions, List<String> extraHosts, String kernel,
-                            long diskSize, MountFlags mounts, RunFlags flags) {
+                            long diskSize, MountFlags mounts, RunFlags flags,
+                            Supervision supervision) {
 
     /** {@code -v}, {@code --mount} and {@code --tmpfs} values as typed; null lists for none. */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record MountFlags(List<String> volumes, List<String> mounts, List<String> tmpfs) {
     }
 
-    /** A request without mounts and with none of {@link RunFlags}' flags. */
+    /** A request without mounts, with none of {@link RunFlags}' flags and no supervision. */
     public CreateRequest(String image, String name, List<String> cmd, List<String> entrypoint, List<String> env,
                          String workdir, String user, String hostname, String isolation, String runtime,
                          long nanoCpus, long memory, long pidsLimit, boolean readOnly, Map<String, String> labels,
@@ -42,6 +43,6 @@ public record CreateRequest(String image, String name, List<String> cmd, List<St
                          long diskSize) {
         this(image, name, cmd, entrypoint, env, workdir, user, hostname, isolation, runtime, nanoCpus, memory,
                 pidsLimit, readOnly, labels, tty, openStdin, autoRemove, platform, publish, network, publishAll, dns,
-                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null);
+                dnsSearch, dnsOptions, extraHosts, kernel, diskSize, null, null, null);
     }
 }

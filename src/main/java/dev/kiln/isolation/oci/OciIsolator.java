@@ -55,6 +55,10 @@ public final class OciIsolator implements Isolator {
      * {@code stateRoot}: the runtime's {@code --root}; {@code globalFlags}: e.g. runsc's --platform;
      * {@code runtimePaths}: where the runtime binary is when not on PATH ({@code runtime-paths} in kilnd's config).
      */
+    OciRuntime runtime() {
+        return runtime;
+    }
+
     public OciIsolator(OciRuntime runtime, Path stateRoot, List<String> globalFlags, Map<String, Path> runtimePaths) {
         SeccompProfile.kilnDefault(); // load at daemon start, not at the first sandbox
         this.runtime = runtime;

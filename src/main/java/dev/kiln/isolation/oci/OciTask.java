@@ -94,6 +94,12 @@ final class OciTask extends ShimTask {
         }
     }
 
+    /** Its cgroups, rewritten in place ({@link CgroupLimits}); the processes keep running. */
+    @Override
+    public void update(dev.kiln.isolation.Resources limits) {
+        CgroupLimits.apply(spec.id(), limits, oci.runtime());
+    }
+
     @Override
     public boolean oomKilled() {
         return oci.oomKilled(spec);

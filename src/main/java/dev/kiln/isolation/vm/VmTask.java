@@ -132,6 +132,13 @@ final class VmTask extends ShimTask {
         vm.vmm(spec).pause(VmIsolator.vmDir(spec), false);
     }
 
+    /** A VM's memory and vCPUs are the guest's hardware, fixed at boot (kiln has no balloon or CPU hot-plug). */
+    @Override
+    public void update(dev.kiln.isolation.Resources limits) {
+        throw KilnException.conflict("a VM's memory, vCPUs and task limit are fixed at its boot: stop sandbox "
+                + spec.name() + ", update it, and its next start boots with the new limits");
+    }
+
     private void requireVmm() {
         if (vm.vmmPid(spec).isEmpty()) {
             throw KilnException.conflict("sandbox " + spec.name() + " has no VM running");

@@ -239,7 +239,11 @@ class DockerConformanceTest {
      * streamed body; with "Connection: close" it would not), and reading ends at the last chunk.
      */
     static Raw request(String method, String path, byte[] body, String contentType, boolean keepAlive) {
-        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(fixture.daemon.socket()))) {
+        return request(fixture.daemon.socket(), method, path, body, contentType, keepAlive);
+    }
+
+    static Raw request(Path socket, String method, String path, byte[] body, String contentType, boolean keepAlive) {
+        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
             String head = method + " " + path + " HTTP/1.1\r\nHost: d\r\n"
                     + (keepAlive ? "" : "Connection: close\r\n")
                     + (body == null ? "" : "Content-Type: " + contentType + "\r\nContent-Length: " + body.length

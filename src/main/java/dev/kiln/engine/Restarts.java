@@ -1,0 +1,106 @@
+package dev.kiln.engine;
+
+import dev.kiln.KilnLog;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.function.Consumer;
+import java.util.function.Function;
+
+/**
+ * Restart policies ({@link RestartPolicy}) at work: after a run ends, kilnd starts the sandbox again when its policy
+ * says so, after Docker's back-off (100 ms, doubling up to a minute, back to 100 ms after a run of 10 s or more);
+ * when kilnd starts, {@code always} sandboxes and {@code unless-stopped} ones the user did not stop are started.
+ * A stop, kill or removal by the user is remembered in a marker file in the sandbox's directory (it must outlive
+ * kilnd, for {@code unless-stopped} after a reboot) and cleared by the user's next start.
+ */
+final class Restarts {
+    private static final KilnLog LOG = KilnLog.of(Restarts.class);
+    private static final long FIRST_DELAY_MS = 100;
+    private static final long MAX_DELAY_MS = 60_000;
+    private static final long RESET_AFTER_MS = 10_000;
+    private static final String STOPPED_MARKER = "stopped-by-user";
+
+    private final Function<Sandbox, Path> dirs;
+    private final Consumer<String> policyStart;
+    private final ExecutorService executor;
+    private final Map<String, Long> delays = new ConcurrentHashMap<>();
+
+    /** {@code policyStart} starts a sandbox by its policy (counted as a restart, not a user's start). */
+    Restarts(Function<Sandbox, Path> dirs, Consumer<String> policyStart, ExecutorService executor) {
+        this.dirs = dirs;
+        this.policyStart = policyStart;
+        this.executor = executor;
+    }
+
+    void stoppedByUser(Sandbox s) {
+        try {
+            Path dir = dirs.apply(s);
+            if (Files.isDirectory(dir)) {
+                Files.writeString(dir.resolve(STOPPED_MARKER), "");
+            }
+        } catch (IOException e) {
+            LOG.sandbox(s.id()).warn("cannot record that the user stopped the sandbox: " + e.getMessage(), e);
+        }
+    }
+
+    void startedByUser(Sandbox s) {
+        delays.remove(s.id());
+        try {
+            Files.deleteIfExists(dirs.apply(s).resolve(STOPPED_MARKER));
+        } catch (IOException e) {
+            LOG.sandbox(s.id()).warn("cannot clear the sandbox's stop marker: " + e.getMessage(), e);
+        }
+    }
+
+    boolean isStoppedByUser(Sandbox s) {
+        return Files.exists(dirs.apply(s).resolve(STOPPED_MARKER));
+    }
+
+    /** After a run of {@code before} ended with {@code exitCode}: schedules its restart if its policy wants one. */
+    void exited(Sandbox before, int exitCode, long finishedAt) {
+        RestartPolicy policy = Supervision.of(before.config()).restart();
+        if (before.config().autoRemove() || isStoppedByUser(before)
+                || !policy.restartsAfter(exitCode, before.restarts())) {
+            return;
+        }
+        long ran = finishedAt - before.started();
+        long delay = ran >= RESET_AFTER_MS ? FIRST_DELAY_MS
+                : delays.merge(before.id(), FIRST_DELAY_MS, (old, first) -> Math.min(old * 2, MAX_DELAY_MS));
+        if (ran >= RESET_AFTER_MS) {
+            delays.put(before.id(), FIRST_DELAY_MS);
+        }
+        schedule(before, delay);
+    }
+
+    /** When kilnd starts: the sandboxes that were not running and whose policy starts them with the daemon. */
+    void daemonStarted(List<Sandbox> stopped) {
+        for (Sandbox s : stopped) {
+            if (s.state() == SandboxState.EXITED && !s.config().autoRemove()
+                    && Supervision.of(s.config()).restart().startsWithDaemon(isStoppedByUser(s))) {
+                schedule(s, 0);
+            }
+        }
+    }
+
+    private void schedule(Sandbox s, long delayMs) {
+        executor.submit(() -> {
+            try {
+                Thread.sleep(delayMs);
+                if (isStoppedByUser(s)) {
+                    return; // stopped meanwhile (docker stop during the back-off)
+                }
+                policyStart.accept(s.id());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (RuntimeException e) {
+                LOG.sandbox(s.id()).warn("restart policy: cannot start the sandbox again: " + e.getMessage(), e);
+            }
+        });
+    }
+}

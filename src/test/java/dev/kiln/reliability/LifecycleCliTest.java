@@ -1,0 +1,134 @@
+package dev.kiln.reliability;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The life-cycle commands of issue 15 through kiln's own CLI against a kilnd of its own process: pause/unpause,
+ * update, kill, and restart policies across a kilnd restart and a simulated host reboot (kilnd and every sandbox
+ * process killed, then kilnd started again).
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class LifecycleCliTest extends DaemonProcessTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    String image;
+
+    @BeforeEach
+    void image() {
+        image = busybox();
+    }
+
+    @Test
+    void pauseUnpauseUpdateAndKillThroughTheKilnCli() throws Exception {
+        kiln.ok("run", "-d", "--name", "p", "--memory", "64m", image, "sleep", "600");
+        assertThat(kiln.ok("pause", "p").out().strip()).isEqualTo("p");
+        assertThat(inspect("p").path("State").path("Status").asText()).isEqualTo("paused");
+        assertThat(inspect("p").path("State").path("Paused").asBoolean()).isTrue();
+        assertThat(kiln.ok("ps").out()).contains("(Paused)");
+        KilnCli.Result exec = kiln.kiln("exec", "p", "true");
+        assertThat(exec.exitCode()).isEqualTo(125);
+        assertThat(exec.err()).contains("is paused");
+        kiln.ok("unpause", "p");
+        assertThat(inspect("p").path("State").path("Status").asText()).isEqualTo("running");
+
+        kiln.ok("update", "--memory", "128m", "--pids-limit", "30", "--restart", "unless-stopped", "p");
+        JsonNode host = inspect("p").path("HostConfig");
+        assertThat(host.path("Memory").asLong()).isEqualTo(128L << 20);
+        assertThat(host.path("PidsLimit").asLong()).isEqualTo(30);
+        assertThat(host.path("RestartPolicy").path("Name").asText()).isEqualTo("unless-stopped");
+        KilnCli.Result none = kiln.kiln("update", "p");
+        assertThat(none.exitCode()).isEqualTo(125);
+        assertThat(none.err()).contains("one or more flags");
+
+        // kill returns once it no longer runs: rm without -f right after works
+        kiln.ok("kill", "p");
+        assertThat(inspect("p").path("State").path("Running").asBoolean()).isFalse();
+        kiln.ok("rm", "p");
+
+        KilnCli.Result conflict = kiln.kiln("run", "--rm", "--restart", "always", image, "true");
+        assertThat(conflict.exitCode()).isEqualTo(125);
+        assertThat(conflict.err()).contains("Conflicting options: --restart and --rm");
+        KilnCli.Result bad = kiln.kiln("create", "--restart", "sometimes", image, "true");
+        assertThat(bad.exitCode()).isEqualTo(125);
+        assertThat(bad.err()).contains("invalid restart policy \"sometimes\"");
+    }
+
+    @Test
+    void restartPoliciesHoldAcrossKilndRestartsAndAHostReboot() throws Exception {
+        kiln.ok("run", "-d", "--name", "always", "--restart", "always", image, "sleep", "600");
+        kiln.ok("run", "-d", "--name", "unless", "--restart", "unless-stopped", image, "sleep", "600");
+        kiln.ok("run", "-d", "--name", "stopped", "--restart", "unless-stopped", image, "sleep", "600");
+        kiln.ok("run", "-d", "--name", "never", image, "sleep", "600");
+        kiln.ok("stop", "-t", "1", "stopped");
+
+        // a sandbox that exits while kilnd is down is restarted by the next kilnd
+        kiln.ok("run", "-d", "--name", "quitter", "--restart", "on-failure", image, "sh", "-c", "sleep 2; exit 4");
+        kilnd.kill9();
+        Thread.sleep(3000);
+        kilnd.restart();
+        awaitState("quitter", "running", 1);
+
+        // the host reboots: kilnd and every process of every sandbox die at once
+        long[] monitors = {pid("always"), pid("unless"), pid("never"), pid("quitter")};
+        kilnd.kill9();
+        for (long monitor : monitors) {
+            ProcessHandle.of(monitor).ifPresent(m -> {
+                m.descendants().forEach(ProcessHandle::destroyForcibly);
+                m.destroyForcibly();
+            });
+        }
+        Thread.sleep(500);
+        kilnd.restart();
+        awaitState("always", "running", 1);
+        awaitState("unless", "running", 1);
+        Thread.sleep(1000);
+        assertThat(inspect("stopped").path("State").path("Status").asText())
+                .as("unless-stopped that the user stopped stays stopped").isEqualTo("exited");
+        assertThat(inspect("never").path("State").path("Status").asText()).isEqualTo("exited");
+        assertThat(inspect("never").path("RestartCount").asInt()).isZero();
+        // and they really run: exec works in the restarted one
+        KilnCli.Result exec = kiln.process(Duration.ofSeconds(30), "exec", "always", "echo", "back");
+        assertThat(exec.out().strip()).as(exec.toString()).isEqualTo("back");
+
+        // a stop by the user holds across kilnd's restart for unless-stopped; always starts with kilnd again
+        kiln.ok("stop", "-t", "1", "always", "unless");
+        kilnd.restart();
+        awaitState("always", "running", 2);
+        Thread.sleep(1000);
+        assertThat(inspect("unless").path("State").path("Status").asText()).isEqualTo("exited");
+        kiln.ok("rm", "-f", "always", "unless", "stopped", "never", "quitter");
+    }
+
+    private long pid(String name) throws Exception {
+        return inspect(name).path("State").path("Pid").asLong();
+    }
+
+    private void awaitState(String name, String status, int restarts) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        JsonNode last = null;
+        while (System.nanoTime() < deadline) {
+            last = inspect(name);
+            if (last.path("State").path("Status").asText().equals(status)
+                    && last.path("RestartCount").asInt() >= restarts) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError(name + " never " + status + " after " + restarts + " restarts: " + last);
+    }
+
+    private JsonNode inspect(String name) throws Exception {
+        JsonNode all = JSON.readTree(kiln.ok("inspect", name).out());
+        return all.isArray() ? all.get(0) : all;
+    }
+}
