@@ -69,6 +69,8 @@ final class Commands {
         NETWORK.put("inspect", NetworkCommands.Inspect::new);
         NETWORK.put("rm", NetworkCommands.Rm::new);
         NETWORK.put("prune", NetworkCommands.Prune::new);
+        NETWORK.put("connect", NetworkConnectCommands.Connect::new);
+        NETWORK.put("disconnect", NetworkConnectCommands.Disconnect::new);
     }
 
     /** Global options that take a value, so the command name is found after them. */

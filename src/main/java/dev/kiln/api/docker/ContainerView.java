@@ -79,7 +79,7 @@ final class ContainerView {
         Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
                 networkName, networkId(engine, networkName));
         network.put("SandboxID", s.running() ? s.id() : "");
-        network.put("Networks", networks(engine, s, networkName, network.get("Networks")));
+        network.put("Networks", SandboxView.networks(engine, s, network.get("Networks"), "bridge"));
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());
@@ -135,35 +135,6 @@ final class ContainerView {
         m.put("NetworkSettings", Map.of("Networks", rowNetworks));
         m.put("Mounts", List.of());
         return m;
-    }
-
-    /**
-     * NetworkSettings.Networks: the first network's endpoint with its Aliases and IPAMConfig, then each network
-     * joined with connect, as Docker lists every network a container is on.
-     */
-    @SuppressWarnings("unchecked")
-    static Map<String, Object> networks(Engine engine, Sandbox s, String firstName, Object first) {
-        Map<String, Object> out = new LinkedHashMap<>();
-        ((Map<String, Object>) first).forEach((name, endpoint) -> {
-            Map<String, Object> e = new LinkedHashMap<>((Map<String, Object>) endpoint);
-            dev.kiln.api.RunSettingsView.endpoint(s.config(), e);
-            out.put(name, e);
-        });
-        for (dev.kiln.engine.Sandboxes.Joined j : engine.sandboxes().joined(s)) {
-            String name = j.network().equals(KilnNetwork.NAME) ? "bridge" : j.network();
-            var a = j.attachment().orElse(null);
-            Map<String, Object> e = new LinkedHashMap<>();
-            e.put("IPAMConfig", j.ip() == null ? null : Map.of("IPv4Address", j.ip()));
-            e.put("Aliases", j.aliases().isEmpty() ? null : j.aliases());
-            e.put("NetworkID", networkId(engine, name));
-            e.put("EndpointID", a == null ? "" : a.sandboxId() + "-" + a.ifname());
-            e.put("Gateway", a == null || a.gateway() == null ? "" : a.gateway());
-            e.put("IPAddress", a == null || a.ipAddress() == null ? "" : a.ipAddress());
-            e.put("IPPrefixLen", a == null ? 0 : a.prefixLength());
-            e.put("MacAddress", a == null || a.macAddress() == null ? "" : a.macAddress());
-            out.put(name, e);
-        }
-        return out;
     }
 
     /** HostConfig.NetworkMode and the Networks key as Docker names them: kiln's own network is "bridge". */
