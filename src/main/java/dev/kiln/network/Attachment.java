@@ -35,6 +35,39 @@ public record Attachment(String network, String sandboxId, String netns, String 
         return new Attachment(network, sandboxId, netns, null, 0, null, null, ports, null, ifname);
     }
 
+    /**
+     * The traffic counters of the sandbox's interface as Docker's stats show them ({@code rx_bytes}, {@code
+     * rx_packets}, {@code rx_errors}, {@code rx_dropped}, {@code tx_...}), read without entering the namespace: from
+     * the host end of its veth (named in the CNI result), whose receive is the sandbox's transmit. Empty before ADD
+     * completed or once the veth is gone.
+     */
+    public java.util.Optional<java.util.Map<String, Long>> counters() {
+        if (result == null) {
+            return java.util.Optional.empty();
+        }
+        String bridge = result.path("interfaces").path(0).path("name").asText("");
+        for (JsonNode i : result.path("interfaces")) {
+            String name = i.path("name").asText("");
+            if (i.has("sandbox") || name.isEmpty() || name.equals(bridge) || name.contains("/")) {
+                continue;
+            }
+            java.nio.file.Path stats = java.nio.file.Path.of("/sys/class/net", name, "statistics");
+            try {
+                java.util.Map<String, Long> out = new java.util.LinkedHashMap<>();
+                for (String[] pair : new String[][]{{"rx", "tx"}, {"tx", "rx"}}) {
+                    for (String what : List.of("bytes", "packets", "errors", "dropped")) {
+                        out.put(pair[0] + "_" + what, Long.parseLong(java.nio.file.Files.readString(
+                                stats.resolve(pair[1] + "_" + what)).strip()));
+                    }
+                }
+                return java.util.Optional.of(out);
+            } catch (java.io.IOException | NumberFormatException e) {
+                return java.util.Optional.empty();
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
     /** Whether this is the sandbox's first interface, whose attachment made (and owns) its namespace. */
     public boolean first() {
         return ifname.equals(KilnNetwork.IFNAME);

@@ -99,6 +99,9 @@ class DockerNetworkConnectTest {
         assertThat(lookup("db", "web")).as("front's alias is not a name on back").isEmpty();
         assertThat(docker.run("exec", "app", "busybox", "ping", "-c", "1", "-W", "3", "db").exitCode())
                 .as("traffic to back goes through the second interface").isZero();
+        // stats' networks: the CLI sums them into NET I/O (without the key it shows 0B / 0B)
+        assertThat(docker.ok("stats", "--no-stream", "--format", "{{.NetIO}}", "app").strip())
+                .isNotEqualTo("0B / 0B").matches("[0-9.]+k?B / [0-9.]+k?B");
         assertThat(inspect("network", "inspect", "back").path("Containers").toString()).contains("\"Name\":\"app\"");
         assertThat(docker.run("network", "rm", "back").err()).contains("in use").contains("app");
         DockerCli.Result twice = docker.run("network", "connect", "back", "app");
