@@ -25,6 +25,19 @@ public final class NetworkRoutes {
         });
         r.add("POST", "/v1/networks/prune", x -> x.json(Map.of("removed", engine.pruneNetworks())));
         r.add("GET", "/v1/networks/{name}", x -> x.json(NetworkView.find(engine, x.path("name"), KilnNetwork.NAME)));
+        r.add("POST", "/v1/networks/{name}/connect", x -> {
+            var req = x.body(dev.kiln.api.v1.NetworkConnectRequest.class);
+            if (req.sandbox() == null || req.sandbox().isEmpty()) {
+                throw dev.kiln.KilnException.invalid("network connect needs a sandbox");
+            }
+            engine.sandboxes().connect(req.sandbox(), x.path("name"), req.aliases(), req.ip());
+            x.noContent();
+        });
+        r.add("POST", "/v1/networks/{name}/disconnect", x -> {
+            engine.sandboxes().disconnect(x.body(dev.kiln.api.v1.NetworkConnectRequest.class).sandbox(),
+                    x.path("name"));
+            x.noContent();
+        });
         r.add("DELETE", "/v1/networks/{name}", x -> {
             engine.removeNetwork(x.path("name"));
             x.noContent();

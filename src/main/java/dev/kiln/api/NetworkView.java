@@ -105,7 +105,7 @@ public final class NetworkView {
     private static Map<String, Object> containers(Engine engine, String network) {
         Map<String, Object> out = new LinkedHashMap<>();
         for (Sandbox s : engine.sandboxesOn(network)) {
-            engine.sandboxes().network(s).filter(a -> a.ipAddress() != null).ifPresent(a -> {
+            engine.sandboxes().networkOn(s, network).filter(a -> a.ipAddress() != null).ifPresent(a -> {
                 Map<String, Object> e = new LinkedHashMap<>();
                 e.put("Name", s.name());
                 e.put("EndpointID", endpointId(network, s.id()));

@@ -9,6 +9,7 @@ import dev.kiln.engine.SandboxState;
 import dev.kiln.engine.Sandboxes;
 import dev.kiln.image.Digest;
 import dev.kiln.network.Attachment;
+import dev.kiln.network.KilnNetwork;
 import dev.kiln.network.PortMapping;
 
 import java.time.Instant;
@@ -49,6 +50,36 @@ public final class SandboxView {
         attached.put("EndpointID", a == null ? "" : a.sandboxId());
         n.put("Networks", networkName == null ? Map.of() : Map.of(networkName, attached));
         return n;
+    }
+
+    /**
+     * NetworkSettings.Networks: the first network's endpoint with its Aliases and IPAMConfig, then each network
+     * joined with connect, as Docker lists every network a container is on.
+     */
+    @SuppressWarnings("unchecked")
+    public static Map<String, Object> networks(Engine engine, Sandbox s, Object first, String standardName) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        ((Map<String, Object>) first).forEach((name, endpoint) -> {
+            Map<String, Object> e = new LinkedHashMap<>((Map<String, Object>) endpoint);
+            RunSettingsView.endpoint(s.config(), e);
+            out.put(name, e);
+        });
+        for (dev.kiln.engine.Sandboxes.Joined j : engine.sandboxes().joined(s)) {
+            String name = j.network().equals(KilnNetwork.NAME) ? standardName : j.network();
+            var a = j.attachment().orElse(null);
+            Map<String, Object> e = new LinkedHashMap<>();
+            e.put("IPAMConfig", j.ip() == null ? null : Map.of("IPv4Address", j.ip()));
+            e.put("Aliases", j.aliases().isEmpty() ? null : j.aliases());
+            e.put("NetworkID", j.network().equals(KilnNetwork.NAME) ? NetworkView.id("bridge")
+                    : engine.networks().find(j.network()).map(dev.kiln.network.UserNetwork::id).orElse(""));
+            e.put("EndpointID", a == null ? "" : a.sandboxId() + "-" + a.ifname());
+            e.put("Gateway", a == null || a.gateway() == null ? "" : a.gateway());
+            e.put("IPAddress", a == null || a.ipAddress() == null ? "" : a.ipAddress());
+            e.put("IPPrefixLen", a == null ? 0 : a.prefixLength());
+            e.put("MacAddress", a == null || a.macAddress() == null ? "" : a.macAddress());
+            out.put(name, e);
+        }
+        return out;
     }
 
     /** IPAddress, IPPrefixLen, Gateway, MacAddress: empty while the sandbox is on no network. */
@@ -203,7 +234,9 @@ public final class SandboxView {
         m.put("Config", config);
         m.put("HostConfig", host);
         m.put("Mounts", VolumeView.mounts(engine, s));
-        m.put("NetworkSettings", networkSettings(network, Set.of(), null, null));
+        Map<String, Object> networkSettings = networkSettings(network, Set.of(), null, null);
+        networkSettings.put("Networks", networks(engine, s, networkSettings.get("Networks"), KilnNetwork.NAME));
+        m.put("NetworkSettings", networkSettings);
         return m;
     }
 

@@ -81,6 +81,8 @@ final class Commands {
         VOLUME.put("inspect", VolumeCommands.Inspect::new);
         VOLUME.put("rm", VolumeCommands.Rm::new);
         VOLUME.put("prune", VolumeCommands.Prune::new);
+        NETWORK.put("connect", NetworkConnectCommands.Connect::new);
+        NETWORK.put("disconnect", NetworkConnectCommands.Disconnect::new);
     }
 
     /** Global options that take a value, so the command name is found after them. */

@@ -14,6 +14,7 @@ import dev.kiln.state.Database;
 
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -31,7 +32,8 @@ public final class Engine implements AutoCloseable {
     private final SandboxVolumes volumes;
     private final Path root;
     /** What can change whether and how a sandbox is named by its network's resolver. */
-    private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy");
+    private static final Set<String> NAME_EVENTS = Set.of("start", "die", "stop", "rename", "destroy", "connect",
+            "disconnect");
     /** Serialises {@link #refreshPeer}: each reads the sandbox's state and writes the table in one step. */
     private final Object peerLock = new Object();
 
@@ -64,7 +66,8 @@ public final class Engine implements AutoCloseable {
     public List<Sandbox> sandboxesOn(String name) {
         return sandboxes.list().stream().filter(s -> {
             NetworkMode mode = sandboxes.networkMode(s);
-            return mode.bridged() && mode.network().equals(name);
+            return mode.bridged() && mode.network().equals(name)
+                    || sandboxes.joined(s).stream().anyMatch(j -> j.network().equals(name));
         }).toList();
     }
 
@@ -103,17 +106,38 @@ public final class Engine implements AutoCloseable {
 
     /** The running sandboxes on a network with the names its resolver answers for (at kilnd start only). */
     private List<Peers.Peer> peers(String network) {
-        return sandboxesOn(network).stream().flatMap(s -> peer(s).stream()).toList();
+        return sandboxesOn(network).stream().<Peers.Peer>flatMap(s -> java.util.stream.Stream.ofNullable(peers(s).get(network)))
+                .toList();
     }
 
-    /** A running sandbox on a user network as its resolver names it: name, hostname, short id. */
-    private Optional<Peers.Peer> peer(Sandbox s) {
-        String network = networkOf(s);
-        if (!s.running() || network == null || network.equals(KilnNetwork.NAME)) {
-            return Optional.empty();
+    /**
+     * A running sandbox on user networks as their resolvers name it: name, hostname, short id and its aliases there
+     * ({@code --network-alias} on its first network, those given to connect on the others), by network.
+     */
+    private Map<String, Peers.Peer> peers(Sandbox s) {
+        Map<String, Peers.Peer> out = new java.util.LinkedHashMap<>();
+        if (!s.running()) {
+            return out;
         }
-        return sandboxes.network(s).filter(a -> a.ipAddress() != null && a.network().equals(network))
-                .map(a -> new Peers.Peer(s.id(), a.ipAddress(), List.of(s.name(), Sandboxes.hostname(s), s.shortId())));
+        List<String> names = List.of(s.name(), Sandboxes.hostname(s), s.shortId());
+        String network = networkOf(s);
+        if (network != null && !network.equals(KilnNetwork.NAME)) {
+            sandboxes.network(s).filter(a -> a.ipAddress() != null && a.network().equals(network))
+                    .ifPresent(a -> out.put(network, new Peers.Peer(s.id(), a.ipAddress(),
+                            concat(names, s.config().settings().aliases()))));
+        }
+        for (Sandboxes.Joined j : sandboxes.joined(s)) {
+            j.attachment().filter(a -> a.ipAddress() != null && !j.network().equals(KilnNetwork.NAME))
+                    .ifPresent(a -> out.put(j.network(), new Peers.Peer(s.id(), a.ipAddress(),
+                            concat(names, j.aliases()))));
+        }
+        return out;
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> out = new java.util.ArrayList<>(a);
+        out.addAll(b);
+        return out;
     }
 
     /** The bridge network (default or user) the sandbox is configured for; null for none, host or slirp. */
@@ -131,8 +155,7 @@ public final class Engine implements AutoCloseable {
         synchronized (peerLock) {
             try {
                 Optional<Sandbox> s = sandboxes.byId(id);
-                Optional<Peers.Peer> p = s.flatMap(this::peer);
-                networks.peer(id, p.isPresent() ? networkOf(s.get()) : null, p.orElse(null));
+                networks.peer(id, s.map(this::peers).orElse(Map.of()));
             } catch (RuntimeException e) {
                 LOG.sandbox(id).warn("cannot update the names of the sandbox: " + e.getMessage(), e);
             }

@@ -31,10 +31,12 @@ final class SandboxNetworking {
     private final Isolators isolators;
     /** Serialises host-port allocation between creates and starts. */
     private final Object ports = new Object();
+    private final SandboxConnections connections;
 
     SandboxNetworking(Networks networks, Images images, SandboxStore store, Function<Sandbox, Path> dir,
                       Isolators isolators) {
         this.networks = networks;
+        this.connections = new SandboxConnections(networks);
         this.isolators = isolators;
         this.images = images;
         this.store = store;
@@ -90,9 +92,23 @@ final class SandboxNetworking {
                     throw KilnException.invalid("--network " + mode.display() + " is not supported for the "
                             + isolation + " isolation yet (use --network none)");
                 }
-                networks.get(mode.network()); // refused when there is no such network
+                KilnNetwork network = networks.get(mode.network()); // refused when there is no such network
+                var settings = r.settings();
+                if (mode.network().equals(KilnNetwork.NAME)
+                        && (!settings.aliases().isEmpty() || settings.ipAddress() != null)) {
+                    throw KilnException.invalid("--network-alias and --ip are for user networks (the default network "
+                            + "has no resolver and no fixed addresses, as Docker's default bridge)");
+                }
+                if (settings.ipAddress() != null && !network.hostAddress(settings.ipAddress())) {
+                    throw KilnException.invalid("--ip " + settings.ipAddress() + " is not a host address of network "
+                            + mode.network() + " (" + network.subnet() + ")");
+                }
             }
             case NONE -> { }
+        }
+        if (!mode.bridged() && (!r.settings().aliases().isEmpty() || r.settings().ipAddress() != null)) {
+            throw KilnException.invalid("--network-alias and --ip need a user network (not --network "
+                    + mode.display() + ")");
         }
         // --dns and --add-host values: RequestCheck (with every other value written into the sandbox's files)
         if (!published.isEmpty()) {
@@ -162,19 +178,90 @@ final class SandboxNetworking {
             if (mode.kind() == NetworkMode.Kind.USER) {
                 SlirpNetwork.attach(s.id(), allocated, networkFile(s));
             } else {
-                networks.attach(mode.network(), s.id(), allocated, networkFile(s));
+                networks.attach(mode.network(), s.id(), allocated, networkFile(s), s.config().settings().ipAddress());
+                connections.joinAll(s.id(), dir.apply(s)); // the networks joined with network connect
             }
         }
     }
 
     /** Takes a sandbox off its network (CNI DEL, namespace deleted); nothing to do when it is not on one. */
     void detach(Sandbox s) {
+        connections.leaveAll(dir.apply(s)); // before the first network's detach deletes the namespace
         Optional<Attachment> a = KilnNetwork.read(networkFile(s));
         if (a.isPresent() && SlirpNetwork.recorded(a.get())) {
             SlirpNetwork.detach(networkFile(s));
         } else if (a.isPresent()) {
             networks.detach(networkFile(s));
         }
+    }
+
+    // ---- network connect / disconnect ----
+
+    /** The networks the sandbox joined after its first, in the order joined. */
+    List<SandboxConnections.Connection> connections(Sandbox s) {
+        return connections.of(dir.apply(s));
+    }
+
+    /** The sandbox's place on a joined network while it runs. */
+    Optional<Attachment> attachment(Sandbox s, SandboxConnections.Connection c) {
+        return connections.attachment(dir.apply(s), c);
+    }
+
+    /** A network reference as {@code network connect} takes it: kiln's default ({@code bridge}) or a user network. */
+    String networkName(String ref) {
+        return ref.equals("bridge") || ref.equals(KilnNetwork.NAME) ? KilnNetwork.NAME : networks.user(ref).name();
+    }
+
+    /**
+     * Joins the sandbox to network {@code name} too: recorded, and when it runs joined at once (a second interface
+     * in its namespace). A sandbox on no bridge (none, host, a VM's user network) has nothing to join from; an
+     * isolation that boots a kernel takes its NICs at boot.
+     */
+    void connect(Sandbox s, String name, List<String> aliases, String ip) {
+        NetworkMode mode = mode(s.config(), s.isolation());
+        if (isolators.named(s.isolation()).guestKernels().isPresent()) {
+            throw KilnException.invalid("a " + s.isolation() + " sandbox's network interfaces are made when it boots: "
+                    + "network connect is not supported for it (create it with --network " + name + ")");
+        }
+        if (!mode.bridged()) {
+            throw KilnException.invalid("sandbox " + s.name() + " is on network " + mode.display() + ": only a "
+                    + "sandbox on a bridge network (kiln or one made with network create) can join another");
+        }
+        List<SandboxConnections.Connection> joined = connections(s);
+        if (mode.network().equals(name) || joined.stream().anyMatch(c -> c.network().equals(name))) {
+            throw KilnException.conflict("sandbox " + s.name() + " is already on network " + name);
+        }
+        if (name.equals(KilnNetwork.NAME) && ((aliases != null && !aliases.isEmpty()) || ip != null)) {
+            throw KilnException.invalid("aliases and --ip are for user networks (the default network has no "
+                    + "resolver and no fixed addresses, as Docker's default bridge)");
+        }
+        if (ip != null && !networks.get(name).hostAddress(ip)) {
+            throw KilnException.invalid("--ip " + ip + " is not a host address of network " + name + " ("
+                    + networks.get(name).subnet() + ")");
+        }
+        SandboxConnections.Connection c = new SandboxConnections.Connection(name, aliases, ip,
+                SandboxConnections.nextIfname(joined));
+        if (s.running()) {
+            connections.join(s.id(), dir.apply(s), c);
+        }
+        List<SandboxConnections.Connection> all = new ArrayList<>(joined);
+        all.add(c);
+        connections.save(dir.apply(s), all);
+    }
+
+    /** Takes the sandbox off a network it joined with connect (its interface deleted if it runs). */
+    void disconnect(Sandbox s, String name) {
+        NetworkMode mode = mode(s.config(), s.isolation());
+        List<SandboxConnections.Connection> joined = connections(s);
+        if (joined.stream().noneMatch(c -> c.network().equals(name))) {
+            if (mode.bridged() && mode.network().equals(name)) {
+                throw KilnException.invalid("sandbox " + s.name() + " was created on network " + name + ": kiln "
+                        + "can disconnect only networks joined with network connect");
+            }
+            throw KilnException.notFound("sandbox " + s.name() + " is not connected to network " + name);
+        }
+        connections.leave(dir.apply(s), name);
+        connections.save(dir.apply(s), SandboxConnections.without(joined, name));
     }
 
     private Path networkFile(Sandbox s) {

@@ -118,6 +118,46 @@ public final class Sandboxes implements AutoCloseable {
         return networking.attachment(s);
     }
 
+    /**
+     * {@code network connect}: the sandbox joins network {@code ref} too (at once if it runs, at each start from
+     * now on), known there also as {@code aliases}, at address {@code ip} if given (null: the next free one).
+     */
+    public void connect(String ref, String network, List<String> aliases, String ip) {
+        Sandbox s = store.find(ref);
+        String name = networking.networkName(network);
+        synchronized (lock(s.id())) {
+            networking.connect(store.find(s.id()), name, aliases, ip);
+        }
+        events.emit(s, "connect");
+    }
+
+    /** {@code network disconnect}: off a network it joined with connect. */
+    public void disconnect(String ref, String network) {
+        Sandbox s = store.find(ref);
+        String name = networking.networkName(network);
+        synchronized (lock(s.id())) {
+            networking.disconnect(store.find(s.id()), name);
+        }
+        events.emit(s, "disconnect");
+    }
+
+    /** The networks the sandbox joined after its first, each with its place there while it runs. */
+    public List<Joined> joined(Sandbox s) {
+        return networking.connections(s).stream().map(c -> new Joined(c.network(), c.aliases(), c.ip(),
+                s.running() ? networking.attachment(s, c) : Optional.empty())).toList();
+    }
+
+    /** The sandbox's place on {@code network} while it runs, whether its first network or one it joined. */
+    public Optional<Attachment> networkOn(Sandbox s, String network) {
+        Optional<Attachment> first = network(s).filter(a -> a.network().equals(network));
+        return first.isPresent() ? first : joined(s).stream().filter(j -> j.network().equals(network)).findFirst()
+                .flatMap(Joined::attachment);
+    }
+
+    /** A network joined with connect: its name, the sandbox's aliases and asked-for address, its attachment. */
+    public record Joined(String network, List<String> aliases, String ip, Optional<Attachment> attachment) {
+    }
+
     private Isolator isolator(String isolation) {
         return isolators.named(isolation);
     }

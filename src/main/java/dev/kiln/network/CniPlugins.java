@@ -29,9 +29,22 @@ final class CniPlugins {
 
     /** ADD through every plugin of {@code conflist}; returns the last plugin's result. */
     static JsonNode add(ObjectNode conflist, String containerId, Path netns, String ifname, List<PortMapping> ports) {
+        return add(conflist, containerId, netns, ifname, ports, null);
+    }
+
+    /**
+     * ADD asking the IPAM plugin for {@code ip} ({@code --ip}; null for the next free one): host-local takes it from
+     * the config's {@code args.cni.ips}, which the bridge plugin hands on to it.
+     */
+    static JsonNode add(ObjectNode conflist, String containerId, Path netns, String ifname, List<PortMapping> ports,
+                        String ip) {
         JsonNode prev = null;
         for (JsonNode plugin : plugins(conflist, ports)) {
-            prev = invoke("ADD", config(conflist, plugin, prev, ports), containerId, netns, ifname);
+            ObjectNode config = config(conflist, plugin, prev, ports);
+            if (ip != null && plugin.has("ipam")) {
+                config.putObject("args").putObject("cni").putArray("ips").add(ip);
+            }
+            prev = invoke("ADD", config, containerId, netns, ifname);
         }
         return prev;
     }

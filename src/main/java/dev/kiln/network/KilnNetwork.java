@@ -163,6 +163,11 @@ public final class KilnNetwork {
         return g.isEmpty() ? Subnets.firstHost(subnet()) : g;
     }
 
+    /** Whether {@code address} is a host address of this network's subnet (for {@code --ip}). */
+    public boolean hostAddress(String address) {
+        return address.matches("\\d{1,3}(\\.\\d{1,3}){3}") && Subnets.hostOf(subnet(), address);
+    }
+
     /** Where host-local keeps this network's leases (one file per leased address). */
     public Path leaseDir() {
         return dir.resolve("ipam").resolve(name());
@@ -232,8 +237,13 @@ public final class KilnNetwork {
      * {@link #detach}; a failure undoes itself and leaves nothing behind.
      */
     public Attachment attach(String sandboxId, List<PortMapping> ports, Path stateFile) {
+        return attach(sandboxId, ports, stateFile, null);
+    }
+
+    /** {@link #attach} with the address {@code ip} ({@code --ip}; null for the next free one). */
+    public Attachment attach(String sandboxId, List<PortMapping> ports, Path stateFile, String ip) {
         NetNamespace ns = NetNamespace.of(sandboxId);
-        save(stateFile, Attachment.pending(name(), sandboxId, ns.path().toString(), ports));
+        save(stateFile, Attachment.pending(name(), sandboxId, ns.path().toString(), ports, IFNAME));
         try {
             ns.add();
             ObjectNode lo = JSON.createObjectNode();
@@ -241,10 +251,36 @@ public final class KilnNetwork {
             lo.put("name", "lo");
             lo.put("type", "loopback");
             CniPlugins.addOne(lo, sandboxId, ns.path(), "lo");
-            JsonNode result = CniPlugins.add(conflist, sandboxId, ns.path(), IFNAME, ports);
-            Attachment a = fromResult(name(), sandboxId, ns, ports, result);
+            JsonNode result = CniPlugins.add(conflist, sandboxId, ns.path(), IFNAME, ports, ip);
+            Attachment a = fromResult(name(), sandboxId, ns, ports, result, IFNAME);
             save(stateFile, a);
             enableLocalnetRouting();
+            return a;
+        } catch (RuntimeException e) {
+            try {
+                detach(stateFile);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Joins a sandbox whose namespace exists (made by its first network's {@link #attach}) to this network too, on
+     * interface {@code ifname} ({@code network connect}): a second veth to this network's bridge. Recorded in
+     * {@code stateFile} before ADD, undone by {@link #detach}, which leaves the namespace to its first network.
+     */
+    public Attachment join(String sandboxId, String ifname, Path stateFile, String ip) {
+        NetNamespace ns = NetNamespace.of(sandboxId);
+        if (!Files.exists(ns.path())) {
+            throw KilnException.conflict("the sandbox has no network namespace to join " + name() + " from");
+        }
+        save(stateFile, Attachment.pending(name(), sandboxId, ns.path().toString(), List.of(), ifname));
+        try {
+            JsonNode result = CniPlugins.add(conflist, sandboxId, ns.path(), ifname, List.of(), ip);
+            Attachment a = fromResult(name(), sandboxId, ns, List.of(), result, ifname);
+            save(stateFile, a);
             return a;
         } catch (RuntimeException e) {
             try {
@@ -259,7 +295,7 @@ public final class KilnNetwork {
     /** CNI CHECK of a recorded attachment; throws when the plugins find it broken. */
     public void check(Path stateFile) {
         Attachment a = read(stateFile).orElseThrow(() -> KilnException.notFound("no network attachment"));
-        CniPlugins.check(conflist, a.sandboxId(), Path.of(a.netns()), IFNAME, a.ports(), a.result());
+        CniPlugins.check(conflist, a.sandboxId(), Path.of(a.netns()), a.ifname(), a.ports(), a.result());
     }
 
     /** Undoes {@link #attach} from its record: CNI DEL, namespace deleted, record removed. Idempotent. */
@@ -272,11 +308,13 @@ public final class KilnNetwork {
         NetNamespace ns = new NetNamespace(Path.of(a.netns()).getFileName().toString());
         KilnException failed = null;
         try {
-            CniPlugins.del(conflist, a.sandboxId(), ns.path(), IFNAME, a.ports(), a.result());
+            CniPlugins.del(conflist, a.sandboxId(), ns.path(), a.ifname(), a.ports(), a.result());
         } catch (KilnException e) {
             failed = e;
         }
-        ns.delete();
+        if (a.first()) {
+            ns.delete(); // a joined network's interface goes with the DEL; the namespace is its first network's
+        }
         if (failed != null) {
             throw failed;
         }
@@ -299,7 +337,8 @@ public final class KilnNetwork {
         }
     }
 
-    private static Attachment fromResult(String network, String id, NetNamespace ns, List<PortMapping> ports, JsonNode result) {
+    private static Attachment fromResult(String network, String id, NetNamespace ns, List<PortMapping> ports,
+                                         JsonNode result, String ifname) {
         JsonNode ip = result == null ? null : result.path("ips").path(0);
         if (ip == null || !ip.has("address")) {
             throw new KilnException(KilnException.Kind.INTERNAL, "the CNI bridge plugin gave no address: " + result);
@@ -308,7 +347,7 @@ public final class KilnNetwork {
         String mac = ip.has("interface") ? result.path("interfaces").path(ip.path("interface").asInt())
                 .path("mac").asText(null) : null;
         return new Attachment(network, id, ns.path().toString(), cidr[0], Integer.parseInt(cidr[1]),
-                ip.path("gateway").asText(null), mac, ports, result);
+                ip.path("gateway").asText(null), mac, ports, result, ifname);
     }
 
     /**

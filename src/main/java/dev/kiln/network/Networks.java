@@ -214,10 +214,25 @@ public final class Networks implements AutoCloseable {
      * then listens, since the first ADD is what makes the bridge and its gateway address.
      */
     public Attachment attach(String name, String sandboxId, List<PortMapping> ports, Path stateFile) {
-        Attachment a = get(name).attach(sandboxId, ports, stateFile);
+        return attach(name, sandboxId, ports, stateFile, null);
+    }
+
+    /** {@link #attach} at address {@code ip} ({@code --ip}; null for the next free one). */
+    public Attachment attach(String name, String sandboxId, List<PortMapping> ports, Path stateFile, String ip) {
+        Attachment a = get(name).attach(sandboxId, ports, stateFile, ip);
         if (!name.equals(KilnNetwork.NAME)) {
             find(name).ifPresent(this::serve);
         }
+        return a;
+    }
+
+    /**
+     * Joins a sandbox already on its first network to user network {@code name} as well ({@code network connect}),
+     * on interface {@code ifname}; the network's resolver then listens, as for {@link #attach}.
+     */
+    public Attachment join(String name, String sandboxId, String ifname, Path stateFile, String ip) {
+        Attachment a = get(name).join(sandboxId, ifname, stateFile, ip);
+        find(name).ifPresent(this::serve);
         return a;
     }
 
@@ -253,16 +268,24 @@ public final class Networks implements AutoCloseable {
      * so the resolvers never ask the engine per query.
      */
     public void peer(String id, String network, Peers.Peer peer) {
+        peer(id, network == null ? Map.of() : Map.of(network, peer));
+    }
+
+    /**
+     * Sandbox {@code id} is on exactly the user networks of {@code byNetwork} from now on (its first one and those
+     * it joined with {@code network connect}), as the peer given for each. Every resolver's table is made again: a
+     * sandbox on two networks resolves the names of both.
+     */
+    public void peer(String id, Map<String, Peers.Peer> byNetwork) {
         synchronized (peers) {
             for (Map.Entry<String, Map<String, Peers.Peer>> e : peers.entrySet()) {
-                if (!e.getKey().equals(network) && e.getValue().remove(id) != null) {
-                    publish(e.getKey());
+                if (!byNetwork.containsKey(e.getKey())) {
+                    e.getValue().remove(id);
                 }
             }
-            if (network != null) {
-                peers.computeIfAbsent(network, k -> new java.util.LinkedHashMap<>()).put(id, peer);
-                publish(network);
-            }
+            byNetwork.forEach((network, p) -> peers.computeIfAbsent(network, k -> new java.util.LinkedHashMap<>())
+                    .put(id, p));
+            peers.keySet().forEach(this::publish);
         }
     }
 
@@ -272,6 +295,26 @@ public final class Networks implements AutoCloseable {
         if (resolver == null) {
             return;
         }
+        Map<String, List<Inet4Address>> table = table(network);
+        // a sandbox also on other networks: from its address here, their names too (this network's first)
+        Map<InetAddress, Map<String, List<Inet4Address>>> bySource = new java.util.HashMap<>();
+        for (Peers.Peer p : peers.getOrDefault(network, Map.of()).values()) {
+            List<String> others = peers.entrySet().stream().filter(e -> !e.getKey().equals(network)
+                    && e.getValue().containsKey(p.id())).map(Map.Entry::getKey).sorted().toList();
+            if (others.isEmpty()) {
+                continue;
+            }
+            Map<String, List<Inet4Address>> reach = new java.util.HashMap<>(table);
+            for (String other : others) {
+                table(other).forEach(reach::putIfAbsent);
+            }
+            bySource.put(InetAddress.ofLiteral(p.address()), reach);
+        }
+        resolver.names(table, bySource);
+    }
+
+    /** The names of the sandboxes on {@code network} with their addresses there; under the lock of {@link #peers}. */
+    private Map<String, List<Inet4Address>> table(String network) {
         Map<String, List<Inet4Address>> table = new java.util.HashMap<>();
         for (Peers.Peer p : peers.getOrDefault(network, Map.of()).values()) {
             Inet4Address address = (Inet4Address) InetAddress.ofLiteral(p.address());
@@ -279,7 +322,7 @@ public final class Networks implements AutoCloseable {
                 table.computeIfAbsent(name, k -> new ArrayList<>()).add(address);
             }
         }
-        resolver.names(table);
+        return table;
     }
 
     /** The resolver of {@code n}, started if it is not listening yet; a failure is reported, not thrown. */

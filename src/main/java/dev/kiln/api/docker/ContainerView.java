@@ -92,6 +92,7 @@ final class ContainerView {
         Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
                 networkName, networkId(engine, networkName));
         network.put("SandboxID", s.running() ? s.id() : "");
+        network.put("Networks", SandboxView.networks(engine, s, network.get("Networks"), "bridge"));
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());
@@ -135,9 +136,16 @@ final class ContainerView {
         m.put("Status", SandboxView.humanStatus(s, engine.sandboxes().health(s)));
         String networkName = networkName(engine, s);
         m.put("HostConfig", Map.of("NetworkMode", networkName));
-        m.put("NetworkSettings", Map.of("Networks", Map.of(networkName, Map.of("NetworkID", networkId(engine, networkName),
+        Map<String, Object> rowNetworks = new LinkedHashMap<>();
+        rowNetworks.put(networkName, Map.of("NetworkID", networkId(engine, networkName),
                 "IPAddress", engine.sandboxes().network(s).map(a -> a.ipAddress() == null ? "" : a.ipAddress())
-                        .orElse("")))));
+                        .orElse("")));
+        for (dev.kiln.engine.Sandboxes.Joined j : engine.sandboxes().joined(s)) {
+            String name = j.network().equals(KilnNetwork.NAME) ? "bridge" : j.network();
+            rowNetworks.put(name, Map.of("NetworkID", networkId(engine, name), "IPAddress", j.attachment()
+                    .map(a -> a.ipAddress() == null ? "" : a.ipAddress()).orElse("")));
+        }
+        m.put("NetworkSettings", Map.of("Networks", rowNetworks));
         m.put("Mounts", dev.kiln.api.VolumeView.mounts(engine, s));
         return m;
     }

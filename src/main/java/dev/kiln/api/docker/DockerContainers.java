@@ -505,6 +505,13 @@ final class DockerContainers {
                 "throttling_data", Map.of()) : previous.get("cpu_stats"));
         m.put("memory_stats", Map.of("usage", st.memoryBytes(), "limit", st.memoryLimitBytes() > 0
                 ? st.memoryLimitBytes() : hostMemory(), "stats", Map.of()));
+        Map<String, Object> networks = new LinkedHashMap<>(); // by interface, as Docker's (none: no key)
+        sandboxes.network(s).ifPresent(a -> a.counters().ifPresent(c -> networks.put(a.ifname(), c)));
+        sandboxes.joined(s).forEach(j -> j.attachment().ifPresent(a -> a.counters()
+                .ifPresent(c -> networks.put(a.ifname(), c))));
+        if (!networks.isEmpty()) {
+            m.put("networks", networks);
+        }
         m.put("blkio_stats", Map.of());
         m.put("storage_stats", Map.of());
         m.put("name", "/" + s.name());

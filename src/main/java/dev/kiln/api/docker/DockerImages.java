@@ -201,6 +201,10 @@ final class DockerImages {
         if (repo.isEmpty()) {
             throw KilnException.invalid("kiln needs repo= to name an imported image");
         }
+        if (!x.query("changes", "").isEmpty() || !x.query("message", "").isEmpty()) {
+            // never dropped: a CMD/ENV/... change or a message kiln would not apply is refused by name
+            throw KilnException.invalid("kiln does not support import --change and --message yet");
+        }
         String ref = x.query("tag", "").isEmpty() ? repo : repo + ":" + ImageRef.tag(x.query("tag"));
         ImageRef.parse(ref); // before the body is read
         Image image = engine.images().importRootfs(null, x.body(), ref);

@@ -17,8 +17,8 @@ import java.util.Map;
 
 /**
  * Docker's network endpoints over kiln's networks: {@code bridge} is the kiln network, {@code host} and {@code none}
- * the modes of those names, and the user networks are kiln's ({@code kiln network create}). Connecting a running
- * container to another network is refused: a sandbox is on one network, chosen at create.
+ * the modes of those names, and the user networks are kiln's ({@code kiln network create}). A container or gVisor
+ * sandbox joins more networks with connect (a further interface in its namespace, see engine.Sandboxes#connect).
  */
 final class DockerNetworks {
 
@@ -34,8 +34,8 @@ final class DockerNetworks {
         r.add("POST", "/networks/create", this::create);
         r.add("POST", "/networks/prune", x -> x.json(Map.of("NetworksDeleted", engine.pruneNetworks())));
         r.add("DELETE", "/networks/{id}", this::remove);
-        r.add("POST", "/networks/{id}/connect", x -> Routes.unsupported(x, "connecting containers to networks"));
-        r.add("POST", "/networks/{id}/disconnect", x -> Routes.unsupported(x, "disconnecting containers from networks"));
+        r.add("POST", "/networks/{id}/connect", this::connect);
+        r.add("POST", "/networks/{id}/disconnect", this::disconnect);
     }
 
     private void list(Exchange x) {
@@ -113,6 +113,60 @@ final class DockerNetworks {
         }
         engine.removeNetwork(ref);
         x.noContent();
+    }
+
+    /** Docker's NetworkConnectRequest: the container, and its endpoint's Aliases and IPv4 address there. */
+    @JsonNaming(PropertyNamingStrategies.UpperCamelCaseStrategy.class)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    record ConnectBody(String container, ContainerCreateBody.EndpointSettings endpointConfig, boolean force) {
+    }
+
+    private void connect(Exchange x) {
+        ConnectBody body = x.body(ConnectBody.class);
+        String name = (String) NetworkView.find(engine, x.path("id"), "bridge").get("Name");
+        if (text(body.container()) == null) {
+            throw KilnException.invalid("Container is required");
+        }
+        if (name.equals("host") || name.equals("none")) {
+            throw KilnException.invalid("a container cannot be connected to network " + name + " (it is a mode, "
+                    + "chosen at create with --network)");
+        }
+        ContainerCreateBody.EndpointSettings e = body.endpointConfig();
+        String ip = null;
+        if (e != null) {
+            List<String> refused = new java.util.ArrayList<>();
+            if (e.links() != null && !e.links().isEmpty()) {
+                refused.add("--link");
+            }
+            if (text(e.macAddress()) != null) {
+                refused.add("MacAddress");
+            }
+            if (e.driverOpts() != null && !e.driverOpts().isEmpty()) {
+                refused.add("DriverOpts");
+            }
+            if (e.ipamConfig() != null) {
+                ip = text(e.ipamConfig().ipv4Address());
+                if (text(e.ipamConfig().ipv6Address()) != null) {
+                    refused.add("--ip6");
+                }
+            }
+            if (!refused.isEmpty()) {
+                throw KilnException.invalid("kiln does not support " + String.join(", ", refused)
+                        + " on network connect");
+            }
+        }
+        engine.sandboxes().connect(body.container(), name, e == null ? null : e.aliases(), ip);
+        x.status(200);
+    }
+
+    private void disconnect(Exchange x) {
+        ConnectBody body = x.body(ConnectBody.class);
+        String name = (String) NetworkView.find(engine, x.path("id"), "bridge").get("Name");
+        if (text(body.container()) == null) {
+            throw KilnException.invalid("Container is required");
+        }
+        engine.sandboxes().disconnect(body.container(), name);
+        x.status(200);
     }
 
     private static String text(String v) {

@@ -55,6 +55,8 @@ public final class DnsServer implements AutoCloseable {
     private final Path resolvConf;
     /** Sandbox name (lower case) → addresses; replaced whole, never changed in place, so the loop reads it unlocked. */
     private volatile Map<String, List<Inet4Address>> names = Map.of();
+    /** The tables of sandboxes on more networks than this one, by their address here (see {@link #names(Map, Map)}). */
+    private volatile Map<InetAddress, Map<String, List<Inet4Address>>> namesBySource = Map.of();
     // the parsed resolv.conf and what it was parsed from; only the receive loop touches these
     private HostResolvers host = new HostResolvers(List.of(), List.of());
     private Object hostVersion;
@@ -93,6 +95,16 @@ public final class DnsServer implements AutoCloseable {
 
     /** From now on answers these names (lower case, without a trailing dot) with these addresses. */
     public void names(Map<String, List<Inet4Address>> table) {
+        names(table, Map.of());
+    }
+
+    /**
+     * {@link #names(Map)}, and for a query from one of {@code bySource}'s addresses that address's own table: a
+     * sandbox on several networks resolves the names of all of them (as Docker's embedded DNS does), whichever
+     * network's resolver it asks.
+     */
+    public void names(Map<String, List<Inet4Address>> table, Map<InetAddress, Map<String, List<Inet4Address>>> bySource) {
+        this.namesBySource = Map.copyOf(bySource);
         this.names = Map.copyOf(table);
     }
 
@@ -144,7 +156,8 @@ public final class DnsServer implements AutoCloseable {
             return;
         }
         HostResolvers host = hostResolvers();
-        List<Inet4Address> local = q.qclass() == DnsMessage.CLASS_IN ? lookup(q.name(), host.search()) : List.of();
+        List<Inet4Address> local = q.qclass() == DnsMessage.CLASS_IN
+                ? lookup(namesBySource.getOrDefault(client.getAddress(), names), q.name(), host.search()) : List.of();
         if (!local.isEmpty()) {
             // a sandbox's name: A records for A (and ANY); other types exist for no sandbox, so an empty NOERROR
             boolean a = q.type() == DnsMessage.TYPE_A || q.type() == DnsMessage.TYPE_ANY;
@@ -180,8 +193,7 @@ public final class DnsServer implements AutoCloseable {
     }
 
     /** The name as asked, then without a search domain of the host's (which the sandbox's resolv.conf also has). */
-    private List<Inet4Address> lookup(String name, List<String> search) {
-        Map<String, List<Inet4Address>> table = names;
+    private static List<Inet4Address> lookup(Map<String, List<Inet4Address>> table, String name, List<String> search) {
         List<Inet4Address> found = table.getOrDefault(name, List.of());
         for (int i = 0; found.isEmpty() && i < search.size(); i++) {
             String suffix = "." + search.get(i);

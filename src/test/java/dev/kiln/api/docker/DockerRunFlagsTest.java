@@ -312,6 +312,18 @@ class DockerRunFlagsTest {
     }
 
     @Test
+    void importChangesAreRefusedNotDropped() throws Exception {
+        Path dir = Files.createDirectories(work.resolve("import-root"));
+        Files.writeString(dir.resolve("file"), "x");
+        Path tar = work.resolve("import.tar");
+        Command.run("tar", "-C", dir.toString(), "-cf", tar.toString(), ".");
+        DockerCli.Result changed = docker.run("import", "--change", "CMD [\"sh\"]", tar.toString(), "imported:1");
+        assertThat(changed.exitCode()).isNotZero();
+        assertThat(changed.err()).contains("import --change");
+        assertThat(docker.ok("images", "-q", "imported:1")).isBlank();
+    }
+
+    @Test
     void badValuesAreOneLineRefusals() {
         // what the docker CLI checks itself (ulimit syntax, --uts, --device-cgroup-rule) never reaches kilnd; these do
         for (String[] flag : new String[][]{{"--security-opt", "label=disable"}, {"--cap-add", "SYS_NOPE"},
