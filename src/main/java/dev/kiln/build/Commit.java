@@ -54,7 +54,7 @@ public final class Commit {
                 : ImageRef.parse(ImageStore.BUILD_CACHE + ":commit-" + HexFormat.of().toHexDigits(
                         ThreadLocalRandom.current().nextLong()));
         String createdBy = String.join(" ", s.process().args());
-        return engine.sandboxes().withChanges(s.id(), upper -> state.child(engine.images(), next, upper, createdBy,
+        return engine.sandboxes().withChanges(s.id(), upper -> state.child(engine.images(), next, upper, true, createdBy,
                 comment == null || comment.isEmpty() ? null : comment, target));
     }
 

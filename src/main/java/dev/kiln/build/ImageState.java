@@ -31,9 +31,14 @@ import java.util.List;
  */
 public final class ImageState {
     static final ObjectMapper JSON = new ObjectMapper();
-    /** What a runtime makes in a sandbox's root to mount on: never part of a layer while empty. */
-    private static final java.util.Set<String> MOUNT_POINTS = java.util.Set.of("etc/hosts", "etc/hostname",
-            "etc/resolv.conf", "proc", "sys", "dev", ".dockerenv");
+    /**
+     * The files every sandbox gets from kiln (bind-mounted by runc, written by kiln-init in a VM): never part of a
+     * layer, as Docker never commits its own /etc/hosts, hostname and resolv.conf.
+     */
+    private static final java.util.Set<String> KILN_FILES = java.util.Set.of("etc/hosts", "etc/hostname",
+            "etc/resolv.conf");
+    /** What a runtime makes in a sandbox's root to mount on: not part of a layer while empty. */
+    private static final java.util.Set<String> MOUNT_POINTS = java.util.Set.of("proc", "sys", "dev", ".dockerenv");
 
     private final ObjectNode config;
     private final List<Descriptor> layers;
@@ -71,6 +76,14 @@ public final class ImageState {
         }
     }
 
+    private static boolean runtimeMade(String name, Path path) {
+        try {
+            return KILN_FILES.contains(name) || MOUNT_POINTS.contains(name) && TreeArchive.empty(path);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** The image ID, null for scratch. */
     Digest id() {
         return id;
@@ -95,6 +108,15 @@ public final class ImageState {
      * {@code upper} (overlayfs form) as its layer or none when null, and names it {@code name}.
      */
     public Image child(Images images, ObjectNode next, Path upper, String createdBy, String comment, ImageRef name) {
+        return child(images, next, upper, false, createdBy, comment, name);
+    }
+
+    /**
+     * As {@link #child(Images, ObjectNode, Path, String, String, ImageRef)}; {@code ranInSandbox}: the changes are a
+     * sandbox's, so what kiln and the runtime put in every sandbox is left out.
+     */
+    Image child(Images images, ObjectNode next, Path upper, boolean ranInSandbox, String createdBy, String comment,
+                ImageRef name) {
         return images.store().takingBackOnFailure(added -> {
             ContentStore content = images.store().content();
             List<Descriptor> all = new ArrayList<>(layers);
@@ -109,7 +131,7 @@ public final class ImageState {
             if (upper != null) {
                 Digest layer;
                 try (ContentStore.Writer w = content.writer(null, -1)) {
-                    TreeArchive.layer(upper, w, MOUNT_POINTS);
+                    TreeArchive.layer(upper, w, ranInSandbox ? ImageState::runtimeMade : (n, p) -> false);
                     layer = w.commit();
                     if (w.added()) {
                         added.add(layer);

@@ -51,7 +51,7 @@ final class RunStep {
                 throw KilnException.invalid(where + ": The command '" + String.join(" ", cmd)
                         + "' returned a non-zero code: " + code);
             }
-            return sandboxes.withChanges(s.id(), upper -> state.child(engine.images(), next, upper, createdBy, null,
+            return sandboxes.withChanges(s.id(), upper -> state.child(engine.images(), next, upper, true, createdBy, null,
                     name));
         } finally {
             try {

@@ -71,26 +71,26 @@ public final class TreeArchive {
      * sorted order so the same changes give the same tar. Symlinks are archived as themselves, never followed.
      */
     public static void layer(Path upper, OutputStream out) throws IOException {
-        layer(upper, out, java.util.Set.of());
+        layer(upper, out, (name, path) -> false);
     }
 
     /**
-     * As {@link #layer(Path, OutputStream)}, leaving out the paths of {@code mountPoints} (relative, like
-     * {@code etc/hosts}) while they are empty: the runtime made them to mount on, the workload did not (Docker keeps
-     * them in a layer of their own, which it never commits).
+     * As {@link #layer(Path, OutputStream)}, leaving out what {@code leaveOut} names (given the relative name, like
+     * {@code etc/hosts}, and the path): what the runtime made, not the workload.
      */
-    public static void layer(Path upper, OutputStream out, java.util.Set<String> mountPoints) throws IOException {
+    public static void layer(Path upper, OutputStream out,
+                             java.util.function.BiPredicate<String, Path> leaveOut) throws IOException {
         java.io.BufferedOutputStream buffered = new java.io.BufferedOutputStream(out, 64 * 1024);
         TarArchiveOutputStream tar = new TarArchiveOutputStream(buffered);
         tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
         tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
-        layerEntries(tar, upper, "", mountPoints);
+        layerEntries(tar, upper, "", leaveOut);
         tar.finish();
         buffered.flush();
     }
 
     private static void layerEntries(TarArchiveOutputStream tar, Path dir, String prefix,
-                                     java.util.Set<String> mountPoints) throws IOException {
+                                     java.util.function.BiPredicate<String, Path> leaveOut) throws IOException {
         java.util.List<Path> children;
         try (var list = Files.list(dir)) {
             children = list.sorted().toList();
@@ -98,7 +98,7 @@ public final class TreeArchive {
         for (Path p : children) {
             String name = prefix + p.getFileName();
             BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW_LINKS);
-            if (mountPoints.contains(name) && empty(p, a)) {
+            if (leaveOut.test(name, p)) {
                 continue;
             }
             if (a.isOther() && ((Number) Files.getAttribute(p, "unix:rdev", NOFOLLOW_LINKS)).longValue() == 0
@@ -115,14 +115,16 @@ public final class TreeArchive {
                     tar.putArchiveEntry(opq);
                     tar.closeArchiveEntry();
                 }
-                layerEntries(tar, p, name + "/", mountPoints);
+                layerEntries(tar, p, name + "/", leaveOut);
             } else {
                 add(tar, p, name, a, e -> true);
             }
         }
     }
 
-    private static boolean empty(Path p, BasicFileAttributes a) throws IOException {
+    /** An empty regular file or directory (a mount point the runtime made). */
+    public static boolean empty(Path p) throws IOException {
+        BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW_LINKS);
         if (a.isRegularFile()) {
             return a.size() == 0;
         }

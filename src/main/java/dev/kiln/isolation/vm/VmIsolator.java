@@ -213,6 +213,16 @@ public final class VmIsolator implements Isolator {
     }
 
     /** The VMM runs (the relay without it holds no guest). */
+    /** The writable disk's upper directory, read through fuse2fs (DiskChanges); refused while the VM runs. */
+    @Override
+    public <T> T withChanges(SandboxSpec spec, java.util.function.Function<Path, T> work) {
+        if (running(spec)) {
+            throw KilnException.conflict("the VM of sandbox " + spec.name() + " is running: stop it before "
+                    + "committing its changes (its disk is live)");
+        }
+        return DiskChanges.read(spec.dir(), work);
+    }
+
     @Override
     public boolean running(SandboxSpec spec) {
         return vmmPid(spec).isPresent();
