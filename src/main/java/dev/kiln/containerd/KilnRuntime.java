@@ -16,10 +16,12 @@ import java.util.regex.Pattern;
  * Which kiln isolation runs a task, and the OCI runtime command line for it. Chosen, first match wins, by the OCI
  * annotation {@code io.kiln.isolation} in the bundle's config.json ({@code ctr run --annotation}, or a CRI pod
  * annotation the handler passes through), then the runtime config file named by the handler's options
- * ({@code ConfigPath}: a line {@code isolation = "gvisor"}), else {@code container}. The runtime keeps its state
- * in the bundle ({@code --root BUNDLE/kiln-root}) so containerd's removal of the bundle removes it.
+ * ({@code ConfigPath}: a line {@code isolation = "gvisor"}), else {@code container}. runc keeps its state in the
+ * bundle ({@code --root BUNDLE/kiln-root}) so containerd's removal of the bundle removes it; runsc keeps it beside
+ * the namespace's bundles ({@code .kiln-runsc}, a hidden name containerd's task loader skips), because the
+ * containers of a CRI pod join their sandbox through runsc's shared state.
  */
-record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path root) {
+record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path root, Path bundle) {
 
     static final String ANNOTATION = "io.kiln.isolation";
     private static final Pattern CONFIG_LINE = Pattern.compile("^\\s*isolation\\s*=\\s*\"?([a-z]+)\"?\\s*$",
@@ -46,9 +48,9 @@ record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path
     }
 
     static KilnRuntime of(String isolation, JsonNode spec, Path bundle) {
-        Path root = bundle.resolve("kiln-root");
         return switch (isolation) {
-            case "container" -> new KilnRuntime(isolation, locate(OciRuntime.RUNC), List.of(), root);
+            case "container" -> new KilnRuntime(isolation, locate(OciRuntime.RUNC), List.of(),
+                    bundle.resolve("kiln-root"), bundle);
             case "gvisor" -> {
                 // runsc's netstack refuses to start on this kernel (DESIGN §4): inside a network namespace the
                 // spec names (a CRI pod's), the Sentry uses that namespace's host sockets; else loopback only
@@ -59,7 +61,8 @@ record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path
                     }
                 }
                 yield new KilnRuntime(isolation, locate(OciRuntime.RUNSC), List.of("--platform=ptrace",
-                        podNetns ? "--network=host" : "--network=none"), root);
+                        podNetns ? "--network=host" : "--network=none"), bundle.getParent().resolve(".kiln-runsc"),
+                        bundle);
             }
             case "vm" -> throw TtrpcServer.RpcError.unimplemented("isolation vm is not available through "
                     + "containerd-shim-kiln-v2 yet (use kiln or kiln-gvisor; see docs/containerd.md)");
@@ -81,7 +84,7 @@ record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path
         cmd.add(root.toString());
         // the runtime's own errors go to this file, not to the task's stderr (which is the client's fifo)
         cmd.add("--log");
-        cmd.add(root.resolveSibling("runtime.log").toString());
+        cmd.add(bundle.resolve("runtime.log").toString());
         cmd.add("--log-format");
         cmd.add("json");
         cmd.addAll(globalFlags);

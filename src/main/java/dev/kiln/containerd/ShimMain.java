@@ -144,7 +144,7 @@ public final class ShimMain {
         if (Files.exists(recorded) && !id.isEmpty()) {
             var spec = new ObjectMapper().readTree(bundle.resolve("config.json").toFile());
             KilnRuntime runtime = KilnRuntime.of(Files.readString(recorded).strip(), spec, bundle);
-            if (Files.isDirectory(runtime.root().resolve(id))) {
+            if (!Files.exists(bundle.resolve(TaskService.DELETED))) {
                 try {
                     TaskService.run(runtime.command("kill", "--all", id, "9"), "kill " + id);
                 } catch (TtrpcServer.RpcError ignored) {
@@ -166,6 +166,16 @@ public final class ShimMain {
         out.flush();
     }
 
+    private static final class Pause {
+        static void seconds(long n) {
+            try {
+                Thread.sleep(n * 1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     private static void serve(Map<String, String> flags) throws Exception {
         String id = flags.getOrDefault("id", "");
         ShimLog log = new ShimLog(System.err, id);
@@ -177,6 +187,18 @@ public final class ShimMain {
         CountDownLatch done = new CountDownLatch(1);
         TaskService tasks = new TaskService(events, log, done::countDown);
         ServerSocketChannel server = new TtrpcServer(TaskService.NAME, tasks, log).serve(socket);
+        // a shim whose start containerd gave up on (it removes the bundle) must not linger without a task
+        Path bundle = Path.of("").toAbsolutePath();
+        Thread.ofVirtual().start(() -> {
+            while (true) {
+                Pause.seconds(1);
+                if (tasks.idle() && !Files.exists(bundle.resolve("config.json"))) {
+                    log.line("bundle " + bundle + " is gone and no task is left");
+                    done.countDown();
+                    return;
+                }
+            }
+        });
         done.await();
         // the Shutdown response goes out before the socket closes
         Thread.sleep(50);

@@ -229,9 +229,17 @@ final class TaskService implements TtrpcServer.Service {
             events.publish("/tasks/delete", TaskDelete.newBuilder().setContainerId(task.id()).setPid(process.pid())
                     .setExitStatus(exit.status()).setExitedAt(time(exit.at())).setId(task.id()).build());
         }
-        return DeleteResponse.newBuilder().setPid(process.pid()).setExitStatus(exit.status())
+        DeleteResponse response = DeleteResponse.newBuilder().setPid(process.pid()).setExitStatus(exit.status())
                 .setExitedAt(time(exit.at())).build();
+        if (r.getExecId().isEmpty()) {
+            // the task is gone: the `delete` action containerd runs next answers from this file without a JVM
+            Files.write(task.bundle().resolve(DELETED), response.toByteArray());
+        }
+        return response;
     }
+
+    /** Written once a task's init was deleted: its DeleteResponse, which the launcher's {@code delete} prints. */
+    static final String DELETED = "kiln-deleted";
 
     static void unmountRootfs(Path bundle) throws IOException, InterruptedException {
         Path rootfs = bundle.resolve("rootfs");

@@ -54,7 +54,12 @@ final class TtrpcServer {
     /** Binds {@code socket} (0600 by the umask the daemon sets) and serves it on a virtual thread until the process ends. */
     ServerSocketChannel serve(Path socket) throws IOException {
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        server.bind(UnixDomainSocketAddress.of(socket));
+        // bound under a temporary name and renamed once listening: the JDK binds and listens in two steps, and
+        // `start` reports the shim ready as soon as the socket's name exists (a dial in between is refused)
+        Path pending = socket.resolveSibling(socket.getFileName() + ".new");
+        java.nio.file.Files.deleteIfExists(pending);
+        server.bind(UnixDomainSocketAddress.of(pending));
+        java.nio.file.Files.move(pending, socket, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         Thread.ofVirtual().name("ttrpc-accept").start(() -> {
             while (server.isOpen()) {
                 try {

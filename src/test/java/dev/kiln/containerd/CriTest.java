@@ -1,0 +1,124 @@
+package dev.kiln.containerd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.kiln.containerd.cri.*;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Pods through containerd's CRI plugin as the kubelet drives them for a RuntimeClass: the handlers kiln and
+ * kiln-gvisor run a pod of two containers from two images that reach each other over localhost, ExecSync,
+ * ContainerStatus, logs at log_path, stop and removal with nothing left; kiln-vm is refused with its reason.
+ */
+@Timeout(600)
+class CriTest {
+
+    private static final Duration T = Duration.ofSeconds(60);
+    private static TestContainerd containerd;
+    private static CriClient cri;
+
+    @BeforeAll
+    static void start() throws Exception {
+        containerd = CriSetup.start(Files.createTempDirectory("kr"));
+        cri = new CriClient(containerd.socket);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (cri != null) cri.close();
+        if (containerd != null) {
+            containerd.close();
+            assertThat(containerd.shims()).as("shims left running").isEmpty();
+        }
+        CriSetup.removeBridge();
+    }
+
+    @Test
+    void kilnHandlerRunsAPodOfTwoContainers() throws Exception {
+        pod("kiln");
+    }
+
+    @Test
+    void kilnGvisorHandlerRunsAPodOfTwoContainers() throws Exception {
+        pod("kiln-gvisor");
+    }
+
+    @Test
+    void kilnVmHandlerIsRefusedWithItsReason() {
+        assertThatThrownBy(() -> cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder()
+                .setConfig(sandboxConfig("pod-vm")).setRuntimeHandler("kiln-vm").build(),
+                RunPodSandboxResponse.getDefaultInstance()))
+                .hasMessageContaining("isolation vm is not available through containerd-shim-kiln-v2");
+    }
+
+    private static PodSandboxConfig sandboxConfig(String name) {
+        return PodSandboxConfig.newBuilder()
+                .setMetadata(PodSandboxMetadata.newBuilder().setName(name).setUid(name + "-uid")
+                        .setNamespace("default"))
+                .setHostname(name).setLogDirectory(containerd.dir.resolve("logs").resolve(name).toString()).build();
+    }
+
+    private void pod(String handler) throws Exception {
+        PodSandboxConfig sandbox = sandboxConfig("pod-" + handler);
+        String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
+                .setRuntimeHandler(handler).build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+        String server = container(pod, sandbox, "server", TestContainerd.IMAGE,
+                "echo server up; exec httpd -f -p 127.0.0.1:8080 -h /etc");
+        String client = container(pod, sandbox, "client", TestContainerd.IMAGE2, "echo client up; exec sleep 600");
+
+        ExecSyncResponse fetched = null;
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (System.nanoTime() < deadline) {
+            fetched = exec(client, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/passwd");
+            if (fetched.getExitCode() == 0) break;
+            Thread.sleep(300);
+        }
+        assertThat(fetched.getStdout().toStringUtf8()).as(fetched.getStderr().toStringUtf8())
+                .contains("root:x:0:0");
+        assertThat(exec(server, "sh", "-c", "echo to-err >&2; exit 7").getExitCode()).isEqualTo(7);
+
+        ContainerStatus status = cri.call("ContainerStatus", ContainerStatusRequest.newBuilder()
+                .setContainerId(server).build(), ContainerStatusResponse.getDefaultInstance()).getStatus();
+        assertThat(status.getState()).isEqualTo(ContainerState.CONTAINER_RUNNING);
+        Path log = Path.of(status.getLogPath());
+        assertThat(log).isEqualTo(containerd.dir.resolve("logs").resolve(sandbox.getMetadata().getName())
+                .resolve("server.log"));
+        // CRI's log format: TIMESTAMP STREAM TAG MESSAGE
+        assertThat(Files.readString(log)).containsPattern("\\S+ stdout F server up");
+
+        cri.call("StopPodSandbox", StopPodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                StopPodSandboxResponse.getDefaultInstance());
+        cri.call("RemovePodSandbox", RemovePodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                RemovePodSandboxResponse.getDefaultInstance());
+        assertThat(containerd.ctr(T, "-n", "k8s.io", "c", "ls", "-q").out()).doesNotContain(pod, server, client);
+        assertThat(containerd.ctr(T, "-n", "k8s.io", "task", "ls", "-q").out()).doesNotContain(pod, server, client);
+        long gone = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!containerd.shims().isEmpty() && System.nanoTime() < gone) Thread.sleep(100);
+        assertThat(containerd.shims()).as("shims of the removed pod").isEmpty();
+        assertThat(containerd.mounts()).noneMatch(m -> m.contains(pod) || m.contains(server) || m.contains(client));
+    }
+
+    private static String container(String pod, PodSandboxConfig sandbox, String name, String image, String script) {
+        String id = cri.call("CreateContainer", CreateContainerRequest.newBuilder().setPodSandboxId(pod)
+                .setSandboxConfig(sandbox).setConfig(ContainerConfig.newBuilder()
+                        .setMetadata(ContainerMetadata.newBuilder().setName(name))
+                        .setImage(ImageSpec.newBuilder().setImage(image))
+                        .addCommand("sh").addArgs("-c").addArgs(script).setLogPath(name + ".log"))
+                .build(), CreateContainerResponse.getDefaultInstance()).getContainerId();
+        cri.call("StartContainer", StartContainerRequest.newBuilder().setContainerId(id).build(),
+                StartContainerResponse.getDefaultInstance());
+        return id;
+    }
+
+    private static ExecSyncResponse exec(String container, String... cmd) {
+        return cri.call("ExecSync", ExecSyncRequest.newBuilder().setContainerId(container)
+                .addAllCmd(java.util.List.of(cmd)).setTimeout(30).build(), ExecSyncResponse.getDefaultInstance());
+    }
+}

@@ -1,0 +1,72 @@
+package dev.kiln.containerd;
+
+import dev.kiln.containerd.cri.*;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * bench/pod-start's driver (not a test): a private containerd with the CRI plugin (CriTest's set-up), and for each
+ * runtime handler — containerd's own {@code runc} ({@code io.containerd.runc.v2}) and kiln's — N pods timed from
+ * RunPodSandbox to the first container running (StartContainer returned), each pod then stopped and removed.
+ * Prints one line per sample: {@code HANDLER<TAB>pod-start<TAB>SECONDS}; a handler that fails prints
+ * {@code HANDLER<TAB>error<TAB>MESSAGE} and the next one is tried.
+ *
+ * <p>Arguments: {@code RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}).
+ */
+public final class PodStartBench {
+    private PodStartBench() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        int runs = Integer.parseInt(args[0]);
+        List<String> handlers = List.of(args).subList(1, args.length);
+        Path dir = Files.createTempDirectory("kb");
+        try (TestContainerd containerd = CriSetup.start(dir); CriClient cri = new CriClient(containerd.socket)) {
+            for (String handler : handlers) {
+                try {
+                    pod(cri, containerd, handler, "warm");   // images and caches warm, not counted
+                    for (int i = 0; i < runs; i++) {
+                        double s = pod(cri, containerd, handler, "p" + i);
+                        System.out.printf("%s\tpod-start\t%.4f%n", handler, s);
+                    }
+                } catch (RuntimeException e) {
+                    System.out.printf("%s\terror\t%s%n", handler, String.valueOf(e.getMessage()).lines().findFirst()
+                            .orElse(""));
+                }
+            }
+        } finally {
+            CriSetup.removeBridge();
+        }
+    }
+
+    private static double pod(CriClient cri, TestContainerd containerd, String handler, String name) {
+        PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
+                .setMetadata(PodSandboxMetadata.newBuilder().setName(handler + "-" + name).setUid(handler + name)
+                        .setNamespace("bench"))
+                .setHostname(name).setLogDirectory(containerd.dir.resolve("logs").resolve(handler + name).toString())
+                .build();
+        long a = System.nanoTime();
+        String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
+                .setRuntimeHandler(handler).build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+        List<String> ids = new ArrayList<>();
+        try {
+            String id = cri.call("CreateContainer", CreateContainerRequest.newBuilder().setPodSandboxId(pod)
+                    .setSandboxConfig(sandbox).setConfig(ContainerConfig.newBuilder()
+                            .setMetadata(ContainerMetadata.newBuilder().setName("main"))
+                            .setImage(ImageSpec.newBuilder().setImage(TestContainerd.IMAGE))
+                            .addCommand("sleep").addArgs("600").setLogPath("main.log"))
+                    .build(), CreateContainerResponse.getDefaultInstance()).getContainerId();
+            ids.add(id);
+            cri.call("StartContainer", StartContainerRequest.newBuilder().setContainerId(id).build(),
+                    StartContainerResponse.getDefaultInstance());
+            return (System.nanoTime() - a) / 1e9;
+        } finally {
+            cri.call("StopPodSandbox", StopPodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                    StopPodSandboxResponse.getDefaultInstance());
+            cri.call("RemovePodSandbox", RemovePodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                    RemovePodSandboxResponse.getDefaultInstance());
+        }
+    }
+}
