@@ -1,43 +1,87 @@
 package dev.kiln.cli;
 
-import dev.kiln.api.daemon.Kilnd;
-
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
- * The training run behind the AOT cache (scripts/aot-cache): starts a throw-away kilnd in this JVM and runs the
- * CLI's common commands against it, so the classes they load (CLI, HTTP client, JSON) go into the cache. Not part of
- * kiln's user interface.
+ * The training run behind the CLI's AOT cache (scripts/aot-cache): runs the CLI's hot commands against a throw-away
+ * kilnd, so the classes they load (CLI, HTTP client, JSON) go into the cache. kilnd runs in a process of its own:
+ * in this JVM its classes (Jetty, SQLite, the registry client, TLS: ~4,000 of them) went into the CLI's cache too,
+ * and a JVM loads every class of its AOT cache at start, so each `kiln ps` paid for the daemon's classes. Not part
+ * of kiln's user interface.
  */
 public final class AotTraining {
     private AotTraining() {
     }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws Exception {
         Path dir = Path.of(args[0]);
-        try (Kilnd.Running daemon = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent"), dir.resolve("root"),
-                dir.resolve("run"), List.of(), null, false))) {
-            String host = "unix://" + daemon.socket();
-            String[][] runs = {
-                {"--version"},
-                {"--help"},
-                {"--host", host, "images"},
-                {"--host", host, "images", "--format", "json"},
-                {"--host", host, "ps", "-a"},
-                {"--host", host, "ps", "--format", "json"},
-                {"--host", host, "inspect", "nothing-here"},
-                {"--host", host, "image", "inspect", "nothing-here"},
-                {"--host", host, "run", "--rm", "nothing-here:1", "true"},
-                {"--host", host, "logs", "nothing-here"},
-                {"pull", "--bad-flag"},
-            };
-            for (String[] run : runs) {
-                Main.run(run, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
+        Path run = dir.resolve("run");
+        Process kilnd = startKilnd(dir.resolve("root"), run, dir.resolve("kilnd.log"));
+        try {
+            String host = "unix://" + run.resolve("kiln.sock");
+            // The hot commands only (HotCommands): every class in the cache is loaded at each start, so classes of
+            // other paths (picocli's model, Jackson) would cost the hot commands more than the cache saves them. The
+            // image reference is invalid so that create fails in kilnd, not in a pull.
+            String image = "Not-An-Image";
+            List<String[]> runs = new ArrayList<>(List.of(
+                    new String[] {"--version"},
+                    new String[] {"--host", host, "ps"},
+                    new String[] {"--host", host, "ps", "-a"},
+                    new String[] {"--host", host, "ps", "-aq"},
+                    new String[] {"--host", host, "ps", "--format", "json"},
+                    new String[] {"--host", host, "inspect", "nothing-here"},
+                    new String[] {"--host", host, "create", "--name", "t", "-e", "A=1", image, "true"},
+                    new String[] {"--host", host, "run", "--rm", "--network", "none", image, "true"},
+                    new String[] {"--host", host, "run", "-d", "-p", "8080:80", image, "true"},
+                    new String[] {"--host", host, "start", "nothing-here"},
+                    new String[] {"--host", host, "exec", "-e", "A=1", "nothing-here", "true"},
+                    new String[] {"--host", host, "logs", "nothing-here"},
+                    new String[] {"--host", host, "stop", "nothing-here"},
+                    new String[] {"--host", host, "kill", "nothing-here"},
+                    new String[] {"--host", host, "rm", "-f", "nothing-here"}));
+            for (String[] args1 : runs) {
+                Main.run(args1, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
                         new ByteArrayOutputStream()));
             }
+        } finally {
+            kilnd.destroy();
+            if (!kilnd.waitFor(20, TimeUnit.SECONDS)) {
+                kilnd.destroyForcibly().waitFor();
+            }
         }
+    }
+
+    /** {@code kiln daemon} on the training's own roots, with no config file; returns once its socket answers. */
+    private static Process startKilnd(Path root, Path run, Path log) throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder pb = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), Main.class.getName(), "daemon", "--root", root.toString(),
+                "--run-root", run.toString(), "--config", "/nonexistent")
+                .redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().remove("JAVA_TOOL_OPTIONS"); // the AOT flags are this JVM's, not kilnd's
+        Process p = pb.start();
+        Path socket = run.resolve("kiln.sock");
+        DaemonClient probe = new DaemonClient(socket);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (System.nanoTime() < deadline && p.isAlive()) {
+            if (Files.exists(socket)) {
+                try {
+                    probe.connect().close();
+                    return p;
+                } catch (IOException notYet) {
+                    // listening soon
+                }
+            }
+            Thread.sleep(50);
+        }
+        p.destroyForcibly();
+        throw new IOException("the training's kilnd did not start (see " + log + ")");
     }
 }

@@ -110,6 +110,16 @@ final class Commands {
         }
     }
 
+    /** A new instance of the top-level command {@code name}, or null ({@link HotCommands}). */
+    static Object command(String name) {
+        Supplier<Object> make = TOP.get(name);
+        return make == null ? null : make.get();
+    }
+
+    static boolean stopsAtPositional(String name) {
+        return STOP_AT_POSITIONAL.contains(name);
+    }
+
     private static String commandName(String[] args) {
         for (int i = 0; i < args.length; i++) {
             String a = args[i];

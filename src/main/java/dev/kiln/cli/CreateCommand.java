@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
 import picocli.CommandLine.Command;
@@ -25,10 +24,10 @@ final class CreateCommand extends Subcommand {
     }
 
     /** Docker's create: if the image is missing, say so on stderr, pull it, and try again. */
-    static JsonNode create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err)
+    static Json create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err)
             throws Exception {
         try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
-            return r.json();
+            return r.tree();
         } catch (KilnException e) {
             if (e.kind() != KilnException.Kind.NOT_FOUND || !e.getMessage().startsWith("no such image")) {
                 throw e;
@@ -38,7 +37,7 @@ final class CreateCommand extends Subcommand {
         err.flush();
         PullCommand.pull(daemon, kiln, request.image(), request.platform(), false, err);
         try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
-            return r.json();
+            return r.tree();
         }
     }
 }

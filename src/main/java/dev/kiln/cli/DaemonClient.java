@@ -25,9 +25,7 @@ import java.util.Map;
  * must start in well under 300 ms, and attach/stdin streams need the raw socket in both directions, which the general
  * clients hide.
  */
-final class DaemonClient {
-
-    static final ObjectMapper JSON = new ObjectMapper();
+final class DaemonClient implements Jackson {
 
     /** How connections to kilnd are made. */
     interface Transport {
@@ -106,6 +104,15 @@ final class DaemonClient {
             return JSON.readTree(bytes());
         }
 
+        /** The body as {@link Json}, without Jackson. */
+        Json tree() throws IOException {
+            try {
+                return Json.parse(bytes());
+            } catch (IllegalArgumentException e) {
+                throw new IOException("kilnd sent bad JSON: " + e.getMessage(), e);
+            }
+        }
+
         /** Throws the daemon's one-line error unless the status is 2xx. */
         Response ok() throws IOException {
             if (status / 100 != 2) {
@@ -113,12 +120,12 @@ final class DaemonClient {
                 String message;
                 Integer exitCode = null;
                 try {
-                    JsonNode n = JSON.readTree(b);
+                    Json n = Json.parse(b);
                     message = n.path("message").asText("kilnd answered " + status);
                     if (n.has("exitCode")) {
-                        exitCode = n.get("exitCode").asInt();
+                        exitCode = n.path("exitCode").asInt();
                     }
-                } catch (IOException e) {
+                } catch (IllegalArgumentException e) {
                     message = "kilnd answered " + status + ": " + new String(b, StandardCharsets.UTF_8).strip();
                 }
                 close();
@@ -160,7 +167,9 @@ final class DaemonClient {
     }
 
     Response call(String method, String path, Object jsonBody) throws IOException {
-        return send(method, path, "application/json", JSON.writeValueAsBytes(jsonBody));
+        String json = Json.request(jsonBody);
+        return send(method, path, "application/json",
+                json != null ? json.getBytes(StandardCharsets.UTF_8) : JSON.writeValueAsBytes(jsonBody));
     }
 
     Response send(String method, String path, String contentType, byte[] body) throws IOException {

@@ -29,8 +29,10 @@ final class DaemonStarter {
             }
             String java = ProcessHandle.current().info().command()
                     .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-            List<String> cmd = new ArrayList<>(List.of("setsid", java, "--enable-native-access=ALL-UNNAMED",
-                    "-cp", System.getProperty("java.class.path"), Main.class.getName(), "daemon",
+            String classPath = System.getProperty("java.class.path");
+            List<String> cmd = new ArrayList<>(List.of("setsid", java));
+            cmd.addAll(jvmFlags(classPath));
+            cmd.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", classPath, Main.class.getName(), "daemon",
                     "--root", root.toString(), "--run-root", runRoot.toString()));
             insecureRegistries.forEach(h -> cmd.addAll(List.of("--insecure-registry", h)));
             if (debug) {
@@ -60,6 +62,27 @@ final class DaemonStarter {
             Thread.currentThread().interrupt();
             throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while starting kilnd");
         }
+    }
+
+    /**
+     * kilnd's JVM flags as bin/kiln gives them to {@code kiln daemon}: the serial GC, and kilnd's AOT cache
+     * ({@code target/kilnd.aot} beside the jar, made by scripts/aot-cache with these flags) unless it is older than
+     * the jar, which the JVM would refuse, or KILN_NO_AOT is set.
+     */
+    static List<String> jvmFlags(String classPath) {
+        List<String> flags = new ArrayList<>(List.of("-XX:+UseSerialGC"));
+        try {
+            Path jar = Path.of(classPath.split(java.io.File.pathSeparator)[0]).toAbsolutePath();
+            Path cache = jar.resolveSibling("kilnd.aot");
+            if (System.getenv("KILN_NO_AOT") == null && jar.getFileName().toString().endsWith(".jar")
+                    && Files.isRegularFile(cache)
+                    && Files.getLastModifiedTime(cache).compareTo(Files.getLastModifiedTime(jar)) > 0) {
+                flags.addAll(List.of("-XX:AOTCache=" + cache, "-Xlog:aot=off", "-Xlog:cds=off"));
+            }
+        } catch (IOException | RuntimeException e) {
+            // no cache: kilnd starts as before, only slower
+        }
+        return flags;
     }
 
     private static String lastLine(Path log) {

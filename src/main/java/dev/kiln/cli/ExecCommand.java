@@ -49,7 +49,7 @@ final class ExecCommand extends Subcommand {
         ExecRequest req = new ExecRequest(command, envs, workdir, user, tty, interactive, detach);
         String id;
         try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/exec", req).ok()) {
-            id = r.json().path("id").asText();
+            id = r.tree().path("id").asText();
         }
         String path = "/v1/execs/" + id;
         if (detach) {

@@ -24,6 +24,18 @@ final class ImageInspectCommand extends Subcommand {
         return 0;
     }
 
+    /** As {@link #image}, without Jackson ({@link InspectCommand} is a hot command). */
+    static Json tree(DaemonClient daemon, String ref) throws Exception {
+        try (DaemonClient.Response r = daemon.call("GET", "/v1/images/inspect?ref=" + q(ref)).ok()) {
+            return r.tree();
+        } catch (KilnException e) {
+            if (e.kind() == KilnException.Kind.NOT_FOUND) {
+                throw KilnException.notFound("no such image: " + ref);
+            }
+            throw e;
+        }
+    }
+
     static com.fasterxml.jackson.databind.JsonNode image(DaemonClient daemon, String ref) throws Exception {
         try (DaemonClient.Response r = daemon.call("GET", "/v1/images/inspect?ref=" + q(ref)).ok()) {
             return r.json();

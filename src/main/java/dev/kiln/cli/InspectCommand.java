@@ -1,11 +1,11 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /** {@code kiln inspect [--type sandbox|image] NAME...}: sandboxes first, then images, as Docker. */
@@ -20,14 +20,14 @@ final class InspectCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        ArrayNode all = DaemonClient.JSON.createArrayNode();
+        List<Object> all = new ArrayList<>();
         for (String ref : refs) {
             // sandbox names and IDs never hold '/', ':' or '@'; image references often do
             boolean sandbox = (type == null && ref.matches("[a-zA-Z0-9][a-zA-Z0-9_.-]*"))
                     || "sandbox".equals(type) || "container".equals(type);
             if (sandbox) {
                 try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(ref)).ok()) {
-                    all.add(r.json());
+                    all.add(r.tree().value());
                     continue;
                 } catch (KilnException e) {
                     if (e.kind() != KilnException.Kind.NOT_FOUND || type != null) {
@@ -36,12 +36,12 @@ final class InspectCommand extends Subcommand {
                 }
             }
             try {
-                all.add(ImageInspectCommand.image(daemon, ref));
+                all.add(ImageInspectCommand.tree(daemon, ref).value());
             } catch (KilnException e) {
                 throw e.kind() == KilnException.Kind.NOT_FOUND ? KilnException.notFound("no such object: " + ref) : e;
             }
         }
-        out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
+        out().println(new Json(all).pretty());
         return 0;
     }
 }

@@ -94,7 +94,7 @@ final class LifecycleCommands {
         int run(DaemonClient daemon) throws Exception {
             for (String ref : refs) {
                 try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/wait").ok()) {
-                    out().println(r.json().path("exitCode").asInt());
+                    out().println(r.tree().path("exitCode").asInt());
                 }
             }
             return 0;

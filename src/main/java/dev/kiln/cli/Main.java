@@ -43,6 +43,12 @@ public final class Main {
 
     private static int run(String[] args, PrintWriter out, PrintWriter err, Stdio stdio) {
         boolean debug = Arrays.asList(args).contains("--debug");
+        Integer hot = HotCommands.run(args, out, err, stdio, debug);
+        if (hot != null) {
+            out.flush();
+            err.flush();
+            return hot;
+        }
         KilnCommand kiln = new KilnCommand();
         kiln.stdio = stdio;
         CommandLine cli = new CommandLine(kiln);
@@ -59,18 +65,21 @@ public final class Main {
             }
             return EXIT_KILN_FAILED;
         });
-        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            if (debug) {
-                e.printStackTrace(err);
-            }
-            err.println("kiln: " + describe(e));
-            err.flush();
-            return e instanceof KilnException k && k.exitCode() != null ? k.exitCode() : EXIT_KILN_FAILED;
-        });
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> failed(e, debug, err));
         int code = cli.execute(args);
         out.flush();
         err.flush();
         return code;
+    }
+
+    /** A command's failure: one line on stderr (the stack trace too with --debug); returns the exit code. */
+    static int failed(Exception e, boolean debug, PrintWriter err) {
+        if (debug) {
+            e.printStackTrace(err);
+        }
+        err.println("kiln: " + describe(e));
+        err.flush();
+        return e instanceof KilnException k && k.exitCode() != null ? k.exitCode() : EXIT_KILN_FAILED;
     }
 
     private static String describe(Throwable e) {

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,12 +29,12 @@ final class PsCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        JsonNode list;
+        Json list;
         try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes").ok()) {
-            list = r.json();
+            list = r.tree();
         }
-        List<JsonNode> rows = new ArrayList<>();
-        for (JsonNode s : list) {
+        List<Json> rows = new ArrayList<>();
+        for (Json s : list) {
             String state = s.path("State").asText();
             if ((all || state.equals("running") || state.equals("paused")) && matches(s)) {
                 rows.add(s);
@@ -44,13 +43,13 @@ final class PsCommand extends Subcommand {
         if (quiet) {
             rows.forEach(s -> out().println(id(s)));
         } else if (format.equals("json")) {
-            for (JsonNode s : rows) {
-                out().println(DaemonClient.JSON.writeValueAsString(s));
+            for (Json s : rows) {
+                out().println(s);
             }
         } else if (format.equals("table")) {
             Table t = new Table("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "ISOLATION",
                     "NAMES");
-            for (JsonNode s : rows) {
+            for (Json s : rows) {
                 String cmd = s.path("Command").asText();
                 if (!noTrunc && cmd.length() > 20) {
                     cmd = cmd.substring(0, 19) + "…";
@@ -58,7 +57,7 @@ final class PsCommand extends Subcommand {
                 t.add(id(s), s.path("Image").asText(), "\"" + cmd + "\"",
                         Humane.since(java.time.Instant.ofEpochSecond(s.path("Created").asLong()).toString()),
                         s.path("Status").asText(), ports(s), s.path("Isolation").asText(),
-                        s.path("Names").get(0).asText());
+                        s.path("Names").path(0).asText());
             }
             t.print(out());
         } else {
@@ -68,21 +67,21 @@ final class PsCommand extends Subcommand {
     }
 
     /** Docker's PORTS column: {@code 0.0.0.0:8080->80/tcp, ...}. */
-    private static String ports(JsonNode s) {
+    private static String ports(Json s) {
         List<String> out = new ArrayList<>();
-        for (JsonNode p : s.path("Ports")) {
+        for (Json p : s.path("Ports")) {
             out.add(p.path("IP").asText("0.0.0.0") + ":" + p.path("PublicPort").asInt() + "->"
                     + p.path("PrivatePort").asInt() + "/" + p.path("Type").asText("tcp"));
         }
         return String.join(", ", out);
     }
 
-    private String id(JsonNode s) {
+    private String id(Json s) {
         String id = s.path("ID").asText();
         return noTrunc ? id : id.substring(0, 12);
     }
 
-    private boolean matches(JsonNode s) {
+    private boolean matches(Json s) {
         for (String f : filters) {
             int eq = f.indexOf('=');
             if (eq < 0) {
@@ -92,13 +91,13 @@ final class PsCommand extends Subcommand {
             String value = f.substring(eq + 1);
             boolean ok = switch (key) {
                 case "id" -> s.path("ID").asText().startsWith(value);
-                case "name" -> s.path("Names").get(0).asText().contains(value);
+                case "name" -> s.path("Names").path(0).asText().contains(value);
                 case "status" -> s.path("State").asText().equals(value);
                 case "ancestor" -> s.path("Image").asText().equals(value) || s.path("ImageID").asText().contains(value);
                 case "isolation" -> s.path("Isolation").asText().equals(value);
                 case "label" -> {
                     int e2 = value.indexOf('=');
-                    JsonNode labels = s.path("Labels");
+                    Json labels = s.path("Labels");
                     yield e2 < 0 ? labels.has(value)
                             : labels.path(value.substring(0, e2)).asText("\u0000").equals(value.substring(e2 + 1));
                 }

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -23,9 +22,9 @@ final class StartCommand extends Subcommand {
     @Override
     int run(DaemonClient daemon) throws Exception {
         if (attach) {
-            JsonNode s;
+            Json s;
             try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(refs.getFirst())).ok()) {
-                s = r.json();
+                s = r.tree();
             }
             String path = "/v1/sandboxes/" + s.path("Id").asText();
             DaemonClient.Response stream = daemon.call("POST", path + "/start?attach=1").ok();

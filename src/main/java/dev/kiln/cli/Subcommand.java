@@ -15,16 +15,21 @@ abstract class Subcommand implements Callable<Integer> {
     @picocli.CommandLine.Option(names = "--help", usageHelp = true, description = "Show this help and exit")
     boolean help;
 
+    /** Set instead of {@link #spec} when {@link HotCommands} parsed the command line (no picocli model). */
+    KilnCommand parent;
+    PrintWriter out;
+    PrintWriter err;
+
     KilnCommand kiln() {
-        return (KilnCommand) spec.root().userObject();
+        return parent != null ? parent : (KilnCommand) spec.root().userObject();
     }
 
     PrintWriter out() {
-        return spec.commandLine().getOut();
+        return out != null ? out : spec.commandLine().getOut();
     }
 
     PrintWriter err() {
-        return spec.commandLine().getErr();
+        return err != null ? err : spec.commandLine().getErr();
     }
 
     Main.Stdio stdio() {
