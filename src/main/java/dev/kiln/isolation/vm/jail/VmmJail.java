@@ -53,6 +53,8 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
     public static final String OMIT_PROPERTY = "kiln.vmm.seccomp.omit";
         /** The trait of a VMM with QEMU's user-mode network (its filter lets slirp's sockets through). */
     public static final String USER_NETWORK = "user-network";
+    /** The trait of a VMM that saves or restores a snapshot's state through a descriptor. */
+    public static final String SNAPSHOT = "snapshot";
 
     /** One path bound into the jail: {@code ro}, {@code exec} (read-only, executable), {@code rw} or {@code dev}. */
     public record Mount(String kind, Path path) {}
@@ -67,8 +69,17 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      */
     public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
                                   Network network) {
+        return forQemu(vmDir, uid, binary, bootFiles, ownCaches, kvm, network, false);
+    }
+
+    /** As above; {@code snapshot}: a VM of a snapshot, its template (QEMU writes its state to a descriptor) or one
+     * restored from it (QEMU reads it from one): the allowlist's {@value #SNAPSHOT} entries (docs/vm.md). */
+    public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
+                                  Network network, boolean snapshot) {
         boolean userNetwork = network == Network.USER;
-        Set<String> traits = userNetwork ? Set.of(USER_NETWORK) : Set.of();
+        Set<String> traits = new java.util.HashSet<>();
+        if (userNetwork) traits.add(USER_NETWORK);
+        if (snapshot) traits.add(SNAPSHOT);
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);
         Path libs = real.getParent().resolve("../lib/x86_64-linux-gnu").normalize();
