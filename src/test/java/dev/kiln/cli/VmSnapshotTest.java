@@ -68,10 +68,6 @@ class VmSnapshotTest {
                 args.addAll(List.of(IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www"));
                 ids.add(kiln.ok(args.toArray(String[]::new)).out().strip());
             }
-            // one snapshot for the shape, made by the first VM; both VMMs restored it (-incoming), neither booted
-            assertThat(snapshots().stream().filter(s -> shape(s).contains("nic=true\n"))).hasSize(1);
-            for (String id : ids) assertThat(vmmCommandLine(id)).contains("-incoming", "fd:7");
-
             // the image's command runs and serves the published port; exec works
             assertThat(get("http://127.0.0.1:" + port + "/")).isEqualTo("hello from a restored VM\n");
             List<List<String>> selves = new ArrayList<>();
@@ -94,6 +90,9 @@ class VmSnapshotTest {
                 assertThat(kiln.ok("exec", ids.get(i), "busybox", "ping", "-c", "1", "-W", "5",
                         net.path("Gateway").asText()).out()).contains("1 packets received");
             }
+            // one snapshot for the shape, made by the first VM; both VMMs restored it (-incoming), neither booted
+            assertThat(snapshots().stream().filter(s -> shape(s).contains("nic=true\n"))).hasSize(1);
+            for (String id : ids) assertThat(vmmCommandLine(id)).contains("-incoming", "fd:7");
             // the same memory image, yet no shared secrets or streams
             assertThat(selves.get(0).get(0)).as("boot_id").isNotEqualTo(selves.get(1).get(0));
             assertThat(selves.get(0).get(1)).as("urandom").isNotEqualTo(selves.get(1).get(1));
