@@ -115,12 +115,15 @@ BENCHES = {
             ("vmm.start", "QEMU start + quit, paused (no guest code)", None),
             ("kiln.ps", "`kiln ps` (CLI start + one API round trip)", None),
             ("kbd.total", "kiln `run --isolation vm` without `--rm` (breakdown runs)", None),
+            ("kiln.vm.snap", "kiln `run --rm --network none --isolation vm` **from a snapshot** (`vm-snapshot: true`)", None),
+            ("kiln.container", "kiln `run --rm --network none` (container, the snapshot kilnd)", None),
         ],
         "bars": [
             ("kiln.vm", "kiln vm", None), ("kiln.vm.bridge", "kiln vm\\n+bridge", None),
             ("bare.min", "bare QEMU\\nminimal", None),
             ("bare.disk", "bare QEMU\\nlike for like", None), ("vmm.start", "QEMU start\\n(paused)", None),
-            ("kiln.ps", "kiln ps", None),
+            ("kiln.ps", "kiln ps", None), ("kiln.vm.snap", "kiln vm\\nsnapshot", None),
+            ("kiln.container", "kiln\\ncontainer", None),
         ],
     },
     "pull-unpack": {
@@ -286,6 +289,13 @@ if kv is not None and bm is not None:
                   f"{kv / bm:.2f}× ({kv - bm:+.0f} ms): {verdict(kv <= 1.15 * bm)}", "vm-boot", "kiln.vm", 1.15 * bm))
 else:
     goals.append(("vm ≤ 1.15× bare QEMU microvm", "–", "–", vm.why_missing(None), None, None, None))
+ks, kc2 = vm.median("kiln.vm.snap", 1000), vm.median("kiln.container", 1000)
+if ks is not None and bm is not None:
+    goals.append(("vm from a snapshot ≤ 0.25× bare QEMU cold boot (issue 17)", f"{ks:.0f} ms", f"bare QEMU {bm:.0f} ms",
+                  f"{ks / bm:.2f}× ({ks - bm:+.0f} ms): {verdict(ks <= 0.25 * bm)}", "vm-boot", "kiln.vm.snap", 0.25 * bm))
+if ks is not None and kc2 is not None:
+    goals.append(("vm run (snapshot) ≤ 2× container run (issue 17)", f"{ks:.0f} ms", f"container {kc2:.0f} ms",
+                  f"{ks / kc2:.2f}×: {verdict(ks <= 2 * kc2)}", "vm-boot", "kiln.vm.snap", 2 * kc2))
 kp, su = pu.median("kiln.cold.total"), pu.median("skopeo+umoci.cold.total")
 if kp is not None and su is not None:
     goals.append(("pull + unpack ≥ 1.5× faster than skopeo + umoci (cold)", f"{kp:.2f} s", f"skopeo+umoci {su:.2f} s",
@@ -580,6 +590,7 @@ def section(n, b, spec):
                              ("kiln gvisor vs bare runsc", "kiln.gvisor", "runsc"),
                              ("kiln --version, AOT cache vs none", "kiln.version", "kiln.version.noaot")],
              "vm-boot": [("kiln vm vs bare QEMU like for like", "kiln.vm", "bare.disk"),
+                         ("kiln vm from a snapshot vs kiln vm boot", "kiln.vm.snap", "kiln.vm"),
                          ("bare like for like vs bare minimal", "bare.disk", "bare.min")],
              "pull-unpack": [("kiln vs podman, cold", "kiln.cold.total", "podman.cold.total"),
                              ("kiln vs ctr, cold", "kiln.cold.total", "ctr.cold.total"),

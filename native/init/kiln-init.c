@@ -66,6 +66,7 @@ struct spec {
     char **argv, **envp;
     const char *cwd, *hostname, *hosts, *resolv;
     const char *mac, *net, *gateway, *mtu; /* the guest NIC (docs/guest-protocol.md); mac NULL: loopback only */
+    const char *seed, *time;               /* the relay's, new at every start: RNG seed (hex), host clock */
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly;
@@ -275,7 +276,20 @@ static void module_params(const char *name, char *out, size_t n) {
     }
 }
 
-static void load_modules(void) {
+/*
+ * kiln.snapshot on the command line: this boot is the template of a snapshot (docs/vm.md, "Snapshot start"), and every
+ * VM restored from it continues here. The disks and the network card are the sandbox's, not the template's: their
+ * drivers (virtio_blk, virtio_net) are loaded only after START, so the kernel probes the devices the restored VM has
+ * (their size, no cached block of a placeholder) instead of remembering the template's.
+ */
+static int snapshot_boot;
+
+static int late_module(const char *name) {
+    return strcmp(name, "virtio_blk") == 0 || strcmp(name, "virtio_net") == 0;
+}
+
+/* Loads /modules.order in order; with kiln.snapshot, pass 0 skips the late ones (above) and pass 1 loads only them. */
+static void load_modules(int pass) {
     char list[8192], name[128], params[CMDLINE_MAX];
     int fd = open("/modules.order", O_RDONLY | O_CLOEXEC);
     if (fd < 0) { if (errno != ENOENT) fatal("/modules.order: %s", strerror(errno)); return; }
@@ -286,6 +300,7 @@ static void load_modules(void) {
     for (char *line = strtok(list, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         const char *base = strrchr(line, '/') ? strrchr(line, '/') + 1 : line;
         snprintf(name, sizeof name, "%.*s", (int)strcspn(base, "."), base);
+        if (snapshot_boot ? late_module(name) != pass : pass != 0) continue;
         module_params(name, params, sizeof params);
         int m = open(line, O_RDONLY | O_CLOEXEC);
         if (m < 0) fatal("module %s: %s", line, strerror(errno));
@@ -435,6 +450,8 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         else if (strcmp(r, "net") == 0) s->net = v;
         else if (strcmp(r, "gateway") == 0) s->gateway = v;
         else if (strcmp(r, "mtu") == 0) s->mtu = v;
+        else if (strcmp(r, "seed") == 0) s->seed = v;
+        else if (strcmp(r, "time") == 0) s->time = v;
         /* unknown keys are ignored, so the host can add some before every guest knows them */
     }
     if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
@@ -481,10 +498,50 @@ static struct sockaddr_in inet_of(const char *text, const char *what) {
  * lo up; with a NIC (START's mac=): the interface with that MAC gets net=ADDRESS/PREFIX, mtu=, is brought up, and the
  * default route goes via gateway=. Plain ioctls (SIOCSIFADDR, SIOCADDRT): IPv4 needs nothing netlink adds.
  */
+/* "aa:bb:cc:dd:ee:ff" into 6 bytes; -1 if it is not that. */
+static int mac_of(const char *text, unsigned char out[6]) {
+    unsigned v[6];
+    char end;
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6) return -1;
+    for (int i = 0; i < 6; i++) out[i] = (unsigned char)v[i];
+    return 0;
+}
+
+/*
+ * A restored VM's card has the template's MAC (virtio-net's state, MAC included, comes from the snapshot): the one
+ * card there is (the snapshot was made with exactly one, or none) takes START's, as `ip link set address` would
+ * (the driver tells QEMU through the control queue). Waits, bounded, for the card to appear after virtio_net loads.
+ */
+static void adopt_mac(int sock, const char *mac) {
+    unsigned char want[6];
+    char name[IFNAMSIZ] = "";
+    if (mac_of(mac, want) != 0) fatal("bad START: mac=%.40s", mac);
+    long long deadline = now_ms() + DEVICE_WAIT_MS;
+    while (name[0] == 0) {
+        DIR *d = opendir("/sys/class/net");
+        struct dirent *e;
+        while (d != NULL && (e = readdir(d)) != NULL)
+            if (e->d_name[0] != '.' && strcmp(e->d_name, "lo") != 0 && strlen(e->d_name) < sizeof name)
+                memcpy(name, e->d_name, strlen(e->d_name) + 1);
+        if (d != NULL && closedir(d) != 0) fatal("closedir: %s", strerror(errno));
+        if (name[0]) break;
+        if (now_ms() > deadline) fatal("no network card after %d ms", DEVICE_WAIT_MS);
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+    memcpy(ifr.ifr_hwaddr.sa_data, want, 6);
+    if_ioctl(sock, SIOCSIFHWADDR, &ifr, "SIOCSIFHWADDR");
+}
+
 static void network_up(const struct spec *s) {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) fatal("socket: %s", strerror(errno));
     if_up(sock, "lo");
+    if (s->mac != NULL && snapshot_boot) adopt_mac(sock, s->mac);
     if (s->mac != NULL) {
         char name[IFNAMSIZ], addr[64];
         find_entry("/sys/class/net", "address", s->mac, NULL, name, sizeof name);
@@ -521,6 +578,46 @@ static void network_up(const struct spec *s) {
             fatal("configuring %s: default route via %s: %s", name, s->gateway, strerror(errno));
     }
     if (close(sock) != 0) fatal("close: %s", strerror(errno));
+}
+
+/* RNDADDENTROPY, RNDRESEEDCRNG of linux/random.h (musl's headers do not carry it) */
+#define KILN_RNDADDENTROPY  0x40085203
+#define KILN_RNDRESEEDCRNG  0x5207
+
+/*
+ * What must be this VM's own at every start, above all after a restore, where every VM of a snapshot wakes with the
+ * same memory (docs/vm.md, "Snapshot start"): START's seed= is credited to the kernel's RNG and the CRNG reseeded, so
+ * /dev/urandom, getrandom() and the lazily made boot_id differ from every other VM's; START's time= sets the clock
+ * (the snapshot's is minutes or days old). A guest without seed= (an older relay) keeps its boot's RNG.
+ */
+static void fresh_start(const struct spec *s) {
+    if (s->time != NULL) {
+        char *end;
+        long long sec = strtoll(s->time, &end, 10);
+        long nsec = 0;
+        if (*end == '.') nsec = strtol(end + 1, &end, 10);
+        if (*end != 0 || sec <= 0 || nsec < 0 || nsec > 999999999) fatal("bad START: time=%.40s", s->time);
+        struct timespec ts = { (time_t)sec, nsec };
+        if (clock_settime(CLOCK_REALTIME, &ts) != 0) fatal("setting the clock: %s", strerror(errno));
+    }
+    if (s->seed == NULL) return;
+    struct { int entropy_count, buf_size; unsigned char buf[128]; } pool;
+    size_t n = strlen(s->seed);
+    if (n % 2 != 0 || n / 2 > sizeof pool.buf || n < 64) fatal("bad START: seed of %zu hex digits", n);
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(s->seed + 2 * i, "%2x", &v) != 1) fatal("bad START: seed is not hex");
+        pool.buf[i] = (unsigned char)v;
+    }
+    pool.buf_size = (int)(n / 2);
+    pool.entropy_count = pool.buf_size * 8;
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fatal("/dev/urandom: %s", strerror(errno));
+    if (ioctl(fd, KILN_RNDADDENTROPY, &pool) != 0) fatal("RNDADDENTROPY: %s", strerror(errno));
+    /* ENODATA: the CRNG was not ready yet, and the credit above is what made it so, from this seed */
+    if (ioctl(fd, KILN_RNDRESEEDCRNG) != 0 && errno != ENODATA) fatal("RNDRESEEDCRNG: %s", strerror(errno));
+    if (close(fd) != 0) fatal("close: %s", strerror(errno));
+    memset(&pool, 0, sizeof pool);
 }
 
 /* Whether the kernel command line carries the bare word `word` (e.g. "kiln.disks=fs"). */
@@ -953,7 +1050,8 @@ int main(void) {
     xmount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     xmount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     if (read_small("/proc/cmdline", cmdline, sizeof cmdline) != 0) fatal("/proc/cmdline: %s", strerror(errno));
-    load_modules();
+    snapshot_boot = cmdline_has("kiln.snapshot");
+    load_modules(0);
     unsigned vport = vsock_port();
     if (vport != 0) {
         vsock_connect(vport);
@@ -974,8 +1072,18 @@ int main(void) {
     send_frame(T_HELLO, 0, hello, (size_t)hn);
     port_flush();
     read_frame(&type, &id, &payload, &len);
+    while (type == T_HELLO && snapshot_boot) {
+        /* restored from a snapshot taken right here: this relay is new and greets again; answer as at boot */
+        long long now = clock_gettime(CLOCK_BOOTTIME, &up) == 0 ? (long long)up.tv_sec * 1000 + up.tv_nsec / 1000000 : 0;
+        hn = snprintf(hello, sizeof hello, "version=%d%cuptime_ms=%lld%c", PROTOCOL_VERSION, 0, now, 0);
+        send_frame(T_HELLO, 0, hello, (size_t)hn);
+        port_flush();
+        read_frame(&type, &id, &payload, &len);
+    }
     if (type != T_START || id != 0) fatal("expected START on stream 0, got frame type %d on stream %d", type, id);
     if (parse_spec(payload, len, &s, err, sizeof err) != 0) fatal("bad START: %s", err);
+    fresh_start(&s);
+    if (snapshot_boot) load_modules(1);
     enter_root(&s);
     start_process(0, &s);
     spec_free(&s);

@@ -30,10 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jail.h"
@@ -366,6 +368,7 @@ static void control_open(int fd) {
 }
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
+                       "[--save-to FILE --qmp-sock SOCK] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 
@@ -397,6 +400,33 @@ static int fd_arg(const char *text, const char **rest) {
 }
 
 /* A uid or gid for the jail: decimal, not root's, not -1. */
+/*
+ * START as the guest gets it: the spec's records, then what must be new at every start, never the spec file's, so
+ * that VMs restored from one snapshot (docs/vm.md, "Snapshot start") share nothing: seed= 64 bytes of the host's
+ * randomness (kiln-init credits them to the guest's RNG and reseeds it), time= the host's clock now (the guest's
+ * stopped with its snapshot). -1 when the host cannot give randomness: no VM starts without it.
+ */
+static int start_payload(const struct buf *spec, struct buf *out) {
+    unsigned char seed[64];
+    char rec[300];
+    struct timespec now;
+    size_t got = 0;
+    while (got < sizeof seed) {
+        ssize_t r = getrandom(seed + got, sizeof seed - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) return -1;
+    int k = snprintf(rec, sizeof rec, "seed=");
+    for (size_t i = 0; i < sizeof seed; i++) k += snprintf(rec + k, sizeof rec - (size_t)k, "%02x", seed[i]);
+    k += snprintf(rec + k, sizeof rec - (size_t)k, "%ctime=%lld.%09ld%c", 0, (long long)now.tv_sec, now.tv_nsec, 0);
+    if (spec->len + (size_t)k > MAX_PAYLOAD) { errno = E2BIG; return -1; }
+    gbuf_put(out, spec->p, spec->len);
+    gbuf_put(out, rec, (size_t)k);
+    return 0;
+}
+
 static int id_arg(const char *text, unsigned *out) {
     char *end;
     errno = 0;
@@ -409,6 +439,7 @@ static int id_arg(const char *text, unsigned *out) {
 int relay_vm(int argc, char **argv) {
     const char *dir = NULL, *spec = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
     const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
+    const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
     long hello_timeout = 60;
     int i, console_stdout = 0, bad = 0;
     size_t ncgroups = 0;
@@ -446,6 +477,8 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--jail-gid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &gid) != 0;
         else if (strcmp(argv[i], "--jail-mounts") == 0 && i + 1 < argc) jail_mounts = argv[++i];
         else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp = argv[++i];
+        else if (strcmp(argv[i], "--save-to") == 0 && i + 1 < argc) save_to = argv[++i];
+        else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
         else return usage(RELAY_VM_USAGE);
     }
     for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
@@ -458,7 +491,7 @@ int relay_vm(int argc, char **argv) {
     if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
-        (api_sock == NULL) != (api_requests == NULL))
+        (api_sock == NULL) != (api_requests == NULL) || (save_to == NULL) != (qmp_sock == NULL))
         return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
     for (size_t k = 0; k < ncgroups; k++) {
@@ -495,6 +528,13 @@ int relay_vm(int argc, char **argv) {
         return 125;
     }
     if (api_sock != NULL && unlink(api_sock) != 0 && errno != ENOENT) note("removing %s: %s", api_sock, strerror(errno));
+    /* --save-to: opened as root here, given to QEMU over its monitor; 0600 like every file of kiln's state */
+    int save_fd = -1;
+    pid_t parent = getppid();
+    if (save_to != NULL && (save_fd = open(save_to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        fprintf(stderr, "kiln: %s: %s\n", save_to, strerror(errno));
+        return 125;
+    }
     int sig_fd = all_signals_fd();
     if (sig_fd < 0) { fprintf(stderr, "kiln: signalfd: %s\n", strerror(errno)); return 125; }
     g_tty = isatty(0);
@@ -525,10 +565,42 @@ int relay_vm(int argc, char **argv) {
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             } else timeout = 10;
         }
-        if (g_hello_seen && !started && !g_main_ended) { /* (an ERROR before HELLO: no START for that guest) */
+        if (save_fd >= 0 && g_exit_code < 0 && getppid() != parent) { /* kilnd died: its template goes too */
+            say_err("kiln: the VM's snapshot was given up: kilnd is gone");
+            g_exit_code = 125;
+            if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+        }
+        if (save_fd >= 0 && g_hello_seen && g_exit_code < 0 && !g_main_ended && g_vmm > 0) {
+            /* the template: kiln-init answered and now waits for START; nothing more is sent to it, the VM is
+             * stopped and its state written as it is (docs/vm.md, "Snapshot start") */
+            char why[400];
+            if (g_ctl_out.len && gbuf_flush(&g_ctl_out, g_ctl) != 0) note("flushing the control socket");
+            if (snapshot_save(qmp_sock, save_fd, (int)(hello_timeout * 1000), why, sizeof why) == 0) {
+                g_exit_code = 0;
+            } else {
+                say_err("kiln: cannot save the VM's snapshot: %s", why);
+                g_exit_code = 125;
+                if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            }
+            if (fsync(save_fd) != 0 && g_exit_code == 0) {
+                say_err("kiln: cannot save the VM's snapshot: fsync %s: %s", save_to, strerror(errno));
+                g_exit_code = 125;
+            }
+            xclose(save_fd);
+            save_fd = -2; /* done: no second attempt */
+        }
+        if (g_hello_seen && !started && !g_main_ended && save_to == NULL) { /* (an ERROR before HELLO: no START) */
+            struct buf payload = { 0 };
             started = 1;
-            gframe(&g_ctl_out, T_START, 0, start.p, start.len);
-            if (g_tty) send_winsize(&g_ctl_out, T_RESIZE, 0);
+            if (start_payload(&start, &payload) != 0) {
+                say_err("kiln: cannot make the VM's START: %s", strerror(errno));
+                g_exit_code = 125;
+                if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            } else {
+                gframe(&g_ctl_out, T_START, 0, payload.p, payload.len);
+                if (g_tty) send_winsize(&g_ctl_out, T_RESIZE, 0);
+            }
+            free(payload.p);
         }
         if (!g_hello_seen && g_exit_code < 0 && g_vmm > 0 && now > hello_deadline) {
             char line[300];

@@ -47,4 +47,7 @@ int vmm_gone(void);
 /* firecracker.c */
 int send_api(const char *sock, const struct buf *reqs);
 
+/* snapshot.c: the VM's state into state_fd over QEMU's monitor at qmp_sock (migrate, quit); 0, or -1 with why */
+int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, char *err, size_t errn);
+
 #endif

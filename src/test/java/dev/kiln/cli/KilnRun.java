@@ -25,10 +25,17 @@ final class KilnRun implements AutoCloseable {
     }
 
     private final Path root;
+    private final Path config;
     private TestDaemon daemon;
 
     KilnRun(Path root) {
+        this(root, Path.of("/nonexistent/kiln.yaml"));
+    }
+
+    /** With {@code config} as the daemon's config.yaml. */
+    KilnRun(Path root, Path config) {
         this.root = root;
+        this.config = config;
     }
 
     Path store() {
@@ -37,7 +44,7 @@ final class KilnRun implements AutoCloseable {
 
     synchronized String host() {
         if (daemon == null) {
-            daemon = new TestDaemon(store(), root.resolve("run"));
+            daemon = new TestDaemon(store(), root.resolve("run"), config);
         }
         return daemon.host();
     }

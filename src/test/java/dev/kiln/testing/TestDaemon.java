@@ -16,9 +16,13 @@ public final class TestDaemon implements AutoCloseable {
     private final Path root;
 
     public TestDaemon(Path root, Path runRoot) {
+        this(root, runRoot, Path.of("/nonexistent/kiln.yaml"));
+    }
+
+    /** As above, with {@code config} as its config.yaml. */
+    public TestDaemon(Path root, Path runRoot, Path config) {
         this.root = root;
-        running = Kilnd.start(Kilnd.Options.read(Path.of("/nonexistent/kiln.yaml"), root, runRoot, List.of(), null,
-                false));
+        running = Kilnd.start(Kilnd.Options.read(config, root, runRoot, List.of(), null, false));
     }
 
     public Path socket() {

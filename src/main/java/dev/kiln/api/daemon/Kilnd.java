@@ -37,7 +37,8 @@ public final class Kilnd {
                       @JsonProperty("runtime-paths") Map<String, String> runtimePaths,
                       @JsonProperty("log-level") String logLevel,
                       @JsonProperty("vmm-jail") Boolean vmmJail,
-                      @JsonProperty("vmm-uid-range") String vmmUidRange) {
+                      @JsonProperty("vmm-uid-range") String vmmUidRange,
+                      @JsonProperty("vm-snapshot") Boolean vmSnapshot) {
     }
 
     /**
@@ -46,12 +47,13 @@ public final class Kilnd {
      * network's (null: picked clear of the host's routes); {@code runtimePaths}: runtime binaries (runc, runsc,
      * qemu-system-x86_64, firecracker) at paths of their own instead of on PATH; {@code logLevel}: debug, info, warn
      * or error (the flag's, else config.yaml's, else debug with --debug, else info); {@code vmmJail}: QEMU in its
-     * jail (docs/vm.md; false only for debugging); {@code vmmUidRange}: the ids jailed VMMs run as (null: default).
+     * jail (docs/vm.md; false only for debugging); {@code vmmUidRange}: the ids jailed VMMs run as (null: default);
+     * {@code vmSnapshot}: QEMU VMs start from a snapshot of a booted guest (docs/vm.md, "Snapshot start").
      */
     public record Options(Path root, Path runRoot, Set<String> insecureRegistries, String defaultIsolation,
                           String runscPlatform, boolean debug, List<TlsListener> tcpListeners, Path kernel,
                           String defaultSubnet, Map<String, Path> runtimePaths, String logLevel, boolean vmmJail,
-                          String vmmUidRange) {
+                          String vmmUidRange, boolean vmSnapshot) {
 
         public Options {
             tcpListeners = List.copyOf(tcpListeners);
@@ -61,19 +63,19 @@ public final class Kilnd {
         /** These options with kilnd also listening on {@code listeners} ({@link TlsListener#of}). */
         public Options withTcpListeners(List<TlsListener> listeners) {
             return new Options(root, runRoot, insecureRegistries, defaultIsolation, runscPlatform, debug, listeners,
-                    kernel, defaultSubnet, runtimePaths, logLevel, vmmJail, vmmUidRange);
+                    kernel, defaultSubnet, runtimePaths, logLevel, vmmJail, vmmUidRange, vmSnapshot);
         }
 
         /** These options with {@code --log-level}'s {@code level} (null: as they are). */
         public Options withLogLevel(String level) {
             return level == null ? this : new Options(root, runRoot, insecureRegistries, defaultIsolation,
                     runscPlatform, debug, tcpListeners, kernel, defaultSubnet, runtimePaths,
-                    DaemonLog.level(level, ""), vmmJail, vmmUidRange);
+                    DaemonLog.level(level, ""), vmmJail, vmmUidRange, vmSnapshot);
         }
 
         public static Options read(Path configFile, Path root, Path runRoot, List<String> insecure,
                                    String defaultIsolation, boolean debug) {
-            ConfigFile file = new ConfigFile(null, List.of(), null, null, null, Map.of(), null, null, null);
+            ConfigFile file = new ConfigFile(null, List.of(), null, null, null, Map.of(), null, null, null, null);
             if (Files.isRegularFile(configFile)) {
                 try {
                     file = new ObjectMapper(new YAMLFactory()).readValue(configFile.toFile(), ConfigFile.class);
@@ -102,14 +104,15 @@ public final class Kilnd {
                     file.runscPlatform() != null ? file.runscPlatform() : "ptrace", debug, List.of(),
                     file.kernel() != null ? Path.of(file.kernel()) : null, file.defaultSubnet(), runtimePaths,
                     file.logLevel() != null ? DaemonLog.level(file.logLevel(), " in " + configFile)
-                            : debug ? "debug" : "info", file.vmmJail() == null || file.vmmJail(), file.vmmUidRange());
+                            : debug ? "debug" : "info", file.vmmJail() == null || file.vmmJail(), file.vmmUidRange(),
+                    file.vmSnapshot() != null && file.vmSnapshot());
         }
     }
 
     /** kilnd's isolators, registered in one place. */
     public static Isolators isolators(Options o) {
         return StandardIsolators.create(new StandardIsolators.Options(o.root(), o.runRoot(), o.runscPlatform(),
-                o.kernel(), o.runtimePaths(), o.vmmJail(), o.vmmUidRange()));
+                o.kernel(), o.runtimePaths(), o.vmmJail(), o.vmmUidRange(), o.vmSnapshot()));
     }
 
     /** A started kilnd: engine and server. Closing it stops serving; sandboxes keep running under their shims. */

@@ -28,9 +28,10 @@ public final class StandardIsolators {
      * @param runtimePaths  runtime binaries at paths of their own, by name ({@code runtime-paths} in the config)
      * @param vmmJail       QEMU in its jail ({@code vmm-jail}; false only for debugging)
      * @param vmmUidRange   the ids jailed VMMs run as ({@code vmm-uid-range}); null for the default
+     * @param vmSnapshot    QEMU VMs start from a snapshot of a booted guest ({@code vm-snapshot})
      */
     public record Options(Path root, Path runRoot, String runscPlatform, Path kernel, Map<String, Path> runtimePaths,
-                          boolean vmmJail, String vmmUidRange) {
+                          boolean vmmJail, String vmmUidRange, boolean vmSnapshot) {
         public Options {
             runtimePaths = Map.copyOf(runtimePaths);
         }
@@ -45,7 +46,7 @@ public final class StandardIsolators {
                 new OciIsolator(OciRuntime.RUNSC, o.runRoot().resolve("runsc"),
                         List.of("--platform=" + o.runscPlatform()), o.runtimePaths()),
                 new VmIsolator(VmOptions.defaults(o.root()).withKernel(o.kernel())
-                        .withRuntimePaths(o.runtimePaths()).withJail(o.vmmJail())
+                        .withRuntimePaths(o.runtimePaths()).withJail(o.vmmJail()).withSnapshot(o.vmSnapshot())
                         .withVmmUidRange(VmmIds.Range.parse(o.vmmUidRange() != null ? o.vmmUidRange()
                                 : VmmIds.DEFAULT_RANGE)))));
     }

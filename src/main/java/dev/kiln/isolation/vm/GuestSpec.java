@@ -20,6 +20,8 @@ import java.util.stream.Collectors;
  */
 final class GuestSpec {
     static final int MAX_PAYLOAD = 65536;
+    /** What the relay appends to START at every start ({@code seed=}, {@code time=}: docs/guest-protocol.md). */
+    static final int RELAY_RECORDS = 256;
 
     private GuestSpec() {
     }
@@ -38,7 +40,7 @@ final class GuestSpec {
             record(out, "gateway", nic.gateway());
             record(out, "mtu", Integer.toString(nic.mtu()));
         }
-        return checked(out);
+        return checked(out, MAX_PAYLOAD - RELAY_RECORDS);
     }
 
     /**
@@ -76,7 +78,7 @@ final class GuestSpec {
     }
 
     static byte[] exec(ProcessSpec process) {
-        return checked(process(process));
+        return checked(process(process), MAX_PAYLOAD);
     }
 
     private static ByteArrayOutputStream process(ProcessSpec p) {
@@ -98,10 +100,10 @@ final class GuestSpec {
         out.write(0);
     }
 
-    private static byte[] checked(ByteArrayOutputStream out) {
-        if (out.size() > MAX_PAYLOAD) {
+    private static byte[] checked(ByteArrayOutputStream out, int max) {
+        if (out.size() > max) {
             throw KilnException.invalid("the process's arguments and environment take " + out.size()
-                    + " bytes; a VM accepts at most " + MAX_PAYLOAD);
+                    + " bytes; a VM accepts at most " + max);
         }
         return out.toByteArray();
     }

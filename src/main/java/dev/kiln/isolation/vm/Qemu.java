@@ -107,9 +107,41 @@ final class Qemu implements Vmm {
     public Launch launch(Machine m, Path vmDir) {
         boolean kvm = QemuCommand.kvmUsable();
         QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
-                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs(), m.shares());
+                m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs(),
+                m.shares(), m.restoreFrom() != null, m.restoreFrom());
         List<String> relay = new ArrayList<>(cmd.relayOptions());
         if (m.nic() != null) relay.addAll(m.nic().relayOptions());
+        VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
+                : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
+        return launch(cmd, relay, m.jailUid(), net, vmDir, m.restoreFrom() != null, m.shares() > 0);
+    }
+
+    /**
+     * The template of a snapshot of {@code shape} (docs/vm.md, "Snapshot start"): a sandbox's command line with
+     * {@code kiln.snapshot} for kiln-init, placeholder disks, and, for a shape with a card, a card on a hub port of
+     * its own (no host side: the guest brings it up only after START, as the restored VM's own card).
+     */
+    VmSnapshot.Template template(VmSnapshot.Shape shape, Path kernel, Path initrd) {
+        return (vmDir, image, disk, uid) -> {
+            List<String> nic = shape.nic() ? List.of("-netdev", "hubport,id=net0,hubid=0",
+                    "-device", "virtio-net-device,netdev=net0,mac=" + VmSnapshot.TEMPLATE_MAC)
+                    : List.of();
+            QemuCommand cmd = new QemuCommand(kernel, initrd, image, disk, shape.memoryMiB(), shape.cpus(),
+                    shape.kvm(), shape.tscKhz(), nic, 0, true, null);
+            return launch(cmd, new ArrayList<>(cmd.relayOptions()), uid, VmmJail.Network.NONE, vmDir, true, false);
+        };
+    }
+
+    /** The shape of {@code m}'s VM, for its snapshot. */
+    VmSnapshot.Shape shape(Vmm.Machine m) {
+        return VmSnapshot.Shape.of(m.kernel(), m.initrd(), m.memoryMiB(), m.cpus(), m.nic() != null,
+                QemuCommand.kvmUsable(), QemuCommand.kvmUsable() ? 0 : QemuCommand.hostTscKhz(),
+                binary.path("the vm isolation").toAbsolutePath());
+    }
+
+    private Launch launch(QemuCommand cmd, List<String> relay, Integer jailUid, VmmJail.Network net, Path vmDir,
+                          boolean snapshot, boolean sharedDirs) {
+        boolean kvm = cmd.kvm();
         Path qemu = binary.path("the vm isolation").toAbsolutePath();
         try {
             Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
@@ -118,11 +150,9 @@ final class Qemu implements Vmm {
                     + e.getMessage(), e);
         }
         VmmJail jail = null;
-        if (m.jailUid() != null) {
-            VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
-                    : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
-            jail = VmmJail.forQemu(vmDir, m.jailUid(), qemu, List.of(m.kernel(), m.initrd()), kernelsDir, kvm, net,
-                    m.shares() > 0);
+        if (jailUid != null) {
+            jail = VmmJail.forQemu(vmDir, jailUid, qemu, List.of(cmd.kernel(), cmd.initrd()), kernelsDir, kvm, net,
+                    snapshot, sharedDirs);
             relay.addAll(jail.relayOptions());
         }
         return new Launch(relay, cmd.argv(qemu), jail);

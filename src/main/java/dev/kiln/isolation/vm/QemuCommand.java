@@ -17,14 +17,18 @@ import java.util.List;
  * @param kvm       use KVM ({@code /dev/kvm} usable); otherwise TCG with the host's TSC rate on the kernel command line
  * @param tscKhz    the host's TSC frequency for {@code tsc_early_khz} under TCG; 0 if unknown
  * @param nic       the network card's {@code -netdev}/{@code -device} arguments ({@link GuestNic}); empty: none
+ * @param snapshotGuest the guest is (or is restored from) a snapshot's template: {@code kiln.snapshot} on its command
+ *                  line, so kiln-init loads the disks' and the card's drivers after START (docs/vm.md, "Snapshot start")
+ * @param restoreFrom the snapshot's state file: QEMU restores it ({@code -incoming fd:7}, the relay opens it) instead
+ *                  of booting; null: a boot
  */
 record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus,
-                   boolean kvm, long tscKhz, List<String> nic, int shares) {
+                   boolean kvm, long tscKhz, List<String> nic, int shares, boolean snapshotGuest, Path restoreFrom) {
 
-    /** Without shared directories. */
+    /** Without shared directories, booted. */
     QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus, boolean kvm,
                 long tscKhz, List<String> nic) {
-        this(kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, kvm, tscKhz, nic, 0);
+        this(kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, kvm, tscKhz, nic, 0, false, null);
     }
 
     static final String BINARY = "qemu-system-x86_64";
@@ -36,6 +40,7 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     static final int DISK_FD = 4;
     static final int DISK_READ_FD = 5; // the same disk read-only: the block layer reopens it so when it drops writes
     static final int TAP_FD = 6;
+    static final int STATE_FD = 7; // a snapshot's state, read by -incoming
     /** QEMU's own seccomp filter, on top of kiln's (docs/vm.md, "The VMM's jail"): it refuses what kiln's allows for
      * its start-up only (execve, which kiln-shim's exec of QEMU needs) and costs nothing. */
     static final String SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
@@ -88,6 +93,7 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
             a.addAll(List.of("-chardev", "socket,id=fs" + i + ",path=" + VirtioFs.socket(i),
                     "-device", "vhost-user-fs-device,chardev=fs" + i + ",tag=" + VirtioFs.tag(i)));
         }
+        if (restoreFrom != null) a.addAll(List.of("-incoming", "fd:" + STATE_FD));
         return a;
     }
 
@@ -98,14 +104,18 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
      */
     List<String> relayOptions() {
         String disk = writableDisk.toAbsolutePath().toString();
-        return List.of("--console-stdout", "--ctl-sock", CONTROL_SOCKET,
+        List<String> o = new ArrayList<>(List.of("--console-stdout", "--ctl-sock", CONTROL_SOCKET,
                 "--fd", IMAGE_FD + ":ro:" + imageDisk.toAbsolutePath(),
-                "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk);
+                "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk));
+        if (restoreFrom != null) o.addAll(List.of("--fd", STATE_FD + ":ro:" + restoreFrom.toAbsolutePath()));
+        return o;
     }
 
     /** Under TCG the kernel must not calibrate the TSC against the emulated PIT (DESIGN.md §4: it hangs sometimes). */
     String cmdline() {
-        String c = "console=ttyS0 quiet panic=-1";
+        // init_on_free: a snapshot's template zeroes what it frees (the initramfs's cpio, the kernel's init code), so
+        // its state holds only what the guest uses (zero pages take a few bytes in it) and restores that much faster
+        String c = "console=ttyS0 quiet panic=-1" + (snapshotGuest ? " kiln.snapshot init_on_free=1" : "");
         return kvm || tscKhz <= 0 ? c : c + " tsc_early_khz=" + tscKhz;
     }
 

@@ -172,19 +172,27 @@ public final class VmIsolator implements Isolator {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
-        Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
-        if (nic != null) {
-            // Firecracker opens its TAP by name, so a jailed one must own it; QEMU is handed the relay's descriptor
-            nic.prepare(vm, vmm instanceof Firecracker ? uid : null);
-        }
         long memory = memoryLimit(spec);
         int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
                 / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
         int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
         List<VirtioFs.Share> shares = VirtioFs.of(spec);
+        Path restore = null;
+        // made here on first need, before anything is held; a VM with shares has devices the template lacks: it boots
+        if (options.snapshot() && shares.isEmpty() && vmm instanceof Qemu qemu) {
+            VmSnapshot.Shape shape = qemu.shape(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
+                    vcpus, nic, null));
+            restore = VmSnapshot.ensure(options.stateRoot().resolve("vm-snapshots"), shape,
+                    qemu.template(shape, boot, initrd), options.jail() ? vmmIds() : null, options.helloTimeout());
+        }
+        Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
+        if (nic != null) {
+            // Firecracker opens its TAP by name, so a jailed one must own it; QEMU is handed the relay's descriptor
+            nic.prepare(vm, vmm instanceof Firecracker ? uid : null);
+        }
         Vmm.Launch launch = vmm.launch(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB, vcpus, nic,
-                uid, shares.size()), vm);
+                uid, shares.size(), restore), vm);
         VirtioFs.start(vm, shares, uid); // before the VMM: QEMU connects to their sockets as it starts
         JailRecord.write(vm, launch.jail());
         Path shim = ShimBinary.locate();

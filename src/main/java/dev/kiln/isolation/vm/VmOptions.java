@@ -17,10 +17,12 @@ import java.util.Map;
  * @param jail         whether QEMU runs in its jail (docs/vm.md, "The VMM's jail"); off only for debugging
  *                     ({@code vmm-jail: false} in kilnd's config; {@code --security-opt jail=off} per sandbox)
  * @param vmmUidRange  the ids the jailed VMMs run as ({@code vmm-uid-range})
+ * @param snapshot     QEMU VMs start by restoring a snapshot of a booted guest, made once per VM shape
+ *                     ({@code vm-snapshot} in kilnd's config; docs/vm.md, "Snapshot start")
  */
 public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemoryBytes, long diskSizeBytes,
                         Duration helloTimeout, Map<String, Path> runtimePaths, boolean jail,
-                        VmmIds.Range vmmUidRange) {
+                        VmmIds.Range vmmUidRange, boolean snapshot) {
 
     public static final long DEFAULT_MEMORY = 512L << 20;
     public static final long DEFAULT_DISK = 2L << 30;
@@ -32,31 +34,36 @@ public record VmOptions(Path kernel, Path init, Path stateRoot, long defaultMemo
 
     public static VmOptions defaults(Path stateRoot) {
         return new VmOptions(null, null, stateRoot, DEFAULT_MEMORY, DEFAULT_DISK, DEFAULT_HELLO_TIMEOUT, Map.of(),
-                true, VmmIds.Range.parse(VmmIds.DEFAULT_RANGE));
+                true, VmmIds.Range.parse(VmmIds.DEFAULT_RANGE), false);
     }
 
     public VmOptions withKernel(Path file) {
         return new VmOptions(file, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
-                jail, vmmUidRange);
+                jail, vmmUidRange, snapshot);
     }
 
     public VmOptions withHelloTimeout(Duration timeout) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, timeout, runtimePaths,
-                jail, vmmUidRange);
+                jail, vmmUidRange, snapshot);
     }
 
     public VmOptions withRuntimePaths(Map<String, Path> paths) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, paths,
-                jail, vmmUidRange);
+                jail, vmmUidRange, snapshot);
     }
 
     public VmOptions withJail(boolean on) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
-                on, vmmUidRange);
+                on, vmmUidRange, snapshot);
     }
 
     public VmOptions withVmmUidRange(VmmIds.Range range) {
         return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
-                jail, range);
+                jail, range, snapshot);
+    }
+
+    public VmOptions withSnapshot(boolean on) {
+        return new VmOptions(kernel, init, stateRoot, defaultMemoryBytes, diskSizeBytes, helloTimeout, runtimePaths,
+                jail, vmmUidRange, on);
     }
 }

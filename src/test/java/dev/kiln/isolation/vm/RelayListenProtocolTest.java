@@ -97,7 +97,15 @@ class RelayListenProtocolTest {
             send(out, HELLO, 0, "version=1\0uptime_ms=123\0");
             GuestPeer.Frame start = read(in);
             assertThat(start.type()).isEqualTo(START);
-            assertThat(start.payload()).isEqualTo(START_RECORDS);
+            // the spec's records, then the relay's own of this start: 64 random bytes and the host's clock
+            byte[] payload = start.payload();
+            assertThat(java.util.Arrays.copyOf(payload, START_RECORDS.length)).isEqualTo(START_RECORDS);
+            String fresh = new String(payload, START_RECORDS.length, payload.length - START_RECORDS.length,
+                    java.nio.charset.StandardCharsets.US_ASCII);
+            assertThat(fresh).matches("seed=[0-9a-f]{128}\0time=\\d+\\.\\d{9}\0");
+            double hostTime = Double.parseDouble(fresh.substring(fresh.indexOf("time=") + 5, fresh.length() - 1));
+            assertThat(hostTime).isCloseTo(System.currentTimeMillis() / 1000.0,
+                    org.assertj.core.data.Offset.offset(5.0));
 
             send(out, STARTED, 0, "42");
             send(out, STDOUT, 0, "hi\n");

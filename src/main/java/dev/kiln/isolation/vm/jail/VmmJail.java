@@ -55,6 +55,8 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
     public static final String USER_NETWORK = "user-network";
     /** The trait of a VMM serving virtio-fs shares: it connects to virtiofsd (vhost-user) and shares a memfd. */
     public static final String SHARED_DIRS = "shared-dirs";
+    /** The trait of a VMM that saves or restores a snapshot's state through a descriptor. */
+    public static final String SNAPSHOT = "snapshot";
 
     /** One path bound into the jail: {@code ro}, {@code exec} (read-only, executable), {@code rw} or {@code dev}. */
     public record Mount(String kind, Path path) {}
@@ -69,15 +71,20 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      */
     public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
                                   Network network) {
-        return forQemu(vmDir, uid, binary, bootFiles, ownCaches, kvm, network, false);
+        return forQemu(vmDir, uid, binary, bootFiles, ownCaches, kvm, network, false, false);
     }
 
-    /** With {@code sharedDirs}: the VMM connects to virtiofsd's sockets in {@code run/} (trait {@code shared-dirs}). */
+    /**
+     * As above; {@code snapshot}: a VM of a snapshot, its template (QEMU writes its state to a descriptor) or one
+     * restored from it (QEMU reads it from one): the allowlist's {@value #SNAPSHOT} entries (docs/vm.md);
+     * {@code sharedDirs}: the VMM connects to virtiofsd's sockets in {@code run/} (trait {@value #SHARED_DIRS}).
+     */
     public static VmmJail forQemu(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches, boolean kvm,
-                                  Network network, boolean sharedDirs) {
+                                  Network network, boolean snapshot, boolean sharedDirs) {
         boolean userNetwork = network == Network.USER;
         Set<String> traits = new java.util.HashSet<>();
         if (userNetwork) traits.add(USER_NETWORK);
+        if (snapshot) traits.add(SNAPSHOT);
         if (sharedDirs) traits.add(SHARED_DIRS);
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);

@@ -1,0 +1,129 @@
+/*
+ * Saving a VM's state to a file over QMP (docs/vm.md, "Snapshot start"): the relay's --save-to mode, for the one
+ * template boot per VM shape. QEMU 7.2 has no file: migration URI, and its fd: URI takes only a descriptor passed over
+ * the monitor (getfd, SCM_RIGHTS), which Java's unix sockets cannot send; so the relay, which already holds the
+ * VMM's sockets and descriptors, does it: qmp_capabilities, getfd, migrate fd:, query-migrate until completed.
+ * The VM is not stopped first: a state saved from a paused VM restores paused (QEMU keeps the source's run state),
+ * and the guest, idle in kiln-init's wait for START, dirties next to nothing while its memory is copied.
+ * QEMU never opens a path or a socket of its own for it (its jail has neither), and writes the state into the
+ * descriptor the relay opened.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+struct qmp { int fd; char in[65536]; size_t len; long long deadline; };
+
+/* One line from QEMU that is not an event (events are skipped); -1 on EOF, error or the deadline. */
+static int qmp_line(struct qmp *q, char *line, size_t n) {
+    for (;;) {
+        char *nl = memchr(q->in, '\n', q->len);
+        if (nl != NULL) {
+            size_t k = (size_t)(nl - q->in) + 1;
+            size_t copy = k < n ? k : n - 1;
+            memcpy(line, q->in, copy);
+            line[copy] = 0;
+            memmove(q->in, q->in + k, q->len - k);
+            q->len -= k;
+            if (strstr(line, "\"event\"") != NULL && strstr(line, "\"return\"") == NULL) continue;
+            return 0;
+        }
+        if (q->len == sizeof q->in) return -1; /* a line longer than QEMU writes */
+        long long left = q->deadline - now_ms();
+        struct pollfd p = { q->fd, POLLIN, 0 };
+        int r = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { errno = ETIMEDOUT; return -1; }
+        ssize_t k = read(q->fd, q->in + q->len, sizeof q->in - q->len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { if (k == 0) errno = ECONNRESET; return -1; }
+        q->len += (size_t)k;
+    }
+}
+
+/* Sends one command (with `fd` as SCM_RIGHTS when >= 0) and reads its answer into `line`; -1 with the reason in err
+ * when it failed or QEMU answered with an error. */
+static int qmp_do(struct qmp *q, const char *cmd, int fd, char *line, size_t n, char *err, size_t errn) {
+    struct iovec iov = { (void *)cmd, strlen(cmd) };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr m = { 0 };
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(&u, 0, sizeof u);
+        m.msg_control = u.buf;
+        m.msg_controllen = sizeof u.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    if (sendmsg(q->fd, &m, MSG_NOSIGNAL) != (ssize_t)iov.iov_len) {
+        snprintf(err, errn, "QMP: sending %.40s: %s", cmd, strerror(errno));
+        return -1;
+    }
+    if (qmp_line(q, line, n) != 0) {
+        snprintf(err, errn, "QMP: no answer to %.40s: %s", cmd, strerror(errno));
+        return -1;
+    }
+    if (strstr(line, "\"error\"") != NULL) {
+        char *d = strstr(line, "\"desc\"");
+        snprintf(err, errn, "QMP refused %.40s: %.200s", cmd, d ? d : line);
+        return -1;
+    }
+    return 0;
+}
+
+int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, char *err, size_t errn) {
+    static struct qmp q;
+    char line[4096];
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(qmp_sock) >= sizeof a.sun_path) { snprintf(err, errn, "%s: path too long", qmp_sock); return -1; }
+    strcpy(a.sun_path, qmp_sock);
+    q.len = 0;
+    q.deadline = now_ms() + timeout_ms;
+    if ((q.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        snprintf(err, errn, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    if (connect(q.fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        snprintf(err, errn, "connecting to %s: %s", qmp_sock, strerror(errno));
+    } else if (qmp_line(&q, line, sizeof line) != 0) { /* the greeting */
+        snprintf(err, errn, "QMP greeting: %s", strerror(errno));
+    } else if (qmp_do(&q, "{\"execute\":\"qmp_capabilities\"}\n", -1, line, sizeof line, err, errn) == 0 &&
+               qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
+                      sizeof line, err, errn) == 0 &&
+               /* the default is 32 MiB/s, meant for a network; a file takes what the disk gives */
+               qmp_do(&q, "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":"
+                          "107374182400}}\n", -1, line, sizeof line, err, errn) == 0 &&
+               qmp_do(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:kiln-state\"}}\n", -1, line,
+                      sizeof line, err, errn) == 0) {
+        for (;;) {
+            if (qmp_do(&q, "{\"execute\":\"query-migrate\"}\n", -1, line, sizeof line, err, errn) != 0) break;
+            if (strstr(line, "\"completed\"") != NULL) { rc = 0; break; }
+            if (strstr(line, "\"failed\"") != NULL || strstr(line, "\"cancelled\"") != NULL) {
+                char *d = strstr(line, "\"error-desc\"");
+                snprintf(err, errn, "QEMU could not save the VM: %.200s", d ? d : line);
+                break;
+            }
+            if (now_ms() > q.deadline) { snprintf(err, errn, "saving the VM took more than %d ms", timeout_ms); break; }
+            struct timespec ts = { 0, 10000000 };
+            nanosleep(&ts, NULL);
+        }
+        if (rc == 0 && qmp_do(&q, "{\"execute\":\"quit\"}\n", -1, line, sizeof line, err, errn) != 0) {
+            rc = 0; /* QEMU may close the monitor before it answers quit: the state is complete either way */
+        }
+    }
+    xclose(q.fd);
+    return rc;
+}

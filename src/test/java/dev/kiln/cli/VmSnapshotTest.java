@@ -1,0 +1,171 @@
+package dev.kiln.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kiln.testing.Command;
+import dev.kiln.testing.NetworkTests;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static dev.kiln.cli.NetworkCliTest.freePort;
+import static dev.kiln.cli.NetworkCliTest.get;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Snapshot start of the vm isolation (docs/vm.md, "Snapshot start") as a user drives it, with {@code vm-snapshot: true}
+ * in kilnd's config: real QEMU (TCG here), the host's kernel, kiln-init, the jail. The first VM of a shape makes the
+ * snapshot (one template boot), every VM restores it: two bridged VMs restored from one snapshot run the image's
+ * command, serve a published port, exec, and each has its own boot_id, random stream, MAC, address and hostname, and
+ * the host's time; a VM without a card restores a snapshot of its own and takes {@code -it}; a snapshot recorded for
+ * another kernel or memory size is refused with one line. Two template boots and four restores in all.
+ */
+@Tag("slow")
+class VmSnapshotTest {
+
+    @TempDir
+    static Path root;
+    static KilnRun kiln;
+    static final String IMAGE = "kiln-test/vmsnap-busybox:1";
+    /** What a guest tells about itself: boot_id, 16 random bytes, its clock, its card, its address, its name. */
+    static final String SELF = "cat /proc/sys/kernel/random/boot_id; busybox od -An -N16 -tx1 /dev/urandom | "
+            + "tr -d ' \\n'; echo; busybox date +%s; cat /sys/class/net/eth0/address; "
+            + "ip -4 -o addr show eth0 | busybox awk '{print $4}'; hostname";
+
+    @BeforeAll
+    static void image() throws Exception {
+        dev.kiln.testing.VmTests.require();
+        Command.require("iptables-save", "iptables");
+        NetworkTests.requireCniPlugins();
+        Path config = root.resolve("config.yaml");
+        Files.writeString(config, "vm-snapshot: true\n");
+        kiln = new KilnRun(root, config);
+        kiln.importBusybox(IMAGE, Map.of("www/index.html", "hello from a restored VM\n"));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (kiln != null) kiln.close();
+    }
+
+    @Test
+    void twoBridgedVmsFromOneSnapshotRunTheImageAndShareNothing() throws Exception {
+        int port = freePort();
+        List<String> ids = new ArrayList<>();
+        try {
+            for (int i = 0; i < 2; i++) {
+                List<String> args = new ArrayList<>(List.of("run", "-d", "--isolation", "vm"));
+                if (i == 0) args.addAll(List.of("-p", port + ":8080"));
+                args.addAll(List.of(IMAGE, "httpd", "-f", "-p", "8080", "-h", "/www"));
+                ids.add(kiln.ok(args.toArray(String[]::new)).out().strip());
+            }
+            // the image's command runs and serves the published port; exec works
+            assertThat(get("http://127.0.0.1:" + port + "/")).isEqualTo("hello from a restored VM\n");
+            List<List<String>> selves = new ArrayList<>();
+            long before = System.currentTimeMillis() / 1000;
+            for (String id : ids) selves.add(kiln.ok("exec", id, "sh", "-c", SELF).out().lines().toList());
+            long after = System.currentTimeMillis() / 1000;
+            for (int i = 0; i < 2; i++) {
+                List<String> self = selves.get(i);
+                JsonNode net = inspect(ids.get(i)).path("NetworkSettings");
+                assertThat(self).as(self.toString()).hasSize(6);
+                assertThat(self.get(0)).matches("[0-9a-f-]{36}");
+                assertThat(self.get(1)).matches("[0-9a-f]{32}");
+                // the host's time at START: the snapshot's clock was older
+                assertThat(Long.parseLong(self.get(2))).isBetween(before - 5, after + 5);
+                assertThat(self.get(3)).isEqualTo(net.path("MacAddress").asText());
+                assertThat(self.get(4)).isEqualTo(net.path("IPAddress").asText() + "/"
+                        + net.path("IPPrefixLen").asText());
+                assertThat(self.get(5)).isEqualTo(ids.get(i).substring(0, 12));
+                // the guest reaches its gateway through its own card
+                assertThat(kiln.ok("exec", ids.get(i), "busybox", "ping", "-c", "1", "-W", "5",
+                        net.path("Gateway").asText()).out()).contains("1 packets received");
+            }
+            // one snapshot for the shape, made by the first VM; both VMMs restored it (-incoming), neither booted
+            assertThat(snapshots().stream().filter(s -> shape(s).contains("nic=true\n"))).hasSize(1);
+            for (String id : ids) assertThat(vmmCommandLine(id)).contains("-incoming", "fd:7");
+            // the same memory image, yet no shared secrets or streams
+            assertThat(selves.get(0).get(0)).as("boot_id").isNotEqualTo(selves.get(1).get(0));
+            assertThat(selves.get(0).get(1)).as("urandom").isNotEqualTo(selves.get(1).get(1));
+            assertThat(selves.get(0).get(3)).as("MAC").isNotEqualTo(selves.get(1).get(3));
+            assertThat(selves.get(0).get(4)).as("address").isNotEqualTo(selves.get(1).get(4));
+        } finally {
+            for (String id : ids) kiln.kiln("rm", "-f", id);
+        }
+    }
+
+    @Test
+    void aVmWithoutACardRestoresItsOwnSnapshotAndTakesATerminal() throws Exception {
+        Command.require("script", "util-linux");
+        String cli = dev.kiln.testing.KilndProcess.projectDir().resolve("bin/kiln") + " --host " + kiln.host()
+                + " run --rm -it --isolation vm --network none " + IMAGE + " sh";
+        Process p = new ProcessBuilder("script", "-qec", cli, "/dev/null").redirectErrorStream(true).start();
+        p.getOutputStream().write("tty; ls /sys/class/net; echo sum=$((6*7)); exit 3\n".getBytes());
+        p.getOutputStream().close();
+        assertThat(p.waitFor(180, java.util.concurrent.TimeUnit.SECONDS)).as("the VM shell ended").isTrue();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.exitValue()).as(out).isEqualTo(3);
+        assertThat(out).contains("/dev/pts/", "sum=42");
+        assertThat(out.lines().map(String::strip).toList()).contains("lo").doesNotContain("eth0");
+        assertThat(snapshots()).as("a snapshot without a card besides the bridged one").isNotEmpty();
+    }
+
+    /** No VM boots: the snapshot found for the shape says it was made for another kernel or memory size. */
+    @Test
+    void aSnapshotMadeForAnotherKernelOrMemoryIsRefusedWithOneLine() throws Exception {
+        kiln.ok("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "true"); // made if not yet there
+        Path shape = snapshots().stream().filter(s -> shape(s).contains("nic=false\n")).findFirst().orElseThrow()
+                .resolve("shape");
+        String good = Files.readString(shape);
+        try {
+            Files.writeString(shape, good.replaceFirst("memory-mib=\\d+", "memory-mib=1024"));
+            KilnRun.Result memory = kiln.kiln("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "true");
+            assertThat(memory.exitCode()).isEqualTo(125);
+            assertThat(memory.errLines()).singleElement().asString().startsWith("kiln: the VM snapshot in ")
+                    .contains("was made for another VM: memory-mib 1024, not 512", "remove that directory");
+
+            Files.writeString(shape, good.replaceFirst("kernel=[^\\n]*", "kernel=/boot/vmlinuz-other"));
+            KilnRun.Result kernel = kiln.kiln("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "true");
+            assertThat(kernel.exitCode()).isEqualTo(125);
+            assertThat(kernel.errLines()).singleElement().asString()
+                    .contains("was made for another VM: kernel /boot/vmlinuz-other, not ");
+            assertThat(kiln.ok("ps", "-a", "-q").out()).as("no sandbox left by the refusals").isEmpty();
+        } finally {
+            Files.writeString(shape, good);
+        }
+    }
+
+    private static List<Path> snapshots() throws Exception {
+        Path dir = kiln.store().resolve("vm-snapshots");
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(Files::isDirectory).filter(p -> Files.exists(p.resolve("state"))).toList();
+        }
+    }
+
+    private static String shape(Path snapshot) {
+        try {
+            return Files.readString(snapshot.resolve("shape"));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private static String vmmCommandLine(String id) throws Exception {
+        Path vm = kiln.store().resolve("sandboxes").resolve(id.substring(0, 12)).resolve("vm");
+        String pid = Files.readString(vm.resolve("vmm.pid")).strip();
+        return Files.readString(Path.of("/proc", pid, "cmdline")).replace('\0', ' ');
+    }
+
+    private static JsonNode inspect(String id) throws Exception {
+        return new ObjectMapper().readTree(kiln.ok("inspect", id).out()).get(0);
+    }
+}
