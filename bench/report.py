@@ -422,6 +422,7 @@ BENCHES["jvm-start"]["chart_title"] = "kiln CLI start: --version and ps, with an
 BENCHES["creation-rate"]["chart_title"] = "detached sandboxes created concurrently, per second (higher is better)"
 BENCHES["network"]["chart_title"] = "requests/s to busybox httpd behind a published port (higher is better)"
 BENCHES["density"]["chart_title"] = "host memory per idle sandbox: MemAvailable drop per sandbox (bars), PSS (points)"
+BENCHES["volumes"]["chart_title"] = "sequential write to a bind mount, MB/s (higher is better)"
 
 charts, no_charts = {}, None
 if shutil.which("gnuplot") is None:
@@ -605,7 +606,10 @@ def section(n, b, spec):
                                ("kiln vs bare runc", "kiln.rate", "runc.rate")],
              "network": [("kiln container vs the host's httpd", "kiln.container.rps", "host.rps"),
                          ("podman vs the host's httpd", "podman.rps", "host.rps")],
-             "density": []}[n]
+             "density": [],
+             # untar seconds: lower is better, read as "slower/faster" than the host directory
+             "volumes": [("kiln vm untar vs the host directory", "kiln.vm.untar", "host.untar"),
+                         ("kiln gvisor untar vs the host directory", "kiln.gvisor.untar", "host.untar")]}[n]
     for label, k, p in extra:
         a, c = b.median(k, spec["scale"]), b.median(p, spec["scale"])
         if a is not None and c is not None and c > 0 and n in ("creation-rate", "network"):

@@ -51,7 +51,8 @@ public final class VolumeView {
             if (m.volume()) {
                 e.put("Driver", "local");
             }
-            e.put("Mode", m.origin().equals("bind") ? m.mode() : m.volume() ? "z" : "");
+            // as Docker shows them: a volume's mode is "z" unless -v gave one; a --mount bind's is ""
+            e.put("Mode", m.volume() && m.mode().isEmpty() ? "z" : m.origin().equals("bind") ? m.mode() : "");
             e.put("RW", !m.readOnly());
             e.put("Propagation", m.bind() ? m.propagation() : "");
             out.add(e);

@@ -32,6 +32,12 @@ public record Kernel(Path image, String version, Path modulesDir) {
             "overlay", "ext4", "fuse", "virtiofs"); // fuse, virtiofs: bind mounts and volumes (VirtioFs)
 
     /**
+     * Modules only some sandboxes need: a kernel without them still boots every other VM (one with a share then
+     * fails at its mount, in one line: "mounting kiln0 (virtiofs) on /data: No such device").
+     */
+    static final Set<String> OPTIONAL = Set.of("fuse", "virtiofs");
+
+    /**
      * What kiln-init needs on Firecracker: the same, with the vsock transport (AF_VSOCK and its virtio driver: kiln's
      * control channel, docs/guest-protocol.md) instead of virtio_console, which Firecracker has no device for.
      */
@@ -140,7 +146,7 @@ public record Kernel(Path image, String version, Path modulesDir) {
         for (String name : needed) {
             String file = fileOf.get(name);
             if (file == null) {
-                if (builtin.contains(name)) continue;
+                if (builtin.contains(name) || OPTIONAL.contains(name)) continue;
                 throw KilnException.invalid("kernel " + version + " has no " + name + " driver (built in or as a module), "
                         + "which the vm isolation needs");
             }
