@@ -53,6 +53,19 @@ public final class SandboxView {
     }
 
     /**
+     * A user network's Aliases as Docker (API < 1.45) shows them: the configured ones and the short ID, which the
+     * network's resolver answers too. docker-compose 1.x looks for the short ID there to tell that a container it
+     * created already carries its aliases (else it disconnects and reconnects it).
+     */
+    private static List<String> withShortId(List<String> aliases, Sandbox s) {
+        List<String> all = new ArrayList<>(aliases == null ? List.of() : aliases);
+        if (!all.contains(s.shortId())) {
+            all.add(s.shortId());
+        }
+        return all;
+    }
+
+    /**
      * NetworkSettings.Networks: the first network's endpoint with its Aliases and IPAMConfig, then each network
      * joined with connect, as Docker lists every network a container is on.
      */
@@ -62,6 +75,9 @@ public final class SandboxView {
         ((Map<String, Object>) first).forEach((name, endpoint) -> {
             Map<String, Object> e = new LinkedHashMap<>((Map<String, Object>) endpoint);
             RunSettingsView.endpoint(s.config(), e);
+            if (!List.of(standardName, "none", "host").contains(name)) {
+                e.put("Aliases", withShortId((List<String>) e.get("Aliases"), s));
+            }
             out.put(name, e);
         });
         for (dev.kiln.engine.Sandboxes.Joined j : engine.sandboxes().joined(s)) {
@@ -69,7 +85,8 @@ public final class SandboxView {
             var a = j.attachment().orElse(null);
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("IPAMConfig", j.ip() == null ? null : Map.of("IPv4Address", j.ip()));
-            e.put("Aliases", j.aliases().isEmpty() ? null : j.aliases());
+            e.put("Aliases", j.network().equals(KilnNetwork.NAME) ? (j.aliases().isEmpty() ? null : j.aliases())
+                    : withShortId(j.aliases(), s));
             e.put("NetworkID", j.network().equals(KilnNetwork.NAME) ? NetworkView.id("bridge")
                     : engine.networks().find(j.network()).map(dev.kiln.network.UserNetwork::id).orElse(""));
             e.put("EndpointID", a == null ? "" : a.sandboxId() + "-" + a.ifname());
