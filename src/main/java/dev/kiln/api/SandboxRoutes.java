@@ -37,6 +37,40 @@ public final class SandboxRoutes {
         this.execs = engine.execs();
     }
 
+    /**
+     * A sandbox's root filesystem as a tar; refusals (a vm, a running gVisor sandbox) come before the 200, as they
+     * are checked before the tree is read.
+     */
+    public static void export(Engine engine, Exchange x, String id) {
+        engine.files().export(id, new java.io.OutputStream() {
+            private OutputStream out;
+
+            private OutputStream out() {
+                if (out == null) {
+                    x.status(200);
+                    x.contentType("application/x-tar");
+                    out = x.out();
+                }
+                return out;
+            }
+
+            @Override
+            public void write(int b) throws IOException {
+                out().write(b);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                out().write(b, off, len);
+            }
+
+            @Override
+            public void flush() throws IOException {
+                out().flush();
+            }
+        });
+    }
+
     public void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
             Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
@@ -81,6 +115,7 @@ public final class SandboxRoutes {
             sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
             x.noContent();
         });
+        r.add("GET", "/v1/sandboxes/{id}/export", x -> export(engine, x, sandboxes.get(x.path("id")).id()));
         r.add("POST", "/v1/sandboxes/{id}/update", x -> {
             Sandbox s = sandboxes.get(x.path("id"));
             dev.kiln.api.v1.UpdateRequest u = x.body(dev.kiln.api.v1.UpdateRequest.class);

@@ -43,6 +43,7 @@ final class Commands {
         TOP.put("pause", PauseCommands.Pause::new);
         TOP.put("unpause", PauseCommands.Unpause::new);
         TOP.put("update", UpdateCommand::new);
+        TOP.put("export", ExportCommand::new);
         TOP.put("prune", LifecycleCommands.Prune::new);
         TOP.put("pull", PullCommand::new);
         TOP.put("push", PushCommand::new);

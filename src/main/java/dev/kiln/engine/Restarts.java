@@ -83,6 +83,7 @@ final class Restarts {
         for (Sandbox s : stopped) {
             if (s.state() == SandboxState.EXITED && !s.config().autoRemove()
                     && Supervision.of(s.config()).restart().startsWithDaemon(isStoppedByUser(s))) {
+                startedByUser(s); // always: a stop by the user holds only until kilnd restarts (Docker's rule)
                 schedule(s, 0);
             }
         }

@@ -113,17 +113,37 @@ public final class SandboxFiles {
      * frozen while it runs, mounted for the time of the work when it is not mounted already.
      */
     private <T> T withRoot(String ref, boolean write, Function<Path, T> work) {
+        return withRoot(ref, "docker cp", work);
+    }
+
+    /**
+     * {@code docker export}: the sandbox's whole root filesystem (image + writable layer) as a tar, entries named
+     * from {@code .}; held still as for a copy (a running container is frozen while its tree is read). Where the tree
+     * is not on the host (a vm's disk is its guest's), refused as a copy is, with the way through exec.
+     */
+    public void export(String ref, OutputStream out) {
+        withRoot(ref, "export", root -> {
+            try {
+                TreeArchive.tar(root, ".", out);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return null;
+        });
+    }
+
+    private <T> T withRoot(String ref, String what, Function<Path, T> work) {
         Sandbox found = sandboxes.get(ref);
         String isolation = found.isolation();
         FileCopy copy = sandboxes.isolation(found).copy();
         if (copy.when() == FileCopy.When.NEVER) {
-            throw KilnException.invalid("docker cp is not supported for the " + isolation + " isolation: "
+            throw KilnException.invalid(what + " is not supported for the " + isolation + " isolation: "
                     + copy.why() + " (use exec with tar, e.g. docker exec " + found.name() + " tar -c PATH)");
         }
         return sandboxes.locked(found.id(), () -> {
             Sandbox s = sandboxes.get(found.id());
             if (s.running() && copy.when() == FileCopy.When.WHEN_STOPPED) {
-                throw KilnException.conflict("docker cp is not supported for a running " + isolation + " sandbox: "
+                throw KilnException.conflict(what + " is not supported for a running " + isolation + " sandbox: "
                         + copy.why() + " (stop " + s.name() + " first, or use docker exec " + s.name() + " tar)");
             }
             if (!s.running()) {

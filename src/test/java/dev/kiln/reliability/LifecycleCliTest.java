@@ -6,6 +6,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
@@ -49,6 +50,12 @@ class LifecycleCliTest extends DaemonProcessTest {
         KilnCli.Result none = kiln.kiln("update", "p");
         assertThat(none.exitCode()).isEqualTo(125);
         assertThat(none.err()).contains("one or more flags");
+
+        Path tar = tmp.resolve("p.tar");
+        kiln.ok("exec", "p", "sh", "-c", "echo mine > /mine");
+        kiln.ok("export", "-o", tar.toString(), "p");
+        assertThat(dev.kiln.testing.Command.run("tar", "-tf", tar.toString()).lines())
+                .contains("./mine", "./bin/sh");
 
         // kill returns once it no longer runs: rm without -f right after works
         kiln.ok("kill", "p");

@@ -81,6 +81,8 @@ final class DockerContainers {
             x.noContent();
         });
         r.add("POST", "/containers/{id}/update", this::update);
+        r.add("GET", "/containers/{id}/export", x -> dev.kiln.api.SandboxRoutes.export(engine, x,
+                sandbox(x.path("id")).id()));
         r.add("POST", "/containers/{id}/pause", x -> {
             sandboxes.pause(sandbox(x.path("id")).id());
             x.noContent();
