@@ -5,7 +5,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -13,8 +12,10 @@ import java.util.concurrent.TimeUnit;
  * The training run behind the CLI's AOT cache (scripts/aot-cache): runs the CLI's hot commands against a throw-away
  * kilnd, so the classes they load (CLI, HTTP client, JSON) go into the cache. kilnd runs in a process of its own:
  * in this JVM its classes (Jetty, SQLite, the registry client, TLS: ~4,000 of them) went into the CLI's cache too,
- * and a JVM loads every class of its AOT cache at start, so each `kiln ps` paid for the daemon's classes. Not part
- * of kiln's user interface.
+ * and a JVM loads every class of its AOT cache at start, so each `kiln ps` paid for the daemon's classes. For the
+ * same reason the hot commands ({@link HotCommands}) get a cache of their own; with the argument {@code all} this
+ * trains the cache of the other commands (picocli's model, Jackson), target/kiln-all.aot. Not part of kiln's user
+ * interface.
  */
 public final class AotTraining {
     private AotTraining() {
@@ -30,7 +31,7 @@ public final class AotTraining {
             // other paths (picocli's model, Jackson) would cost the hot commands more than the cache saves them. The
             // image reference is invalid so that create fails in kilnd, not in a pull.
             String image = "Not-An-Image";
-            List<String[]> runs = new ArrayList<>(List.of(
+            List<String[]> runs = List.of(
                     new String[] {"--version"},
                     new String[] {"--host", host, "ps"},
                     new String[] {"--host", host, "ps", "-a"},
@@ -45,7 +46,24 @@ public final class AotTraining {
                     new String[] {"--host", host, "logs", "nothing-here"},
                     new String[] {"--host", host, "stop", "nothing-here"},
                     new String[] {"--host", host, "kill", "nothing-here"},
-                    new String[] {"--host", host, "rm", "-f", "nothing-here"}));
+                    new String[] {"--host", host, "rm", "-f", "nothing-here"});
+            if (args.length > 1 && args[1].equals("all")) {
+                // the cache of the other commands (bin/kiln picks it for them): picocli's model, help, errors,
+                // Jackson, a pull that fails, the listings
+                runs = List.of(
+                        new String[] {"--help"},
+                        new String[] {"images", "--help"},
+                        new String[] {"--host", host, "images"},
+                        new String[] {"--host", host, "images", "--format", "json"},
+                        new String[] {"--host", host, "image", "inspect", "nothing-here"},
+                        new String[] {"--host", host, "network", "ls"},
+                        new String[] {"--host", host, "top", "nothing-here"},
+                        new String[] {"--host", host, "port", "nothing-here"},
+                        new String[] {"--host", host, "pull", "nothing-here:1"},
+                        new String[] {"--host", host, "rmi", "nothing-here:1"},
+                        new String[] {"pull", "--bad-flag"},
+                        new String[] {"no-such-command"});
+            }
             for (String[] args1 : runs) {
                 Main.run(args1, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
                         new ByteArrayOutputStream()));
