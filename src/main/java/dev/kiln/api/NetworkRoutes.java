@@ -20,7 +20,8 @@ public final class NetworkRoutes {
         r.add("GET", "/v1/networks", x -> x.json(NetworkView.all(engine, KilnNetwork.NAME)));
         r.add("POST", "/v1/networks", x -> {
             NetworkCreateRequest req = x.body(NetworkCreateRequest.class);
-            UserNetwork n = engine.networks().create(req.name(), req.subnet(), req.gateway(), req.labels());
+            UserNetwork n = engine.networks().create(req.name(), req.subnet(), req.gateway(), req.labels(),
+                    req.internal(), req.ipRange());
             x.json(201, Map.of("id", n.id(), "name", n.name()));
         });
         r.add("POST", "/v1/networks/prune", x -> x.json(Map.of("removed", engine.pruneNetworks())));

@@ -73,6 +73,11 @@ public final class NetworkView {
 
     static Map<String, Object> user(Engine engine, UserNetwork n) {
         Map<String, Object> m = shape(n.name(), n.id(), n.created(), "bridge", n.subnet(), n.gateway(), n.labels());
+        m.put("Internal", n.internal());
+        if (n.ipRange() != null) {
+            m.put("IPAM", Map.of("Driver", "default", "Options", Map.of(), "Config", List.of(Map.of("Subnet",
+                    n.subnet(), "Gateway", n.gateway(), "IPRange", n.ipRange()))));
+        }
         m.put("Containers", containers(engine, n.name()));
         m.put("Options", Map.of("com.docker.network.bridge.name", n.bridge()));
         return m;

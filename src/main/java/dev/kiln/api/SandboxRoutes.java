@@ -112,7 +112,8 @@ public final class SandboxRoutes {
             x.noContent();
         });
         r.add("POST", "/v1/sandboxes/{id}/stop", x -> {
-            sandboxes.stop(x.path("id"), Duration.ofSeconds(x.intQuery("t", 10)));
+            var s = sandboxes.get(x.path("id")); // no t: its --stop-timeout, else 10
+            sandboxes.stop(s.id(), RunSettingsView.stopTimeout(x.intQuery("t", RunSettingsView.stopSeconds(s))));
             x.noContent();
         });
         r.add("GET", "/v1/sandboxes/{id}/export", x -> export(engine, x, sandboxes.get(x.path("id")).id()));

@@ -16,12 +16,13 @@ final class LifecycleCommands {
         @Parameters(arity = "1..*", paramLabel = "SANDBOX")
         List<String> refs;
 
-        @Option(names = {"-t", "--time"}, paramLabel = "SECS", description = "Seconds before SIGKILL (default 10)")
-        int time = 10;
+        @Option(names = {"-t", "--time"}, paramLabel = "SECS",
+                description = "Seconds before SIGKILL (default: the sandbox's --stop-timeout, else 10)")
+        Integer time;
 
         @Override
         int run(DaemonClient daemon) throws Exception {
-            return each(this, daemon, refs, "POST", "/stop?t=" + time);
+            return each(this, daemon, refs, "POST", "/stop" + (time == null ? "" : "?t=" + time));
         }
     }
 

@@ -52,6 +52,12 @@ final class NetworkCommands {
         @Option(names = "--label", paramLabel = "K=V", description = "Set metadata on the network")
         List<String> labels = new ArrayList<>();
 
+        @Option(names = "--internal", description = "No traffic past the bridge (sandboxes reach only each other)")
+        boolean internal;
+
+        @Option(names = "--ip-range", paramLabel = "CIDR", description = "Hand out addresses from this part of the subnet")
+        String ipRange;
+
         @Override
         int run(DaemonClient daemon) throws Exception {
             if (!driver.equals("bridge")) {
@@ -63,7 +69,7 @@ final class NetworkCommands {
                 l.put(eq < 0 ? label : label.substring(0, eq), eq < 0 ? "" : label.substring(eq + 1));
             }
             try (DaemonClient.Response r = daemon.call("POST", "/v1/networks",
-                    new NetworkCreateRequest(name, subnet, gateway, l)).ok()) {
+                    new NetworkCreateRequest(name, subnet, gateway, l, internal, ipRange)).ok()) {
                 out().println(r.json().path("id").asText());
             }
             return 0;

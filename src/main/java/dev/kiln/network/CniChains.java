@@ -70,4 +70,35 @@ final class CniChains {
         chains.forEach(c -> s.append("-X ").append(c).append('\n'));
         return s.append("COMMIT\n").toString();
     }
+
+    /**
+     * An internal network's isolation (Docker's --internal): nothing is forwarded into or out of its bridge except
+     * between its own ports, so sandboxes reach each other and the resolver on the gateway, never past the host.
+     * Rules match the bridge by name, so they hold from before its first sandbox until {@link #unisolate}.
+     */
+    static void isolate(String bridge) {
+        for (List<String> rule : isolation(bridge)) {
+            List<String> insert = new java.util.ArrayList<>(List.of("iptables", "-w", "-I", "FORWARD"));
+            insert.addAll(rule);
+            Exec.run(insert, null).orFail("cannot isolate internal network bridge " + bridge);
+        }
+    }
+
+    /** Removes {@link #isolate}'s rules; rules already gone are fine. */
+    static void unisolate(String bridge) {
+        for (List<String> rule : isolation(bridge)) {
+            List<String> delete = new java.util.ArrayList<>(List.of("iptables", "-w", "-D", "FORWARD"));
+            delete.addAll(rule);
+            for (int i = 0; i < 4 && Exec.run(delete, null).code() == 0; i++) {
+                // a rule inserted twice (a create retried after a crash) goes too
+            }
+        }
+    }
+
+    private static List<List<String>> isolation(String bridge) {
+        return List.of(List.of("-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", "kiln internal",
+                        "-j", "DROP"),
+                List.of("-o", bridge, "!", "-i", bridge, "-m", "comment", "--comment", "kiln internal", "-j",
+                        "DROP"));
+    }
 }

@@ -118,6 +118,15 @@ public final class KilnNetwork {
 
     /** The conflist of a bridge network; {@code gateway} null: the subnet's first address (the plugin's default). */
     static ObjectNode conflist(String name, String bridge, String subnet, String gateway, Path ipamDir) {
+        return conflist(name, bridge, subnet, gateway, ipamDir, false, null);
+    }
+
+    /**
+     * {@code internal}: no masquerade (and {@link CniChains#isolate} drops forwarding past the bridge);
+     * {@code ipRange}: host-local's rangeStart/rangeEnd.
+     */
+    static ObjectNode conflist(String name, String bridge, String subnet, String gateway, Path ipamDir,
+                               boolean internal, String ipRange) {
         ObjectNode c = JSON.createObjectNode();
         c.put("cniVersion", "1.0.0");
         c.put("name", name);
@@ -126,13 +135,18 @@ public final class KilnNetwork {
         br.put("type", "bridge");
         br.put("bridge", bridge);
         br.put("isGateway", true);
-        br.put("ipMasq", true);
+        br.put("ipMasq", !internal);
         br.put("hairpinMode", true);
         ObjectNode ipam = br.putObject("ipam");
         ipam.put("type", "host-local");
         ObjectNode range = ipam.putArray("ranges").addArray().addObject().put("subnet", subnet);
         if (gateway != null) {
             range.put("gateway", gateway);
+        }
+        if (ipRange != null) {
+            String[] bounds = Subnets.range(subnet, ipRange);
+            range.put("rangeStart", bounds[0]);
+            range.put("rangeEnd", bounds[1]);
         }
         ipam.putArray("routes").addObject().put("dst", "0.0.0.0/0");
         ipam.put("dataDir", ipamDir.toString());

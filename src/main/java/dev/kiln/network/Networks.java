@@ -2,6 +2,7 @@ package dev.kiln.network;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
 import dev.kiln.KilnLog;
 import dev.kiln.network.dns.DnsServer;
@@ -113,6 +114,15 @@ public final class Networks implements AutoCloseable {
      * record. Nothing is left behind when it fails.
      */
     public synchronized UserNetwork create(String name, String subnet, String gateway, Map<String, String> labels) {
+        return create(name, subnet, gateway, labels, false, null);
+    }
+
+    /**
+     * {@link #create} with Docker's {@code --internal} (sandboxes reach each other and kilnd's resolver, nothing
+     * past the bridge: iptables FORWARD drops, no masquerade) and {@code --ip-range} (a CIDR inside the subnet).
+     */
+    public synchronized UserNetwork create(String name, String subnet, String gateway, Map<String, String> labels,
+                                           boolean internal, String ipRange) {
         if (name == null || name.isEmpty() || !VALID_NAME.matcher(name).matches() || name.length() > 128) {
             throw KilnException.invalid("invalid network name \"" + (name == null ? "" : name)
                     + "\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
@@ -144,17 +154,29 @@ public final class Networks implements AutoCloseable {
             RANDOM.nextBytes(b);
             id = HexFormat.of().formatHex(b);
         } while (Files.exists(Path.of("/sys/class/net", "kiln-" + id.substring(0, 8))));
+        String range = ipRange == null || ipRange.isEmpty() ? null : ipRange;
         UserNetwork n = new UserNetwork(id, name, "kiln-" + id.substring(0, 8), subnet, gateway,
-                Instant.now().toString(), labels);
+                Instant.now().toString(), labels, internal, range);
         Path conflist = dir.resolve(name + ".conflist");
+        ObjectNode config = KilnNetwork.conflist(name, n.bridge(), subnet, gateway, dir.resolve("ipam"), internal,
+                range); // an IPRange outside the subnet is refused here, before anything is written
         try {
             Files.createDirectories(dir);
-            KilnNetwork.save(conflist, KilnNetwork.conflist(name, n.bridge(), subnet, gateway, dir.resolve("ipam")));
+            KilnNetwork.save(conflist, config);
+            if (internal) {
+                CniChains.isolate(n.bridge());
+            }
             Path tmp = dir.resolve("." + name + ".json.tmp");
             JSON.writeValue(tmp.toFile(), n);
             Files.move(tmp, record(name), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
+            if (internal) {
+                CniChains.unisolate(n.bridge());
+            }
             deleteQuietly(conflist, dir.resolve("." + name + ".json.tmp"), record(name));
+            if (e instanceof RuntimeException r) {
+                throw r;
+            }
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot create network " + name + ": "
                     + e.getMessage(), e);
         }
@@ -198,6 +220,9 @@ public final class Networks implements AutoCloseable {
             Exec.run(List.of("ip", "link", "delete", n.bridge()), null).orFail("cannot delete bridge " + n.bridge());
         }
         CniChains.remove(n.name(), n.bridge());
+        if (n.internal()) {
+            CniChains.unisolate(n.bridge());
+        }
         deleteTree(dir.resolve("ipam").resolve(n.name()));
         deleteQuietly(dir.resolve(n.name() + ".conflist"));
         try {

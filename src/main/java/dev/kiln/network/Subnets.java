@@ -89,6 +89,32 @@ final class Subnets {
         return address(parse(subnet)[0] + 1);
     }
 
+    /**
+     * {@code ipRange} (Docker's IPRange, a CIDR inside {@code subnet}) as host-local's first and last address to hand
+     * out, leaving the subnet's network and broadcast addresses out; refused with one line when it is not inside.
+     */
+    static String[] range(String subnet, String ipRange) {
+        String r = checkedRange(ipRange);
+        long[] s = parse(subnet);
+        long[] x = parse(r);
+        if (x[1] < s[1] || !overlaps(subnet, r)) {
+            throw dev.kiln.KilnException.invalid("IPRange " + ipRange + " is not inside subnet " + subnet);
+        }
+        long broadcast = s[0] | (~mask(s[1]) & 0xFFFFFFFFL);
+        long first = Math.max(x[0], s[0] + 1);
+        long last = Math.min(x[0] | (~mask(x[1]) & 0xFFFFFFFFL), broadcast - 1);
+        return new String[] {address(first), address(last)};
+    }
+
+    private static String checkedRange(String cidr) {
+        if (!cidr.matches("\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}") || parse(cidr)[1] > 32
+                || (parse(cidr)[0] & ~mask(parse(cidr)[1]) & 0xFFFFFFFFL) != 0) {
+            throw dev.kiln.KilnException.invalid("invalid IPRange \"" + cidr + "\": an IPv4 CIDR inside the subnet, "
+                    + "e.g. 10.42.0.128/25");
+        }
+        return cidr;
+    }
+
     private static long mask(long prefix) {
         return prefix == 0 ? 0 : (0xFFFFFFFFL << (32 - prefix)) & 0xFFFFFFFFL;
     }

@@ -68,6 +68,12 @@ class NetworkConnectCliTest {
             assertThat(r.exitCode()).as(String.join(" ", bad)).isEqualTo(125);
             assertThat(r.errLines()).as(String.join(" ", bad) + ": " + r.err()).hasSize(1);
         }
+        KilnRun.Result range = kiln.kiln("network", "create", "--subnet", "10.213.11.0/24", "--ip-range",
+                "10.99.0.0/25", "crange");
+        assertThat(range.exitCode()).isEqualTo(125);
+        assertThat(range.errLines()).hasSize(1);
+        assertThat(range.err()).contains("IPRange 10.99.0.0/25 is not inside subnet 10.213.11.0/24");
+        assertThat(kiln.ok("network", "ls").out()).doesNotContain("crange");
         kiln.removeSandboxes();
         kiln.ok("network", "rm", "cfront", "cback");
     }

@@ -121,6 +121,16 @@ class RunFlagsCliTest {
     }
 
     @Test
+    void stopWaitsTheStopTimeoutNotTen() {
+        kiln.ok("run", "-d", "--name", "stubborn", "--stop-timeout", "1", IMAGE, "sh", "-c",
+                "trap '' TERM; while true; do sleep 1; done");
+        long t0 = System.nanoTime();
+        kiln.ok("stop", "stubborn");
+        assertThat((System.nanoTime() - t0) / 1_000_000_000L).as("SIGKILL after 1 s").isLessThan(6);
+        kiln.ok("rm", "stubborn");
+    }
+
+    @Test
     void gvisorTakesCapabilitiesAndRefusesHostDevices() {
         Command.require("runsc", "runsc");
         assertThat(kiln.ok("run", "--rm", "--isolation", "gvisor", "--cap-drop", "ALL", IMAGE, "grep", "CapEff",

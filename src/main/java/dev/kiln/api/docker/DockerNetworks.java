@@ -81,9 +81,6 @@ final class DockerNetworks {
         if (Boolean.TRUE.equals(body.enableIpv6())) {
             throw KilnException.invalid("kiln does not support IPv6 networks yet");
         }
-        if (body.internal()) {
-            throw KilnException.invalid("kiln does not support internal networks yet");
-        }
         List<IpamConfig> configs = body.ipam() == null || body.ipam().config() == null ? List.of()
                 : body.ipam().config();
         if (configs.size() > 1) {
@@ -91,15 +88,18 @@ final class DockerNetworks {
         }
         IpamConfig config = configs.isEmpty() || configs.getFirst() == null
                 ? new IpamConfig(null, null, null, null) : configs.getFirst();
-        if (text(config.ipRange()) != null
-                || (config.auxiliaryAddresses() != null && !config.auxiliaryAddresses().isEmpty())) {
-            throw KilnException.invalid("kiln does not support IPRange or AuxiliaryAddresses yet");
+        if (config.auxiliaryAddresses() != null && !config.auxiliaryAddresses().isEmpty()) {
+            throw KilnException.invalid("kiln does not support AuxiliaryAddresses yet");
+        }
+        if (text(config.ipRange()) != null && text(config.subnet()) == null) {
+            throw KilnException.invalid("IPRange needs a Subnet (--subnet) to lie in");
         }
         Map<String, String> labels = new LinkedHashMap<>();
         if (body.labels() != null) {
             body.labels().forEach((k, v) -> labels.put(k, v == null ? "" : v));
         }
-        UserNetwork n = engine.networks().create(body.name(), text(config.subnet()), text(config.gateway()), labels);
+        UserNetwork n = engine.networks().create(body.name(), text(config.subnet()), text(config.gateway()), labels,
+                body.internal(), text(config.ipRange()));
         x.json(201, Map.of("Id", n.id(), "Warning", ""));
     }
 
