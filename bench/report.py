@@ -395,6 +395,7 @@ BENCHES["jvm-start"]["chart_title"] = "kiln CLI start: --version and ps, with an
 BENCHES["creation-rate"]["chart_title"] = "detached sandboxes created concurrently, per second (higher is better)"
 BENCHES["network"]["chart_title"] = "requests/s to busybox httpd behind a published port (higher is better)"
 BENCHES["density"]["chart_title"] = "host memory per idle sandbox: MemAvailable drop per sandbox (bars), PSS (points)"
+BENCHES["pod-start"]["chart_title"] = "CRI RunPodSandbox to the first container running (lower is better)"
 
 charts, no_charts = {}, None
 if shutil.which("gnuplot") is None:
