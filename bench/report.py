@@ -578,7 +578,8 @@ def section(n, b, spec):
                                ("kiln vs bare runc", "kiln.rate", "runc.rate")],
              "network": [("kiln container vs the host's httpd", "kiln.container.rps", "host.rps"),
                          ("podman vs the host's httpd", "podman.rps", "host.rps")],
-             "density": []}[n]
+             "density": [],
+             "pod-start": [("kiln handler vs containerd's runc shim", "kiln.pod", "runc.pod")]}[n]
     for label, k, p in extra:
         a, c = b.median(k, spec["scale"]), b.median(p, spec["scale"])
         if a is not None and c is not None and c > 0 and n in ("creation-rate", "network"):
