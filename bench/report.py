@@ -423,6 +423,7 @@ BENCHES["creation-rate"]["chart_title"] = "detached sandboxes created concurrent
 BENCHES["network"]["chart_title"] = "requests/s to busybox httpd behind a published port (higher is better)"
 BENCHES["density"]["chart_title"] = "host memory per idle sandbox: MemAvailable drop per sandbox (bars), PSS (points)"
 BENCHES["volumes"]["chart_title"] = "sequential write to a bind mount, MB/s (higher is better)"
+BENCHES["pod-start"]["chart_title"] = "CRI RunPodSandbox to the first container running (lower is better)"
 
 charts, no_charts = {}, None
 if shutil.which("gnuplot") is None:
@@ -609,7 +610,8 @@ def section(n, b, spec):
              "density": [],
              # untar seconds: lower is better, read as "slower/faster" than the host directory
              "volumes": [("kiln vm untar vs the host directory", "kiln.vm.untar", "host.untar"),
-                         ("kiln gvisor untar vs the host directory", "kiln.gvisor.untar", "host.untar")]}[n]
+                         ("kiln gvisor untar vs the host directory", "kiln.gvisor.untar", "host.untar")],
+             "pod-start": [("kiln handler vs containerd's runc shim", "kiln.pod", "runc.pod")]}[n]
     for label, k, p in extra:
         a, c = b.median(k, spec["scale"]), b.median(p, spec["scale"])
         if a is not None and c is not None and c > 0 and n in ("creation-rate", "network"):

@@ -349,33 +349,34 @@ final class TaskService implements TtrpcServer.Service {
         return execId.isEmpty() ? id : id + "/" + execId;
     }
 
-    /** Runs a runtime command to its end; its stdout, or FailedPrecondition with its last stderr line. */
+    /**
+     * Runs a runtime command to its end (at most 60 s); its stdout, or FailedPrecondition with its last error. Output
+     * goes through files, not pipes: a runtime may leave a helper holding them (runsc's gofer for a pod's container,
+     * started by {@code runsc start}), and reading a pipe to its end would then wait for that helper.
+     */
     static String run(java.util.List<String> cmd, String what) throws IOException, InterruptedException {
-        Process p = Children.start(new ProcessBuilder(cmd).redirectInput(
-                ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())));
-        byte[] err;
-        String out;
-        try (var e = p.getErrorStream()) {
-            Thread.Builder.OfVirtual vt = Thread.ofVirtual();
-            var errBytes = new java.util.concurrent.CompletableFuture<byte[]>();
-            vt.start(() -> {
-                try {
-                    errBytes.complete(e.readAllBytes());
-                } catch (IOException ex) {
-                    errBytes.complete(new byte[0]);
-                }
-            });
-            out = new String(p.getInputStream().readAllBytes());
-            err = errBytes.join();
+        Path out = Files.createTempFile("kiln-shim-", ".out");
+        Path err = Files.createTempFile("kiln-shim-", ".err");
+        try {
+            Process p = Children.start(new ProcessBuilder(cmd)
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                    .redirectOutput(out.toFile()).redirectError(err.toFile()));
+            if (!p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw TtrpcServer.RpcError.precondition(what + " did not finish within 60 s");
+            }
+            if (p.exitValue() != 0) {
+                String last = Files.readString(err).strip();
+                last = last.isEmpty() ? "" : last.lines().reduce((x, y) -> y).orElse("");
+                int log = cmd.indexOf("--log");
+                if (last.isEmpty() && log >= 0) last = ShimProcess.lastError(Path.of(cmd.get(log + 1)));
+                throw TtrpcServer.RpcError.precondition(what + " failed: " + last);
+            }
+            return Files.readString(out);
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
         }
-        if (p.waitFor() != 0) {
-            String last = new String(err).strip();
-            last = last.isEmpty() ? "" : last.lines().reduce((a, b) -> b).orElse("");
-            int log = cmd.indexOf("--log");
-            if (last.isEmpty() && log >= 0) last = ShimProcess.lastError(Path.of(cmd.get(log + 1)));
-            throw TtrpcServer.RpcError.precondition(what + " failed: " + last);
-        }
-        return out;
     }
 
     static Timestamp time(Instant at) {

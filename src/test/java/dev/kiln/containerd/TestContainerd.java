@@ -179,6 +179,19 @@ final class TestContainerd implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        // the shims' sockets (/run/containerd/s/sha256(address/ns/id)): a shim killed below cannot remove its own
+        List<Path> sockets = new ArrayList<>();
+        for (String ns : List.of("default", "k8s.io")) {
+            for (String id : ctr(Duration.ofSeconds(10), "-n", ns, "c", "ls", "-q").out().lines().toList()) {
+                sockets.add(ShimMain.socketPath(java.util.Map.of("address", socket.toString(), "namespace", ns,
+                        "id", id.strip())));
+            }
+        }
+        for (ProcessHandle shim : shims()) {
+            List<String> args = List.of(shim.info().arguments().orElse(new String[0]));
+            int i = args.indexOf("-socket");
+            if (i >= 0 && i + 1 < args.size()) sockets.add(Path.of(args.get(i + 1)));
+        }
         for (String ns : List.of("default", "k8s.io")) {
             for (String line : ctr(Duration.ofSeconds(10), "-n", ns, "task", "ls", "-q").out().lines().toList()) {
                 ctr(Duration.ofSeconds(10), "-n", ns, "task", "kill", "-a", "-s", "SIGKILL", line.strip());
@@ -194,6 +207,7 @@ final class TestContainerd implements AutoCloseable {
             if (!containerd.waitFor(15, TimeUnit.SECONDS)) containerd.destroyForcibly().waitFor();
         }
         for (ProcessHandle shim : shims()) Command.destroyTree(shim);
+        for (Path s : sockets) Files.deleteIfExists(s);
         List<String> left = new ArrayList<>(mounts());
         left.sort(Comparator.reverseOrder());
         for (String m : left) Command.run("umount", "-l", m);
