@@ -340,7 +340,9 @@ public final class Builder {
         BuildOptions o = network == null ? options : new BuildOptions(options.dockerfile(), options.tags(),
                 options.buildArgs(), options.target(), options.noCache(), options.pull(), options.labels(),
                 options.quiet(), network, options.isolation(), options.platform());
-        ImageRef key = cacheKey(stage, createdBy + "\nnetwork=" + o.network());
+        // the isolation is part of the key: a build asked to run its steps in VMs runs them in VMs, not in the
+        // containers of an earlier build
+        ImageRef key = cacheKey(stage, createdBy + "\nnetwork=" + o.network() + "\nisolation=" + o.isolation());
         if (cached(stage, key)) {
             return;
         }
