@@ -253,10 +253,26 @@ BENCHES = {
             ("runc.pod", "runc\\nshim", None), ("kiln.pod", "kiln", None), ("kiln-gvisor.pod", "kiln-gvisor", None),
         ],
     },
+    "build": {
+        "title": "Build: one Dockerfile (WORKDIR, COPY of a source tree, 3 RUN steps), cold and cached",
+        "unit": "s", "scale": 1.0, "fmt": "{:.2f}",
+        "rows": [
+            ("kiln.cold", "kiln build --no-cache (container: runc)", None),
+            ("podman.cold", "podman build --no-cache (buildah, runc)", "podman"),
+            ("kiln.cached", "kiln build, rebuild with nothing changed", None),
+            ("podman.cached", "podman build, rebuild with nothing changed", "podman"),
+            ("kiln.vm.cold", "kiln build --isolation vm --no-cache", "kiln.vm"),
+        ],
+        "bars": [
+            ("kiln.cold", "kiln\\ncold", None), ("podman.cold", "podman\\ncold", "podman"),
+            ("kiln.cached", "kiln\\ncached", None), ("podman.cached", "podman\\ncached", "podman"),
+            ("kiln.vm.cold", "kiln vm\\ncold", "kiln.vm"),
+        ],
+    },
 }
 # the order bench/run runs them in
 ORDER = ["run-latency", "jvm-start", "creation-rate", "network", "vm-boot", "density", "pull-unpack", "volumes",
-         "pod-start"]
+         "pod-start", "build"]
 benches = {n: Bench(n) for n in ORDER}
 rl, vm, pu = benches["run-latency"], benches["vm-boot"], benches["pull-unpack"]
 js, cr, nw, de = benches["jvm-start"], benches["creation-rate"], benches["network"], benches["density"]
@@ -418,6 +434,7 @@ def draw(name, b, spec):
 BENCHES["run-latency"]["chart_title"] = "run --rm IMAGE true"
 BENCHES["vm-boot"]["chart_title"] = "run --rm --isolation vm IMAGE true vs bare QEMU microvm"
 BENCHES["pull-unpack"]["chart_title"] = "pull + unpack of a 6-layer, 234 MB image (cold) and warm pull"
+BENCHES["build"]["chart_title"] = "build of one Dockerfile: kiln vs podman build, cold and cached; kiln vm beside"
 BENCHES["jvm-start"]["chart_title"] = "kiln CLI start: --version and ps, with and without the AOT cache"
 BENCHES["creation-rate"]["chart_title"] = "detached sandboxes created concurrently, per second (higher is better)"
 BENCHES["network"]["chart_title"] = "requests/s to busybox httpd behind a published port (higher is better)"
@@ -599,6 +616,9 @@ def section(n, b, spec):
                              ("kiln unpack vs umoci unpack", "kiln.cold.unpack", "skopeo+umoci.cold.unpack"),
                              ("kiln pull vs skopeo copy, cold", "kiln.cold.pull", "skopeo+umoci.cold.pull"),
                              ("kiln vs skopeo, warm pull", "kiln.warm.pull", "skopeo+umoci.warm.pull")],
+             "build": [("kiln vs podman, cold", "kiln.cold", "podman.cold"),
+                       ("kiln vs podman, cached", "kiln.cached", "podman.cached"),
+                       ("kiln vm vs kiln container, cold", "kiln.vm.cold", "kiln.cold")],
              "jvm-start": [("kiln --version, AOT cache vs none", "kiln.version", "kiln.version_noaot"),
                            ("kiln ps, AOT cache vs none", "kiln.ps", "kiln.ps_noaot"),
                            ("kiln --version vs the bare JVM", "kiln.version", "java")],

@@ -57,6 +57,7 @@ public final class Builder {
         final int index;
         ImageState state;
         Image image; // null while the stage is still scratch with no step made
+        Image treeBase; // the last image of the stage whose tree is unpacked: the next tree is made from it
         final Map<String, String> args = new LinkedHashMap<>();
         boolean cmdSet;
 
@@ -188,6 +189,7 @@ public final class Builder {
         if (earlier.isPresent()) {
             stage.state = earlier.get().state;
             stage.image = earlier.get().image;
+            stage.treeBase = earlier.get().treeBase;
         } else if (base.equalsIgnoreCase("scratch")) {
             stage.state = ImageState.scratch(platform == null ? Platform.host() : Platform.parse(platform));
         } else {
@@ -338,10 +340,13 @@ public final class Builder {
         BuildOptions o = network == null ? options : new BuildOptions(options.dockerfile(), options.tags(),
                 options.buildArgs(), options.target(), options.noCache(), options.pull(), options.labels(),
                 options.quiet(), network, options.isolation(), options.platform());
-        ImageRef key = cacheKey(stage, createdBy + "\nnetwork=" + o.network());
+        // the isolation is part of the key: a build asked to run its steps in VMs runs them in VMs, not in the
+        // containers of an earlier build
+        ImageRef key = cacheKey(stage, createdBy + "\nnetwork=" + o.network() + "\nisolation=" + o.isolation());
         if (cached(stage, key)) {
             return;
         }
+        tree(stage);
         ObjectNode next = stage.state.configCopy();
         Image image = RunStep.run(engine, stage.state, stage.image, cmd, env, o, this::text, next, createdBy, key,
                 in.where() + " RUN");
@@ -394,7 +399,7 @@ public final class Builder {
         if (cached(stage, key)) {
             return;
         }
-        try (StepTree tree = StepTree.over(stage.image == null ? null : images.rootfs(stage.image), buildRoot)) {
+        try (StepTree tree = StepTree.over(stage.image == null ? null : tree(stage), buildRoot)) {
             found.apply(tree);
             tree.unmount();
             advance(stage, stage.state.child(images, stage.state.configCopy(), tree.upper(), createdBy, null, key));
@@ -412,7 +417,7 @@ public final class Builder {
                         throw new java.io.UncheckedIOException(e);
                     }
                 }
-                return images.rootfs(s.image);
+                return tree(s);
             }
         }
         return images.rootfs(baseImage(from, null));
@@ -432,7 +437,7 @@ public final class Builder {
         if (cached(stage, key)) {
             return;
         }
-        Path lower = stage.image == null ? null : images.rootfs(stage.image);
+        Path lower = stage.image == null ? null : tree(stage);
         if (lower != null && exists(lower, path)) {
             advance(stage, stage.state.child(images, next, null, createdBy, null, key));
             return;
@@ -694,6 +699,16 @@ public final class Builder {
         text(" ---> Using cache\n");
         advance(stage, hit.get());
         return true;
+    }
+
+    /**
+     * The stage's current image unpacked, made from the last tree of the stage when there is one (only the new
+     * layers applied), so a build unpacks each layer once, not once per step.
+     */
+    private Path tree(Stage stage) {
+        Path t = images.rootfs(stage.image, stage.treeBase);
+        stage.treeBase = stage.image;
+        return t;
     }
 
     private void advance(Stage stage, Image image) {

@@ -133,9 +133,7 @@ final class CopySources {
         String destRel = dest.replaceAll("^/+", "").replaceAll("/+$", "");
         boolean intoDir = destIsDir || sources.size() > 1 || isDirectory(tree.root(), dest)
                 || sources.stream().anyMatch(s -> s.directory() || s.archive());
-        int n = 0;
         for (Source s : sources) {
-            Path tar = tree.scratch("source-" + n++ + ".tar");
             try {
                 if (s.archive()) {
                     makeDirectory(tree, destRel, owner);
@@ -146,18 +144,50 @@ final class CopySources {
                 }
                 String target = s.directory() ? destRel : intoDir ? join(destRel, s.name()) : destRel;
                 boolean targetExists = exists(tree.root(), target);
-                try (OutputStream out = Files.newOutputStream(tar)) {
+                piped(tree, out -> {
                     if (s.inline() != null) {
                         inline(out, target, s.inline(), owner);
                     } else {
                         TreeArchive.tar(s.host(), target.isEmpty() ? "." : target, out, e -> edit(e, target, owner,
                                 s.directory() && targetExists));
                     }
-                }
-                tree.extract(tar, "");
+                });
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
+        }
+    }
+
+    private interface TarWriter {
+        void write(OutputStream out) throws IOException;
+    }
+
+    /**
+     * Extracts what {@code writer} writes straight into the step's tree through a pipe (a virtual thread writes, this
+     * one extracts): the sources are read once and written once, with no archive on disk between.
+     */
+    private static void piped(StepTree tree, TarWriter writer) throws IOException {
+        java.io.PipedInputStream in = new java.io.PipedInputStream(1 << 20);
+        java.io.PipedOutputStream pipe = new java.io.PipedOutputStream(in);
+        IOException[] failed = new IOException[1];
+        Thread t = Thread.ofVirtual().start(() -> {
+            try (pipe) {
+                writer.write(pipe);
+            } catch (IOException e) {
+                failed[0] = e;
+            }
+        });
+        try (in) {
+            tree.extract(in, ""); // reads to the end of the stream, so the writer is done when this returns
+        } finally {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        if (failed[0] != null) {
+            throw failed[0];
         }
     }
 

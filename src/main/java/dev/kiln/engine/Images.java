@@ -168,6 +168,28 @@ public final class Images implements AutoCloseable {
         return rootfs.unpack(image.id(), layers);
     }
 
+    /**
+     * The image's unpacked tree, made from {@code base}'s when that one is unpacked and the image's layers extend
+     * base's (a build step on its parent): only the new layers are applied, onto a hard-link copy of base's tree.
+     */
+    public Path rootfs(Image image, Image base) {
+        if (base == null || rootfs.has(image.id()) || !rootfs.has(base.id())) {
+            return rootfs(image);
+        }
+        List<Descriptor> mine = store.manifest(image).layers();
+        List<Descriptor> theirs = store.manifest(base).layers();
+        if (mine.size() < theirs.size() || !mine.subList(0, theirs.size()).equals(theirs)) {
+            return rootfs(image);
+        }
+        List<RootfsCache.Layer> extra = new ArrayList<>();
+        for (Descriptor d : mine.subList(theirs.size(), mine.size())) {
+            Digest digest = d.contentDigest();
+            extra.add(new RootfsCache.Layer(store.content().path(digest), MediaType.layerCompression(d.mediaType()),
+                    digest));
+        }
+        return rootfs.derive(image.id(), rootfs.path(base.id()), extra);
+    }
+
     /** Where the unpacked tree of an image ID is (or will be); sandboxes keep using it after an rmi -f. */
     public Path rootfsPath(Digest imageId) {
         return rootfs.path(imageId);

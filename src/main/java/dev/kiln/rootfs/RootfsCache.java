@@ -94,6 +94,52 @@ public final class RootfsCache {
         return target;
     }
 
+    /**
+     * The tree of {@code imageId} made from the unpacked tree {@code base} of an image whose layers it extends by
+     * {@code extra} (a build step's child): a hard-link copy of {@code base} (cp -al: directories are new, files share
+     * base's inodes) with the extra layers applied. The layer code never writes into an existing file (it replaces
+     * it, O_EXCL), so base's tree is never changed through the links.
+     */
+    public Path derive(Digest imageId, Path base, List<Layer> extra) {
+        Path target = path(imageId);
+        if (Files.isDirectory(target)) {
+            return target;
+        }
+        synchronized (unpacking.computeIfAbsent(imageId, d -> new Object())) {
+            if (Files.isDirectory(target)) {
+                return target;
+            }
+            Path tmp = dir.resolve(".unpack-" + imageId.shortId() + "-" + UUID.randomUUID());
+            try {
+                Process cp = new ProcessBuilder("cp", "-al", base.toString(), tmp.toString()).redirectErrorStream(true)
+                        .start();
+                String out = new String(cp.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+                if (cp.waitFor() != 0) {
+                    throw new IOException("cp -al " + base + ": " + out.strip());
+                }
+                for (Layer l : extra) {
+                    applier.apply(l.blob(), l.compression(), l.digest(), tmp);
+                }
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (FileAlreadyExistsException | DirectoryNotEmptyException | AtomicMoveNotSupportedException e) {
+                Trees.delete(tmp);
+            } catch (IOException e) {
+                Trees.delete(tmp);
+                if (!Files.isDirectory(target)) {
+                    throw new UncheckedIOException(e);
+                }
+            } catch (InterruptedException e) {
+                Trees.delete(tmp);
+                Thread.currentThread().interrupt();
+                throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while copying " + base);
+            } catch (RuntimeException e) {
+                Trees.delete(tmp);
+                throw e;
+            }
+            return target;
+        }
+    }
+
     public void remove(Digest imageId) {
         Path target = path(imageId);
         if (!Files.exists(target)) {

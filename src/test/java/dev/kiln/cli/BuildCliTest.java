@@ -247,4 +247,40 @@ class BuildCliTest {
             }
         }
     }
+
+    @Test
+    void configInstructionsHeredocsAndOnbuild() throws IOException {
+        Path base = context("onbuild-base", Map.of("Dockerfile", """
+                FROM %s
+                CMD ["echo", "base cmd"]
+                ONBUILD RUN echo triggered > /onbuild
+                """.formatted(BASE)));
+        kiln.ok("build", "-t", "onbuild-base:1", base.toString());
+        Path ctx = context("config", Map.of("Dockerfile", """
+                # syntax=docker/dockerfile:1
+                FROM onbuild-base:1
+                SHELL ["/bin/sh", "-e", "-c"]
+                RUN <<EOF
+                echo from a heredoc > /heredoc
+                echo second line >> /heredoc
+                EOF
+                COPY <<-EOT /etc/motd
+                \thello $HOSTNAME_UNSET!
+                \tEOT
+                EXPOSE 80 53/udp 8000-8001
+                VOLUME /data
+                STOPSIGNAL SIGINT
+                HEALTHCHECK --interval=30s --retries=2 CMD wget -q localhost || exit 1
+                ENTRYPOINT ["sh", "-c", "cat /onbuild /heredoc /etc/motd"]
+                """));
+        KilnRun.Result r = kiln.ok("build", "-t", "config:1", ctx.toString());
+        assertThat(r.out()).contains("syntax directive (docker/dockerfile:1) is ignored")
+                .contains("# Executing 1 build trigger");
+        assertThat(kiln.ok("run", "--rm", "config:1").out())
+                .as("ONBUILD ran, the heredocs wrote, ENTRYPOINT reset the base's CMD")
+                .isEqualTo("triggered\nfrom a heredoc\nsecond line\nhello !\n");
+        String inspect = kiln.ok("image", "inspect", "config:1").out();
+        assertThat(inspect).contains("\"80/tcp\"", "\"53/udp\"", "\"8000/tcp\"", "\"8001/tcp\"", "\"/data\"",
+                "SIGINT");
+    }
 }

@@ -56,14 +56,17 @@ class BuildVmTest {
         Files.writeString(ctx.resolve("Dockerfile"), """
                 FROM %s
                 RUN busybox mkdir -p /app/data && echo hello > /app/data/file && busybox ln -s file /app/data/link \\
-                    && busybox chmod 0700 /app && rm /notexec && echo built in $(busybox uname -r | busybox cut -c1-1)
+                    && busybox chmod 0700 /app && rm /notexec && echo "built on kernel $(busybox uname -r)"
                 COPY input.txt /app/input.txt
                 """.formatted(BuildCliTest.BASE));
         Files.writeString(ctx.resolve("input.txt"), "input\n");
         kiln.ok("build", "--isolation", "container", "--network", "none", "-t", "same:container", ctx.toString());
         KilnRun.Result vm = kiln.ok("build", "--isolation", "vm", "--network", "none", "-t", "same:vm",
                 ctx.toString());
-        assertThat(vm.out()).contains("Successfully tagged same:vm");
+        String host = Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
+        assertThat(vm.out()).as("the RUN step ran in a VM, on the guest kernel, not from the container build's cache")
+                .contains("built on kernel ").doesNotContain("built on kernel " + host + "\n")
+                .doesNotContain("Using cache").contains("Successfully tagged same:vm");
         List<Map<String, String>> container = layers("same:container");
         List<Map<String, String>> inVm = layers("same:vm");
         assertThat(inVm).hasSize(3);

@@ -15,9 +15,7 @@ import dev.kiln.image.Image;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -142,15 +140,10 @@ final class DockerBuild {
         void fail(RuntimeException e) {
             String message = e instanceof UncheckedIOException u ? String.valueOf(u.getCause().getMessage())
                     : e.getMessage();
-            if (out == null && !(e instanceof KilnException k && k.kind() == KilnException.Kind.INVALID_ARGUMENT
-                    && message.contains("non-zero code"))) {
-                throw e;
+            if (out == null) {
+                throw e; // nothing streamed yet: an HTTP error, which the client shows as one
             }
             write(Map.of("errorDetail", Map.of("message", message), "error", message));
         }
-    }
-
-    static List<String> nonEmpty(List<String> l) {
-        return l == null ? List.of() : new ArrayList<>(l);
     }
 }

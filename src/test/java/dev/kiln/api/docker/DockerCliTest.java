@@ -292,8 +292,10 @@ class DockerCliTest {
         assertThat(curl("-sS", "http://d/v1.24/version")).contains("\"ApiVersion\":\"1.45\"");
         assertThat(curl("-sS", "-w", " %{http_code}", "http://d/v1.99/version"))
                 .contains("client version 1.99 is too new").endsWith(" 400");
+        // POST /build is served (issue 16): without a context there is no Dockerfile to read
         assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/build"))
-                .isEqualTo("{\"message\":\"kiln does not support POST /build yet\"} 501");
+                .isEqualTo("{\"message\":\"Cannot locate specified Dockerfile: Dockerfile\"} 400");
+        assertThat(ping).containsIgnoringCase("Builder-Version: 1");
         assertThat(curl("-sS", "-w", " %{http_code}", "-X", "POST", "http://d/v1.45/plugins/pull"))
                 .contains("kiln does not support").endsWith(" 501");
         assertThat(curl("-sS", "-w", " %{http_code}", "http://d/containers/nope/json"))
