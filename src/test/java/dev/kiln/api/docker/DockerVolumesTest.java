@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.testing.Command;
 import dev.kiln.testing.NetworkTests;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -190,9 +189,9 @@ class DockerVolumesTest {
     }
 
     /**
-     * The same application on a user network, where a client service finds {@code web} by its service name. Compose
-     * asks for that name as a network alias; until the Docker face takes endpoint Aliases (network work of issue 15
-     * done apart from storage) this test stops there, saying so.
+     * The same application on a user network, where a client service finds {@code web} by its service name (compose
+     * asks for it as a network alias), web's {@code healthcheck} turns it healthy in {@code ps}, and a service that
+     * fails is restarted by its {@code restart: on-failure:2} policy, then left exited.
      */
     @Test
     void composeServicesFindEachOtherByNameOnAUserNetwork() throws Exception {
@@ -210,6 +209,16 @@ class DockerVolumesTest {
                     volumes: [shared:/www:ro, ./config:/config:ro]
                     ports: ["8080"]
                     networks: [back]
+                    healthcheck:
+                      test: ["CMD", "busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/index.html"]
+                      interval: 1s
+                      timeout: 5s
+                      retries: 3
+                  flaky:
+                    image: ${IMAGE}
+                    command: ["sh", "-c", "echo attempt; exit 3"]
+                    restart: on-failure:2
+                    networks: [back]
                   client:
                     image: ${IMAGE}
                     depends_on: [web]
@@ -222,16 +231,28 @@ class DockerVolumesTest {
                 """);
         try {
             Result up = composeRun(app, "up", "-d");
-            Assumptions.assumeFalse(up.err().contains("--network-alias"),
-                    "kiln's Docker face does not take network Aliases yet (docker-compose names services by them)");
             assertThat(up.exitCode()).as(up.err()).isZero();
-            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
             String logs = "";
             while (System.nanoTime() < deadline && !logs.contains("hello-from-writer")) {
                 Thread.sleep(500);
                 logs = compose(app, "logs", "--no-color", "client");
             }
             assertThat(logs).contains("hello-from-writer");
+            String ps = "";
+            while (System.nanoTime() < deadline && !ps.matches("(?s).*app2_web_1 .*Up \\(healthy\\).*")) {
+                Thread.sleep(500);
+                ps = compose(app, "ps");
+            }
+            assertThat(ps).containsPattern("app2_web_1 .*Up \\(healthy\\)");
+            String flaky = "";
+            while (System.nanoTime() < deadline && !flaky.equals("exited 2")) {
+                Thread.sleep(500);
+                flaky = docker.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "app2_flaky_1").strip();
+            }
+            assertThat(flaky).as("on-failure:2: two restarts, then left exited").isEqualTo("exited 2");
+            assertThat(compose(app, "logs", "--no-color", "flaky").lines().filter(l -> l.contains("attempt")))
+                    .hasSize(3);
         } finally {
             composeRun(app, "down", "-v");
         }
