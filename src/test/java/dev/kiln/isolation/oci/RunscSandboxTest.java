@@ -88,8 +88,14 @@ class RunscSandboxTest {
         Path pidsMax = HostCgroup.dir("pids", RuntimeSpec.cgroupsPath(id)).resolve("pids.max");
         Path memoryMax = HostCgroup.dir("memory", RuntimeSpec.cgroupsPath(id)).resolve("memory.limit_in_bytes");
         long deadline = System.nanoTime() + 10_000_000_000L;
-        while (!Files.exists(memoryMax) && System.nanoTime() < deadline && !pending.isDone()) {
+        // runsc makes the controllers' directories one after the other: wait for both (or for runsc to be done)
+        while (!(Files.exists(memoryMax) && Files.exists(pidsMax)) && System.nanoTime() < deadline
+                && !pending.isDone()) {
             Thread.sleep(20);
+        }
+        if (!Files.exists(pidsMax) || !Files.exists(memoryMax)) {
+            RuntimeRun.Result early = pending.get();
+            throw new AssertionError("the sandbox's cgroups never appeared; runsc: " + early.stdout() + early.stderr());
         }
         String pids = Files.readString(pidsMax).strip();
         String memory = Files.readString(memoryMax).strip();
