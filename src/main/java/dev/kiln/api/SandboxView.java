@@ -53,9 +53,10 @@ public final class SandboxView {
     }
 
     /**
-     * A user network's Aliases as Docker (API < 1.45) shows them: the configured ones and the short ID, which the
-     * network's resolver answers too. docker-compose 1.x looks for the short ID there to tell that a container it
-     * created already carries its aliases (else it disconnects and reconnects it).
+     * A user network's Aliases on Docker's face: the configured ones and the short ID, which the network's resolver
+     * answers too, as Docker showed them up to API 1.44 (1.45 moved the ID to DNSNames). Kept at 1.45: docker-compose
+     * 1.x looks for the short ID there to tell that a container it created already carries its aliases, else it
+     * disconnects it from the network it was created on, which kiln refuses.
      */
     private static List<String> withShortId(List<String> aliases, Sandbox s) {
         List<String> all = new ArrayList<>(aliases == null ? List.of() : aliases);
@@ -70,12 +71,13 @@ public final class SandboxView {
      * joined with connect, as Docker lists every network a container is on.
      */
     @SuppressWarnings("unchecked")
-    public static Map<String, Object> networks(Engine engine, Sandbox s, Object first, String standardName) {
+    public static Map<String, Object> networks(Engine engine, Sandbox s, Object first, String standardName,
+                                               boolean shortIdAlias) {
         Map<String, Object> out = new LinkedHashMap<>();
         ((Map<String, Object>) first).forEach((name, endpoint) -> {
             Map<String, Object> e = new LinkedHashMap<>((Map<String, Object>) endpoint);
             RunSettingsView.endpoint(s.config(), e);
-            if (!List.of(standardName, "none", "host").contains(name)) {
+            if (shortIdAlias && !List.of(standardName, "none", "host").contains(name)) {
                 e.put("Aliases", withShortId((List<String>) e.get("Aliases"), s));
             }
             out.put(name, e);
@@ -85,8 +87,8 @@ public final class SandboxView {
             var a = j.attachment().orElse(null);
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("IPAMConfig", j.ip() == null ? null : Map.of("IPv4Address", j.ip()));
-            e.put("Aliases", j.network().equals(KilnNetwork.NAME) ? (j.aliases().isEmpty() ? null : j.aliases())
-                    : withShortId(j.aliases(), s));
+            e.put("Aliases", shortIdAlias && !j.network().equals(KilnNetwork.NAME) ? withShortId(j.aliases(), s)
+                    : j.aliases().isEmpty() ? null : j.aliases());
             e.put("NetworkID", j.network().equals(KilnNetwork.NAME) ? NetworkView.id("bridge")
                     : engine.networks().find(j.network()).map(dev.kiln.network.UserNetwork::id).orElse(""));
             e.put("EndpointID", a == null ? "" : a.sandboxId() + "-" + a.ifname());
@@ -252,7 +254,7 @@ public final class SandboxView {
         m.put("HostConfig", host);
         m.put("Mounts", VolumeView.mounts(engine, s));
         Map<String, Object> networkSettings = networkSettings(network, Set.of(), null, null);
-        networkSettings.put("Networks", networks(engine, s, networkSettings.get("Networks"), KilnNetwork.NAME));
+        networkSettings.put("Networks", networks(engine, s, networkSettings.get("Networks"), KilnNetwork.NAME, false));
         m.put("NetworkSettings", networkSettings);
         return m;
     }

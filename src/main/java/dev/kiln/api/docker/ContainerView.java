@@ -92,7 +92,7 @@ final class ContainerView {
         Map<String, Object> network = SandboxView.networkSettings(engine.sandboxes().network(s), exposed,
                 networkName, networkId(engine, networkName));
         network.put("SandboxID", s.running() ? s.id() : "");
-        network.put("Networks", SandboxView.networks(engine, s, network.get("Networks"), "bridge"));
+        network.put("Networks", SandboxView.networks(engine, s, network.get("Networks"), "bridge", true));
 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("Id", s.id());
