@@ -148,8 +148,8 @@ public final class Engine implements AutoCloseable {
 
     /**
      * Brings the resolvers' tables up to date with sandbox {@code id} after an event that may have changed it. It
-     * reads the sandbox's state now rather than trusting the event, so events delivered out of order (an exit's
-     * "die" is emitted outside the sandbox's lock) still leave the last state in the table.
+     * reads the sandbox's state now rather than trusting the event, so events of two threads delivered out of order
+     * still leave the last state in the table. Lock order: a sandbox's lock, then this one (never the other way).
      */
     private void refreshPeer(String id) {
         synchronized (peerLock) {

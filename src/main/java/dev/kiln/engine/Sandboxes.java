@@ -277,7 +277,9 @@ public final class Sandboxes implements AutoCloseable {
             awaitEnd(s, task, Duration.ofSeconds(30));
         }
         awaitRecorded(s.id(), Duration.ofSeconds(10));
-        events.emit(s, "stop");
+        synchronized (lock(s.id())) { // after the watcher's "die" (emitted under this lock with the exit's record)
+            events.emit(s, "stop");
+        }
     }
 
     public void restart(String ref, Duration timeout) {
@@ -419,8 +421,9 @@ public final class Sandboxes implements AutoCloseable {
                 detachQuietly(s);
                 store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
             }
+            // inside the lock: a stop that saw the exit recorded emits its "stop" only after this (Docker's order)
+            events.emit(s, "die");
         }
-        events.emit(s, "die");
         if (s.config().autoRemove()) {
             remove(id, true, true); // Docker's --rm takes the anonymous volumes along
         } else {
