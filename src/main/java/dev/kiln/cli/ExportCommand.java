@@ -1,16 +1,10 @@
 package dev.kiln.cli;
 
-import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.io.BufferedOutputStream;
-import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /**
  * {@code kiln export [-o FILE] SANDBOX}: the sandbox's root filesystem as a tar ({@code docker export}), written next
@@ -27,25 +21,6 @@ final class ExportCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        if (output == null && System.console() != null) {
-            throw KilnException.invalid("refusing to write an archive to a terminal (use -o FILE or redirect)");
-        }
-        try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(ref) + "/export").ok()) {
-            if (output == null) {
-                OutputStream stdout = new BufferedOutputStream(stdio().out(), 1 << 16);
-                r.body.transferTo(stdout);
-                stdout.flush();
-                return 0;
-            }
-            Path tmp = output.toAbsolutePath().resolveSibling("." + output.getFileName() + ".kiln-tmp");
-            try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16)) {
-                r.body.transferTo(out);
-            } catch (IOException | RuntimeException e) {
-                Files.deleteIfExists(tmp);
-                throw e;
-            }
-            Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        }
-        return 0;
+        return SaveCommand.download(daemon, "/v1/sandboxes/" + q(ref) + "/export", output, stdio().out());
     }
 }

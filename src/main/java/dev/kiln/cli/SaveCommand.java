@@ -30,12 +30,20 @@ final class SaveCommand extends Subcommand {
     int run(DaemonClient daemon) throws Exception {
         StringBuilder path = new StringBuilder("/v1/images/save?");
         refs.forEach(r -> path.append("ref=").append(q(r)).append('&'));
+        return download(daemon, path.toString(), output, stdio().out());
+    }
+
+    /**
+     * Writes the archive at daemon {@code path} to {@code output} (next to it, then renamed: never a truncated file
+     * under the asked name), or to {@code stdout} when null and not a terminal; also {@code kiln export}'s.
+     */
+    static int download(DaemonClient daemon, String path, Path output, OutputStream stdoutStream) throws IOException {
         if (output == null && System.console() != null) {
             throw KilnException.invalid("refusing to write an archive to a terminal (use -o FILE or redirect)");
         }
-        try (DaemonClient.Response r = daemon.call("GET", path.toString()).ok()) {
+        try (DaemonClient.Response r = daemon.call("GET", path).ok()) {
             if (output == null) {
-                OutputStream stdout = new BufferedOutputStream(stdio().out(), 1 << 16);
+                OutputStream stdout = new BufferedOutputStream(stdoutStream, 1 << 16);
                 r.body.transferTo(stdout);
                 stdout.flush();
                 return 0;
