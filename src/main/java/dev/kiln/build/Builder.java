@@ -182,7 +182,7 @@ public final class Builder {
         String base = words.getFirst();
         String platformFlag = in.flags().get("platform");
         String platform = platformFlag != null ? meta.word(platformFlag) : options.platform();
-        header(in, "FROM " + in.rest());
+        header(in, "FROM");
         long t0 = System.nanoTime();
         Optional<Stage> earlier = stages.stream().filter(s -> s.name != null && s.name.equalsIgnoreCase(base))
                 .findFirst();
@@ -248,7 +248,7 @@ public final class Builder {
             metaArg(in);
             return;
         }
-        header(in, in.keyword() + " " + in.rest());
+        header(in, in.keyword());
         long t0 = System.nanoTime();
         ShellWords words = new ShellWords(dockerfile.escape(), k -> lookup(stage, k));
         try {
@@ -518,7 +518,7 @@ public final class Builder {
 
     private void metaArg(Instruction in) {
         ShellWords words = new ShellWords(dockerfile.escape(), this::metaArg);
-        header(in, "ARG " + in.rest());
+        header(in, "ARG");
         for (String raw : ShellWords.rawWords(in.rest(), dockerfile.escape())) {
             int eq = raw.indexOf('=');
             String name = eq < 0 ? raw : raw.substring(0, eq);
@@ -718,9 +718,13 @@ public final class Builder {
 
     // ---- output ----
 
-    private void header(Instruction in, String text) {
+    /** "Step N/M : " and the instruction with its flags, as the classic builder prints it. */
+    private void header(Instruction in, String keyword) {
         step++;
-        text("Step " + step + "/" + steps + " : " + text.replace("\n", " ") + "\n");
+        StringBuilder text = new StringBuilder(keyword);
+        in.flags().forEach((name, value) -> text.append(" --").append(name).append('=').append(value));
+        text.append(' ').append(in.rest());
+        text("Step " + step + "/" + steps + " : " + text.toString().replace("\n", " ") + "\n");
     }
 
     private void done(Stage stage, long t0) {

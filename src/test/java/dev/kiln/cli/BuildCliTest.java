@@ -70,9 +70,8 @@ class BuildCliTest {
     }
 
     /**
-     * Multi-stage: no image here carries a C compiler (busybox has none, and there is no debootstrap'd Debian
-     * fixture), so stage 1 "builds" a shell-script program with the tools it has; the final stage is scratch with
-     * only the program and the static busybox it runs on, copied with --from by name and by index.
+     * Multi-stage on busybox alone: stage 1 writes a shell-script program with the tools it has; the final stage is
+     * scratch with only the program and the static busybox it runs on, copied with --from by name and by index.
      */
     @Test
     void multiStageIntoScratch() throws IOException {
@@ -94,6 +93,39 @@ class BuildCliTest {
         assertThat(root).as("only what was copied, and the runtime's mount points (proc, sys, dev, etc's files)")
                 .isEqualTo("/:\nbin\ndev\netc\nhello\nproc\nsys\n\n/bin:\nbusybox\n\n/etc:\nhostname\nhosts\n"
                         + "resolv.conf\n");
+    }
+
+    /**
+     * Multi-stage with a real compiler: stage one is the Debian fixture (gcc), compiles a C program from the context
+     * with a build argument baked in, and the final stage is scratch holding only the static binary.
+     */
+    @Test
+    void multiStageCompilesACProgramIntoScratch() throws IOException {
+        kiln.ok("import", dev.kiln.testing.DebianFixture.tarball().toString(), "build-test/debian:gcc");
+        Path ctx = context("c-program", Map.of("Dockerfile", """
+                FROM build-test/debian:gcc AS compile
+                ARG GREETING=hello
+                WORKDIR /src
+                COPY hello.c .
+                RUN gcc -static -O2 -DGREETING="\\"$GREETING\\"" -o /hello hello.c && /hello > /dev/null
+                FROM scratch
+                COPY --from=compile /hello /hello
+                ENTRYPOINT ["/hello"]
+                """, "hello.c", """
+                #include <stdio.h>
+                int main(int argc, char **argv) {
+                    printf("%s from C, %d argument(s)\\n", GREETING, argc - 1);
+                    return argc > 2 ? 3 : 0;
+                }
+                """));
+        KilnRun.Result r = kiln.ok("build", "-t", "c-program:1", "--build-arg", "GREETING=bonjour", ctx.toString());
+        assertThat(r.out()).contains("Step 7/8 : COPY --from=compile /hello /hello");
+        assertThat(kiln.ok("run", "--rm", "c-program:1", "x").out()).isEqualTo("bonjour from C, 1 argument(s)\n");
+        assertThat(kiln.kiln("run", "--rm", "c-program:1", "x", "y").exitCode()).as("the program's own exit code")
+                .isEqualTo(3);
+        var layers = DaemonClient.JSON.readTree(kiln.ok("image", "inspect", "c-program:1").out()).get(0)
+                .path("RootFS").path("Layers");
+        assertThat(layers).as("scratch plus one COPY: one layer, nothing of the compiler stage").hasSize(1);
     }
 
     @Test
