@@ -194,7 +194,7 @@ public final class ImageRoutes {
                 r.put("Variant", c.variant());
             }
             r.put("Size", image.size());
-            r.put("Config", c.config());
+            r.put("Config", images.runtimeConfig(image));
             ObjectNode rootfs = Exchange.JSON.createObjectNode().put("Type", "layers");
             rootfs.set("Layers", Exchange.JSON.valueToTree(c.rootfs() == null ? List.of() : c.rootfs().diffIds()));
             r.put("RootFS", rootfs);

@@ -105,6 +105,16 @@ public final class Images implements AutoCloseable {
         return store.config(image);
     }
 
+    /**
+     * The image config's {@code config} object as stored, every field kept (Healthcheck, OnBuild, Shell... which
+     * {@link ImageConfig} does not read): what an image inspect shows; an empty object when there is none.
+     */
+    public com.fasterxml.jackson.databind.JsonNode runtimeConfig(Image image) {
+        var c = store.readJson(image.id(), com.fasterxml.jackson.databind.JsonNode.class).get("config");
+        return c == null || !c.isObject() ? com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
+                : c;
+    }
+
     public Manifest manifest(Image image) {
         return store.manifest(image);
     }

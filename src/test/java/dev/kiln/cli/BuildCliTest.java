@@ -314,5 +314,42 @@ class BuildCliTest {
         String inspect = kiln.ok("image", "inspect", "config:1").out();
         assertThat(inspect).contains("\"80/tcp\"", "\"53/udp\"", "\"8000/tcp\"", "\"8001/tcp\"", "\"/data\"",
                 "SIGINT");
+        var health = DaemonClient.JSON.readTree(inspect).get(0).path("Config").path("Healthcheck");
+        assertThat(health.path("Test").toString()).isEqualTo("[\"CMD-SHELL\",\"wget -q localhost || exit 1\"]");
+        assertThat(health.path("Interval").asLong()).as("nanoseconds, as Docker stores it").isEqualTo(30_000_000_000L);
+        assertThat(health.path("Retries").asInt()).isEqualTo(2);
+    }
+
+    /** --target stops at a stage; -q prints only the ID, --iidfile writes it, --label lands in the image's labels. */
+    @Test
+    void targetQuietIidfileAndLabels() throws IOException {
+        Path ctx = context("target", Map.of("Dockerfile", """
+                FROM %s AS first
+                RUN echo first > /stage
+                FROM first AS second
+                RUN echo second > /stage
+                """.formatted(BASE)));
+        Path iid = work.resolve("iid");
+        String quiet = kiln.ok("build", "-q", "--target", "first", "--iidfile", iid.toString(), "--label",
+                "team=kiln", "-t", "target:1", ctx.toString()).out();
+        assertThat(quiet).matches("sha256:[0-9a-f]{64}\n");
+        assertThat(Files.readString(iid)).isEqualTo(quiet.strip());
+        assertThat(run("target:1", "cat /stage")).as("the build stopped at stage first").isEqualTo("first\n");
+        assertThat(DaemonClient.JSON.readTree(kiln.ok("image", "inspect", "target:1").out()).get(0)
+                .path("Config").path("Labels").path("team").asText()).isEqualTo("kiln");
+        assertThat(kiln.kiln("build", "--target", "third", ctx.toString()).err())
+                .contains("target stage \"third\" could not be found");
+    }
+
+    /** RUN steps under gVisor: the step runs in runsc's sentry (its kernel says so), its layer is the same. */
+    @Test
+    void runStepsUnderGvisor() throws IOException {
+        dev.kiln.testing.Command.require("runsc", "runsc");
+        Path ctx = context("gvisor", Map.of("Dockerfile", """
+                FROM %s
+                RUN dmesg | grep -q gVisor && echo "built under gVisor" > /where
+                """.formatted(BASE)));
+        kiln.ok("build", "--isolation", "gvisor", "-t", "gvisor-built:1", ctx.toString());
+        assertThat(run("gvisor-built:1", "cat /where")).isEqualTo("built under gVisor\n");
     }
 }

@@ -149,9 +149,10 @@ final class DockerImages {
         r.put("Created", c.created() == null ? "0001-01-01T00:00:00Z" : c.created());
         r.put("DockerVersion", "");
         r.put("Author", "");
-        r.put("Config", c.config() == null ? Map.of() : c.config());
+        var config = engine.images().runtimeConfig(image);
+        r.put("Config", config);
         // docker-compose 1.29 reads ContainerConfig.Volumes when it recreates a container (Docker < 26 sent it)
-        r.put("ContainerConfig", c.config() == null ? Map.of() : c.config());
+        r.put("ContainerConfig", config);
         r.put("Architecture", c.architecture());
         if (c.variant() != null) {
             r.put("Variant", c.variant());
