@@ -142,4 +142,16 @@ final class LifecycleCommands {
         }
         return code;
     }
+
+    /** {@code kiln network|volume inspect REF...}: one GET per object under {@code collection}, printed as one array. */
+    static int inspectEach(Subcommand c, DaemonClient daemon, List<String> refs, String collection) throws Exception {
+        com.fasterxml.jackson.databind.node.ArrayNode all = DaemonClient.JSON.createArrayNode();
+        for (String ref : refs) {
+            try (DaemonClient.Response r = daemon.call("GET", collection + Subcommand.q(ref)).ok()) {
+                all.add(r.json());
+            }
+        }
+        c.out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
+        return 0;
+    }
 }

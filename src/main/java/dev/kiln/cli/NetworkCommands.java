@@ -1,7 +1,6 @@
 package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.kiln.KilnException;
 import dev.kiln.api.v1.NetworkCreateRequest;
 import picocli.CommandLine.Command;
@@ -123,14 +122,7 @@ final class NetworkCommands {
 
         @Override
         int run(DaemonClient daemon) throws Exception {
-            ArrayNode all = DaemonClient.JSON.createArrayNode();
-            for (String ref : refs) {
-                try (DaemonClient.Response r = daemon.call("GET", "/v1/networks/" + q(ref)).ok()) {
-                    all.add(r.json());
-                }
-            }
-            out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
-            return 0;
+            return LifecycleCommands.inspectEach(this, daemon, refs, "/v1/networks/");
         }
     }
 

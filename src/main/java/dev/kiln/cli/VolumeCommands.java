@@ -1,7 +1,6 @@
 package dev.kiln.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
@@ -111,14 +110,7 @@ final class VolumeCommands {
 
         @Override
         int run(DaemonClient daemon) throws Exception {
-            ArrayNode all = DaemonClient.JSON.createArrayNode();
-            for (String ref : refs) {
-                try (DaemonClient.Response r = daemon.call("GET", "/v1/volumes/" + q(ref)).ok()) {
-                    all.add(r.json());
-                }
-            }
-            out().println(DaemonClient.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(all));
-            return 0;
+            return LifecycleCommands.inspectEach(this, daemon, refs, "/v1/volumes/");
         }
     }
 

@@ -115,23 +115,10 @@ public final class ShellWords {
                 continue;
             }
             inWord = true;
-            if (c == escape) {
-                pos++;
-                if (pos < s.length()) {
-                    word.append(s.charAt(pos++));
-                }
-            } else if (c == '\'') {
-                pos++;
-                int end = s.indexOf('\'', pos);
-                if (end < 0) {
-                    throw KilnException.invalid("unexpected end of statement while looking for matching single-quote");
-                }
-                word.append(s, pos, end);
-                pos = end + 1;
-            } else if (c == '"') {
-                pos++;
-                doubleQuoted(word);
-            } else if (c == '$') {
+            if (quoted(c, word)) {
+                continue;
+            }
+            if (c == '$') {
                 String value = variable();
                 if (!split) {
                     word.append(value);
@@ -237,6 +224,30 @@ public final class ShellWords {
     }
 
     /** The word of a modifier, up to its closing brace, itself expanded (quotes inside are removed). */
+    /** Appends the escaped character, '...' or "..." that starts with {@code c} at pos; false when none does. */
+    private boolean quoted(char c, StringBuilder word) {
+        if (c == escape) {
+            pos++;
+            if (pos < s.length()) {
+                word.append(s.charAt(pos++));
+            }
+        } else if (c == '\'') {
+            pos++;
+            int end = s.indexOf('\'', pos);
+            if (end < 0) {
+                throw KilnException.invalid("unexpected end of statement while looking for matching single-quote");
+            }
+            word.append(s, pos, end);
+            pos = end + 1;
+        } else if (c == '"') {
+            pos++;
+            doubleQuoted(word);
+        } else {
+            return false;
+        }
+        return true;
+    }
+
     private String nested() {
         StringBuilder word = new StringBuilder();
         while (pos < s.length()) {
@@ -245,23 +256,10 @@ public final class ShellWords {
                 pos++;
                 return word.toString();
             }
-            if (c == escape) {
-                pos++;
-                if (pos < s.length()) {
-                    word.append(s.charAt(pos++));
-                }
-            } else if (c == '\'') {
-                pos++;
-                int end = s.indexOf('\'', pos);
-                if (end < 0) {
-                    throw KilnException.invalid("unexpected end of statement while looking for matching single-quote");
-                }
-                word.append(s, pos, end);
-                pos = end + 1;
-            } else if (c == '"') {
-                pos++;
-                doubleQuoted(word);
-            } else if (c == '$') {
+            if (quoted(c, word)) {
+                continue;
+            }
+            if (c == '$') {
                 word.append(variable());
             } else {
                 word.append(c);
