@@ -90,6 +90,7 @@ final class TaskService implements TtrpcServer.Service {
             configPath = Options.parseFrom(r.getOptions().getValue()).getConfigPath();
         }
         KilnRuntime runtime = KilnRuntime.choose(spec, configPath, bundle);
+        PodSizing.apply(runtime, spec, bundle);
         mountRootfs(r, bundle);
         Files.createDirectories(runtime.root());
         Files.writeString(bundle.resolve("kiln-isolation"), runtime.record());

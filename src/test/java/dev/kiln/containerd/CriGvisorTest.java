@@ -45,7 +45,13 @@ class CriGvisorTest {
     void kilnGvisorHandlerRunsAPodOfContainersInOneSandbox() throws Exception {
         PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
                 .setMetadata(PodSandboxMetadata.newBuilder().setName("gpod").setUid("gpod-uid").setNamespace("default"))
-                .setHostname("gpod").setLogDirectory(containerd.dir.resolve("logs/gpod").toString()).build();
+                .setHostname("gpod").setLogDirectory(containerd.dir.resolve("logs/gpod").toString())
+                // the pod's size, as the kubelet sends it (the sum of its containers' resources): CRI passes it to
+                // the runtime as io.kubernetes.cri.sandbox-* annotations, which size the pod's one sandbox
+                .setLinux(LinuxPodSandboxConfig.newBuilder().setResources(LinuxContainerResources.newBuilder()
+                        .setCpuPeriod(100_000).setCpuQuota(150_000).setCpuShares(1536)
+                        .setMemoryLimitInBytes(512L << 20)))
+                .build();
         String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
                 .setRuntimeHandler("kiln-gvisor").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
         String server = container(pod, sandbox, "server", TestContainerd.IMAGE,
@@ -73,6 +79,11 @@ class CriGvisorTest {
         assertThat(sandboxes(pod)).as("runsc sandboxes of the pod").isEqualTo(1);
         assertThat(sandboxes(server) + sandboxes(client)).as("runsc sandboxes of the containers").isZero();
         assertThat(containerd.shims()).as("shims serving the pod").hasSize(1);
+        // the sandbox, which holds all the pod's containers, is sized to the pod
+        long boot = sandboxPid(pod);
+        assertThat(cgroupFile(boot, "memory", "memory.limit_in_bytes")).isEqualTo(Long.toString(512L << 20));
+        assertThat(cgroupFile(boot, "cpu", "cpu.cfs_quota_us")).isEqualTo("150000");
+        assertThat(cgroupFile(boot, "cpu", "cpu.shares")).isEqualTo("1536");
 
         ContainerStatus status = status(server);
         assertThat(status.getState()).isEqualTo(ContainerState.CONTAINER_RUNNING);
@@ -105,6 +116,24 @@ class CriGvisorTest {
         assertThat(containerd.shims()).as("shims of the removed pod").isEmpty();
         assertThat(sandboxes(pod)).as("runsc sandboxes of the removed pod").isZero();
         assertThat(containerd.mounts()).noneMatch(m -> ids.stream().anyMatch(m::contains));
+    }
+
+    private static long sandboxPid(String id) {
+        return ProcessHandle.allProcesses().filter(p -> p.info().arguments().map(a -> {
+            List<String> args = List.of(a);
+            return args.contains("boot") && args.getLast().equals(id);
+        }).orElse(false)).findFirst().orElseThrow().pid();
+    }
+
+    /** A file of the v1 cgroup of {@code controller} that process {@code pid} is in. */
+    private static String cgroupFile(long pid, String controller, String file) throws java.io.IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/cgroup"))) {
+            String[] f = line.split(":", 3);
+            if (List.of(f[1].split(",")).contains(controller)) {
+                return Files.readString(Path.of("/sys/fs/cgroup", controller, f[2], file)).strip();
+            }
+        }
+        throw new AssertionError("process " + pid + " has no " + controller + " cgroup");
     }
 
     /** runsc sandbox processes ({@code runsc … boot … ID}) of container {@code id}. */
