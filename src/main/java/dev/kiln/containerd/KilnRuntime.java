@@ -52,14 +52,6 @@ record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path
             case "container" -> new KilnRuntime(isolation, locate(OciRuntime.RUNC), List.of(),
                     bundle.resolve("kiln-root"), bundle);
             case "gvisor" -> {
-                // CRI app containers join the pod's Sentry (runsc's multi-container sandbox); their exit is not a
-                // child process of this shim (runsc reports the sandbox's pid for them), which the shim does not
-                // handle yet: refused, rather than a task whose exit is never seen
-                if (spec.path("annotations").path("io.kubernetes.cri.container-type").asText("").equals("container")) {
-                    throw TtrpcServer.RpcError.unimplemented("containers in a kiln-gvisor pod are not supported by "
-                            + "containerd-shim-kiln-v2 yet (its pod sandbox runs; use the kiln handler for pods, see "
-                            + "docs/kubernetes.md)");
-                }
                 // runsc's netstack refuses to start on this kernel (DESIGN §4): inside a network namespace the
                 // spec names (a CRI pod's), the Sentry uses that namespace's host sockets; else loopback only
                 boolean podNetns = false;

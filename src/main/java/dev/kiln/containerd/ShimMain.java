@@ -76,10 +76,19 @@ public final class ShimMain {
         }
     }
 
-    /** The socket of a task's shim: containerd's runc shim's scheme, sha256 of address/namespace/id. */
+    /**
+     * The socket of a task's shim: containerd's runc shim's scheme, sha256 of address/namespace/group, the group
+     * being the CRI pod's sandbox id when the bundle's spec names one (one shim per pod), else the task's id.
+     */
     static Path socketPath(Map<String, String> flags) throws NoSuchAlgorithmException {
-        String key = flags.getOrDefault("address", "") + "/" + flags.getOrDefault("namespace", "") + "/"
-                + flags.getOrDefault("id", "");
+        String group = flags.getOrDefault("id", "");
+        try {
+            var spec = new ObjectMapper().readTree(Path.of("config.json").toFile());
+            group = spec.path("annotations").path("io.kubernetes.cri.sandbox-id").asText(group);
+        } catch (IOException noSpec) {
+            // not in a bundle (or no spec yet): the task's own shim
+        }
+        String key = flags.getOrDefault("address", "") + "/" + flags.getOrDefault("namespace", "") + "/" + group;
         byte[] sum = MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8));
         return Path.of(SOCKET_DIR, HexFormat.of().formatHex(sum));
     }
@@ -180,6 +189,7 @@ public final class ShimMain {
         String id = flags.getOrDefault("id", "");
         ShimLog log = new ShimLog(System.err, id);
         Children.reap();
+        BinaryLogger.namespace(flags.getOrDefault("namespace", "default"));
         Path socket = Path.of(flags.get("socket"));
         EventPublisher events = new EventPublisher(flags.getOrDefault("namespace", "default"),
                 System.getenv("TTRPC_ADDRESS"), flags.getOrDefault("publish-binary", "containerd"),

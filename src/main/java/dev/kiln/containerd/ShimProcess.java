@@ -38,6 +38,8 @@ final class ShimProcess {
     private volatile State state = State.CREATED;
     private volatile int pid;
     private volatile int consoleFd = -1;
+    private volatile boolean joinsSandbox;
+    private volatile BinaryLogger logger;
     private final List<Thread> copiers = new ArrayList<>();
     final CompletableFuture<Exit> exit = new CompletableFuture<>();
 
@@ -73,7 +75,23 @@ final class ShimProcess {
         ProcessBuilder pb = new ProcessBuilder(command).directory(pidFile.getParent().toFile());
         RandomAccessFile stdinHold = null;
         int consoleListen = -1;
-        if (terminal) {
+        BinaryLogger logger = null;
+        if (stdout.kind() == StdioUri.Kind.BINARY) {
+            if (terminal) {
+                throw TtrpcServer.RpcError.unimplemented("binary:// logging with a terminal is not supported by "
+                        + "containerd-shim-kiln-v2");
+            }
+            // the process's id for the logger: the exec's, or the task's (the last argument of create/exec)
+            logger = BinaryLogger.start(stdout.uri(), execId.isEmpty() ? command.getLast() : execId,
+                    pidFile.getParent());
+            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+            pb.redirectOutput(ProcessBuilder.Redirect.to(logger.out.toFile()));
+            pb.redirectError(ProcessBuilder.Redirect.to(logger.err.toFile()));
+        } else if (joinsSandbox) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+            pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+            pb.redirectError(ProcessBuilder.Redirect.appendTo(runtimeLog.toFile()));
+        } else if (terminal) {
             Files.deleteIfExists(console);
             consoleListen = Libc.listenUnix(console.toString());
             pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
@@ -118,15 +136,39 @@ final class ShimProcess {
                 }
                 if (runtime.exitValue() != 0) throw failed(command, runtime.exitValue(), runtimeLog);
             }
+        } catch (IOException | RuntimeException | InterruptedException e) {
+            if (logger != null) logger.stop();
+            throw e;
         } finally {
+            if (logger != null) logger.release();
             if (stdinHold != null) stdinHold.close();
             if (consoleListen >= 0) {
                 Libc.close(consoleListen);
                 Files.deleteIfExists(console);
             }
         }
+        this.logger = logger;
         pid = Integer.parseInt(Files.readString(pidFile).strip());
-        Children.exitOf(pid).thenAcceptAsync(reaped -> {
+        if (!joinsSandbox) watch(Children.exitOf(pid), onExit);
+        return pid;
+    }
+
+    /**
+     * This process joins a sandbox (a container in a gVisor pod): its stdio goes to the runtime's start, not its
+     * create, and its exit is not the exit of the pid the runtime wrote (runsc writes the sandbox's) but comes
+     * through {@link #watch} once started ({@link GvisorPod}).
+     */
+    void joinSandbox() {
+        joinsSandbox = true;
+    }
+
+    boolean joinsSandbox() {
+        return joinsSandbox;
+    }
+
+    /** Completes this process's exit, and runs {@code onExit}, when {@code source} completes. */
+    void watch(CompletableFuture<Children.Exit> source, Runnable onExit) {
+        source.thenAcceptAsync(reaped -> {
             int status = reaped.status();
             Instant at = reaped.at();
             for (Thread t : copiers) {
@@ -139,15 +181,17 @@ final class ShimProcess {
             state = State.STOPPED;
             exit.complete(new Exit(status < 0 ? 255 : status, at));
             onExit.run();
+            if (logger != null) logger.stop();
         }, r -> Thread.ofPlatform().daemon().start(r));
-        return pid;
     }
 
-    private static ProcessBuilder.Redirect output(StdioUri uri) {
+    static ProcessBuilder.Redirect output(StdioUri uri) {
         return switch (uri.kind()) {
             case NONE -> ProcessBuilder.Redirect.DISCARD;
             case FIFO -> ProcessBuilder.Redirect.to(uri.path().toFile());
             case FILE -> ProcessBuilder.Redirect.appendTo(uri.path().toFile());
+            case BINARY -> throw TtrpcServer.RpcError.unimplemented("binary:// logging for a container in a "
+                    + "kiln-gvisor pod is not supported by containerd-shim-kiln-v2");
         };
     }
 

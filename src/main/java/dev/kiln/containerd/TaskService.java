@@ -44,11 +44,13 @@ final class TaskService implements TtrpcServer.Service {
     private final EventPublisher events;
     private final ShimLog log;
     private final Runnable shutdown;
+    private final OomWatch oom;
 
     TaskService(EventPublisher events, ShimLog log, Runnable shutdown) {
         this.events = events;
         this.log = log;
         this.shutdown = shutdown;
+        this.oom = new OomWatch(events, log);
     }
 
     @Override
@@ -88,10 +90,12 @@ final class TaskService implements TtrpcServer.Service {
             configPath = Options.parseFrom(r.getOptions().getValue()).getConfigPath();
         }
         KilnRuntime runtime = KilnRuntime.choose(spec, configPath, bundle);
+        PodSizing.apply(runtime, spec, bundle);
         mountRootfs(r, bundle);
         Files.createDirectories(runtime.root());
         Files.writeString(bundle.resolve("kiln-isolation"), runtime.record());
         ShimProcess init = new ShimProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
+        if (GvisorPod.member(runtime, spec)) init.joinSandbox();
         Task task = new Task(r.getId(), bundle, runtime, init, new ConcurrentHashMap<>());
         Path pidFile = bundle.resolve("init.pid");
         java.util.List<String> cmd = runtime.command("create", "--bundle", bundle.toString(), "--pid-file",
@@ -104,6 +108,7 @@ final class TaskService implements TtrpcServer.Service {
         cmd.add(r.getId());
         int pid = init.launch(cmd, pidFile, console, bundle.resolve("runtime.log"), () -> exited(task, init));
         tasks.put(r.getId(), task);
+        if (!init.joinsSandbox()) oom.watch(r.getId(), pid);
         log.line("created " + r.getId() + " (" + runtime.isolation() + ", pid " + pid + ")");
         events.publish("/tasks/create", TaskCreate.newBuilder().setContainerId(r.getId()).setBundle(r.getBundle())
                 .addAllRootfs(r.getRootfsList()).setIo(TaskIO.newBuilder().setStdin(r.getStdin())
@@ -134,6 +139,7 @@ final class TaskService implements TtrpcServer.Service {
 
     private void exited(Task task, ShimProcess process) {
         ShimProcess.Exit exit = process.exit.join();
+        if (process.execId.isEmpty()) oom.last(task.id());   // a TaskOOM goes out before its TaskExit
         events.publish("/tasks/exit", TaskExit.newBuilder().setContainerId(task.id())
                 .setId(process.execId.isEmpty() ? task.id() : process.execId).setPid(process.pid())
                 .setExitStatus(exit.status()).setExitedAt(time(exit.at())).build());
@@ -142,7 +148,9 @@ final class TaskService implements TtrpcServer.Service {
     private StartResponse start(StartRequest r) throws IOException, InterruptedException {
         Task task = task(r.getId());
         if (r.getExecId().isEmpty()) {
-            run(task.runtime().command("start", task.id()), "start " + task.id());
+            if (task.init().joinsSandbox()) GvisorPod.start(task.runtime(), task.id(), task.init(),
+                    () -> exited(task, task.init()));
+            else run(task.runtime().command("start", task.id()), "start " + task.id());
             task.init().started();
             events.publish("/tasks/start", TaskStart.newBuilder().setContainerId(task.id())
                     .setPid(task.init().pid()).build());

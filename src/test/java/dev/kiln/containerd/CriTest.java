@@ -15,8 +15,7 @@ import org.junit.jupiter.api.Timeout;
 /**
  * Pods through containerd's CRI plugin as the kubelet drives them for a RuntimeClass: the kiln handler runs a pod
  * of two containers from two images that reach each other over localhost, ExecSync, ContainerStatus, logs at
- * log_path, stop and removal with nothing left; kiln-gvisor runs the pod sandbox and refuses its containers with the
- * reason; kiln-vm is refused with its reason.
+ * log_path, stop and removal with nothing left (kiln-gvisor pods: CriGvisorTest); kiln-vm is refused with its reason.
  */
 @Timeout(600)
 class CriTest {
@@ -44,23 +43,6 @@ class CriTest {
     @Test
     void kilnHandlerRunsAPodOfTwoContainers() throws Exception {
         pod("kiln");
-    }
-
-    @Test
-    void kilnGvisorHandlerRunsThePodSandboxAndRefusesItsContainersWithTheReason() throws Exception {
-        PodSandboxConfig sandbox = sandboxConfig("pod-gvisor");
-        String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
-                .setRuntimeHandler("kiln-gvisor").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
-        assertThatThrownBy(() -> container(pod, sandbox, "app", TestContainerd.IMAGE, "sleep 600"))
-                .hasMessageContaining("containers in a kiln-gvisor pod are not supported by containerd-shim-kiln-v2");
-        cri.call("StopPodSandbox", StopPodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
-                StopPodSandboxResponse.getDefaultInstance());
-        cri.call("RemovePodSandbox", RemovePodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
-                RemovePodSandboxResponse.getDefaultInstance());
-        assertThat(containerd.ctr(T, "-n", "k8s.io", "task", "ls", "-q").out()).doesNotContain(pod);
-        long gone = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (!containerd.shims().isEmpty() && System.nanoTime() < gone) Thread.sleep(100);
-        assertThat(containerd.shims()).as("shims of the removed pod").isEmpty();
     }
 
     @Test
@@ -97,6 +79,7 @@ class CriTest {
                 .contains("root:x:0:0");
         assertThat(exec(server, "sh", "-c", "echo to-err >&2; exit 7").getExitCode()).isEqualTo(7);
 
+        assertThat(containerd.shims()).as("one shim serves the pod's tasks").hasSize(1);
         ContainerStatus status = cri.call("ContainerStatus", ContainerStatusRequest.newBuilder()
                 .setContainerId(server).build(), ContainerStatusResponse.getDefaultInstance()).getStatus();
         assertThat(status.getState()).isEqualTo(ContainerState.CONTAINER_RUNNING);
