@@ -67,6 +67,7 @@ struct spec {
     const char *cwd, *hostname, *hosts, *resolv;
     const char *mac, *net, *gateway, *mtu; /* the guest NIC (docs/guest-protocol.md); mac NULL: loopback only */
     const char *seed, *time;               /* the relay's, new at every start: RNG seed (hex), host clock */
+    const char *root;                      /* a virtio-fs tag: the root is that share (containerd's rootfs), no disks */
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly;
@@ -452,6 +453,7 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         else if (strcmp(r, "mtu") == 0) s->mtu = v;
         else if (strcmp(r, "seed") == 0) s->seed = v;
         else if (strcmp(r, "time") == 0) s->time = v;
+        else if (strcmp(r, "root") == 0) s->root = v;
         /* unknown keys are ignored, so the host can add some before every guest knows them */
     }
     if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
@@ -700,24 +702,43 @@ static void mount_extra(const struct spec *s) {
     }
 }
 
-/* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
+static void disk_root(char *image, char *rw, size_t n);
+static void enter_newroot(const struct spec *s);
+
+/* The root at /newroot (the image and writable disks under overlayfs, or a virtio-fs share), then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
+    xmkdir("/newroot", 0755);
+    if (s->root != NULL) {
+        /* root=TAG (containerd's bundle, docs/containerd.md): the host's rootfs directory itself, through virtiofsd;
+         * writes land in containerd's snapshot, as they would under runc */
+        xmount(s->root, "/newroot", "virtiofs", MS_NOATIME, NULL);
+    } else {
+        disk_root(image, rw, sizeof image);
+    }
+    enter_newroot(s);
+}
+
+/* The image disk (erofs) under overlayfs with the writable disk (ext4), mounted at /newroot. */
+static void disk_root(char *image, char *rw, size_t n) {
     if (cmdline_has("kiln.disks=fs")) {
-        find_disks_by_fs(image, rw, sizeof image);
+        find_disks_by_fs(image, rw, n);
     } else { /* QEMU: the virtio-blk serials the host gave them */
-        find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
-        find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+        find_device("/sys/block", "serial", "kiln-image", image, n);
+        find_device("/sys/block", "serial", "kiln-rw", rw, n);
     }
     xmkdir("/mnt", 0755);
     xmkdir("/mnt/image", 0755);
     xmkdir("/mnt/rw", 0755);
-    xmkdir("/newroot", 0755);
     xmount(image, "/mnt/image", "erofs", MS_RDONLY, NULL);
     xmount(rw, "/mnt/rw", "ext4", MS_NOATIME, NULL);
     xmkdir("/mnt/rw/upper", 0755);
     xmkdir("/mnt/rw/work", 0755);
     xmount("overlay", "/newroot", "overlay", 0, "lowerdir=/mnt/image,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+}
+
+/* /newroot (mounted) becomes the root: /dev, /proc, /sys moved in, /dev's links, names, network, the extra mounts. */
+static void enter_newroot(const struct spec *s) {
     xmkdir("/newroot/dev", 0755);
     xmkdir("/newroot/proc", 0555);
     xmkdir("/newroot/sys", 0555);

@@ -45,7 +45,11 @@ final class TaskService implements TtrpcServer.Service {
     private final ShimLog log;
     private final Runnable shutdown;
 
+    /** The vm isolation's tasks (VmTasks: a microVM on the bundle's rootfs): every request for one goes there. */
+    private final VmTasks vms;
+
     TaskService(EventPublisher events, ShimLog log, Runnable shutdown) {
+        this.vms = new VmTasks(events, log);
         this.events = events;
         this.log = log;
         this.shutdown = shutdown;
@@ -53,6 +57,7 @@ final class TaskService implements TtrpcServer.Service {
 
     @Override
     public byte[] call(String method, byte[] p) throws Exception {
+        if (!method.equals("Create") && !method.equals("Shutdown") && vms.owns(VmTasks.idOf(p))) return vms.call(method, p);
         Message out = switch (method) {
             case "Create" -> create(CreateTaskRequest.parseFrom(p));
             case "Start" -> start(StartRequest.parseFrom(p));
@@ -91,6 +96,7 @@ final class TaskService implements TtrpcServer.Service {
         mountRootfs(r, bundle);
         Files.createDirectories(runtime.root());
         Files.writeString(bundle.resolve("kiln-isolation"), runtime.record());
+        if (runtime.isolation().equals("vm")) return vms.create(r, spec, bundle);
         ShimProcess init = new ShimProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
         Task task = new Task(r.getId(), bundle, runtime, init, new ConcurrentHashMap<>());
         Path pidFile = bundle.resolve("init.pid");
@@ -302,7 +308,7 @@ final class TaskService implements TtrpcServer.Service {
     }
 
     private Empty shutdown(ShutdownRequest r) {
-        if (tasks.isEmpty() || r.getNow()) shutdown.run();
+        if (idle() || r.getNow()) shutdown.run();
         return Empty.getDefaultInstance();
     }
 
@@ -384,6 +390,6 @@ final class TaskService implements TtrpcServer.Service {
     }
 
     boolean idle() {
-        return tasks.isEmpty();
+        return tasks.isEmpty() && vms.idle();
     }
 }

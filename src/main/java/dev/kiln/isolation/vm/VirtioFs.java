@@ -71,10 +71,12 @@ final class VirtioFs {
                 String flags = "nosuid,nodev" + (s.readOnly() ? ",ro" : "");
                 List<String> cmd = new ArrayList<>(List.of("setsid", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                         "mount --bind \"$1\" \"$1\" && mount -o remount,bind," + flags + " \"$1\" && shift && exec \"$@\"",
-                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + sock,
+                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + socket(s.index()),
                         "-o", "source=" + s.source(), "-o", "cache=none", "-o", "sandbox=namespace",
                         "-o", "modcaps=-mknod", "-o", "no_posix_lock", "--rlimit-nofile=0"));
-                Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File(
+                // relative to the VM's directory: a bundle's path (containerd's, 64-hex ids) may exceed a socket
+                // address's 108 bytes
+                Process p = new ProcessBuilder(cmd).directory(vmDir.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File(
                                 "/dev/null"))).redirectErrorStream(true)
                         .redirectOutput(vmDir.resolve("fs" + s.index() + ".log").toFile()).start();
                 Files.writeString(vmDir.resolve("fs" + s.index() + ".pid"), Long.toString(p.pid()));
