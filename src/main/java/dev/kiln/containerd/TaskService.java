@@ -308,6 +308,7 @@ final class TaskService implements TtrpcServer.Service {
     }
 
     private Empty shutdown(ShutdownRequest r) {
+        log.line("shutdown requested for " + r.getId() + (r.getNow() ? " (now)" : "") + (idle() ? ", no task left" : ""));
         if (idle() || r.getNow()) shutdown.run();
         return Empty.getDefaultInstance();
     }

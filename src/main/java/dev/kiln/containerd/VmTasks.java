@@ -52,8 +52,27 @@ final class VmTasks {
     private static final Set<String> GUEST_OWN = Set.of("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
             "/sys", "/sys/fs/cgroup");
 
+    /**
+     * A task: a VM of its own (pod null: a ctr task, or a CRI pod's sandbox), or a container of a pod, run inside the
+     * pod's VM in its own root ({@code pod} is the sandbox's task); {@code spec} is a pod container's process.
+     */
     private record VmTask(String id, Path bundle, Path dir, String vmId, VmProcess init,
-                          Map<String, VmProcess> execs, Map<String, ProcessSpec> execSpecs) {}
+                          Map<String, VmProcess> execs, Map<String, ProcessSpec> execSpecs, VmTask pod,
+                          ProcessSpec spec) {
+
+        /** The task whose VM this one runs in. */
+        VmTask vm() {
+            return pod == null ? this : pod;
+        }
+
+        /** The container's name in the pod's VM (its root's), null for the VM's own. */
+        String container() {
+            return pod == null ? null : id;
+        }
+    }
+
+    static final String CONTAINER_TYPE = "io.kubernetes.cri.container-type";
+    static final String SANDBOX_ID = "io.kubernetes.cri.sandbox-id";
 
     private final Map<String, VmTask> tasks = new ConcurrentHashMap<>();
     private final EventPublisher events;
@@ -130,15 +149,28 @@ final class VmTasks {
     }
 
     CreateTaskResponse create(CreateTaskRequest r, JsonNode spec, Path bundle) throws IOException {
+        JsonNode annotations = spec.path("annotations");
+        if (annotations.path(CONTAINER_TYPE).asText("").equals("container")) {
+            return createInPod(r, spec, bundle, annotations.path(SANDBOX_ID).asText(""));
+        }
+        boolean sandbox = annotations.path(CONTAINER_TYPE).asText("").equals("sandbox");
         Path dir = dir(bundle);
         String vmId = vmId(bundle);
         Files.createDirectories(dir);
         VmProcess init = new VmProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
         VmTask task = new VmTask(r.getId(), bundle, dir, vmId, init, new ConcurrentHashMap<>(),
-                new ConcurrentHashMap<>());
+                new ConcurrentHashMap<>(), null, null);
         int pid;
         try {
-            List<String> relay = vm().prepare(request(r.getId(), spec, bundle, dir, vmId, init.stdinOpen()));
+            DirectoryVm.Request request = request(r.getId(), spec, bundle, dir, vmId, init.stdinOpen());
+            if (sandbox) { // the pod's VM: its containers' roots will appear in the pod directory
+                List<Mount> mounts = new ArrayList<>(request.mounts());
+                mounts.add(DirectoryVm.podShare(dir));
+                request = new DirectoryVm.Request(request.id(), request.dir(), request.root(), request.process(),
+                        request.hostname(), request.hosts(), request.resolv(), request.readOnly(), mounts,
+                        request.memoryBytes(), request.cpus(), request.netns());
+            }
+            List<String> relay = vm().prepare(request);
             pid = init.launch(relay, dir.resolve("relay.log"), () -> exited(task, init));
         } catch (KilnException e) {
             vm().cleanup(vmId, dir);
@@ -151,6 +183,38 @@ final class VmTasks {
                         .setStdout(r.getStdout()).setStderr(r.getStderr()).setTerminal(r.getTerminal()))
                 .setPid(pid).build());
         return CreateTaskResponse.newBuilder().setPid(pid).build();
+    }
+
+    /**
+     * A CRI app container of a kiln-vm pod: its root (the bundle's rootfs) bound into the pod directory the pod's VM
+     * shares; its process starts at Start as an exec into that VM in that root ({@code chroot=}), with the task's
+     * stdio, so it has its own output, exit and execs and shares the pod's network (localhost between containers).
+     */
+    private CreateTaskResponse createInPod(CreateTaskRequest r, JsonNode spec, Path bundle, String sandboxId)
+            throws IOException {
+        VmTask pod = tasks.get(sandboxId);
+        if (pod == null || pod.pod() != null) {
+            throw TtrpcServer.RpcError.precondition("the VM of pod " + sandboxId + " is not served by this shim "
+                    + "(containerd-shim-kiln-v2 groups a pod's tasks by io.kubernetes.cri.sandbox-id)");
+        }
+        Path dir = dir(bundle);
+        Files.createDirectories(dir);
+        VmProcess init = new VmProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
+        ProcessSpec process = process(spec.path("process"), init.stdinOpen());
+        try {
+            DirectoryVm.podRoot(pod.dir(), r.getId(), bundle.resolve("rootfs"));
+        } catch (KilnException e) {
+            throw TtrpcServer.RpcError.precondition(e.getMessage());
+        }
+        VmTask task = new VmTask(r.getId(), bundle, dir, pod.vmId(), init, new ConcurrentHashMap<>(),
+                new ConcurrentHashMap<>(), pod, process);
+        tasks.put(r.getId(), task);
+        log.line("created " + r.getId() + " (vm, in pod " + sandboxId + ")");
+        events.publish("/tasks/create", TaskCreate.newBuilder().setContainerId(r.getId()).setBundle(r.getBundle())
+                .addAllRootfs(r.getRootfsList()).setIo(TaskIO.newBuilder().setStdin(r.getStdin())
+                        .setStdout(r.getStdout()).setStderr(r.getStderr()).setTerminal(r.getTerminal()))
+                .build());
+        return CreateTaskResponse.getDefaultInstance(); // its process exists from Start on
     }
 
     /** The VM of an OCI spec: its process, names, files and mounts as the guest takes them. */
@@ -192,6 +256,10 @@ final class VmTasks {
         long memory = res.path("memory").path("limit").asLong(0);
         if (memory <= 0) memory = spec.path("annotations").path("io.kubernetes.cri.sandbox-memory").asLong(0);
         long quota = res.path("cpu").path("quota").asLong(0), period = res.path("cpu").path("period").asLong(0);
+        if (quota <= 0) { // a pod's sandbox: the pod's sizing (CRI's annotations)
+            quota = spec.path("annotations").path("io.kubernetes.cri.sandbox-cpu-quota").asLong(0);
+            period = spec.path("annotations").path("io.kubernetes.cri.sandbox-cpu-period").asLong(0);
+        }
         int cpus = quota > 0 && period > 0 ? (int) ((quota + period - 1) / period) : 1;
         Path netns = null;
         for (JsonNode ns : spec.path("linux").path("namespaces")) {
@@ -217,6 +285,8 @@ final class VmTasks {
 
     private void exited(VmTask task, VmProcess process) {
         ShimProcess.Exit exit = process.exit.join();
+        log.line(task.id() + (process.execId.isEmpty() ? "" : " exec " + process.execId) + " exited "
+                + exit.status());
         events.publish("/tasks/exit", TaskExit.newBuilder().setContainerId(task.id())
                 .setId(process.execId.isEmpty() ? task.id() : process.execId).setPid(process.pid())
                 .setExitStatus(exit.status()).setExitedAt(TaskService.time(exit.at())).build());
@@ -224,6 +294,20 @@ final class VmTasks {
 
     private StartResponse start(StartRequest r) throws IOException {
         VmTask task = task(r.getId());
+        if (r.getExecId().isEmpty() && task.pod() != null) {
+            VmProcess init = task.init();
+            Path request = task.dir().resolve("init.spec");
+            int pid;
+            try {
+                pid = init.launch(DirectoryVm.exec(task.pod().dir(), request, task.spec(), task.id()),
+                        task.dir().resolve("relay.log"), () -> exited(task, init));
+            } catch (KilnException e) {
+                throw TtrpcServer.RpcError.precondition(e.getMessage());
+            }
+            init.started();
+            events.publish("/tasks/start", TaskStart.newBuilder().setContainerId(task.id()).setPid(pid).build());
+            return StartResponse.newBuilder().setPid(pid).build();
+        }
         if (r.getExecId().isEmpty()) {
             DirectoryVm.open(task.dir());
             task.init().started();
@@ -236,7 +320,8 @@ final class VmTasks {
         Path request = task.dir().resolve("exec-" + Integer.toHexString(r.getExecId().hashCode()) + ".spec");
         int pid;
         try {
-            pid = exec.launch(DirectoryVm.exec(task.dir(), request, spec), task.dir().resolve("relay.log"),
+            pid = exec.launch(DirectoryVm.exec(task.vm().dir(), request, spec, task.container()),
+                    task.dir().resolve("relay.log"),
                     () -> exited(task, exec));
         } catch (KilnException e) {
             throw TtrpcServer.RpcError.precondition(e.getMessage());
@@ -298,7 +383,8 @@ final class VmTasks {
             task.execs().remove(r.getExecId());
             task.execSpecs().remove(r.getExecId());
         } else {
-            vm().cleanup(task.vmId(), task.dir());
+            if (task.pod() != null) DirectoryVm.podRootGone(task.pod().dir(), task.id());
+            else vm().cleanup(task.vmId(), task.dir());
             TaskService.unmountRootfs(task.bundle());
             tasks.remove(task.id());
             events.publish("/tasks/delete", TaskDelete.newBuilder().setContainerId(task.id()).setPid(process.pid())
@@ -360,7 +446,7 @@ final class VmTasks {
     /** The VMM's CPU time and resident memory (the VM's footprint on the host), as cgroups v1 Metrics. */
     private StatsResponse stats(StatsRequest r) throws IOException {
         VmTask task = task(r.getId());
-        long pid = vm().vmmPid(task.dir()).orElseThrow(() -> TtrpcServer.RpcError.precondition("task " + r.getId()
+        long pid = vm().vmmPid(task.vm().dir()).orElseThrow(() -> TtrpcServer.RpcError.precondition("task " + r.getId()
                 + " has no VM running"));
         String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
         String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
@@ -379,6 +465,10 @@ final class VmTasks {
 
     private Empty freeze(String id, boolean paused) throws IOException {
         VmTask task = task(id);
+        if (task.pod() != null) {
+            throw TtrpcServer.RpcError.unimplemented("a container of a kiln-vm pod cannot be paused alone (its VM "
+                    + "runs the whole pod)");
+        }
         try {
             vm().pause(task.dir(), paused);
         } catch (KilnException e) {

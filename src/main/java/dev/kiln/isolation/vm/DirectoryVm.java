@@ -74,7 +74,9 @@ public final class DirectoryVm {
         Path init = options.init() != null ? options.init() : NativeBinary.init();
         Path initrd = Initramfs.ensure(kernel, qemu.guestModules(), init, kernels);
         Path boot = qemu.kernelFile(kernel, kernels);
-        List<VirtioFs.Share> shares = new ArrayList<>(List.of(new VirtioFs.Share(0, r.root(), "/", r.readOnly())));
+        // the root is shared writable even for a read-only root (CRI's pause): kiln-init makes /dev, /proc, /sys and
+        // the mount points in it first, then remounts it read-only in the guest; it is the task's own snapshot
+        List<VirtioFs.Share> shares = new ArrayList<>(List.of(new VirtioFs.Share(0, r.root(), "/", false)));
         for (Mount m : r.mounts()) {
             if (!m.type().equals("bind")) continue;
             if (!Files.isDirectory(Path.of(m.source()))) {
@@ -125,6 +127,59 @@ public final class DirectoryVm {
         return cmd;
     }
 
+    /** Where the pod directory ({@link #podDir}) is in the guest: each container's root is a directory in it. */
+    public static final String POD_GUEST = "/run/kiln-pod";
+
+    /**
+     * The pod's directory on the host, shared into the pod's VM at {@link #POD_GUEST}: made a shared mount of its own
+     * so that the roots bound under it after the VM started ({@link #podRoot}) propagate into virtiofsd's mount
+     * namespace (a slave of it) and so into the guest.
+     */
+    public static Path podDir(Path dir) {
+        return dir.resolve("pod");
+    }
+
+    /** Prepares the pod directory before the VM's {@link #prepare} (its Mount goes in the request). */
+    public static Mount podShare(Path dir) {
+        Path pod = podDir(dir);
+        try {
+            Files.createDirectories(pod);
+            Tool.run(List.of("mount", "--bind", pod.toString(), pod.toString()), java.time.Duration.ofSeconds(10),
+                    "mount");
+            Tool.run(List.of("mount", "--make-shared", pod.toString()), java.time.Duration.ofSeconds(10), "mount");
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + pod + ": " + e.getMessage(), e);
+        }
+        return new Mount("bind", pod.toString(), POD_GUEST, List.of());
+    }
+
+    /** Binds a container's root at {@code POD/<name>}, which the pod's VM sees at once; its guest path's name. */
+    public static void podRoot(Path dir, String name, Path root) {
+        Path at = podDir(dir).resolve(name);
+        try {
+            Files.createDirectories(at);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + at + ": " + e.getMessage(), e);
+        }
+        Tool.run(List.of("mount", "--bind", root.toString(), at.toString()), java.time.Duration.ofSeconds(10),
+                "mount");
+    }
+
+    /** Unbinds a container's root from the pod directory (idempotent). */
+    public static void podRootGone(Path dir, String name) {
+        Path at = podDir(dir).resolve(name);
+        if (!Files.isDirectory(at)) return;
+        try {
+            new ProcessBuilder("umount", at.toString()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
+            Files.deleteIfExists(at);
+        } catch (IOException e) {
+            // still mounted (busy): the pod's cleanup unmounts it lazily
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     /** Lets the guest's process start (the relay sends START once this file exists). */
     public static void open(Path dir) {
         try {
@@ -134,10 +189,13 @@ public final class DirectoryVm {
         }
     }
 
-    /** The relay command of an exec: its request (the process) written to {@code request} first. */
-    public static List<String> exec(Path dir, Path request, ProcessSpec process) {
+    /**
+     * The relay command of an exec: its request (the process) written to {@code request} first. {@code container}
+     * non-null: the process runs in that container of the pod, in its own root ({@link #podRoot}).
+     */
+    public static List<String> exec(Path dir, Path request, ProcessSpec process, String container) {
         try {
-            OwnerOnly.write(request, GuestSpec.exec(process)); // its env may hold secrets
+            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }
@@ -189,7 +247,30 @@ public final class DirectoryVm {
             }
         }
         MemoryCgroup.remove(id);
+        unmountPod(dir);
         if (Files.isDirectory(dir)) ids.release(id, dir);
+    }
+
+    /** Everything mounted under the pod directory, then itself (lazily: the VM is gone, nothing should use them). */
+    private static void unmountPod(Path dir) {
+        Path pod = podDir(dir);
+        if (!Files.isDirectory(pod)) return;
+        try {
+            List<String> under = new ArrayList<>();
+            for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+                String at = line.split(" ")[4];
+                if (at.equals(pod.toString()) || at.startsWith(pod + "/")) under.add(at);
+            }
+            under.sort(java.util.Comparator.reverseOrder());
+            for (String at : under) {
+                new ProcessBuilder("umount", "-l", at).redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
+            }
+        } catch (IOException e) {
+            // nothing more can be done here; containerd's own cleanup of the bundle follows
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     static Path vmDir(Path dir) {

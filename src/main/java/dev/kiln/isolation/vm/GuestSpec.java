@@ -69,7 +69,7 @@ final class GuestSpec {
         if (nic != null) {
             record(out, "mac", nic.mac());
             record(out, "net", nic.address() + "/" + nic.prefixLength());
-            record(out, "gateway", nic.gateway());
+            if (!nic.gateway().isEmpty()) record(out, "gateway", nic.gateway()); // none: the pod's subnet only
             record(out, "mtu", Integer.toString(nic.mtu()));
         }
         return checked(out, MAX_PAYLOAD - RELAY_RECORDS);
@@ -107,6 +107,13 @@ final class GuestSpec {
 
     static byte[] exec(ProcessSpec process) {
         return checked(process(process), MAX_PAYLOAD);
+    }
+
+    /** EXEC of a pod's container: the process in its own root {@code chroot} (a guest path), null for the VM's. */
+    static byte[] exec(ProcessSpec process, String chroot) {
+        ByteArrayOutputStream out = process(process);
+        if (chroot != null) record(out, "chroot", chroot);
+        return checked(out, MAX_PAYLOAD);
     }
 
     private static ByteArrayOutputStream process(ProcessSpec p) {

@@ -11,7 +11,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The guest card of a VM in a network namespace someone else made and wired (a CRI pod's, by containerd's CNI):
- * {@code eth0}'s MAC, address, prefix and MTU, and the default route's gateway, read with {@code ip -j} there. The VM
+ * {@code eth0}'s MAC, address, prefix and MTU, and the default route's gateway ("" without one), read with
+ * {@code ip -j} there. The VM
  * takes them over as a bridged kiln sandbox takes its veth's ({@link GuestNic}: a TAP beside {@code eth0}, mirred both
  * ways).
  */
@@ -22,7 +23,7 @@ final class Netns {
     }
 
     static GuestNic card(Path netns) {
-        String ns = netns.getFileName().toString();
+        String ns = netns.toString();
         JsonNode link = ip(ns, "addr", "show", "dev", "eth0").path(0);
         String mac = link.path("address").asText("");
         int mtu = link.path("mtu").asInt(1500);
@@ -31,16 +32,16 @@ final class Netns {
             if (a.path("family").asText().equals("inet")) inet = a;
         }
         String gateway = ip(ns, "route", "show", "default").path(0).path("gateway").asText("");
-        if (mac.isEmpty() || inet == null || gateway.isEmpty()) {
-            throw KilnException.invalid("network namespace " + netns + " has no eth0 with an IPv4 address and a "
-                    + "default route (is it a CNI-wired pod namespace?)");
+        if (mac.isEmpty() || inet == null) {
+            throw KilnException.invalid("network namespace " + netns + " has no eth0 with an IPv4 address (is it a "
+                    + "CNI-wired pod namespace?)");
         }
         return new GuestNic(mac, inet.path("local").asText(), inet.path("prefixlen").asInt(), gateway, mtu, netns,
                 List.of());
     }
 
     private static JsonNode ip(String ns, String... args) {
-        List<String> cmd = new java.util.ArrayList<>(List.of("ip", "-j", "-n", ns));
+        List<String> cmd = new java.util.ArrayList<>(List.of("nsenter", "--net=" + ns, "ip", "-j"));
         cmd.addAll(List.of(args));
         try {
             Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
