@@ -2,7 +2,7 @@
  * The VM relay (docs/vm.md). kilnd runs a VM as a normal shim whose CMD is this same binary in a relay mode:
  *
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--cgroup DIR]
- *             -- qemu-system-x86_64 ARGS...
+ *             [--start-gate FILE] -- qemu-system-x86_64 ARGS...
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [...] --api-sock SOCK --api-requests FILE --listen SOCK
  *             --console-stdout -- firecracker ARGS...
  *
@@ -368,7 +368,7 @@ static void control_open(int fd) {
 }
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
-                       "[--save-to FILE --qmp-sock SOCK] " \
+                       "[--save-to FILE --qmp-sock SOCK] [--start-gate FILE] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 

@@ -220,10 +220,7 @@ final class VmTasks {
     /** The VM of an OCI spec: its process, names, files and mounts as the guest takes them. */
     private static DirectoryVm.Request request(String id, JsonNode spec, Path bundle, Path dir, String vmId,
                                                boolean stdin) throws IOException {
-        JsonNode p = spec.path("process");
-        List<Integer> groups = new ArrayList<>();
-        p.path("user").path("additionalGids").forEach(g -> groups.add(g.asInt()));
-        ProcessSpec process = process(p, stdin);
+        ProcessSpec process = process(spec.path("process"), stdin);
         String hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", resolv = null;
         String hostname = spec.path("hostname").asText("");
         List<Mount> mounts = new ArrayList<>();

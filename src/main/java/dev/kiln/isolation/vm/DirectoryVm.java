@@ -118,7 +118,8 @@ public final class DirectoryVm {
             Path pids = PidsCgroup.create(r.id(), VmIsolator.VMM_TASKS + vcpus);
             if (!cmd.contains(pids.toString())) cmd.addAll(List.of("--cgroup", pids.toString()));
         } catch (IOException | RuntimeException e) {
-            // as kilnd: the VM runs without the limit where the controller cannot be had; the caller logs it
+            // unlike kilnd (which runs the VM unlimited and says so in its log), the shim refuses: nobody reads
+            // its log, and containerd's user would not learn that the VM's host memory is unbounded
             throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot limit the VM's host memory and tasks: "
                     + e.getMessage(), e);
         }
