@@ -21,6 +21,7 @@
 #include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -67,6 +68,8 @@ struct spec {
     const char *cwd, *hostname, *hosts, *resolv;
     const char *mac, *net, *gateway, *mtu; /* the guest NIC (docs/guest-protocol.md); mac NULL: loopback only */
     const char *seed, *time;               /* the relay's, new at every start: RNG seed (hex), host clock */
+    const char *root;                      /* a virtio-fs tag: the root is that share (containerd's rootfs), no disks */
+    const char *chroot;                    /* EXEC: a pod's container, its own root under the pod share (docs/containerd.md) */
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly;
@@ -452,6 +455,8 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         else if (strcmp(r, "mtu") == 0) s->mtu = v;
         else if (strcmp(r, "seed") == 0) s->seed = v;
         else if (strcmp(r, "time") == 0) s->time = v;
+        else if (strcmp(r, "root") == 0) s->root = v;
+        else if (strcmp(r, "chroot") == 0) s->chroot = v;
         /* unknown keys are ignored, so the host can add some before every guest knows them */
     }
     if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
@@ -546,8 +551,8 @@ static void network_up(const struct spec *s) {
         char name[IFNAMSIZ], addr[64];
         find_entry("/sys/class/net", "address", s->mac, NULL, name, sizeof name);
         const char *slash = s->net == NULL ? NULL : strchr(s->net, '/');
-        if (slash == NULL || (size_t)(slash - s->net) >= sizeof addr || s->gateway == NULL)
-            fatal("bad START: a NIC needs net=ADDRESS/PREFIX and gateway=");
+        if (slash == NULL || (size_t)(slash - s->net) >= sizeof addr)
+            fatal("bad START: a NIC needs net=ADDRESS/PREFIX");
         memcpy(addr, s->net, (size_t)(slash - s->net));
         addr[slash - s->net] = 0;
         char *end;
@@ -566,6 +571,10 @@ static void network_up(const struct spec *s) {
         ifr.ifr_mtu = (int)mtu;
         if_ioctl(sock, SIOCSIFMTU, &ifr, "SIOCSIFMTU");
         if_up(sock, name);
+        if (s->gateway == NULL) { /* a pod network without a default route (its CNI gave none): the subnet only */
+            if (close(sock) != 0) fatal("close: %s", strerror(errno));
+            return;
+        }
         struct rtentry rt;
         memset(&rt, 0, sizeof rt);
         struct sockaddr_in any = inet_of("0.0.0.0", "route"), gw = inet_of(s->gateway, "gateway");
@@ -700,24 +709,43 @@ static void mount_extra(const struct spec *s) {
     }
 }
 
-/* Image disk (erofs, ro) + writable disk (ext4) → overlay at /newroot, then make it the root. */
+static void disk_root(char *image, char *rw, size_t n);
+static void enter_newroot(const struct spec *s);
+
+/* The root at /newroot (the image and writable disks under overlayfs, or a virtio-fs share), then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
+    xmkdir("/newroot", 0755);
+    if (s->root != NULL) {
+        /* root=TAG (containerd's bundle, docs/containerd.md): the host's rootfs directory itself, through virtiofsd;
+         * writes land in containerd's snapshot, as they would under runc */
+        xmount(s->root, "/newroot", "virtiofs", MS_NOATIME, NULL);
+    } else {
+        disk_root(image, rw, sizeof image);
+    }
+    enter_newroot(s);
+}
+
+/* The image disk (erofs) under overlayfs with the writable disk (ext4), mounted at /newroot. */
+static void disk_root(char *image, char *rw, size_t n) {
     if (cmdline_has("kiln.disks=fs")) {
-        find_disks_by_fs(image, rw, sizeof image);
+        find_disks_by_fs(image, rw, n);
     } else { /* QEMU: the virtio-blk serials the host gave them */
-        find_device("/sys/block", "serial", "kiln-image", image, sizeof image);
-        find_device("/sys/block", "serial", "kiln-rw", rw, sizeof rw);
+        find_device("/sys/block", "serial", "kiln-image", image, n);
+        find_device("/sys/block", "serial", "kiln-rw", rw, n);
     }
     xmkdir("/mnt", 0755);
     xmkdir("/mnt/image", 0755);
     xmkdir("/mnt/rw", 0755);
-    xmkdir("/newroot", 0755);
     xmount(image, "/mnt/image", "erofs", MS_RDONLY, NULL);
     xmount(rw, "/mnt/rw", "ext4", MS_NOATIME, NULL);
     xmkdir("/mnt/rw/upper", 0755);
     xmkdir("/mnt/rw/work", 0755);
     xmount("overlay", "/newroot", "overlay", 0, "lowerdir=/mnt/image,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+}
+
+/* /newroot (mounted) becomes the root: /dev, /proc, /sys moved in, /dev's links, names, network, the extra mounts. */
+static void enter_newroot(const struct spec *s) {
     xmkdir("/newroot/dev", 0755);
     xmkdir("/newroot/proc", 0555);
     xmkdir("/newroot/sys", 0555);
@@ -770,6 +798,27 @@ __attribute__((noreturn)) static void child_fail(const char *what, int code) {
 }
 
 /* In the forked child. Exit codes as Docker's: 125 set-up, 126 not executable, 127 not found. */
+/*
+ * A container of a pod (chroot=PATH): in a mount namespace of its own, /proc (new), /dev and /sys (bound from the
+ * VM's) inside PATH, which becomes its root. It shares the VM's network (the pod's: localhost between containers),
+ * its pid namespace and its kernel; the VM is the isolation boundary, as in Kata's pods.
+ */
+static void enter_container(const char *root) {
+    char at[4200];
+    const char *dirs[] = { "proc", "dev", "sys" };
+    if (unshare(CLONE_NEWNS) != 0) child_fail("unshare(CLONE_NEWNS)", 125);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) child_fail("making / private", 125);
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(at, sizeof at, "%s/%s", root, dirs[i]);
+        if (mkdir(at, 0755) != 0 && errno != EEXIST) child_fail(at, 125);
+        int r = i == 0 ? mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
+                       : mount(i == 1 ? "/dev" : "/sys", at, NULL, MS_BIND | MS_REC, NULL);
+        if (r != 0) child_fail(at, 125);
+    }
+    if (chdir(root) != 0) child_fail(root, 125);
+    if (chroot(".") != 0) child_fail("chroot", 125);
+}
+
 __attribute__((noreturn)) static void exec_child(const struct spec *s, int in, int out, int err) {
     sigset_t none;
     extern char **environ;
@@ -777,6 +826,10 @@ __attribute__((noreturn)) static void exec_child(const struct spec *s, int in, i
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(125);
     if (s->tty && ioctl(0, TIOCSCTTY, 0) != 0) child_fail("TIOCSCTTY", 125);
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
+    if (s->chroot != NULL) {
+        enter_container(s->chroot);
+        if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) child_fail(s->cwd, 125);
+    }
     if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail("setgroups", 125);
     if (setgid(s->gid) != 0) child_fail("setgid", 125);
     if (setuid(s->uid) != 0) child_fail("setuid", 125);
@@ -804,7 +857,7 @@ static void start_process(int id, const struct spec *s) {
         send_text(T_EXIT, id, "125 0");
         return;
     }
-    if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) say("mkdir %s: %s", s->cwd, strerror(errno));
+    if (s->chroot == NULL && s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) say("mkdir %s: %s", s->cwd, strerror(errno));
     if (s->tty) {
         const char *name;
         if ((m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 || grantpt(m) != 0 || unlockpt(m) != 0 ||

@@ -2,7 +2,7 @@
  * The VM relay (docs/vm.md). kilnd runs a VM as a normal shim whose CMD is this same binary in a relay mode:
  *
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--cgroup DIR]
- *             -- qemu-system-x86_64 ARGS...
+ *             [--start-gate FILE] -- qemu-system-x86_64 ARGS...
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [...] --api-sock SOCK --api-requests FILE --listen SOCK
  *             --console-stdout -- firecracker ARGS...
  *
@@ -368,7 +368,7 @@ static void control_open(int fd) {
 }
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
-                       "[--save-to FILE --qmp-sock SOCK] " \
+                       "[--save-to FILE --qmp-sock SOCK] [--start-gate FILE] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 
@@ -438,6 +438,8 @@ static int id_arg(const char *text, unsigned *out) {
 
 int relay_vm(int argc, char **argv) {
     const char *dir = NULL, *spec = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
+    /* --start-gate FILE: START waits until FILE exists (containerd's Create boots the VM, its Start makes the file) */
+    const char *start_gate = NULL;
     const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
     const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
     long hello_timeout = 60;
@@ -479,6 +481,7 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp = argv[++i];
         else if (strcmp(argv[i], "--save-to") == 0 && i + 1 < argc) save_to = argv[++i];
         else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
+        else if (strcmp(argv[i], "--start-gate") == 0 && i + 1 < argc) start_gate = argv[++i];
         else return usage(RELAY_VM_USAGE);
     }
     for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
@@ -589,7 +592,8 @@ int relay_vm(int argc, char **argv) {
             xclose(save_fd);
             save_fd = -2; /* done: no second attempt */
         }
-        if (g_hello_seen && !started && !g_main_ended && save_to == NULL) { /* (an ERROR before HELLO: no START) */
+        if (g_hello_seen && !started && !g_main_ended && save_to == NULL &&
+            (start_gate == NULL || access(start_gate, F_OK) == 0)) { /* (an ERROR before HELLO: no START) */
             struct buf payload = { 0 };
             started = 1;
             if (start_payload(&start, &payload) != 0) {

@@ -64,8 +64,8 @@ record KilnRuntime(String isolation, Path binary, List<String> globalFlags, Path
                         podNetns ? "--network=host" : "--network=none"), bundle.getParent().resolve(".kiln-runsc"),
                         bundle);
             }
-            case "vm" -> throw TtrpcServer.RpcError.unimplemented("isolation vm is not available through "
-                    + "containerd-shim-kiln-v2 yet (use kiln or kiln-gvisor; see docs/containerd.md)");
+            // no OCI runtime: VmTasks boots a microVM on the bundle's rootfs (its files in BUNDLE/kiln-vm)
+            case "vm" -> new KilnRuntime(isolation, null, List.of(), VmTasks.dir(bundle), bundle);
             default -> throw TtrpcServer.RpcError.invalid("unknown kiln isolation " + isolation
                     + " (use container, gvisor or vm)");
         };

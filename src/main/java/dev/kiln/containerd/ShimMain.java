@@ -153,7 +153,9 @@ public final class ShimMain {
         if (Files.exists(recorded) && !id.isEmpty()) {
             var spec = new ObjectMapper().readTree(bundle.resolve("config.json").toFile());
             KilnRuntime runtime = KilnRuntime.of(Files.readString(recorded).strip(), spec, bundle);
-            if (!Files.exists(bundle.resolve(TaskService.DELETED))) {
+            if (runtime.isolation().equals("vm")) {
+                VmTasks.forget(bundle); // the relay died with the shim's kill; its VMM, virtiofsd, cgroups remain
+            } else if (!Files.exists(bundle.resolve(TaskService.DELETED))) {
                 try {
                     TaskService.run(runtime.command("kill", "--all", id, "9"), "kill " + id);
                 } catch (TtrpcServer.RpcError ignored) {

@@ -46,7 +46,11 @@ final class TaskService implements TtrpcServer.Service {
     private final Runnable shutdown;
     private final OomWatch oom;
 
+    /** The vm isolation's tasks (VmTasks: a microVM on the bundle's rootfs): every request for one goes there. */
+    private final VmTasks vms;
+
     TaskService(EventPublisher events, ShimLog log, Runnable shutdown) {
+        this.vms = new VmTasks(events, log);
         this.events = events;
         this.log = log;
         this.shutdown = shutdown;
@@ -55,6 +59,7 @@ final class TaskService implements TtrpcServer.Service {
 
     @Override
     public byte[] call(String method, byte[] p) throws Exception {
+        if (!method.equals("Create") && !method.equals("Shutdown") && vms.owns(VmTasks.idOf(p))) return vms.call(method, p);
         Message out = switch (method) {
             case "Create" -> create(CreateTaskRequest.parseFrom(p));
             case "Start" -> start(StartRequest.parseFrom(p));
@@ -94,6 +99,7 @@ final class TaskService implements TtrpcServer.Service {
         mountRootfs(r, bundle);
         Files.createDirectories(runtime.root());
         Files.writeString(bundle.resolve("kiln-isolation"), runtime.record());
+        if (runtime.isolation().equals("vm")) return vms.create(r, spec, bundle);
         ShimProcess init = new ShimProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
         if (GvisorPod.member(runtime, spec)) init.joinSandbox();
         Task task = new Task(r.getId(), bundle, runtime, init, new ConcurrentHashMap<>());
@@ -310,7 +316,8 @@ final class TaskService implements TtrpcServer.Service {
     }
 
     private Empty shutdown(ShutdownRequest r) {
-        if (tasks.isEmpty() || r.getNow()) shutdown.run();
+        log.line("shutdown requested for " + r.getId() + (r.getNow() ? " (now)" : "") + (idle() ? ", no task left" : ""));
+        if (idle() || r.getNow()) shutdown.run();
         return Empty.getDefaultInstance();
     }
 
@@ -392,6 +399,6 @@ final class TaskService implements TtrpcServer.Service {
     }
 
     boolean idle() {
-        return tasks.isEmpty();
+        return tasks.isEmpty() && vms.idle();
     }
 }

@@ -65,15 +65,6 @@ class ContainerdShimTest {
     }
 
     @Test
-    void vmIsolationIsRefusedWithItsReason() {
-        TestContainerd.Result r = containerd.ctr(T, "run", "--rm", "--runtime", RUNTIME, "--annotation",
-                "io.kiln.isolation=vm", TestContainerd.IMAGE, "v1", "true");
-        assertThat(r.code()).isNotZero();
-        assertThat(r.err()).contains("isolation vm is not available through containerd-shim-kiln-v2");
-        containerd.ctr(T, "c", "rm", "v1");
-    }
-
-    @Test
     void aCommandThatDoesNotExistFailsCreateWithTheRuntimesReason() {
         TestContainerd.Result r = containerd.ctr(T, "run", "--rm", "--runtime", RUNTIME, TestContainerd.IMAGE, "n1",
                 "/no/such/thing");

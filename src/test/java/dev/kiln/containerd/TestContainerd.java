@@ -73,6 +73,7 @@ final class TestContainerd implements AutoCloseable {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("containerd.log").toFile()))
                 .redirectErrorStream(true);
         pb.environment().put("PATH", dir.resolve("bin") + ":" + System.getenv("PATH"));
+        pb.environment().put(VmTasks.ROOT_ENV, dir.resolve("kiln").toString()); // the vm isolation's caches, uid claims
         containerd = pb.start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (ctr(Duration.ofSeconds(5), "version").code() != 0) {

@@ -92,8 +92,16 @@ record GuestNic(String mac, String address, int prefixLength, String gateway, in
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + ipBatch + ": " + e.getMessage(), e);
         }
         try {
-            Tool.run(List.of("ip", "-n", ns, "-batch", ipBatch.toString()), SETUP_TIMEOUT, "iproute2");
-            Tool.run(List.of("tc", "-n", ns, "-batch", tcBatch.toString()), SETUP_TIMEOUT, "iproute2");
+            // a namespace elsewhere than ip's own directory (a CRI pod's under containerd's state) is entered by path
+            boolean named = List.of(Path.of("/var/run/netns"), Path.of("/run/netns")).contains(netns.getParent());
+            List<String> in = named ? List.of() : List.of("nsenter", "--net=" + netns);
+            List<String> ip = new ArrayList<>(in), tc = new ArrayList<>(in);
+            ip.addAll(named ? List.of("ip", "-n", ns) : List.of("ip"));
+            tc.addAll(named ? List.of("tc", "-n", ns) : List.of("tc"));
+            ip.addAll(List.of("-batch", ipBatch.toString()));
+            tc.addAll(List.of("-batch", tcBatch.toString()));
+            Tool.run(ip, SETUP_TIMEOUT, "iproute2");
+            Tool.run(tc, SETUP_TIMEOUT, "iproute2");
         } catch (KilnException e) {
             throw new KilnException(e.kind(), "cannot connect the VM to its network (tap " + TAP + " in " + ns
                     + "): " + e.getMessage(), e);

@@ -49,7 +49,35 @@ final class GuestSpec {
      * ({@link VirtioFs}), a tmpfs stays one.
      */
     private static void mounts(ByteArrayOutputStream out, SandboxSpec sandbox) {
-        java.util.List<dev.kiln.isolation.Mount> all = sandbox.extraMounts();
+        mounts(out, sandbox.extraMounts(), 0);
+    }
+
+    /**
+     * START for a VM whose root is the virtio-fs share {@code rootTag} (containerd's bundle: {@link DirectoryVm}): the
+     * process, its names and files ({@code hosts}, {@code resolv}: null leaves the root's own), and {@code mounts},
+     * whose binds are the shares after the root's.
+     */
+    static byte[] directory(ProcessSpec process, String hostname, String hosts, String resolv, boolean readOnly,
+                            String rootTag, java.util.List<dev.kiln.isolation.Mount> mounts, GuestNic nic) {
+        ByteArrayOutputStream out = process(process);
+        record(out, "root", rootTag);
+        if (hostname != null && !hostname.isEmpty()) record(out, "hostname", hostname);
+        if (hosts != null) record(out, "hosts", hosts);
+        if (resolv != null) record(out, "resolv", resolv);
+        record(out, "readonly", readOnly ? "1" : "0");
+        mounts(out, mounts, 1);
+        if (nic != null) {
+            record(out, "mac", nic.mac());
+            record(out, "net", nic.address() + "/" + nic.prefixLength());
+            if (!nic.gateway().isEmpty()) record(out, "gateway", nic.gateway()); // none: the pod's subnet only
+            record(out, "mtu", Integer.toString(nic.mtu()));
+        }
+        return checked(out, MAX_PAYLOAD - RELAY_RECORDS);
+    }
+
+    /** {@code firstShare}: the index of the first bind's virtio-fs share (1 when share 0 is the root). */
+    private static void mounts(ByteArrayOutputStream out, java.util.List<dev.kiln.isolation.Mount> all,
+                               int firstShare) {
         java.util.List<dev.kiln.isolation.Mount> binds = all.stream().filter(m -> m.type().equals("bind")).toList();
         java.util.List<dev.kiln.isolation.Mount> sorted = new java.util.ArrayList<>(all);
         sorted.sort(java.util.Comparator.comparingInt(m -> java.nio.file.Path.of(m.target()).getNameCount()));
@@ -60,7 +88,7 @@ final class GuestSpec {
                 if (java.util.Set.of("ro", "nosuid", "nodev", "noexec").contains(o)) flags.add(o);
                 else if (m.type().equals("tmpfs") && o.contains("=")) data.add(o);
             }
-            String source = m.type().equals("bind") ? VirtioFs.tag(binds.indexOf(m)) : "tmpfs";
+            String source = m.type().equals("bind") ? VirtioFs.tag(firstShare + binds.indexOf(m)) : "tmpfs";
             String type = m.type().equals("bind") ? "virtiofs" : "tmpfs";
             if (m.target().contains("\t")) throw KilnException.invalid("a mount target holds a tab: " + m.target());
             record(out, "mount", type + "\t" + source + "\t" + m.target() + "\t" + String.join(",", flags) + "\t"
@@ -79,6 +107,13 @@ final class GuestSpec {
 
     static byte[] exec(ProcessSpec process) {
         return checked(process(process), MAX_PAYLOAD);
+    }
+
+    /** EXEC of a pod's container: the process in its own root {@code chroot} (a guest path), null for the VM's. */
+    static byte[] exec(ProcessSpec process, String chroot) {
+        ByteArrayOutputStream out = process(process);
+        if (chroot != null) record(out, "chroot", chroot);
+        return checked(out, MAX_PAYLOAD);
     }
 
     private static ByteArrayOutputStream process(ProcessSpec p) {

@@ -76,14 +76,16 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                 "-kernel", kernel.toAbsolutePath().toString(),
                 "-initrd", initrd.toAbsolutePath().toString(),
                 "-append", cmdline(),
-                "-serial", "stdio",
-                "-add-fd", "fd=" + IMAGE_FD + ",set=1",
-                "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on",
-                "-device", "virtio-blk-device,drive=image,serial=kiln-image",
-                "-add-fd", "fd=" + DISK_FD + ",set=2", "-add-fd", "fd=" + DISK_READ_FD + ",set=2",
-                "-drive", "id=rw,file=/dev/fdset/2,format=raw,if=none,discard=unmap",
-                "-device", "virtio-blk-device,drive=rw,serial=kiln-rw",
-                "-device", "virtio-serial-device",
+                "-serial", "stdio"));
+        if (imageDisk != null) { // none when the root is a shared directory (containerd's bundle: DirectoryVm)
+            a.addAll(List.of("-add-fd", "fd=" + IMAGE_FD + ",set=1",
+                    "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on",
+                    "-device", "virtio-blk-device,drive=image,serial=kiln-image",
+                    "-add-fd", "fd=" + DISK_FD + ",set=2", "-add-fd", "fd=" + DISK_READ_FD + ",set=2",
+                    "-drive", "id=rw,file=/dev/fdset/2,format=raw,if=none,discard=unmap",
+                    "-device", "virtio-blk-device,drive=rw,serial=kiln-rw"));
+        }
+        a.addAll(List.of("-device", "virtio-serial-device",
                 "-chardev", "socket,id=ctl,path=" + CONTROL_SOCKET + ",server=on,wait=off",
                 "-device", "virtserialport,chardev=ctl,name=kiln.0",
                 "-qmp", "unix:" + QMP_SOCKET + ",server=on,wait=off",
@@ -103,10 +105,12 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
      * 0600) and given as descriptors.
      */
     List<String> relayOptions() {
-        String disk = writableDisk.toAbsolutePath().toString();
-        List<String> o = new ArrayList<>(List.of("--console-stdout", "--ctl-sock", CONTROL_SOCKET,
-                "--fd", IMAGE_FD + ":ro:" + imageDisk.toAbsolutePath(),
-                "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk));
+        List<String> o = new ArrayList<>(List.of("--console-stdout", "--ctl-sock", CONTROL_SOCKET));
+        if (imageDisk != null) {
+            String disk = writableDisk.toAbsolutePath().toString();
+            o.addAll(List.of("--fd", IMAGE_FD + ":ro:" + imageDisk.toAbsolutePath(),
+                    "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk));
+        }
         if (restoreFrom != null) o.addAll(List.of("--fd", STATE_FD + ":ro:" + restoreFrom.toAbsolutePath()));
         return o;
     }

@@ -21,7 +21,9 @@ import java.util.Optional;
  * namespaces, pivot_root into the shared directory, its own seccomp filter, capabilities cut to the file ones, mknod
  * removed) and, before that, in a mount namespace of kiln's where the directory is re-bound nosuid,nodev (and ro for
  * {@code :ro}): nothing above the source is reachable, a device node planted in it cannot be opened, and a read-only
- * share is read-only on the host side, whatever the guest kernel does. virtiofsd ends when its VMM disconnects.
+ * share is read-only on the host side, whatever the guest kernel does. That namespace is a slave of the host's: a
+ * mount made later under a shared directory on the host (a pod's container root, {@link DirectoryVm#podRoot}) is
+ * seen by the guest; nothing made in it goes back. virtiofsd ends when its VMM disconnects.
  */
 final class VirtioFs {
     private static final KilnLog LOG = KilnLog.of(VirtioFs.class);
@@ -69,12 +71,14 @@ final class VirtioFs {
                 Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
                 Files.deleteIfExists(sock);
                 String flags = "nosuid,nodev" + (s.readOnly() ? ",ro" : "");
-                List<String> cmd = new ArrayList<>(List.of("setsid", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                List<String> cmd = new ArrayList<>(List.of("setsid", "unshare", "--mount", "--propagation", "slave", "--", "sh", "-c",
                         "mount --bind \"$1\" \"$1\" && mount -o remount,bind," + flags + " \"$1\" && shift && exec \"$@\"",
-                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + sock,
+                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + socket(s.index()),
                         "-o", "source=" + s.source(), "-o", "cache=none", "-o", "sandbox=namespace",
                         "-o", "modcaps=-mknod", "-o", "no_posix_lock", "--rlimit-nofile=0"));
-                Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File(
+                // relative to the VM's directory: a bundle's path (containerd's, 64-hex ids) may exceed a socket
+                // address's 108 bytes
+                Process p = new ProcessBuilder(cmd).directory(vmDir.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File(
                                 "/dev/null"))).redirectErrorStream(true)
                         .redirectOutput(vmDir.resolve("fs" + s.index() + ".log").toFile()).start();
                 Files.writeString(vmDir.resolve("fs" + s.index() + ".pid"), Long.toString(p.pid()));

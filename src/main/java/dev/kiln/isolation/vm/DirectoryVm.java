@@ -1,0 +1,284 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
+import dev.kiln.isolation.Mount;
+import dev.kiln.isolation.ProcessSpec;
+import dev.kiln.isolation.oci.MemoryCgroup;
+import dev.kiln.isolation.oci.PidsCgroup;
+import dev.kiln.isolation.shim.ShimBinary;
+import dev.kiln.isolation.vm.jail.JailRecord;
+import dev.kiln.isolation.vm.jail.VmmIds;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A microVM whose root is a host directory someone else prepared: containerd's bundle rootfs (docs/containerd.md).
+ * The directory is shared into the guest with virtio-fs (share 0, kiln-init's {@code root=} record) instead of the
+ * image and writable disks {@link VmIsolator} makes from kiln's image store: nothing is copied, and the guest's
+ * writes land in containerd's snapshot as a runc container's would. Everything else is the vm isolation's own: the
+ * kernel and initramfs caches, QEMU's command line, the relay (kiln-shim {@code --relay-vm}), the VMM's jail and
+ * cgroups, virtiofsd's sandbox, exec through {@code --relay-exec}. No kilnd: the caller (the containerd shim) runs
+ * the relay command with the task's stdio, and the relay's exit status is the guest process's.
+ *
+ * <p>Files in {@code dir}: {@code vm/} (as a sandbox's: start.spec, boot.log, vmm.log, exec.sock, the VMM's
+ * {@code run/}, virtiofsd's logs), {@code vmm-id} (the jailed VMM's uid, claimed under {@code stateRoot/vmm-ids}),
+ * {@code started} (the start gate: START is sent to the guest once it exists).
+ */
+public final class DirectoryVm {
+
+    /**
+     * One VM: {@code id} names its cgroups and uid claim; {@code dir} holds its files; {@code root} is the shared root
+     * directory; {@code mounts} tmpfs and binds of directories (more shares) in the guest; {@code hosts} and
+     * {@code resolv} null leave the root's own; {@code netns} a named network namespace with the CNI's {@code eth0}
+     * (a TAP is made beside it, as for a bridged sandbox), null for loopback only.
+     */
+    public record Request(String id, Path dir, Path root, ProcessSpec process, String hostname, String hosts,
+                          String resolv, boolean readOnly, List<Mount> mounts, long memoryBytes, int cpus,
+                          Path netns) {
+        public Request {
+            mounts = List.copyOf(mounts);
+        }
+    }
+
+    /** The VMM's uids for VMs of the containerd shim: beside kilnd's default range, so the two never share one. */
+    public static final String UID_RANGE = "100065536-100131071";
+
+    private final VmOptions options;
+    private final Qemu qemu;
+    private final VmmIds ids;
+
+    public DirectoryVm(VmOptions options) {
+        this.options = options;
+        this.qemu = new Qemu(options.runtimePaths(), options.stateRoot().resolve("kernels"));
+        this.ids = new VmmIds(options.stateRoot().resolve("vmm-ids"), options.vmmUidRange());
+    }
+
+    /**
+     * Prepares the VM (caches, shares' virtiofsd, TAP, cgroups, the jail's uid) and returns the relay's command line;
+     * the guest's process starts once {@link #open} made the gate. What was started is undone by {@link #cleanup}.
+     */
+    public List<String> prepare(Request r) {
+        qemu.require();
+        if (!Files.isDirectory(r.root())) {
+            throw KilnException.invalid("the VM's root " + r.root() + " is not a directory");
+        }
+        Path vm = vmDir(r.dir());
+        Path kernels = options.stateRoot().resolve("kernels");
+        Kernel kernel = Kernel.locate(options.kernel());
+        Path init = options.init() != null ? options.init() : NativeBinary.init();
+        Path initrd = Initramfs.ensure(kernel, qemu.guestModules(), init, kernels);
+        Path boot = qemu.kernelFile(kernel, kernels);
+        // the root is shared writable even for a read-only root (CRI's pause): kiln-init makes /dev, /proc, /sys and
+        // the mount points in it first, then remounts it read-only in the guest; it is the task's own snapshot
+        List<VirtioFs.Share> shares = new ArrayList<>(List.of(new VirtioFs.Share(0, r.root(), "/", false)));
+        for (Mount m : r.mounts()) {
+            if (!m.type().equals("bind")) continue;
+            if (!Files.isDirectory(Path.of(m.source()))) {
+                throw KilnException.invalid("the vm isolation shares directories, not files: " + m.source());
+            }
+            shares.add(new VirtioFs.Share(shares.size(), Path.of(m.source()), m.target(),
+                    m.options().contains("ro")));
+        }
+        GuestNic nic = r.netns() == null ? null : Netns.card(r.netns());
+        try {
+            Files.createDirectories(vm);
+            Files.deleteIfExists(gate(r.dir()));
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.directory(r.process(), r.hostname(), r.hosts(),
+                    r.resolv(), r.readOnly(), VirtioFs.tag(0), r.mounts(), nic)); // its env may hold secrets
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
+        }
+        long memoryMiB = Math.max(64, (r.memoryBytes() > 0 ? r.memoryBytes() : options.defaultMemoryBytes()) >> 20);
+        int vcpus = Math.max(1, Math.min(r.cpus(), Runtime.getRuntime().availableProcessors()));
+        Integer uid = null;
+        if (options.jail()) {
+            options.vmmUidRange().checkUnowned();
+            uid = ids.acquire(r.id(), r.dir());
+        }
+        if (nic != null) nic.prepare(vm, null);
+        Vmm.Launch launch = qemu.launch(new Vmm.Machine(r.id(), boot, initrd, null, null, memoryMiB, vcpus, nic, uid,
+                shares.size(), null), vm);
+        VirtioFs.start(vm, shares, uid); // before the VMM: QEMU connects to their sockets as it starts
+        JailRecord.write(vm, launch.jail());
+        List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm",
+                "--dir", vm.toString(), "--spec", vm.resolve("start.spec").toString(),
+                "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds())),
+                "--start-gate", gate(r.dir()).toString()));
+        if (nic != null) cmd.addAll(List.of("--netns", nic.netns().toString()));
+        cmd.addAll(launch.relayOptions());
+        long limit = (memoryMiB << 20) + VmIsolator.VMM_OVERHEAD + qemu.memoryOverhead();
+        try {
+            cmd.addAll(List.of("--cgroup", MemoryCgroup.create(r.id(), limit).toString()));
+            Path pids = PidsCgroup.create(r.id(), VmIsolator.VMM_TASKS + vcpus);
+            if (!cmd.contains(pids.toString())) cmd.addAll(List.of("--cgroup", pids.toString()));
+        } catch (IOException | RuntimeException e) {
+            // unlike kilnd (which runs the VM unlimited and says so in its log), the shim refuses: nobody reads
+            // its log, and containerd's user would not learn that the VM's host memory is unbounded
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot limit the VM's host memory and tasks: "
+                    + e.getMessage(), e);
+        }
+        cmd.add("--");
+        cmd.addAll(launch.argv());
+        return cmd;
+    }
+
+    /** Where the pod directory ({@link #podDir}) is in the guest: each container's root is a directory in it. */
+    public static final String POD_GUEST = "/run/kiln-pod";
+
+    /**
+     * The pod's directory on the host, shared into the pod's VM at {@link #POD_GUEST}: made a shared mount of its own
+     * so that the roots bound under it after the VM started ({@link #podRoot}) propagate into virtiofsd's mount
+     * namespace (a slave of it) and so into the guest.
+     */
+    public static Path podDir(Path dir) {
+        return dir.resolve("pod");
+    }
+
+    /** Prepares the pod directory before the VM's {@link #prepare} (its Mount goes in the request). */
+    public static Mount podShare(Path dir) {
+        Path pod = podDir(dir);
+        try {
+            Files.createDirectories(pod);
+            Tool.run(List.of("mount", "--bind", pod.toString(), pod.toString()), java.time.Duration.ofSeconds(10),
+                    "mount");
+            Tool.run(List.of("mount", "--make-shared", pod.toString()), java.time.Duration.ofSeconds(10), "mount");
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + pod + ": " + e.getMessage(), e);
+        }
+        return new Mount("bind", pod.toString(), POD_GUEST, List.of());
+    }
+
+    /** Binds a container's root at {@code POD/<name>}, which the pod's VM sees at once; its guest path's name. */
+    public static void podRoot(Path dir, String name, Path root) {
+        Path at = podDir(dir).resolve(name);
+        try {
+            Files.createDirectories(at);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + at + ": " + e.getMessage(), e);
+        }
+        Tool.run(List.of("mount", "--bind", root.toString(), at.toString()), java.time.Duration.ofSeconds(10),
+                "mount");
+    }
+
+    /** Unbinds a container's root from the pod directory (idempotent). */
+    public static void podRootGone(Path dir, String name) {
+        Path at = podDir(dir).resolve(name);
+        if (!Files.isDirectory(at)) return;
+        try {
+            new ProcessBuilder("umount", at.toString()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
+            Files.deleteIfExists(at);
+        } catch (IOException e) {
+            // still mounted (busy): the pod's cleanup unmounts it lazily
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Lets the guest's process start (the relay sends START once this file exists). */
+    public static void open(Path dir) {
+        try {
+            Files.writeString(gate(dir), "");
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot start the VM's process: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The relay command of an exec: its request (the process) written to {@code request} first. {@code container}
+     * non-null: the process runs in that container of the pod, in its own root ({@link #podRoot}).
+     */
+    public static List<String> exec(Path dir, Path request, ProcessSpec process, String container) {
+        try {
+            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container));
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
+        }
+        return List.of(ShimBinary.locate().toString(), "--relay-exec", vmDir(dir).resolve("exec.sock").toString(),
+                request.toString());
+    }
+
+    /** Pauses or resumes the guest's vCPUs (QMP). */
+    public void pause(Path dir, boolean paused) {
+        qemu.pause(vmDir(dir), paused);
+    }
+
+    /** The VMM's pid while it runs. */
+    public Optional<Long> vmmPid(Path dir) {
+        try {
+            long pid = Long.parseLong(Files.readString(vmDir(dir).resolve("vmm.pid")).strip());
+            Optional<ProcessHandle> h = ProcessHandle.of(pid);
+            return h.isPresent() && h.get().isAlive() && h.get().info().command().map(c -> c.contains("qemu"))
+                    .orElse(false) ? Optional.of(pid) : Optional.empty();
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** Stops what is left (the VMM, virtiofsd), removes the cgroups and gives the uid back; idempotent. */
+    public void cleanup(String id, Path dir) {
+        vmmPid(dir).ifPresent(pid -> {
+            qemu.quit(vmDir(dir));
+            VmIsolator.killAndWait(pid, qemu.processName());
+        });
+        List<ProcessHandle> shares = new ArrayList<>();
+        for (int i = 0; Files.exists(vmDir(dir).resolve("fs" + i + ".pid")); i++) {
+            try {
+                ProcessHandle.of(Long.parseLong(Files.readString(vmDir(dir).resolve("fs" + i + ".pid")).strip()))
+                        .ifPresent(h -> { shares.add(h); shares.addAll(h.descendants().toList()); });
+            } catch (IOException | NumberFormatException e) {
+                break;
+            }
+        }
+        VirtioFs.stop(vmDir(dir));
+        // gone before the caller unmounts the root they share (bounded: they were just SIGKILLed)
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (shares.stream().anyMatch(ProcessHandle::isAlive) && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        MemoryCgroup.remove(id);
+        unmountPod(dir);
+        if (Files.isDirectory(dir)) ids.release(id, dir);
+    }
+
+    /** Everything mounted under the pod directory, then itself (lazily: the VM is gone, nothing should use them). */
+    private static void unmountPod(Path dir) {
+        Path pod = podDir(dir);
+        if (!Files.isDirectory(pod)) return;
+        try {
+            List<String> under = new ArrayList<>();
+            for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+                String at = line.split(" ")[4];
+                if (at.equals(pod.toString()) || at.startsWith(pod + "/")) under.add(at);
+            }
+            under.sort(java.util.Comparator.reverseOrder());
+            for (String at : under) {
+                new ProcessBuilder("umount", "-l", at).redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
+            }
+        } catch (IOException e) {
+            // nothing more can be done here; containerd's own cleanup of the bundle follows
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    static Path vmDir(Path dir) {
+        return dir.resolve("vm");
+    }
+
+    private static Path gate(Path dir) {
+        return dir.resolve("started");
+    }
+}
