@@ -116,6 +116,8 @@ final class VmProcess {
             case NONE -> none == null ? ProcessBuilder.Redirect.DISCARD : ProcessBuilder.Redirect.appendTo(none.toFile());
             case FIFO -> ProcessBuilder.Redirect.to(uri.path().toFile());
             case FILE -> ProcessBuilder.Redirect.appendTo(uri.path().toFile());
+            case BINARY -> throw TtrpcServer.RpcError.unimplemented("binary:// logs are not supported for vm tasks by "
+                    + "containerd-shim-kiln-v2 yet (use a fifo or file://)");
         };
     }
 
