@@ -378,7 +378,7 @@ static void resume_guest(const char *qmp_sock, int *started) {
     *started = 1;
     timings("hello", &g_ms_hello);
     timings("started", &g_ms_started);
-    if (vm_cont(qmp_sock, 30000, why, sizeof why) != 0) {
+    if (vm_cont(qmp_sock, 120000, 1, why, sizeof why) != 0) {
         say_err("kiln: cannot run the restored VM: %s", why);
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -575,6 +575,16 @@ int relay_vm(int argc, char **argv) {
     for (;;) {
         long long now = now_ms();
         int timeout = 50;
+        if (resume == 1 && g_vmm > 0 && g_exit_code < 0) { /* a checkpoint's VM: on the channel once it has loaded */
+            char why[400];
+            resume = 2;
+            for (int k = 0; k < 200 && access(qmp_sock, F_OK) != 0; k++) { struct timespec ts = { 0, 10000000 }; nanosleep(&ts, NULL); }
+            if (vm_cont(qmp_sock, 120000, 0, why, sizeof why) != 0) {
+                say_err("kiln: the VM did not load its checkpoint: %s", why);
+                g_exit_code = 125;
+                if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            }
+        }
         if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
             int fd = g_connect_unix(ctl_sock);
             if (fd >= 0) {

@@ -108,13 +108,26 @@ static int qmp_open(struct qmp *q, const char *qmp_sock, int timeout_ms, char *e
     return -1;
 }
 
-/* A checkpoint's restore (relay.c, --resume): the VM was saved stopped, so it restores stopped; once the relay is on
- * its channel, cont runs it (during the incoming migration QEMU takes cont as "run once loaded"). */
-int vm_cont(const char *qmp_sock, int timeout_ms, char *err, size_t errn) {
+/* A checkpoint's restore (relay.c, --resume): the VM was saved stopped, so it restores stopped (QEMU takes the
+ * source's run state over a cont given while it loads); once it has loaded, cont runs it. Without cont: returns once
+ * it has loaded (QEMU drops a chardev client that connected while it loaded, so the relay connects after). */
+int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t errn) {
     static struct qmp q;
     char line[4096];
     if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
-    int rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);
+    int rc = -1;
+    for (;;) {
+        if (qmp_do(&q, "{\"execute\":\"query-status\"}\n", -1, line, sizeof line, err, errn) != 0) break;
+        if (strstr(line, "\"running\"") != NULL) { rc = 0; break; }
+        if (strstr(line, "\"inmigrate\"") == NULL) {
+            if (!cont) { rc = 0; break; }
+            rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);
+            break;
+        }
+        if (now_ms() > q.deadline) { snprintf(err, errn, "the VM did not load within %d ms", timeout_ms); break; }
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+    }
     xclose(q.fd);
     return rc;
 }
