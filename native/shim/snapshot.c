@@ -118,7 +118,11 @@ int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t er
     int rc = -1;
     for (;;) {
         if (qmp_do(&q, "{\"execute\":\"query-status\"}\n", -1, line, sizeof line, err, errn) != 0) break;
-        if (strstr(line, "\"running\"") != NULL) { rc = 0; break; }
+        /* {"return": {"status": "paused", "singlestep": false, "running": false}}: the status, not the key */
+        if (strstr(line, "\"status\": \"running\"") != NULL || strstr(line, "\"status\":\"running\"") != NULL) {
+            rc = 0;
+            break;
+        }
         if (strstr(line, "\"inmigrate\"") == NULL) {
             if (!cont) { rc = 0; break; }
             rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);

@@ -156,12 +156,6 @@ public final class VmIsolator implements Isolator {
     /** QEMU only: the VM's state, its writable disk and shape into {@code dir} ({@link VmCheckpoint}). */
     @Override
     public void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
-        // the save works; a restored guest does not yet write to its new relay (docs/checkpoint.md), so off unless
-        // kilnd runs with -Dkiln.vm.checkpoint=experimental
-        if (!"experimental".equals(System.getProperty("kiln.vm.checkpoint"))) {
-            throw KilnException.invalid("checkpoints of vm sandboxes are not supported yet: the VM is saved, but "
-                    + "its restore does not resume the guest's channel yet (use --isolation gvisor)");
-        }
         VmCheckpoint.save(spec, dir, leaveRunning, qemuForCheckpoint(spec), vmDir(spec), machine(spec, null));
     }
 
