@@ -366,9 +366,28 @@ static void control_open(int fd) {
     timings("connected", &g_ms_connected);
     gframe(&g_ctl_out, T_HELLO, 0, "version=1", 10);
 }
+/*
+ * --resume: the VM is a checkpoint's (docs/checkpoint.md), restored stopped with -incoming: its kiln-init is past
+ * START, its workload runs, its channel's state is the checkpointed one. The relay is on the channel now, so the guest
+ * is run (QMP cont) and taken as greeted and started: no START is sent (the guest would ignore it, as it ignores the
+ * HELLO control_open sent), and what it writes from here on is relayed as in the run that was checkpointed.
+ */
+static void resume_guest(const char *qmp_sock, int *started) {
+    char why[400];
+    g_hello_seen = 1;
+    *started = 1;
+    timings("hello", &g_ms_hello);
+    timings("started", &g_ms_started);
+    if (vm_cont(qmp_sock, 120000, 1, why, sizeof why) != 0) {
+        say_err("kiln: cannot run the restored VM: %s", why);
+        g_exit_code = 125;
+        if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+    }
+}
+
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
-                       "[--save-to FILE --qmp-sock SOCK] [--start-gate FILE] " \
+                       "[--save-to FILE --qmp-sock SOCK] [--resume --qmp-sock SOCK] [--start-gate FILE] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 
@@ -443,7 +462,7 @@ int relay_vm(int argc, char **argv) {
     const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
     const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
     long hello_timeout = 60;
-    int i, console_stdout = 0, bad = 0;
+    int i, console_stdout = 0, bad = 0, resume = 0;
     size_t ncgroups = 0;
     unsigned uid = 0, gid = 0;
     struct vmm_setup *v = &g_setup;
@@ -482,6 +501,7 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--save-to") == 0 && i + 1 < argc) save_to = argv[++i];
         else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
         else if (strcmp(argv[i], "--start-gate") == 0 && i + 1 < argc) start_gate = argv[++i];
+        else if (strcmp(argv[i], "--resume") == 0) resume = 1;
         else return usage(RELAY_VM_USAGE);
     }
     for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
@@ -494,7 +514,8 @@ int relay_vm(int argc, char **argv) {
     if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
-        (api_sock == NULL) != (api_requests == NULL) || (save_to == NULL) != (qmp_sock == NULL))
+        (api_sock == NULL) != (api_requests == NULL) || (save_to == NULL && !resume) != (qmp_sock == NULL) ||
+        (resume && (save_to != NULL || listen_path != NULL)))
         return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
     for (size_t k = 0; k < ncgroups; k++) {
@@ -557,10 +578,21 @@ int relay_vm(int argc, char **argv) {
     for (;;) {
         long long now = now_ms();
         int timeout = 50;
+        if (resume == 1 && g_vmm > 0 && g_exit_code < 0) { /* a checkpoint's VM: on the channel once it has loaded */
+            char why[400];
+            resume = 2;
+            for (int k = 0; k < 200 && access(qmp_sock, F_OK) != 0; k++) { struct timespec ts = { 0, 10000000 }; nanosleep(&ts, NULL); }
+            if (vm_cont(qmp_sock, 120000, 0, why, sizeof why) != 0) {
+                say_err("kiln: the VM did not load its checkpoint: %s", why);
+                g_exit_code = 125;
+                if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            }
+        }
         if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
             int fd = g_connect_unix(ctl_sock);
             if (fd >= 0) {
                 control_open(fd);
+                if (resume) resume_guest(qmp_sock, &started);
             } else if (now > connect_deadline) {
                 say_err("kiln: the VMM did not open its control socket within %d s (see %s/vmm.log)",
                         G_CONNECT_MS / 1000, dir);
@@ -578,7 +610,7 @@ int relay_vm(int argc, char **argv) {
              * stopped and its state written as it is (docs/vm.md, "Snapshot start") */
             char why[400];
             if (g_ctl_out.len && gbuf_flush(&g_ctl_out, g_ctl) != 0) note("flushing the control socket");
-            if (snapshot_save(qmp_sock, save_fd, (int)(hello_timeout * 1000), why, sizeof why) == 0) {
+            if (snapshot_save(qmp_sock, save_fd, (int)(hello_timeout * 1000), 1, why, sizeof why) == 0) {
                 g_exit_code = 0;
             } else {
                 say_err("kiln: cannot save the VM's snapshot: %s", why);
@@ -719,6 +751,9 @@ int relay_vm(int argc, char **argv) {
         if (gbuf_flush(&x->out, x->c.fd) != 0) { /* the exec client is gone */ }
     }
     write_timings();
+    /* kilnd checkpointed the VM and had QEMU quit (docs/checkpoint.md): the run ends as runsc's checkpoint ends one,
+     * 0 and no complaint; the marker is written only once the state is complete */
+    if (g_exit_code < 0 && g_vmm < 0 && access("checkpointed", F_OK) == 0) g_exit_code = 0;
     if (g_exit_code < 0) {
         char line[300], vmm[300];
         last_line("boot.log", line, sizeof line);

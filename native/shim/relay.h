@@ -47,7 +47,9 @@ int vmm_gone(void);
 /* firecracker.c */
 int send_api(const char *sock, const struct buf *reqs);
 
-/* snapshot.c: the VM's state into state_fd over QEMU's monitor at qmp_sock (migrate, quit); 0, or -1 with why */
-int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, char *err, size_t errn);
+/* snapshot.c: the VM's state into state_fd over QEMU's monitor at qmp_sock (migrate, then quit if asked); 0, or -1
+ * with why. vm_cont: QMP cont. */
+int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, char *err, size_t errn);
+int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t errn);
 
 #endif

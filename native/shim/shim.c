@@ -4,6 +4,7 @@
  *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE] -- CMD ARGS...     (monitor.c)
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [...] -- VMM ARGS...                           (relay.c)
  *   kiln-shim --relay-exec EXEC_SOCK FILE                                                       (relay_exec.c)
+ *   kiln-shim --vm-save --qmp-sock SOCK --to FILE                                               (snapshot.c)
  *
  * One static binary, three modes: the monitor (docs/shim.md) runs any command, the VM relay is such a command for a
  * VM (docs/vm.md), and the exec relay one for a process exec'd in it. This file holds what all of them share: the
@@ -88,5 +89,6 @@ int usage(const char *why) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--relay-vm") == 0) return relay_vm(argc, argv);
     if (argc > 1 && strcmp(argv[1], "--relay-exec") == 0) return relay_exec(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--vm-save") == 0) return vm_save(argc, argv);
     return monitor_main(argc, argv);
 }

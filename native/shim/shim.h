@@ -22,5 +22,6 @@ int usage(const char *why);
 int monitor_main(int argc, char **argv); /* monitor.c */
 int relay_vm(int argc, char **argv);     /* relay.c */
 int relay_exec(int argc, char **argv);   /* relay_exec.c */
+int vm_save(int argc, char **argv);      /* snapshot.c */
 
 #endif

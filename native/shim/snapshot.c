@@ -10,8 +10,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -83,31 +85,71 @@ static int qmp_do(struct qmp *q, const char *cmd, int fd, char *line, size_t n, 
     return 0;
 }
 
-int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, char *err, size_t errn) {
-    static struct qmp q;
+/* Connects to QEMU's monitor and negotiates; -1 with the reason in err. */
+static int qmp_open(struct qmp *q, const char *qmp_sock, int timeout_ms, char *err, size_t errn) {
     char line[4096];
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     if (strlen(qmp_sock) >= sizeof a.sun_path) { snprintf(err, errn, "%s: path too long", qmp_sock); return -1; }
     strcpy(a.sun_path, qmp_sock);
-    q.len = 0;
-    q.deadline = now_ms() + timeout_ms;
-    if ((q.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+    q->len = 0;
+    q->deadline = now_ms() + timeout_ms;
+    if ((q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
         snprintf(err, errn, "socket: %s", strerror(errno));
         return -1;
     }
-    int rc = -1;
-    if (connect(q.fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (connect(q->fd, (struct sockaddr *)&a, sizeof a) != 0) {
         snprintf(err, errn, "connecting to %s: %s", qmp_sock, strerror(errno));
-    } else if (qmp_line(&q, line, sizeof line) != 0) { /* the greeting */
+    } else if (qmp_line(q, line, sizeof line) != 0) { /* the greeting */
         snprintf(err, errn, "QMP greeting: %s", strerror(errno));
-    } else if (qmp_do(&q, "{\"execute\":\"qmp_capabilities\"}\n", -1, line, sizeof line, err, errn) == 0 &&
-               qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
-                      sizeof line, err, errn) == 0 &&
-               /* the default is 32 MiB/s, meant for a network; a file takes what the disk gives */
-               qmp_do(&q, "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":"
-                          "107374182400}}\n", -1, line, sizeof line, err, errn) == 0 &&
-               qmp_do(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:kiln-state\"}}\n", -1, line,
-                      sizeof line, err, errn) == 0) {
+    } else if (qmp_do(q, "{\"execute\":\"qmp_capabilities\"}\n", -1, line, sizeof line, err, errn) == 0) {
+        return 0;
+    }
+    xclose(q->fd);
+    return -1;
+}
+
+/* A checkpoint's restore (relay.c, --resume): the VM was saved stopped, so it restores stopped (QEMU takes the
+ * source's run state over a cont given while it loads); once it has loaded, cont runs it. Without cont: returns once
+ * it has loaded (QEMU drops a chardev client that connected while it loaded, so the relay connects after). */
+int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t errn) {
+    static struct qmp q;
+    char line[4096];
+    if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
+    int rc = -1;
+    for (;;) {
+        if (qmp_do(&q, "{\"execute\":\"query-status\"}\n", -1, line, sizeof line, err, errn) != 0) break;
+        /* {"return": {"status": "paused", "singlestep": false, "running": false}}: the status, not the key */
+        if (strstr(line, "\"status\": \"running\"") != NULL || strstr(line, "\"status\":\"running\"") != NULL) {
+            rc = 0;
+            break;
+        }
+        if (strstr(line, "\"inmigrate\"") == NULL) {
+            if (!cont) { rc = 0; break; }
+            rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);
+            break;
+        }
+        if (now_ms() > q.deadline) { snprintf(err, errn, "the VM did not load within %d ms", timeout_ms); break; }
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+    }
+    xclose(q.fd);
+    return rc;
+}
+
+/* The VM's state into state_fd (migrate fd:); with quit, QEMU is told to quit once it is complete (a snapshot's
+ * template), else the VM is left as the migration leaves it (a checkpoint: stopped, kilnd decides what follows). */
+int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, char *err, size_t errn) {
+    static struct qmp q;
+    char line[4096];
+    if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
+    int rc = -1;
+    if (qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
+               sizeof line, err, errn) == 0 &&
+        /* the default is 32 MiB/s, meant for a network; a file takes what the disk gives */
+        qmp_do(&q, "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":"
+                   "107374182400}}\n", -1, line, sizeof line, err, errn) == 0 &&
+        qmp_do(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:kiln-state\"}}\n", -1, line,
+               sizeof line, err, errn) == 0) {
         for (;;) {
             if (qmp_do(&q, "{\"execute\":\"query-migrate\"}\n", -1, line, sizeof line, err, errn) != 0) break;
             if (strstr(line, "\"completed\"") != NULL) { rc = 0; break; }
@@ -120,10 +162,39 @@ int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, char *err,
             struct timespec ts = { 0, 10000000 };
             nanosleep(&ts, NULL);
         }
-        if (rc == 0 && qmp_do(&q, "{\"execute\":\"quit\"}\n", -1, line, sizeof line, err, errn) != 0) {
+        if (rc == 0 && quit && qmp_do(&q, "{\"execute\":\"quit\"}\n", -1, line, sizeof line, err, errn) != 0) {
             rc = 0; /* QEMU may close the monitor before it answers quit: the state is complete either way */
         }
     }
     xclose(q.fd);
     return rc;
+}
+
+/*
+ * kiln-shim --vm-save --qmp-sock SOCK --to FILE [--timeout SECS]: a checkpoint of a running QEMU VM (docs/checkpoint.md).
+ * kilnd has stopped the VM (QMP stop); this writes its state to FILE, opened here as root (0600) and handed to the
+ * jailed QEMU over its monitor, as the template's save does. Exit 0 once the state is complete and on disk; else
+ * one line on stderr and 125.
+ */
+int vm_save(int argc, char **argv) {
+    const char *qmp_sock = NULL, *to = NULL;
+    long timeout = 120;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) timeout = atol(argv[++i]);
+        else return usage("--vm-save --qmp-sock SOCK --to FILE [--timeout SECS]");
+    }
+    if (qmp_sock == NULL || to == NULL || timeout <= 0) return usage("--vm-save --qmp-sock SOCK --to FILE [--timeout SECS]");
+    int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) { fprintf(stderr, "kiln: %s: %s\n", to, strerror(errno)); return 125; }
+    char why[400];
+    if (snapshot_save(qmp_sock, fd, (int)(timeout * 1000), 0, why, sizeof why) != 0) {
+        fprintf(stderr, "kiln: cannot save the VM: %s\n", why);
+        xclose(fd);
+        return 125;
+    }
+    if (fsync(fd) != 0) { fprintf(stderr, "kiln: fsync %s: %s\n", to, strerror(errno)); xclose(fd); return 125; }
+    if (close(fd) != 0) { fprintf(stderr, "kiln: close %s: %s\n", to, strerror(errno)); return 125; }
+    return 0;
 }

@@ -90,9 +90,10 @@ public final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/{id}/start", x -> {
             if (x.flag("attach")) {
                 Sandbox s = sandboxes.get(x.path("id"));
-                stream(x, sandboxes.start(s.id(), true), () -> sandboxes.awaitExitRecorded(s.id()));
+                stream(x, sandboxes.start(s.id(), true, x.query("checkpoint", null)),
+                        () -> sandboxes.awaitExitRecorded(s.id()));
             } else {
-                sandboxes.start(x.path("id"), false);
+                sandboxes.start(x.path("id"), false, x.query("checkpoint", null));
                 x.noContent();
             }
         });

@@ -61,6 +61,7 @@ final class Commands {
         TOP.put("kernels", KernelsCommand::new);
         TOP.put("audit", AuditCommand::new);
         TOP.put("daemon", DaemonCommand::new);
+        TOP.put("checkpoint", CheckpointCommands.Checkpoint::new);
         IMAGE.put("inspect", ImageInspectCommand::new);
         IMAGE.put("mount", ImageMountCommand::new);
         IMAGE.put("unmount", ImageUnmountCommand::new);

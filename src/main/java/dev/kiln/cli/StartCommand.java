@@ -19,19 +19,24 @@ final class StartCommand extends Subcommand {
     @Option(names = {"-i", "--interactive"}, description = "Attach stdin")
     boolean interactive;
 
+    @Option(names = "--checkpoint", paramLabel = "NAME", description = "Restore from this checkpoint")
+    String checkpoint;
+
     @Override
     int run(DaemonClient daemon) throws Exception {
+        String from = checkpoint == null ? "" : "?checkpoint=" + q(checkpoint);
         if (attach) {
             Json s;
             try (DaemonClient.Response r = daemon.call("GET", "/v1/sandboxes/" + q(refs.getFirst())).ok()) {
                 s = r.tree();
             }
             String path = "/v1/sandboxes/" + s.path("Id").asText();
-            DaemonClient.Response stream = daemon.call("POST", path + "/start?attach=1").ok();
+            DaemonClient.Response stream = daemon.call("POST", path + "/start?attach=1"
+                    + (checkpoint == null ? "" : "&checkpoint=" + q(checkpoint))).ok();
             return new Attach(daemon, stdio(), path, s.at("/Config/Tty").asBoolean(), interactive).run(stream, true);
         }
         for (String ref : refs) {
-            daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/start").ok().close();
+            daemon.call("POST", "/v1/sandboxes/" + q(ref) + "/start" + from).ok().close();
             out().println(ref);
         }
         return 0;

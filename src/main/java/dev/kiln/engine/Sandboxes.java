@@ -174,8 +174,17 @@ public final class Sandboxes implements AutoCloseable {
         return start(ref, forAttach, false);
     }
 
-    /** {@code byPolicy}: kilnd starts it again by its restart policy (counted in RestartCount), not its user. */
+    /** {@code kiln start --checkpoint NAME}: from that checkpoint of the sandbox ({@link Checkpoints}). */
+    public SandboxTask start(String ref, boolean forAttach, String checkpoint) {
+        return start(ref, forAttach, false, checkpoint);
+    }
+
     private SandboxTask start(String ref, boolean forAttach, boolean byPolicy) {
+        return start(ref, forAttach, byPolicy, null);
+    }
+
+    /** {@code byPolicy}: kilnd starts it again by its restart policy (counted in RestartCount), not its user. */
+    private SandboxTask start(String ref, boolean forAttach, boolean byPolicy, String checkpoint) {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
@@ -192,6 +201,8 @@ public final class Sandboxes implements AutoCloseable {
                 SandboxTask task = task(s);
                 Optional<ExitStatus> ended = task.exitStatus();
                 if (ended.isEmpty() && task.alive()) {
+                    if (checkpoint != null) throw KilnException.conflict("sandbox " + s.name() + " is running: "
+                            + "stop it before starting it from a checkpoint");
                     return task;
                 }
                 // the process ended a moment ago (or its monitor died) and its watcher has not recorded it yet:
@@ -216,7 +227,9 @@ public final class Sandboxes implements AutoCloseable {
             SandboxTask task;
             try {
                 isolator.create(spec);
-                task = isolator.start(spec, forAttach ? ATTACH_WAIT : Duration.ZERO);
+                Duration wait = forAttach ? ATTACH_WAIT : Duration.ZERO;
+                task = checkpoint == null ? isolator.start(spec, wait)
+                        : isolator.restore(spec, Checkpoints.existing(s, dir(s), checkpoint), wait);
             } catch (RuntimeException e) {
                 try {
                     isolator.cleanup(spec, false);
@@ -469,7 +482,7 @@ public final class Sandboxes implements AutoCloseable {
      * {@link SandboxTask#await}, ending the run as {@link #lost} when its monitor turns out to be dead without a
      * record; true once the run has ended either way.
      */
-    private boolean awaitEnd(Sandbox s, SandboxTask task, Duration timeout) {
+    boolean awaitEnd(Sandbox s, SandboxTask task, Duration timeout) {
         try {
             return task.await(timeout).isPresent();
         } catch (RunningProcess.Gone e) {
@@ -479,7 +492,7 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /** The watcher records the exit a moment after the shim wrote it; callers that report it wait for that. */
-    private void awaitRecorded(String id, Duration timeout) {
+    void awaitRecorded(String id, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (System.nanoTime() < deadline) {
             Optional<Sandbox> s = store.byId(id);
@@ -831,7 +844,12 @@ public final class Sandboxes implements AutoCloseable {
         }
     }
 
-    private Object lock(String id) {
+    /** Checkpoints of sandboxes ({@code kiln checkpoint}, docs/checkpoint.md). */
+    public Checkpoints checkpoints() {
+        return new Checkpoints(this, isolators, restarts::stoppedByUser, events);
+    }
+
+    Object lock(String id) {
         return locks.computeIfAbsent(id, k -> new Object());
     }
 

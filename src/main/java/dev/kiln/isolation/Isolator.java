@@ -79,6 +79,20 @@ public interface Isolator {
                 + " isolation");
     }
 
+    /**
+     * Saves the running sandbox's state into {@code dir} (made empty by the engine) so {@link #restore} can start it
+     * where it was ({@code kiln checkpoint create}, docs/checkpoint.md); without {@code leaveRunning} its run ends
+     * (the task's process exits 0). The caller holds the sandbox still. Isolations that cannot refuse with one line.
+     */
+    default void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
+        throw KilnException.invalid("checkpoints are not supported for the " + isolation().name() + " isolation");
+    }
+
+    /** Starts the sandbox from the checkpoint in {@code dir} instead of from its command ({@code start --checkpoint}). */
+    default SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
+        throw KilnException.invalid("checkpoints are not supported for the " + isolation().name() + " isolation");
+    }
+
     /** The guest kernels it boots, for isolations that boot one. */
     default Optional<GuestKernels> guestKernels() {
         return Optional.empty();

@@ -85,6 +85,7 @@ public final class Daemon implements AutoCloseable {
         new SandboxRoutes(engine).register(v1);
         new NetworkRoutes(engine).register(v1);
         new VolumeRoutes(engine).register(v1);
+        new dev.kiln.api.CheckpointRoutes(engine).register(v1);
         v1.add("GET", "/v1/kernels", x -> x.json(engine.kernels()));
         ArchiveRoutes.register(v1, engine);
         AuditRoutes.register(v1, engine, runRoot);

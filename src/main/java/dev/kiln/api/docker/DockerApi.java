@@ -55,6 +55,7 @@ public final class DockerApi {
         new DockerBuild(engine).register(r);
         new DockerImages(engine).register(r);
         new DockerContainers(engine, exits).register(r);
+        new dev.kiln.api.CheckpointRoutes(engine).register(r::add, "/containers");
         new DockerNetworks(engine).register(r);
         new DockerVolumes(engine).register(r);
         // a Docker daemon outside a swarm answers every swarm-mode endpoint so; clients' clean-up relies on it

@@ -261,6 +261,11 @@ final class DockerContainers {
             x.status(304);
             return;
         }
+        if (x.query("checkpoint", null) != null) { // ?checkpoint=NAME: restored (docs/checkpoint.md), no attach rendezvous
+            sandboxes.start(s.id(), false, x.query("checkpoint", null));
+            x.noContent();
+            return;
+        }
         try {
             if (!rendezvous.start(s.id())) {
                 x.status(304);

@@ -110,6 +110,52 @@ public final class OciIsolator implements Isolator {
 
     @Override
     public SandboxTask start(SandboxSpec spec, Duration waitAttach) {
+        return launch(spec, waitAttach, command(spec, "run", "--bundle", spec.dir().toString(), spec.id()));
+    }
+
+    /**
+     * gVisor: {@code runsc checkpoint --image-path DIR} (its Sentry's whole state: memory, tasks, files it holds
+     * in memory such as /tmp) into the checkpoint's directory; runsc ends the sandbox and its {@code runsc run}
+     * exits 0. runc: refused, it would need CRIU (docs/checkpoint.md).
+     */
+    @Override
+    public void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
+        requireCheckpoints(spec);
+        if (leaveRunning) { // measured: it saves, then fails to restart the sandbox ("stopping container: context
+            // deadline exceeded"), so the sandbox would be lost
+            throw KilnException.invalid("--leave-running is not supported for gvisor sandboxes: this runsc ("
+                    + "release 20221219) cannot restart a sandbox after its checkpoint; checkpoint it and start it "
+                    + "again with --checkpoint");
+        }
+        List<String> cmd = new ArrayList<>(command(spec, "checkpoint", "--image-path", dir.toString()));
+        cmd.add(spec.id());
+        Result r = run(cmd);
+        if (r.code != 0) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "runsc could not checkpoint sandbox " + spec.name()
+                    + ": " + r.firstLine());
+        }
+    }
+
+    /** {@code runsc restore --image-path DIR} in the foreground under the shim, as {@code runsc run} at a start. */
+    @Override
+    public SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
+        requireCheckpoints(spec);
+        return launch(spec, waitAttach, command(spec, "restore", "--image-path", dir.toString(), "--bundle",
+                spec.dir().toString(), spec.id()));
+    }
+
+    private void requireCheckpoints(SandboxSpec spec) {
+        if (runtime == OciRuntime.RUNC) {
+            throw KilnException.invalid("checkpoints are not supported for the container isolation: runc needs CRIU "
+                    + "for them, which kiln does not drive (use --isolation gvisor or vm)");
+        }
+        if (spec.network().netns() != null) { // hostinet: the Sentry's sockets are the host kernel's, not saved
+            throw KilnException.invalid("checkpoints of a gvisor sandbox need --network none (with a network its "
+                    + "sockets are the host kernel's, which runsc cannot save)");
+        }
+    }
+
+    private SandboxTask launch(SandboxSpec spec, Duration waitAttach, List<String> cmd) {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         watchCgroup(spec);
         Path main = mainDir(spec);
@@ -119,7 +165,6 @@ public final class OciIsolator implements Isolator {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + main + ": " + e.getMessage(), e);
         }
-        List<String> cmd = command(spec, "run", "--bundle", spec.dir().toString(), spec.id());
         Shim shim = Shim.launch(ShimBinary.locate(), main, options(spec.process(), waitAttach, spec.log()), cmd);
         if (waitAttach.isZero()) {
             awaitCreated(spec, shim);

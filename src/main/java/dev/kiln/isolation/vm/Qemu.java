@@ -113,7 +113,8 @@ final class Qemu implements Vmm {
         if (m.nic() != null) relay.addAll(m.nic().relayOptions());
         VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
                 : m.nic().netns() == null ? VmmJail.Network.USER : VmmJail.Network.SANDBOX;
-        return launch(cmd, relay, m.jailUid(), net, vmDir, m.restoreFrom() != null, m.shares() > 0);
+        // every VM gets the snapshot trait (two syscalls): any running one may be checkpointed (docs/checkpoint.md)
+        return launch(cmd, relay, m.jailUid(), net, vmDir, true, m.shares() > 0);
     }
 
     /**

@@ -150,6 +150,59 @@ public final class VmIsolator implements Isolator {
 
     @Override
     public SandboxTask start(SandboxSpec spec, Duration waitAttach) {
+        return start(spec, waitAttach, null);
+    }
+
+    /** QEMU only: the VM's state, its writable disk and shape into {@code dir} ({@link VmCheckpoint}). */
+    @Override
+    public void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
+        VmCheckpoint.save(spec, dir, leaveRunning, qemuForCheckpoint(spec), vmDir(spec), machine(spec, null));
+    }
+
+    /** The VM restored from the checkpoint in {@code dir}: its disk put back, QEMU with -incoming, the relay resumed. */
+    @Override
+    public SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
+        Qemu qemu = qemuForCheckpoint(spec);
+        Path state = VmCheckpoint.check(dir, qemu.shape(machine(spec, null)));
+        VmCheckpoint.restoreDisk(dir, spec.dir().resolve("disk.ext4"));
+        return start(spec, waitAttach, state);
+    }
+
+    private Qemu qemuForCheckpoint(SandboxSpec spec) {
+        if (!(vmm(spec) instanceof Qemu qemu)) {
+            throw KilnException.invalid("checkpoints of a vm sandbox need QEMU (Firecracker's snapshot API is not "
+                    + "wired)");
+        }
+        if (!VirtioFs.of(spec).isEmpty()) {
+            throw KilnException.invalid("checkpoints of a vm sandbox with bind mounts or volumes are not supported: "
+                    + "QEMU cannot save a VM with a virtio-fs share (its state is virtiofsd's)");
+        }
+        if (spec.network().mode() != SandboxNetwork.Mode.NONE) {
+            throw KilnException.invalid("checkpoints of a vm sandbox need --network none: a restored guest keeps "
+                    + "the address and card of the run it was saved from, which the next start does not give back");
+        }
+        return qemu;
+    }
+
+    /** The sandbox's machine as {@link #start} makes it (for a checkpoint's shape: kernel, memory, vCPUs, devices). */
+    private Vmm.Machine machine(SandboxSpec spec, Path restore) {
+        Vmm vmm = vmm(spec);
+        Kernel kernel = kernel(spec);
+        Path initrd = initramfs(vmm, kernel);
+        Path boot = vmm.kernelFile(kernel, kernelsDir());
+        long memoryMiB = Math.max(64, memoryLimit(spec) >> 20);
+        return new Vmm.Machine(spec.id(), boot, initrd, null, null, memoryMiB, vcpus(spec), GuestNic.of(spec)
+                .orElse(null), null, 0, restore);
+    }
+
+    private static int vcpus(SandboxSpec spec) {
+        int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
+                / 1_000_000_000L) : 1;
+        return Math.min(cpus, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** {@code checkpointState}: a checkpoint's state file to restore (QEMU), else null: a boot or a snapshot's. */
+    private SandboxTask start(SandboxSpec spec, Duration waitAttach, Path checkpointState) {
         Vmm vmm = vmm(spec);
         Kernel kernel = kernel(spec);
         Path initrd = initramfs(vmm, kernel);
@@ -163,7 +216,8 @@ public final class VmIsolator implements Isolator {
             Trees.delete(main); // the last run's shim files
             Files.createDirectories(main);
             Files.createDirectories(vm);
-            List<String> stale = new ArrayList<>(List.of("exec.sock", "vmm.pid", "timings.json"));
+            List<String> stale = new ArrayList<>(List.of("exec.sock", "vmm.pid", "timings.json",
+                    VmCheckpoint.MARKER));
             vmms.forEach(v -> stale.addAll(v.bootFiles())); // also another VMM's, of a run before an upgrade
             for (String file : stale) {
                 Files.deleteIfExists(vm.resolve(file));
@@ -173,14 +227,12 @@ public final class VmIsolator implements Isolator {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
         long memory = memoryLimit(spec);
-        int cpus = spec.resources().nanoCpus() > 0 ? (int) Math.max(1, (spec.resources().nanoCpus() + 999_999_999L)
-                / 1_000_000_000L) : 1;
         long memoryMiB = Math.max(64, memory >> 20);
-        int vcpus = Math.min(cpus, Runtime.getRuntime().availableProcessors());
+        int vcpus = vcpus(spec);
         List<VirtioFs.Share> shares = VirtioFs.of(spec);
-        Path restore = null;
+        Path restore = checkpointState;
         // made here on first need, before anything is held; a VM with shares has devices the template lacks: it boots
-        if (options.snapshot() && shares.isEmpty() && vmm instanceof Qemu qemu) {
+        if (restore == null && options.snapshot() && shares.isEmpty() && vmm instanceof Qemu qemu) {
             VmSnapshot.Shape shape = qemu.shape(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
                     vcpus, nic, null));
             restore = VmSnapshot.ensure(options.stateRoot().resolve("vm-snapshots"), shape,
@@ -203,6 +255,7 @@ public final class VmIsolator implements Isolator {
             cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
         }
         cmd.addAll(launch.relayOptions());
+        if (checkpointState != null) cmd.addAll(List.of("--resume", "--qmp-sock", QemuCommand.QMP_SOCKET));
         for (Path dir : hostCgroups(spec, vmm, memoryMiB, vcpus)) cmd.addAll(List.of("--cgroup", dir.toString()));
         cmd.add("--");
         cmd.addAll(launch.argv());
