@@ -113,7 +113,7 @@ public final class SandboxFiles {
      * frozen while it runs, mounted for the time of the work when it is not mounted already.
      */
     private <T> T withRoot(String ref, boolean write, Function<Path, T> work) {
-        return withRoot(ref, "docker cp", work);
+        return withRoot(ref, "docker cp", write, work);
     }
 
     /**
@@ -122,7 +122,7 @@ public final class SandboxFiles {
      * is not on the host (a vm's disk is its guest's), refused as a copy is, with the way through exec.
      */
     public void export(String ref, OutputStream out) {
-        withRoot(ref, "export", root -> {
+        withRoot(ref, "export", false, root -> {
             try {
                 TreeArchive.tar(root, ".", out);
             } catch (IOException e) {
@@ -132,7 +132,7 @@ public final class SandboxFiles {
         });
     }
 
-    private <T> T withRoot(String ref, String what, Function<Path, T> work) {
+    private <T> T withRoot(String ref, String what, boolean write, Function<Path, T> work) {
         Sandbox found = sandboxes.get(ref);
         String isolation = found.isolation();
         FileCopy copy = sandboxes.isolation(found).copy();
@@ -147,17 +147,17 @@ public final class SandboxFiles {
                         + copy.why() + " (stop " + s.name() + " first, or use docker exec " + s.name() + " tar)");
             }
             if (!s.running()) {
-                return sandboxes.withRootTree(s, false, work);
+                return sandboxes.withRootTree(s, false, write, work);
             }
             // held still: the sandbox could otherwise swap a checked directory for a symlink to the host between
             // kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
             if (s.paused()) { // paused by its user: already still, and stays paused
-                return sandboxes.withRootTree(s, true, work);
+                return sandboxes.withRootTree(s, true, write, work);
             }
             SandboxTask task = sandboxes.task(s);
             task.pause();
             try {
-                return sandboxes.withRootTree(s, true, work);
+                return sandboxes.withRootTree(s, true, write, work);
             } finally {
                 task.resume();
             }

@@ -679,8 +679,8 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /** Runs {@code work} on the host side of the sandbox's root tree (the caller holds it still). */
-    <T> T withRootTree(Sandbox s, boolean running, java.util.function.Function<Path, T> work) {
-        return isolator(s.isolation()).withRootTree(spec(s), running, work);
+    <T> T withRootTree(Sandbox s, boolean running, boolean write, java.util.function.Function<Path, T> work) {
+        return isolator(s.isolation()).withRootTree(spec(s), running, write, work);
     }
 
     /**
