@@ -129,23 +129,33 @@ public final class VmIsolator implements Isolator {
     @Override
     public void create(SandboxSpec spec) {
         Vmm vmm = vmm(spec);
+        checkShares(vmm, spec);
         vmm.require();
-        for (VirtioFs.Share share : VirtioFs.of(spec)) {
-            if (!Files.isDirectory(share.source())) {
-                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
-                        + " (bind its directory, or use the container or gvisor isolation)");
-            }
-        }
-        if (vmm instanceof Firecracker && !VirtioFs.of(spec).isEmpty()) {
-            throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount) "
-                    + "need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
-        }
         vmm.check(new SandboxOptions(spec.runtime(), null, 0, spec.network().mode()));
         Kernel kernel = kernel(spec);
         initramfs(vmm, kernel);
         vmm.kernelFile(kernel, kernelsDir());
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
+    }
+
+    /**
+     * Refuses, before anything is made and whether or not the VMM is installed, the mounts the sandbox's VMM cannot
+     * give: a file (virtio-fs shares directories), and on Firecracker any bind mount or volume — it has no shared
+     * filesystem device (no virtio-fs, no 9p); block-device volumes would be its way (docs/volumes.md), not done.
+     */
+    static void checkShares(Vmm vmm, SandboxSpec spec) {
+        List<VirtioFs.Share> shares = VirtioFs.of(spec);
+        if (vmm instanceof Firecracker && !shares.isEmpty()) {
+            throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount, "
+                    + "the image's VOLUME) need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
+        }
+        for (VirtioFs.Share share : shares) {
+            if (!Files.isDirectory(share.source())) {
+                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
+                        + " (bind its directory, or use the container or gvisor isolation)");
+            }
+        }
     }
 
     @Override
