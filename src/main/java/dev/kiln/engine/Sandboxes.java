@@ -664,6 +664,12 @@ public final class Sandboxes implements AutoCloseable {
         return task(running(ref)).frontPids();
     }
 
+    /** Its restart policy will start it again after the back-off (Docker's {@code restarting}); not while it runs. */
+    public boolean restarting(Sandbox s) {
+        return !s.running() && s.state() != SandboxState.REMOVING && restarts.pending(s.id())
+                && !restarts.isStoppedByUser(s);
+    }
+
     /** State.Health of the sandbox's current or last run; empty without a health check. */
     public Optional<HealthChecks.Report> health(Sandbox s) {
         return health.report(s.id());
