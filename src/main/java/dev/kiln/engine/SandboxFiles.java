@@ -119,7 +119,7 @@ public final class SandboxFiles {
     /**
      * {@code docker export}: the sandbox's whole root filesystem (image + writable layer) as a tar, entries named
      * from {@code .}; held still as for a copy (a running container is frozen while its tree is read). Where the tree
-     * is not on the host (a vm's disk is its guest's), refused as a copy is, with the way through exec.
+     * is live elsewhere (a running vm's disk is its guest's), refused as a copy is, with the way through exec.
      */
     public void export(String ref, OutputStream out) {
         withRoot(ref, "export", false, root -> {
