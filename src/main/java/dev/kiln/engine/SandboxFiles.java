@@ -55,8 +55,12 @@ public final class SandboxFiles {
 
     /** The stat of {@code path} in the sandbox (its last component not followed). */
     public PathStat stat(String ref, String path) {
-        String name = sandboxes.get(ref).name();
-        return withRoot(ref, false, root -> stat(root, resolve(root, path, name), path, name));
+        Sandbox s = sandboxes.get(ref);
+        String name = s.name();
+        return withRoot(ref, false, tree -> {
+            Place p = place(s, tree, path);
+            return stat(p.root(), resolve(p.root(), p.path(), name), path, name);
+        });
     }
 
     /**
@@ -64,9 +68,12 @@ public final class SandboxFiles {
      * archive GET), after handing its stat to {@code head} (the response headers go before the body).
      */
     public void archive(String ref, String path, Consumer<PathStat> head, OutputStream out) {
-        String name = sandboxes.get(ref).name();
-        withRoot(ref, false, root -> {
-            RootPaths.Resolved r = resolve(root, path, name);
+        Sandbox s = sandboxes.get(ref);
+        String name = s.name();
+        withRoot(ref, false, tree -> {
+            Place p = place(s, tree, path);
+            Path root = p.root();
+            RootPaths.Resolved r = resolve(root, p.path(), name);
             PathStat stat = stat(root, r, path, name);
             head.accept(stat);
             try {
@@ -88,8 +95,14 @@ public final class SandboxFiles {
         if (s.config().readOnly()) {
             throw KilnException.invalid("container rootfs is marked read-only: cannot copy into sandbox " + s.name());
         }
-        withRoot(ref, true, root -> {
-            RootPaths.Resolved r = RootPaths.follow(root, resolve(root, path, s.name()));
+        withRoot(ref, true, tree -> {
+            Place p = place(s, tree, path);
+            if (p.readOnly()) {
+                throw KilnException.invalid("mounted volume is marked read-only: cannot copy into " + path
+                        + " of sandbox " + s.name());
+            }
+            Path root = p.root();
+            RootPaths.Resolved r = RootPaths.follow(root, resolve(root, p.path(), s.name()));
             BasicFileAttributes a = r.attributes();
             if (a == null) {
                 throw notFound(path, s.name());
@@ -162,6 +175,50 @@ public final class SandboxFiles {
                 task.resume();
             }
         });
+    }
+
+    /**
+     * Where {@code path} lands: under a bind mount or volume of the sandbox, in that directory on the host, as its own
+     * root (Docker's rule: {@code docker cp} into a volume's path writes into the volume, and out of it reads the
+     * volume, whether the sandbox runs or not); else in the root tree. Matched on the path as written, with {@code .}
+     * and {@code ..} taken lexically: a symlink in the root tree that leads into a mount's path is followed in the
+     * root tree, beneath the mount.
+     */
+    private record Place(Path root, String path, boolean readOnly) {
+    }
+
+    private Place place(Sandbox s, Path tree, String path) {
+        String wanted = lexical(path);
+        dev.kiln.isolation.Mount best = null;
+        for (dev.kiln.isolation.Mount m : sandboxes.spec(s).extraMounts()) {
+            String target = lexical(m.target());
+            boolean under = wanted.equals(target) || wanted.startsWith(target.equals("/") ? "/" : target + "/");
+            if (m.type().equals("bind") && under && Files.isDirectory(Path.of(m.source()), NOFOLLOW_LINKS)
+                    && (best == null || target.length() > lexical(best.target()).length())) {
+                best = m;
+            }
+        }
+        if (best == null) {
+            return new Place(tree, path, false);
+        }
+        String rest = wanted.substring(lexical(best.target()).length());
+        return new Place(Path.of(best.source()), rest.isEmpty() ? "/" : rest, best.options().contains("ro"));
+    }
+
+    /** {@code path} as an absolute path with no empty, {@code .} or {@code ..} elements ({@code ..} stops at /). */
+    private static String lexical(String path) {
+        java.util.Deque<String> parts = new java.util.ArrayDeque<>();
+        for (String part : path.split("/")) {
+            if (part.isEmpty() || part.equals(".")) {
+                continue;
+            }
+            if (part.equals("..")) {
+                parts.pollLast();
+            } else {
+                parts.addLast(part);
+            }
+        }
+        return "/" + String.join("/", parts);
     }
 
     /** {@link RootPaths#resolve}, with Docker's words for a path that is not there. */
