@@ -56,6 +56,9 @@ public final class SandboxFiles {
     /** The stat of {@code path} in the sandbox (its last component not followed). */
     public PathStat stat(String ref, String path) {
         Sandbox s = sandboxes.get(ref);
+        if (s.running() && !s.paused() && sandboxes.isolation(s).copy().when() == FileCopy.When.WHEN_STOPPED) {
+            return GuestCopy.stat(sandboxes, s, path); // docker cp's question before a copy in, asked of the sandbox
+        }
         String name = s.name();
         return withRoot(ref, false, tree -> {
             Place p = place(s, tree, path);
@@ -94,6 +97,10 @@ public final class SandboxFiles {
         Sandbox s = sandboxes.get(ref);
         if (s.config().readOnly()) {
             throw KilnException.invalid("container rootfs is marked read-only: cannot copy into sandbox " + s.name());
+        }
+        if (s.running() && !s.paused() && sandboxes.isolation(s).copy().when() == FileCopy.When.WHEN_STOPPED) {
+            GuestCopy.extract(sandboxes, s, path, in, keepOwners); // its root is not the host's to write while it runs
+            return;
         }
         withRoot(ref, true, tree -> {
             Place p = place(s, tree, path);
@@ -258,6 +265,11 @@ public final class SandboxFiles {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        return goMode(unix);
+    }
+
+    /** Go's os.FileMode for a Unix mode (type and permission bits). */
+    static long goMode(int unix) {
         long mode = unix & 0777;
         mode |= (unix & 04000) != 0 ? GO_SETUID : 0;
         mode |= (unix & 02000) != 0 ? GO_SETGID : 0;

@@ -304,6 +304,9 @@ class DockerPortsAndCopyTest {
             DockerCli.Result r = docker.run("cp", running + ":/etc/passwd", work.resolve("gv-out").toString());
             assertThat(r.exitCode()).isEqualTo(1);
             assertThat(r.err()).contains("not supported for a running gvisor sandbox");
+            // a copy in goes through the sandbox's own tar, so the Sentry sees it
+            docker.ok("cp", Files.writeString(work.resolve("gv-in.txt"), "live\n").toString(), running + ":/tmp/");
+            assertThat(docker.ok("exec", running, "cat", "/tmp/gv-in.txt")).isEqualTo("live\n");
         } finally {
             docker.ok("rm", "-f", running);
         }

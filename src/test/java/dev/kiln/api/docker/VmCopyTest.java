@@ -79,8 +79,16 @@ class VmCopyTest {
             assertThat(logs).contains("greeting=from the host").contains("script ran");
             assertThat(logs).as("ran on the guest kernel, not the host's")
                     .doesNotContain(System.getProperty("os.version"));
-            // a running VM's disk is its guest's: refused with the reason, never written behind its back
-            assertThatThrownBy(() -> app.copyFileToContainer(Transferable.of("late"), "/tmp/late"))
+            // a running VM's disk is its guest's: the copy goes through the guest (its tar), never behind its back
+            app.copyFileToContainer(Transferable.of("late\n"), "/tmp/late.txt");
+            org.testcontainers.containers.Container.ExecResult late = app.execInContainer("cat", "/tmp/late.txt");
+            assertThat(late.getStdout()).as(late.getStderr()).isEqualTo("late\n");
+            assertThat(app.execInContainer("ls", "-ln", "/tmp/late.txt").getStdout()).matches("\\S+\\s+\\d+\\s+0\\s+0\\s.*\\s*");
+            // the docker CLI asks the path's stat first (HEAD, answered by the guest's stat), then PUTs
+            docker.ok("cp", conf.toString(), app.getContainerId() + ":/tmp/");
+            assertThat(app.execInContainer("cat", "/tmp/app.conf").getStdout()).isEqualTo("greeting=from the host\n");
+            // reading a running VM's files from the host is refused with the reason
+            assertThatThrownBy(() -> app.copyFileFromContainer("/tmp/late.txt", s -> new String(s.readAllBytes())))
                     .hasStackTraceContaining("not supported for a running vm sandbox");
         }
     }
