@@ -187,6 +187,24 @@ public final class SandboxView {
         return status + (h.equals("starting") ? " (health: starting)" : " (" + h + ")");
     }
 
+    /**
+     * Docker's State while a restart policy's back-off runs ({@code Sandboxes.restarting}): Status
+     * {@code restarting}, Running and Restarting true, no pid (Docker's {@code SetRestarting}).
+     */
+    public static Map<String, Object> restarting(Map<String, Object> state) {
+        state.put("Status", "restarting");
+        state.put("Running", true);
+        state.put("Restarting", true);
+        state.put("Pid", 0);
+        return state;
+    }
+
+    /** ps's State and Status of a sandbox whose restart is pending: {@code Restarting (CODE) N seconds ago}. */
+    public static String restartingStatus(Sandbox s) {
+        return "Restarting (" + (s.exitCode() == null ? 0 : s.exitCode()) + ") "
+                + ago(System.currentTimeMillis() - s.finished()) + " ago";
+    }
+
     /** Docker's State object, shared by both API faces. */
     public static Map<String, Object> state(Sandbox s) {
         Map<String, Object> state = new LinkedHashMap<>();
@@ -209,6 +227,9 @@ public final class SandboxView {
         Sandboxes sandboxes = engine.sandboxes();
         Optional<Attachment> network = sandboxes.network(s);
         Map<String, Object> state = state(s, sandboxes.health(s));
+        if (sandboxes.restarting(s)) {
+            restarting(state);
+        }
 
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("Hostname", r.hostname() != null ? r.hostname() : s.shortId());
@@ -263,6 +284,10 @@ public final class SandboxView {
     static Map<String, Object> row(Sandboxes sandboxes, Sandbox s) {
         Map<String, Object> m = row(s, sandboxes.network(s));
         m.put("Status", humanStatus(s, sandboxes.health(s)));
+        if (sandboxes.restarting(s)) {
+            m.put("State", "restarting");
+            m.put("Status", restartingStatus(s));
+        }
         return m;
     }
 

@@ -30,6 +30,8 @@ final class Restarts {
     private final Consumer<String> policyStart;
     private final ExecutorService executor;
     private final Map<String, Long> delays = new ConcurrentHashMap<>();
+    /** Sandboxes whose policy has a start scheduled (Docker's {@code restarting} state), by id. */
+    private final java.util.Set<String> pending = ConcurrentHashMap.newKeySet();
 
     /** {@code policyStart} starts a sandbox by its policy (counted as a restart, not a user's start). */
     Restarts(Function<Sandbox, Path> dirs, Consumer<String> policyStart, ExecutorService executor) {
@@ -58,6 +60,11 @@ final class Restarts {
         }
     }
 
+    /** Its policy will start it again after the back-off: Docker shows the container {@code restarting}. */
+    boolean pending(String id) {
+        return pending.contains(id);
+    }
+
     boolean isStoppedByUser(Sandbox s) {
         return Files.exists(dirs.apply(s).resolve(STOPPED_MARKER));
     }
@@ -78,18 +85,30 @@ final class Restarts {
         schedule(before, delay);
     }
 
-    /** When kilnd starts: the sandboxes that were not running and whose policy starts them with the daemon. */
+    /**
+     * When kilnd starts: the sandboxes that were not running and whose policy starts them with the daemon; and, as
+     * Docker's restore does, an {@code on-failure} one whose last run failed with retries left (its restart was in
+     * its back-off when kilnd went down), unless the user stopped it.
+     */
     void daemonStarted(List<Sandbox> stopped) {
         for (Sandbox s : stopped) {
-            if (s.state() == SandboxState.EXITED && !s.config().autoRemove()
-                    && Supervision.of(s.config()).restart().startsWithDaemon(isStoppedByUser(s))) {
+            if (s.state() != SandboxState.EXITED || s.config().autoRemove()) {
+                continue;
+            }
+            RestartPolicy policy = Supervision.of(s.config()).restart();
+            boolean byUser = isStoppedByUser(s);
+            if (policy.startsWithDaemon(byUser)) {
                 startedByUser(s); // always: a stop by the user holds only until kilnd restarts (Docker's rule)
+                schedule(s, 0);
+            } else if (!byUser && policy.name().equals("on-failure") && s.exitCode() != null
+                    && policy.restartsAfter(s.exitCode(), s.restarts())) {
                 schedule(s, 0);
             }
         }
     }
 
     private void schedule(Sandbox s, long delayMs) {
+        pending.add(s.id());
         executor.submit(() -> {
             try {
                 Thread.sleep(delayMs);
@@ -101,6 +120,8 @@ final class Restarts {
                 Thread.currentThread().interrupt();
             } catch (RuntimeException e) {
                 LOG.sandbox(s.id()).warn("restart policy: cannot start the sandbox again: " + e.getMessage(), e);
+            } finally {
+                pending.remove(s.id());
             }
         });
     }

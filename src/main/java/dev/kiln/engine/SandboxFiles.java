@@ -55,8 +55,15 @@ public final class SandboxFiles {
 
     /** The stat of {@code path} in the sandbox (its last component not followed). */
     public PathStat stat(String ref, String path) {
-        String name = sandboxes.get(ref).name();
-        return withRoot(ref, false, root -> stat(root, resolve(root, path, name), path, name));
+        Sandbox s = sandboxes.get(ref);
+        if (s.running() && !s.paused() && sandboxes.isolation(s).copy().when() == FileCopy.When.WHEN_STOPPED) {
+            return GuestCopy.stat(sandboxes, s, path); // docker cp's question before a copy in, asked of the sandbox
+        }
+        String name = s.name();
+        return withRoot(ref, false, tree -> {
+            Place p = place(s, tree, path);
+            return stat(p.root(), resolve(p.root(), p.path(), name), path, name);
+        });
     }
 
     /**
@@ -64,9 +71,12 @@ public final class SandboxFiles {
      * archive GET), after handing its stat to {@code head} (the response headers go before the body).
      */
     public void archive(String ref, String path, Consumer<PathStat> head, OutputStream out) {
-        String name = sandboxes.get(ref).name();
-        withRoot(ref, false, root -> {
-            RootPaths.Resolved r = resolve(root, path, name);
+        Sandbox s = sandboxes.get(ref);
+        String name = s.name();
+        withRoot(ref, false, tree -> {
+            Place p = place(s, tree, path);
+            Path root = p.root();
+            RootPaths.Resolved r = resolve(root, p.path(), name);
             PathStat stat = stat(root, r, path, name);
             head.accept(stat);
             try {
@@ -88,8 +98,18 @@ public final class SandboxFiles {
         if (s.config().readOnly()) {
             throw KilnException.invalid("container rootfs is marked read-only: cannot copy into sandbox " + s.name());
         }
-        withRoot(ref, true, root -> {
-            RootPaths.Resolved r = RootPaths.follow(root, resolve(root, path, s.name()));
+        if (s.running() && !s.paused() && sandboxes.isolation(s).copy().when() == FileCopy.When.WHEN_STOPPED) {
+            GuestCopy.extract(sandboxes, s, path, in, keepOwners); // its root is not the host's to write while it runs
+            return;
+        }
+        withRoot(ref, true, tree -> {
+            Place p = place(s, tree, path);
+            if (p.readOnly()) {
+                throw KilnException.invalid("mounted volume is marked read-only: cannot copy into " + path
+                        + " of sandbox " + s.name());
+            }
+            Path root = p.root();
+            RootPaths.Resolved r = RootPaths.follow(root, resolve(root, p.path(), s.name()));
             BasicFileAttributes a = r.attributes();
             if (a == null) {
                 throw notFound(path, s.name());
@@ -113,16 +133,16 @@ public final class SandboxFiles {
      * frozen while it runs, mounted for the time of the work when it is not mounted already.
      */
     private <T> T withRoot(String ref, boolean write, Function<Path, T> work) {
-        return withRoot(ref, "docker cp", work);
+        return withRoot(ref, "docker cp", write, work);
     }
 
     /**
      * {@code docker export}: the sandbox's whole root filesystem (image + writable layer) as a tar, entries named
      * from {@code .}; held still as for a copy (a running container is frozen while its tree is read). Where the tree
-     * is not on the host (a vm's disk is its guest's), refused as a copy is, with the way through exec.
+     * is live elsewhere (a running vm's disk is its guest's), refused as a copy is, with the way through exec.
      */
     public void export(String ref, OutputStream out) {
-        withRoot(ref, "export", root -> {
+        withRoot(ref, "export", false, root -> {
             try {
                 TreeArchive.tar(root, ".", out);
             } catch (IOException e) {
@@ -132,7 +152,7 @@ public final class SandboxFiles {
         });
     }
 
-    private <T> T withRoot(String ref, String what, Function<Path, T> work) {
+    private <T> T withRoot(String ref, String what, boolean write, Function<Path, T> work) {
         Sandbox found = sandboxes.get(ref);
         String isolation = found.isolation();
         FileCopy copy = sandboxes.isolation(found).copy();
@@ -147,21 +167,65 @@ public final class SandboxFiles {
                         + copy.why() + " (stop " + s.name() + " first, or use docker exec " + s.name() + " tar)");
             }
             if (!s.running()) {
-                return sandboxes.withRootTree(s, false, work);
+                return sandboxes.withRootTree(s, false, write, work);
             }
             // held still: the sandbox could otherwise swap a checked directory for a symlink to the host between
             // kiln's check and its use (CVE-2018-15664; Docker pauses the container the same way)
             if (s.paused()) { // paused by its user: already still, and stays paused
-                return sandboxes.withRootTree(s, true, work);
+                return sandboxes.withRootTree(s, true, write, work);
             }
             SandboxTask task = sandboxes.task(s);
             task.pause();
             try {
-                return sandboxes.withRootTree(s, true, work);
+                return sandboxes.withRootTree(s, true, write, work);
             } finally {
                 task.resume();
             }
         });
+    }
+
+    /**
+     * Where {@code path} lands: under a bind mount or volume of the sandbox, in that directory on the host, as its own
+     * root (Docker's rule: {@code docker cp} into a volume's path writes into the volume, and out of it reads the
+     * volume, whether the sandbox runs or not); else in the root tree. Matched on the path as written, with {@code .}
+     * and {@code ..} taken lexically: a symlink in the root tree that leads into a mount's path is followed in the
+     * root tree, beneath the mount.
+     */
+    private record Place(Path root, String path, boolean readOnly) {
+    }
+
+    private Place place(Sandbox s, Path tree, String path) {
+        String wanted = lexical(path);
+        dev.kiln.isolation.Mount best = null;
+        for (dev.kiln.isolation.Mount m : sandboxes.spec(s).extraMounts()) {
+            String target = lexical(m.target());
+            boolean under = wanted.equals(target) || wanted.startsWith(target.equals("/") ? "/" : target + "/");
+            if (m.type().equals("bind") && under && Files.isDirectory(Path.of(m.source()), NOFOLLOW_LINKS)
+                    && (best == null || target.length() > lexical(best.target()).length())) {
+                best = m;
+            }
+        }
+        if (best == null) {
+            return new Place(tree, path, false);
+        }
+        String rest = wanted.substring(lexical(best.target()).length());
+        return new Place(Path.of(best.source()), rest.isEmpty() ? "/" : rest, best.options().contains("ro"));
+    }
+
+    /** {@code path} as an absolute path with no empty, {@code .} or {@code ..} elements ({@code ..} stops at /). */
+    private static String lexical(String path) {
+        java.util.Deque<String> parts = new java.util.ArrayDeque<>();
+        for (String part : path.split("/")) {
+            if (part.isEmpty() || part.equals(".")) {
+                continue;
+            }
+            if (part.equals("..")) {
+                parts.pollLast();
+            } else {
+                parts.addLast(part);
+            }
+        }
+        return "/" + String.join("/", parts);
     }
 
     /** {@link RootPaths#resolve}, with Docker's words for a path that is not there. */
@@ -201,6 +265,11 @@ public final class SandboxFiles {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+        return goMode(unix);
+    }
+
+    /** Go's os.FileMode for a Unix mode (type and permission bits). */
+    static long goMode(int unix) {
         long mode = unix & 0777;
         mode |= (unix & 04000) != 0 ? GO_SETUID : 0;
         mode |= (unix & 02000) != 0 ? GO_SETGID : 0;

@@ -677,6 +677,12 @@ public final class Sandboxes implements AutoCloseable {
         return task(running(ref)).frontPids();
     }
 
+    /** Its restart policy will start it again after the back-off (Docker's {@code restarting}); not while it runs. */
+    public boolean restarting(Sandbox s) {
+        return !s.running() && s.state() != SandboxState.REMOVING && restarts.pending(s.id())
+                && !restarts.isStoppedByUser(s);
+    }
+
     /** State.Health of the sandbox's current or last run; empty without a health check. */
     public Optional<HealthChecks.Report> health(Sandbox s) {
         return health.report(s.id());
@@ -692,8 +698,8 @@ public final class Sandboxes implements AutoCloseable {
     }
 
     /** Runs {@code work} on the host side of the sandbox's root tree (the caller holds it still). */
-    <T> T withRootTree(Sandbox s, boolean running, java.util.function.Function<Path, T> work) {
-        return isolator(s.isolation()).withRootTree(spec(s), running, work);
+    <T> T withRootTree(Sandbox s, boolean running, boolean write, java.util.function.Function<Path, T> work) {
+        return isolator(s.isolation()).withRootTree(spec(s), running, write, work);
     }
 
     /**

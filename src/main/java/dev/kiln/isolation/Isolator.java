@@ -70,6 +70,14 @@ public interface Isolator {
     }
 
     /**
+     * As {@link #withRootTree(SandboxSpec, boolean, Function)}, knowing whether {@code work} writes: an isolation whose
+     * tree is read-only in some states (a vm after its first boot) refuses a write with its reason before any work.
+     */
+    default <T> T withRootTree(SandboxSpec spec, boolean running, boolean write, Function<Path, T> work) {
+        return withRootTree(spec, running, work);
+    }
+
+    /**
      * Runs {@code work} on what a stopped sandbox changed, in overlayfs's form (an upper directory: whiteouts as 0/0
      * character devices, opaque directories marked): what {@code kiln commit} and a build's RUN step store as a
      * layer. The caller holds the sandbox still.

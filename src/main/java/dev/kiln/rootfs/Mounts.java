@@ -57,6 +57,22 @@ public final class Mounts {
                 + ",workdir=" + work, target.toString()), "mount the sandbox's root filesystem at " + target);
     }
 
+    /**
+     * Mounts a read-only overlay of {@code lowers} (the first on top) at {@code target}: a merged view with no upper
+     * layer, for reading a tree whose top layer came from a guest (a VM's writable disk, through fuse2fs). Redirects
+     * and metacopy are never followed, so xattrs the guest wrote cannot point the host's overlay anywhere else.
+     */
+    public static void overlayReadOnly(List<Path> lowers, Path target) {
+        mkdirs(target);
+        StringBuilder lower = new StringBuilder();
+        for (Path p : lowers) {
+            lower.append(lower.isEmpty() ? "" : ":").append(p);
+        }
+        run(List.of("mount", "-t", "overlay", "overlay", "-o", "ro,nosuid,nodev,lowerdir=" + lower
+                + ",redirect_dir=nofollow,metacopy=off,index=off,xino=off", target.toString()),
+                "mount a read-only view of " + lowers.getFirst() + " at " + target);
+    }
+
     /** Unmounts {@code target} if mounted (lazily if busy, so a stuck process cannot keep it); may remove the dir. */
     public static void unmount(Path target, boolean removeMountPoint) {
         if (isMounted(target)) {

@@ -57,6 +57,10 @@ public final class TreeArchive {
 
             @Override
             public FileVisitResult visitFileFailed(Path file, IOException e) throws IOException {
+                if (e instanceof java.nio.file.NoSuchFileException && !file.equals(top)) {
+                    // listed but gone: a whiteout a read-only overlay over fuse2fs lists (no d_type to filter it by)
+                    return FileVisitResult.CONTINUE;
+                }
                 throw e;
             }
         });

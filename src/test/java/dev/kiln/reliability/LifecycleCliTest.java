@@ -116,6 +116,52 @@ class LifecycleCliTest extends DaemonProcessTest {
         kiln.ok("rm", "-f", "always", "unless", "stopped", "never", "quitter");
     }
 
+    /**
+     * Sandboxes kilnd re-adopts after its own restart (SIGKILL, not a reboot: their processes ran on) stay under
+     * their policy and their health check: an {@code always} one that keeps exiting keeps being restarted by the new
+     * kilnd, and a health check runs again (inspect shows fresh results, taken after the restart).
+     */
+    @Test
+    void policiesAndHealthChecksOfAdoptedSandboxesGoOnAfterKilndRestarts() throws Exception {
+        kiln.ok("run", "-d", "--name", "flaky", "--restart", "always", image, "sh", "-c", "sleep 2; exit 1");
+        kiln.ok("run", "-d", "--name", "checked", "--health-cmd", "cat /tmp/ok", "--health-interval", "300ms", image,
+                "sh", "-c", "echo fine > /tmp/ok; sleep 600");
+        awaitHealth("checked", "healthy", 0);
+        awaitState("flaky", "running", 1);
+        // an on-failure one whose restart is in its back-off when kilnd dies gets its retries from the next kilnd
+        kiln.ok("run", "-d", "--name", "failing", "--restart", "on-failure:5", image, "sh", "-c", "exit 5");
+        awaitState("failing", "restarting", 3); // its back-off: 100 ms doubling
+
+        kilnd.kill9();
+        long restartedAt = System.currentTimeMillis();
+        kilnd.restart();
+        int before = inspect("flaky").path("RestartCount").asInt();
+        awaitState("flaky", "running", before + 2); // two more exits, each seen and acted on by the new kilnd
+        awaitHealth("checked", "healthy", restartedAt);
+        JsonNode health = inspect("checked").path("State").path("Health");
+        assertThat(health.path("FailingStreak").asInt()).isZero();
+        assertThat(kiln.ok("ps").out()).contains("(healthy)");
+        awaitState("failing", "exited", 5);
+        assertThat(inspect("failing").path("State").path("ExitCode").asInt()).isEqualTo(5);
+        kiln.ok("rm", "-f", "flaky", "checked", "failing");
+    }
+
+    /** Waits for State.Health.Status {@code status} with a last result that started after {@code sinceMillis}. */
+    private void awaitHealth(String name, String status, long sinceMillis) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        JsonNode last = null;
+        while (System.nanoTime() < deadline) {
+            last = inspect(name).path("State").path("Health");
+            JsonNode log = last.path("Log");
+            if (last.path("Status").asText().equals(status) && log.size() > 0 && java.time.Instant.parse(
+                    log.get(log.size() - 1).path("Start").asText()).toEpochMilli() > sinceMillis) {
+                return;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError(name + "'s health never " + status + " after " + sinceMillis + ": " + last);
+    }
+
     private long pid(String name) throws Exception {
         return inspect(name).path("State").path("Pid").asLong();
     }

@@ -30,6 +30,9 @@ final class ContainerView {
     static Map<String, Object> inspect(Engine engine, Sandbox s) {
         SandboxConfig r = s.config();
         Map<String, Object> state = SandboxView.state(s, engine.sandboxes().health(s));
+        if (engine.sandboxes().restarting(s)) {
+            SandboxView.restarting(state);
+        }
         state.put("Error", "");
 
         Map<String, Object> config = new LinkedHashMap<>();
@@ -132,8 +135,10 @@ final class ContainerView {
         m.put("Ports", SandboxView.portRows(engine.sandboxes().network(s),
                 SandboxView.exposedPorts(engine.images(), s)));
         m.put("Labels", labels(s));
-        m.put("State", status(s));
-        m.put("Status", SandboxView.humanStatus(s, engine.sandboxes().health(s)));
+        boolean restarting = engine.sandboxes().restarting(s);
+        m.put("State", restarting ? "restarting" : status(s));
+        m.put("Status", restarting ? SandboxView.restartingStatus(s)
+                : SandboxView.humanStatus(s, engine.sandboxes().health(s)));
         String networkName = networkName(engine, s);
         m.put("HostConfig", Map.of("NetworkMode", networkName));
         Map<String, Object> rowNetworks = new LinkedHashMap<>();

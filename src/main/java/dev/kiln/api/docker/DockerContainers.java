@@ -186,10 +186,11 @@ final class DockerContainers {
         List<Sandbox> sorted = new ArrayList<>(sandboxes.list());
         sorted.sort(Comparator.comparingLong(Sandbox::created).reversed());
         for (Sandbox s : sorted) {
-            if (!all && !s.running()) {
+            boolean restarting = sandboxes.restarting(s); // Docker lists it as running, status=restarting
+            if (!all && !s.running() && !restarting) {
                 continue;
             }
-            if (!Filters.any(f, "status", v -> v.equals(ContainerView.status(s)))
+            if (!Filters.any(f, "status", v -> v.equals(restarting ? "restarting" : ContainerView.status(s)))
                     || !Filters.any(f, "id", v -> s.id().startsWith(v))
                     || !Filters.any(f, "name", v -> Pattern.compile(v.startsWith("/") ? v.substring(1) : v)
                     .matcher(s.name()).find())

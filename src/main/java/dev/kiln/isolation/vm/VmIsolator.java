@@ -58,7 +58,7 @@ public final class VmIsolator implements Isolator {
     private static final Isolation ISOLATION = new Isolation("vm",
             List.of("kiln-vm", Qemu.RUNTIME, Firecracker.RUNTIME),
             Set.of(SandboxNetwork.Mode.NONE, SandboxNetwork.Mode.BRIDGE, SandboxNetwork.Mode.USER),
-            FileCopy.never("the sandbox's disk is inside its guest"), Set.of("bind", "volume", "tmpfs"),
+            FileCopy.whenStopped("its disk is live inside its guest"), Set.of("bind", "volume", "tmpfs"),
             Set.of(Isolation.Option.KERNEL, Isolation.Option.DISK_SIZE));
 
     private final VmOptions options;
@@ -129,23 +129,33 @@ public final class VmIsolator implements Isolator {
     @Override
     public void create(SandboxSpec spec) {
         Vmm vmm = vmm(spec);
+        checkShares(vmm, spec);
         vmm.require();
-        for (VirtioFs.Share share : VirtioFs.of(spec)) {
-            if (!Files.isDirectory(share.source())) {
-                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
-                        + " (bind its directory, or use the container or gvisor isolation)");
-            }
-        }
-        if (vmm instanceof Firecracker && !VirtioFs.of(spec).isEmpty()) {
-            throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount) "
-                    + "need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
-        }
         vmm.check(new SandboxOptions(spec.runtime(), null, 0, spec.network().mode()));
         Kernel kernel = kernel(spec);
         initramfs(vmm, kernel);
         vmm.kernelFile(kernel, kernelsDir());
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
+    }
+
+    /**
+     * Refuses, before anything is made and whether or not the VMM is installed, the mounts the sandbox's VMM cannot
+     * give: a file (virtio-fs shares directories), and on Firecracker any bind mount or volume — it has no shared
+     * filesystem device (no virtio-fs, no 9p); block-device volumes would be its way (docs/volumes.md), not done.
+     */
+    static void checkShares(Vmm vmm, SandboxSpec spec) {
+        List<VirtioFs.Share> shares = VirtioFs.of(spec);
+        if (vmm instanceof Firecracker && !shares.isEmpty()) {
+            throw KilnException.invalid("Firecracker has no shared filesystem: bind mounts and volumes (-v, --mount, "
+                    + "the image's VOLUME) need the vm isolation on QEMU (--runtime qemu); tmpfs works on both");
+        }
+        for (VirtioFs.Share share : shares) {
+            if (!Files.isDirectory(share.source())) {
+                throw KilnException.invalid("the vm isolation shares directories, not files: " + share.source()
+                        + " (bind its directory, or use the container or gvisor isolation)");
+            }
+        }
     }
 
     @Override
@@ -208,14 +218,17 @@ public final class VmIsolator implements Isolator {
         Path initrd = initramfs(vmm, kernel);
         Path boot = vmm.kernelFile(kernel, kernelsDir());
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
-        Path disk = WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
+        Path seed = DiskTree.booted(spec.dir()) ? null : DiskTree.seed(spec.dir());
+        Path disk = seed == null ? WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec))
+                : WritableDisk.seeded(spec.dir().resolve("disk.ext4"), diskSize(spec), seed); // files copied in
         Path vm = vmDir(spec);
         Path main = mainDir(spec);
         GuestNic nic = GuestNic.of(spec).orElse(null);
         try {
             Trees.delete(main); // the last run's shim files
             Files.createDirectories(main);
-            Files.createDirectories(vm);
+            Files.createDirectories(vm); // from here on the disk is the guest's (DiskTree.booted)
+            DiskTree.dropSeed(spec.dir());
             List<String> stale = new ArrayList<>(List.of("exec.sock", "vmm.pid", "timings.json",
                     VmCheckpoint.MARKER));
             vmms.forEach(v -> stale.addAll(v.bootFiles())); // also another VMM's, of a run before an upgrade
@@ -273,7 +286,25 @@ public final class VmIsolator implements Isolator {
         return waitAttach.isZero() ? o : o.withWaitAttach(waitAttach);
     }
 
-    /** The VMM runs (the relay without it holds no guest). */
+    /**
+     * The root tree of a VM that does not run ({@link DiskTree}): before its first boot, writable through a seed the
+     * next start puts on its disk; after, read-only through fuse2fs.
+     */
+    @Override
+    public <T> T withRootTree(SandboxSpec spec, boolean running, boolean write,
+                              java.util.function.Function<Path, T> work) {
+        if (running || running(spec)) {
+            throw KilnException.conflict("the VM of sandbox " + spec.name() + " is running: its disk is live inside "
+                    + "its guest (stop it first, or use docker exec " + spec.name() + " tar)");
+        }
+        return DiskTree.with(spec, write, work);
+    }
+
+    @Override
+    public <T> T withRootTree(SandboxSpec spec, boolean running, java.util.function.Function<Path, T> work) {
+        return withRootTree(spec, running, false, work);
+    }
+
     /** The writable disk's upper directory, read through fuse2fs (DiskChanges); refused while the VM runs. */
     @Override
     public <T> T withChanges(SandboxSpec spec, java.util.function.Function<Path, T> work) {
@@ -304,6 +335,7 @@ public final class VmIsolator implements Isolator {
         }
         if (removeFiles) {
             ids.release(spec.id(), spec.dir());
+            DiskTree.dropSeed(spec.dir());
             try {
                 Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
             } catch (IOException e) {
