@@ -188,8 +188,8 @@ public final class Sandboxes implements AutoCloseable {
         Sandbox s = store.find(ref);
         synchronized (lock(s.id())) {
             s = store.find(s.id());
-            if (byPolicy && s.state() != SandboxState.EXITED) {
-                return null; // started, removed or being removed meanwhile
+            if (byPolicy && (s.state() != SandboxState.EXITED || restarts.isStoppedByUser(s))) {
+                return null; // started, removed, being removed or stopped by its user meanwhile
             }
             if (!byPolicy) {
                 restarts.startedByUser(s);
@@ -270,7 +270,10 @@ public final class Sandboxes implements AutoCloseable {
     /** Docker's stop: the stop signal, then SIGKILL after {@code timeout}; returns once the sandbox has exited. */
     public void stop(String ref, Duration timeout) {
         Sandbox s = store.find(ref);
-        restarts.stoppedByUser(s); // also cancels a restart its policy has scheduled
+        synchronized (lock(s.id())) { // a policy start in flight holds the lock: the stop then sees it running
+            restarts.stoppedByUser(s); // also cancels a restart its policy has scheduled
+            s = store.find(s.id());
+        }
         if (!s.running()) {
             return;
         }

@@ -72,7 +72,9 @@ class VmJailTest {
             uid = jail.path("Uid").asInt();
             assertThat(VmmIds.Range.parse(VmmIds.DEFAULT_RANGE).first()).isLessThanOrEqualTo(uid);
             assertThat(jail.path("Seccomp").asText())
-                    .isEqualTo(SeccompAllowlist.qemu().allowedCount(Set.of()) + " syscalls");
+                    .as("every QEMU VM may be checkpointed: the snapshot trait's syscalls are allowed")
+                    .isEqualTo(SeccompAllowlist.qemu().allowedCount(Set.of(dev.kiln.isolation.vm.jail.VmmJail.SNAPSHOT))
+                            + " syscalls");
 
             Map<String, String> status = status(vmm);
             assertThat(status.get("Uid")).isEqualTo(uid + "\t" + uid + "\t" + uid + "\t" + uid);

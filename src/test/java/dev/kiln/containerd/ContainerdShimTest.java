@@ -54,6 +54,40 @@ class ContainerdShimTest {
         assertThat(r.code()).isEqualTo(4);
     }
 
+    /** A detached gVisor task: ls/ps, exec, metrics, a containerd restart, kill; nothing of it left. */
+    @Test
+    void detachedGvisorTaskSurvivesARestartAndIsKilled() throws Exception {
+        TestContainerd.Result run = containerd.ctr(T, "run", "-d", "--runtime", RUNTIME, "--annotation",
+                "io.kiln.isolation=gvisor", TestContainerd.IMAGE, "g3", "sleep", "600");
+        assertThat(run.code()).as(run.err()).isZero();
+        String pid = containerd.ctr(T, "task", "ls").out().lines().filter(l -> l.startsWith("g3"))
+                .findFirst().orElseThrow().split("\\s+")[1];
+        assertThat(containerd.ctr(T, "task", "ps", "g3").out()).as("runsc ps: the pids inside the sandbox")
+                .containsPattern("(?m)^1\\s");
+        TestContainerd.Result exec = containerd.ctr(T, "task", "exec", "--exec-id", "e1", "g3", "sh", "-c",
+                "dmesg | head -1; exit 6");
+        assertThat(exec.out()).as(exec.err()).contains("Starting gVisor");
+        assertThat(exec.code()).isEqualTo(6);
+        TestContainerd.Result metrics = containerd.ctr(T, "task", "metrics", "g3");
+        assertThat(metrics.out()).as(metrics.err()).contains("memory.usage_in_bytes");
+
+        containerd.restart();
+        assertThat(containerd.ctr(T, "task", "ls").out()).containsPattern("g3\\s+" + pid + "\\s+RUNNING");
+        TestContainerd.Result after = containerd.ctr(T, "task", "exec", "--exec-id", "e2", "g3", "echo", "again");
+        assertThat(after.out()).as(after.err()).isEqualTo("again\n");
+
+        assertThat(containerd.ctr(T, "task", "kill", "-s", "SIGKILL", "g3").code()).isZero();
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (!containerd.ctr(T, "task", "ls").out().matches("(?s).*g3\\s+\\d+\\s+STOPPED.*")) {
+            assertThat(System.nanoTime()).as("g3 stopped within 20 s").isLessThan(deadline);
+            TestContainerd.sleep(100);
+        }
+        assertThat(containerd.ctr(T, "task", "rm", "g3").code()).isZero();
+        assertThat(containerd.ctr(T, "c", "rm", "g3").code()).isZero();
+        assertThat(ProcessHandle.of(Long.parseLong(pid))).isEmpty();
+        assertThat(containerd.mounts()).noneMatch(m -> m.contains("g3"));
+    }
+
     @Test
     void isolationFromTheRuntimeConfigFile() throws Exception {
         Path config = containerd.dir.resolve("kiln-gvisor.toml");

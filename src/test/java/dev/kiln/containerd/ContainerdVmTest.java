@@ -72,6 +72,18 @@ class ContainerdVmTest {
 
         TestContainerd.Result metrics = containerd.ctr(T, "task", "metrics", "v2");
         assertThat(metrics.out()).as(metrics.err()).contains("memory.usage_in_bytes");
+        String pid = containerd.ctr(T, "task", "ls").out().lines().filter(l -> l.startsWith("v2"))
+                .findFirst().orElseThrow().split("\\s+")[1];
+        assertThat(containerd.ctr(T, "task", "ps", "v2").out()).contains(pid);
+
+        containerd.ctr(T, "task", "pause", "v2");
+        assertThat(containerd.ctr(T, "task", "ls").out()).containsPattern("v2\\s+\\d+\\s+PAUSED");
+        containerd.ctr(T, "task", "resume", "v2");
+        containerd.restart();
+        assertThat(containerd.ctr(T, "task", "ls").out()).as("the VM's task after containerd's restart")
+                .containsPattern("v2\\s+" + pid + "\\s+RUNNING");
+        TestContainerd.Result after = containerd.ctr(T, "task", "exec", "--exec-id", "e3", "v2", "cat", "/tmp/ready");
+        assertThat(after.out()).as(after.err()).isEqualTo("ready\n");
 
         assertThat(containerd.ctr(T, "task", "kill", "-s", "SIGTERM", "v2").code()).isZero();
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();

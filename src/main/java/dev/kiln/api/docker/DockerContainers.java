@@ -64,7 +64,7 @@ final class DockerContainers {
             if (x.query("signal") != null) {
                 throw KilnException.invalid("kiln does not support stop --signal yet (use kill --signal)");
             }
-            if (!s.running()) {
+            if (!s.running() && !sandboxes.restarting(s)) { // a stop during a policy's back-off cancels it
                 x.status(304);
                 return;
             }

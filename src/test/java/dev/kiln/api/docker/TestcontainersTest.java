@@ -10,7 +10,9 @@ import org.junit.jupiter.api.io.TempDir;
 import org.testcontainers.containers.Container;
 import org.testcontainers.containers.GenericContainer;
 import org.testcontainers.containers.wait.strategy.Wait;
+import org.testcontainers.images.builder.Transferable;
 import org.testcontainers.utility.DockerImageName;
+import org.testcontainers.utility.MountableFile;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,6 +20,7 @@ import java.time.Duration;
 import java.util.function.Consumer;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * Testcontainers, unmodified, against kilnd's Docker face: a busybox web server started as a GenericContainer with an
@@ -91,6 +94,40 @@ class TestcontainersTest {
         Assumptions.assumeTrue(probe.exitCode() == 0, "kiln refuses published ports for vm sandboxes: "
                 + probe.err().strip());
         serveAndExec(c -> c.withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withRuntime("kiln-vm")));
+    }
+
+    /**
+     * withCopyFileToContainer/withCopyToContainer into a VM (a PUT of the archive between create and start, kept
+     * until its first boot makes the disk), then copies into the running VM through its guest; reading out refused.
+     */
+    @Test
+    @Tag("slow")
+    void testcontainersCopiesFilesIntoAVmBeforeItBoots() throws Exception {
+        dev.kiln.testing.VmTests.require();
+        Path conf = Files.writeString(work.resolve("app.conf"), "greeting=from the host\n");
+        try (GenericContainer<?> app = new GenericContainer<>(DockerImageName.parse(image))) {
+            app.withCreateContainerCmdModifier(cmd -> cmd.getHostConfig().withRuntime("kiln-vm"))
+                    .withCopyFileToContainer(MountableFile.forHostPath(conf), "/etc/app/app.conf")
+                    .withCopyToContainer(Transferable.of("#!/bin/sh\necho script ran\n", 0755), "/usr/local/bin/hi")
+                    .withCommand("sh", "-c", "cat /etc/app/app.conf; hi; uname -r; echo ready; exec sleep 600")
+                    .waitingFor(Wait.forLogMessage("ready\\n", 1).withStartupTimeout(Duration.ofMinutes(3)));
+            app.start();
+            String logs = app.getLogs();
+            assertThat(logs).contains("greeting=from the host").contains("script ran");
+            assertThat(logs).as("ran on the guest kernel, not the host's")
+                    .doesNotContain(System.getProperty("os.version"));
+            // a running VM's disk is its guest's: the copy goes through the guest (its tar), never behind its back
+            app.copyFileToContainer(Transferable.of("late\n"), "/tmp/late.txt");
+            org.testcontainers.containers.Container.ExecResult late = app.execInContainer("cat", "/tmp/late.txt");
+            assertThat(late.getStdout()).as(late.getStderr()).isEqualTo("late\n");
+            assertThat(app.execInContainer("ls", "-ln", "/tmp/late.txt").getStdout()).matches("\\S+\\s+\\d+\\s+0\\s+0\\s.*\\s*");
+            // the docker CLI asks the path's stat first (HEAD, answered by the guest's stat), then PUTs
+            docker.ok("cp", conf.toString(), app.getContainerId() + ":/tmp/");
+            assertThat(app.execInContainer("cat", "/tmp/app.conf").getStdout()).isEqualTo("greeting=from the host\n");
+            // reading a running VM's files from the host is refused with the reason
+            assertThatThrownBy(() -> app.copyFileFromContainer("/tmp/late.txt", s -> new String(s.readAllBytes())))
+                    .hasStackTraceContaining("not supported for a running vm sandbox");
+        }
     }
 
     /** withFileSystemBind (HostConfig.Binds, read-only) serves a host directory; withTmpFs (HostConfig.Tmpfs). */
