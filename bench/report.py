@@ -248,9 +248,11 @@ BENCHES = {
             ("runc.pod", "containerd's runc shim (`io.containerd.runc.v2`, handler runc)", None),
             ("kiln.pod", "containerd-shim-kiln-v2, handler kiln (container)", None),
             ("kiln-gvisor.pod", "containerd-shim-kiln-v2, handler kiln-gvisor", None),
+            ("kiln-vm.pod", "containerd-shim-kiln-v2, handler kiln-vm (one microVM per pod; TCG here)", None),
         ],
         "bars": [
             ("runc.pod", "runc\\nshim", None), ("kiln.pod", "kiln", None), ("kiln-gvisor.pod", "kiln-gvisor", None),
+            ("kiln-vm.pod", "kiln-vm", None),
         ],
     },
     "build": {

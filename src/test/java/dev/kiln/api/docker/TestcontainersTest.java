@@ -130,6 +130,38 @@ class TestcontainersTest {
         }
     }
 
+    /**
+     * Testcontainers' compose module with the local docker-compose (Debian's 1.29; its containerised compose would need
+     * Docker Hub): two services on the project's network, one reaching the other by its service name, a log wait,
+     * the service's container found and exec'd; stop takes the project down.
+     */
+    @Test
+    void composeModuleBringsUpTwoServicesThatFindEachOther() throws Exception {
+        dev.kiln.testing.Command.require("docker-compose", "docker-compose");
+        Path file = Files.writeString(work.resolve("docker-compose.yml"), """
+                version: "2.4"
+                services:
+                  web:
+                    image: %s
+                    command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www"]
+                  client:
+                    image: %s
+                    depends_on: [web]
+                    command: ["sh", "-c", "until wget -q -O - http://web/ > /tmp/page; do sleep 0.2; done; cat /tmp/page; exec sleep 600"]
+                """.formatted(image, image));
+        try (var compose = new org.testcontainers.containers.DockerComposeContainer<>(file.toFile())
+                .withPull(false)
+                .waitingFor("client", Wait.forLogMessage("hello from web\\n", 1)
+                        .withStartupTimeout(Duration.ofMinutes(2)))) {
+            compose.start();
+            var client = compose.getContainerByServiceName("client").orElseThrow();
+            Container.ExecResult page = client.execInContainer("cat", "/tmp/page");
+            assertThat(page.getStdout()).as(page.getStderr()).isEqualTo("hello from web\n");
+        }
+        assertThat(docker.ok("ps", "-a", "--filter", "label=com.docker.compose.service", "-q").strip())
+                .as("the project's containers are gone").isEmpty();
+    }
+
     /** withFileSystemBind (HostConfig.Binds, read-only) serves a host directory; withTmpFs (HostConfig.Tmpfs). */
     @Test
     void genericContainerWithAFileSystemBindAndATmpfs() throws Exception {
