@@ -55,6 +55,10 @@ public record SyscallUsage(Map<String, Long> calls, Map<String, Long> errors, bo
                 boolean ended = strace.waitFor(Math.max(left, 0), TimeUnit.NANOSECONDS);
                 if (!ended) {
                     strace.destroy(); // SIGTERM: strace detaches and writes its summary
+                    // a SIGTERM was once not acted on within 10 s (a CI run; cause not found): a second one after 5 s
+                    if (!strace.waitFor(5, TimeUnit.SECONDS)) {
+                        strace.destroy();
+                    }
                     if (!strace.waitFor(10, TimeUnit.SECONDS)) {
                         strace.destroyForcibly();
                         throw new IOException("strace did not detach within 10 s");

@@ -1,10 +1,6 @@
 package dev.kiln.containerd;
 
-import java.io.FileInputStream;
-import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -227,35 +223,8 @@ final class ShimProcess {
 
     /** Terminal output to the stdout fifo/file; the stdin fifo to the terminal. */
     private void copyTerminal() {
-        int master = consoleFd;
-        if (stdout.kind() != StdioUri.Kind.NONE) {
-            copiers.add(Thread.ofPlatform().daemon().name("tty-out").start(() -> {
-                try (OutputStream out = stdout.kind() == StdioUri.Kind.FILE
-                        ? new FileOutputStream(stdout.path().toFile(), true) : new FileOutputStream(stdout.path().toFile())) {
-                    byte[] buf = new byte[32 * 1024];
-                    int n;
-                    while ((n = Libc.read(master, buf)) > 0) {
-                        out.write(buf, 0, n);
-                        out.flush();
-                    }
-                } catch (IOException ignored) {
-                    // the client closed its end
-                }
-            }));
-        }
-        if (stdin.kind() == StdioUri.Kind.FIFO) {
-            Thread.ofPlatform().daemon().name("tty-in").start(() -> {
-                try (InputStream in = new FileInputStream(stdin.path().toFile())) {
-                    byte[] buf = new byte[8192];
-                    int n;
-                    while ((n = in.read(buf)) > 0) {
-                        if (!Libc.write(master, buf, n)) return;
-                    }
-                } catch (IOException ignored) {
-                    // the client closed stdin
-                }
-            });
-        }
+        Thread out = TerminalCopy.start(consoleFd, stdin, stdout, "tty");
+        if (out != null) copiers.add(out);
     }
 
     void resize(int width, int height) {

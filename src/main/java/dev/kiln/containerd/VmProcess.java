@@ -1,10 +1,6 @@
 package dev.kiln.containerd;
 
-import java.io.FileInputStream;
-import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -122,34 +118,8 @@ final class VmProcess {
     }
 
     private void copyTerminal() {
-        int master = pty.master();
-        if (stdout.kind() != StdioUri.Kind.NONE) {
-            copiers.add(Thread.ofPlatform().daemon().name("vm-tty-out").start(() -> {
-                try (OutputStream out = new FileOutputStream(stdout.path().toFile(), stdout.kind() == StdioUri.Kind.FILE)) {
-                    byte[] buf = new byte[32 * 1024];
-                    int n;
-                    while ((n = Libc.read(master, buf)) > 0) {
-                        out.write(buf, 0, n);
-                        out.flush();
-                    }
-                } catch (IOException ignored) {
-                    // the client closed its end
-                }
-            }));
-        }
-        if (stdin.kind() == StdioUri.Kind.FIFO) {
-            Thread.ofPlatform().daemon().name("vm-tty-in").start(() -> {
-                try (InputStream in = new FileInputStream(stdin.path().toFile())) {
-                    byte[] buf = new byte[8192];
-                    int n;
-                    while ((n = in.read(buf)) > 0) {
-                        if (!Libc.write(master, buf, n)) return;
-                    }
-                } catch (IOException ignored) {
-                    // the client closed stdin
-                }
-            });
-        }
+        Thread out = TerminalCopy.start(pty.master(), stdin, stdout, "vm-tty");
+        if (out != null) copiers.add(out);
     }
 
     /** Sends {@code signal} to the relay, which passes it to the guest's process. */
