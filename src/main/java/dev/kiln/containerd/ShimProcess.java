@@ -94,14 +94,7 @@ final class ShimProcess {
             pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
             pb.redirectError(ProcessBuilder.Redirect.appendTo(runtimeLog.toFile()));
         } else {
-            if (stdin.kind() == StdioUri.Kind.FIFO) {
-                // hold the fifo open read-write while the runtime opens it read-only, so that open does not wait
-                // for the client's writer; closed right after, so the process sees EOF when the client closes
-                stdinHold = new RandomAccessFile(stdin.path().toFile(), "rw");
-                pb.redirectInput(ProcessBuilder.Redirect.from(stdin.path().toFile()));
-            } else {
-                pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-            }
+            stdinHold = stdin.redirectStdin(pb);
             pb.redirectOutput(output(stdout));
             pb.redirectError(stderr.kind() == StdioUri.Kind.NONE ? ProcessBuilder.Redirect.appendTo(
                     runtimeLog.toFile()) : output(stderr));

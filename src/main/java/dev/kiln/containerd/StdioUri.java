@@ -1,5 +1,7 @@
 package dev.kiln.containerd;
 
+import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.net.URI;
 import java.nio.file.Path;
 
@@ -23,5 +25,20 @@ record StdioUri(Kind kind, Path path, URI uri) {
             default -> throw TtrpcServer.RpcError.invalid("stdio " + value + ": scheme " + uri.getScheme()
                     + " is not supported by containerd-shim-kiln-v2 (use a fifo, file:// or binary://)");
         };
+    }
+
+    /**
+     * Points {@code pb}'s stdin at this stdin path (a fifo) or at /dev/null. A fifo is held open read-write while the
+     * child opens it read-only, so that open does not wait for the client's writer; the caller closes the returned
+     * hold right after the start, so the process sees EOF when the client closes. Null when nothing is held.
+     */
+    RandomAccessFile redirectStdin(ProcessBuilder pb) throws IOException {
+        if (kind != Kind.FIFO) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+            return null;
+        }
+        RandomAccessFile hold = new RandomAccessFile(path.toFile(), "rw");
+        pb.redirectInput(ProcessBuilder.Redirect.from(path.toFile()));
+        return hold;
     }
 }

@@ -72,13 +72,7 @@ final class VmProcess {
             pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
             pb.redirectError(ProcessBuilder.Redirect.appendTo(errors.toFile()));
         } else {
-            if (stdin.kind() == StdioUri.Kind.FIFO) {
-                // as ShimProcess: held read-write so opening it does not wait for the client's writer
-                stdinHold = new RandomAccessFile(stdin.path().toFile(), "rw");
-                pb.redirectInput(ProcessBuilder.Redirect.from(stdin.path().toFile()));
-            } else {
-                pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-            }
+            stdinHold = stdin.redirectStdin(pb);
             pb.redirectOutput(output(stdout, null));
             pb.redirectError(output(stderr, errors));
         }
