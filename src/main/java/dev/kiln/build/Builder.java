@@ -196,6 +196,9 @@ public final class Builder {
             Image image = baseImage(base, platform);
             stage.state = ImageState.of(images, image);
             stage.image = image;
+            // the base's own tree is what the stage's trees are hard-link copies of: a config-only step (ENV,
+            // LABEL...) makes a new image with the base's layers, which must not unpack the whole base again
+            stage.treeBase = image;
         }
         stages.add(stage);
         done(stage, t0);

@@ -12,6 +12,7 @@ import dev.kiln.network.Peers;
 import dev.kiln.network.UserNetwork;
 import dev.kiln.state.Database;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -42,6 +43,7 @@ public final class Engine implements AutoCloseable {
         this.isolators = isolators;
         this.root = root;
         this.images = new Images(root, runRoot, insecureRegistries);
+        clearBuilds(buildRoot());
         Database db = images.database();
         this.networks = new Networks(root, defaultSubnet);
         dev.kiln.engine.volume.Volumes store = new dev.kiln.engine.volume.Volumes(root.resolve("volumes"));
@@ -174,6 +176,24 @@ public final class Engine implements AutoCloseable {
     }
 
     /** Where builds keep their working trees (a step's overlay, the context): under kiln's root, never in memory. */
+    /**
+     * What builds of a kilnd that was killed (or stopped while a step's tree was still being deleted) left in the
+     * build directory: their contexts and step trees, some still mounted. No build runs before the daemon serves.
+     */
+    private static void clearBuilds(Path buildRoot) {
+        if (!Files.isDirectory(buildRoot)) {
+            return;
+        }
+        for (Path mount : dev.kiln.rootfs.Mounts.under(buildRoot)) {
+            dev.kiln.rootfs.Mounts.unmount(mount, false);
+        }
+        try (var left = Files.list(buildRoot)) {
+            left.forEach(dev.kiln.rootfs.Trees::delete);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     public Path buildRoot() {
         return root.resolve("build");
     }

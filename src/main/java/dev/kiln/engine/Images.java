@@ -179,11 +179,12 @@ public final class Images implements AutoCloseable {
     }
 
     /**
-     * The image's unpacked tree, made from {@code base}'s when that one is unpacked and the image's layers extend
-     * base's (a build step on its parent): only the new layers are applied, onto a hard-link copy of base's tree.
+     * The image's unpacked tree, made from {@code base}'s when the image's layers extend base's (a build step on its
+     * parent; base's tree is unpacked first if it is not): only the new layers are applied, onto a hard-link copy of
+     * base's tree.
      */
     public Path rootfs(Image image, Image base) {
-        if (base == null || rootfs.has(image.id()) || !rootfs.has(base.id())) {
+        if (base == null || rootfs.has(image.id())) {
             return rootfs(image);
         }
         List<Descriptor> mine = store.manifest(image).layers();
@@ -197,7 +198,8 @@ public final class Images implements AutoCloseable {
             extra.add(new RootfsCache.Layer(store.content().path(digest), MediaType.layerCompression(d.mediaType()),
                     digest));
         }
-        return rootfs.derive(image.id(), rootfs.path(base.id()), extra);
+        // base's tree, unpacked if it is not yet (a build's FROM image: kept, as a run of it would keep it)
+        return rootfs.derive(image.id(), rootfs(base), extra);
     }
 
     /** Where the unpacked tree of an image ID is (or will be); sandboxes keep using it after an rmi -f. */

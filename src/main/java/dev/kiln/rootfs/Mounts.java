@@ -91,6 +91,19 @@ public final class Mounts {
         }
     }
 
+    /** The mount points at or under {@code dir}, deepest first (the order they can be unmounted in). */
+    public static java.util.List<Path> under(Path dir) {
+        String abs = dir.toAbsolutePath().normalize().toString();
+        try {
+            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().map(l -> l.split(" "))
+                    .filter(f -> f.length > 4 && (f[4].equals(abs) || f[4].startsWith(abs + "/")))
+                    .map(f -> Path.of(f[4])).sorted(java.util.Comparator.comparingInt(Path::getNameCount).reversed())
+                    .toList();
+        } catch (IOException e) {
+            return List.of();
+        }
+    }
+
     public static boolean isMounted(Path target) {
         try {
             String abs = target.toAbsolutePath().normalize().toString();

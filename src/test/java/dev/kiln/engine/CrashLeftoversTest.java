@@ -78,6 +78,36 @@ class CrashLeftoversTest {
         }
     }
 
+    @Test
+    void aBuildsContextAndMountedStepTreeAreGoneAtStart() throws IOException {
+        // Builder's names: ROOT/build/step-UUID/{upper,work,merged} (merged an overlay over the parent's tree) and
+        // the context's directory; a kilnd killed mid-step leaves both, the overlay still mounted
+        Path build = store.resolve("build");
+        Path step = build.resolve("step-" + UUID.randomUUID());
+        Path merged = step.resolve("merged");
+        Files.createDirectories(step.resolve("upper"));
+        Files.createDirectories(step.resolve("work"));
+        Files.writeString(step.resolve("upper/half-copied"), "a COPY's file");
+        Path context = Files.createDirectories(build.resolve("context-" + UUID.randomUUID()));
+        Files.writeString(context.resolve("Dockerfile"), "FROM scratch\n");
+        Path parent;
+        try (Engine e = open()) {
+            parent = e.images().rootfsPath(image.id());
+        }
+        dev.kiln.rootfs.Mounts.overlay(parent, step.resolve("upper"), step.resolve("work"), merged);
+        try {
+            assertThat(merged.resolve("bin/busybox")).isRegularFile();
+
+            try (Engine e = open()) {
+                assertThat(dev.kiln.rootfs.Mounts.isMounted(merged)).as("the step's overlay unmounted").isFalse();
+                assertThat(build).isEmptyDirectory();
+                assertThat(parent.resolve("bin/busybox")).as("the parent's tree stays").isRegularFile();
+            }
+        } finally {
+            dev.kiln.rootfs.Mounts.unmount(merged, false);
+        }
+    }
+
     private Engine open() {
         return new Engine(store, root.resolve("run"), Set.of(), new Isolators(List.of(new FakeIsolator())),
                 FakeIsolator.NAME, null);
