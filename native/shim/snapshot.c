@@ -147,10 +147,13 @@ int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, 
     if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
     int rc = -1;
     /* a template with its memory in a file (share=on), which the relay writes to the snapshot's ram file: the state
-     * holds only the devices' (x-ignore-shared: no page of a shared RAM block goes into the stream) */
-    if ((!ignore_shared || qmp_do(&q, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-                             "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n", -1, line, sizeof line,
-                             err, errn) == 0) &&
+     * holds only the devices' (x-ignore-shared: no page of a shared RAM block goes into the stream). A checkpoint
+     * holds the memory, also of a VM restored from a snapshot, whose QEMU still has the capability on from its
+     * restore (and a shared memory block): said explicitly either way. */
+    char caps[200];
+    snprintf(caps, sizeof caps, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+             "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}\n", ignore_shared ? "true" : "false");
+    if (qmp_do(&q, caps, -1, line, sizeof line, err, errn) == 0 &&
         qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
                sizeof line, err, errn) == 0 &&
         /* the default is 32 MiB/s, meant for a network; a file takes what the disk gives */

@@ -96,7 +96,8 @@ class VmSnapshotTest {
             // is loaded (docs/vm.md, "Snapshot start")
             for (String id : ids) {
                 assertThat(vmmCommandLine(id)).contains("-incoming defer",
-                        "memory-backend-file,id=microvm.ram,size=512M,mem-path=run/mem/ram,share=on");
+                        "memory-backend-file,id=microvm.ram,size=512M,mem-path=run/mem/ram,share=on")
+                        .doesNotContain("-kernel", "-initrd"); // nothing to boot
             }
             // the same memory image, yet no shared secrets or streams
             assertThat(selves.get(0).get(0)).as("boot_id").isNotEqualTo(selves.get(1).get(0));
@@ -186,6 +187,46 @@ class VmSnapshotTest {
             }
         }
         assertThat(sha256(ram)).isEqualTo(before);
+    }
+
+    /**
+     * A checkpoint of a VM restored from a snapshot holds the guest's memory (its QEMU still has the restore's
+     * x-ignore-shared, which would leave the memory out) and restores into a VM with QEMU's own memory: the counter
+     * goes on from where it was.
+     */
+    @Test
+    void aCheckpointOfARestoredVmCountsOn() throws Exception {
+        String id = kiln.ok("run", "-d", "--isolation", "vm", "--network", "none", IMAGE, "sh", "-c",
+                "i=0; while true; do i=$((i+1)); echo n $i; busybox sleep 0.2; done").out().strip();
+        try {
+            int before = awaitCount(id, 3);
+            assertThat(vmmCommandLine(id)).contains("-incoming defer");
+            kiln.ok("checkpoint", "create", id, "c1");
+            before = Math.max(before, count(id));
+            kiln.ok("start", "--checkpoint", "c1", id);
+            awaitCount(id, before + 3);
+            List<Integer> ns = kiln.ok("logs", id).out().lines().filter(l -> l.startsWith("n "))
+                    .map(l -> Integer.parseInt(l.substring(2).strip())).toList();
+            assertThat(ns).as("counted on from " + before + ", not from 1")
+                    .isEqualTo(java.util.stream.IntStream.rangeClosed(1, ns.size()).boxed().toList());
+        } finally {
+            kiln.kiln("rm", "-f", id);
+        }
+    }
+
+    private static int count(String id) {
+        return kiln.ok("logs", id).out().lines().filter(l -> l.startsWith("n ")).mapToInt(l -> Integer.parseInt(
+                l.substring(2).strip())).max().orElse(0);
+    }
+
+    private static int awaitCount(String id, int want) throws Exception {
+        long deadline = System.currentTimeMillis() + 120_000;
+        int n;
+        while ((n = count(id)) < want) {
+            assertThat(System.currentTimeMillis()).as("counted to " + want).isLessThan(deadline);
+            Thread.sleep(200);
+        }
+        return n;
     }
 
     private static String sha256(Path file) throws Exception {
