@@ -169,6 +169,35 @@ static int bind_one(const char *root, const struct jail_mount *m, char *err, siz
     return 0;
 }
 
+/* The guest's memory at prefix + ram_dir + "/ram" (docs/vm.md, "Snapshot start"): a tmpfs of the VMM's own mount
+ * namespace (nothing reaches the host's; it goes with the VMM), a file of the guest's size in it, the snapshot's pages
+ * copied in (ram_copy, snapshot.c: only those that are not zero), the VMM's. Charged to the sandbox's memory cgroup,
+ * as the relay's child is in it. A run/mem of the VMM's uid (which owns run/) that is not a directory is refused. */
+static int mount_ram(const struct vmm_setup *s, const char *prefix, uid_t uid, gid_t gid, char *err, size_t errn) {
+    char dir[4096], file[4200], opts[128];
+    struct stat st;
+    if ((size_t)snprintf(dir, sizeof dir, "%s%s", prefix, s->ram_dir) >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return failed(err, errn, "%s", s->ram_dir);
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return failed(err, errn, "mkdir %s", dir);
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        if (errno == 0) errno = ENOTDIR;
+        return failed(err, errn, "%s", dir);
+    }
+    snprintf(opts, sizeof opts, "mode=0700,uid=%u,gid=%u,size=%lld,nr_inodes=4", (unsigned)uid, (unsigned)gid,
+             s->ram_bytes);
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0)
+        return failed(err, errn, "mounting the guest's memory on %s", dir);
+    snprintf(file, sizeof file, "%s/ram", dir);
+    int fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return failed(err, errn, "creating %s", file);
+    if (ram_fill(fd, s->ram_from, s->ram_bytes, err, errn) != 0) { close(fd); return -1; }
+    if (fchown(fd, uid, gid) != 0) return failed(err, errn, "chown %s", file);
+    if (close(fd) != 0) return failed(err, errn, "close %s", file);
+    return 0;
+}
+
 static int enter_jail(const struct vmm_setup *s, char *err, size_t errn) {
     char cwd[4096];
     mode_t mask = umask(022); /* the jail's directories must be searchable by the VMM's uid (the shim's umask is 077) */
@@ -177,6 +206,7 @@ static int enter_jail(const struct vmm_setup *s, char *err, size_t errn) {
         return failed(err, errn, "mounting the jail's tmpfs on %s", s->root);
     for (size_t i = 0; i < s->nmounts; i++)
         if (bind_one(s->root, &s->mounts[i], err, errn) != 0) return -1;
+    if (s->ram_dir != NULL && mount_ram(s, s->root, s->uid, s->gid, err, errn) != 0) return -1;
     if ((size_t)snprintf(cwd, sizeof cwd, "%s%s", s->root, s->cwd) >= sizeof cwd) {
         errno = ENAMETOOLONG;
         return failed(err, errn, "%s", s->cwd);
@@ -246,6 +276,11 @@ int vmm_prepare(const struct vmm_setup *s, char *err, size_t errn) {
         if (given[i] < 0) return failed(err, errn, "%s", s->fds[i].path);
     }
     if (s->root != NULL && enter_jail(s, err, errn) != 0) return -1;
+    if (s->root == NULL && s->ram_dir != NULL) { /* unjailed: a mount namespace for that one tmpfs */
+        if (unshare(CLONE_NEWNS) != 0) return failed(err, errn, "unshare");
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return failed(err, errn, "making / private");
+        if (mount_ram(s, "", 0, 0, err, errn) != 0) return -1;
+    }
     if (tap >= 0 && dup2(tap, s->tap_fd) < 0) return failed(err, errn, "dup2");
     for (size_t i = 0; i < s->nfds; i++)
         if (dup2(given[i], s->fds[i].fd) < 0) return failed(err, errn, "dup2");

@@ -37,6 +37,12 @@ struct vmm_setup {
     int new_net;                     /* --jail-new-netns: an empty network namespace (a VM without a card) */
     unsigned char *filter;           /* --seccomp FILE: a raw struct sock_filter array (x86-64), installed last */
     size_t filter_len;               /* in instructions */
+    /* --ram-file: the guest's memory is a file on a tmpfs of the VMM's own mount namespace, mounted at ram_dir
+     * (DIR/run/mem) and gone with it; ram_from's pages (a snapshot's) are copied in, or it starts empty (a template,
+     * whose memory the relay reads back through /proc/VMM/root). QEMU's memory-backend-file maps ram_dir/ram. */
+    const char *ram_dir;             /* NULL: none */
+    const char *ram_from;            /* NULL: an empty memory (a template) */
+    long long ram_bytes;
 };
 
 #define JAIL_FD_MAX 100              /* descriptors given to the VMM are below this; the child's own sit above it */

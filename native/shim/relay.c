@@ -75,14 +75,16 @@ static void timings(const char *phase, long long *slot) {
 
 static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
 static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how long its jail took (clone to exec) */
+static long long g_ms_loaded = -1; /* a snapshot's state loaded (QEMU runs) */
 static long long g_guest_uptime = -1;
 
 static void write_timings(void) {
-    char text[400];
+    char text[500];
     snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
-             "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld}\n",
+             "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld,"
+             "\"loadedMs\":%lld}\n",
              g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
-             g_ms_stopped);
+             g_ms_stopped, g_ms_loaded);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -388,6 +390,7 @@ static void resume_guest(const char *qmp_sock, int *started) {
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
                        "[--save-to FILE --qmp-sock SOCK] [--resume --qmp-sock SOCK] [--start-gate FILE] " \
+                       "[--ram-file FILE --ram-mib N [--incoming FD --qmp-sock SOCK]] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
 
@@ -455,14 +458,28 @@ static int id_arg(const char *text, unsigned *out) {
     return 0;
 }
 
+/* A template's memory, saved and stopped, from its file on the VMM's tmpfs (seen through /proc/VMM/root, the VMM's
+ * own root) into the snapshot's ram file; then the template has done its work and is killed. -1 with err. */
+static int template_ram(const char *dir, const char *to, char *err, size_t errn) {
+    char path[4300];
+    snprintf(path, sizeof path, "/proc/%d/root%s/run/mem/ram", (int)g_vmm, dir);
+    int m = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (m < 0) { snprintf(err, errn, "%.300s: %s", path, strerror(errno)); return -1; }
+    int rc = ram_save(m, to, err, errn);
+    xclose(m);
+    if (rc == 0 && g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+    return rc;
+}
+
 int relay_vm(int argc, char **argv) {
     const char *dir = NULL, *spec = NULL, *listen_path = NULL, *api_sock = NULL, *api_requests = NULL;
     /* --start-gate FILE: START waits until FILE exists (containerd's Create boots the VM, its Start makes the file) */
     const char *start_gate = NULL;
     const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
     const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
-    long hello_timeout = 60;
-    int i, console_stdout = 0, bad = 0, resume = 0;
+    const char *ram_file = NULL; /* the guest's memory: a snapshot's ram file, or where a template's goes (--save-to) */
+    long hello_timeout = 60, ram_mib = 0;
+    int i, console_stdout = 0, bad = 0, resume = 0, incoming = -1;
     size_t ncgroups = 0;
     unsigned uid = 0, gid = 0;
     struct vmm_setup *v = &g_setup;
@@ -502,6 +519,12 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
         else if (strcmp(argv[i], "--start-gate") == 0 && i + 1 < argc) start_gate = argv[++i];
         else if (strcmp(argv[i], "--resume") == 0) resume = 1;
+        else if (strcmp(argv[i], "--ram-file") == 0 && i + 1 < argc) ram_file = argv[++i];
+        else if (strcmp(argv[i], "--ram-mib") == 0 && i + 1 < argc) ram_mib = atol(argv[++i]);
+        else if (strcmp(argv[i], "--incoming") == 0 && i + 1 < argc) { /* the state's descriptor (an --fd) */
+            incoming = atoi(argv[++i]);
+            bad |= incoming < 3 || incoming >= JAIL_FD_MAX;
+        }
         else return usage(RELAY_VM_USAGE);
     }
     for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
@@ -514,8 +537,11 @@ int relay_vm(int argc, char **argv) {
     if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
-        (api_sock == NULL) != (api_requests == NULL) || (save_to == NULL && !resume) != (qmp_sock == NULL) ||
-        (resume && (save_to != NULL || listen_path != NULL)))
+        (api_sock == NULL) != (api_requests == NULL) ||
+        (save_to == NULL && !resume && incoming < 0) != (qmp_sock == NULL) ||
+        (resume && (save_to != NULL || listen_path != NULL || incoming >= 0)) ||
+        (incoming >= 0 && (save_to != NULL || ram_file == NULL)) || (ram_file == NULL) != (ram_mib <= 0) ||
+        ram_mib > (1L << 24))
         return usage(RELAY_VM_USAGE);
     g_t0 = now_ms();
     for (size_t k = 0; k < ncgroups; k++) {
@@ -537,6 +563,14 @@ int relay_vm(int argc, char **argv) {
     struct buf start = { 0 }, api = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
     if (chdir(dir) != 0) { fprintf(stderr, "kiln: %s: %s\n", dir, strerror(errno)); return 125; }
+    if (ram_file != NULL) { /* the VMM's child makes it (jail.c), after the cgroups: the guest's memory is the sandbox's */
+        char target[4200];
+        snprintf(target, sizeof target, "%s/run/mem", dir);
+        v->ram_dir = strdup(target);
+        if (v->ram_dir == NULL) { fprintf(stderr, "kiln: out of memory\n"); return 125; }
+        v->ram_from = save_to != NULL ? NULL : ram_file;
+        v->ram_bytes = (long long)ram_mib << 20;
+    }
     if (api_requests != NULL && read_file(api_requests, &api) != 0) {
         fprintf(stderr, "kiln: %s: %s\n", api_requests, strerror(errno));
         return 125;
@@ -588,6 +622,16 @@ int relay_vm(int argc, char **argv) {
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             }
         }
+        if (incoming >= 0 && g_vmm > 0 && g_exit_code < 0) { /* a snapshot's VM: loaded before the channel */
+            char why[400];
+            if (vm_incoming(qmp_sock, incoming, G_CONNECT_MS, why, sizeof why) != 0) {
+                say_err("kiln: the VM did not restore its snapshot: %s", why);
+                g_exit_code = 125;
+                if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            }
+            incoming = -1;
+            timings("loaded", &g_ms_loaded);
+        }
         if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
             int fd = g_connect_unix(ctl_sock);
             if (fd >= 0) {
@@ -610,7 +654,8 @@ int relay_vm(int argc, char **argv) {
              * stopped and its state written as it is (docs/vm.md, "Snapshot start") */
             char why[400];
             if (g_ctl_out.len && gbuf_flush(&g_ctl_out, g_ctl) != 0) note("flushing the control socket");
-            if (snapshot_save(qmp_sock, save_fd, (int)(hello_timeout * 1000), 1, why, sizeof why) == 0) {
+            if (snapshot_save(qmp_sock, save_fd, (int)(hello_timeout * 1000), ram_file == NULL, ram_file != NULL, why,
+                              sizeof why) == 0 && (ram_file == NULL || template_ram(dir, ram_file, why, sizeof why) == 0)) {
                 g_exit_code = 0;
             } else {
                 say_err("kiln: cannot save the VM's snapshot: %s", why);

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,12 +141,21 @@ int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t er
 
 /* The VM's state into state_fd (migrate fd:); with quit, QEMU is told to quit once it is complete (a snapshot's
  * template), else the VM is left as the migration leaves it (a checkpoint: stopped, kilnd decides what follows). */
-int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, char *err, size_t errn) {
+int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, int ignore_shared, char *err,
+                  size_t errn) {
     static struct qmp q;
     char line[4096];
     if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
     int rc = -1;
-    if (qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
+    /* a template with its memory in a file (share=on), which the relay writes to the snapshot's ram file: the state
+     * holds only the devices' (x-ignore-shared: no page of a shared RAM block goes into the stream). A checkpoint
+     * holds the memory, also of a VM restored from a snapshot, whose QEMU still has the capability on from its
+     * restore (and a shared memory block): said explicitly either way. */
+    char caps[200];
+    snprintf(caps, sizeof caps, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+             "[{\"capability\":\"x-ignore-shared\",\"state\":%s}]}}\n", ignore_shared ? "true" : "false");
+    if (qmp_do(&q, caps, -1, line, sizeof line, err, errn) == 0 &&
+        qmp_do(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"kiln-state\"}}\n", state_fd, line,
                sizeof line, err, errn) == 0 &&
         /* the default is 32 MiB/s, meant for a network; a file takes what the disk gives */
         qmp_do(&q, "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":"
@@ -189,12 +201,140 @@ int vm_save(int argc, char **argv) {
     int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) { fprintf(stderr, "kiln: %s: %s\n", to, strerror(errno)); return 125; }
     char why[400];
-    if (snapshot_save(qmp_sock, fd, (int)(timeout * 1000), 0, why, sizeof why) != 0) {
+    if (snapshot_save(qmp_sock, fd, (int)(timeout * 1000), 0, 0, why, sizeof why) != 0) {
         fprintf(stderr, "kiln: cannot save the VM: %s\n", why);
         xclose(fd);
         return 125;
     }
     if (fsync(fd) != 0) { fprintf(stderr, "kiln: fsync %s: %s\n", to, strerror(errno)); xclose(fd); return 125; }
     if (close(fd) != 0) { fprintf(stderr, "kiln: close %s: %s\n", to, strerror(errno)); return 125; }
+    return 0;
+}
+
+/*
+ * A snapshot's restore with its memory mapped (docs/vm.md, "Snapshot start"): QEMU was started with -incoming defer
+ * and its memory as the relay's memfd (the snapshot's ram file copied in); x-ignore-shared as the template had it
+ * (QEMU checks that the two sides agree), then the state from descriptor `fd` (only the devices': a few tens of KB).
+ * Returns once the VM runs (QEMU drops a chardev client that connected while it loaded, so the relay connects after).
+ */
+int vm_incoming(const char *qmp_sock, int fd, int timeout_ms, char *err, size_t errn) {
+    static struct qmp q;
+    char line[4096], cmd[160];
+    long long deadline = now_ms() + timeout_ms;
+    while (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) { /* QEMU makes its socket as it starts */
+        if (now_ms() > deadline) return -1;
+        struct timespec ts = { 0, 2000000 };
+        nanosleep(&ts, NULL);
+    }
+    snprintf(cmd, sizeof cmd, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n", fd);
+    int rc = -1;
+    if (qmp_do(&q, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+                   "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n", -1, line, sizeof line, err, errn) == 0 &&
+        qmp_do(&q, cmd, -1, line, sizeof line, err, errn) == 0) {
+        for (;;) {
+            if (qmp_do(&q, "{\"execute\":\"query-status\"}\n", -1, line, sizeof line, err, errn) != 0) break;
+            if (strstr(line, "\"running\": true") != NULL || strstr(line, "\"running\":true") != NULL) { rc = 0; break; }
+            if (strstr(line, "\"inmigrate\"") == NULL) {
+                snprintf(err, errn, "the VM did not load its snapshot (QEMU: %.200s; see vmm.log)", line);
+                break;
+            }
+            if (now_ms() > deadline) { snprintf(err, errn, "the VM did not load within %d ms", timeout_ms); break; }
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    xclose(q.fd);
+    return rc;
+}
+
+static int zero_page(const char *p) {
+    static const char zero[4096];
+    return memcmp(p, zero, sizeof zero) == 0;
+}
+
+/* Copies the pages of `from` that are not zero to the same offsets of `to` (zero pages stay holes: they read as zero
+ * and take no memory or disk). 0, or -1 with errno. */
+static int copy_pages(int from, int to, off_t size) {
+    static char buf[1 << 20];
+    off_t at = 0;
+    for (;;) {
+        off_t data = lseek(from, at, SEEK_DATA);
+        if (data < 0) return errno == ENXIO ? 0 : -1; /* no data past `at` */
+        off_t hole = lseek(from, data, SEEK_HOLE);
+        if (hole < 0) return -1;
+        if (hole > size) hole = size;
+        for (off_t o = data & ~(off_t)4095; o < hole; ) {
+            size_t want = (size_t)(hole - o < (off_t)sizeof buf ? hole - o : (off_t)sizeof buf);
+            ssize_t n = pread(from, buf, want, o);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { if (n == 0) errno = EIO; return -1; }
+            for (ssize_t p = 0; p < n; p += 4096) {
+                size_t len = (size_t)(n - p < 4096 ? n - p : 4096);
+                if (len == 4096 && zero_page(buf + p)) continue;
+                if (pwrite(to, buf + p, len, o + p) != (ssize_t)len) return -1;
+            }
+            o += n;
+        }
+        if (hole >= size) return 0;
+        at = hole;
+    }
+}
+
+/* The extents of `from` (a snapshot's ram file: its zero pages are holes already) to the same offsets of `to`, in
+ * the kernel (sendfile: one copy, from the page cache into the tmpfs, where pread + pwrite made two). 0, or -1. */
+static int copy_extents(int from, int to, off_t size) {
+    off_t at = 0;
+    for (;;) {
+        off_t data = lseek(from, at, SEEK_DATA);
+        if (data < 0) return errno == ENXIO ? 0 : -1;
+        off_t hole = lseek(from, data, SEEK_HOLE);
+        if (hole < 0) return -1;
+        if (hole > size) hole = size;
+        if (lseek(to, data, SEEK_SET) != data) return -1;
+        for (off_t o = data; o < hole; ) {
+            ssize_t n = sendfile(to, from, &o, (size_t)(hole - o));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { if (n == 0) errno = EIO; return -1; }
+        }
+        if (hole >= size) return 0;
+        at = hole;
+    }
+}
+
+/* The guest's memory file `fd` (fresh, on the VMM's tmpfs): sized, with the pages of `from` (a snapshot's ram file)
+ * when not NULL. That file must be exactly the VM's memory size: one of another VM is refused (kilnd checked its
+ * shape; this is the relay's own check of what it maps). -1 with the reason in err. */
+int ram_fill(int fd, const char *from, long long bytes, char *err, size_t errn) {
+    if (ftruncate(fd, (off_t)bytes) != 0) { snprintf(err, errn, "sizing the guest's memory: %s", strerror(errno)); return -1; }
+    if (from == NULL) return 0;
+    int f = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    int rc = -1;
+    if (f < 0 || fstat(f, &st) != 0) {
+        snprintf(err, errn, "the snapshot's memory %s: %s", from, strerror(errno));
+    } else if (!S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
+        snprintf(err, errn, "the snapshot's memory %s is %lld bytes, not the VM's %lld (remove the snapshot's "
+                 "directory and kiln makes a new one)", from, (long long)st.st_size, bytes);
+    } else if (copy_extents(f, fd, (off_t)bytes) != 0) {
+        snprintf(err, errn, "reading the snapshot's memory %s: %s", from, strerror(errno));
+    } else {
+        rc = 0;
+    }
+    if (f >= 0 && close(f) != 0 && rc == 0) { snprintf(err, errn, "close %s: %s", from, strerror(errno)); rc = -1; }
+    return rc;
+}
+
+/* A template's memory (`m`: its file on the VMM's tmpfs, read through /proc/VMM/root) into the snapshot's ram file
+ * `to`, sparse, on disk (fsync). -1 with err. */
+int ram_save(int m, const char *to, char *err, size_t errn) {
+    struct stat st;
+    int f = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (f < 0 || fstat(m, &st) != 0 || ftruncate(f, st.st_size) != 0 || copy_pages(m, f, st.st_size) != 0 ||
+        fsync(f) != 0) {
+        snprintf(err, errn, "writing the VM's memory to %s: %s", to, strerror(errno));
+        if (f >= 0) xclose(f);
+        return -1;
+    }
+    if (close(f) != 0) { snprintf(err, errn, "closing %s: %s", to, strerror(errno)); return -1; }
     return 0;
 }

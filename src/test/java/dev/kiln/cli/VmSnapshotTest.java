@@ -92,7 +92,13 @@ class VmSnapshotTest {
             }
             // one snapshot for the shape, made by the first VM; both VMMs restored it (-incoming), neither booted
             assertThat(snapshots().stream().filter(s -> shape(s).contains("nic=true\n"))).hasSize(1);
-            for (String id : ids) assertThat(vmmCommandLine(id)).contains("-incoming", "fd:7");
+            // the guest's memory is mapped from the snapshot's ram file (a copy of its own), only the devices' state
+            // is loaded (docs/vm.md, "Snapshot start")
+            for (String id : ids) {
+                assertThat(vmmCommandLine(id)).contains("-incoming defer",
+                        "memory-backend-file,id=microvm.ram,size=512M,mem-path=run/mem/ram,share=on")
+                        .doesNotContain("-kernel", "-initrd"); // nothing to boot
+            }
             // the same memory image, yet no shared secrets or streams
             assertThat(selves.get(0).get(0)).as("boot_id").isNotEqualTo(selves.get(1).get(0));
             assertThat(selves.get(0).get(1)).as("urandom").isNotEqualTo(selves.get(1).get(1));
@@ -142,6 +148,94 @@ class VmSnapshotTest {
         } finally {
             Files.writeString(shape, good);
         }
+    }
+
+    /**
+     * The snapshot's memory is a file of its own that restored VMs copy and never write (a VM's writes stay its own),
+     * the state file holds only the devices' (tens of KB, not the guest's memory); a memory file of another size is
+     * refused by the relay with one line, and nothing is left.
+     */
+    @Test
+    void theSnapshotsMemoryIsMappedAndNoRestoredVmWritesIt() throws Exception {
+        kiln.ok("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "true"); // made if not yet there
+        Path snap = snapshots().stream().filter(s -> shape(s).contains("nic=false\n")).findFirst().orElseThrow();
+        Path ram = snap.resolve("ram");
+        assertThat(Files.size(ram)).isEqualTo(512L << 20);
+        assertThat(Files.size(snap.resolve("state"))).as("only the devices' state").isLessThan(1L << 20);
+        String before = sha256(ram);
+        var mtime = Files.getLastModifiedTime(ram);
+        // a guest that fills tens of MB of its memory (page cache and a shell's variable) and says what it read back
+        KilnRun.Result r = kiln.ok("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "sh", "-c",
+                "busybox dd if=/dev/urandom of=/big bs=1M count=24 2>/dev/null; x=$(busybox od -An -tx1 /big | "
+                        + "busybox head -c 4000000); echo ${#x}; busybox md5sum /big | busybox cut -c1-32");
+        assertThat(r.out().lines().toList()).hasSize(2).first().isEqualTo("4000000");
+        assertThat(sha256(ram)).as("the snapshot's memory after a VM ran from it").isEqualTo(before);
+        assertThat(Files.getLastModifiedTime(ram)).isEqualTo(mtime);
+
+        try (var f = java.nio.channels.FileChannel.open(ram, java.nio.file.StandardOpenOption.WRITE)) {
+            f.write(java.nio.ByteBuffer.allocate(1), (512L << 20) + 4095); // one page more: not this VM's memory
+        }
+        try {
+            KilnRun.Result bad = kiln.kiln("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "true");
+            assertThat(bad.exitCode()).isEqualTo(125);
+            assertThat(bad.errLines()).singleElement().asString().startsWith("kiln: ")
+                    .contains("the snapshot's memory " + ram + " is 536875008 bytes, not the VM's 536870912");
+            assertThat(kiln.ok("ps", "-a", "-q").out()).as("no sandbox left by the refusal").isEmpty();
+        } finally {
+            try (var f = java.nio.channels.FileChannel.open(ram, java.nio.file.StandardOpenOption.WRITE)) {
+                f.truncate(512L << 20);
+            }
+        }
+        assertThat(sha256(ram)).isEqualTo(before);
+    }
+
+    /**
+     * A checkpoint of a VM restored from a snapshot holds the guest's memory (its QEMU still has the restore's
+     * x-ignore-shared, which would leave the memory out) and restores into a VM with QEMU's own memory: the counter
+     * goes on from where it was.
+     */
+    @Test
+    void aCheckpointOfARestoredVmCountsOn() throws Exception {
+        String id = kiln.ok("run", "-d", "--isolation", "vm", "--network", "none", IMAGE, "sh", "-c",
+                "i=0; while true; do i=$((i+1)); echo n $i; busybox sleep 0.2; done").out().strip();
+        try {
+            int before = awaitCount(id, 3);
+            assertThat(vmmCommandLine(id)).contains("-incoming defer");
+            kiln.ok("checkpoint", "create", id, "c1");
+            before = Math.max(before, count(id));
+            kiln.ok("start", "--checkpoint", "c1", id);
+            awaitCount(id, before + 3);
+            List<Integer> ns = kiln.ok("logs", id).out().lines().filter(l -> l.startsWith("n "))
+                    .map(l -> Integer.parseInt(l.substring(2).strip())).toList();
+            assertThat(ns).as("counted on from " + before + ", not from 1")
+                    .isEqualTo(java.util.stream.IntStream.rangeClosed(1, ns.size()).boxed().toList());
+        } finally {
+            kiln.kiln("rm", "-f", id);
+        }
+    }
+
+    private static int count(String id) {
+        return kiln.ok("logs", id).out().lines().filter(l -> l.startsWith("n ")).mapToInt(l -> Integer.parseInt(
+                l.substring(2).strip())).max().orElse(0);
+    }
+
+    private static int awaitCount(String id, int want) throws Exception {
+        long deadline = System.currentTimeMillis() + 120_000;
+        int n;
+        while ((n = count(id)) < want) {
+            assertThat(System.currentTimeMillis()).as("counted to " + want).isLessThan(deadline);
+            Thread.sleep(200);
+        }
+        return n;
+    }
+
+    private static String sha256(Path file) throws Exception {
+        var d = java.security.MessageDigest.getInstance("SHA-256");
+        try (var in = Files.newInputStream(file)) {
+            byte[] b = new byte[1 << 20];
+            for (int n; (n = in.read(b)) > 0; ) d.update(b, 0, n);
+        }
+        return java.util.HexFormat.of().formatHex(d.digest());
     }
 
     private static List<Path> snapshots() throws Exception {

@@ -108,7 +108,7 @@ final class Qemu implements Vmm {
         boolean kvm = QemuCommand.kvmUsable();
         QemuCommand cmd = new QemuCommand(m.kernel(), m.initrd(), m.imageDisk(), m.writableDisk(), m.memoryMiB(),
                 m.cpus(), kvm, QemuCommand.hostTscKhz(), m.nic() == null ? List.of() : m.nic().qemuArgs(),
-                m.shares(), m.restoreFrom() != null, m.restoreFrom());
+                m.shares(), m.restoreFrom() != null, m.restoreFrom(), VmSnapshot.ramOf(m.restoreFrom()));
         List<String> relay = new ArrayList<>(cmd.relayOptions());
         if (m.nic() != null) relay.addAll(m.nic().relayOptions());
         VmmJail.Network net = m.nic() == null ? VmmJail.Network.NONE
@@ -128,7 +128,7 @@ final class Qemu implements Vmm {
                     "-device", "virtio-net-device,netdev=net0,mac=" + VmSnapshot.TEMPLATE_MAC)
                     : List.of();
             QemuCommand cmd = new QemuCommand(kernel, initrd, image, disk, shape.memoryMiB(), shape.cpus(),
-                    shape.kvm(), shape.tscKhz(), nic, 0, true, null);
+                    shape.kvm(), shape.tscKhz(), nic, 0, true, null, vmDir.resolve(VmSnapshot.RAM));
             return launch(cmd, new ArrayList<>(cmd.relayOptions()), uid, VmmJail.Network.NONE, vmDir, true, false);
         };
     }

@@ -21,14 +21,20 @@ import java.util.List;
  *                  line, so kiln-init loads the disks' and the card's drivers after START (docs/vm.md, "Snapshot start")
  * @param restoreFrom the snapshot's state file: QEMU restores it ({@code -incoming fd:7}, the relay opens it) instead
  *                  of booting; null: a boot
+ * @param ramFile   a snapshot's guest memory (docs/vm.md, "Snapshot start"): with {@code restoreFrom}, the snapshot's
+ *                  {@code ram} file, which the relay copies into a memfd that QEMU maps as the guest's memory
+ *                  ({@code memory-backend-file} on {@code run/ram}, {@code share=on}) before it loads the state
+ *                  ({@code -incoming defer}, then {@code x-ignore-shared} and {@code migrate-incoming} over QMP); without,
+ *                  a template's: where the relay writes that memory once the state is saved; null: QEMU's own memory
  */
 record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus,
-                   boolean kvm, long tscKhz, List<String> nic, int shares, boolean snapshotGuest, Path restoreFrom) {
+                   boolean kvm, long tscKhz, List<String> nic, int shares, boolean snapshotGuest, Path restoreFrom,
+                   Path ramFile) {
 
     /** Without shared directories, booted. */
     QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB, int cpus, boolean kvm,
                 long tscKhz, List<String> nic) {
-        this(kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, kvm, tscKhz, nic, 0, false, null);
+        this(kernel, initrd, imageDisk, writableDisk, memoryMiB, cpus, kvm, tscKhz, nic, 0, false, null, null);
     }
 
     static final String BINARY = "qemu-system-x86_64";
@@ -41,6 +47,13 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     static final int DISK_READ_FD = 5; // the same disk read-only: the block layer reopens it so when it drops writes
     static final int TAP_FD = 6;
     static final int STATE_FD = 7; // a snapshot's state, read by -incoming
+    /** The guest's memory when it is a snapshot's: a file on a tmpfs the relay mounts in the VMM's own mount namespace (run/mem). */
+    static final String RAM = "run/mem/ram";
+    /**
+     * The id of the guest's memory backend: the one QEMU gives microvm's default memory, so that its RAM block has the
+     * same name either way, and a checkpoint of a VM restored from a snapshot restores into QEMU's own memory.
+     */
+    static final String RAM_ID = "microvm.ram";
     /** QEMU's own seccomp filter, on top of kiln's (docs/vm.md, "The VMM's jail"): it refuses what kiln's allows for
      * its start-up only (execve, which kiln-shim's exec of QEMU needs) and costs nothing. */
     static final String SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
@@ -58,8 +71,13 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
      * TCG module and firmware beside it, and the jail binds it at that path). */
     List<String> argv(Path binary) {
         // virtio-fs needs the guest's memory shared with virtiofsd (vhost-user maps it): a memfd QEMU passes over
-        String machine = "microvm,x-option-roms=off,rtc=on,pit=on,pic=on" + (shares > 0 ? ",memory-backend=mem" : "");
+        String machine = "microvm,x-option-roms=off,rtc=on,pit=on,pic=on" + (shares > 0 ? ",memory-backend=mem"
+                : ramFile != null ? ",memory-backend=" + RAM_ID : "");
         List<String> a = new ArrayList<>(List.of(binary.toString(), "-M", machine));
+        if (ramFile != null && shares == 0) {
+            a.addAll(List.of("-object", "memory-backend-file,id=" + RAM_ID + ",size=" + memoryMiB + "M,mem-path=" + RAM
+                    + ",share=on"));
+        }
         if (shares > 0) {
             a.addAll(List.of("-object", "memory-backend-memfd,id=mem,size=" + memoryMiB + "M,share=on",
                     // virtiofsd's libvhost-user serves virtio 1.0 devices only; microvm's virtio-mmio is legacy
@@ -72,11 +90,14 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
             a.addAll(List.of("-accel", "tcg", "-cpu", "max"));
         }
         a.addAll(List.of("-m", memoryMiB + "M", "-smp", Integer.toString(cpus),
-                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-                "-kernel", kernel.toAbsolutePath().toString(),
-                "-initrd", initrd.toAbsolutePath().toString(),
-                "-append", cmdline(),
-                "-serial", "stdio"));
+                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"));
+        if (restoreFrom == null || ramFile == null) {
+            a.addAll(List.of("-kernel", kernel.toAbsolutePath().toString(),
+                    "-initrd", initrd.toAbsolutePath().toString(),
+                    "-append", cmdline()));
+        } // a snapshot's restore runs no firmware: QEMU would read the 52 MB vmlinux and the initramfs into its
+          // loader's buffers (~50 ms of CPU, ~90 MB of memory per start, measured) only to drop them unused
+        a.addAll(List.of("-serial", "stdio"));
         if (imageDisk != null) { // none when the root is a shared directory (containerd's bundle: DirectoryVm)
             a.addAll(List.of("-add-fd", "fd=" + IMAGE_FD + ",set=1",
                     "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on",
@@ -97,7 +118,7 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
             a.addAll(List.of("-chardev", "socket,id=fs" + i + ",path=" + VirtioFs.socket(i),
                     "-device", "vhost-user-fs-device,chardev=fs" + i + ",tag=" + VirtioFs.tag(i)));
         }
-        if (restoreFrom != null) a.addAll(List.of("-incoming", "fd:" + STATE_FD));
+        if (restoreFrom != null) a.addAll(List.of("-incoming", ramFile != null ? "defer" : "fd:" + STATE_FD));
         return a;
     }
 
@@ -114,6 +135,10 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
                     "--fd", DISK_FD + ":rw:" + disk, "--fd", DISK_READ_FD + ":ro:" + disk));
         }
         if (restoreFrom != null) o.addAll(List.of("--fd", STATE_FD + ":ro:" + restoreFrom.toAbsolutePath()));
+        if (ramFile != null && shares == 0) {
+            o.addAll(List.of("--ram-file", ramFile.toAbsolutePath().toString(), "--ram-mib", Long.toString(memoryMiB)));
+            if (restoreFrom != null) o.addAll(List.of("--incoming", Integer.toString(STATE_FD), "--qmp-sock", QMP_SOCKET));
+        }
         return o;
     }
 

@@ -136,7 +136,7 @@ public final class VmIsolator implements Isolator {
         initramfs(vmm, kernel);
         vmm.kernelFile(kernel, kernelsDir());
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
-        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec));
+        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec), options.stateRoot().resolve("vm-disks"));
     }
 
     /**
@@ -219,7 +219,8 @@ public final class VmIsolator implements Isolator {
         Path boot = vmm.kernelFile(kernel, kernelsDir());
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path seed = DiskTree.booted(spec.dir()) ? null : DiskTree.seed(spec.dir());
-        Path disk = seed == null ? WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec))
+        Path disk = seed == null ? WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec),
+                options.stateRoot().resolve("vm-disks"))
                 : WritableDisk.seeded(spec.dir().resolve("disk.ext4"), diskSize(spec), seed); // files copied in
         Path vm = vmDir(spec);
         Path main = mainDir(spec);

@@ -40,7 +40,9 @@ final class VmSnapshot {
     /** The template's card: only there so the device exists; every restored VM's guest takes its own MAC. */
     static final String TEMPLATE_MAC = "02:6b:69:6c:6e:00";
     /** Bumped when what kiln puts in a template changes (devices, kiln-init's wait point), so old snapshots go unused. */
-    private static final String FORMAT = "2";
+    private static final String FORMAT = "3";
+    /** The guest's memory of the template (sparse: zero pages are holes); the state file holds only the devices'. */
+    static final String RAM = "ram";
     private static final long PLACEHOLDER = 1L << 20;
     private static final Map<Path, Object> LOCKS = new ConcurrentHashMap<>();
 
@@ -122,7 +124,8 @@ final class VmSnapshot {
                 Files.createDirectories(dir);
                 try (FileChannel ch = FileChannel.open(dir.resolve(shape.key() + ".lock"), StandardOpenOption.CREATE,
                         StandardOpenOption.WRITE); FileLock ignored = ch.lock()) {
-                    if (!Files.isRegularFile(snap.resolve("state"))) {
+                    if (!Files.isRegularFile(snap.resolve("state")) || !Files.isRegularFile(snap.resolve(RAM))) {
+                        Trees.delete(snap); // a snapshot of an older format, or half of one
                         make(snap, shape, template, ids, helloTimeout);
                     }
                     return checked(snap, shape);
@@ -132,6 +135,15 @@ final class VmSnapshot {
                         + e.getMessage(), e);
             }
         }
+    }
+
+    /** The memory file beside a snapshot's state file; null for anything else (a checkpoint's state holds its memory). */
+    static Path ramOf(Path state) {
+        if (state == null) return null;
+        Path ram = state.resolveSibling(RAM);
+        return state.getParent() != null && state.getParent().getParent() != null
+                && state.getParent().getParent().getFileName().toString().equals("vm-snapshots")
+                && Files.isRegularFile(ram) ? ram : null;
     }
 
     /** The snapshot's state file, if what it was made for is {@code shape}; else one line saying what differs. */

@@ -25,6 +25,44 @@ final class WritableDisk {
     }
 
     /**
+     * As {@link #ensure(Path, long)}, but a copy of an empty disk of that size made once in {@code cacheDir}
+     * ({@code empty-<bytes>.ext4}): {@code cp --sparse=always} writes its ~1 MB of metadata, where mkfs.ext4 computes
+     * and fsyncs them for every sandbox (docs/vm.md, "Snapshot start": part of a VM's start). Every copy has the same
+     * filesystem UUID and directory-hash seed; both are only ever seen inside the one guest that mounts it.
+     */
+    static Path ensure(Path file, long sizeBytes, Path cacheDir) {
+        if (Files.isRegularFile(file)) return file;
+        Path empty = cacheDir.resolve("empty-" + sizeBytes + ".ext4");
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        try {
+            if (!Files.isRegularFile(empty)) {
+                Files.createDirectories(cacheDir);
+                Path made = Files.createTempFile(cacheDir, "empty-", ".tmp"); // two kilnd threads may race: both fine
+                try {
+                    make(made, sizeBytes, null, made);
+                    Files.move(made, empty, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                } finally {
+                    Files.deleteIfExists(made);
+                }
+            }
+            Files.deleteIfExists(tmp);
+            Tool.run(List.of("cp", "--sparse=always", empty.toString(), tmp.toString()), MKFS_TIMEOUT, "coreutils");
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the writable disk " + file + ": "
+                    + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // left for the sandbox's removal
+            }
+        }
+        return file;
+    }
+
+    /**
      * Makes the disk anew holding {@code seed}'s tree ({@code mkfs.ext4 -d}: owners, modes, xattrs and overlayfs's
      * whiteouts kept): the files copied into a VM sandbox before its first boot ({@link DiskTree}).
      */
@@ -33,7 +71,11 @@ final class WritableDisk {
     }
 
     private static Path make(Path file, long sizeBytes, Path seed) {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        return make(file, sizeBytes, seed, file.resolveSibling(file.getFileName() + ".tmp"));
+    }
+
+    /** mkfs.ext4 on {@code tmp}, then moved to {@code file} (the same path: made in place). */
+    private static Path make(Path file, long sizeBytes, Path seed, Path tmp) {
         try {
             Files.deleteIfExists(tmp);
             try (RandomAccessFile f = new RandomAccessFile(tmp.toFile(), "rw")) {
@@ -46,13 +88,13 @@ final class WritableDisk {
             }
             mkfs.add(tmp.toString());
             Tool.run(mkfs, MKFS_TIMEOUT, "e2fsprogs");
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            if (!tmp.equals(file)) Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the writable disk " + file + ": "
                     + e.getMessage(), e);
         } finally {
             try {
-                Files.deleteIfExists(tmp);
+                if (!tmp.equals(file)) Files.deleteIfExists(tmp);
             } catch (IOException ignored) {
                 // left for the sandbox's removal
             }

@@ -194,7 +194,9 @@ class VmIsolatorTest {
         assertThat(sb.await(BOOT_AND_RUN).orElseThrow().exitCode()).isZero();
         assertThat(log(a, "stdout")).isEqualTo("a\n");
         assertThat(log(b, "stdout")).isEqualTo("b\n");
-        assertThat(root.resolve("state/vm-disks").toFile().list()).hasSize(1); // one shared image disk
+        // one shared image disk (beside the one empty ext4 each writable disk is copied from: WritableDisk)
+        assertThat(root.resolve("state/vm-disks").toFile().list()).hasSize(2)
+                .anyMatch(n -> n.endsWith(".erofs")).anyMatch(n -> n.matches("empty-\\d+\\.ext4"));
     }
 
     @Test
