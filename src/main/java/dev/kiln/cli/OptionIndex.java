@@ -72,11 +72,12 @@ final class OptionIndex {
         }
     }
 
-    /** {@code c}'s annotations, from the index or its class file; null when neither can be read. */
-    static Map<String, Object> annotations(Class<?> c) {
-        return annotations(c, Loaded.INDEX);
+    /** The index bin/kiln names, read on first use; empty without one. */
+    static Map<String, String> loaded() {
+        return Loaded.INDEX;
     }
 
+    /** {@code c}'s annotations, from {@code index} or its class file; null when neither can be read. */
     static Map<String, Object> annotations(Class<?> c, Map<String, String> index) {
         String line = index.get(c.getName());
         if (line != null) {

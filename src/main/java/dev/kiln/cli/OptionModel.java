@@ -47,16 +47,27 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
 
     /** The model of {@code command}'s class (and its superclasses and mixins), the objects it sets included. */
     static OptionModel of(Object command) {
+        return of(command, OptionIndex.loaded());
+    }
+
+    /** As {@link #of(Object)}, with the annotations of the classes {@code index} holds read from it. */
+    static OptionModel of(Object command, Map<String, String> index) {
         List<Opt> options = new ArrayList<>();
         List<Param> params = new ArrayList<>();
-        boolean complete = read(command, options, params, true);
+        boolean complete;
+        try {
+            complete = read(command, options, params, true, index);
+        } catch (ClassCastException | NullPointerException e) {
+            complete = false; // an index line of the wrong shape: picocli parses this command line
+        }
         return new OptionModel(options, params, complete);
     }
 
-    private static boolean read(Object owner, List<Opt> options, List<Param> params, boolean top) {
+    private static boolean read(Object owner, List<Opt> options, List<Param> params, boolean top,
+                                Map<String, String> index) {
         boolean complete = true;
         for (Class<?> c = owner.getClass(); c != null && c != Object.class; c = c.getSuperclass()) {
-            Map<String, Object> model = OptionIndex.annotations(c);
+            Map<String, Object> model = OptionIndex.annotations(c, index);
             if (model == null) {
                 return false;
             }
@@ -88,7 +99,7 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
                         try {
                             Object mixin = field.getType().getDeclaredConstructor().newInstance();
                             set(field, owner, mixin);
-                            complete &= read(mixin, options, params, false);
+                            complete &= read(mixin, options, params, false, index);
                         } catch (ReflectiveOperationException | RuntimeException e) {
                             complete = false;
                         }

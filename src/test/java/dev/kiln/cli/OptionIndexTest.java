@@ -41,6 +41,9 @@ class OptionIndexTest {
         Map<String, String> damaged = OptionIndex.load(file.toString());
         assertThat(OptionIndex.annotations(PsCommand.class, damaged))
                 .isEqualTo(OptionIndex.annotations(PsCommand.class, Map.of())).isNotNull();
+        Map<String, String> misshapen = Map.of(PsCommand.class.getName(), "{\"fields\": [{\"field\": 5}]}");
+        assertThat(OptionModel.of(new PsCommand(), Map.of()).complete()).isTrue();
+        assertThat(OptionModel.of(new PsCommand(), misshapen).complete()).as("left to picocli").isFalse();
         assertThat(OptionIndex.load(dir.resolve("none").toString())).isEmpty();
         assertThat(OptionIndex.load(null)).isEmpty();
     }
