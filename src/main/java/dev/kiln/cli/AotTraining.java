@@ -22,6 +22,17 @@ public final class AotTraining {
     }
 
     public static void main(String[] args) throws Exception {
+        if (args[0].equals("--option-index")) {
+            List<Class<?>> classes = new java.util.ArrayList<>(List.of(KilnCommand.class));
+            HotCommands.HOT.forEach(name -> classes.add(Commands.command(name).getClass()));
+            OptionIndex.write(classes, Path.of(args[1]));
+            return;
+        }
+        Main.prepare(new String[] {"ps"}); // as every CLI process does first
+        String index = System.getProperty(OptionIndex.PROPERTY);
+        if (index != null && !(args.length > 1 && args[1].equals("all"))) {
+            writeIndex(Path.of(index));
+        }
         Path dir = Path.of(args[0]);
         Path run = dir.resolve("run");
         Process kilnd = startKilnd(dir.resolve("root"), run, dir.resolve("kilnd.log"));
@@ -73,6 +84,21 @@ public final class AotTraining {
             if (!kilnd.waitFor(20, TimeUnit.SECONDS)) {
                 kilnd.destroyForcibly().waitFor();
             }
+        }
+    }
+
+    /**
+     * The hot commands' option index (bin/kiln passes its path): written by a JVM of its own, because parsing class
+     * files loads ~150 classes of java.lang.classfile, which in this JVM would go into the cache and be loaded at every
+     * start; the commands below then read the index, so what reading it needs is in the cache.
+     */
+    private static void writeIndex(Path index) throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder pb = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+                AotTraining.class.getName(), "--option-index", index.toString()).inheritIO();
+        pb.environment().remove("JAVA_TOOL_OPTIONS");
+        if (pb.start().waitFor() != 0) {
+            throw new IOException("could not write the option index " + index);
         }
     }
 

@@ -27,7 +27,7 @@ final class HotCommands {
     }
 
     /** The hot path of issue 17: the life-cycle commands and the listings. */
-    private static final Set<String> HOT = Set.of("run", "create", "start", "exec", "ps", "rm", "stop", "kill",
+    static final Set<String> HOT = Set.of("run", "create", "start", "exec", "ps", "rm", "stop", "kill",
             "logs", "inspect", "wait");
 
     /** Runs {@code args} if it is a plain hot command and returns its exit code; null: picocli's to parse. */
@@ -133,14 +133,14 @@ final class HotCommands {
                         for (String v : values) {
                             list.add(p.kind() == Kind.PATHS ? Path.of(v) : v);
                         }
-                        p.field().set(p.owner(), list);
+                        OptionModel.set(p.field(), p.owner(), list);
                     }
                 } else if (!values.isEmpty()) {
                     Object v = Parser.convert(p.kind(), values.getFirst());
                     if (v == null) {
                         return false;
                     }
-                    p.field().set(p.owner(), v);
+                    OptionModel.set(p.field(), p.owner(), v);
                 }
             } catch (IllegalAccessException | InvalidPathException e) {
                 return false;
@@ -223,7 +223,7 @@ final class HotCommands {
                     return false;
                 } else {
                     try {
-                        o.field().set(o.owner(), Boolean.parseBoolean(o.defaultValue()));
+                        OptionModel.set(o.field(), o.owner(), Boolean.parseBoolean(o.defaultValue()));
                     } catch (IllegalAccessException e) {
                         return false;
                     }
@@ -241,23 +241,24 @@ final class HotCommands {
                 switch (o.kind()) {
                     case FLAG -> {
                         // picocli sets a flag to the opposite of its default; a flag that defaults to true is its call
-                        if (!first || Boolean.TRUE.equals(o.field().get(o.owner()))) {
+                        if (!first || Boolean.TRUE.equals(OptionModel.get(o.field(), o.owner()))) {
                             return false;
                         }
-                        o.field().set(o.owner(), true);
+                        OptionModel.set(o.field(), o.owner(), true);
                     }
                     case STRINGS, PATHS -> {
                         @SuppressWarnings("unchecked")
-                        List<Object> list = first ? new ArrayList<>() : (List<Object>) o.field().get(o.owner());
+                        List<Object> list = first ? new ArrayList<>()
+                                : (List<Object>) OptionModel.get(o.field(), o.owner());
                         list.add(o.kind() == Kind.PATHS ? Path.of(value) : value);
-                        o.field().set(o.owner(), list);
+                        OptionModel.set(o.field(), o.owner(), list);
                     }
                     default -> {
                         Object v = convert(o.kind(), value);
                         if (!first || v == null) {
                             return false; // given twice, or not a number: picocli's message
                         }
-                        o.field().set(o.owner(), v);
+                        OptionModel.set(o.field(), o.owner(), v);
                     }
                 }
                 return true;

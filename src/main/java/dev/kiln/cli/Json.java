@@ -426,6 +426,21 @@ final class Json implements Iterable<Json> {
 
         private String string() {
             expect('"');
+            // most strings have no escapes: one scan and one substring (the CLI runs this interpreted, where a
+            // StringBuilder append per character made reading a 15 kB document take 20 ms)
+            int start = i;
+            int n = s.length();
+            while (i < n) {
+                char c = s.charAt(i);
+                if (c == '"') {
+                    return s.substring(start, i++);
+                }
+                if (c == '\\') {
+                    break;
+                }
+                i++;
+            }
+            i = start;
             StringBuilder b = new StringBuilder();
             while (true) {
                 if (i >= s.length()) {

@@ -24,8 +24,55 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, new Stdio(System.in, System.out, System.err)));
+        prepare(args);
+        int code = run(args, new Stdio(System.in, System.out, System.err));
+        if (hotPath) {
+            // System.exit first asks System.getLogger whether to log the exit, and finding the logger backend makes
+            // a ServiceLoader open and check every jar of the class path (the jar's Class-Path: 19 of them): a third
+            // of a `kiln --version` (issue 17). The hot commands register no shutdown hooks (their terminal is
+            // restored in a finally), so they end with halt once their output is out.
+            System.out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(code);
+        }
+        System.exit(code);
     }
+
+    /** What a CLI process does before it runs the command line (also the AOT training's, so it is in the cache). */
+    static void prepare(String[] args) {
+        // The first socket asks a ServiceLoader for a SelectorProvider, which opens and checks every jar of the class
+        // path (the jar's Class-Path: 19 of them) when none names one: as much as the rest of a `kiln ps` on a loaded
+        // host (issue 17). Naming the JDK's own Linux provider skips the search; the provider is the same.
+        if (System.getProperty(SELECTOR_PROVIDER) == null && "Linux".equals(System.getProperty("os.name"))) {
+            System.setProperty(SELECTOR_PROVIDER, "sun.nio.ch.EPollSelectorProvider");
+        }
+        if (!(args.length == 1 && (args[0].equals("--version") || args[0].equals("-V")))) {
+            Thread warm = new Thread(new SocketWarmer(), "kiln-warm-socket");
+            warm.setDaemon(true);
+            warm.start();
+        }
+    }
+
+    /**
+     * Makes a unix socket and closes it, while the main thread parses the command line: the JDK's first unix socket
+     * initialises a SecureRandom (the security providers, ~1,000 lines of OIDs), net.properties and the socket options,
+     * as much as the rest of a {@code kiln ps} (issue 17). The main thread's socket then finds them ready.
+     */
+    private static final class SocketWarmer implements Runnable {  // a class, not a lambda: none is spun at start
+        @Override
+        public void run() {
+            try {
+                java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX).close();
+            } catch (java.io.IOException | RuntimeException e) {
+                // the command's own socket will say what is wrong
+            }
+        }
+    }
+
+    private static final String SELECTOR_PROVIDER = "java.nio.channels.spi.SelectorProvider";
+
+    /** Whether the command line was run by {@link HotCommands}, whose end needs no shutdown hooks. */
+    private static boolean hotPath;
 
     /** The streams a command reads and writes: the process's, or a test's. */
     record Stdio(InputStream in, OutputStream out, OutputStream err) {
@@ -45,6 +92,7 @@ public final class Main {
         boolean debug = Arrays.asList(args).contains("--debug");
         Integer hot = HotCommands.run(args, out, err, stdio, debug);
         if (hot != null) {
+            hotPath = true;
             out.flush();
             err.flush();
             return hot;

@@ -1,19 +1,13 @@
 package dev.kiln.cli;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.lang.classfile.Annotation;
-import java.lang.classfile.AnnotationElement;
-import java.lang.classfile.AnnotationValue;
-import java.lang.classfile.Attributes;
-import java.lang.classfile.ClassFile;
-import java.lang.classfile.ClassModel;
-import java.lang.classfile.FieldModel;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.lang.reflect.Field;
 import java.lang.reflect.ParameterizedType;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -38,11 +32,11 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
     /** The field types the fast parser converts to; anything else is left to picocli. */
     enum Kind { FLAG, STRING, PATH, INT, LONG, STRINGS, PATHS, OTHER }
 
-    private static final String OPTION = "Lpicocli/CommandLine$Option;";
-    private static final String PARAMETERS = "Lpicocli/CommandLine$Parameters;";
-    private static final String MIXIN = "Lpicocli/CommandLine$Mixin;";
-    private static final String SPEC = "Lpicocli/CommandLine$Spec;";
-    private static final String COMMAND = "Lpicocli/CommandLine$Command;";
+    static final String OPTION = "Lpicocli/CommandLine$Option;";
+    static final String PARAMETERS = "Lpicocli/CommandLine$Parameters;";
+    static final String MIXIN = "Lpicocli/CommandLine$Mixin;";
+    static final String SPEC = "Lpicocli/CommandLine$Spec;";
+    static final String COMMAND = "Lpicocli/CommandLine$Command;";
     /** Annotation attributes that do not change how a value is parsed. */
     private static final Set<String> HARMLESS = Set.of("names", "description", "paramLabel", "hidden", "order",
             "descriptionKey", "showDefaultValue", "hideParamSyntax", "scope", "defaultValue", "index", "arity",
@@ -53,60 +47,64 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
 
     /** The model of {@code command}'s class (and its superclasses and mixins), the objects it sets included. */
     static OptionModel of(Object command) {
+        return of(command, OptionIndex.loaded());
+    }
+
+    /** As {@link #of(Object)}, with the annotations of the classes {@code index} holds read from it. */
+    static OptionModel of(Object command, Map<String, String> index) {
         List<Opt> options = new ArrayList<>();
         List<Param> params = new ArrayList<>();
-        boolean complete = read(command, options, params, true);
+        boolean complete;
+        try {
+            complete = read(command, options, params, true, index);
+        } catch (ClassCastException | NullPointerException e) {
+            complete = false; // an index line of the wrong shape: picocli parses this command line
+        }
         return new OptionModel(options, params, complete);
     }
 
-    private static boolean read(Object owner, List<Opt> options, List<Param> params, boolean top) {
+    private static boolean read(Object owner, List<Opt> options, List<Param> params, boolean top,
+                                Map<String, String> index) {
         boolean complete = true;
         for (Class<?> c = owner.getClass(); c != null && c != Object.class; c = c.getSuperclass()) {
-            ClassModel model = classModel(c);
+            Map<String, Object> model = OptionIndex.annotations(c, index);
             if (model == null) {
                 return false;
             }
-            if (top && c == owner.getClass()) {
-                for (Annotation a : annotations(model.findAttribute(Attributes.runtimeVisibleAnnotations()))) {
-                    if (a.className().stringValue().equals(COMMAND)) {
-                        complete &= command(a, options);
-                    }
-                }
+            if (top && c == owner.getClass() && model.get(OptionIndex.COMMAND) instanceof Map<?, ?> command) {
+                complete &= command(command, options);
             }
-            for (FieldModel f : model.fields()) {
-                for (Annotation a : annotations(f.findAttribute(Attributes.runtimeVisibleAnnotations()))) {
-                    String type = a.className().stringValue();
-                    if (!type.startsWith("Lpicocli/") || type.equals(SPEC)) {
-                        continue;
-                    }
-                    Field field;
-                    try {
-                        field = c.getDeclaredField(f.fieldName().stringValue());
-                        field.setAccessible(true);
-                    } catch (ReflectiveOperationException | RuntimeException e) {
-                        return false;
-                    }
-                    switch (type) {
-                        case OPTION -> options.add(option(owner, field, a));
-                        case PARAMETERS -> {
-                            Param p = param(owner, field, a);
-                            if (p == null) {
-                                complete = false;
-                            } else {
-                                params.add(p);
-                            }
+            for (Object o : (List<?>) model.get(OptionIndex.FIELDS)) {
+                Map<?, ?> a = (Map<?, ?>) o;
+                String type = (String) a.get(OptionIndex.TYPE);
+                Map<?, ?> elements = (Map<?, ?>) a.get(OptionIndex.ELEMENTS);
+                Field field;
+                try {
+                    field = c.getDeclaredField((String) a.get(OptionIndex.FIELD));
+                    field.setAccessible(true);
+                } catch (ReflectiveOperationException | RuntimeException e) {
+                    return false;
+                }
+                switch (type) {
+                    case OPTION -> options.add(option(owner, field, elements));
+                    case PARAMETERS -> {
+                        Param p = param(owner, field, elements);
+                        if (p == null) {
+                            complete = false;
+                        } else {
+                            params.add(p);
                         }
-                        case MIXIN -> {
-                            try {
-                                Object mixin = field.getType().getDeclaredConstructor().newInstance();
-                                field.set(owner, mixin);
-                                complete &= read(mixin, options, params, false);
-                            } catch (ReflectiveOperationException | RuntimeException e) {
-                                complete = false;
-                            }
-                        }
-                        default -> complete = false; // @ArgGroup, @ParentCommand, @Unmatched…: picocli's
                     }
+                    case MIXIN -> {
+                        try {
+                            Object mixin = field.getType().getDeclaredConstructor().newInstance();
+                            set(field, owner, mixin);
+                            complete &= read(mixin, options, params, false, index);
+                        } catch (ReflectiveOperationException | RuntimeException e) {
+                            complete = false;
+                        }
+                    }
+                    default -> complete = false; // @ArgGroup, @ParentCommand, @Unmatched…: picocli's
                 }
             }
         }
@@ -117,10 +115,9 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
      * Whether the fast parser can take a command with this {@code @Command}: not with sub-commands and the like; its
      * standard help options ({@code -h}, {@code --help}, {@code -V}, {@code --version}) are picocli's to answer.
      */
-    private static boolean command(Annotation a, List<Opt> options) {
+    private static boolean command(Map<?, ?> elements, List<Opt> options) {
         boolean ok = true;
-        for (AnnotationElement e : a.elements()) {
-            String n = e.name().stringValue();
+        for (Object n : elements.keySet()) {
             if (n.equals("mixinStandardHelpOptions")) {
                 options.add(new Opt(List.of("-h", "--help", "-V", "--version"), null, null, Kind.OTHER, false, false,
                         null));
@@ -131,30 +128,22 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
         return ok;
     }
 
-    private static List<Annotation> annotations(
-            java.util.Optional<java.lang.classfile.attribute.RuntimeVisibleAnnotationsAttribute> attribute) {
-        return attribute.map(r -> r.annotations()).orElse(List.of());
-    }
-
-    private static Opt option(Object owner, Field field, Annotation a) {
+    private static Opt option(Object owner, Field field, Map<?, ?> elements) {
         List<String> names = List.of();
         boolean supported = true;
         boolean inherited = false;
         String defaultValue = null;
         Kind kind = kind(field);
-        for (AnnotationElement e : a.elements()) {
-            String n = e.name().stringValue();
-            AnnotationValue v = e.value();
+        for (Map.Entry<?, ?> e : elements.entrySet()) {
+            String n = (String) e.getKey();
+            Object v = e.getValue();
             switch (n) {
                 case "names" -> names = strings(v);
-                case "scope" -> inherited = v instanceof AnnotationValue.OfEnum en
-                        && en.constantName().stringValue().equals("INHERIT");
-                case "defaultValue" -> defaultValue = v instanceof AnnotationValue.OfString s ? s.stringValue() : null;
-                case "arity" -> supported &= v instanceof AnnotationValue.OfString s
-                        && s.stringValue().equals(kind == Kind.FLAG ? "0" : "1");
+                case "scope" -> inherited = "INHERIT".equals(OptionIndex.enumConstant(v));
+                case "defaultValue" -> defaultValue = v instanceof String s ? s : null;
+                case "arity" -> supported &= v instanceof String s && s.equals(kind == Kind.FLAG ? "0" : "1");
                 // help options and required ones are left to picocli: it prints the help, or the error
-                case "usageHelp", "versionHelp", "required" -> supported &= v instanceof AnnotationValue.OfBoolean b
-                        && !b.booleanValue();
+                case "usageHelp", "versionHelp", "required" -> supported &= v instanceof Boolean b && !b;
                 default -> supported &= HARMLESS.contains(n);
             }
         }
@@ -165,17 +154,17 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
     }
 
     /** A parameter's index range and arity, or null when they are not in the plain forms. */
-    private static Param param(Object owner, Field field, Annotation a) {
+    private static Param param(Object owner, Field field, Map<?, ?> elements) {
         Kind kind = kind(field);
         boolean many = kind == Kind.STRINGS || kind == Kind.PATHS;
         String index = null;
         String arity = null;
-        for (AnnotationElement e : a.elements()) {
-            String n = e.name().stringValue();
-            if (n.equals("index") && e.value() instanceof AnnotationValue.OfString s) {
-                index = s.stringValue();
-            } else if (n.equals("arity") && e.value() instanceof AnnotationValue.OfString s) {
-                arity = s.stringValue();
+        for (Map.Entry<?, ?> e : elements.entrySet()) {
+            String n = (String) e.getKey();
+            if (n.equals("index") && e.getValue() instanceof String s) {
+                index = s;
+            } else if (n.equals("arity") && e.getValue() instanceof String s) {
+                arity = s;
             } else if (!HARMLESS.contains(n) || n.equals("required") || n.equals("defaultValue")) {
                 return null;
             }
@@ -215,6 +204,49 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
         return new Param(owner, field, kind, from, to, min);
     }
 
+    /**
+     * Sets {@code field} of {@code owner} through a VarHandle. Core reflection's field accessors are method handles
+     * adapted to (Object, Object), and the adaptation generates classes with java.lang.classfile at run time (~40 ms of
+     * a {@code kiln ps} on a loaded host, issue 17); a VarHandle called with its own erased types goes straight to
+     * the field. Primitive fields get their primitive type at the call, for the same reason.
+     */
+    static void set(Field field, Object owner, Object value) throws IllegalAccessException {
+        VarHandle h = handle(field);
+        Class<?> t = field.getType();
+        if (t == boolean.class) {
+            h.set(owner, (boolean) (Boolean) value);
+        } else if (t == int.class) {
+            h.set(owner, (int) (Integer) value);
+        } else if (t == long.class) {
+            h.set(owner, (long) (Long) value);
+        } else if (t.isPrimitive()) {
+            throw new IllegalAccessException("no fast setter for " + field);
+        } else {
+            h.set(owner, value);
+        }
+    }
+
+    /** {@code field} of {@code owner}, as {@link #set} writes it. */
+    static Object get(Field field, Object owner) throws IllegalAccessException {
+        VarHandle h = handle(field);
+        Class<?> t = field.getType();
+        if (t == boolean.class) {
+            return (boolean) h.get(owner);
+        } else if (t == int.class) {
+            return (int) h.get(owner);
+        } else if (t == long.class) {
+            return (long) h.get(owner);
+        } else if (t.isPrimitive()) {
+            throw new IllegalAccessException("no fast getter for " + field);
+        }
+        return (Object) h.get(owner);
+    }
+
+    private static VarHandle handle(Field field) throws IllegalAccessException {
+        return MethodHandles.privateLookupIn(field.getDeclaringClass(), MethodHandles.lookup())
+                .unreflectVarHandle(field);
+    }
+
     private static Kind kind(Field f) {
         Class<?> t = f.getType();
         if (t == boolean.class || t == Boolean.class) {
@@ -234,28 +266,18 @@ record OptionModel(List<Opt> options, List<Param> params, boolean complete) {
         return Kind.OTHER;
     }
 
-    private static List<String> strings(AnnotationValue v) {
-        if (v instanceof AnnotationValue.OfString s) {
-            return List.of(s.stringValue());
+    private static List<String> strings(Object v) {
+        if (v instanceof String s) {
+            return List.of(s);
         }
         List<String> out = new ArrayList<>();
-        if (v instanceof AnnotationValue.OfArray arr) {
-            for (AnnotationValue x : arr.values()) {
-                if (x instanceof AnnotationValue.OfString s) {
-                    out.add(s.stringValue());
+        if (v instanceof List<?> arr) {
+            for (Object x : arr) {
+                if (x instanceof String s) {
+                    out.add(s);
                 }
             }
         }
         return out;
-    }
-
-    private static ClassModel classModel(Class<?> c) {
-        String resource = c.getName().replace('.', '/') + ".class";
-        ClassLoader loader = c.getClassLoader();
-        try (InputStream in = loader == null ? null : loader.getResourceAsStream(resource)) {
-            return in == null ? null : ClassFile.of().parse(in.readAllBytes());
-        } catch (IOException | IllegalArgumentException e) {
-            return null;
-        }
     }
 }
