@@ -63,7 +63,8 @@ public final class ShimMain {
             switch (action) {
                 case "start" -> start(flags);
                 case "delete" -> delete(flags);
-                case "serve" -> serve(flags);
+                case "serve" -> serve(flags, Path.of(flags.getOrDefault("bundle", "")).toAbsolutePath());
+                case "spare" -> Spare.run(flags);
                 default -> {
                     System.err.println("containerd-shim-kiln-v2: unknown action \"" + action
                             + "\" (containerd runs start or delete)");
@@ -81,9 +82,13 @@ public final class ShimMain {
      * being the CRI pod's sandbox id when the bundle's spec names one (one shim per pod), else the task's id.
      */
     static Path socketPath(Map<String, String> flags) throws NoSuchAlgorithmException {
+        return socketPath(flags, Path.of("").toAbsolutePath());
+    }
+
+    static Path socketPath(Map<String, String> flags, Path bundle) throws NoSuchAlgorithmException {
         String group = flags.getOrDefault("id", "");
         try {
-            var spec = new ObjectMapper().readTree(Path.of("config.json").toFile());
+            var spec = new ObjectMapper().readTree(bundle.resolve("config.json").toFile());
             group = spec.path("annotations").path("io.kubernetes.cri.sandbox-id").asText(group);
         } catch (IOException noSpec) {
             // not in a bundle (or no spec yet): the task's own shim
@@ -187,20 +192,20 @@ public final class ShimMain {
         }
     }
 
-    private static void serve(Map<String, String> flags) throws Exception {
+    /** The shim for one pod: a process the launcher started for it in the bundle, or a claimed {@link Spare}. */
+    static void serve(Map<String, String> flags, Path bundle) throws Exception {
         String id = flags.getOrDefault("id", "");
         ShimLog log = new ShimLog(System.err, id);
         Children.reap();
         BinaryLogger.namespace(flags.getOrDefault("namespace", "default"));
         Path socket = Path.of(flags.get("socket"));
         EventPublisher events = new EventPublisher(flags.getOrDefault("namespace", "default"),
-                System.getenv("TTRPC_ADDRESS"), flags.getOrDefault("publish-binary", "containerd"),
+                flags.getOrDefault("ttrpc-address", System.getenv("TTRPC_ADDRESS")), flags.getOrDefault("publish-binary", "containerd"),
                 flags.getOrDefault("address", ""), log);
         CountDownLatch done = new CountDownLatch(1);
         TaskService tasks = new TaskService(events, log, done::countDown);
         ServerSocketChannel server = new TtrpcServer(TaskService.NAME, tasks, log).serve(socket);
         // a shim whose start containerd gave up on (it removes the bundle) must not linger without a task
-        Path bundle = Path.of("").toAbsolutePath();
         Thread.ofVirtual().start(() -> {
             while (true) {
                 Pause.seconds(1);
