@@ -281,6 +281,8 @@ final class Spare {
         Files.deleteIfExists(eventsSocket);
         Files.deleteIfExists(spec);
         quiet.line("warm");
+        // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it
+        System.gc();
     }
 
     private static CreateTaskRequest sampleCreate() {
