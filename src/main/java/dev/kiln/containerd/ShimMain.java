@@ -174,12 +174,31 @@ public final class ShimMain {
             }
         }
         TaskService.unmountRootfs(bundle);
+        removeDeadSocket(bundle);
         // as containerd's runc shim: the task is reported killed (128 + SIGKILL) now
         Instant now = Instant.now();
         PrintStream out = System.out;
         out.write(DeleteResponse.newBuilder().setExitStatus(137).setExitedAt(TaskService.time(now)).build()
                 .toByteArray());
         out.flush();
+    }
+
+    /**
+     * The socket of a shim that died (killed, so it could not remove it), named in the bundle's {@code address}: as
+     * containerd's runc shim's cleanup does. Only under the shims' directory, and only if nothing answers there (a
+     * pod's shim serving other tasks keeps it).
+     */
+    private static void removeDeadSocket(Path bundle) {
+        try {
+            String address = Files.readString(bundle.resolve("address")).strip();
+            if (!address.startsWith("unix://")) return;
+            Path socket = Path.of(address.substring(7)).normalize();
+            if (socket.getParent() != null && socket.getParent().equals(Path.of(SOCKET_DIR)) && !answers(socket)) {
+                Files.deleteIfExists(socket);
+            }
+        } catch (IOException noAddress) {
+            // no shim was started for this bundle
+        }
     }
 
     private static final class Pause {

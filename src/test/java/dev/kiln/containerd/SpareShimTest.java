@@ -128,6 +128,9 @@ class SpareShimTest {
         pod.remove();
         assertThat(containerd.mounts()).noneMatch(m -> m.contains(pod.id) || m.contains(pod.container));
         waitNoShims();
+        // the killed shim could not remove its socket; containerd's delete of its tasks does
+        assertThat(ShimMain.socketPath(java.util.Map.of("address", containerd.socket.toString(), "namespace",
+                "k8s.io", "id", pod.id))).doesNotExist();
     }
 
     /** An idle spare leaves by itself when its containerd stops (its socket disappears), without the fixture. */
