@@ -46,6 +46,14 @@ final class Libc {
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
     private static final MethodHandle CLOSE = handle("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT));
+    private static final MethodHandle MKFIFO = handle("mkfifo", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle OPEN = handle("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle DUP2 = handle("dup2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle CHDIR = handle("chdir", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS));
     private static final MethodHandle IOCTL = handle("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
@@ -57,6 +65,9 @@ final class Libc {
     private static final int SCM_RIGHTS = 1;
     private static final long TIOCSWINSZ = 0x5414;
     private static final int EINTR = 4;
+    private static final int O_WRONLY = 1;
+    private static final int O_NONBLOCK = 04000;
+    private static final int O_CLOEXEC = 02000000;
 
     private static MethodHandle handle(String name, FunctionDescriptor fd) {
         return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
@@ -198,6 +209,52 @@ final class Libc {
             ws.set(ValueLayout.JAVA_SHORT, 2, (short) width);
             int r = (int) IOCTL.invokeExact(state, fd, TIOCSWINSZ, ws);
             if (r != 0) throw new IllegalStateException("ioctl(TIOCSWINSZ): errno " + errno(state));
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** mkfifo(3) with {@code mode} (the umask applies). */
+    static void mkfifo(String path, int mode) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int r = (int) MKFIFO.invokeExact(state, arena.allocateFrom(path), mode);
+            if (r != 0) throw new IllegalStateException("mkfifo " + path + ": errno " + errno(state));
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /**
+     * Re-points this process's stdout and stderr at the fifo {@code path} (a spare shim's claim: its output goes to
+     * the bundle's log fifo, as a shim started by the launcher with {@code >>log} has it). False, leaving both as
+     * they are, when nobody reads the fifo: a probe opens it non-blocking first, so this never blocks on a fifo
+     * without a reader (containerd holds its end open read-write while the shim runs).
+     */
+    static boolean redirectOutput(String path) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment name = arena.allocateFrom(path);
+            int probe = (int) OPEN.invokeExact(state, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            if (probe < 0) return false;
+            int fd = (int) OPEN.invokeExact(state, name, O_WRONLY | O_CLOEXEC);
+            close(probe);
+            if (fd < 0) return false;
+            int a = (int) DUP2.invokeExact(state, fd, 1);
+            int b = (int) DUP2.invokeExact(state, fd, 2);
+            close(fd);
+            return a == 1 && b == 2;
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** chdir(2): the processes the shim starts inherit it, as under a shim started in the bundle. */
+    static void chdir(String path) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            int r = (int) CHDIR.invokeExact(state, arena.allocateFrom(path));
+            if (r != 0) throw new IllegalStateException("chdir " + path + ": errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
         }

@@ -63,7 +63,8 @@ public final class ShimMain {
             switch (action) {
                 case "start" -> start(flags);
                 case "delete" -> delete(flags);
-                case "serve" -> serve(flags);
+                case "serve" -> serve(flags, Path.of(flags.getOrDefault("bundle", "")).toAbsolutePath());
+                case "spare" -> Spare.run(flags);
                 default -> {
                     System.err.println("containerd-shim-kiln-v2: unknown action \"" + action
                             + "\" (containerd runs start or delete)");
@@ -81,9 +82,13 @@ public final class ShimMain {
      * being the CRI pod's sandbox id when the bundle's spec names one (one shim per pod), else the task's id.
      */
     static Path socketPath(Map<String, String> flags) throws NoSuchAlgorithmException {
+        return socketPath(flags, Path.of("").toAbsolutePath());
+    }
+
+    static Path socketPath(Map<String, String> flags, Path bundle) throws NoSuchAlgorithmException {
         String group = flags.getOrDefault("id", "");
         try {
-            var spec = new ObjectMapper().readTree(Path.of("config.json").toFile());
+            var spec = new ObjectMapper().readTree(bundle.resolve("config.json").toFile());
             group = spec.path("annotations").path("io.kubernetes.cri.sandbox-id").asText(group);
         } catch (IOException noSpec) {
             // not in a bundle (or no spec yet): the task's own shim
@@ -169,12 +174,31 @@ public final class ShimMain {
             }
         }
         TaskService.unmountRootfs(bundle);
+        removeDeadSocket(bundle);
         // as containerd's runc shim: the task is reported killed (128 + SIGKILL) now
         Instant now = Instant.now();
         PrintStream out = System.out;
         out.write(DeleteResponse.newBuilder().setExitStatus(137).setExitedAt(TaskService.time(now)).build()
                 .toByteArray());
         out.flush();
+    }
+
+    /**
+     * The socket of a shim that died (killed, so it could not remove it), named in the bundle's {@code address}: as
+     * containerd's runc shim's cleanup does. Only under the shims' directory, and only if nothing answers there (a
+     * pod's shim serving other tasks keeps it).
+     */
+    private static void removeDeadSocket(Path bundle) {
+        try {
+            String address = Files.readString(bundle.resolve("address")).strip();
+            if (!address.startsWith("unix://")) return;
+            Path socket = Path.of(address.substring(7)).normalize();
+            if (socket.getParent() != null && socket.getParent().equals(Path.of(SOCKET_DIR)) && !answers(socket)) {
+                Files.deleteIfExists(socket);
+            }
+        } catch (IOException noAddress) {
+            // no shim was started for this bundle
+        }
     }
 
     private static final class Pause {
@@ -187,20 +211,20 @@ public final class ShimMain {
         }
     }
 
-    private static void serve(Map<String, String> flags) throws Exception {
+    /** The shim for one pod: a process the launcher started for it in the bundle, or a claimed {@link Spare}. */
+    static void serve(Map<String, String> flags, Path bundle) throws Exception {
         String id = flags.getOrDefault("id", "");
         ShimLog log = new ShimLog(System.err, id);
         Children.reap();
         BinaryLogger.namespace(flags.getOrDefault("namespace", "default"));
         Path socket = Path.of(flags.get("socket"));
         EventPublisher events = new EventPublisher(flags.getOrDefault("namespace", "default"),
-                System.getenv("TTRPC_ADDRESS"), flags.getOrDefault("publish-binary", "containerd"),
+                flags.getOrDefault("ttrpc-address", System.getenv("TTRPC_ADDRESS")), flags.getOrDefault("publish-binary", "containerd"),
                 flags.getOrDefault("address", ""), log);
         CountDownLatch done = new CountDownLatch(1);
         TaskService tasks = new TaskService(events, log, done::countDown);
         ServerSocketChannel server = new TtrpcServer(TaskService.NAME, tasks, log).serve(socket);
         // a shim whose start containerd gave up on (it removes the bundle) must not linger without a task
-        Path bundle = Path.of("").toAbsolutePath();
         Thread.ofVirtual().start(() -> {
             while (true) {
                 Pause.seconds(1);

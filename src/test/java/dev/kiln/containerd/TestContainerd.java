@@ -91,6 +91,12 @@ final class TestContainerd implements AutoCloseable {
         launch();
     }
 
+    /** Stops containerd (not its tasks or shims), as a node's operator would; {@link #close} still cleans up. */
+    void stopDaemon() throws InterruptedException {
+        containerd.destroy();
+        if (!containerd.waitFor(15, TimeUnit.SECONDS)) containerd.destroyForcibly().waitFor();
+    }
+
     /** A busybox image (the host's static busybox) imported from an OCI archive, under two tags. */
     private void importBusybox() throws IOException {
         Path work = dir.resolve("image");
@@ -166,10 +172,32 @@ final class TestContainerd implements AutoCloseable {
         }
     }
 
-    /** Shim processes of this containerd (their command line names its address) still running. */
+    /**
+     * Shim processes serving this containerd's tasks still running: shims the launcher started for a pod, and spares
+     * a pod claimed (a spare runs in {@code /} until claimed, then in its pod's bundle).
+     */
     List<ProcessHandle> shims() {
+        return ours().filter(p -> !idleSpare(p)).toList();
+    }
+
+    /** Spare shims of this containerd waiting (or starting) to be claimed. */
+    List<ProcessHandle> spares() {
+        return ours().filter(TestContainerd::idleSpare).toList();
+    }
+
+    /** Every shim process of this containerd, spares too (their command line names its address). */
+    private java.util.stream.Stream<ProcessHandle> ours() {
         return ProcessHandle.allProcesses().filter(p -> p.info().arguments().map(a -> List.of(a).contains(
-                socket.toString()) && List.of(a).contains("serve")).orElse(false)).toList();
+                socket.toString()) && (List.of(a).contains("serve") || List.of(a).contains("spare"))).orElse(false));
+    }
+
+    private static boolean idleSpare(ProcessHandle p) {
+        if (!p.info().arguments().map(a -> List.of(a).contains("spare")).orElse(false)) return false;
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/" + p.pid() + "/cwd")).toString().equals("/");
+        } catch (IOException gone) {
+            return false;
+        }
     }
 
     /** Mounts under this containerd's directories. */
@@ -188,7 +216,7 @@ final class TestContainerd implements AutoCloseable {
                         "id", id.strip())));
             }
         }
-        for (ProcessHandle shim : shims()) {
+        for (ProcessHandle shim : ours().toList()) {
             List<String> args = List.of(shim.info().arguments().orElse(new String[0]));
             int i = args.indexOf("-socket");
             if (i >= 0 && i + 1 < args.size()) sockets.add(Path.of(args.get(i + 1)));
@@ -207,8 +235,10 @@ final class TestContainerd implements AutoCloseable {
             containerd.destroy();
             if (!containerd.waitFor(15, TimeUnit.SECONDS)) containerd.destroyForcibly().waitFor();
         }
-        for (ProcessHandle shim : shims()) Command.destroyTree(shim);
+        // spares exit by themselves once containerd's socket is gone (SpareShimTest checks it); these are killed
+        for (ProcessHandle shim : ours().toList()) Command.destroyTree(shim);
         for (Path s : sockets) Files.deleteIfExists(s);
+        deleteTree(Spare.pool(socket.toString()));
         List<String> left = new ArrayList<>(mounts());
         left.sort(Comparator.reverseOrder());
         for (String m : left) Command.run("umount", "-l", m);

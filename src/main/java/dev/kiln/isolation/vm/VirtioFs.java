@@ -67,6 +67,8 @@ final class VirtioFs {
         }
         stop(vmDir);
         try {
+            // all started first, then waited for: their starts overlap (a pod's VM has two shares before QEMU)
+            List<Process> started = new ArrayList<>();
             for (Share s : shares) {
                 Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
                 Files.deleteIfExists(sock);
@@ -82,6 +84,12 @@ final class VirtioFs {
                                 "/dev/null"))).redirectErrorStream(true)
                         .redirectOutput(vmDir.resolve("fs" + s.index() + ".log").toFile()).start();
                 Files.writeString(vmDir.resolve("fs" + s.index() + ".pid"), Long.toString(p.pid()));
+                started.add(p);
+            }
+            for (int i = 0; i < shares.size(); i++) {
+                Share s = shares.get(i);
+                Process p = started.get(i);
+                Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
                 long deadline = System.nanoTime() + READY.toNanos();
                 while (!Files.exists(sock)) {
                     if (!p.isAlive() || System.nanoTime() > deadline) {

@@ -1,0 +1,323 @@
+package dev.kiln.containerd;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.Any;
+import com.google.protobuf.Empty;
+import dev.kiln.containerd.wire.events.ForwardRequest;
+import dev.kiln.containerd.wire.events.TaskCreate;
+import dev.kiln.containerd.wire.events.TaskIO;
+import dev.kiln.containerd.wire.options.Options;
+import dev.kiln.containerd.wire.task.CreateTaskRequest;
+import dev.kiln.containerd.wire.task.CreateTaskResponse;
+import dev.kiln.containerd.wire.ttrpc.Request;
+import dev.kiln.containerd.wire.ttrpc.Response;
+import dev.kiln.containerd.wire.types.Mount;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Pattern;
+
+/**
+ * A pre-started shim (docs/containerd.md, "The spare shim"): a JVM the launcher started earlier for one containerd,
+ * idle in that containerd's pool until a pod's {@code start} claims it, then exactly a shim's {@code serve} for that
+ * pod. It takes the JVM start and the first request's cold code off the pod's critical path while keeping one
+ * process per pod.
+ * <p>
+ * The pool is a root-only directory, {@code /run/containerd/s/kiln-spare/<sha256(address)[:32]>}. An idle spare
+ * shows itself there as the fifo {@code PID.idle}, which it reads. The launcher claims it with rename(2) to
+ * {@code PID.claimed} (of two concurrent starts only one rename succeeds) and writes the assignment into it:
+ * NUL-separated {@code key=value} pairs, the flags containerd gave {@code start} plus the bundle and the socket. The
+ * spare checks the assignment as containerd would have made it (the bundle is containerd's task directory of that
+ * namespace and id, the socket is the one {@code start} derives from them), re-points its stdout and stderr onto the
+ * bundle's log fifo, and serves. An idle spare exits when its containerd's socket is gone or after {@link #IDLE};
+ * it retires through the same rename, so it never exits under a launcher that has just claimed it.
+ */
+final class Spare {
+    private Spare() {
+    }
+
+    static final Path POOLS = Path.of("/run/containerd/s/kiln-spare");
+    static final Duration IDLE = Duration.ofMinutes(10);
+    /** containerd's identifiers (namespaces, container ids): its identifiers package's pattern. */
+    private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*");
+
+    /** The pool of spares for the containerd at {@code address} (a short hash: socket paths stay under 108 bytes). */
+    static Path pool(String address) {
+        try {
+            byte[] sum = MessageDigest.getInstance("SHA-256").digest(address.getBytes(StandardCharsets.UTF_8));
+            return POOLS.resolve(HexFormat.of().formatHex(sum).substring(0, 32));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static void run(Map<String, String> flags) throws Exception {
+        long started = System.nanoTime();
+        String address = flags.getOrDefault("address", "");
+        Path pool = pool(address);
+        long pid = ProcessHandle.current().pid();
+        Path idle = pool.resolve(pid + ".idle");
+        Path claimed = pool.resolve(pid + ".claimed");
+        // claimable at once, warmed meanwhile: a pod that comes during the warm-up still finds a started JVM (pods
+        // come in bursts: a spare that warmed first was still warming for every other pod of a sequence)
+        long[] warmed = {-1};
+        try {
+            rootOnly(pool);
+            Libc.mkfifo(idle.toString(), 0600);
+        } finally {
+            // the launcher starts no second spare while this one starts (its marker), and may again now
+            Files.deleteIfExists(pool.resolve("pending"));
+        }
+        // KILN_SHIM_SPARE_WARM=0 (containerd's environment) leaves the warm-up out: to measure what it brings
+        if (!"0".equals(System.getenv("KILN_SHIM_SPARE_WARM"))) {
+            Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
+                long t = System.nanoTime();
+                try {
+                    warm(pool, pid);
+                    warmed[0] = (System.nanoTime() - t) / 1_000_000;
+                } catch (Exception e) {
+                    System.err.println("containerd-shim-kiln-v2 spare: warm-up failed: " + e);
+                }
+            });
+        }
+        AtomicBoolean assigned = new AtomicBoolean();
+        Thread.ofPlatform().daemon().name("spare-watch").start(() -> watch(address, idle, claimed, assigned));
+        Map<String, String> assignment = read(idle, claimed);
+        assigned.set(true);
+        Files.deleteIfExists(claimed);
+        Map<String, String> serve = check(assignment, address);
+        Path bundle = Path.of(serve.get("bundle"));
+        Libc.chdir(bundle.toString());
+        Path log = bundle.resolve("log");
+        if (Files.exists(log, LinkOption.NOFOLLOW_LINKS) && Files.readAttributes(log,
+                java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
+            Libc.redirectOutput(log.toString());   // the fifo containerd copies into its own log
+        }
+        new ShimLog(System.err, serve.get("id")).line("a spare shim claimed (started "
+                + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
+                + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+        ShimMain.serve(serve, bundle);
+    }
+
+    /** The pool must be root's and closed to everyone else: whoever can write the fifo directs a root process. */
+    private static void rootOnly(Path pool) throws IOException {
+        var attrs = Files.readAttributes(pool, java.nio.file.attribute.PosixFileAttributes.class,
+                LinkOption.NOFOLLOW_LINKS);
+        if (!attrs.isDirectory() || !attrs.owner().getName().equals("root")
+                || !attrs.permissions().equals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
+                PosixFilePermission.OWNER_EXECUTE))) {
+            throw new IOException("the spare pool " + pool + " is not a root-only (0700) directory");
+        }
+    }
+
+    /** The assignment, read from the fifo under whichever name it has when this open comes (the claim renames it). */
+    private static Map<String, String> read(Path idle, Path claimed) throws IOException {
+        byte[] data;
+        try (InputStream in = Files.newInputStream(idle)) {
+            data = in.readAllBytes();
+        } catch (NoSuchFileException renamedFirst) {
+            try (InputStream in = Files.newInputStream(claimed)) {
+                data = in.readAllBytes();
+            }
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String pair : new String(data, StandardCharsets.UTF_8).split("\0")) {
+            int eq = pair.indexOf('=');
+            if (eq > 0) out.put(pair.substring(0, eq), pair.substring(eq + 1));
+        }
+        return out;
+    }
+
+    /**
+     * The flags {@code serve} runs with, from an assignment checked as {@code start} would have derived it: only
+     * this spare's containerd, a bundle that is containerd's own task directory for that namespace and id (absolute,
+     * no {@code ..}, no symbolic link, holding config.json), and the socket {@code start} computes for them. So an
+     * assignment cannot make the shim write (its socket, log, files in the bundle) anywhere else.
+     */
+    static Map<String, String> check(Map<String, String> a, String address) throws Exception {
+        String ns = a.getOrDefault("namespace", "");
+        String id = a.getOrDefault("id", "");
+        if (!a.getOrDefault("address", "").equals(address)) {
+            throw new IOException("assignment for another containerd (" + a.get("address") + ")");
+        }
+        for (String name : new String[] {ns, id}) {
+            if (name.length() > 76 || !IDENTIFIER.matcher(name).matches()) {
+                throw new IOException("assignment names an invalid identifier \"" + name + "\"");
+            }
+        }
+        Path bundle = Path.of(a.getOrDefault("bundle", ""));
+        if (!bundle.isAbsolute() || !bundle.normalize().equals(bundle) || bundle.getNameCount() < 3
+                || !bundle.getFileName().toString().equals(id) || !bundle.getParent().getFileName().toString().equals(ns)
+                || !bundle.getParent().getParent().getFileName().toString().startsWith("io.containerd.runtime.v2")
+                || !bundle.toRealPath().equals(bundle) || !Files.isRegularFile(bundle.resolve("config.json"))) {
+            throw new IOException("assignment's bundle " + bundle + " is not containerd's task directory for " + ns
+                    + "/" + id);
+        }
+        Map<String, String> flags = new LinkedHashMap<>();
+        flags.put("namespace", ns);
+        flags.put("id", id);
+        flags.put("address", address);
+        flags.put("publish-binary", a.getOrDefault("publish-binary", "containerd"));
+        Path socket = ShimMain.socketPath(flags, bundle);
+        if (!a.getOrDefault("socket", "").equals(socket.toString())) {
+            throw new IOException("assignment's socket " + a.get("socket") + " is not " + socket);
+        }
+        flags.put("socket", socket.toString());
+        flags.put("bundle", bundle.toString());
+        String ttrpc = a.getOrDefault("ttrpc-address", "");
+        if (!ttrpc.isEmpty()) flags.put("ttrpc-address", ttrpc);
+        if (a.getOrDefault("debug", "").equals("true")) flags.put("debug", "true");
+        return flags;
+    }
+
+    /**
+     * An idle spare leaves when its containerd's socket is gone (containerd stopped; checked every second) or after
+     * {@link #IDLE}; it first renames its fifo away, which fails if a launcher claimed it in the meantime. A claimed
+     * spare whose assignment never comes (the launcher died between claim and write) leaves after 10 s.
+     */
+    private static void watch(String address, Path idle, Path claimed, AtomicBoolean assigned) {
+        Path socket = Path.of(address.startsWith("unix://") ? address.substring(7) : address);
+        long deadline = System.nanoTime() + IDLE.toNanos();
+        while (true) {
+            sleep(1000);
+            if (Files.exists(socket) && System.nanoTime() < deadline) continue;
+            try {
+                Files.move(idle, idle.resolveSibling(idle.getFileName() + ".exit"), StandardCopyOption.ATOMIC_MOVE);
+                Files.deleteIfExists(idle.resolveSibling(idle.getFileName() + ".exit"));
+                String pid = idle.getFileName().toString().replace(".idle", "");
+                for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json"}) {
+                    Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
+                }
+                System.exit(0);
+            } catch (IOException claimedMeanwhile) {
+                break;
+            }
+        }
+        for (int i = 0; i < 10 && !assigned.get(); i++) sleep(1000);
+        if (!assigned.get()) {
+            try {
+                Files.deleteIfExists(claimed);
+            } catch (IOException ignored) {
+                // exiting anyway
+            }
+            System.exit(1);
+        }
+    }
+
+    /**
+     * Runs the code a pod's first Create runs, on built-in sample data and with no side effect (no runtime, no
+     * mount, no file outside the pool): TTRPC framing both ways with the SO_PEERCRED check, the Request and
+     * CreateTaskRequest decoding, the OCI spec's parsing and the isolation's choice, the runtime's command line, a
+     * TaskCreate event forwarded over TTRPC, a process start. A fresh JVM runs all of that interpreted and
+     * initialises its classes on first use; here that happens while the spare waits.
+     */
+    static void warm(Path pool, long pid) throws Exception {
+        ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
+        Path eventsSocket = pool.resolve(pid + ".warm-events");
+        Path taskSocket = pool.resolve(pid + ".warm-task");
+        Path spec = pool.resolve(pid + ".warm-config.json");
+        Files.writeString(spec, SAMPLE_SPEC);
+        ObjectMapper json = new ObjectMapper();
+        ServerSocketChannel events = new TtrpcServer("containerd.services.events.ttrpc.v1.Events", (method, p) -> {
+            ForwardRequest.parseFrom(p);
+            return Empty.getDefaultInstance().toByteArray();
+        }, quiet).serve(eventsSocket);
+        EventPublisher publisher = new EventPublisher("kiln-warm", "unix://" + eventsSocket, "containerd", "", quiet);
+        ServerSocketChannel tasks = new TtrpcServer(TaskService.NAME, (method, p) -> {
+            CreateTaskRequest r = CreateTaskRequest.parseFrom(p);
+            JsonNode s = json.readTree(spec.toFile());
+            String configPath = Options.parseFrom(r.getOptions().getValue()).getConfigPath();
+            KilnRuntime runtime = KilnRuntime.choose(s, configPath.isEmpty() ? null : configPath,
+                    pool.resolve("warm-bundle"));
+            runtime.command("create", "--bundle", r.getBundle(), "--pid-file", "init.pid", r.getId());
+            GvisorPod.member(runtime, s);
+            StdioUri.parse(r.getStdout());
+            StdioUri.parse("binary:///usr/bin/logger?tag=warm");
+            publisher.publish("/tasks/create", TaskCreate.newBuilder().setContainerId(r.getId())
+                    .setBundle(r.getBundle()).addAllRootfs(r.getRootfsList()).setIo(TaskIO.newBuilder()
+                            .setStdout(r.getStdout()).setStderr(r.getStderr())).setPid(1).build());
+            return CreateTaskResponse.newBuilder().setPid(1).build().toByteArray();
+        }, quiet).serve(taskSocket);
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(taskSocket));
+            TtrpcConnection conn = new TtrpcConnection(channel);
+            byte[] create = Request.newBuilder().setService(TaskService.NAME).setMethod("Create")
+                    .setPayload(sampleCreate().toByteString()).build().toByteArray();
+            for (int i = 0; i < 20; i++) {
+                conn.write(2 * i + 1, TtrpcConnection.REQUEST, create);
+                Response response = Response.parseFrom(conn.read().data());
+                if (response.getStatus().getCode() != 0) {
+                    throw new IOException("warm-up Create failed: " + response.getStatus().getMessage());
+                }
+            }
+        }
+        Process p = Children.start(new ProcessBuilder("true").redirectErrorStream(true));
+        p.getInputStream().readAllBytes();
+        p.waitFor();
+        publisher.close();
+        tasks.close();
+        events.close();
+        Files.deleteIfExists(taskSocket);
+        Files.deleteIfExists(eventsSocket);
+        Files.deleteIfExists(spec);
+        quiet.line("warm");
+        // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it
+        System.gc();
+    }
+
+    private static CreateTaskRequest sampleCreate() {
+        return CreateTaskRequest.newBuilder().setId("warm").setBundle("/run/containerd/io.containerd.runtime.v2.task/"
+                        + "k8s.io/warm").addRootfs(Mount.newBuilder().setType("overlay").setSource("overlay")
+                        .addOptions("index=off").addOptions("lowerdir=/var/lib/containerd/snapshots/1/fs"))
+                .setStdout("/run/containerd/io.containerd.grpc.v1.cri/containers/warm/io/1/warm-stdout")
+                .setStderr("/run/containerd/io.containerd.grpc.v1.cri/containers/warm/io/1/warm-stderr")
+                .setOptions(Any.newBuilder().setTypeUrl("containerd.runc.v1.Options")
+                        .setValue(Options.newBuilder().build().toByteString()))
+                .build();
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** A CRI container's spec as containerd 1.6 writes it, cut short (what the warm-up parses). */
+    private static final String SAMPLE_SPEC = """
+            {"ociVersion":"1.0.2-dev","process":{"user":{"uid":0,"gid":0,"additionalGids":[10]},"args":["sleep","3600"],
+            "env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","HOSTNAME=warm"],"cwd":"/",
+            "capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_CHOWN","CAP_KILL"],
+            "permitted":["CAP_CHOWN","CAP_KILL"]},"oomScoreAdj":1000},"root":{"path":"rootfs"},
+            "mounts":[{"destination":"/proc","type":"proc","source":"proc","options":["nosuid","noexec","nodev"]},
+            {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+            {"destination":"/etc/hosts","type":"bind","source":"/var/lib/containerd/sandboxes/warm/hosts","options":["rbind","rprivate","rw"]}],
+            "annotations":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.sandbox-id":"warm",
+            "io.kubernetes.cri.container-name":"warm","io.kubernetes.cri.image-name":"busybox"},
+            "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":0},"cpu":{"shares":2}},
+            "cgroupsPath":"/k8s.io/warm","namespaces":[{"type":"pid"},{"type":"ipc","path":"/proc/1/ns/ipc"},
+            {"type":"network","path":"/var/run/netns/cni-warm"},{"type":"mount"}],"maskedPaths":["/proc/kcore"],
+            "readonlyPaths":["/proc/sys"]}}
+            """;
+}

@@ -1,0 +1,209 @@
+package dev.kiln.containerd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.kiln.containerd.cri.*;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The spare shim (docs/containerd.md, "The spare shim"): a pod's shim is a JVM started before the pod asked for
+ * it, each pod still has a shim process of its own (two pods started at once too), a spare leaves when its
+ * containerd stops, and a claimed shim killed leaves its pod's tasks exited and nothing behind.
+ */
+@Timeout(600)
+class SpareShimTest {
+
+    private static final Duration T = Duration.ofSeconds(60);
+    private static TestContainerd containerd;
+    private static CriClient cri;
+
+    @BeforeAll
+    static void start() throws Exception {
+        containerd = CriSetup.start(Files.createTempDirectory("ks"));
+        cri = new CriClient(containerd.socket);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (cri != null) cri.close();
+        if (containerd != null) {
+            containerd.close();
+            assertThat(containerd.shims()).as("shims left running").isEmpty();
+            assertThat(containerd.spares()).as("spares left running").isEmpty();
+        }
+        CriSetup.removeBridge();
+    }
+
+    @Test
+    void aSecondPodsShimIsTheSpareStartedBeforeIt() throws Exception {
+        Pod first = Pod.run("spare-a");
+        ProcessHandle spare = idleSpare(containerd);
+        Instant spareStarted = spare.info().startInstant().orElseThrow();
+        List<Long> before = pids(containerd.shims());
+
+        Instant asked = Instant.now();
+        Pod second = Pod.run("spare-b");
+        List<Long> after = pids(containerd.shims());
+        after.removeAll(before);
+        assertThat(after).as("the second pod's shim").containsExactly(spare.pid());
+        assertThat(spareStarted).as("the spare started before the pod was asked for").isBefore(asked);
+        assertThat(containerd.log()).contains("a spare shim claimed");
+        assertThat(second.exec("echo", "in-b").getStdout().toStringUtf8()).isEqualTo("in-b\n");
+        assertThat(first.exec("echo", "in-a").getStdout().toStringUtf8()).isEqualTo("in-a\n");
+
+        second.remove();
+        first.remove();
+        waitNoShims();
+    }
+
+    @Test
+    void twoPodsStartedAtOnceHaveAShimEach() throws Exception {
+        idleSpare(containerd);
+        CompletableFuture<Pod> a = CompletableFuture.supplyAsync(() -> Pod.run("twin-a"));
+        CompletableFuture<Pod> b = CompletableFuture.supplyAsync(() -> Pod.run("twin-b"));
+        Pod podA = a.join();
+        Pod podB = b.join();
+        List<ProcessHandle> shims = containerd.shims();
+        assertThat(shims).as("one shim per pod").hasSize(2);
+        // each shim runs in its own pod sandbox's bundle (a claimed spare moves there too)
+        List<String> dirs = new ArrayList<>();
+        for (ProcessHandle shim : shims) {
+            dirs.add(Files.readSymbolicLink(Path.of("/proc/" + shim.pid() + "/cwd")).getFileName().toString());
+        }
+        assertThat(dirs).containsExactlyInAnyOrder(podA.id, podB.id);
+        assertThat(podA.exec("hostname").getStdout().toStringUtf8()).isEqualTo("twin-a\n");
+        assertThat(podB.exec("hostname").getStdout().toStringUtf8()).isEqualTo("twin-b\n");
+        podA.remove();
+        podB.remove();
+        waitNoShims();
+    }
+
+    /** A claimed shim killed: containerd reports the pod's tasks exited, and removal leaves no process or mount. */
+    @Test
+    void aKilledClaimedShimLeavesNothing() throws Exception {
+        idleSpare(containerd);
+        List<Long> before = pids(containerd.shims());
+        Pod pod = Pod.run("crash");
+        List<Long> after = pids(containerd.shims());
+        after.removeAll(before);
+        assertThat(after).hasSize(1);
+        ProcessHandle shim = ProcessHandle.of(after.getFirst()).orElseThrow();
+        assertThat(shim.info().arguments().map(List::of).orElse(List.of())).as("a claimed spare").contains("spare");
+        List<Long> taskPids = new ArrayList<>();
+        for (String line : containerd.ctr(T, "-n", "k8s.io", "task", "ls").out().lines().skip(1).toList()) {
+            String[] f = line.trim().split("\\s+");
+            if (f[0].equals(pod.id) || f[0].equals(pod.container)) taskPids.add(Long.parseLong(f[1]));
+        }
+        assertThat(taskPids).hasSize(2);
+
+        shim.destroyForcibly();
+        shim.onExit().get();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        ContainerState state = ContainerState.CONTAINER_RUNNING;
+        while (System.nanoTime() < deadline) {
+            state = cri.call("ContainerStatus", ContainerStatusRequest.newBuilder().setContainerId(pod.container)
+                    .build(), ContainerStatusResponse.getDefaultInstance()).getStatus().getState();
+            if (state == ContainerState.CONTAINER_EXITED) break;
+            Thread.sleep(200);
+        }
+        assertThat(state).as("the container after its shim was killed").isEqualTo(ContainerState.CONTAINER_EXITED);
+        for (long pid : taskPids) {
+            long gone = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < gone) {
+                Thread.sleep(100);
+            }
+            assertThat(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)).as("task process " + pid)
+                    .isFalse();
+        }
+        pod.remove();
+        assertThat(containerd.mounts()).noneMatch(m -> m.contains(pod.id) || m.contains(pod.container));
+        waitNoShims();
+        // the killed shim could not remove its socket; containerd's delete of its tasks does
+        assertThat(ShimMain.socketPath(java.util.Map.of("address", containerd.socket.toString(), "namespace",
+                "k8s.io", "id", pod.id))).doesNotExist();
+    }
+
+    /** An idle spare leaves by itself when its containerd stops (its socket disappears), without the fixture. */
+    @Test
+    void aSpareLeavesWhenItsContainerdStops() throws Exception {
+        try (TestContainerd own = TestContainerd.start(Files.createTempDirectory("ksc"), false, "")) {
+            TestContainerd.Result run = own.ctr(T, "run", "--rm", "--runtime", "io.containerd.kiln.v2",
+                    TestContainerd.IMAGE, "s1", "echo", "hi");
+            assertThat(run.out()).as(run.err()).isEqualTo("hi\n");
+            ProcessHandle spare = idleSpare(own);
+            own.stopDaemon();
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (spare.isAlive() && System.nanoTime() < deadline) Thread.sleep(100);
+            assertThat(spare.isAlive()).as("the spare 10 s after containerd stopped").isFalse();
+            assertThat(Spare.pool(own.socket.toString()).toFile().list()).as("the pool's idle fifos")
+                    .noneMatch(f -> f.endsWith(".idle"));
+        }
+    }
+
+    /** The idle spare of {@code c}, waiting up to 60 s for one to be started and warmed. */
+    private static ProcessHandle idleSpare(TestContainerd c) throws InterruptedException {
+        Path pool = Spare.pool(c.socket.toString());
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (System.nanoTime() < deadline) {
+            for (ProcessHandle p : c.spares()) {
+                if (Files.exists(pool.resolve(p.pid() + ".idle"))) return p;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no idle spare within 60 s; spares: " + c.spares());
+    }
+
+    private static List<Long> pids(List<ProcessHandle> ps) {
+        return new ArrayList<>(ps.stream().map(ProcessHandle::pid).toList());
+    }
+
+    private static void waitNoShims() throws InterruptedException {
+        long gone = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!containerd.shims().isEmpty() && System.nanoTime() < gone) Thread.sleep(100);
+        assertThat(containerd.shims()).as("shims of removed pods").isEmpty();
+    }
+
+    /** A kiln pod of one busybox container that sleeps. */
+    private record Pod(String id, String container) {
+        static Pod run(String name) {
+            PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
+                    .setMetadata(PodSandboxMetadata.newBuilder().setName(name).setUid(name + "-uid")
+                            .setNamespace("default"))
+                    .setHostname(name).setLogDirectory(containerd.dir.resolve("logs").resolve(name).toString())
+                    .build();
+            String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
+                    .setRuntimeHandler("kiln").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+            String id = cri.call("CreateContainer", CreateContainerRequest.newBuilder().setPodSandboxId(pod)
+                    .setSandboxConfig(sandbox).setConfig(ContainerConfig.newBuilder()
+                            .setMetadata(ContainerMetadata.newBuilder().setName("main"))
+                            .setImage(ImageSpec.newBuilder().setImage(TestContainerd.IMAGE))
+                            .addCommand("sleep").addArgs("600").setLogPath("main.log"))
+                    .build(), CreateContainerResponse.getDefaultInstance()).getContainerId();
+            cri.call("StartContainer", StartContainerRequest.newBuilder().setContainerId(id).build(),
+                    StartContainerResponse.getDefaultInstance());
+            return new Pod(pod, id);
+        }
+
+        ExecSyncResponse exec(String... cmd) {
+            return cri.call("ExecSync", ExecSyncRequest.newBuilder().setContainerId(container)
+                    .addAllCmd(List.of(cmd)).setTimeout(30).build(), ExecSyncResponse.getDefaultInstance());
+        }
+
+        void remove() {
+            cri.call("StopPodSandbox", StopPodSandboxRequest.newBuilder().setPodSandboxId(id).build(),
+                    StopPodSandboxResponse.getDefaultInstance());
+            cri.call("RemovePodSandbox", RemovePodSandboxRequest.newBuilder().setPodSandboxId(id).build(),
+                    RemovePodSandboxResponse.getDefaultInstance());
+        }
+    }
+}
