@@ -70,6 +70,8 @@ static struct client clients[MAX_CLIENTS];
 static int nclients;
 static pid_t cmd_pid = -1;
 static int launched; /* start_cmd ran: CMD forked, or in container mode the runtime's create */
+static int may_start; /* no --wait-attach, or a client came, or its time ran out (latched) */
+static int start_due; /* container mode: created, the runtime's start is to run once may_start */
 /* Container mode's steps: the runtime's create, then its start (-1 when not running); the console socket while
  * create runs with --tty; whether the runtime holds the container (delete it at the end) */
 static pid_t create_pid = -1, start_pid = -1;
@@ -410,7 +412,7 @@ static void remember_orphan(pid_t p, int st) {
     norphans++;
 }
 
-/* The runtime's create ended: on success the container's init waits for start; start it. */
+/* The runtime's create ended: on success the container's init waits for its start (start_container). */
 static void create_ended(int st) {
     create_pid = -1;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { /* its reason is in the log, on stderr, as `runc run` left it */
@@ -430,7 +432,13 @@ static void create_ended(int st) {
     cmd_pid = p;
     for (unsigned i = 0; i < norphans && i < 8; i++)
         if (orphans[i].pid == p) { cmd_ended(orphans[i].status); return; } /* died before we knew its pid */
+    start_due = 1;
+}
+
+/* Container mode: `RUNTIME ... start`, once created and may_start. */
+static void start_container(void) {
     const char *args[] = { "start", opt_container, NULL };
+    start_due = 0;
     int log = open("shim.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (log < 0) note("opening shim.log: %s", strerror(errno));
     start_pid = runtime_spawn(cmd_argv, args, 0, 0, log < 0 ? 2 : log);
@@ -621,12 +629,21 @@ static void run(void) {
     long long start_at = opt_wait >= 0 ? now_ms() + opt_wait * 1000 : -1;
     for (;;) {
         long long now = now_ms(), deadline = -1;
-        if (!launched && !cmd_exited) {
-            if (opt_wait < 0 || nclients > 0 || now >= start_at) {
-                if (start_cmd() != 0) { cmd_exited = 1; exit_code = 125; rfc3339(finished_at, sizeof finished_at); }
-                output_ms = now;
-            } else deadline = start_at;
+        if (!may_start) {
+            if (opt_wait < 0 || nclients > 0 || now >= start_at) { may_start = 1; output_ms = now; }
+            else deadline = start_at;
         }
+        /* container mode creates at once, while kilnd's client is still on its way to attach: only the start
+         * waits for it (the process does not run before start, so no output can be missed) */
+        if (!launched && !cmd_exited && (may_start || opt_container)) {
+            if (start_cmd() != 0) { cmd_exited = 1; exit_code = 125; rfc3339(finished_at, sizeof finished_at); }
+            output_ms = now;
+        }
+        if (start_due && may_start && !cmd_exited) start_container();
+        /* before the start, output stays in its pipes (a create's error reaches the client that attaches), and an
+         * exit that left nothing to delete (the create failed) is only told then; a created container that was
+         * killed meanwhile ends at once */
+        int reading = may_start || (cmd_exited && created);
         /* backpressure: while a client has no room, CMD's output stays in its pipe; a client stalled too long goes */
         int paused = 0;
         for (int i = 0; i < nclients; i++) {
@@ -637,8 +654,8 @@ static void run(void) {
             paused = 1;
             deadline = earliest(deadline, c->full_since + STALL_MS);
         }
-        if (paused) output_ms = now; /* time spent paused does not count as quiet */
-        if (cmd_exited) {
+        if (paused || !reading) output_ms = now; /* time spent paused does not count as quiet */
+        if (cmd_exited && reading) {
             if ((out_s.fd < 0 && err_s.fd < 0) || now - output_ms >= DRAIN_MS) return;
             deadline = earliest(deadline, output_ms + DRAIN_MS);
         }
@@ -647,8 +664,8 @@ static void run(void) {
         int room = stdin_len + sizeof clients[0].in <= STDIN_MAX, n = nclients;
         pfd[0] = (struct pollfd){ listen_fd, POLLIN, 0 };
         pfd[1] = (struct pollfd){ sig_fd, POLLIN, 0 };
-        pfd[2] = (struct pollfd){ paused ? -1 : out_s.fd, POLLIN, 0 };
-        pfd[3] = (struct pollfd){ paused ? -1 : err_s.fd, POLLIN, 0 };
+        pfd[2] = (struct pollfd){ paused || !reading ? -1 : out_s.fd, POLLIN, 0 };
+        pfd[3] = (struct pollfd){ paused || !reading ? -1 : err_s.fd, POLLIN, 0 };
         pfd[4] = (struct pollfd){ stdin_len > 0 ? stdin_fd : -1, POLLOUT, 0 };
         pfd[5] = (struct pollfd){ console_fd, POLLIN, 0 };
         for (int i = 0; i < n; i++) {

@@ -197,25 +197,23 @@ public final class OciIsolator implements Isolator {
      * it; or once the process already ended. Bounded: a runtime that hangs is reported by the shim's exit.
      */
     private void awaitCreated(SandboxSpec spec, Shim shim) {
+        if (runtime == OciRuntime.RUNC) {
+            // the shim writes started.json once "runc start" returned: the user's process runs (no runc process
+            // per look: ten creates at once on two cores spent much of their time in "runc state")
+            shim.awaitStarted(START_TIMEOUT);
+            return;
+        }
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
-            if (runtime == OciRuntime.RUNC) {
-                // the shim writes started.json once "runc start" returned: the user's process runs (no runc
-                // process per look: ten creates at once on two cores spent much of their time in "runc state")
-                if (shim.started().isPresent()) {
-                    return;
-                }
-            } else {
-                Result state = run(command(spec, "state", spec.id()));
-                // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's
-                // init), and not "stopped" (runsc reports it while it sets up): a process that really ended is seen
-                // by the loop's exit-status check instead
-                if (state.code == 0 && state.out.contains("\"running\"")) {
-                    return;
-                }
+            Result state = run(command(spec, "state", spec.id()));
+            // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's
+            // init), and not "stopped" (runsc reports it while it sets up): a process that really ended is seen
+            // by the loop's exit-status check instead
+            if (state.code == 0 && state.out.contains("\"running\"")) {
+                return;
             }
             try {
-                Thread.sleep(runtime == OciRuntime.RUNC ? 5 : 20);
+                Thread.sleep(20);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;

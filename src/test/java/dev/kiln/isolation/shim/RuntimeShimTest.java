@@ -93,6 +93,13 @@ class RuntimeShimTest {
         Container c = container(runc, true, "stty size; tty; read x; echo got $x; exit 5");
         Shim shim = fixture.launch(c.dir, ShimOptions.defaults().withTty(true).withStdin(true)
                 .withWaitAttach(Duration.ofSeconds(30)).withContainer(c.id, c.bundle), c.runtime);
+        // created at once, while the client is on its way; started only once it attached
+        for (int i = 0; i < 500 && !Files.exists(c.dir.resolve("container.pid")); i++) {
+            Thread.sleep(20);
+        }
+        Thread.sleep(200);
+        assertThat(Command.run(c.runtime[0], c.runtime[1], c.runtime[2], "state", c.id)).contains("\"created\"");
+        assertThat(shim.started()).as("started.json before the client attached").isEmpty();
 
         try (var client = shim.attach()) {
             client.resize(40, 100); // sent before runc made the terminal: applied when the shim receives it
