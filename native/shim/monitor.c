@@ -489,13 +489,20 @@ static void orphan_reaped(pid_t p, int st) {
 /* Container mode's end, before exit.json: the start's status, then `RUNTIME ... delete --force`, so the runtime holds
  * no state when kilnd reads the exit (a restart creates the container again under the same id at once). */
 static void container_end(void) {
-    if (start_pid > 0) {
+    for (long long end = now_ms() + 10000; start_pid > 0;) { /* start returns at once; bounded all the same */
         int st;
-        pid_t w;
-        while ((w = waitpid(start_pid, &st, 0)) < 0 && errno == EINTR) { /* again */ }
-        if (w < 0) note("waitpid(start): %s", strerror(errno));
-        start_pid = -1;
+        pid_t w = waitpid(start_pid, &st, WNOHANG);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) { note("waitpid(start): %s", strerror(errno)); break; }
+        if (w > 0) break;
+        if (now_ms() >= end) {
+            note("%s start: no exit after 10 s, killed", cmd_argv[0]);
+            if (kill(start_pid, SIGKILL) != 0) note("kill(%d): %s", (int)start_pid, strerror(errno));
+            end = now_ms() + 10000;
+        }
+        if (poll(NULL, 0, 5) < 0 && errno != EINTR) note("poll: %s", strerror(errno));
     }
+    start_pid = -1;
     if (!created) return;
     const char *args[] = { "delete", "--force", opt_container, NULL };
     int st = runtime_run(cmd_argv, args, 10000, orphan_reaped);
