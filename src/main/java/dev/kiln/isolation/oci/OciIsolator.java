@@ -108,7 +108,7 @@ public final class OciIsolator implements Isolator {
         } else {
             Bundle.write(spec, runtime);
         }
-        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
     }
 
     @Override
@@ -272,7 +272,7 @@ public final class OciIsolator implements Isolator {
         if (!left.isEmpty()) {
             LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
-        Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
+        OverlayRoot.unmount(spec.dir().resolve(Bundle.ROOTFS));
     }
 
     /** The overlay's upper directory: the kernel's own record of the sandbox's changes. */
@@ -296,11 +296,11 @@ public final class OciIsolator implements Isolator {
             throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + spec.name()
                     + " is not mounted at " + root + " although it runs");
         }
-        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
         try {
             return work.apply(root);
         } finally {
-            Mounts.unmount(root, false);
+            OverlayRoot.unmount(root);
         }
     }
 
