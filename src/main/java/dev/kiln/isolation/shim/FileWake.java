@@ -24,10 +24,12 @@ final class FileWake implements AutoCloseable {
 
     private static final Hub HUB = Hub.start();
 
+    private final WatchKey key;
     private final Set<Semaphore> set;
     private final Semaphore wake;
 
-    private FileWake(Set<Semaphore> set, Semaphore wake) {
+    private FileWake(WatchKey key, Set<Semaphore> set, Semaphore wake) {
+        this.key = key;
         this.set = set;
         this.wake = wake;
     }
@@ -40,12 +42,12 @@ final class FileWake implements AutoCloseable {
                 Set<Semaphore> set = HUB.waiting.computeIfAbsent(key, k -> ConcurrentHashMap.newKeySet());
                 Semaphore wake = new Semaphore(0);
                 set.add(wake);
-                return new FileWake(set, wake);
+                return new FileWake(key, set, wake);
             } catch (IOException | UnsupportedOperationException e) {
                 // the directory is gone, or no more inotify watches: poll
             }
         }
-        return new FileWake(null, null);
+        return new FileWake(null, null, null);
     }
 
     /** Returns when a file appeared in the directory since the last call, or after {@code timeout}. */
@@ -57,10 +59,17 @@ final class FileWake implements AutoCloseable {
         }
     }
 
+    /**
+     * The last waiter of a directory gives its inotify watch back (a waiter that registered at that very moment is
+     * not woken any more, and notices by its poll).
+     */
     @Override
     public void close() {
         if (set != null) {
             set.remove(wake);
+            if (set.isEmpty() && HUB.waiting.remove(key, set)) {
+                key.cancel();
+            }
         }
     }
 
