@@ -209,7 +209,7 @@ BENCHES = {
                     ("pss_all", "PSS / N (with `sleep`)", "median", "{:.1f}"),
                     ("kilnd_growth", "kilnd's PSS growth / N (part of the others)", "median", "{:.1f}")],
         "rows": [
-            ("kiln.container", "kiln container (kiln-shim + `runc run`)", "kiln.container"),
+            ("kiln.container", "kiln container (kiln-shim; runc create + start, exited)", "kiln.container"),
             ("kiln.gvisor", "kiln gvisor (kiln-shim + runsc, gofer, sandbox)", "kiln.gvisor"),
             ("kiln.vm", "kiln vm (kiln-shim + VM relay + QEMU)", "kiln.vm"),
             ("podman", "`podman run -d --network none` (conmon)", "podman"),

@@ -2,9 +2,12 @@
  * The per-process monitor (docs/shim.md):
  *
  *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE] -- CMD ARGS...
+ *   kiln-shim --dir DIR [...] --container ID --bundle BUNDLE -- RUNTIME GLOBAL-FLAGS...
  *
  * Detaches from its caller (fork, setsid, fork), becomes a child subreaper, listens on DIR/attach.sock, runs CMD,
  * writes CMD's output to a Docker json-file log and to attach clients, and records CMD's exit in DIR/exit.json.
+ * In container mode "CMD" is the container's init: the runtime creates and starts it and exits, and the shim reaps
+ * the orphaned init itself (container.c), as conmon does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +52,7 @@ struct client {
 };
 
 static const char *opt_dir, *opt_log;
+static const char *opt_container, *opt_bundle; /* container mode: cmd_argv is the runtime and its global flags */
 static int opt_tty, opt_stdin;
 static long opt_wait = -1;
 static char **cmd_argv;
@@ -65,6 +69,17 @@ static struct stream out_s, err_s; /* set up in setup(); zero-initialised so the
 static struct client clients[MAX_CLIENTS];
 static int nclients;
 static pid_t cmd_pid = -1;
+static int launched; /* start_cmd ran: CMD forked, or in container mode the runtime's create */
+static int may_start; /* no --wait-attach, or a client came, or its time ran out (latched) */
+static int start_due; /* container mode: created, the runtime's start is to run once may_start */
+/* Container mode's steps: the runtime's create, then its start (-1 when not running); the console socket while
+ * create runs with --tty; whether the runtime holds the container (delete it at the end) */
+static pid_t create_pid = -1, start_pid = -1;
+static int console_fd = -1, created;
+static struct winsize pending_ws; /* a resize asked for before the runtime handed over the terminal */
+/* children reaped before their pid was known (the container's init, should it die before create reports it) */
+static struct { pid_t pid; int status; } orphans[8];
+static unsigned norphans;
 static long long output_ms; /* when output was last read (or could not be, for backpressure) */
 static int cmd_exited, exit_code, exit_signal;
 static char finished_at[64];
@@ -126,6 +141,11 @@ static void client_drop(struct client *c, const char *why) {
     c->fd = -1;
     free(c->out);
     c->out = NULL;
+}
+
+/* Container mode with --tty before the runtime handed over the terminal's master (console.sock). */
+static int awaiting_terminal(void) {
+    return opt_container && opt_tty && pty_master < 0 && !cmd_exited;
 }
 
 static void put_frame(char *dst, int type, const void *p, size_t n) {
@@ -192,6 +212,10 @@ static void stdin_flush(void) {
 
 static void send_signal(int sig) {
     if (cmd_pid <= 0 || cmd_exited) return;
+    if (opt_container) { /* the container's init alone, as `runc kill` and Docker's signal proxy do */
+        if (kill(cmd_pid, sig) != 0) note("kill(%d, %d): %s", (int)cmd_pid, sig, strerror(errno));
+        return;
+    }
     if (kill(-cmd_pid, sig) == 0) return;
     if (errno == ESRCH && kill(cmd_pid, sig) == 0) return; /* CMD has not made its process group yet */
     note("kill(%d, %d): %s", (int)cmd_pid, sig, strerror(errno));
@@ -203,15 +227,15 @@ static void client_frame(int type, const unsigned char *p, size_t n) {
     memcpy(text, p, k);
     text[k] = 0;
     switch (type) {
-    case F_STDIN:
-        if (opt_stdin && !stdin_closed && stdin_fd >= 0) {
+    case F_STDIN: /* with a container's --tty, queued until the runtime hands over the terminal */
+        if (opt_stdin && !stdin_closed && (stdin_fd >= 0 || awaiting_terminal())) {
             if (stdin_len + n > STDIN_MAX) { note("stdin overflow: %zu bytes dropped", n); break; } /* unreachable */
             memcpy(stdin_q + stdin_len, p, n);
             stdin_len += n;
         }
         break;
     case F_CLOSE_STDIN:
-        if (opt_stdin && !stdin_closed && stdin_fd >= 0) stdin_close();
+        if (opt_stdin && !stdin_closed && (stdin_fd >= 0 || awaiting_terminal())) stdin_close();
         break;
     case F_RESIZE: {
         unsigned rows, cols;
@@ -220,7 +244,8 @@ static void client_frame(int type, const unsigned char *p, size_t n) {
         memset(&ws, 0, sizeof ws);
         ws.ws_row = (unsigned short)rows;
         ws.ws_col = (unsigned short)cols;
-        if (ioctl(pty_master, TIOCSWINSZ, &ws) != 0) note("TIOCSWINSZ: %s", strerror(errno));
+        if (awaiting_terminal()) pending_ws = ws; /* applied when the runtime hands the terminal over */
+        else if (ioctl(pty_master, TIOCSWINSZ, &ws) != 0) note("TIOCSWINSZ: %s", strerror(errno));
         break;
     }
     case F_SIGNAL: {
@@ -313,21 +338,132 @@ static void exec_cmd(void) {
     child_fail(cmd_argv[0], errno == ENOENT ? 127 : 126);
 }
 
-static int start_cmd(void) {
+static void write_started(pid_t p) {
     char text[128], ts[64];
-    pid_t p = fork();
-    if (p < 0) { note("fork: %s", strerror(errno)); return -1; }
-    if (p == 0) exec_cmd();
-    cmd_pid = p;
     rfc3339(ts, sizeof ts);
-    if (!opt_tty && setpgid(p, p) != 0 && errno != EACCES && errno != ESRCH) note("setpgid: %s", strerror(errno));
+    snprintf(text, sizeof text, "{\"pid\":%d,\"startedAt\":\"%s\"}\n", (int)p, ts);
+    if (write_atomic("started.json", text) != 0) note("writing started.json: %s", strerror(errno));
+}
+
+static void close_child_ends(void) {
     if (child_err != child_out) xclose(child_err);
     if (child_in != child_out) xclose(child_in);
     xclose(child_out);
     child_in = child_out = child_err = -1;
-    snprintf(text, sizeof text, "{\"pid\":%d,\"startedAt\":\"%s\"}\n", (int)p, ts);
-    if (write_atomic("started.json", text) != 0) note("writing started.json: %s", strerror(errno));
+}
+
+static void cmd_ended(int st) {
+    cmd_exited = 1;
+    exit_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    exit_code = WIFSIGNALED(st) ? 128 + exit_signal : WEXITSTATUS(st);
+    rfc3339(finished_at, sizeof finished_at);
+}
+
+/* Container mode: `RUNTIME ... create` with the container's stdio (with --tty its terminal comes from the runtime
+ * through console.sock, and the runtime's own messages go to the stderr pipe). */
+static int start_create(void) {
+    char console[64];
+    const char *args[] = { "create", "--bundle", opt_bundle, "--pid-file", "container.pid", NULL, NULL, NULL, NULL };
+    size_t n = 5;
+    if (opt_tty) {
+        console_path(console, sizeof console);
+        args[n++] = "--console-socket";
+        args[n++] = console;
+    }
+    args[n] = opt_container;
+    create_pid = runtime_spawn(cmd_argv, args, child_in, child_out, child_err);
+    if (create_pid < 0) { note("fork: %s", strerror(errno)); return -1; }
+    close_child_ends();
     return 0;
+}
+
+static int start_cmd(void) {
+    launched = 1;
+    if (opt_container) return start_create();
+    pid_t p = fork();
+    if (p < 0) { note("fork: %s", strerror(errno)); return -1; }
+    if (p == 0) exec_cmd();
+    cmd_pid = p;
+    if (!opt_tty && setpgid(p, p) != 0 && errno != EACCES && errno != ESRCH) note("setpgid: %s", strerror(errno));
+    close_child_ends();
+    write_started(p);
+    return 0;
+}
+
+/* The terminal's master from the runtime, once it connected to console.sock. */
+static void take_terminal(void) {
+    int m = console_receive(console_fd);
+    if (m < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) note("receiving the terminal on console.sock: %s", strerror(errno));
+        return;
+    }
+    xclose(console_fd);
+    console_fd = -1;
+    if (unlink("console.sock") != 0) note("removing console.sock: %s", strerror(errno));
+    if (set_nonblock(m) != 0) note("O_NONBLOCK on the terminal: %s", strerror(errno));
+    pty_master = out_s.fd = stdin_fd = m; /* as the shim's own terminal: stdin queued meanwhile is written now */
+    if (pending_ws.ws_row || pending_ws.ws_col)
+        if (ioctl(m, TIOCSWINSZ, &pending_ws) != 0) note("TIOCSWINSZ: %s", strerror(errno));
+}
+
+static void remember_orphan(pid_t p, int st) {
+    orphans[norphans % 8].pid = p;
+    orphans[norphans % 8].status = st;
+    norphans++;
+}
+
+/* The runtime's create ended: on success the container's init waits for its start (start_container). */
+static void create_ended(int st) {
+    create_pid = -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { /* its reason is in the log, on stderr, as `runc run` left it */
+        note("%s create: %s %d", cmd_argv[0], WIFSIGNALED(st) ? "killed by signal" : "exit",
+             WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        cmd_ended(st);
+        return;
+    }
+    created = 1;
+    if (opt_tty && pty_master < 0 && console_fd >= 0) take_terminal(); /* sent before create exited */
+    pid_t p = read_pid_file("container.pid");
+    if (p < 0 || (opt_tty && pty_master < 0)) {
+        note(p < 0 ? "reading container.pid: %s" : "the runtime handed over no terminal%s", p < 0 ? strerror(errno) : "");
+        cmd_ended(125 << 8); /* the end deletes what the runtime made */
+        return;
+    }
+    cmd_pid = p;
+    for (unsigned i = 0; i < norphans && i < 8; i++)
+        if (orphans[i].pid == p) { cmd_ended(orphans[i].status); return; } /* died before we knew its pid */
+    start_due = 1;
+}
+
+/* Container mode: `RUNTIME ... start`, once created and may_start. */
+static void start_container(void) {
+    const char *args[] = { "start", opt_container, NULL };
+    start_due = 0;
+    int log = open("shim.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (log < 0) note("opening shim.log: %s", strerror(errno));
+    start_pid = runtime_spawn(cmd_argv, args, 0, 0, log < 0 ? 2 : log);
+    if (start_pid < 0) {
+        note("fork: %s", strerror(errno));
+        if (kill(cmd_pid, SIGKILL) != 0) note("kill(%d): %s", (int)cmd_pid, strerror(errno));
+    }
+    xclose(log);
+}
+
+/* The runtime's start ended: the container's init runs the user's process now, or start failed and it must go. */
+static void start_ended(int st) {
+    start_pid = -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) { write_started(cmd_pid); return; }
+    note("%s start: exit %d (its messages are above); the container is killed", cmd_argv[0],
+         WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    if (!cmd_exited && kill(cmd_pid, SIGKILL) != 0) note("kill(%d): %s", (int)cmd_pid, strerror(errno));
+}
+
+static void reaped(pid_t p, int st) {
+    if (p == create_pid) create_ended(st);
+    else if (p == start_pid) start_ended(st);
+    else if (p == cmd_pid && !cmd_exited) cmd_ended(st);
+    else if (opt_container && cmd_pid < 0) remember_orphan(p, st); /* perhaps the container's init */
+    /* else an orphan we adopted as subreaper */
 }
 
 static void reap(void) {
@@ -341,16 +477,41 @@ static void reap(void) {
         if (p < 0 && errno == EINTR) continue;
         if (p < 0 && errno != ECHILD) note("waitpid: %s", strerror(errno));
         if (p <= 0) return;
-        if (p != cmd_pid) continue; /* an orphan we adopted as subreaper */
-        cmd_exited = 1;
-        exit_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-        exit_code = WIFSIGNALED(st) ? 128 + exit_signal : WEXITSTATUS(st);
-        rfc3339(finished_at, sizeof finished_at);
+        reaped(p, st);
     }
+}
+
+static void orphan_reaped(pid_t p, int st) {
+    (void)p;
+    (void)st; /* the container's init is reaped already when the end comes: anything else is an adopted orphan */
+}
+
+/* Container mode's end, before exit.json: the start's status, then `RUNTIME ... delete --force`, so the runtime holds
+ * no state when kilnd reads the exit (a restart creates the container again under the same id at once). */
+static void container_end(void) {
+    for (long long end = now_ms() + 10000; start_pid > 0;) { /* start returns at once; bounded all the same */
+        int st;
+        pid_t w = waitpid(start_pid, &st, WNOHANG);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) { note("waitpid(start): %s", strerror(errno)); break; }
+        if (w > 0) break;
+        if (now_ms() >= end) {
+            note("%s start: no exit after 10 s, killed", cmd_argv[0]);
+            if (kill(start_pid, SIGKILL) != 0) note("kill(%d): %s", (int)start_pid, strerror(errno));
+            end = now_ms() + 10000;
+        }
+        if (poll(NULL, 0, 5) < 0 && errno != EINTR) note("poll: %s", strerror(errno));
+    }
+    start_pid = -1;
+    if (!created) return;
+    const char *args[] = { "delete", "--force", opt_container, NULL };
+    int st = runtime_run(cmd_argv, args, 10000, orphan_reaped);
+    if (st != 0 && st != -1) note("%s delete --force %s: exit status %d", cmd_argv[0], opt_container, st);
 }
 
 static void finish(void) {
     char text[EXIT_ROOM], code[16];
+    if (opt_container) container_end();
     if (out_s.len > 0) log_record(&out_s, out_s.buf, out_s.len);
     if (err_s.len > 0) log_record(&err_s, err_s.buf, err_s.len);
     int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
@@ -384,6 +545,10 @@ static void finish(void) {
     }
     for (int i = 0; i < nclients; i++) client_drop(&clients[i], "did not take its last frames in time");
     if (unlink("attach.sock") != 0) note("removing attach.sock: %s", strerror(errno));
+    if (console_fd >= 0) { /* the runtime never connected */
+        xclose(console_fd);
+        if (unlink("console.sock") != 0) note("removing console.sock: %s", strerror(errno));
+    }
     xclose(log_fd);
 }
 
@@ -416,7 +581,14 @@ static int setup(void) {
     if (chdir(opt_dir) != 0) return fail(opt_dir);
     if (!opt_log && (log_fd = open("log.json", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
         return fail("log.json");
-    if (opt_tty) {
+    if (opt_container && opt_tty) { /* the runtime makes the terminal; until then its messages go to stderr */
+        int e[2];
+        if (pipe2(e, O_CLOEXEC) != 0) return fail("pipe");
+        err_s.fd = e[0]; child_out = child_err = e[1];
+        if (set_nonblock(e[0]) != 0) return fail("O_NONBLOCK");
+        if ((child_in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) return fail("/dev/null");
+        if ((console_fd = console_listen()) < 0) return fail("console.sock");
+    } else if (opt_tty) {
         int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (m < 0) return fail("posix_openpt");
         out_s.fd = stdin_fd = pty_master = m;
@@ -464,12 +636,21 @@ static void run(void) {
     long long start_at = opt_wait >= 0 ? now_ms() + opt_wait * 1000 : -1;
     for (;;) {
         long long now = now_ms(), deadline = -1;
-        if (cmd_pid < 0 && !cmd_exited) {
-            if (opt_wait < 0 || nclients > 0 || now >= start_at) {
-                if (start_cmd() != 0) { cmd_exited = 1; exit_code = 125; rfc3339(finished_at, sizeof finished_at); }
-                output_ms = now;
-            } else deadline = start_at;
+        if (!may_start) {
+            if (opt_wait < 0 || nclients > 0 || now >= start_at) { may_start = 1; output_ms = now; }
+            else deadline = start_at;
         }
+        /* container mode creates at once, while kilnd's client is still on its way to attach: only the start
+         * waits for it (the process does not run before start, so no output can be missed) */
+        if (!launched && !cmd_exited && (may_start || opt_container)) {
+            if (start_cmd() != 0) { cmd_exited = 1; exit_code = 125; rfc3339(finished_at, sizeof finished_at); }
+            output_ms = now;
+        }
+        if (start_due && may_start && !cmd_exited) start_container();
+        /* before the start, output stays in its pipes (a create's error reaches the client that attaches), and an
+         * exit that left nothing to delete (the create failed) is only told then; a created container that was
+         * killed meanwhile ends at once */
+        int reading = may_start || (cmd_exited && created);
         /* backpressure: while a client has no room, CMD's output stays in its pipe; a client stalled too long goes */
         int paused = 0;
         for (int i = 0; i < nclients; i++) {
@@ -480,36 +661,38 @@ static void run(void) {
             paused = 1;
             deadline = earliest(deadline, c->full_since + STALL_MS);
         }
-        if (paused) output_ms = now; /* time spent paused does not count as quiet */
-        if (cmd_exited) {
+        if (paused || !reading) output_ms = now; /* time spent paused does not count as quiet */
+        if (cmd_exited && reading) {
             if ((out_s.fd < 0 && err_s.fd < 0) || now - output_ms >= DRAIN_MS) return;
             deadline = earliest(deadline, output_ms + DRAIN_MS);
         }
 
-        struct pollfd pfd[5 + MAX_CLIENTS];
+        struct pollfd pfd[6 + MAX_CLIENTS];
         int room = stdin_len + sizeof clients[0].in <= STDIN_MAX, n = nclients;
         pfd[0] = (struct pollfd){ listen_fd, POLLIN, 0 };
         pfd[1] = (struct pollfd){ sig_fd, POLLIN, 0 };
-        pfd[2] = (struct pollfd){ paused ? -1 : out_s.fd, POLLIN, 0 };
-        pfd[3] = (struct pollfd){ paused ? -1 : err_s.fd, POLLIN, 0 };
+        pfd[2] = (struct pollfd){ paused || !reading ? -1 : out_s.fd, POLLIN, 0 };
+        pfd[3] = (struct pollfd){ paused || !reading ? -1 : err_s.fd, POLLIN, 0 };
         pfd[4] = (struct pollfd){ stdin_len > 0 ? stdin_fd : -1, POLLOUT, 0 };
+        pfd[5] = (struct pollfd){ console_fd, POLLIN, 0 };
         for (int i = 0; i < n; i++) {
             struct client *c = &clients[i];
             short ev = (short)((c->rd_closed || !room ? 0 : POLLIN) | (c->outlen ? POLLOUT : 0));
-            pfd[5 + i] = (struct pollfd){ c->fd, ev, 0 };
+            pfd[6 + i] = (struct pollfd){ c->fd, ev, 0 };
         }
         int timeout = deadline < 0 ? -1 : deadline <= now ? 0 : (int)(deadline - now);
-        if (poll(pfd, (nfds_t)(5 + n), timeout) < 0) {
+        if (poll(pfd, (nfds_t)(6 + n), timeout) < 0) {
             if (errno != EINTR) { note("poll: %s", strerror(errno)); return; }
             continue;
         }
+        if (pfd[5].revents && console_fd >= 0) take_terminal(); /* before the reap of the create that sent it */
         if (pfd[1].revents) reap();
         if (pfd[2].revents && out_s.fd >= 0) stream_read(&out_s);
         if (pfd[3].revents && err_s.fd >= 0) stream_read(&err_s);
         if (pfd[4].revents && stdin_fd >= 0 && stdin_len > 0) stdin_flush();
         for (int i = 0; i < n; i++) {
             struct client *c = &clients[i];
-            short ev = pfd[5 + i].revents;
+            short ev = pfd[6 + i].revents;
             if (c->fd >= 0 && (ev & POLLIN)) client_read(c);
             if (c->fd >= 0 && (ev & POLLOUT) && c->outlen) client_flush(c);
             if (c->fd >= 0 && (ev & (POLLHUP | POLLERR)) && !(ev & POLLIN)) client_drop(c, NULL);
@@ -540,6 +723,8 @@ int monitor_main(int argc, char **argv) {
         else if (strcmp(a, "--stdin") == 0) opt_stdin = 1;
         else if (strcmp(a, "--dir") == 0 && i + 1 < argc) opt_dir = argv[++i];
         else if (strcmp(a, "--log") == 0 && i + 1 < argc) opt_log = argv[++i];
+        else if (strcmp(a, "--container") == 0 && i + 1 < argc) opt_container = argv[++i];
+        else if (strcmp(a, "--bundle") == 0 && i + 1 < argc) opt_bundle = argv[++i];
         else if (strcmp(a, "--wait-attach") == 0 && i + 1 < argc) {
             char *end;
             errno = 0;
@@ -551,6 +736,9 @@ int monitor_main(int argc, char **argv) {
     }
     if (opt_dir == NULL) return usage("--dir is required");
     if (i >= argc) return usage("no command given");
+    if ((opt_container == NULL) != (opt_bundle == NULL)) return usage("--container and --bundle go together");
+    if (opt_container && (opt_container[0] == 0 || opt_container[0] == '-'))
+        return usage("--container needs a container id");
     cmd_argv = argv + i;
     /* Start clean: descriptors leaked by the caller must reach neither the shim nor CMD. */
     if (syscall(SYS_close_range, 3, ~0U, 0) != 0)

@@ -24,4 +24,13 @@ int relay_vm(int argc, char **argv);     /* relay.c */
 int relay_exec(int argc, char **argv);   /* relay_exec.c */
 int vm_save(int argc, char **argv);      /* snapshot.c */
 
+/* container.c: the monitor's container mode (the runtime's create, start and delete; the console socket) */
+#include <sys/types.h>
+pid_t runtime_spawn(char *const *runtime, const char *const *args, int in, int out, int err);
+int runtime_run(char *const *runtime, const char *const *args, long long timeout_ms, void (*orphan)(pid_t, int));
+int console_listen(void);
+void console_path(char *out, size_t n);
+int console_receive(int listen_fd);
+pid_t read_pid_file(const char *name);
+
 #endif

@@ -34,9 +34,12 @@ import java.util.function.Function;
 
 /**
  * The {@code container} (runc) and {@code gvisor} (runsc) isolations: one OCI bundle in the sandbox's directory
- * ({@code config.json}, an overlay of the image's tree and the sandbox's writable layer at {@code rootfs}), the
- * runtime run in the foreground under a kiln-shim in {@code main/}, and kill/exec/ps/delete through the runtime's
- * own commands ({@link OciTask}).
+ * ({@code config.json}, an overlay of the image's tree and the sandbox's writable layer at {@code rootfs}), a
+ * kiln-shim in {@code main/} that owns the sandbox's stdio, and kill/exec/ps/delete through the runtime's own
+ * commands ({@link OciTask}). For runc the shim runs {@code runc create} and {@code runc start} and reaps the
+ * container's init itself, as podman's conmon does, so no runc process stays beside an idle container; runsc runs
+ * in the foreground under the shim ({@code runsc run}), the one process that learns the exit status of the
+ * application inside the Sentry (docs/shim.md).
  */
 public final class OciIsolator implements Isolator {
     private static final KilnLog LOG = KilnLog.of(OciIsolator.class);
@@ -105,12 +108,15 @@ public final class OciIsolator implements Isolator {
         } else {
             Bundle.write(spec, runtime);
         }
-        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
     }
 
     @Override
     public SandboxTask start(SandboxSpec spec, Duration waitAttach) {
-        return launch(spec, waitAttach, command(spec, "run", "--bundle", spec.dir().toString(), spec.id()));
+        if (runtime == OciRuntime.RUNC) { // the shim's container mode: runc create + start, the shim reaps the init
+            return launch(spec, waitAttach, command(spec), true);
+        }
+        return launch(spec, waitAttach, command(spec, "run", "--bundle", spec.dir().toString(), spec.id()), false);
     }
 
     /**
@@ -141,7 +147,7 @@ public final class OciIsolator implements Isolator {
     public SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
         requireCheckpoints(spec);
         return launch(spec, waitAttach, command(spec, "restore", "--image-path", dir.toString(), "--bundle",
-                spec.dir().toString(), spec.id()));
+                spec.dir().toString(), spec.id()), false);
     }
 
     private void requireCheckpoints(SandboxSpec spec) {
@@ -155,7 +161,8 @@ public final class OciIsolator implements Isolator {
         }
     }
 
-    private SandboxTask launch(SandboxSpec spec, Duration waitAttach, List<String> cmd) {
+    /** {@code container}: {@code cmd} is the runtime and its global flags, for the shim's container mode. */
+    private SandboxTask launch(SandboxSpec spec, Duration waitAttach, List<String> cmd, boolean container) {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         watchCgroup(spec);
         Path main = mainDir(spec);
@@ -165,7 +172,11 @@ public final class OciIsolator implements Isolator {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot create " + main + ": " + e.getMessage(), e);
         }
-        Shim shim = Shim.launch(ShimBinary.locate(), main, options(spec.process(), waitAttach, spec.log()), cmd);
+        ShimOptions options = options(spec.process(), waitAttach, spec.log());
+        if (container) {
+            options = options.withContainer(spec.id(), spec.dir());
+        }
+        Shim shim = Shim.launch(ShimBinary.locate(), main, options, cmd);
         if (waitAttach.isZero()) {
             awaitCreated(spec, shim);
         }
@@ -186,28 +197,23 @@ public final class OciIsolator implements Isolator {
      * it; or once the process already ended. Bounded: a runtime that hangs is reported by the shim's exit.
      */
     private void awaitCreated(SandboxSpec spec, Shim shim) {
+        if (runtime == OciRuntime.RUNC) {
+            // the shim writes started.json once "runc start" returned: the user's process runs (no runc process
+            // per look: ten creates at once on two cores spent much of their time in "runc state")
+            shim.awaitStarted(START_TIMEOUT);
+            return;
+        }
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-        for (int round = 0; System.nanoTime() < deadline && shim.exitStatus().isEmpty(); round++) {
-            // runc's state directory says it without a runc process per look (ten creates at once on two cores
-            // spent much of their time in "runc state"): state.json is written once the container exists, and
-            // exec.fifo, made before it, is removed when "runc start" lets the user's process run. "runc state"
-            // stays the authority every 100 ms, should runc's layout ever differ.
-            if (runtime == OciRuntime.RUNC && round % 20 != 19) {
-                Path dir = stateRoot.resolve(spec.id());
-                if (Files.exists(dir.resolve("state.json")) && !Files.exists(dir.resolve("exec.fifo"))) {
-                    return;
-                }
-            } else {
-                Result state = run(command(spec, "state", spec.id()));
-                // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's
-                // init), and not "stopped" (runsc reports it while it sets up): a process that really ended is seen
-                // by the loop's exit-status check instead
-                if (state.code == 0 && state.out.contains("\"running\"")) {
-                    return;
-                }
+        while (System.nanoTime() < deadline && shim.exitStatus().isEmpty()) {
+            Result state = run(command(spec, "state", spec.id()));
+            // "running": the user's process runs. Not "creating"/"created" (a signal would hit the runtime's
+            // init), and not "stopped" (runsc reports it while it sets up): a process that really ended is seen
+            // by the loop's exit-status check instead
+            if (state.code == 0 && state.out.contains("\"running\"")) {
+                return;
             }
             try {
-                Thread.sleep(runtime == OciRuntime.RUNC ? 5 : 20);
+                Thread.sleep(20);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
@@ -266,7 +272,7 @@ public final class OciIsolator implements Isolator {
         if (!left.isEmpty()) {
             LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
-        Mounts.unmount(spec.dir().resolve(Bundle.ROOTFS), false);
+        OverlayRoot.unmount(spec.dir().resolve(Bundle.ROOTFS));
     }
 
     /** The overlay's upper directory: the kernel's own record of the sandbox's changes. */
@@ -290,11 +296,11 @@ public final class OciIsolator implements Isolator {
             throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + spec.name()
                     + " is not mounted at " + root + " although it runs");
         }
-        Mounts.overlay(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
         try {
             return work.apply(root);
         } finally {
-            Mounts.unmount(root, false);
+            OverlayRoot.unmount(root);
         }
     }
 

@@ -125,20 +125,44 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
     @Override
     public Optional<ExitStatus> await(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            Optional<ExitStatus> status = exitStatus();
-            if (status.isPresent()) return status;
-            if (!alive()) {
-                return Optional.of(exitStatus().orElseThrow(() -> new Gone("kiln-shim " + pid
-                        + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
+        // exit.json is seen the moment the shim renames it into place (a --rm run's end waits on this); the poll
+        // is for a shim that dies without writing it
+        try (FileWake wake = FileWake.on(dir)) {
+            while (true) {
+                Optional<ExitStatus> status = exitStatus();
+                if (status.isPresent()) return status;
+                if (!alive()) {
+                    return Optional.of(exitStatus().orElseThrow(() -> new Gone("kiln-shim " + pid
+                            + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
+                }
+                if (System.nanoTime() - deadline > 0) return Optional.empty();
+                pause(wake, deadline);
             }
-            if (System.nanoTime() - deadline > 0) return Optional.empty();
-            try {
-                Thread.sleep(POLL);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while waiting for " + dir, e);
+        }
+    }
+
+    /**
+     * Waits up to {@code timeout} until the command was started (started.json; in container mode once the runtime's
+     * start returned) or has exited; true if it was started.
+     */
+    public boolean awaitStarted(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try (FileWake wake = FileWake.on(dir)) {
+            while (true) {
+                if (started().isPresent()) return true;
+                if (exitStatus().isPresent() || !alive() || System.nanoTime() - deadline > 0) return false;
+                pause(wake, deadline);
             }
+        }
+    }
+
+    private void pause(FileWake wake, long deadline) {
+        long left = deadline - System.nanoTime();
+        try {
+            wake.await(left < POLL.toNanos() ? Duration.ofNanos(Math.max(left, 0)) : POLL);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while waiting for " + dir, e);
         }
     }
 

@@ -7,12 +7,24 @@ import java.util.List;
 
 /**
  * How kiln-shim runs its command: with a pseudo-terminal, with a stdin pipe fed by attach clients, waiting (at most
- * {@code waitAttach}) for the first attach client before starting, and where the json-file log goes.
+ * {@code waitAttach}) for the first attach client before starting, where the json-file log goes, and whether the
+ * command is an OCI runtime that creates and starts a container the shim then reaps itself (docs/shim.md).
  *
  * @param waitAttach null to start at once
  * @param log        null for {@code DIR/log.json}
+ * @param container  null to run the command itself
  */
-public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path log) {
+public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path log, Container container) {
+
+    /**
+     * Container mode: the shim's command is the runtime with its global flags; the shim runs its {@code create
+     * --bundle BUNDLE ID} and {@code start ID}, reaps the container's init itself, and {@code delete}s it at the end.
+     */
+    public record Container(String id, Path bundle) {
+        public Container {
+            if (id.isEmpty() || id.startsWith("-")) throw new IllegalArgumentException("bad container id: " + id);
+        }
+    }
 
     public ShimOptions {
         if (waitAttach != null && (waitAttach.isNegative() || waitAttach.toSeconds() > 86_400)) {
@@ -21,23 +33,28 @@ public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path 
     }
 
     public static ShimOptions defaults() {
-        return new ShimOptions(false, false, null, null);
+        return new ShimOptions(false, false, null, null, null);
     }
 
     public ShimOptions withTty(boolean on) {
-        return new ShimOptions(on, stdin, waitAttach, log);
+        return new ShimOptions(on, stdin, waitAttach, log, container);
     }
 
     public ShimOptions withStdin(boolean on) {
-        return new ShimOptions(tty, on, waitAttach, log);
+        return new ShimOptions(tty, on, waitAttach, log, container);
     }
 
     public ShimOptions withWaitAttach(Duration timeout) {
-        return new ShimOptions(tty, stdin, timeout, log);
+        return new ShimOptions(tty, stdin, timeout, log, container);
     }
 
     public ShimOptions withLog(Path file) {
-        return new ShimOptions(tty, stdin, waitAttach, file);
+        return new ShimOptions(tty, stdin, waitAttach, file, container);
+    }
+
+    /** The command is an OCI runtime (binary and global flags) that is to create and start container {@code id}. */
+    public ShimOptions withContainer(String id, Path bundle) {
+        return new ShimOptions(tty, stdin, waitAttach, log, new Container(id, bundle));
     }
 
     /** The options as kiln-shim arguments (before {@code --}). */
@@ -53,6 +70,10 @@ public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path 
         if (log != null) {
             args.add("--log");
             args.add(log.toAbsolutePath().toString());
+        }
+        if (container != null) {
+            args.addAll(List.of("--container", container.id(), "--bundle",
+                    container.bundle().toAbsolutePath().toString()));
         }
         return args;
     }

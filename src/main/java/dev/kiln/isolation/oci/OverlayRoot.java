@@ -1,0 +1,100 @@
+package dev.kiln.isolation.oci;
+
+import dev.kiln.rootfs.Mounts;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A sandbox's overlay root ({@link Mounts#overlay}'s mount, same options), made and removed with mount(2) and
+ * umount2(2) through FFM: util-linux's {@code mount} and {@code umount} were two processes on every run's path
+ * (~10–25 ms each here, docs/runtime-spec.md). When the call fails, the standard tool is tried, so the error a user
+ * reads stays the tool's.
+ */
+final class OverlayRoot {
+
+    private static final int EBUSY = 16;
+    private static final int MNT_DETACH = 2;
+
+    private static final MethodHandle MOUNT;
+    private static final MethodHandle UMOUNT2;
+    private static final VarHandle ERRNO;
+    private static final long STATE_SIZE;
+
+    static {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        Linker.Option errno = Linker.Option.captureCallState("errno");
+        var state = Linker.Option.captureStateLayout();
+        ERRNO = state.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        STATE_SIZE = state.byteSize();
+        MOUNT = linker.downcallHandle(libc.find("mount").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                ValueLayout.ADDRESS), errno);
+        UMOUNT2 = linker.downcallHandle(libc.find("umount2").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT), errno);
+    }
+
+    private OverlayRoot() {
+    }
+
+    /** Mounts {@code lower} + {@code upper} at {@code target}, unless something is mounted there already. */
+    static void mount(Path lower, Path upper, Path work, Path target) {
+        if (Mounts.isMounted(target)) {
+            return;
+        }
+        try {
+            Files.createDirectories(upper);
+            Files.createDirectories(work);
+            Files.createDirectories(target);
+            String data = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment state = arena.allocate(STATE_SIZE);
+                int r = (int) MOUNT.invokeExact(state, arena.allocateFrom("overlay"),
+                        arena.allocateFrom(target.toString()), arena.allocateFrom("overlay"), 0L,
+                        arena.allocateFrom(data));
+                if (r == 0) {
+                    return;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // the tool below says what is wrong
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        Mounts.overlay(lower, upper, work, target);
+    }
+
+    /** Unmounts {@code target} if mounted: lazily if busy, so a stuck process cannot keep it (as Mounts.unmount). */
+    static void unmount(Path target) {
+        if (!Mounts.isMounted(target)) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(STATE_SIZE);
+            MemorySegment path = arena.allocateFrom(target.toString());
+            int r = (int) UMOUNT2.invokeExact(state, path, 0);
+            if (r != 0 && (int) ERRNO.get(state, 0L) == EBUSY) {
+                r = (int) UMOUNT2.invokeExact(state, path, MNT_DETACH);
+            }
+            if (r == 0) {
+                return;
+            }
+        } catch (RuntimeException e) {
+            // the tool below says what is wrong
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        Mounts.unmount(target, false);
+    }
+}

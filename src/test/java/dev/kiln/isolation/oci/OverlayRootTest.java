@@ -1,0 +1,74 @@
+package dev.kiln.isolation.oci;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.kiln.rootfs.Mounts;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The sandbox root's overlay made with mount(2) and removed with umount2(2): the kernel's view, as the tool's. */
+class OverlayRootTest {
+
+    @TempDir
+    Path tmp;
+
+    private Path target;
+
+    @BeforeEach
+    void requireRoot() {
+        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "mounts need root");
+    }
+
+    @AfterEach
+    void unmount() {
+        if (target != null) {
+            Mounts.unmount(target, false); // whatever the test left
+        }
+    }
+
+    @Test
+    void mountsTheImageBelowTheWritableLayerAndUnmountsIt() throws Exception {
+        Path lower = Files.createDirectories(tmp.resolve("image"));
+        Files.writeString(lower.resolve("from-image"), "image\n");
+        Path upper = tmp.resolve("upper");
+        target = tmp.resolve("rootfs");
+
+        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target);
+
+        assertThat(Mounts.isMounted(target)).isTrue();
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).anyMatch(l -> l.contains(" " + target + " ")
+                && l.contains(" - overlay overlay ") && l.contains("lowerdir=" + lower) && l.contains("upperdir=" + upper));
+        assertThat(Files.readString(target.resolve("from-image"))).isEqualTo("image\n");
+        Files.writeString(target.resolve("written"), "sandbox\n");
+        assertThat(upper.resolve("written")).as("a write lands in the writable layer").hasContent("sandbox");
+        assertThat(lower.resolve("written")).doesNotExist();
+
+        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target); // mounted already: nothing stacked
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                .filter(l -> l.contains(" " + target + " ")).count()).isEqualTo(1);
+
+        OverlayRoot.unmount(target);
+        assertThat(Mounts.isMounted(target)).isFalse();
+        assertThat(target.resolve("from-image")).doesNotExist();
+        OverlayRoot.unmount(target); // not mounted: nothing to do
+    }
+
+    @Test
+    void aBusyRootIsDetachedLazily() throws Exception {
+        Path lower = Files.createDirectories(tmp.resolve("image"));
+        target = tmp.resolve("rootfs");
+        OverlayRoot.mount(lower, tmp.resolve("upper"), tmp.resolve("work"), target);
+        Process holder = new ProcessBuilder("sleep", "30").directory(target.toFile()).start(); // its cwd pins it
+        try {
+            OverlayRoot.unmount(target);
+            assertThat(Mounts.isMounted(target)).isFalse();
+        } finally {
+            holder.destroyForcibly().waitFor();
+        }
+    }
+}
