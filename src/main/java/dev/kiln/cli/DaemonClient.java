@@ -192,10 +192,14 @@ final class DaemonClient implements Jackson {
                     .append("\r\n");
         }
         h.append("\r\n");
-        out.write(h.toString().getBytes(StandardCharsets.ISO_8859_1));
+        // one write: a body that arrives with its headers is never counted among a peer's unfinished bodies, which
+        // kilnd bounds (ApiLimits); written apart, a loaded host could let kilnd see the headers alone and refuse it
+        byte[] head = h.toString().getBytes(StandardCharsets.ISO_8859_1);
+        byte[] request = body == null ? head : java.util.Arrays.copyOf(head, head.length + body.length);
         if (body != null) {
-            out.write(body);
+            System.arraycopy(body, 0, request, head.length, body.length);
         }
+        out.write(request);
         out.flush();
         return readResponse(ch);
     }
