@@ -140,7 +140,15 @@ kiln_cleanup() {
     grep -q '^kiln-shim' "/proc/$pid/comm" 2>/dev/null && kill -9 "$pid" 2>/dev/null
   done
   [ -f "$krun/kilnd.pid" ] && kill_pid "$(cat "$krun/kilnd.pid")"
-  for f in "$kroot"/network/*.conflist; do
+  bridges_cleanup "$kroot"
+  return 0
+}
+
+# bridges_cleanup ROOT: the bridges of a private kiln root's networks (the default one is kiln<hash of ROOT>), which
+# outlive kilnd as kiln0 does; never kiln0 itself. Call it after that root's kilnd has stopped.
+bridges_cleanup() {
+  local f br
+  for f in "$1"/network/*.conflist; do
     [ -f "$f" ] || continue
     br="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["plugins"][0]["bridge"])' "$f" 2>/dev/null)"
     [ -n "$br" ] && [ "$br" != kiln0 ] && ip link del "$br" 2>/dev/null
