@@ -1,15 +1,14 @@
 package dev.kiln.audit;
 
+import dev.kiln.LibcCall;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -42,25 +41,12 @@ public final class FilterDump {
     /** How long a thread may take to reach its ptrace stop (one in uninterruptible sleep takes a moment). */
     private static final long STOP_TIMEOUT_MS = 2000;
 
-    private static final MethodHandle PTRACE;
-    private static final MethodHandle WAITPID;
-    private static final VarHandle ERRNO;
-    private static final long ERRNO_SIZE;
-
-    static {
-        Linker linker = Linker.nativeLinker();
-        SymbolLookup libc = linker.defaultLookup();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
-        var state = Linker.Option.captureStateLayout();
-        ERRNO = state.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-        ERRNO_SIZE = state.byteSize();
-        // long ptrace(enum __ptrace_request request, ...): glibc reads pid, addr and data as variadic arguments
-        PTRACE = linker.downcallHandle(libc.find("ptrace").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_LONG,
-                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS), errno,
-                Linker.Option.firstVariadicArg(1));
-        WAITPID = linker.downcallHandle(libc.find("waitpid").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT), errno);
-    }
+    // long ptrace(enum __ptrace_request request, ...): glibc reads pid, addr and data as variadic arguments
+    private static final MethodHandle PTRACE = LibcCall.withErrno("ptrace", FunctionDescriptor.of(
+            ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+            ValueLayout.ADDRESS), Linker.Option.firstVariadicArg(1));
+    private static final MethodHandle WAITPID = LibcCall.withErrno("waitpid", FunctionDescriptor.of(
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private FilterDump() {
     }
@@ -104,7 +90,7 @@ public final class FilterDump {
     /** On the calling (platform) thread: seize, stop, read, detach. */
     private static List<SeccompFilter> dump(int tid) throws Throwable {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(ERRNO_SIZE);
+            MemorySegment state = LibcCall.state(arena);
             if (ptrace(state, PTRACE_SEIZE, tid, 0, MemorySegment.NULL) < 0) {
                 throw failure(state, "ptrace(PTRACE_SEIZE) of " + tid);
             }
@@ -173,7 +159,7 @@ public final class FilterDump {
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return LibcCall.errno(state);
     }
 
     private static Failure failure(MemorySegment state, String what) {

@@ -1,14 +1,14 @@
 package dev.kiln.isolation.oci;
 
+import dev.kiln.LibcCall;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -26,31 +26,15 @@ final class OomEventFd implements AutoCloseable {
     private static final int O_RDONLY = 0;
     private static final int O_CLOEXEC = 0x80000;
 
-    private static final MethodHandle EVENTFD;
-    private static final MethodHandle OPEN;
-    private static final MethodHandle READ;
-    private static final MethodHandle CLOSE;
-    private static final VarHandle ERRNO;
-    private static final long ERRNO_SIZE;
-
-    static {
-        Linker linker = Linker.nativeLinker();
-        SymbolLookup libc = linker.defaultLookup();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
-        var state = Linker.Option.captureStateLayout();
-        ERRNO = state.varHandle(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
-        ERRNO_SIZE = state.byteSize();
-        EVENTFD = linker.downcallHandle(libc.find("eventfd").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), errno);
-        // open(2) is variadic: the mode is passed (as 0) and declared variadic, as the C ABI wants
-        OPEN = linker.downcallHandle(libc.find("open").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), errno, Linker.Option.firstVariadicArg(2));
-        READ = linker.downcallHandle(libc.find("read").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
-                        ValueLayout.JAVA_LONG));
-        CLOSE = linker.downcallHandle(libc.find("close").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    }
+    private static final MethodHandle EVENTFD = LibcCall.withErrno("eventfd",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    // open(2) is variadic: the mode is passed (as 0) and declared variadic, as the C ABI wants
+    private static final MethodHandle OPEN = LibcCall.withErrno("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle READ = LibcCall.plain("read",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    private static final MethodHandle CLOSE = LibcCall.plain("close",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
     private int fd;
     private long seen;
@@ -64,15 +48,15 @@ final class OomEventFd implements AutoCloseable {
         int efd;
         int ofd;
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(ERRNO_SIZE);
+            MemorySegment state = LibcCall.state(arena);
             efd = (int) EVENTFD.invokeExact(state, 0, EFD_NONBLOCK | EFD_CLOEXEC);
             if (efd < 0) {
-                throw new IOException("eventfd: errno " + (int) ERRNO.get(state, 0L));
+                throw new IOException("eventfd: errno " + LibcCall.errno(state));
             }
             Path control = dir.resolve("memory.oom_control");
             ofd = (int) OPEN.invokeExact(state, arena.allocateFrom(control.toString()), O_RDONLY | O_CLOEXEC, 0);
             if (ofd < 0) {
-                int err = (int) ERRNO.get(state, 0L);
+                int err = LibcCall.errno(state);
                 close(efd);
                 throw new IOException("open " + control + ": errno " + err);
             }

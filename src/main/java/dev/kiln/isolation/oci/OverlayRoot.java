@@ -1,17 +1,14 @@
 package dev.kiln.isolation.oci;
 
+import dev.kiln.LibcCall;
 import dev.kiln.rootfs.Mounts;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -26,24 +23,10 @@ final class OverlayRoot {
     private static final int EBUSY = 16;
     private static final int MNT_DETACH = 2;
 
-    private static final MethodHandle MOUNT;
-    private static final MethodHandle UMOUNT2;
-    private static final VarHandle ERRNO;
-    private static final long STATE_SIZE;
-
-    static {
-        Linker linker = Linker.nativeLinker();
-        SymbolLookup libc = linker.defaultLookup();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
-        var state = Linker.Option.captureStateLayout();
-        ERRNO = state.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-        STATE_SIZE = state.byteSize();
-        MOUNT = linker.downcallHandle(libc.find("mount").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
-                ValueLayout.ADDRESS), errno);
-        UMOUNT2 = linker.downcallHandle(libc.find("umount2").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.ADDRESS, ValueLayout.JAVA_INT), errno);
-    }
+    private static final MethodHandle MOUNT = LibcCall.withErrno("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+    private static final MethodHandle UMOUNT2 = LibcCall.withErrno("umount2",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private OverlayRoot() {
     }
@@ -59,7 +42,7 @@ final class OverlayRoot {
             Files.createDirectories(target);
             String data = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment state = arena.allocate(STATE_SIZE);
+                MemorySegment state = LibcCall.state(arena);
                 int r = (int) MOUNT.invokeExact(state, arena.allocateFrom("overlay"),
                         arena.allocateFrom(target.toString()), arena.allocateFrom("overlay"), 0L,
                         arena.allocateFrom(data));
@@ -81,10 +64,10 @@ final class OverlayRoot {
             return;
         }
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(STATE_SIZE);
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment path = arena.allocateFrom(target.toString());
             int r = (int) UMOUNT2.invokeExact(state, path, 0);
-            if (r != 0 && (int) ERRNO.get(state, 0L) == EBUSY) {
+            if (r != 0 && LibcCall.errno(state) == EBUSY) {
                 r = (int) UMOUNT2.invokeExact(state, path, MNT_DETACH);
             }
             if (r == 0) {

@@ -1,0 +1,47 @@
+package dev.kiln;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/**
+ * libc functions called through FFM, for the few system calls the JDK does not offer (mount, eventfd, ptrace...):
+ * one set-up of the linker and of errno's capture for every caller. A handle made {@link #withErrno} takes the
+ * capture segment ({@link #state}) as its first argument; {@link #errno} reads it after a failed call.
+ */
+public final class LibcCall {
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
+
+    private LibcCall() {
+    }
+
+    /** libc's {@code name}, errno captured into the segment passed first. */
+    public static MethodHandle withErrno(String name, FunctionDescriptor function, Linker.Option... options) {
+        Linker.Option[] all = new Linker.Option[options.length + 1];
+        all[0] = CAPTURE;
+        System.arraycopy(options, 0, all, 1, options.length);
+        return plain(name, function, all);
+    }
+
+    /** libc's {@code name}, errno not captured. */
+    public static MethodHandle plain(String name, FunctionDescriptor function, Linker.Option... options) {
+        return LINKER.downcallHandle(LINKER.defaultLookup().find(name).orElseThrow(), function, options);
+    }
+
+    /** A segment for a {@link #withErrno} handle to capture errno into. */
+    public static MemorySegment state(Arena arena) {
+        return arena.allocate(STATE);
+    }
+
+    public static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+}
