@@ -70,7 +70,13 @@ class RuntimeShimTest {
         long init = awaitStarted(shim);
         // the container's init is the shim's own child (reparented when runc create exited): no runc in between
         assertThat(ShimFixture.statField(init, 4)).as("parent of the container's init").isEqualTo(shim.pid());
-        assertThat(Files.readString(Path.of("/proc", Long.toString(init), "comm")).strip()).isEqualTo("sleep");
+        // started.json comes once runc start returned: the init's shell may not have exec'd sleep yet (CI-like load)
+        Path comm = Path.of("/proc", Long.toString(init), "comm");
+        for (long until = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+             !Files.readString(comm).strip().equals("sleep") && System.nanoTime() < until; ) {
+            Thread.sleep(20);
+        }
+        assertThat(Files.readString(comm).strip()).isEqualTo("sleep");
         List<String> tree = ProcessHandle.of(shim.pid()).orElseThrow().descendants().map(p -> p.pid() + " "
                 + comm(p.pid())).toList();
         assertThat(tree).as("processes under the shim of an idle container").containsExactly(init + " sleep");
