@@ -374,13 +374,13 @@ static void control_open(int fd) {
  * is run (QMP cont) and taken as greeted and started: no START is sent (the guest would ignore it, as it ignores the
  * HELLO control_open sent), and what it writes from here on is relayed as in the run that was checkpointed.
  */
-static void resume_guest(const char *qmp_sock, int *started) {
+static void resume_guest(const char *qmp_sock, const char *ctl_sock, int *started) {
     char why[400];
     g_hello_seen = 1;
     *started = 1;
     timings("hello", &g_ms_hello);
     timings("started", &g_ms_started);
-    if (vm_cont(qmp_sock, 120000, 1, why, sizeof why) != 0) {
+    if (vm_cont(qmp_sock, 120000, 1, ctl_sock, why, sizeof why) != 0) {
         say_err("kiln: cannot run the restored VM: %s", why);
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -615,8 +615,7 @@ int relay_vm(int argc, char **argv) {
         if (resume == 1 && g_vmm > 0 && g_exit_code < 0) { /* a checkpoint's VM: on the channel once it has loaded */
             char why[400];
             resume = 2;
-            for (int k = 0; k < 200 && access(qmp_sock, F_OK) != 0; k++) { struct timespec ts = { 0, 10000000 }; nanosleep(&ts, NULL); }
-            if (vm_cont(qmp_sock, 120000, 0, why, sizeof why) != 0) {
+            if (vm_cont(qmp_sock, 120000, 0, NULL, why, sizeof why) != 0) {
                 say_err("kiln: the VM did not load its checkpoint: %s", why);
                 g_exit_code = 125;
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -636,7 +635,7 @@ int relay_vm(int argc, char **argv) {
             int fd = g_connect_unix(ctl_sock);
             if (fd >= 0) {
                 control_open(fd);
-                if (resume) resume_guest(qmp_sock, &started);
+                if (resume) resume_guest(qmp_sock, ctl_sock, &started);
             } else if (now > connect_deadline) {
                 say_err("kiln: the VMM did not open its control socket within %d s (see %s/vmm.log)",
                         G_CONNECT_MS / 1000, dir);

@@ -51,7 +51,7 @@ int send_api(const char *sock, const struct buf *reqs);
  * with why. vm_cont: QMP cont. */
 int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, int ignore_shared, char *err,
                   size_t errn);
-int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t errn);
+int vm_cont(const char *qmp_sock, int timeout_ms, int cont, const char *chardev_sock, char *err, size_t errn);
 /* A snapshot's restore with mapped memory: QMP x-ignore-shared + migrate-incoming fd:N, until the VM runs. */
 int vm_incoming(const char *qmp_sock, int fd, int timeout_ms, char *err, size_t errn);
 /* The guest's memory file sized (a snapshot's ram file copied in when `from`); a template's memory written out. */

@@ -88,7 +88,9 @@ static int qmp_do(struct qmp *q, const char *cmd, int fd, char *line, size_t n, 
     return 0;
 }
 
-/* Connects to QEMU's monitor and negotiates; -1 with the reason in err. */
+/* Connects to QEMU's monitor and negotiates; -1 with the reason in err. A QEMU just started makes its socket as it
+ * starts: a missing or not yet listening socket is tried again for as long as a VMM may take to make its sockets
+ * (G_CONNECT_MS, within timeout_ms; a restore's first connect once failed on a loaded CI machine after 2 s). */
 static int qmp_open(struct qmp *q, const char *qmp_sock, int timeout_ms, char *err, size_t errn) {
     char line[4096];
     struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -96,11 +98,20 @@ static int qmp_open(struct qmp *q, const char *qmp_sock, int timeout_ms, char *e
     strcpy(a.sun_path, qmp_sock);
     q->len = 0;
     q->deadline = now_ms() + timeout_ms;
-    if ((q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-        snprintf(err, errn, "socket: %s", strerror(errno));
-        return -1;
+    long long connect_deadline = now_ms() + (timeout_ms < G_CONNECT_MS ? timeout_ms : G_CONNECT_MS);
+    int connected;
+    for (;;) {
+        if ((q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+            snprintf(err, errn, "socket: %s", strerror(errno));
+            return -1;
+        }
+        connected = connect(q->fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (connected || (errno != ENOENT && errno != ECONNREFUSED) || now_ms() > connect_deadline) break;
+        xclose(q->fd);
+        struct timespec ts = { 0, 2000000 };
+        nanosleep(&ts, NULL);
     }
-    if (connect(q->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (!connected) {
         snprintf(err, errn, "connecting to %s: %s", qmp_sock, strerror(errno));
     } else if (qmp_line(q, line, sizeof line) != 0) { /* the greeting */
         snprintf(err, errn, "QMP greeting: %s", strerror(errno));
@@ -113,10 +124,15 @@ static int qmp_open(struct qmp *q, const char *qmp_sock, int timeout_ms, char *e
 
 /* A checkpoint's restore (relay.c, --resume): the VM was saved stopped, so it restores stopped (QEMU takes the
  * source's run state over a cont given while it loads); once it has loaded, cont runs it. Without cont: returns once
- * it has loaded (QEMU drops a chardev client that connected while it loaded, so the relay connects after). */
-int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t errn) {
+ * it has loaded (QEMU drops a chardev client that connected while it loaded, so the relay connects after).
+ * With cont, the relay has connected to the guest's channel at chardev_sock, and QEMU must have accepted it before the
+ * guest runs: a guest that writes to its port while QEMU's end is still unconnected has the port throttled for good
+ * (QEMU's write fails, and the watch that would unthrottle it needs a connection), and its output stops; QEMU's
+ * query-chardev names the socket "disconnected:unix:PATH,..." until it has. */
+int vm_cont(const char *qmp_sock, int timeout_ms, int cont, const char *chardev_sock, char *err, size_t errn) {
     static struct qmp q;
-    char line[4096];
+    char line[4096], unconnected[160];
+    snprintf(unconnected, sizeof unconnected, "\"disconnected:unix:%s,", chardev_sock != NULL ? chardev_sock : "");
     if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
     int rc = -1;
     for (;;) {
@@ -126,12 +142,19 @@ int vm_cont(const char *qmp_sock, int timeout_ms, int cont, char *err, size_t er
             rc = 0;
             break;
         }
+        if (strstr(line, "\"inmigrate\"") == NULL && !cont) { rc = 0; break; }
         if (strstr(line, "\"inmigrate\"") == NULL) {
-            if (!cont) { rc = 0; break; }
-            rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);
+            if (chardev_sock != NULL &&
+                qmp_do(&q, "{\"execute\":\"query-chardev\"}\n", -1, line, sizeof line, err, errn) != 0) break;
+            if (chardev_sock == NULL || strstr(line, unconnected) == NULL) {
+                rc = qmp_do(&q, "{\"execute\":\"cont\"}\n", -1, line, sizeof line, err, errn);
+                break;
+            }
+        }
+        if (now_ms() > q.deadline) {
+            snprintf(err, errn, "the VM did not load%s within %d ms", cont ? " and take its channel" : "", timeout_ms);
             break;
         }
-        if (now_ms() > q.deadline) { snprintf(err, errn, "the VM did not load within %d ms", timeout_ms); break; }
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
     }
@@ -221,11 +244,7 @@ int vm_incoming(const char *qmp_sock, int fd, int timeout_ms, char *err, size_t 
     static struct qmp q;
     char line[4096], cmd[160];
     long long deadline = now_ms() + timeout_ms;
-    while (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) { /* QEMU makes its socket as it starts */
-        if (now_ms() > deadline) return -1;
-        struct timespec ts = { 0, 2000000 };
-        nanosleep(&ts, NULL);
-    }
+    if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
     snprintf(cmd, sizeof cmd, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n", fd);
     int rc = -1;
     if (qmp_do(&q, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"

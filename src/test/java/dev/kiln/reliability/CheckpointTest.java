@@ -190,6 +190,14 @@ class CheckpointTest extends DaemonProcessTest {
             }
             Thread.sleep(300);
         }
-        throw new AssertionError(name + ": did not count to " + atLeast + " within " + wait + ": " + log);
+        KilnCli.Result all = kiln.process(Duration.ofSeconds(30), "logs", name);
+        String state;
+        try {
+            state = inspect(name).path("State").toString();
+        } catch (Exception e) {
+            state = "(inspect: " + e.getMessage() + ")";
+        }
+        throw new AssertionError(name + ": did not count to " + atLeast + " within " + wait + " (state " + state
+                + "; its stderr: " + all.err().strip() + "): " + log);
     }
 }
