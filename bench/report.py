@@ -5,8 +5,9 @@
 
 SAMPLES_DIR holds suite.meta ("key<TAB>value" lines written by bench/run) and one BENCH.tsv per benchmark that ran
 ("tool<TAB>metric<TAB>seconds" samples, "#status<TAB>peer<TAB>not available: why", "#meta<TAB>key<TAB>value").
-Writes RESULTS_DIR/<date>-<host>.md and, when gnuplot is installed, RESULTS_DIR/<date>-<host>-<bench>.png: bars at
-the median with min/max whiskers per tool, the goal drawn as a red mark on kiln's bar.
+Writes RESULTS_DIR/<date>-<host>.md (a subset's, bench/run --only: <date>-<host>-only-<benches>.md, so the day's
+suite report stays) and, when gnuplot is installed, RESULTS_DIR/<base>-<bench>.png: bars at the median with min/max
+whiskers per tool, the goal drawn as a red mark on kiln's bar.
 """
 import os
 import shutil
@@ -386,7 +387,9 @@ for label, bname, key, ref, ref_name, limit, scale, unit, higher in LATER_GOALS:
                       f"{ratio:.2f}× {ref_name}: {verdict(ok)}", bname, key, r * limit))
 
 date, host = suite.get("date", "unknown-date"), suite.get("host", "unknown-host")
-base = f"{date}-{host}"
+ran = [n for n in ORDER if n in suite.get("benchmarks", "").split(",")]
+# a subset (bench/run --only) gets a report and charts of its own: the day's suite report stays the record
+base = f"{date}-{host}" if len(ran) == len(ORDER) else f"{date}-{host}-only-" + "-".join(ran)
 os.makedirs(results_dir, exist_ok=True)
 
 
