@@ -107,8 +107,17 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
     if (write_all(2, line, len) != 0) { /* no console: nothing else to tell */ }
 }
 
+static void send_frame(int type, int stream, const void *p, size_t n);
+static void port_flush(void);
+
 static void power_off(void) {
     sync();
+    /* everything written is on the host's disk file now: a BYE back (only once the host said BYE, so it has the
+     * exit) lets the relay end the VMM at once instead of waiting for the kernel's power-off and QEMU's own exit */
+    if (bye && port >= 0) {
+        send_frame(T_BYE, 0, "", 0);
+        port_flush();
+    }
     /* Firecracker (the vsock transport) has no power-off device: a reboot (reboot=k) is how its guest ends it */
     if (port_is_socket && reboot(RB_AUTOBOOT) != 0) say("reboot: %s", strerror(errno));
     if (reboot(RB_POWER_OFF) != 0) say("power off: %s", strerror(errno));
