@@ -76,15 +76,16 @@ static void timings(const char *phase, long long *slot) {
 static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
 static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how long its jail took (clone to exec) */
 static long long g_ms_loaded = -1; /* a snapshot's state loaded (QEMU runs) */
+static long long g_ms_ram = -1;    /* a snapshot's memory copied into the VMM's (while QEMU starts) */
 static long long g_guest_uptime = -1;
 
 static void write_timings(void) {
     char text[500];
     snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
              "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld,"
-             "\"loadedMs\":%lld}\n",
+             "\"loadedMs\":%lld,\"ramMs\":%lld}\n",
              g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
-             g_ms_stopped, g_ms_loaded);
+             g_ms_stopped, g_ms_loaded, g_ms_ram);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -573,8 +574,15 @@ int relay_vm(int argc, char **argv) {
         snprintf(target, sizeof target, "%s/run/mem", dir);
         v->ram_dir = strdup(target);
         if (v->ram_dir == NULL) { fprintf(stderr, "kiln: out of memory\n"); return 125; }
-        v->ram_from = save_to != NULL ? NULL : ram_file;
         v->ram_bytes = (long long)ram_mib << 20;
+    }
+    int ram_src = -1; /* a snapshot's memory, checked and opened before anything starts; copied in while QEMU starts */
+    if (ram_file != NULL && save_to == NULL) {
+        char err[700];
+        if (ram_open(ram_file, v->ram_bytes, &ram_src, err, sizeof err) != 0) {
+            fprintf(stderr, "kiln: cannot start the VMM: %s\n", err);
+            return 125;
+        }
     }
     if (api_requests != NULL && read_file(api_requests, &api) != 0) {
         fprintf(stderr, "kiln: %s: %s\n", api_requests, strerror(errno));
@@ -606,6 +614,17 @@ int relay_vm(int argc, char **argv) {
     if (unlink(ctl_sock) != 0 && errno != ENOENT) note("removing %s: %s", ctl_sock, strerror(errno));
     if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
     start_vmm(argv + i, console_stdout);
+    if (ram_src >= 0) {
+        char path[4300], why[700];
+        snprintf(path, sizeof path, "/proc/%d/root%s/run/mem/ram", (int)g_vmm, dir);
+        if (g_vmm > 0 && g_exit_code < 0 && ram_copy(ram_src, path, v->ram_bytes, why, sizeof why) != 0) {
+            say_err("kiln: cannot start the VMM: %s", why);
+            g_exit_code = 125;
+            if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+        }
+        xclose(ram_src);
+        timings("ram", &g_ms_ram);
+    }
     if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api) != 0) {
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
