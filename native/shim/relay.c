@@ -34,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,7 @@ static void timings(const char *phase, long long *slot) {
 static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
 static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how long its jail took (clone to exec) */
 static long long g_ms_loaded = -1; /* a snapshot's state loaded (QEMU runs) */
+static long long g_vmm_cpu_ms = -1; /* the VMM's CPU time (user + system) once reaped: under TCG, the guest's work */
 static long long g_ms_ram = -1;    /* a snapshot's memory copied into the VMM's (while QEMU starts) */
 static long long g_guest_uptime = -1;
 
@@ -83,9 +85,9 @@ static void write_timings(void) {
     char text[500];
     snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
              "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld,"
-             "\"loadedMs\":%lld,\"ramMs\":%lld}\n",
+             "\"loadedMs\":%lld,\"vmmCpuMs\":%lld,\"ramMs\":%lld}\n",
              g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
-             g_ms_stopped, g_ms_loaded, g_ms_ram);
+             g_ms_stopped, g_ms_loaded, g_vmm_cpu_ms, g_ms_ram);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -326,6 +328,11 @@ static void start_vmm(char **argv, int console_stdout) {
     if (kill(g_vmm, SIGKILL) != 0 && errno != ESRCH) note("kill vmm: %s", strerror(errno));
 }
 
+static void vmm_cpu(const struct rusage *ru) {
+    g_vmm_cpu_ms = ((long long)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+                   ((long long)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+}
+
 static void reap_vmm(int sig_fd) {
     struct signalfd_siginfo si;
     while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -347,10 +354,11 @@ static void reap_vmm(int sig_fd) {
     }
     for (;;) {
         int st;
-        pid_t p = waitpid(-1, &st, WNOHANG);
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, WNOHANG, &ru);
         if (p < 0 && errno == EINTR) continue;
         if (p <= 0) return;
-        if (p == g_vmm) { g_vmm_status = st; g_vmm = -1; timings("stopped", &g_ms_stopped); }
+        if (p == g_vmm) { g_vmm_status = st; g_vmm = -1; timings("stopped", &g_ms_stopped); vmm_cpu(&ru); }
     }
 }
 
@@ -358,8 +366,10 @@ static void reap_vmm(int sig_fd) {
 int vmm_gone(void) {
     int st;
     if (g_vmm <= 0) return 1;
-    pid_t p = waitpid(g_vmm, &st, WNOHANG);
+    struct rusage ru;
+    pid_t p = wait4(g_vmm, &st, WNOHANG, &ru);
     if (p != g_vmm) return 0;
+    vmm_cpu(&ru);
     g_vmm_status = st;
     g_vmm = -1;
     timings("stopped", &g_ms_stopped);
