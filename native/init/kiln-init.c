@@ -111,6 +111,10 @@ static void send_frame(int type, int stream, const void *p, size_t n);
 static void port_flush(void);
 
 static void power_off(void) {
+    /* the console's last line (kiln logs --boot): the relay may end the VMM before the kernel prints its own
+     * "reboot: Power down" (below), so kiln-init says it and waits until the serial port has sent it */
+    say("powering off");
+    if (tcdrain(2) != 0 && errno != ENOTTY && errno != EBADF) { /* no console: nothing to wait for */ }
     sync();
     /* everything written is on the host's disk file now: a BYE back (only once the host said BYE, so it has the
      * exit) lets the relay end the VMM at once instead of waiting for the kernel's power-off and QEMU's own exit */
