@@ -627,7 +627,8 @@ int relay_vm(int argc, char **argv) {
     if (ram_src >= 0) {
         char path[4300], why[700];
         snprintf(path, sizeof path, "/proc/%d/root%s/run/mem/ram", (int)g_vmm, dir);
-        if (g_vmm > 0 && g_exit_code < 0 && ram_copy(ram_src, path, v->ram_bytes, why, sizeof why) != 0) {
+        if (g_vmm > 0 && g_exit_code < 0 && ram_copy(ram_src, path, v->ram_bytes, why, sizeof why) != 0 &&
+            !vmm_gone()) { /* (a VMM that exited at once is reported as such, with its vmm.log, below) */
             say_err("kiln: cannot start the VMM: %s", why);
             g_exit_code = 125;
             if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
