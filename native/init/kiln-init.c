@@ -107,8 +107,21 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
     if (write_all(2, line, len) != 0) { /* no console: nothing else to tell */ }
 }
 
+static void send_frame(int type, int stream, const void *p, size_t n);
+static void port_flush(void);
+
 static void power_off(void) {
+    /* the console's last line (kiln logs --boot): the relay may end the VMM before the kernel prints its own
+     * "reboot: Power down" (below), so kiln-init says it and waits until the serial port has sent it */
+    say("powering off");
+    if (tcdrain(2) != 0 && errno != ENOTTY && errno != EBADF) { /* no console: nothing to wait for */ }
     sync();
+    /* everything written is on the host's disk file now: a BYE back (only once the host said BYE, so it has the
+     * exit) lets the relay end the VMM at once instead of waiting for the kernel's power-off and QEMU's own exit */
+    if (bye && port >= 0) {
+        send_frame(T_BYE, 0, "", 0);
+        port_flush();
+    }
     /* Firecracker (the vsock transport) has no power-off device: a reboot (reboot=k) is how its guest ends it */
     if (port_is_socket && reboot(RB_AUTOBOOT) != 0) say("reboot: %s", strerror(errno));
     if (reboot(RB_POWER_OFF) != 0) say("power off: %s", strerror(errno));
@@ -282,8 +295,10 @@ static void module_params(const char *name, char *out, size_t n) {
 /*
  * kiln.snapshot on the command line: this boot is the template of a snapshot (docs/vm.md, "Snapshot start"), and every
  * VM restored from it continues here. The disks and the network card are the sandbox's, not the template's: their
- * drivers (virtio_blk, virtio_net) are loaded only after START, so the kernel probes the devices the restored VM has
- * (their size, no cached block of a placeholder) instead of remembering the template's.
+ * drivers (virtio_blk, virtio_net) are loaded in the template with the virtio bus's drivers_autoprobe off, so they
+ * are registered but bound to no device, and only after START are the devices probed (bind_late_devices): the
+ * kernel then reads the restored VM's devices (their size, no cached block of a placeholder) instead of remembering
+ * the template's, and the restored VM pays only the probes, not the module loads (relocations, symbols, init).
  */
 static int snapshot_boot;
 
@@ -542,10 +557,18 @@ static void adopt_mac(int sock, const char *mac) {
     if_ioctl(sock, SIOCSIFHWADDR, &ifr, "SIOCSIFHWADDR");
 }
 
-static void network_up(const struct spec *s) {
+/* lo, up at boot before HELLO: the same in every sandbox, so a restored VM has it already (see dev_setup). */
+static void loopback_up(void) {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) fatal("socket: %s", strerror(errno));
     if_up(sock, "lo");
+    if (close(sock) != 0) fatal("close: %s", strerror(errno));
+}
+
+static void network_up(const struct spec *s) {
+    if (s->mac == NULL) return; /* --network none: lo only (loopback_up) */
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) fatal("socket: %s", strerror(errno));
     if (s->mac != NULL && snapshot_boot) adopt_mac(sock, s->mac);
     if (s->mac != NULL) {
         char name[IFNAMSIZ], addr[64];
@@ -627,6 +650,37 @@ static void fresh_start(const struct spec *s) {
     if (ioctl(fd, KILN_RNDRESEEDCRNG) != 0 && errno != ENODATA) fatal("RNDRESEEDCRNG: %s", strerror(errno));
     if (close(fd) != 0) fatal("close: %s", strerror(errno));
     memset(&pool, 0, sizeof pool);
+}
+
+/* "0" or "1" into the virtio bus's drivers_autoprobe: whether a driver that registers binds the devices present. */
+static void virtio_autoprobe(const char *on) {
+    int fd = open("/sys/bus/virtio/drivers_autoprobe", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write_all(fd, on, 1) != 0) fatal("/sys/bus/virtio/drivers_autoprobe: %s", strerror(errno));
+    if (close(fd) != 0) fatal("close: %s", strerror(errno));
+}
+
+/*
+ * After START in a VM restored from a snapshot: autoprobe back on, and every virtio device that has no driver yet (the
+ * disks, the card) offered to the bus's drivers (drivers_probe: a synchronous probe). A device no loaded driver wants
+ * is left as it is (EINVAL/ENODEV).
+ */
+static void bind_late_devices(void) {
+    virtio_autoprobe("1");
+    DIR *d = opendir("/sys/bus/virtio/devices");
+    if (d == NULL) fatal("/sys/bus/virtio/devices: %s", strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300];
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/sys/bus/virtio/devices/%s/driver", e->d_name);
+        if (access(path, F_OK) == 0) continue;
+        int fd = open("/sys/bus/virtio/drivers_probe", O_WRONLY | O_CLOEXEC);
+        if (fd < 0) fatal("/sys/bus/virtio/drivers_probe: %s", strerror(errno));
+        if (write_all(fd, e->d_name, strlen(e->d_name)) != 0 && errno != EINVAL && errno != ENODEV)
+            fatal("probing %s: %s", e->d_name, strerror(errno));
+        if (close(fd) != 0) fatal("close: %s", strerror(errno));
+    }
+    if (closedir(d) != 0) fatal("closedir: %s", strerror(errno));
 }
 
 /* Whether the kernel command line carries the bare word `word` (e.g. "kiln.disks=fs"). */
@@ -712,6 +766,26 @@ static void mount_extra(const struct spec *s) {
 static void disk_root(char *image, char *rw, size_t n);
 static void enter_newroot(const struct spec *s);
 
+/*
+ * /dev as a container's: devpts, /dev/shm, the fd links. Made at boot, before HELLO, in the devtmpfs that later moves
+ * into the new root with everything mounted under it: no part of it depends on the sandbox, so a VM restored from a
+ * snapshot has it already and does not pay it after START (under TCG every kernel path run after a restore is
+ * translated anew).
+ */
+static void dev_setup(void) {
+    xmkdir("/dev/pts", 0755);
+    xmkdir("/dev/shm", 01777);
+    xmount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    xmount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    const char *links[][2] = { { "/proc/self/fd", "/dev/fd" }, { "/proc/self/fd/0", "/dev/stdin" },
+                               { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
+                               { "pts/ptmx", "/dev/ptmx" } };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (i == 4 && unlink(links[i][1]) != 0 && errno != ENOENT) fatal("unlink /dev/ptmx: %s", strerror(errno));
+        if (symlink(links[i][0], links[i][1]) != 0 && errno != EEXIST) fatal("symlink %s: %s", links[i][1], strerror(errno));
+    }
+}
+
 /* The root at /newroot (the image and writable disks under overlayfs, or a virtio-fs share), then make it the root. */
 static void enter_root(const struct spec *s) {
     char image[300], rw[300];
@@ -738,7 +812,7 @@ static void disk_root(char *image, char *rw, size_t n) {
     xmkdir("/mnt/image", 0755);
     xmkdir("/mnt/rw", 0755);
     xmount(image, "/mnt/image", "erofs", MS_RDONLY, NULL);
-    xmount(rw, "/mnt/rw", "ext4", MS_NOATIME, NULL);
+    xmount(rw, "/mnt/rw", "ext4", MS_NOATIME, "noinit_itable");
     xmkdir("/mnt/rw/upper", 0755);
     xmkdir("/mnt/rw/work", 0755);
     xmount("overlay", "/newroot", "overlay", 0, "lowerdir=/mnt/image,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
@@ -757,17 +831,6 @@ static void enter_newroot(const struct spec *s) {
     xmount(".", "/", NULL, MS_MOVE, NULL);
     if (chroot(".") != 0) fatal("chroot: %s", strerror(errno));
     if (chdir("/") != 0) fatal("chdir /: %s", strerror(errno));
-    xmkdir("/dev/pts", 0755);
-    xmkdir("/dev/shm", 01777);
-    xmount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
-    xmount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-    const char *links[][2] = { { "/proc/self/fd", "/dev/fd" }, { "/proc/self/fd/0", "/dev/stdin" },
-                               { "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" },
-                               { "pts/ptmx", "/dev/ptmx" } };
-    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
-        if (i == 4 && unlink(links[i][1]) != 0 && errno != ENOENT) fatal("unlink /dev/ptmx: %s", strerror(errno));
-        if (symlink(links[i][0], links[i][1]) != 0 && errno != EEXIST) fatal("symlink %s: %s", links[i][1], strerror(errno));
-    }
     if (s->hostname != NULL) {
         if (sethostname(s->hostname, strlen(s->hostname)) != 0) fatal("sethostname: %s", strerror(errno));
         char line[300];
@@ -1105,6 +1168,12 @@ int main(void) {
     if (read_small("/proc/cmdline", cmdline, sizeof cmdline) != 0) fatal("/proc/cmdline: %s", strerror(errno));
     snapshot_boot = cmdline_has("kiln.snapshot");
     load_modules(0);
+    if (snapshot_boot) { /* the template: the late drivers registered, bound only after START (above) */
+        virtio_autoprobe("0");
+        load_modules(1);
+    }
+    dev_setup();
+    loopback_up();
     unsigned vport = vsock_port();
     if (vport != 0) {
         vsock_connect(vport);
@@ -1136,7 +1205,7 @@ int main(void) {
     if (type != T_START || id != 0) fatal("expected START on stream 0, got frame type %d on stream %d", type, id);
     if (parse_spec(payload, len, &s, err, sizeof err) != 0) fatal("bad START: %s", err);
     fresh_start(&s);
-    if (snapshot_boot) load_modules(1);
+    if (snapshot_boot) bind_late_devices();
     enter_root(&s);
     start_process(0, &s);
     spec_free(&s);

@@ -170,9 +170,9 @@ static int bind_one(const char *root, const struct jail_mount *m, char *err, siz
 }
 
 /* The guest's memory at prefix + ram_dir + "/ram" (docs/vm.md, "Snapshot start"): a tmpfs of the VMM's own mount
- * namespace (nothing reaches the host's; it goes with the VMM), a file of the guest's size in it, the snapshot's pages
- * copied in (ram_copy, snapshot.c: only those that are not zero), the VMM's. Charged to the sandbox's memory cgroup,
- * as the relay's child is in it. A run/mem of the VMM's uid (which owns run/) that is not a directory is refused. */
+ * namespace (nothing reaches the host's; it goes with the VMM), a file of the guest's size in it, the VMM's; a
+ * restore's pages are copied in by the relay while QEMU starts (ram_copy, snapshot.c). Charged to the sandbox's
+ * memory cgroup, as the relay and its child are in it. A run/mem of the VMM's uid (which owns run/) that is not a directory is refused. */
 static int mount_ram(const struct vmm_setup *s, const char *prefix, uid_t uid, gid_t gid, char *err, size_t errn) {
     char dir[4096], file[4200], opts[128];
     struct stat st;
@@ -192,7 +192,7 @@ static int mount_ram(const struct vmm_setup *s, const char *prefix, uid_t uid, g
     snprintf(file, sizeof file, "%s/ram", dir);
     int fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return failed(err, errn, "creating %s", file);
-    if (ram_fill(fd, s->ram_from, s->ram_bytes, err, errn) != 0) { close(fd); return -1; }
+    if (ram_fill(fd, s->ram_bytes, err, errn) != 0) { close(fd); return -1; }
     if (fchown(fd, uid, gid) != 0) return failed(err, errn, "chown %s", file);
     if (close(fd) != 0) return failed(err, errn, "close %s", file);
     return 0;

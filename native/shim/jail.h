@@ -38,10 +38,9 @@ struct vmm_setup {
     unsigned char *filter;           /* --seccomp FILE: a raw struct sock_filter array (x86-64), installed last */
     size_t filter_len;               /* in instructions */
     /* --ram-file: the guest's memory is a file on a tmpfs of the VMM's own mount namespace, mounted at ram_dir
-     * (DIR/run/mem) and gone with it; ram_from's pages (a snapshot's) are copied in, or it starts empty (a template,
-     * whose memory the relay reads back through /proc/VMM/root). QEMU's memory-backend-file maps ram_dir/ram. */
+     * (DIR/run/mem) and gone with it, made empty and sized here; the relay writes a snapshot's pages into it through
+     * /proc/VMM/root while QEMU starts, or reads a template's back. QEMU's memory-backend-file maps ram_dir/ram. */
     const char *ram_dir;             /* NULL: none */
-    const char *ram_from;            /* NULL: an empty memory (a template) */
     long long ram_bytes;
 };
 

@@ -34,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,15 +77,17 @@ static void timings(const char *phase, long long *slot) {
 static long long g_ms_connected = -1, g_ms_hello = -1, g_ms_started = -1, g_ms_exit = -1, g_ms_stopped = -1;
 static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how long its jail took (clone to exec) */
 static long long g_ms_loaded = -1; /* a snapshot's state loaded (QEMU runs) */
+static long long g_vmm_cpu_ms = -1; /* the VMM's CPU time (user + system) once reaped: under TCG, the guest's work */
+static long long g_ms_ram = -1;    /* a snapshot's memory copied into the VMM's (while QEMU starts) */
 static long long g_guest_uptime = -1;
 
 static void write_timings(void) {
     char text[500];
     snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
              "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld,"
-             "\"loadedMs\":%lld}\n",
+             "\"loadedMs\":%lld,\"vmmCpuMs\":%lld,\"ramMs\":%lld}\n",
              g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
-             g_ms_stopped, g_ms_loaded);
+             g_ms_stopped, g_ms_loaded, g_vmm_cpu_ms, g_ms_ram);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -95,6 +98,7 @@ static struct gexec *exec_of(int stream) {
 }
 
 static int g_hello_seen, g_main_ended; /* g_main_ended: the guest's EXIT or ERROR for stream 0 was accepted */
+static int g_guest_bye; /* 1: the guest said BYE after ours (synced, powering off); 2: the VMM was ended for it */
 static char g_error[G_ERROR_KEEP];
 static size_t g_error_len;
 
@@ -130,7 +134,11 @@ static int guest_frame(void *arg, int type, int stream, const unsigned char *p, 
     case T_STARTED:
         if (!g_hello_seen || dec_parse(p, n, 0x7fffffff, &pid) != 0 || pid == 0) return -1;
         break;
-    case T_START: case T_EXEC: case T_STDIN: case T_STDIN_CLOSE: case T_SIGNAL: case T_RESIZE: case T_BYE:
+    case T_BYE: /* the guest's answer to ours: it has synced its disks and powers off (docs/guest-protocol.md) */
+        if (stream != 0 || n != 0 || !g_main_ended) return -1;
+        if (!g_guest_bye) g_guest_bye = 1;
+        return 0;
+    case T_START: case T_EXEC: case T_STDIN: case T_STDIN_CLOSE: case T_SIGNAL: case T_RESIZE:
         return -1; /* the host's frames, never the guest's */
     default:
         return 0;
@@ -320,6 +328,11 @@ static void start_vmm(char **argv, int console_stdout) {
     if (kill(g_vmm, SIGKILL) != 0 && errno != ESRCH) note("kill vmm: %s", strerror(errno));
 }
 
+static void vmm_cpu(const struct rusage *ru) {
+    g_vmm_cpu_ms = ((long long)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+                   ((long long)ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+}
+
 static void reap_vmm(int sig_fd) {
     struct signalfd_siginfo si;
     while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -341,10 +354,11 @@ static void reap_vmm(int sig_fd) {
     }
     for (;;) {
         int st;
-        pid_t p = waitpid(-1, &st, WNOHANG);
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, WNOHANG, &ru);
         if (p < 0 && errno == EINTR) continue;
         if (p <= 0) return;
-        if (p == g_vmm) { g_vmm_status = st; g_vmm = -1; timings("stopped", &g_ms_stopped); }
+        if (p == g_vmm) { g_vmm_status = st; g_vmm = -1; timings("stopped", &g_ms_stopped); vmm_cpu(&ru); }
     }
 }
 
@@ -352,8 +366,10 @@ static void reap_vmm(int sig_fd) {
 int vmm_gone(void) {
     int st;
     if (g_vmm <= 0) return 1;
-    pid_t p = waitpid(g_vmm, &st, WNOHANG);
+    struct rusage ru;
+    pid_t p = wait4(g_vmm, &st, WNOHANG, &ru);
     if (p != g_vmm) return 0;
+    vmm_cpu(&ru);
     g_vmm_status = st;
     g_vmm = -1;
     timings("stopped", &g_ms_stopped);
@@ -568,8 +584,15 @@ int relay_vm(int argc, char **argv) {
         snprintf(target, sizeof target, "%s/run/mem", dir);
         v->ram_dir = strdup(target);
         if (v->ram_dir == NULL) { fprintf(stderr, "kiln: out of memory\n"); return 125; }
-        v->ram_from = save_to != NULL ? NULL : ram_file;
         v->ram_bytes = (long long)ram_mib << 20;
+    }
+    int ram_src = -1; /* a snapshot's memory, checked and opened before anything starts; copied in while QEMU starts */
+    if (ram_file != NULL && save_to == NULL) {
+        char err[700];
+        if (ram_open(ram_file, v->ram_bytes, &ram_src, err, sizeof err) != 0) {
+            fprintf(stderr, "kiln: cannot start the VMM: %s\n", err);
+            return 125;
+        }
     }
     if (api_requests != NULL && read_file(api_requests, &api) != 0) {
         fprintf(stderr, "kiln: %s: %s\n", api_requests, strerror(errno));
@@ -601,6 +624,18 @@ int relay_vm(int argc, char **argv) {
     if (unlink(ctl_sock) != 0 && errno != ENOENT) note("removing %s: %s", ctl_sock, strerror(errno));
     if ((g_exec_listen = g_listen_unix("exec.sock")) < 0) say_err("kiln: exec.sock: %s", strerror(errno));
     start_vmm(argv + i, console_stdout);
+    if (ram_src >= 0) {
+        char path[4300], why[700];
+        snprintf(path, sizeof path, "/proc/%d/root%s/run/mem/ram", (int)g_vmm, dir);
+        if (g_vmm > 0 && g_exit_code < 0 && ram_copy(ram_src, path, v->ram_bytes, why, sizeof why) != 0 &&
+            !vmm_gone()) { /* (a VMM that exited at once is reported as such, with its vmm.log, below) */
+            say_err("kiln: cannot start the VMM: %s", why);
+            g_exit_code = 125;
+            if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+        }
+        xclose(ram_src);
+        timings("ram", &g_ms_ram);
+    }
     if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api) != 0) {
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -688,6 +723,12 @@ int relay_vm(int argc, char **argv) {
             say_err("kiln: the VM did not answer within %ld s (kernel or kiln-init hung?)%s%s; see %s/boot.log",
                     hello_timeout, line[0] ? ": last console line: guest: " : "", line, dir);
             g_exit_code = 125;
+            if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+        }
+        if (g_guest_bye == 1 && g_vmm > 0) {
+            /* nothing of the guest is left to keep: its disks are flushed to their files, so the kernel's power-off
+             * path and QEMU's own tear-down (tens of ms under TCG) are skipped */
+            g_guest_bye = 2;
             if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
         }
         if ((g_exit_code >= 0 || g_main_ended) && stop_deadline < 0) stop_deadline = now + G_POWEROFF_MS;

@@ -55,7 +55,9 @@ int vm_cont(const char *qmp_sock, int timeout_ms, int cont, const char *chardev_
 /* A snapshot's restore with mapped memory: QMP x-ignore-shared + migrate-incoming fd:N, until the VM runs. */
 int vm_incoming(const char *qmp_sock, int fd, int timeout_ms, char *err, size_t errn);
 /* The guest's memory file sized (a snapshot's ram file copied in when `from`); a template's memory written out. */
-int ram_fill(int fd, const char *from, long long bytes, char *err, size_t errn);
+int ram_fill(int fd, long long bytes, char *err, size_t errn);
+int ram_open(const char *from, long long bytes, int *out, char *err, size_t errn);
+int ram_copy(int from, const char *to_path, long long bytes, char *err, size_t errn);
 int ram_save(int m, const char *to, char *err, size_t errn);
 
 #endif

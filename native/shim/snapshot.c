@@ -320,26 +320,53 @@ static int copy_extents(int from, int to, off_t size) {
     }
 }
 
-/* The guest's memory file `fd` (fresh, on the VMM's tmpfs): sized, with the pages of `from` (a snapshot's ram file)
- * when not NULL. That file must be exactly the VM's memory size: one of another VM is refused (kilnd checked its
- * shape; this is the relay's own check of what it maps). -1 with the reason in err. */
-int ram_fill(int fd, const char *from, long long bytes, char *err, size_t errn) {
+/* The guest's memory file `fd` (fresh, on the VMM's tmpfs): sized. Empty for a template; a restore's pages are copied
+ * in by the relay while QEMU starts (ram_copy). -1 with the reason in err. */
+int ram_fill(int fd, long long bytes, char *err, size_t errn) {
     if (ftruncate(fd, (off_t)bytes) != 0) { snprintf(err, errn, "sizing the guest's memory: %s", strerror(errno)); return -1; }
-    if (from == NULL) return 0;
+    return 0;
+}
+
+/* A snapshot's ram file, opened (as root, before anything starts) into *out. That file must be exactly the VM's memory
+ * size: one of another VM is refused (kilnd checked its shape; this is the relay's own check of what it maps). -1
+ * with the reason in err. */
+int ram_open(const char *from, long long bytes, int *out, char *err, size_t errn) {
     int f = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    int rc = -1;
     if (f < 0 || fstat(f, &st) != 0) {
         snprintf(err, errn, "the snapshot's memory %s: %s", from, strerror(errno));
     } else if (!S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
         snprintf(err, errn, "the snapshot's memory %s is %lld bytes, not the VM's %lld (remove the snapshot's "
                  "directory and kiln makes a new one)", from, (long long)st.st_size, bytes);
-    } else if (copy_extents(f, fd, (off_t)bytes) != 0) {
-        snprintf(err, errn, "reading the snapshot's memory %s: %s", from, strerror(errno));
+    } else {
+        *out = f;
+        return 0;
+    }
+    if (f >= 0) xclose(f);
+    return -1;
+}
+
+/*
+ * The snapshot's pages (`from`, ram_open's) into the restored VM's memory file `to_path` (its tmpfs, reached through
+ * /proc/VMM/root: made and sized by the VMM's child, jail.c), only those that are not zero. Done by the relay after
+ * QEMU's exec, so it runs while QEMU starts: QEMU only maps the file then, and touches no page of guest memory before
+ * migrate-incoming (it skips its ROM copies while it waits for a migration), which the relay sends after this. The
+ * relay is in the sandbox's memory cgroup: the pages are the sandbox's. -1 with the reason in err.
+ */
+int ram_copy(int from, const char *to_path, long long bytes, char *err, size_t errn) {
+    int to = open(to_path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    int rc = -1;
+    if (to < 0 || fstat(to, &st) != 0) {
+        snprintf(err, errn, "the guest's memory %.300s: %s", to_path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode) || st.st_size != (off_t)bytes) {
+        snprintf(err, errn, "the guest's memory %.300s is not a file of %lld bytes", to_path, bytes);
+    } else if (copy_extents(from, to, (off_t)bytes) != 0) {
+        snprintf(err, errn, "copying the snapshot's memory: %s", strerror(errno));
     } else {
         rc = 0;
     }
-    if (f >= 0 && close(f) != 0 && rc == 0) { snprintf(err, errn, "close %s: %s", from, strerror(errno)); rc = -1; }
+    if (to >= 0 && close(to) != 0 && rc == 0) { snprintf(err, errn, "close %.300s: %s", to_path, strerror(errno)); rc = -1; }
     return rc;
 }
 

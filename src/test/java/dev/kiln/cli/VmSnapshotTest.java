@@ -27,7 +27,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * snapshot (one template boot), every VM restores it: two bridged VMs restored from one snapshot run the image's
  * command, serve a published port, exec, and each has its own boot_id, random stream, MAC, address and hostname, and
  * the host's time; a VM without a card restores a snapshot of its own and takes {@code -it}; a snapshot recorded for
- * another kernel or memory size is refused with one line. Two template boots and four restores in all.
+ * another kernel or memory size is refused with one line; what a restored VM wrote is on its disk at its next start.
+ * Two template boots and six restores in all.
  */
 @Tag("slow")
 class VmSnapshotTest {
@@ -209,6 +210,30 @@ class VmSnapshotTest {
                     .map(l -> Integer.parseInt(l.substring(2).strip())).toList();
             assertThat(ns).as("counted on from " + before + ", not from 1")
                     .isEqualTo(java.util.stream.IntStream.rangeClosed(1, ns.size()).boxed().toList());
+        } finally {
+            kiln.kiln("rm", "-f", id);
+        }
+    }
+
+    /**
+     * The relay kills a restored VM's QEMU as soon as the guest says it has synced (its BYE, docs/guest-protocol.md),
+     * without the kernel's power-off: what the workload wrote without any sync of its own must be on the sandbox's
+     * disk for its next start.
+     */
+    @Test
+    void whatARestoredVmWroteIsOnItsDiskAtItsNextStart() throws Exception {
+        String script = "if [ -f /kept/sum ]; then cat /kept/sum; busybox md5sum /kept/data; else mkdir /kept; "
+                + "busybox head -c 4194304 /dev/urandom > /kept/data; busybox md5sum /kept/data > /kept/sum; fi";
+        String id = kiln.ok("run", "-d", "--isolation", "vm", "--network", "none", IMAGE, "sh", "-c", script)
+                .out().strip();
+        try {
+            assertThat(kiln.ok("wait", id).out().strip()).isEqualTo("0");
+            List<String> sums = kiln.ok("start", "-a", id).out().lines().map(String::strip).toList();
+            assertThat(sums).as("the sum written at the first run, then the file's own at the second").hasSize(2);
+            assertThat(sums.get(0)).matches("[0-9a-f]{32}  /kept/data").isEqualTo(sums.get(1));
+            Path vm = kiln.store().resolve("sandboxes").resolve(id.substring(0, 12)).resolve("vm");
+            assertThat(Files.readString(vm.resolve("timings.json"))).as("restored, not booted")
+                    .doesNotContain("\"loadedMs\":-1");
         } finally {
             kiln.kiln("rm", "-f", id);
         }

@@ -183,6 +183,38 @@ class RelayListenProtocolTest {
     }
 
     /** The guest's EXIT is an exit status only: the relay never raises a signal the guest names (item 4). */
+    /**
+     * The guest's BYE after the host's (docs/guest-protocol.md: it has synced its disks) ends the VMM at once: the relay
+     * kills the stand-in "VMM" (a {@code sleep 600} that never powers off by itself) and exits with the workload's code,
+     * instead of waiting for a power-off (at most 10 s, then a kill).
+     */
+    @Test
+    void theGuestsByeEndsTheVmmAtOnce() throws Exception {
+        Process p = startRelay(30);
+        try (GuestPeer.Guest guest = relay.converse()) {
+            send(guest.out(), EXIT, 0, "3 0");
+            assertThat(read(guest.in()).type()).isEqualTo(BYE);
+            send(guest.out(), BYE, 0, "");
+            // well inside the relay's 10 s power-off deadline, after which it would kill the VMM anyway
+            assertThat(p.waitFor(8, TimeUnit.SECONDS)).as("the relay ends on the guest's BYE, no power-off").isTrue();
+        }
+        assertThat(p.exitValue()).as(file("stderr")).isEqualTo(3);
+        assertThat(file("stderr")).isEmpty();
+        assertThat(file("vm/timings.json")).doesNotContain("\"stoppedMs\":-1");
+    }
+
+    /** A BYE from the guest is only ever the answer to the host's: before the exit it breaks the protocol. */
+    @Test
+    void aGuestByeBeforeItsExitBreaksTheProtocol() throws Exception {
+        Process p = startRelay(30);
+        try (GuestPeer.Guest guest = relay.converse()) {
+            send(guest.out(), BYE, 0, "");
+            assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        }
+        assertThat(p.exitValue()).isEqualTo(125);
+        assertThat(file("stderr")).contains("kiln: the guest broke the protocol (a malformed frame); stopping the VM");
+    }
+
     @Test
     void aGuestsExitSignalIsAnExitStatusOnly() throws Exception {
         Process p = startRelay(30);
