@@ -50,6 +50,11 @@ final class FileWake implements AutoCloseable {
         return new FileWake(null, null, null);
     }
 
+    /** Whether a new file wakes the waiter (else it only polls). */
+    boolean watching() {
+        return wake != null;
+    }
+
     /** Returns when a file appeared in the directory since the last call, or after {@code timeout}. */
     void await(Duration timeout) throws InterruptedException {
         if (wake == null) {

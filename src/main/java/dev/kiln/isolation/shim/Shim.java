@@ -32,6 +32,13 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
 
     private static final Duration LAUNCH_TIMEOUT = Duration.ofSeconds(10);
     private static final Duration POLL = Duration.ofMillis(20);
+    /**
+     * The longest pause of a sandbox's exit watch while inotify wakes it: exit.json wakes the watcher the moment it
+     * appears, so the poll only finds a shim that died without a word, and a watch polling every 20 ms for the
+     * sandbox's whole life cost kilnd CPU for every running sandbox (two exceptions and a /proc read each time: 500
+     * a second with ten sandboxes, during a burst of creates too; issue 17).
+     */
+    private static final Duration POLL_IDLE = Duration.ofSeconds(1);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
@@ -128,6 +135,7 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
         // exit.json is seen the moment the shim renames it into place (a --rm run's end waits on this); the poll
         // is for a shim that dies without writing it
         try (FileWake wake = FileWake.on(dir)) {
+            Duration poll = POLL;
             while (true) {
                 Optional<ExitStatus> status = exitStatus();
                 if (status.isPresent()) return status;
@@ -136,7 +144,10 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
                             + " died without recording an exit status (see " + dir.resolve("shim.log") + ")")));
                 }
                 if (System.nanoTime() - deadline > 0) return Optional.empty();
-                pause(wake, deadline);
+                pause(wake, deadline, poll);
+                if (wake.watching()) {
+                    poll = poll.multipliedBy(2).compareTo(POLL_IDLE) > 0 ? POLL_IDLE : poll.multipliedBy(2);
+                }
             }
         }
     }
@@ -151,15 +162,15 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
             while (true) {
                 if (started().isPresent()) return true;
                 if (exitStatus().isPresent() || !alive() || System.nanoTime() - deadline > 0) return false;
-                pause(wake, deadline);
+                pause(wake, deadline, POLL);
             }
         }
     }
 
-    private void pause(FileWake wake, long deadline) {
+    private void pause(FileWake wake, long deadline, Duration poll) {
         long left = deadline - System.nanoTime();
         try {
-            wake.await(left < POLL.toNanos() ? Duration.ofNanos(Math.max(left, 0)) : POLL);
+            wake.await(left < poll.toNanos() ? Duration.ofNanos(Math.max(left, 0)) : poll);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while waiting for " + dir, e);
@@ -181,6 +192,9 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
 
     private Optional<JsonNode> readJson(String name) {
         Path file = dir.resolve(name);
+        // asked first: the watches above look many times before the file is there, and a NoSuchFileException is
+        // two exceptions with their stack traces each time (most of what a watch cost kilnd)
+        if (!Files.exists(file)) return Optional.empty();
         try {
             return Optional.of(JSON.readTree(Files.readAllBytes(file)));
         } catch (NoSuchFileException e) {

@@ -166,6 +166,22 @@ class ShimTest {
         ProcessHandle.of(command).ifPresent(ProcessHandle::destroyForcibly); // what kilnd's isolator would kill
     }
 
+    @Test
+    void aShimKilledWhileItsWatchPollsSlowlyIsStillGone() throws Exception {
+        // a sandbox's exit watch polls less and less often (inotify wakes it for exit.json): after 3 s its pause is
+        // at its longest, and the shim's death, which writes no file, must still end the watch
+        Shim shim = fixture.launch(dir, ShimOptions.defaults(), "sleep", "30");
+        long command = waitForStart(shim);
+        var watch = java.util.concurrent.CompletableFuture.supplyAsync(() -> shim.await(WAIT));
+        Thread.sleep(3_000);
+        assertThat(watch).isNotDone();
+        ProcessHandle.of(shim.pid()).orElseThrow().destroyForcibly();
+
+        assertThatThrownBy(() -> watch.get(WAIT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS))
+                .hasCauseInstanceOf(Shim.Gone.class);
+        ProcessHandle.of(command).ifPresent(ProcessHandle::destroyForcibly);
+    }
+
     static long waitForStart(Shim shim) throws InterruptedException {
         for (int i = 0; i < 500; i++) {
             var started = shim.started();
