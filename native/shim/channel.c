@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -84,6 +85,21 @@ int gconn_frames(struct gconn *c, int (*fn)(void *, int, int, const unsigned cha
     memmove(c->in, c->in + off, c->inlen - off);
     c->inlen -= off;
     return 0;
+}
+
+/* A line for the relay's stderr (the sandbox's log, as the guest's own output) and the shim's problem log. */
+void say_err(const char *fmt, ...) {
+    char line[900];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    gqueue_put(&g_out2, line, (size_t)n, "", 0);
+    line[n - 1] = 0;
+    note("%s", line);
 }
 
 int read_file(const char *path, struct buf *b) {

@@ -80,7 +80,7 @@ static int api_exchange(int fd, const char *req, size_t n, char *fault, size_t f
  * sock, each to be answered 2xx. The socket may take up to G_CONNECT_MS to appear; a VMM that exits meanwhile, a
  * refusal or a timeout ends the sequence with one line. 0 when all were accepted.
  */
-int send_api(const char *sock, const struct buf *reqs) {
+int send_api(const char *sock, const struct buf *reqs, int (*vmm_gone)(void)) {
     long long deadline = now_ms() + G_CONNECT_MS;
     size_t off = 0;
     while (off < reqs->len) {

@@ -25,7 +25,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +53,6 @@ static struct gexec *g_execs[G_MAX_EXECS];
 static pid_t g_vmm = -1;
 static int g_vmm_status = -1, g_exit_code = -1; /* g_exit_code: 0..255 once known */
 static long long g_t0;
-
-void say_err(const char *fmt, ...) {
-    char line[900];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    gqueue_put(&g_out2, line, (size_t)n, "", 0);
-    line[n - 1] = 0;
-    note("%s", line);
-}
 
 static void timings(const char *phase, long long *slot) {
     (void)phase;
@@ -363,7 +348,7 @@ static void reap_vmm(int sig_fd) {
 }
 
 /* The VMM has exited (reaped here, so its status is kept for the end); for waits before the main loop. */
-int vmm_gone(void) {
+static int vmm_gone(void) {
     int st;
     if (g_vmm <= 0) return 1;
     struct rusage ru;
@@ -636,7 +621,7 @@ int relay_vm(int argc, char **argv) {
         xclose(ram_src);
         timings("ram", &g_ms_ram);
     }
-    if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api) != 0) {
+    if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api, vmm_gone) != 0) {
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
     }

@@ -40,12 +40,10 @@ int hello_parse(const unsigned char *p, size_t n, long long *uptime);
 void guest_text(const unsigned char *p, size_t len, char *out, size_t n);
 void last_line(const char *path, char *out, size_t n);
 
-/* relay.c, for firecracker.c */
+/* channel.c: one line for the relay's stderr and the shim's problem log */
 void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vmm_gone(void);
-
-/* firecracker.c */
-int send_api(const char *sock, const struct buf *reqs);
+/* firecracker.c; vmm_gone tells whether the VMM exited while its socket is awaited */
+int send_api(const char *sock, const struct buf *reqs, int (*vmm_gone)(void));
 
 /* snapshot.c: the VM's state into state_fd over QEMU's monitor at qmp_sock (migrate, then quit if asked); 0, or -1
  * with why. vm_cont: QMP cont. */

@@ -6,9 +6,10 @@
  *   kiln-shim --relay-exec EXEC_SOCK FILE                                                       (relay_exec.c)
  *   kiln-shim --vm-save --qmp-sock SOCK --to FILE                                               (snapshot.c)
  *
- * One static binary, three modes: the monitor (docs/shim.md) runs any command, the VM relay is such a command for a
- * VM (docs/vm.md), and the exec relay one for a process exec'd in it. This file holds what all of them share: the
- * problem log, atomic files, time stamps, the exit of a failed child. Static, no dependencies beyond libc.
+ * One static binary, four modes (main.c picks one): the monitor (docs/shim.md) runs any command, the VM relay is such a
+ * command for a VM (docs/vm.md), the exec relay one for a process exec'd in it, and the VM save. This file holds what
+ * all of them share: the problem log, atomic files, time stamps, the exit of a failed child. Static, no dependencies
+ * beyond libc.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,11 +85,4 @@ int usage(const char *why) {
     fprintf(stderr, "kiln-shim: %s\nusage: kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE]"
                     " -- CMD ARGS...\n", why);
     return 2;
-}
-
-int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--relay-vm") == 0) return relay_vm(argc, argv);
-    if (argc > 1 && strcmp(argv[1], "--relay-exec") == 0) return relay_exec(argc, argv);
-    if (argc > 1 && strcmp(argv[1], "--vm-save") == 0) return vm_save(argc, argv);
-    return monitor_main(argc, argv);
 }
