@@ -48,6 +48,8 @@ public final class Sandboxes implements AutoCloseable {
     private final Images images;
     private final SandboxStore store;
     private final Path sandboxesDir;
+    /** Wakes the waits for an exit's record and a --rm sandbox's removal. */
+    private final StoreChanges changes = new StoreChanges();
     private final Isolators isolators;
     private final String defaultIsolation;
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
@@ -436,6 +438,7 @@ public final class Sandboxes implements AutoCloseable {
                 // the process is gone whatever the clean-up did: ps must not show it up (rm retries the clean-up)
                 detachQuietly(s);
                 store.exited(id, status.exitCode(), oom, status.finishedAt().toEpochMilli());
+                changes.changed();
             }
             // inside the lock: a stop that saw the exit recorded emits its "stop" only after this (Docker's order)
             events.emit(s, "die");
@@ -496,14 +499,8 @@ public final class Sandboxes implements AutoCloseable {
 
     /** The watcher records the exit a moment after the shim wrote it; callers that report it wait for that. */
     void awaitRecorded(String id, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (System.nanoTime() < deadline) {
-            Optional<Sandbox> s = store.byId(id);
-            if (s.isEmpty() || !s.get().running()) {
-                return;
-            }
-            sleep(20);
-        }
+        changes.await(() -> !store.byId(id).map(Sandbox::running).orElse(false),
+                System.nanoTime() + timeout.toNanos());
     }
 
     /**
@@ -520,14 +517,8 @@ public final class Sandboxes implements AutoCloseable {
 
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
     public void awaitAutoRemoval(String id) {
-        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-        while (System.nanoTime() < deadline) {
-            Optional<Sandbox> s = store.byId(id);
-            if (s.isEmpty() || !s.get().config().autoRemove()) {
-                return;
-            }
-            sleep(10);
-        }
+        changes.await(() -> store.byId(id).map(s -> !s.config().autoRemove()).orElse(true),
+                System.nanoTime() + Duration.ofSeconds(30).toNanos());
     }
 
     /** Blocks until the sandbox is not running (Docker's wait condition "not-running"), returns its exit code. */
@@ -618,6 +609,7 @@ public final class Sandboxes implements AutoCloseable {
             detachQuietly(s);
             Trees.delete(dir(s));
             store.delete(s.id());
+            changes.changed();
         }
     }
 
@@ -839,7 +831,8 @@ public final class Sandboxes implements AutoCloseable {
                 images.rootfsPath(Digest.parse(s.imageId())), r.readOnly(),
                 new Resources(r.nanoCpus(), r.memory(), r.pidsLimit()), labels, SandboxMounts.of(r, volumes), dir(s),
                 networking.of(s),
-                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime(), r.settings());
+                r.kernel() == null ? null : Path.of(r.kernel()), r.diskSize(), r.runtime(), r.settings(),
+                r.autoRemove());
     }
 
     Path dir(Sandbox s) {
@@ -860,15 +853,6 @@ public final class Sandboxes implements AutoCloseable {
 
     Object lock(String id) {
         return locks.computeIfAbsent(id, k -> new Object());
-    }
-
-    private static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
-        }
     }
 
     @Override

@@ -16,11 +16,13 @@ import java.util.Map;
  * @param runtime  the runtime asked for with {@code --runtime} (for vm: {@code firecracker} picks Firecracker as the
  *                 VMM, anything else QEMU); null for the isolation's default
  * @param settings the {@code docker run} flags past the first set ({@link RunSettings}); never null
+ * @param disposable the sandbox goes with its run's end ({@code --rm}): its writable layer need not survive a crash of
+ *                   the host, so an isolator may skip syncing it (overlayfs's {@code volatile}, as podman does)
  */
 public record SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
                           boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
                           Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime,
-                          RunSettings settings) {
+                          RunSettings settings, boolean disposable) {
 
     public SandboxSpec {
         settings = settings == null ? RunSettings.NONE : settings;
@@ -44,6 +46,15 @@ public record SandboxSpec(String id, String name, String hostname, ProcessSpec p
     /** The network namespace to join (made by the engine), or null when the runtime makes a fresh one. */
     public Path netns() {
         return network.netns();
+    }
+
+    /** A sandbox that is kept after its run ends (no {@code --rm}). */
+    public SandboxSpec(String id, String name, String hostname, ProcessSpec process, Path imageRootfs,
+                       boolean readOnly, Resources resources, Map<String, String> labels, List<Mount> extraMounts,
+                       Path dir, SandboxNetwork network, Path kernel, long diskSize, String runtime,
+                       RunSettings settings) {
+        this(id, name, hostname, process, imageRootfs, readOnly, resources, labels, extraMounts, dir, network, kernel,
+                diskSize, runtime, settings, false);
     }
 
     /** A sandbox with none of {@link RunSettings}'s flags. */

@@ -73,8 +73,13 @@ public final class LayerApplier {
     public Stats apply(Path blob, MediaType.Compression compression, Digest layerDigest, Path root) {
         String prefix = prefix(layerDigest);
         try (InputStream file = Files.newInputStream(blob)) {
-            return unpack(decompress(new BufferedInputStream(file, BUFFER), compression), root.toAbsolutePath()
-                    .normalize(), tree -> new Changeset(tree, limits.createDevices(), null), prefix,
+            InputStream layer = decompress(new BufferedInputStream(file, BUFFER), compression);
+            if (compression != MediaType.Compression.NONE) {
+                // decompression on a second core while this thread writes the files
+                layer = new ReadAhead(layer, "unpack-" + layerDigest.shortId());
+            }
+            return unpack(layer, root.toAbsolutePath().normalize(),
+                    tree -> new Changeset(tree, limits.createDevices(), null), prefix,
                     "the layer is malformed or hostile; do not use this image");
         } catch (NoSuchFileException e) {
             throw KilnException.notFound(prefix + "blob " + blob + " is missing (pull the image again)");

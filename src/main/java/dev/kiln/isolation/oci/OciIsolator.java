@@ -108,7 +108,8 @@ public final class OciIsolator implements Isolator {
         } else {
             Bundle.write(spec, runtime);
         }
-        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs());
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), bundle.rootfs(),
+                spec.disposable());
     }
 
     @Override
@@ -296,7 +297,8 @@ public final class OciIsolator implements Isolator {
             throw new KilnException(KilnException.Kind.INTERNAL, "the root of sandbox " + spec.name()
                     + " is not mounted at " + root + " although it runs");
         }
-        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root);
+        OverlayRoot.mount(spec.imageRootfs(), spec.dir().resolve("upper"), spec.dir().resolve("work"), root,
+                spec.disposable());
         try {
             return work.apply(root);
         } finally {

@@ -38,7 +38,7 @@ class OverlayRootTest {
         Path upper = tmp.resolve("upper");
         target = tmp.resolve("rootfs");
 
-        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target);
+        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target, false);
 
         assertThat(Mounts.isMounted(target)).isTrue();
         assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).anyMatch(l -> l.contains(" " + target + " ")
@@ -48,7 +48,7 @@ class OverlayRootTest {
         assertThat(upper.resolve("written")).as("a write lands in the writable layer").hasContent("sandbox");
         assertThat(lower.resolve("written")).doesNotExist();
 
-        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target); // mounted already: nothing stacked
+        OverlayRoot.mount(lower, upper, tmp.resolve("work"), target, false); // mounted already: nothing stacked
         assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
                 .filter(l -> l.contains(" " + target + " ")).count()).isEqualTo(1);
 
@@ -56,13 +56,39 @@ class OverlayRootTest {
         assertThat(Mounts.isMounted(target)).isFalse();
         assertThat(target.resolve("from-image")).doesNotExist();
         OverlayRoot.unmount(target); // not mounted: nothing to do
+        assertThat(tmp.resolve("work/work/incompat")).as("a kept sandbox's layer is synced as usual").doesNotExist();
+    }
+
+    @Test
+    void aDisposableRootIsVolatileAndCanBeMountedAgain() throws Exception {
+        Path lower = Files.createDirectories(tmp.resolve("image"));
+        Files.writeString(lower.resolve("from-image"), "image\n");
+        Path upper = tmp.resolve("upper");
+        Path work = tmp.resolve("work");
+        target = tmp.resolve("rootfs");
+
+        OverlayRoot.mount(lower, upper, work, target, true);
+        assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).anyMatch(l -> l.contains(" " + target + " ")
+                && l.contains(" - overlay overlay ") && l.contains("volatile"));
+        Files.writeString(target.resolve("written"), "sandbox\n");
+        OverlayRoot.unmount(target);
+        assertThat(work.resolve("work/incompat/volatile")).as("the kernel's mark of a volatile mount").exists();
+
+        // the kernel refuses to mount over that mark: the second mount (a --rm sandbox started again after a reboot,
+        // or cp into it) removes it first and keeps the layer's content
+        OverlayRoot.mount(lower, upper, work, target, true);
+        assertThat(Mounts.isMounted(target)).isTrue();
+        assertThat(Files.readString(target.resolve("written"))).isEqualTo("sandbox\n");
+        assertThat(Files.readString(target.resolve("from-image"))).isEqualTo("image\n");
+        OverlayRoot.unmount(target);
+        assertThat(Mounts.isMounted(target)).isFalse();
     }
 
     @Test
     void aBusyRootIsDetachedLazily() throws Exception {
         Path lower = Files.createDirectories(tmp.resolve("image"));
         target = tmp.resolve("rootfs");
-        OverlayRoot.mount(lower, tmp.resolve("upper"), tmp.resolve("work"), target);
+        OverlayRoot.mount(lower, tmp.resolve("upper"), tmp.resolve("work"), target, false);
         Process holder = new ProcessBuilder("sleep", "30").directory(target.toFile()).start(); // its cwd pins it
         try {
             OverlayRoot.unmount(target);
