@@ -103,6 +103,7 @@ final class Spare {
         AtomicBoolean assigned = new AtomicBoolean();
         Thread.ofPlatform().daemon().name("spare-watch").start(() -> watch(address, idle, claimed, assigned));
         Map<String, String> assignment = read(idle, claimed);
+        long read = System.nanoTime();
         assigned.set(true);
         Files.deleteIfExists(claimed);
         Map<String, String> serve = check(assignment, address);
@@ -113,10 +114,22 @@ final class Spare {
                 java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
             Libc.redirectOutput(log.toString());   // the fifo containerd copies into its own log
         }
-        new ShimLog(System.err, serve.get("id")).line("a spare shim claimed (started "
-                + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
+        ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
+        shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
                 + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+        shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
+                + (System.nanoTime() - read) / 1_000_000 + " ms ago");
         ShimMain.serve(serve, bundle);
+    }
+
+    /** How long ago (ms) the launcher's {@code start} began, from its {@code began} (bash's $EPOCHREALTIME), or -1. */
+    private static long began(Map<String, String> assignment) {
+        try {
+            double at = Double.parseDouble(assignment.getOrDefault("began", ""));
+            return (long) (System.currentTimeMillis() - at * 1000);
+        } catch (NumberFormatException none) {
+            return -1;
+        }
     }
 
     /** The pool must be root's and closed to everyone else: whoever can write the fifo directs a root process. */

@@ -13,7 +13,9 @@ import java.util.List;
  * Prints one line per sample: {@code HANDLER<TAB>pod-start<TAB>SECONDS}; a handler that fails prints
  * {@code HANDLER<TAB>error<TAB>MESSAGE} and the next one is tried.
  *
- * <p>Arguments: {@code RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}).
+ * <p>Arguments: {@code RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}). With {@code KILN_POD_START_LOG=FILE}
+ * in the environment, containerd runs at debug level and its log (the shims' lines included: each shim's stderr is
+ * its bundle's log fifo, which containerd copies into its own) is copied to FILE at the end: where a pod's time goes.
  */
 public final class PodStartBench {
     private PodStartBench() {
@@ -23,7 +25,9 @@ public final class PodStartBench {
         int runs = Integer.parseInt(args[0]);
         List<String> handlers = List.of(args).subList(1, args.length);
         Path dir = Files.createTempDirectory("kb");
-        try (TestContainerd containerd = CriSetup.start(dir); CriClient cri = new CriClient(containerd.socket)) {
+        String keepLog = System.getenv("KILN_POD_START_LOG");
+        try (TestContainerd containerd = CriSetup.start(dir, keepLog == null ? "" : "[debug]\n  level = \"debug\"\n");
+             CriClient cri = new CriClient(containerd.socket)) {
             for (String handler : handlers) {
                 try {
                     pod(cri, containerd, handler, "warm");   // images and caches warm, not counted
@@ -36,6 +40,8 @@ public final class PodStartBench {
                             .orElse(""));
                 }
             }
+            if (keepLog != null) Files.copy(containerd.dir.resolve("containerd.log"), Path.of(keepLog),
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } finally {
             CriSetup.removeBridge();
         }
