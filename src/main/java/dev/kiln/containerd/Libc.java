@@ -57,7 +57,14 @@ final class Libc {
     private static final MethodHandle IOCTL = handle("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
+    private static final MethodHandle SETPRIORITY = handle("setpriority", FunctionDescriptor.of(
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    private static final MethodHandle MOUNT = handle("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+
     private static final int PR_SET_CHILD_SUBREAPER = 36;
+    private static final int PRIO_PGRP = 1;
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
     private static final int SOCK_CLOEXEC = 02000000;
@@ -71,6 +78,36 @@ final class Libc {
 
     private static MethodHandle handle(String name, FunctionDescriptor fd) {
         return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
+    }
+
+    /**
+     * Sets the nice value of this process's group, every thread of it (Linux keeps a nice value per thread, so
+     * {@code PRIO_PROCESS} would change the calling thread only): a claimed spare, started at nice 10, takes the
+     * pod's priority back. False if refused (lowering a nice value needs CAP_SYS_NICE).
+     */
+    static boolean niceGroup(int nice) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            return (int) SETPRIORITY.invokeExact(state, PRIO_PGRP, 0, nice) == 0;
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /**
+     * mount(2) of {@code source} on {@code target}: {@code flags} the MS_* bits, {@code data} the file system's
+     * options (e.g. overlay's lowerdir=...). Returns 0 or the errno.
+     */
+    static int mount(String source, String target, String type, long flags, String data) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment options = data.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(data);
+            int r = (int) MOUNT.invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
+                    arena.allocateFrom(type), flags, options);
+            return r == 0 ? 0 : errno(state);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
     }
 
     /** Orphans of the shim's children (the container's init after {@code runc create}) become its children. */
