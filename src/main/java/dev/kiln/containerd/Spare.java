@@ -299,6 +299,7 @@ final class Spare {
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
+        Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
         Path taskSocket = pool.resolve(pid + ".warm-task");
