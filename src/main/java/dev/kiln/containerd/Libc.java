@@ -60,6 +60,8 @@ final class Libc {
     private static final Downcall SETPRIORITY = new Downcall("setpriority", FunctionDescriptor.of(
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
+    private static final Downcall WAITID = new Downcall("waitid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
     private static final Downcall MOUNT = new Downcall("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
@@ -135,6 +137,31 @@ final class Libc {
             int r = (int) MOUNT.get().invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
                     arena.allocateFrom(type), flags, options);
             return r == 0 ? 0 : errno(state);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    private static final int P_ALL = 0;
+    private static final int WEXITED = 4;
+    private static final int WNOWAIT = 0x01000000;
+    private static final int ECHILD = 10;
+
+    /**
+     * Blocks until a child of this process has ended, and returns its pid without reaping it (waitid with
+     * WNOWAIT: whoever waits for it reaps it); 0 if this process has no child at all (ECHILD).
+     */
+    static int nextEnded() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment info = arena.allocate(128);   // siginfo_t
+            while (true) {
+                int r = (int) WAITID.get().invokeExact(state, P_ALL, 0, info, WEXITED | WNOWAIT);
+                if (r == 0) return info.get(ValueLayout.JAVA_INT, 16);   // si_pid
+                int errno = errno(state);
+                if (errno == ECHILD) return 0;
+                if (errno != EINTR) throw new IllegalStateException("waitid: errno " + errno);
+            }
         } catch (Throwable e) {
             throw rethrow(e);
         }
