@@ -275,6 +275,7 @@ final class Spare {
                 for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json"}) {
                     Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
                 }
+                if (!Files.exists(socket)) removeDeadPool(idle.getParent());
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
                 break;
@@ -288,6 +289,28 @@ final class Spare {
                 // exiting anyway
             }
             System.exit(1);
+        }
+    }
+
+    /**
+     * Removes the pool of a containerd that is gone, once no other spare is in it (a spare started just as its
+     * containerd stopped — the launcher's and {@link #next}'s starts run in the background — re-made the pool after
+     * whoever cleaned up). A containerd started again on that address makes it again.
+     */
+    private static void removeDeadPool(Path pool) {
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(pool)) {
+            for (Path e : entries) {
+                String name = e.getFileName().toString();
+                if (name.endsWith(".idle") || name.endsWith(".claimed")) return;
+            }
+        } catch (IOException gone) {
+            return;
+        }
+        try {
+            for (String name : new String[] {"tick", "spares.log", "pending"}) Files.deleteIfExists(pool.resolve(name));
+            Files.deleteIfExists(pool);
+        } catch (IOException notEmpty) {
+            // another spare is starting there
         }
     }
 
