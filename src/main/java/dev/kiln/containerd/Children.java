@@ -1,9 +1,6 @@
 package dev.kiln.containerd;
 
 import java.io.IOException;
-import java.nio.file.DirectoryStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Instant;
 import java.util.Map;
 import java.util.Set;
@@ -26,7 +23,7 @@ final class Children {
     private static final Object LOCK = new Object();
     private static final Set<Long> JAVA_CHILDREN = ConcurrentHashMap.newKeySet();
     private static final Map<Integer, CompletableFuture<Exit>> EXITS = new ConcurrentHashMap<>();
-    private static final Path TASKS = Path.of("/proc/self/task");
+    private static volatile Thread reaper;
 
     static Process start(ProcessBuilder pb) throws IOException {
         synchronized (LOCK) {
@@ -34,6 +31,8 @@ final class Children {
             long pid = p.pid();
             JAVA_CHILDREN.add(pid);
             p.onExit().thenRun(() -> JAVA_CHILDREN.remove(pid));
+            Thread r = reaper;
+            if (r != null) java.util.concurrent.locks.LockSupport.unpark(r);   // it may wait for a first child
             return p;
         }
     }
@@ -43,53 +42,41 @@ final class Children {
         return EXITS.computeIfAbsent(pid, k -> new CompletableFuture<>());
     }
 
-    /** Starts the reaper: becomes a subreaper and reaps orphans every 20 ms. */
+    /**
+     * Starts the reaper: becomes a subreaper, then waits in waitid(WNOWAIT) for any child to end and reaps it unless
+     * Java started it. It used to poll every thread's {@code /proc/self/task/T/children} every 20 ms: 4 % of a core
+     * for each idle shim (0.43 s of CPU in 10 s, 19 threads), on every node, for every pod.
+     */
     static void reap() {
         Libc.becomeSubreaper();
-        Thread.ofPlatform().daemon().name("reaper").start(() -> {
+        reaper = Thread.ofPlatform().daemon().name("reaper").start(() -> {
             while (true) {
+                int pid = Libc.nextEnded();
+                if (pid <= 0) {
+                    // no child at all: until start() starts one (it unparks this thread; every child of the shim
+                    // comes from a process it started, orphans included)
+                    java.util.concurrent.locks.LockSupport.parkNanos(1_000_000_000L);
+                    continue;
+                }
+                boolean java;
                 synchronized (LOCK) {
-                    for (int pid : zombies()) {
-                        if (JAVA_CHILDREN.contains((long) pid)) continue;
+                    java = JAVA_CHILDREN.contains((long) pid);
+                    if (!java) {
                         int status = Libc.waitFor(pid);
                         if (status >= 0) exitOf(pid).complete(new Exit(status, Instant.now()));
                     }
                 }
-                try {
-                    Thread.sleep(20);
-                } catch (InterruptedException e) {
-                    return;
-                }
+                // a process Java started: the JDK reaps it by its pid in a moment; until then waitid returns it
+                if (java) pause(2);
             }
         });
     }
 
-    /** This process's children (over all its threads) that have ended and wait to be reaped. */
-    private static java.util.List<Integer> zombies() {
-        java.util.List<Integer> found = new java.util.ArrayList<>();
-        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
-            for (Path task : tasks) {
-                String children;
-                try {
-                    children = Files.readString(task.resolve("children")).strip();
-                } catch (IOException gone) {
-                    continue;
-                }
-                if (children.isEmpty()) continue;
-                for (String s : children.split("\\s+")) {
-                    int pid = Integer.parseInt(s);
-                    try {
-                        String stat = Files.readString(Path.of("/proc", s, "stat"));
-                        int close = stat.lastIndexOf(')');
-                        if (close > 0 && close + 2 < stat.length() && stat.charAt(close + 2) == 'Z') found.add(pid);
-                    } catch (IOException gone) {
-                        // reaped meanwhile
-                    }
-                }
-            }
-        } catch (IOException e) {
-            // /proc unreadable: nothing to reap this round
+    private static void pause(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
-        return found;
     }
 }

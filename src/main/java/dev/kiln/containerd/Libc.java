@@ -25,39 +25,48 @@ final class Libc {
     private static final long ERRNO_OFFSET = Linker.Option.captureStateLayout()
             .byteOffset(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
 
-    private static final MethodHandle PRCTL = handle("prctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall PRCTL = new Downcall("prctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
             ValueLayout.JAVA_LONG));
-    private static final MethodHandle WAITPID = handle("waitpid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall WAITPID = new Downcall("waitpid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle SOCKET = handle("socket", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall SOCKET = new Downcall("socket", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle BIND = handle("bind", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall BIND = new Downcall("bind", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle LISTEN = handle("listen", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall LISTEN = new Downcall("listen", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle ACCEPT = handle("accept", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall ACCEPT = new Downcall("accept", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
-    private static final MethodHandle RECVMSG = handle("recvmsg", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+    private static final Downcall RECVMSG = new Downcall("recvmsg", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle READ = handle("read", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+    private static final Downcall READ = new Downcall("read", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final MethodHandle WRITE = handle("write", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+    private static final Downcall WRITE = new Downcall("write", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
             ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final MethodHandle CLOSE = handle("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall CLOSE = new Downcall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT));
-    private static final MethodHandle MKFIFO = handle("mkfifo", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall MKFIFO = new Downcall("mkfifo", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle OPEN = handle("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall OPEN = new Downcall("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final MethodHandle DUP2 = handle("dup2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall DUP2 = new Downcall("dup2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle CHDIR = handle("chdir", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall CHDIR = new Downcall("chdir", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.ADDRESS));
-    private static final MethodHandle IOCTL = handle("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+    private static final Downcall IOCTL = new Downcall("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
+    private static final Downcall SETPRIORITY = new Downcall("setpriority", FunctionDescriptor.of(
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    private static final Downcall WAITID = new Downcall("waitid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final Downcall MOUNT = new Downcall("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+
     private static final int PR_SET_CHILD_SUBREAPER = 36;
+    private static final int PRIO_PGRP = 1;
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
     private static final int SOCK_CLOEXEC = 02000000;
@@ -69,15 +78,100 @@ final class Libc {
     private static final int O_NONBLOCK = 04000;
     private static final int O_CLOEXEC = 02000000;
 
-    private static MethodHandle handle(String name, FunctionDescriptor fd) {
-        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
+    /**
+     * A libc function's downcall handle, made on first use: making one costs tens of ms of CPU (the FFM linker
+     * generates its classes; the AOT cache does not keep them), and an idle spare shim must show itself claimable
+     * as early as it can; its warm-up then links them all ({@link #link}), before a claim needs them.
+     */
+    private static final class Downcall {
+        private static final java.util.List<Downcall> ALL = new java.util.concurrent.CopyOnWriteArrayList<>();
+        private final String name;
+        private final FunctionDescriptor fd;
+        private volatile MethodHandle handle;
+
+        Downcall(String name, FunctionDescriptor fd) {
+            this.name = name;
+            this.fd = fd;
+            ALL.add(this);
+        }
+
+        MethodHandle get() {
+            MethodHandle h = handle;
+            if (h == null) {
+                synchronized (this) {
+                    h = handle;
+                    if (h == null) handle = h = LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
+                }
+            }
+            return h;
+        }
+    }
+
+    /** Makes every downcall handle now (a spare's warm-up), so that none is made on a pod's path. */
+    static void link() {
+        for (Downcall d : Downcall.ALL) d.get();
+    }
+
+    /**
+     * Sets the nice value of this process's group, every thread of it (Linux keeps a nice value per thread, so
+     * {@code PRIO_PROCESS} would change the calling thread only): a claimed spare, started at nice 10, takes the
+     * pod's priority back. False if refused (lowering a nice value needs CAP_SYS_NICE).
+     */
+    static boolean niceGroup(int nice) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            return (int) SETPRIORITY.get().invokeExact(state, PRIO_PGRP, 0, nice) == 0;
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /**
+     * mount(2) of {@code source} on {@code target}: {@code flags} the MS_* bits, {@code data} the file system's
+     * options (e.g. overlay's lowerdir=...). Returns 0 or the errno.
+     */
+    static int mount(String source, String target, String type, long flags, String data) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment options = data.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(data);
+            int r = (int) MOUNT.get().invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
+                    arena.allocateFrom(type), flags, options);
+            return r == 0 ? 0 : errno(state);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    private static final int P_ALL = 0;
+    private static final int WEXITED = 4;
+    private static final int WNOWAIT = 0x01000000;
+    private static final int ECHILD = 10;
+
+    /**
+     * Blocks until a child of this process has ended, and returns its pid without reaping it (waitid with
+     * WNOWAIT: whoever waits for it reaps it); 0 if this process has no child at all (ECHILD).
+     */
+    static int nextEnded() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment info = arena.allocate(128);   // siginfo_t
+            while (true) {
+                int r = (int) WAITID.get().invokeExact(state, P_ALL, 0, info, WEXITED | WNOWAIT);
+                if (r == 0) return info.get(ValueLayout.JAVA_INT, 16);   // si_pid
+                int errno = errno(state);
+                if (errno == ECHILD) return 0;
+                if (errno != EINTR) throw new IllegalStateException("waitid: errno " + errno);
+            }
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
     }
 
     /** Orphans of the shim's children (the container's init after {@code runc create}) become its children. */
     static void becomeSubreaper() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int r = (int) PRCTL.invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
+            int r = (int) PRCTL.get().invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
             if (r != 0) throw new IllegalStateException("prctl(PR_SET_CHILD_SUBREAPER): errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -93,7 +187,7 @@ final class Libc {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
             MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
             while (true) {
-                int r = (int) WAITPID.invokeExact(state, pid, status, 0);
+                int r = (int) WAITPID.get().invokeExact(state, pid, status, 0);
                 if (r == pid) {
                     int s = status.get(ValueLayout.JAVA_INT, 0);
                     int sig = s & 0x7f;
@@ -111,14 +205,14 @@ final class Libc {
     static int listenUnix(String path) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int fd = (int) SOCKET.invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int fd = (int) SOCKET.get().invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) throw new IllegalStateException("socket: errno " + errno(state));
             byte[] name = path.getBytes(StandardCharsets.UTF_8);
             if (name.length >= 108) throw new IllegalStateException("socket path too long: " + path);
             MemorySegment addr = arena.allocate(110);
             addr.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
             MemorySegment.copy(name, 0, addr, ValueLayout.JAVA_BYTE, 2, name.length);
-            if ((int) BIND.invokeExact(state, fd, addr, 110) != 0 || (int) LISTEN.invokeExact(state, fd, 1) != 0) {
+            if ((int) BIND.get().invokeExact(state, fd, addr, 110) != 0 || (int) LISTEN.get().invokeExact(state, fd, 1) != 0) {
                 int err = errno(state);
                 close(fd);
                 throw new IllegalStateException("bind/listen " + path + ": errno " + err);
@@ -133,7 +227,7 @@ final class Libc {
     static int receiveFd(int listenFd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int conn = (int) ACCEPT.invokeExact(state, listenFd, MemorySegment.NULL, MemorySegment.NULL);
+            int conn = (int) ACCEPT.get().invokeExact(state, listenFd, MemorySegment.NULL, MemorySegment.NULL);
             if (conn < 0) throw new IllegalStateException("accept: errno " + errno(state));
             try {
                 MemorySegment data = arena.allocate(4096);
@@ -146,7 +240,7 @@ final class Libc {
                 msg.set(ValueLayout.JAVA_LONG, 24, 1L);
                 msg.set(ValueLayout.ADDRESS, 32, control);
                 msg.set(ValueLayout.JAVA_LONG, 40, 64L);
-                long n = (long) RECVMSG.invokeExact(state, conn, msg, 0);
+                long n = (long) RECVMSG.get().invokeExact(state, conn, msg, 0);
                 if (n < 0) throw new IllegalStateException("recvmsg: errno " + errno(state));
                 // struct cmsghdr: size_t len; int level; int type; then the fds
                 long len = control.get(ValueLayout.JAVA_LONG, 0);
@@ -170,7 +264,7 @@ final class Libc {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
             MemorySegment buf = arena.allocate(buffer.length);
             while (true) {
-                long n = (long) READ.invokeExact(state, fd, buf, (long) buffer.length);
+                long n = (long) READ.get().invokeExact(state, fd, buf, (long) buffer.length);
                 if (n < 0 && errno(state) == EINTR) continue;
                 if (n <= 0) return 0;
                 MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, buffer, 0, (int) n);
@@ -189,7 +283,7 @@ final class Libc {
             MemorySegment.copy(data, 0, buf, ValueLayout.JAVA_BYTE, 0, length);
             long off = 0;
             while (off < length) {
-                long n = (long) WRITE.invokeExact(state, fd, buf.asSlice(off), length - off);
+                long n = (long) WRITE.get().invokeExact(state, fd, buf.asSlice(off), length - off);
                 if (n < 0 && errno(state) == EINTR) continue;
                 if (n <= 0) return false;
                 off += n;
@@ -207,7 +301,7 @@ final class Libc {
             MemorySegment ws = arena.allocate(8);
             ws.set(ValueLayout.JAVA_SHORT, 0, (short) height);
             ws.set(ValueLayout.JAVA_SHORT, 2, (short) width);
-            int r = (int) IOCTL.invokeExact(state, fd, TIOCSWINSZ, ws);
+            int r = (int) IOCTL.get().invokeExact(state, fd, TIOCSWINSZ, ws);
             if (r != 0) throw new IllegalStateException("ioctl(TIOCSWINSZ): errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -218,7 +312,7 @@ final class Libc {
     static void mkfifo(String path, int mode) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int r = (int) MKFIFO.invokeExact(state, arena.allocateFrom(path), mode);
+            int r = (int) MKFIFO.get().invokeExact(state, arena.allocateFrom(path), mode);
             if (r != 0) throw new IllegalStateException("mkfifo " + path + ": errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -235,13 +329,13 @@ final class Libc {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
             MemorySegment name = arena.allocateFrom(path);
-            int probe = (int) OPEN.invokeExact(state, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            int probe = (int) OPEN.get().invokeExact(state, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
             if (probe < 0) return false;
-            int fd = (int) OPEN.invokeExact(state, name, O_WRONLY | O_CLOEXEC);
+            int fd = (int) OPEN.get().invokeExact(state, name, O_WRONLY | O_CLOEXEC);
             close(probe);
             if (fd < 0) return false;
-            int a = (int) DUP2.invokeExact(state, fd, 1);
-            int b = (int) DUP2.invokeExact(state, fd, 2);
+            int a = (int) DUP2.get().invokeExact(state, fd, 1);
+            int b = (int) DUP2.get().invokeExact(state, fd, 2);
             close(fd);
             return a == 1 && b == 2;
         } catch (Throwable e) {
@@ -253,7 +347,7 @@ final class Libc {
     static void chdir(String path) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int r = (int) CHDIR.invokeExact(state, arena.allocateFrom(path));
+            int r = (int) CHDIR.get().invokeExact(state, arena.allocateFrom(path));
             if (r != 0) throw new IllegalStateException("chdir " + path + ": errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -263,7 +357,7 @@ final class Libc {
     static void close(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
-            int ignored = (int) CLOSE.invokeExact(state, fd);
+            int ignored = (int) CLOSE.get().invokeExact(state, fd);
         } catch (Throwable e) {
             throw rethrow(e);
         }

@@ -213,8 +213,9 @@ public final class ShimMain {
 
     /** The shim for one pod: a process the launcher started for it in the bundle, or a claimed {@link Spare}. */
     static void serve(Map<String, String> flags, Path bundle) throws Exception {
+        long t0 = System.nanoTime();
         String id = flags.getOrDefault("id", "");
-        ShimLog log = new ShimLog(System.err, id);
+        ShimLog log = new ShimLog(System.err, id, flags.getOrDefault("debug", "").equals("true"));
         Children.reap();
         BinaryLogger.namespace(flags.getOrDefault("namespace", "default"));
         Path socket = Path.of(flags.get("socket"));
@@ -224,6 +225,7 @@ public final class ShimMain {
         CountDownLatch done = new CountDownLatch(1);
         TaskService tasks = new TaskService(events, log, done::countDown);
         ServerSocketChannel server = new TtrpcServer(TaskService.NAME, tasks, log).serve(socket);
+        log.debug("serving " + (System.nanoTime() - t0) / 1_000_000 + " ms after serve began");
         // a shim whose start containerd gave up on (it removes the bundle) must not linger without a task
         Thread.ofVirtual().start(() -> {
             while (true) {

@@ -38,6 +38,8 @@ final class ShimProcess {
     private volatile BinaryLogger logger;
     private final List<Thread> copiers = new ArrayList<>();
     final CompletableFuture<Exit> exit = new CompletableFuture<>();
+    /** How long the runtime's process took to start (Children.start), for the shim's debug lines. */
+    volatile long spawnMs;
 
     ShimProcess(String execId, boolean terminal, String stdin, String stdout, String stderr) {
         this.execId = execId;
@@ -100,8 +102,10 @@ final class ShimProcess {
                     runtimeLog.toFile()) : output(stderr));
         }
         Process runtime;
+        long t0 = System.nanoTime();
         try {
             runtime = Children.start(pb);
+            spawnMs = (System.nanoTime() - t0) / 1_000_000;
             if (consoleListen >= 0) {
                 int listen = consoleListen;
                 CompletableFuture<Integer> master = CompletableFuture.supplyAsync(() -> Libc.receiveFd(listen),

@@ -21,6 +21,7 @@ import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.file.DirectoryStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -30,7 +31,9 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -57,6 +60,10 @@ final class Spare {
     }
 
     static final Path POOLS = Path.of("/run/containerd/s/kiln-spare");
+    /** Set when a launcher's assignment arrives: the warm-up stops then (the pod's requests must not compete). */
+    private static volatile boolean claimed;
+    /** Whether this claimed spare started the next one ({@link #next}). */
+    private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
     /** containerd's identifiers (namespaces, container ids): its identifiers package's pattern. */
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*");
@@ -103,6 +110,11 @@ final class Spare {
         AtomicBoolean assigned = new AtomicBoolean();
         Thread.ofPlatform().daemon().name("spare-watch").start(() -> watch(address, idle, claimed, assigned));
         Map<String, String> assignment = read(idle, claimed);
+        Spare.claimed = true;
+        long read = System.nanoTime();
+        // started at nice 10 (its JVM start and warm-up yield to the pods being started), a pod's shim from now:
+        // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
+        boolean reniced = Libc.niceGroup(0);
         assigned.set(true);
         Files.deleteIfExists(claimed);
         Map<String, String> serve = check(assignment, address);
@@ -113,10 +125,65 @@ final class Spare {
                 java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
             Libc.redirectOutput(log.toString());   // the fifo containerd copies into its own log
         }
-        new ShimLog(System.err, serve.get("id")).line("a spare shim claimed (started "
-                + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
+        ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
+        shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
                 + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+        if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
+        shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
+                + (System.nanoTime() - read) / 1_000_000 + " ms ago");
+        // the next pod's spare, now (pods come in bursts: started later, it was still starting when the next pod of
+        // a sequence came, which then took the cold path); at nice 10, it yields the CPUs to this pod's start
+        Thread.ofVirtual().start(Spare::next);
         ShimMain.serve(serve, bundle);
+    }
+
+    /**
+     * Starts the next spare of this claimed spare's pool, once: the same command line as this process's own, as
+     * the launcher's {@code start_spare} starts one (setsid, nice 10, directory /, stdin /dev/null, output in the
+     * pool's spares.log), unless a spare is idle or starting there already (the launcher's {@code pending} marker).
+     * Doing it here rather than in the launcher keeps the pod's {@code start} short: containerd waits for it.
+     */
+    static void next() {
+        if (!claimed || !NEXT_STARTED.compareAndSet(false, true)) return;
+        if ("0".equals(System.getenv("KILN_SHIM_SPARE"))) return;
+        ProcessHandle.Info self = ProcessHandle.current().info();
+        String[] args = self.arguments().orElse(new String[0]);
+        if (self.command().isEmpty() || args.length < 3 || !args[args.length - 1].equals("spare")) return;
+        Path pool = pool(args[args.length - 2]);
+        try {
+            try (DirectoryStream<Path> idle = Files.newDirectoryStream(pool, "*.idle")) {
+                for (Path f : idle) {
+                    String pid = f.getFileName().toString().replace(".idle", "");
+                    if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) return;
+                }
+            }
+            Path pending = pool.resolve("pending");
+            if (Files.isDirectory(pending) && Files.getLastModifiedTime(pending).toInstant()
+                    .isBefore(java.time.Instant.now().minusSeconds(60))) {
+                Files.deleteIfExists(pending);   // its spare died while starting
+            }
+            Files.createDirectory(pending);
+            List<String> cmd = new ArrayList<>(List.of("setsid", "nice", "-n", "10", self.command().get()));
+            cmd.addAll(List.of(args));
+            ProcessBuilder.Redirect log = ProcessBuilder.Redirect.appendTo(pool.resolve("spares.log").toFile());
+            Children.start(new ProcessBuilder(cmd).directory(Path.of("/").toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                    .redirectOutput(log).redirectError(log));
+        } catch (java.nio.file.FileAlreadyExistsException startingAlready) {
+            // another start is starting one
+        } catch (IOException | RuntimeException e) {
+            System.err.println("containerd-shim-kiln-v2: cannot start the next spare shim: " + e);
+        }
+    }
+
+    /** How long ago (ms) the launcher's {@code start} began, from its {@code began} (bash's $EPOCHREALTIME), or -1. */
+    private static long began(Map<String, String> assignment) {
+        try {
+            double at = Double.parseDouble(assignment.getOrDefault("began", ""));
+            return (long) (System.currentTimeMillis() - at * 1000);
+        } catch (NumberFormatException none) {
+            return -1;
+        }
     }
 
     /** The pool must be root's and closed to everyone else: whoever can write the fifo directs a root process. */
@@ -208,6 +275,7 @@ final class Spare {
                 for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json"}) {
                     Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
                 }
+                if (!Files.exists(socket)) removeDeadPool(idle.getParent());
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
                 break;
@@ -225,13 +293,36 @@ final class Spare {
     }
 
     /**
+     * Removes the pool of a containerd that is gone, once no other spare is in it (a spare started just as its
+     * containerd stopped — the launcher's and {@link #next}'s starts run in the background — re-made the pool after
+     * whoever cleaned up). A containerd started again on that address makes it again.
+     */
+    private static void removeDeadPool(Path pool) {
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(pool)) {
+            for (Path e : entries) {
+                String name = e.getFileName().toString();
+                if (name.endsWith(".idle") || name.endsWith(".claimed")) return;
+            }
+        } catch (IOException gone) {
+            return;
+        }
+        try {
+            for (String name : new String[] {"tick", "spares.log", "pending"}) Files.deleteIfExists(pool.resolve(name));
+            Files.deleteIfExists(pool);
+        } catch (IOException notEmpty) {
+            // another spare is starting there
+        }
+    }
+
+    /**
      * Runs the code a pod's first Create runs, on built-in sample data and with no side effect (no runtime, no
      * mount, no file outside the pool): TTRPC framing both ways with the SO_PEERCRED check, the Request and
      * CreateTaskRequest decoding, the OCI spec's parsing and the isolation's choice, the runtime's command line, a
-     * TaskCreate event forwarded over TTRPC, a process start. A fresh JVM runs all of that interpreted and
+     * TaskCreate event forwarded over TTRPC, a process started as the runtime's commands are (TaskService.run). A fresh JVM runs all of that interpreted and
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
+        Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
         Path taskSocket = pool.resolve(pid + ".warm-task");
@@ -263,7 +354,7 @@ final class Spare {
             TtrpcConnection conn = new TtrpcConnection(channel);
             byte[] create = Request.newBuilder().setService(TaskService.NAME).setMethod("Create")
                     .setPayload(sampleCreate().toByteString()).build().toByteArray();
-            for (int i = 0; i < 20; i++) {
+            for (int i = 0; i < 20 && !claimed; i++) {
                 conn.write(2 * i + 1, TtrpcConnection.REQUEST, create);
                 Response response = Response.parseFrom(conn.read().data());
                 if (response.getStatus().getCode() != 0) {
@@ -271,9 +362,9 @@ final class Spare {
                 }
             }
         }
-        Process p = Children.start(new ProcessBuilder("true").redirectErrorStream(true));
-        p.getInputStream().readAllBytes();
-        p.waitFor();
+        // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
+        // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
+        if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
         publisher.close();
         tasks.close();
         events.close();
@@ -281,8 +372,9 @@ final class Spare {
         Files.deleteIfExists(eventsSocket);
         Files.deleteIfExists(spec);
         quiet.line("warm");
-        // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it
-        System.gc();
+        // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
+        // once claimed: a full collection would pause the pod's requests)
+        if (!claimed) System.gc();
     }
 
     private static CreateTaskRequest sampleCreate() {

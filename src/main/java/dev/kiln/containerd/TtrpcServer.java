@@ -92,6 +92,7 @@ final class TtrpcServer {
     }
 
     private void answer(TtrpcConnection conn, TtrpcConnection.Frame frame) {
+        long t0 = System.nanoTime();
         Response.Builder response = Response.newBuilder();
         String method = "?";
         try {
@@ -113,6 +114,10 @@ final class TtrpcServer {
             conn.write(frame.stream(), TtrpcConnection.RESPONSE, response.build().toByteArray());
         } catch (IOException e) {
             log.line("cannot answer " + method + ": " + e.getMessage());
+        }
+        if (log.debugging() && !method.equals("Wait")) {
+            log.debug(method + " answered in " + (System.nanoTime() - t0) / 1_000_000 + " ms (status "
+                    + response.getStatus().getCode() + ")");
         }
     }
 }

@@ -19,6 +19,11 @@ final class CriSetup {
     private static String bridge;
 
     static TestContainerd start(Path dir) throws IOException {
+        return start(dir, "");
+    }
+
+    /** The same, with {@code extraConfig} added to containerd's config (e.g. a {@code [debug]} table). */
+    static TestContainerd start(Path dir, String extraConfig) throws IOException {
         bridge = "kcri" + HexFormat.of().toHexDigits((short) ThreadLocalRandom.current().nextInt());
         int subnet = 100 + ThreadLocalRandom.current().nextInt(100);
         Files.createDirectories(dir.resolve("cni"));
@@ -56,7 +61,8 @@ final class CriSetup {
                 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
                   runtime_type = "io.containerd.runc.v2"
                 %s
-                """.formatted(TestContainerd.PAUSE, dir, runtimes));
+                %s
+                """.formatted(TestContainerd.PAUSE, dir, runtimes, extraConfig));
     }
 
     /** Deletes the CNI bridge this set-up named (the bridge plugin makes it and never removes it). */

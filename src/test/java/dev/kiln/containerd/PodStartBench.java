@@ -13,32 +13,75 @@ import java.util.List;
  * Prints one line per sample: {@code HANDLER<TAB>pod-start<TAB>SECONDS}; a handler that fails prints
  * {@code HANDLER<TAB>error<TAB>MESSAGE} and the next one is tried.
  *
- * <p>Arguments: {@code RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}).
+ * <p>Arguments: {@code [--interleave] RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}); with
+ * {@code --interleave}, pod i of each handler in turn rather than all of one handler's pods in a row. With {@code KILN_POD_START_LOG=FILE}
+ * in the environment, containerd runs at debug level and its log (the shims' lines included: each shim's stderr is
+ * its bundle's log fifo, which containerd copies into its own) is copied to FILE at the end: where a pod's time goes.
  */
 public final class PodStartBench {
     private PodStartBench() {
     }
 
     public static void main(String[] args) throws Exception {
+        boolean interleave = args[0].equals("--interleave");
+        if (interleave) args = java.util.Arrays.copyOfRange(args, 1, args.length);
         int runs = Integer.parseInt(args[0]);
         List<String> handlers = List.of(args).subList(1, args.length);
         Path dir = Files.createTempDirectory("kb");
-        try (TestContainerd containerd = CriSetup.start(dir); CriClient cri = new CriClient(containerd.socket)) {
-            for (String handler : handlers) {
-                try {
-                    pod(cri, containerd, handler, "warm");   // images and caches warm, not counted
-                    for (int i = 0; i < runs; i++) {
-                        double s = pod(cri, containerd, handler, "p" + i);
-                        System.out.printf("%s\tpod-start\t%.4f%n", handler, s);
+        String keepLog = System.getenv("KILN_POD_START_LOG");
+        try (TestContainerd containerd = CriSetup.start(dir, keepLog == null ? "" : "[debug]\n  level = \"debug\"\n");
+             CriClient cri = new CriClient(containerd.socket)) {
+            if (interleave) {
+                // pod i of every handler, then pod i+1...: a load that drifts during the run (other work on the
+                // node) weighs on every handler alike
+                List<String> failed = new ArrayList<>();
+                for (String handler : handlers) {
+                    if (!warm(cri, containerd, handler)) failed.add(handler);
+                }
+                for (int i = 0; i < runs; i++) {
+                    for (String handler : handlers) {
+                        if (failed.contains(handler)) continue;
+                        try {
+                            System.out.printf("%s\tpod-start\t%.4f%n", handler, pod(cri, containerd, handler, "p" + i));
+                        } catch (RuntimeException e) {
+                            failed.add(handler);
+                            error(handler, e);
+                        }
                     }
-                } catch (RuntimeException e) {
-                    System.out.printf("%s\terror\t%s%n", handler, String.valueOf(e.getMessage()).lines().findFirst()
-                            .orElse(""));
+                }
+            } else {
+                for (String handler : handlers) {
+                    try {
+                        pod(cri, containerd, handler, "warm");   // images and caches warm, not counted
+                        for (int i = 0; i < runs; i++) {
+                            double s = pod(cri, containerd, handler, "p" + i);
+                            System.out.printf("%s\tpod-start\t%.4f%n", handler, s);
+                        }
+                    } catch (RuntimeException e) {
+                        error(handler, e);
+                    }
                 }
             }
+            if (keepLog != null) Files.copy(containerd.dir.resolve("containerd.log"), Path.of(keepLog),
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } finally {
             CriSetup.removeBridge();
         }
+    }
+
+    /** The untimed first pod of {@code handler} (images and caches warm); false, with its error printed, if it failed. */
+    private static boolean warm(CriClient cri, TestContainerd containerd, String handler) {
+        try {
+            pod(cri, containerd, handler, "warm");
+            return true;
+        } catch (RuntimeException e) {
+            error(handler, e);
+            return false;
+        }
+    }
+
+    private static void error(String handler, RuntimeException e) {
+        System.out.printf("%s\terror\t%s%n", handler, String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
     }
 
     /** PSS (MB) of the VM's host processes: QEMU, virtiofsd and the relays of this containerd's pods. */
