@@ -380,9 +380,17 @@ static int start_create(void) {
 static int start_cmd(void) {
     launched = 1;
     if (opt_container) return start_create();
+    /* The child starts with every signal blocked: it inherits the shim's ignored SIGTERM/SIGINT/SIGHUP until
+     * exec_cmd resets them, and a signal to an ignoring process is dropped, but a blocked one stays pending (Linux
+     * never drops a blocked signal) and is delivered once exec_cmd unblocks it. A `kill` just after started.json
+     * (which comes before the child ran) was lost so, and `sleep 100` ran on (AttachTest, under load). */
+    sigset_t all, old;
+    if (sigfillset(&all) != 0 || sigprocmask(SIG_BLOCK, &all, &old) != 0) { note("sigprocmask: %s", strerror(errno)); return -1; }
     pid_t p = fork();
-    if (p < 0) { note("fork: %s", strerror(errno)); return -1; }
     if (p == 0) exec_cmd();
+    int fork_errno = errno;
+    if (sigprocmask(SIG_SETMASK, &old, NULL) != 0) note("sigprocmask: %s", strerror(errno));
+    if (p < 0) { note("fork: %s", strerror(fork_errno)); return -1; }
     cmd_pid = p;
     if (!opt_tty && setpgid(p, p) != 0 && errno != EACCES && errno != ESRCH) note("setpgid: %s", strerror(errno));
     close_child_ends();
@@ -514,6 +522,8 @@ static void finish(void) {
     if (opt_container) container_end();
     if (out_s.len > 0) log_record(&out_s, out_s.buf, out_s.len);
     if (err_s.len > 0) log_record(&err_s, err_s.buf, err_s.len);
+    /* no new client once the exit is recorded: the socket's name goes first (connected clients keep their frames) */
+    if (unlink("attach.sock") != 0) note("removing attach.sock: %s", strerror(errno));
     int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%s\"}\n",
                        exit_code, exit_signal, finished_at);
     /* Into the room taken at set-up, then renamed: overwriting blocks the file already has needs no free space, so
@@ -544,7 +554,6 @@ static void finish(void) {
             if (clients[i].fd >= 0 && pfd[i].revents && client_flush(&clients[i]) > 0) deadline = now_ms() + FLUSH_MS;
     }
     for (int i = 0; i < nclients; i++) client_drop(&clients[i], "did not take its last frames in time");
-    if (unlink("attach.sock") != 0) note("removing attach.sock: %s", strerror(errno));
     if (console_fd >= 0) { /* the runtime never connected */
         xclose(console_fd);
         if (unlink("console.sock") != 0) note("removing console.sock: %s", strerror(errno));
