@@ -1,10 +1,10 @@
 package dev.kiln.containerd;
 
+import dev.kiln.LibcCall;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
@@ -18,12 +18,6 @@ import java.nio.charset.StandardCharsets;
 final class Libc {
     private Libc() {
     }
-
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final SymbolLookup LIBC = LINKER.defaultLookup();
-    private static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
-    private static final long ERRNO_OFFSET = Linker.Option.captureStateLayout()
-            .byteOffset(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
 
     private static final Downcall PRCTL = new Downcall("prctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
@@ -100,7 +94,7 @@ final class Libc {
             if (h == null) {
                 synchronized (this) {
                     h = handle;
-                    if (h == null) handle = h = LINKER.downcallHandle(LIBC.find(name).orElseThrow(), fd, ERRNO);
+                    if (h == null) handle = h = LibcCall.withErrno(name, fd);
                 }
             }
             return h;
@@ -119,7 +113,7 @@ final class Libc {
      */
     static boolean niceGroup(int nice) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             return (int) SETPRIORITY.get().invokeExact(state, PRIO_PGRP, 0, nice) == 0;
         } catch (Throwable e) {
             throw rethrow(e);
@@ -132,7 +126,7 @@ final class Libc {
      */
     static int mount(String source, String target, String type, long flags, String data) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment options = data.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(data);
             int r = (int) MOUNT.get().invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
                     arena.allocateFrom(type), flags, options);
@@ -153,7 +147,7 @@ final class Libc {
      */
     static int nextEnded() {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment info = arena.allocate(128);   // siginfo_t
             while (true) {
                 int r = (int) WAITID.get().invokeExact(state, P_ALL, 0, info, WEXITED | WNOWAIT);
@@ -170,7 +164,7 @@ final class Libc {
     /** Orphans of the shim's children (the container's init after {@code runc create}) become its children. */
     static void becomeSubreaper() {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int r = (int) PRCTL.get().invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
             if (r != 0) throw new IllegalStateException("prctl(PR_SET_CHILD_SUBREAPER): errno " + errno(state));
         } catch (Throwable e) {
@@ -184,7 +178,7 @@ final class Libc {
      */
     static int waitFor(int pid) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
             while (true) {
                 int r = (int) WAITPID.get().invokeExact(state, pid, status, 0);
@@ -204,7 +198,7 @@ final class Libc {
     /** A listening unix socket at {@code path} (for runc's --console-socket): its fd. */
     static int listenUnix(String path) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int fd = (int) SOCKET.get().invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) throw new IllegalStateException("socket: errno " + errno(state));
             byte[] name = path.getBytes(StandardCharsets.UTF_8);
@@ -226,7 +220,7 @@ final class Libc {
     /** Accepts one connection on {@code listenFd} and returns the file descriptor it sends (SCM_RIGHTS). */
     static int receiveFd(int listenFd) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int conn = (int) ACCEPT.get().invokeExact(state, listenFd, MemorySegment.NULL, MemorySegment.NULL);
             if (conn < 0) throw new IllegalStateException("accept: errno " + errno(state));
             try {
@@ -261,7 +255,7 @@ final class Libc {
     /** read(2); 0 at end of file (or EIO: a terminal whose last slave closed), never negative. */
     static int read(int fd, byte[] buffer) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment buf = arena.allocate(buffer.length);
             while (true) {
                 long n = (long) READ.get().invokeExact(state, fd, buf, (long) buffer.length);
@@ -278,7 +272,7 @@ final class Libc {
     /** write(2) of all of {@code data}; false if the fd is gone. */
     static boolean write(int fd, byte[] data, int length) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment buf = arena.allocate(Math.max(1, length));
             MemorySegment.copy(data, 0, buf, ValueLayout.JAVA_BYTE, 0, length);
             long off = 0;
@@ -297,7 +291,7 @@ final class Libc {
     /** TIOCSWINSZ on a terminal's master. */
     static void resize(int fd, int width, int height) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment ws = arena.allocate(8);
             ws.set(ValueLayout.JAVA_SHORT, 0, (short) height);
             ws.set(ValueLayout.JAVA_SHORT, 2, (short) width);
@@ -311,7 +305,7 @@ final class Libc {
     /** mkfifo(3) with {@code mode} (the umask applies). */
     static void mkfifo(String path, int mode) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int r = (int) MKFIFO.get().invokeExact(state, arena.allocateFrom(path), mode);
             if (r != 0) throw new IllegalStateException("mkfifo " + path + ": errno " + errno(state));
         } catch (Throwable e) {
@@ -327,7 +321,7 @@ final class Libc {
      */
     static boolean redirectOutput(String path) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             MemorySegment name = arena.allocateFrom(path);
             int probe = (int) OPEN.get().invokeExact(state, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
             if (probe < 0) return false;
@@ -346,7 +340,7 @@ final class Libc {
     /** chdir(2): the processes the shim starts inherit it, as under a shim started in the bundle. */
     static void chdir(String path) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int r = (int) CHDIR.get().invokeExact(state, arena.allocateFrom(path));
             if (r != 0) throw new IllegalStateException("chdir " + path + ": errno " + errno(state));
         } catch (Throwable e) {
@@ -356,7 +350,7 @@ final class Libc {
 
     static void close(int fd) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(Linker.Option.captureStateLayout());
+            MemorySegment state = LibcCall.state(arena);
             int ignored = (int) CLOSE.get().invokeExact(state, fd);
         } catch (Throwable e) {
             throw rethrow(e);
@@ -364,7 +358,7 @@ final class Libc {
     }
 
     private static int errno(MemorySegment state) {
-        return state.get(ValueLayout.JAVA_INT, ERRNO_OFFSET);
+        return LibcCall.errno(state);
     }
 
     private static RuntimeException rethrow(Throwable e) {
