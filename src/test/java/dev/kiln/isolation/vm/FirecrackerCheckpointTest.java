@@ -202,6 +202,23 @@ class FirecrackerCheckpointTest {
         assertThat(vmDir.resolve(VmCheckpoint.MARKER)).doesNotExist();
     }
 
+    /** {@code kiln pause}/{@code unpause} of a Firecracker VM: PATCH /vm, answered before it returns (was refused). */
+    @Test
+    void pauseAndUnpauseAreTheApisPatchVm() throws Exception {
+        Firecracker firecracker = new Firecracker(Map.of());
+        try (FirecrackerApiPeer fc = peer(call -> FirecrackerApiPeer.Reply.OK)) {
+            firecracker.pause(vmDir, true);
+            firecracker.pause(vmDir, false);
+            assertThat(fc.lines()).containsExactly("PATCH /vm", "PATCH /vm");
+            assertThat(fc.calls()).extracting(c -> c.body().path("state").asText()).containsExactly("Paused", "Resumed");
+            assertThat(fc.problems()).isEmpty();
+        }
+        assertThatThrownBy(() -> firecracker.pause(vmDir, true)).isInstanceOf(KilnException.class)
+                .hasMessageStartingWith("cannot pause the VM: cannot talk to firecracker on "
+                        + vmDir.resolve(FirecrackerCommand.API_SOCKET) + " (PATCH /vm)")
+                .extracting(e -> ((KilnException) e).kind()).isEqualTo(KilnException.Kind.UNAVAILABLE);
+    }
+
     /** Firecracker resets the guest's vsock connections when it snapshots: a VM left running would lose its channel. */
     @Test
     void leaveRunningIsRefusedBeforeAnythingIsAsked() throws Exception {
