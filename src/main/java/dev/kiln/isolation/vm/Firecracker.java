@@ -10,6 +10,7 @@ import dev.kiln.isolation.vm.jail.VmmJail;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -23,7 +24,7 @@ import java.util.Map;
 public final class Firecracker implements Vmm {
 
     static final String RUNTIME = FirecrackerCommand.BINARY;
-    private static final java.time.Duration API_TIMEOUT = java.time.Duration.ofSeconds(5);
+    private static final Duration API_TIMEOUT = Duration.ofSeconds(5);
 
     private final RuntimeBinary binary;
     /** kiln's kernel and initramfs caches: the jail makes their files readable to the VMM's uid (public content). */

@@ -169,12 +169,11 @@ public final class VmIsolator implements Isolator {
      */
     @Override
     public void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
-        if (checkpointable(spec) instanceof Firecracker fc) {
-            FirecrackerCheckpoint.save(spec, dir, leaveRunning, vmDir(spec), fc.shape(machine(spec, null)),
-                    vmmPid(spec));
-            return;
+        switch (checkpointable(spec)) {
+            case Qemu qemu -> VmCheckpoint.save(spec, dir, leaveRunning, qemu, vmDir(spec), machine(spec, null));
+            case Firecracker fc -> FirecrackerCheckpoint.save(spec, dir, leaveRunning, vmDir(spec),
+                    fc.shape(machine(spec, null)), vmmPid(spec));
         }
-        VmCheckpoint.save(spec, dir, leaveRunning, (Qemu) vmm(spec), vmDir(spec), machine(spec, null));
     }
 
     /**
@@ -183,9 +182,10 @@ public final class VmIsolator implements Isolator {
      */
     @Override
     public SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
-        Path state = checkpointable(spec) instanceof Firecracker fc
-                ? FirecrackerCheckpoint.check(dir, fc.shape(machine(spec, null)))
-                : VmCheckpoint.check(dir, ((Qemu) vmm(spec)).shape(machine(spec, null)));
+        Path state = switch (checkpointable(spec)) {
+            case Qemu qemu -> VmCheckpoint.check(dir, qemu.shape(machine(spec, null)));
+            case Firecracker fc -> FirecrackerCheckpoint.check(dir, fc.shape(machine(spec, null)));
+        };
         VmCheckpoint.restoreDisk(dir, spec.dir().resolve("disk.ext4"));
         return start(spec, waitAttach, state);
     }
