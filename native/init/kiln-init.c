@@ -91,7 +91,7 @@ static char cmdline[CMDLINE_MAX];
 static long long main_done_ms;
 static struct buf outq;
 static unsigned char inbuf[2 * (FRAME_HEADER + MAX_PAYLOAD)];
-static size_t inlen;
+static size_t inlen, consumed; /* consumed: the bytes of inbuf's first frame, handled (next_frame) */
 static struct stream streams[MAX_STREAMS];
 
 /* One line on the console (the VM's boot log). */
@@ -148,15 +148,47 @@ static void send_text(int type, int stream, const char *fmt, ...) {
     send_frame(type, stream, text, (size_t)n);
 }
 
+/*
+ * Firecracker resets every vsock connection when it snapshots the VM (a checkpoint, docs/checkpoint.md): the guest's
+ * end then fails with ECONNRESET or ENOTCONN, not EOF (a host that closed). kiln-init connects again and goes on at a
+ * frame boundary: outq drops a frame only once it is written whole (outq_sent counts the bytes written of what it
+ * holds), so the frame the reset cut is sent again whole; what the old host had half-sent is dropped, the new host
+ * speaks first (HELLO, which a started guest ignores). Output in flight at the reset is lost, as Firecracker says.
+ */
+static size_t outq_sent;
+static int port_reset;
+static unsigned channel_port;
+static void vsock_connect(unsigned p);
+
+static int port_lost(int e) {
+    return port_is_socket && (e == ECONNRESET || e == ENOTCONN);
+}
+
+static void port_reconnect(void) {
+    say("the host's connection was reset (a snapshot of the VM): connecting again");
+    if (close(port) != 0) say("close: %s", strerror(errno));
+    port = -1;
+    port_reset = 0;
+    outq_sent = 0;
+    inlen = consumed = 0;
+    vsock_connect(channel_port);
+}
+
 static void port_flush(void) {
-    while (outq.len > 0) {
-        ssize_t w = write(port, outq.p, outq.len);
+    while (outq.len > outq_sent && !port_reset) {
+        ssize_t w = write(port, outq.p + outq_sent, outq.len - outq_sent);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
-            if (errno != EAGAIN) { say("writing to the host: %s", strerror(errno)); outq.len = 0; }
+            if (port_lost(errno)) port_reset = 1;
+            else if (errno != EAGAIN) { say("writing to the host: %s", strerror(errno)); outq.len = outq_sent = 0; }
             return;
         }
-        buf_drop(&outq, (size_t)w);
+        outq_sent += (size_t)w;
+        struct frame f;
+        while (outq_sent > 0 && frame_next((const unsigned char *)outq.p, outq.len, &f) == 1 && FRAME_HEADER + f.len <= outq_sent) {
+            buf_drop(&outq, FRAME_HEADER + f.len);
+            outq_sent -= FRAME_HEADER + f.len;
+        }
     }
 }
 
@@ -164,7 +196,7 @@ static void port_flush(void) {
 static int next_frame(int *type, int *stream, unsigned char **payload, size_t *len);
 
 static void settle(int want_bye, long long deadline) {
-    while ((outq.len > 0 || (want_bye && !bye)) && now_ms() < deadline) {
+    while ((outq.len > 0 || (want_bye && !bye)) && !port_reset && now_ms() < deadline) {
         struct pollfd p = { port, (short)(POLLIN | (outq.len ? POLLOUT : 0)), 0 };
         if (poll(&p, 1, (int)(deadline - now_ms())) < 0 && errno != EINTR) return;
         if (p.revents & POLLOUT) port_flush();
@@ -197,7 +229,6 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fatal(const char *fm
 }
 
 /* Consumes one complete frame from inbuf; 1 if one was there, 0 if more bytes are needed. */
-static size_t consumed;
 
 static int next_frame(int *type, int *stream, unsigned char **payload, size_t *len) {
     if (consumed > 0) { /* the previous frame has been handled: drop it */
@@ -220,15 +251,17 @@ static int next_frame(int *type, int *stream, unsigned char **payload, size_t *l
 /* Blocks (the set-up phase) until a frame arrives; the host is expected, so no timeout: it enforces one. */
 static void read_frame(int *type, int *stream, unsigned char **payload, size_t *len) {
     while (next_frame(type, stream, payload, len) == 0) {
+        if (port_reset) port_reconnect();
         struct pollfd p = { port, (short)(POLLIN | (outq.len ? POLLOUT : 0)), 0 };
         if (poll(&p, 1, -1) < 0) {
             if (errno == EINTR) continue;
             fatal("poll on the control port: %s", strerror(errno));
         }
         if (p.revents & POLLOUT) port_flush();
-        if (p.revents & (POLLIN | POLLHUP)) {
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
             if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (r < 0 && port_lost(errno)) { port_reset = 1; continue; }
             if (r < 0) fatal("reading the control port: %s", strerror(errno));
             if (r == 0 && port_is_socket) { /* nobody left to send an ERROR to: only the console hears of it */
                 if (close(port) != 0) say("close: %s", strerror(errno));
@@ -1105,6 +1138,7 @@ static void serve(void) {
             int left = (int)(main_done_ms + SHUTDOWN_MS - now);
             if (timeout < 0 || left < timeout) timeout = left;
         }
+        if (port_reset) port_reconnect();
         struct pollfd pfd[2 + 3 * MAX_STREAMS];
         struct stream *owner[2 + 3 * MAX_STREAMS];
         int n = 0, paused = outq.len > OUT_HIGH;
@@ -1123,7 +1157,7 @@ static void serve(void) {
         }
         if (pfd[1].revents) reap();
         if (pfd[0].revents & POLLOUT) port_flush();
-        if (pfd[0].revents & (POLLIN | POLLHUP)) {
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t r = read(port, inbuf + inlen, sizeof inbuf - inlen);
             if (r > 0) {
                 inlen += (size_t)r;
@@ -1131,7 +1165,8 @@ static void serve(void) {
             } else if (r == 0) { /* the host went away: nothing can be reported any more */
                 struct timespec ts = { 0, 20000000 };
                 nanosleep(&ts, NULL);
-            } else if (errno != EAGAIN && errno != EINTR) fatal("reading the control port: %s", strerror(errno));
+            } else if (port_lost(errno)) port_reset = 1;
+            else if (errno != EAGAIN && errno != EINTR) fatal("reading the control port: %s", strerror(errno));
         }
         for (int i = 2; i < n; i++) {
             struct stream *st = owner[i];
@@ -1176,6 +1211,7 @@ int main(void) {
     loopback_up();
     unsigned vport = vsock_port();
     if (vport != 0) {
+        channel_port = vport;
         vsock_connect(vport);
     } else {
         find_device("/sys/class/virtio-ports", "name", "kiln.0", dev, sizeof dev);

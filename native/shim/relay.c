@@ -390,7 +390,8 @@ static void resume_guest(const char *qmp_sock, const char *ctl_sock, int *starte
 
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
-                       "[--save-to FILE --qmp-sock SOCK] [--resume --qmp-sock SOCK] [--start-gate FILE] " \
+                       "[--save-to FILE --qmp-sock SOCK] [--resume (--qmp-sock SOCK | --api-sock SOCK --listen SOCK)] " \
+                       "[--start-gate FILE] " \
                        "[--ram-file FILE --ram-mib N [--incoming FD --qmp-sock SOCK]] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
@@ -539,8 +540,8 @@ int relay_vm(int argc, char **argv) {
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
         (api_sock == NULL) != (api_requests == NULL) ||
-        (save_to == NULL && !resume && incoming < 0) != (qmp_sock == NULL) ||
-        (resume && (save_to != NULL || listen_path != NULL || incoming >= 0)) ||
+        (save_to == NULL && !(resume && api_sock == NULL) && incoming < 0) != (qmp_sock == NULL) ||
+        (resume && (save_to != NULL || (listen_path != NULL) != (api_sock != NULL) || incoming >= 0)) ||
         (incoming >= 0 && (save_to != NULL || ram_file == NULL)) || (ram_file == NULL) != (ram_mib <= 0) ||
         ram_mib > (1L << 24))
         return usage(RELAY_VM_USAGE);
@@ -632,7 +633,7 @@ int relay_vm(int argc, char **argv) {
     for (;;) {
         long long now = now_ms();
         int timeout = 50;
-        if (resume == 1 && g_vmm > 0 && g_exit_code < 0) { /* a checkpoint's VM: on the channel once it has loaded */
+        if (resume == 1 && qmp_sock != NULL && g_vmm > 0 && g_exit_code < 0) { /* a checkpoint's VM: on the channel once it has loaded */
             char why[400];
             resume = 2;
             if (vm_cont(qmp_sock, 120000, 0, NULL, why, sizeof why) != 0) {
@@ -759,7 +760,17 @@ int relay_vm(int argc, char **argv) {
                 g_ctl_listen = -1;
                 if (unlink(listen_path) != 0 && errno != ENOENT) note("removing %s: %s", listen_path, strerror(errno));
                 if (ctl_eof || g_ctl >= 0) xclose(fd); /* the VM was given up on meanwhile */
-                else control_open(fd);
+                else {
+                    control_open(fd);
+                    /* --resume with --api-sock: Firecracker loaded and resumed a checkpoint (its API requests); its
+                     * kiln-init, whose connection the snapshot reset, connected again: started, no START */
+                    if (resume) {
+                        g_hello_seen = 1;
+                        started = 1;
+                        timings("hello", &g_ms_hello);
+                        timings("started", &g_ms_started);
+                    }
+                }
             } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
                 note("accept on %s: %s", listen_path, strerror(errno));
             }

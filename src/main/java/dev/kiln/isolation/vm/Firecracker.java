@@ -10,6 +10,7 @@ import dev.kiln.isolation.vm.jail.VmmJail;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +24,7 @@ import java.util.Map;
 public final class Firecracker implements Vmm {
 
     static final String RUNTIME = FirecrackerCommand.BINARY;
+    private static final Duration API_TIMEOUT = Duration.ofSeconds(5);
 
     private final RuntimeBinary binary;
     /** kiln's kernel and initramfs caches: the jail makes their files readable to the VMM's uid (public content). */
@@ -139,9 +141,13 @@ public final class Firecracker implements Vmm {
         FirecrackerCommand fc = new FirecrackerCommand(instanceId(m.sandboxId()), m.kernel(), m.initrd(),
                 m.imageDisk(), m.writableDisk(), m.memoryMiB(), m.cpus(), m.nic());
         Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
+        Path state = m.restoreFrom();
+        List<Path> snapshot = state == null ? List.of()
+                : List.of(state, state.resolveSibling(FirecrackerCheckpoint.MEM));
         try {
             Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
-            Files.write(requests, FirecrackerApi.script(fc.requests()));
+            Files.write(requests, FirecrackerApi.script(state == null ? fc.requests()
+                    : fc.restoreRequests(snapshot.get(0), snapshot.get(1))));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + requests + ": " + e.getMessage(), e);
         }
@@ -149,10 +155,13 @@ public final class Firecracker implements Vmm {
         List<String> relay = new ArrayList<>(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
                 "--api-requests", FirecrackerCommand.REQUESTS_FILE,
                 "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
+        // a restored guest continues a started workload: the relay sends no START and takes its channel as started
+        if (state != null) relay.add("--resume");
         VmmJail jail = null;
         if (m.jailUid() != null) {
             jail = VmmJail.forFirecracker(vmDir, m.jailUid(), firecracker, fc.bootFiles(), kernelsDir,
-                    m.imageDisk(), m.writableDisk(), m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX);
+                    m.imageDisk(), m.writableDisk(), m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX,
+                    snapshot);
             relay.addAll(jail.relayOptions());
         }
         return new Launch(relay, fc.argv(firecracker), jail);
@@ -167,11 +176,21 @@ public final class Firecracker implements Vmm {
         return true;
     }
 
-    /** Firecracker pauses through its API socket ({@code PATCH /vm}), which kiln does not speak after the boot yet. */
+    /** {@code PATCH /vm} on its API socket: returns once Firecracker has answered (its vCPUs stopped or running). */
     @Override
     public void pause(Path vmDir, boolean paused) {
-        throw new dev.kiln.KilnException(dev.kiln.KilnException.Kind.UNAVAILABLE, "pausing a Firecracker VM is not "
-                + "supported yet (use --runtime qemu)");
+        try {
+            new FirecrackerApi(vmDir.resolve(FirecrackerCommand.API_SOCKET), API_TIMEOUT)
+                    .send(FirecrackerApi.vmState(paused));
+        } catch (KilnException e) {
+            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot " + (paused ? "pause" : "unpause")
+                    + " the VM: " + e.getMessage());
+        }
+    }
+
+    /** The shape of {@code m}'s VM, for its checkpoint. */
+    FirecrackerCheckpoint.Shape shape(Machine m) {
+        return FirecrackerCheckpoint.Shape.of(m, binary.path("the firecracker runtime").toAbsolutePath());
     }
 
     /** Firecracker has no quit request: killing it is its hard stop. */

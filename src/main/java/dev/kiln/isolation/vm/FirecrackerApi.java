@@ -25,7 +25,8 @@ import java.util.concurrent.TimeoutException;
 
 /**
  * A small client of Firecracker's REST API (HTTP/1.1 on the unix socket given to {@code firecracker --api-sock}),
- * for the requests kiln needs: boot source, drives, machine config, vsock, actions, instance info. Requests are data
+ * for the requests kiln needs: boot source, drives, machine config, vsock, actions, instance info, pause and resume,
+ * snapshot create and load. Requests are data
  * ({@link Request}: method, path, a Jackson body) built by the static methods, so a test checks each one against
  * Firecracker's API definition; {@link #send} carries one over a fresh connection, bounded by a timeout.
  */
@@ -108,6 +109,61 @@ final class FirecrackerApi {
         b.put("guest_mac", mac);
         if (mtu > 0) b.put("mtu", mtu);
         return new Request("PUT", "/network-interfaces/" + id, b);
+    }
+
+    /** {@code PATCH /vm}: {@code Paused} stops every vCPU (a snapshot is made of a paused VM), {@code Resumed} runs them. */
+    static Request vmState(boolean paused) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("state", paused ? "Paused" : "Resumed");
+        return new Request("PATCH", "/vm", b);
+    }
+
+    /**
+     * {@code PUT /snapshot/create} (post-boot only, of a paused VM): a full snapshot, the VM's state (vCPUs, devices)
+     * to {@code statePath} and its memory to {@code memPath}, both opened by Firecracker, as its uid, in its jail.
+     */
+    static Request snapshotCreate(Path statePath, Path memPath) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("snapshot_type", "Full");
+        b.put("snapshot_path", statePath.toString());
+        b.put("mem_file_path", memPath.toString());
+        return new Request("PUT", "/snapshot/create", b);
+    }
+
+    /**
+     * {@code PUT /snapshot/load}, on a Firecracker that was given nothing else (pre-boot only, "a fresh process"): the
+     * state and the memory file ({@code mem_backend} File: mapped privately, never written), the VM left paused
+     * ({@code resume_vm} false) so kiln re-points the drives first; {@code tap} (null: no card) replaces the TAP the
+     * snapshot's card was backed by ({@code network_overrides}); the vsock keeps its socket path ({@code uds_path} is
+     * relative to the VMM's directory, the same at every start), said again ({@code vsock_override}) so it never
+     * depends on what the snapshot recorded; {@code clock_realtime}: kvmclock advanced by the wall-clock time since
+     * the snapshot, so the guest's clock is not left in the past.
+     */
+    static Request snapshotLoad(Path statePath, Path memPath, String ifaceId, String tap, Path vsockUds) {
+        ObjectNode b = JSON.createObjectNode();
+        b.put("snapshot_path", statePath.toString());
+        ObjectNode mem = b.putObject("mem_backend");
+        mem.put("backend_type", "File");
+        mem.put("backend_path", memPath.toString());
+        b.put("resume_vm", false);
+        if (tap != null) {
+            if (!ifaceId.matches("[A-Za-z0-9_]+")) throw new IllegalArgumentException("bad interface id " + ifaceId);
+            ObjectNode o = b.putArray("network_overrides").addObject();
+            o.put("iface_id", ifaceId);
+            o.put("host_dev_name", tap);
+        }
+        b.putObject("vsock_override").put("uds_path", vsockUds.toString());
+        b.put("clock_realtime", true);
+        return new Request("PUT", "/snapshot/load", b);
+    }
+
+    /** {@code PATCH /drives/ID} (post-boot: after a load too): the drive backed by {@code file} from now on. */
+    static Request driveFile(String id, Path file) {
+        if (!id.matches("[A-Za-z0-9_]+")) throw new IllegalArgumentException("bad drive id " + id);
+        ObjectNode b = JSON.createObjectNode();
+        b.put("drive_id", id);
+        b.put("path_on_host", file.toAbsolutePath().toString());
+        return new Request("PATCH", "/drives/" + id, b);
     }
 
     static Request action(Action action) {

@@ -26,6 +26,12 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     /** The boot sequence as the relay sends it ({@link FirecrackerApi#script}). */
     static final String REQUESTS_FILE = "boot.http";
     private static final String NETDEV = "net0";
+    /**
+     * Where a checkpoint's snapshot is written ({@code PUT /snapshot/create}): in {@code run/}, the one directory the
+     * jailed VMM may write, from which kiln takes the files into the checkpoint ({@link FirecrackerCheckpoint}).
+     */
+    static final String CHECKPOINT_STATE = "run/checkpoint.state";
+    static final String CHECKPOINT_MEM = "run/checkpoint.mem";
 
     FirecrackerCommand {
         if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new IllegalArgumentException("bad firecracker id " + id);
@@ -63,6 +69,22 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     /** The files it boots from, which its jail binds read-only: the kernel and the initramfs. */
     List<Path> bootFiles() {
         return initrd == null ? List.of(vmlinux) : List.of(vmlinux, initrd);
+    }
+
+    /**
+     * The requests that restore the VM from a snapshot's {@code state} and {@code mem} instead of booting it, in the
+     * order they are sent: the load first (Firecracker accepts it only on a process given nothing else), the VM left
+     * paused; then its drives re-pointed at this sandbox's disks ({@code PATCH}, post-boot: a loaded VM counts as
+     * booted), the card backed by this sandbox's TAP (in the load: the spec has no post-boot way), and only then its
+     * vCPUs run. No boot source, machine config, drive or vsock {@code PUT}: all of it is the snapshot's.
+     */
+    List<FirecrackerApi.Request> restoreRequests(Path state, Path mem) {
+        List<FirecrackerApi.Request> r = new ArrayList<>();
+        r.add(FirecrackerApi.snapshotLoad(state, mem, NETDEV, nic == null ? null : GuestNic.TAP, Path.of(VSOCK_SOCKET)));
+        r.add(FirecrackerApi.driveFile("image", imageDisk));
+        r.add(FirecrackerApi.driveFile("rw", writableDisk));
+        r.add(FirecrackerApi.vmState(false));
+        return r;
     }
 
     /** The requests that configure the VM, then the one that starts it, in the order they are sent. */

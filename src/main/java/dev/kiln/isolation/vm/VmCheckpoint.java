@@ -77,6 +77,11 @@ final class VmCheckpoint {
 
     /** The checkpoint's state file, if it was made for a VM of {@code shape}; else one line saying what differs. */
     static Path check(Path dir, VmSnapshot.Shape shape) {
+        return check(dir, shape.fields());
+    }
+
+    /** The same for a shape as its {@code key=value} fields (Firecracker's: {@link FirecrackerCheckpoint.Shape}). */
+    static Path check(Path dir, Map<String, String> shape) {
         Map<String, String> made = new LinkedHashMap<>();
         try {
             for (String line : Files.readAllLines(dir.resolve("shape"))) {
@@ -87,7 +92,7 @@ final class VmCheckpoint {
             throw KilnException.corrupt("the checkpoint in " + dir + " has no readable shape: " + e.getMessage());
         }
         List<String> differs = new ArrayList<>();
-        shape.fields().forEach((k, v) -> {
+        shape.forEach((k, v) -> {
             if (!v.equals(made.get(k))) differs.add(k + " " + made.getOrDefault(k, "(none)") + ", not " + v);
         });
         if (!differs.isEmpty()) {
@@ -116,7 +121,7 @@ final class VmCheckpoint {
     }
 
     /** {@code cp --sparse=always}: only the blocks the guest wrote take room (the disk is GiBs, mostly holes). */
-    private static void copySparse(Path from, Path to) throws IOException {
+    static void copySparse(Path from, Path to) throws IOException {
         try {
             Process p = new ProcessBuilder("cp", "--sparse=always", "--", from.toString(), to.toString())
                     .redirectErrorStream(true).start();

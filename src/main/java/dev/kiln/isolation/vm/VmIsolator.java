@@ -163,26 +163,35 @@ public final class VmIsolator implements Isolator {
         return start(spec, waitAttach, null);
     }
 
-    /** QEMU only: the VM's state, its writable disk and shape into {@code dir} ({@link VmCheckpoint}). */
+    /**
+     * The VM's state, its writable disk and shape into {@code dir}: QEMU's migration stream ({@link VmCheckpoint}) or
+     * Firecracker's snapshot ({@link FirecrackerCheckpoint}).
+     */
     @Override
     public void checkpoint(SandboxSpec spec, SandboxTask task, Path dir, boolean leaveRunning) {
-        VmCheckpoint.save(spec, dir, leaveRunning, qemuForCheckpoint(spec), vmDir(spec), machine(spec, null));
+        switch (checkpointable(spec)) {
+            case Qemu qemu -> VmCheckpoint.save(spec, dir, leaveRunning, qemu, vmDir(spec), machine(spec, null));
+            case Firecracker fc -> FirecrackerCheckpoint.save(spec, dir, leaveRunning, vmDir(spec),
+                    fc.shape(machine(spec, null)), vmmPid(spec));
+        }
     }
 
-    /** The VM restored from the checkpoint in {@code dir}: its disk put back, QEMU with -incoming, the relay resumed. */
+    /**
+     * The VM restored from the checkpoint in {@code dir}: its disk put back, then QEMU with -incoming and the relay
+     * resumed, or a Firecracker that loads the snapshot.
+     */
     @Override
     public SandboxTask restore(SandboxSpec spec, Path dir, Duration waitAttach) {
-        Qemu qemu = qemuForCheckpoint(spec);
-        Path state = VmCheckpoint.check(dir, qemu.shape(machine(spec, null)));
+        Path state = switch (checkpointable(spec)) {
+            case Qemu qemu -> VmCheckpoint.check(dir, qemu.shape(machine(spec, null)));
+            case Firecracker fc -> FirecrackerCheckpoint.check(dir, fc.shape(machine(spec, null)));
+        };
         VmCheckpoint.restoreDisk(dir, spec.dir().resolve("disk.ext4"));
         return start(spec, waitAttach, state);
     }
 
-    private Qemu qemuForCheckpoint(SandboxSpec spec) {
-        if (!(vmm(spec) instanceof Qemu qemu)) {
-            throw KilnException.invalid("checkpoints of a vm sandbox need QEMU (Firecracker's snapshot API is not "
-                    + "wired)");
-        }
+    private Vmm checkpointable(SandboxSpec spec) {
+        Vmm vmm = vmm(spec);
         if (!VirtioFs.of(spec).isEmpty()) {
             throw KilnException.invalid("checkpoints of a vm sandbox with bind mounts or volumes are not supported: "
                     + "QEMU cannot save a VM with a virtio-fs share (its state is virtiofsd's)");
@@ -191,7 +200,7 @@ public final class VmIsolator implements Isolator {
             throw KilnException.invalid("checkpoints of a vm sandbox need --network none: a restored guest keeps "
                     + "the address and card of the run it was saved from, which the next start does not give back");
         }
-        return qemu;
+        return vmm;
     }
 
     /** The sandbox's machine as {@link #start} makes it (for a checkpoint's shape: kernel, memory, vCPUs, devices). */
@@ -211,7 +220,7 @@ public final class VmIsolator implements Isolator {
         return Math.min(cpus, Runtime.getRuntime().availableProcessors());
     }
 
-    /** {@code checkpointState}: a checkpoint's state file to restore (QEMU), else null: a boot or a snapshot's. */
+    /** {@code checkpointState}: a checkpoint's state file to restore, else null: a boot or a snapshot's. */
     private SandboxTask start(SandboxSpec spec, Duration waitAttach, Path checkpointState) {
         Vmm vmm = vmm(spec);
         Kernel kernel = kernel(spec);
@@ -269,7 +278,9 @@ public final class VmIsolator implements Isolator {
             cmd.addAll(List.of("--netns", nic.netns().toString())); // the VMM opens the TAP there (GuestNic)
         }
         cmd.addAll(launch.relayOptions());
-        if (checkpointState != null) cmd.addAll(List.of("--resume", "--qmp-sock", QemuCommand.QMP_SOCKET));
+        if (checkpointState != null && vmm instanceof Qemu) { // Firecracker's --resume is among its relay options
+            cmd.addAll(List.of("--resume", "--qmp-sock", QemuCommand.QMP_SOCKET));
+        }
         for (Path dir : hostCgroups(spec, vmm, memoryMiB, vcpus)) cmd.addAll(List.of("--cgroup", dir.toString()));
         cmd.add("--");
         cmd.addAll(launch.argv());

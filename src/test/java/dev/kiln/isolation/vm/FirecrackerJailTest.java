@@ -153,6 +153,49 @@ class FirecrackerJailTest {
                 .containsEntry("Namespaces", "mount, pid, ipc, uts of its own; network: the sandbox's");
     }
 
+    /**
+     * A restore from a checkpoint (docs/checkpoint.md, "Firecracker"): the relay sends the load sequence instead of the
+     * boot's and no START; the checkpoint's state and memory (root's, 0600, in the sandbox's 0700 tree) are bound
+     * read-only and readable to the VMM's group alone; every path the requests name is inside the jail.
+     */
+    @Test
+    void aRestoringFirecrackerLoadsTheCheckpointThroughItsJail() throws IOException {
+        FirecrackerTest.loadApiDefinition();
+        Prepared boot = launch(FirecrackerTest.BRIDGED); // the files a start has
+        Path ckpt = Files.createDirectories(dir.resolve("sandboxes/abc/checkpoints/c1"));
+        Path state = Files.writeString(ckpt.resolve("state"), "s");
+        Path mem = Files.writeString(ckpt.resolve("mem"), "m");
+        for (Path f : List.of(state, mem)) Files.setPosixFilePermissions(f, PosixFilePermissions.fromString("rw-------"));
+        Vmm.Launch launch = new Firecracker(Map.of("firecracker", boot.binary()), dir.resolve("kernels"))
+                .launch(new Vmm.Machine("abc", boot.vmlinux(), boot.initrd(), boot.image(), boot.disk(), 256, 1,
+                        FirecrackerTest.BRIDGED, UID, 0, state), boot.vmDir());
+        assertThat(launch.relayOptions()).contains("--resume").containsSubsequence("--api-sock", "run/firecracker.sock")
+                .containsSubsequence("--listen", "run/vsock.sock_1024").doesNotContain("--qmp-sock");
+
+        Map<Path, String> mounts = mounts(boot.vmDir());
+        assertThat(mounts).containsEntry(state, "ro").containsEntry(mem, "ro").containsEntry(boot.disk(), "rw")
+                .containsEntry(Path.of("/dev/net/tun"), "dev");
+        for (Path f : List.of(state, mem)) {
+            assertThat(Files.getAttribute(f, "unix:uid")).isEqualTo(0);
+            assertThat(Files.getAttribute(f, "unix:gid")).isEqualTo(UID);
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(f))).isEqualTo("rw-r-----");
+        }
+        List<String> reached = new ArrayList<>();
+        for (String[] r : requests(boot.vmDir())) {
+            String[] line = r[0].split(" ");
+            JsonNode body = JSON.readTree(r[1]);
+            assertThat(FirecrackerTest.api.check(line[0], line[1], body)).as(r[0]).isEmpty();
+            reached.add(r[0].substring(0, r[0].indexOf(" HTTP/")));
+            for (JsonNode p : List.of(body.path("snapshot_path"), body.path("mem_backend").path("backend_path"),
+                    body.path("path_on_host"), body.path("vsock_override").path("uds_path"))) {
+                if (p.isTextual()) reached.add("  " + reachedAs(mounts, boot.vmDir().resolve(p.asText())));
+            }
+        }
+        assertThat(reached).containsExactly("PUT /snapshot/load", "  ro", "  ro", "  rw (under "
+                + boot.vmDir().resolve("run") + ")", "PATCH /drives/image", "  ro", "PATCH /drives/rw", "  rw",
+                "PATCH /vm");
+    }
+
     @Test
     void withoutACardTheJailHasNoTunAndAnEmptyNetworkNamespace() throws IOException {
         Prepared p = launch(null);

@@ -71,6 +71,13 @@ class FirecrackerTest {
         all.add(FirecrackerApi.bootSource(Path.of("/k/vmlinux"), "console=ttyS0", null));
         all.add(FirecrackerApi.action(FirecrackerApi.Action.SendCtrlAltDel));
         all.add(FirecrackerApi.describeInstance());
+        // pause, checkpoint and restore (FirecrackerCheckpoint, docs/checkpoint.md)
+        all.add(FirecrackerApi.vmState(true));
+        all.add(FirecrackerApi.vmState(false));
+        all.add(FirecrackerApi.snapshotCreate(Path.of(FirecrackerCommand.CHECKPOINT_STATE),
+                Path.of(FirecrackerCommand.CHECKPOINT_MEM)));
+        all.addAll(vm(2).restoreRequests(Path.of("/c/state"), Path.of("/c/mem")));
+        all.addAll(vm(1, null).restoreRequests(Path.of("/c/state"), Path.of("/c/mem")));
         for (FirecrackerApi.Request r : all) {
             assertThat(api.check(r.method(), r.path(), r.body())).as(r + " against Firecracker API " + api.version())
                     .isEmpty();
@@ -104,6 +111,57 @@ class FirecrackerTest {
                 "kiln-abc123");
         assertThatThrownBy(() -> vm(1, new GuestNic("02:00:00:00:00:01", "10.0.2.15", 24, "10.0.2.2", 1500, null,
                 List.of()))).as("Firecracker has no slirp").isInstanceOf(IllegalArgumentException.class);
+    }
+
+    /**
+     * A restore is the load on a Firecracker given nothing else (the spec: "Only accepted on a fresh Firecracker
+     * process"), then only what the spec accepts after boot: the drives re-pointed, the VM resumed; the memory from a
+     * file, the VM loaded paused, the card on this sandbox's TAP, each field the spec's own.
+     */
+    @Test
+    void theRestoreLoadsFirstThenRepointsTheDrivesThenResumes() {
+        Path state = Path.of("/var/lib/kiln/sandboxes/abc/checkpoints/c1/state");
+        Path mem = Path.of("/var/lib/kiln/sandboxes/abc/checkpoints/c1/mem");
+        List<FirecrackerApi.Request> r = vm(2).restoreRequests(state, mem);
+        assertThat(r).extracting(q -> q.method() + " " + q.path()).containsExactly("PUT /snapshot/load",
+                "PATCH /drives/image", "PATCH /drives/rw", "PATCH /vm");
+        assertThat(r).extracting(q -> api.bodyDefinition(q.method(), q.path())).containsExactly("SnapshotLoadParams",
+                "PartialDrive", "PartialDrive", "Vm");
+        assertThat(api.phase("PUT", "/snapshot/load")).isEqualTo("pre-boot");
+        assertThat(r.subList(1, r.size())).extracting(q -> api.phase(q.method(), q.path()))
+                .as("after the load, nothing that is pre-boot only").doesNotContain("pre-boot");
+        assertThat(vm(2).requests()).extracting(FirecrackerApi.Request::path).as("a boot loads nothing")
+                .doesNotContain("/snapshot/load");
+
+        var load = r.get(0).body();
+        assertThat(load.path("snapshot_path").asText()).isEqualTo(state.toString());
+        assertThat(load.path("mem_backend").path("backend_type").asText()).isEqualTo("File");
+        assertThat(load.path("mem_backend").path("backend_path").asText()).isEqualTo(mem.toString());
+        assertThat(load.has("mem_file_path")).as("exactly one of the two mem_* fields").isFalse();
+        assertThat(load.path("resume_vm").isBoolean()).isTrue();
+        assertThat(load.path("resume_vm").asBoolean()).as("resumed only after the drives").isFalse();
+        assertThat(load.path("clock_realtime").asBoolean()).isTrue();
+        assertThat(load.path("vsock_override").path("uds_path").asText()).isEqualTo(FirecrackerCommand.VSOCK_SOCKET);
+        // the card's id is the boot's, its TAP the one GuestNic makes in the sandbox's namespace
+        String iface = vm(2).requests().stream().filter(q -> q.path().startsWith("/network-interfaces/"))
+                .findFirst().orElseThrow().body().path("iface_id").asText();
+        assertThat(load.path("network_overrides")).hasSize(1);
+        assertThat(load.path("network_overrides").get(0).path("iface_id").asText()).isEqualTo(iface);
+        assertThat(load.path("network_overrides").get(0).path("host_dev_name").asText()).isEqualTo(GuestNic.TAP);
+        assertThat(vm(1, null).restoreRequests(state, mem).get(0).body().has("network_overrides")).isFalse();
+
+        assertThat(r.get(1).body().path("path_on_host").asText()).isEqualTo("/var/lib/kiln/vm-disks/i.erofs");
+        assertThat(r.get(2).body().path("path_on_host").asText()).isEqualTo("/var/lib/kiln/sandboxes/abc/disk.ext4");
+        assertThat(r.get(3).body().path("state").asText()).isEqualTo("Resumed");
+
+        var create = FirecrackerApi.snapshotCreate(Path.of(FirecrackerCommand.CHECKPOINT_STATE),
+                Path.of(FirecrackerCommand.CHECKPOINT_MEM));
+        assertThat(api.bodyDefinition(create.method(), create.path())).isEqualTo("SnapshotCreateParams");
+        assertThat(api.phase(create.method(), create.path())).isEqualTo("post-boot");
+        assertThat(create.body().path("snapshot_type").asText()).isEqualTo("Full");
+        assertThat(FirecrackerApi.vmState(true).body().path("state").asText()).isEqualTo("Paused");
+        assertThat(api.check("PUT", "/vm", FirecrackerApi.vmState(true).body())).as("the spec's /vm is PATCH")
+                .containsExactly("/vm has no PUT");
     }
 
     /** kiln-init picks its transport from the kernel command line (docs/guest-protocol.md); QEMU's carries none. */

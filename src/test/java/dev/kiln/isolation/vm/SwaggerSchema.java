@@ -67,6 +67,16 @@ final class SwaggerSchema {
         return null;
     }
 
+    /**
+     * When the API accepts an operation, as its summary says: "pre-boot" ("Pre-boot only."), "post-boot"
+     * ("Post-boot only."), or "any".
+     */
+    String phase(String method, String path) {
+        JsonNode op = operation(method, path, new ArrayList<>());
+        String summary = op == null ? "" : op.path("summary").asText();
+        return summary.contains("Pre-boot only") ? "pre-boot" : summary.contains("Post-boot only") ? "post-boot" : "any";
+    }
+
     private JsonNode operation(String method, String path, List<String> errors) {
         Iterator<Map.Entry<String, JsonNode>> paths = spec.path("paths").fields();
         while (paths.hasNext()) {

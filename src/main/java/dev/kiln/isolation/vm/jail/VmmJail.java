@@ -134,6 +134,17 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      */
     public static VmmJail forFirecracker(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches,
                                          Path imageDisk, Path writableDisk, Network network) {
+        return forFirecracker(vmDir, uid, binary, bootFiles, ownCaches, imageDisk, writableDisk, network, List.of());
+    }
+
+    /**
+     * The same, for a Firecracker that loads a snapshot: {@code snapshotFiles} (a checkpoint's state and memory,
+     * root's) are bound read-only and made readable to the VMM's group alone (0640, group {@code uid}): guest memory
+     * is the sandbox's secret, unlike the kernel.
+     */
+    public static VmmJail forFirecracker(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches,
+                                         Path imageDisk, Path writableDisk, Network network,
+                                         List<Path> snapshotFiles) {
         if (network == Network.USER) throw new IllegalArgumentException("firecracker has no user-mode network");
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);
@@ -156,6 +167,17 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
         }
         mounts.add(new Mount("ro", image));
         mounts.add(new Mount("rw", disk));
+        for (Path f : snapshotFiles) {
+            Path file = f.toAbsolutePath();
+            try {
+                Files.setAttribute(file, "unix:gid", uid, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r-----"));
+            } catch (IOException e) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot jail the VMM: its snapshot: "
+                        + e.getMessage(), e);
+            }
+            mounts.add(new Mount("ro", file));
+        }
         mounts.add(new Mount("rw", vmDir.resolve(RUN).toAbsolutePath()));
         mounts.add(new Mount("dev", Path.of("/dev/null")));
         mounts.add(new Mount("dev", Path.of("/dev/urandom")));
