@@ -72,7 +72,7 @@ struct spec {
     const char *chroot;                    /* EXEC: a pod's container, its own root under the pod share (docs/containerd.md) */
     uid_t uid;
     gid_t gid, groups[64];
-    int ngroups, tty, with_stdin, readonly;
+    int ngroups, tty, with_stdin, readonly, volatile_disk;
     const char *mounts[32];     /* "TYPE\tSOURCE\tTARGET\tFLAGS\tDATA": virtio-fs shares and tmpfs, parents first */
     int nmounts;
 };
@@ -86,6 +86,8 @@ struct vsock_addr {
 };
 
 static int port = -1, sig_fd = -1, bye, main_done, rest_killed;
+/* START's volatile=1 (a --rm sandbox): its writable disk is dropped with it, so the power-off does not sync it */
+static int volatile_disk;
 static int port_is_socket; /* the channel is a vsock stream: EOF means the host is gone, not "not connected yet" */
 static char cmdline[CMDLINE_MAX];
 static long long main_done_ms;
@@ -115,7 +117,7 @@ static void power_off(void) {
      * "reboot: Power down" (below), so kiln-init says it and waits until the serial port has sent it */
     say("powering off");
     if (tcdrain(2) != 0 && errno != ENOTTY && errno != EBADF) { /* no console: nothing to wait for */ }
-    sync();
+    if (!volatile_disk) sync();
     /* everything written is on the host's disk file now: a BYE back (only once the host said BYE, so it has the
      * exit) lets the relay end the VMM at once instead of waiting for the kernel's power-off and QEMU's own exit */
     if (bye && port >= 0) {
@@ -487,6 +489,7 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         } else if (strcmp(r, "tty") == 0) s->tty = v[0] == '1';
         else if (strcmp(r, "stdin") == 0) s->with_stdin = v[0] == '1';
         else if (strcmp(r, "readonly") == 0) s->readonly = v[0] == '1';
+        else if (strcmp(r, "volatile") == 0) s->volatile_disk = v[0] == '1';
         else if (strcmp(r, "mount") == 0) {
             if (s->nmounts == (int)(sizeof s->mounts / sizeof s->mounts[0])) {
                 snprintf(err, errn, "more than %zu mounts", sizeof s->mounts / sizeof s->mounts[0]);
@@ -1240,6 +1243,7 @@ int main(void) {
     }
     if (type != T_START || id != 0) fatal("expected START on stream 0, got frame type %d on stream %d", type, id);
     if (parse_spec(payload, len, &s, err, sizeof err) != 0) fatal("bad START: %s", err);
+    volatile_disk = s.volatile_disk;
     fresh_start(&s);
     if (snapshot_boot) bind_late_devices();
     enter_root(&s);

@@ -27,8 +27,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * snapshot (one template boot), every VM restores it: two bridged VMs restored from one snapshot run the image's
  * command, serve a published port, exec, and each has its own boot_id, random stream, MAC, address and hostname, and
  * the host's time; a VM without a card restores a snapshot of its own and takes {@code -it}; a snapshot recorded for
- * another kernel or memory size is refused with one line; what a restored VM wrote is on its disk at its next start.
- * Two template boots and six restores in all.
+ * another kernel or memory size is refused with one line; what a restored VM wrote is on its disk at its next start;
+ * a {@code --rm} VM's disk has no journal. Two template boots and eight restores in all.
  */
 @Tag("slow")
 class VmSnapshotTest {
@@ -236,6 +236,26 @@ class VmSnapshotTest {
                     .doesNotContain("\"loadedMs\":-1");
         } finally {
             kiln.kiln("rm", "-f", id);
+        }
+    }
+
+    /**
+     * A {@code --rm} VM's writable disk goes with it, so it has no journal (docs/vm.md, "Snapshot start": its mount
+     * starts none, its power-off syncs nothing), and what it writes still works; a kept VM's disk keeps its journal.
+     */
+    @Test
+    void aRunRmVmsWritableDiskHasNoJournalWhereAKeptVmsHasOne() {
+        String probe = "echo data > /written && cat /written; busybox ls /proc/fs/jbd2 2>/dev/null; echo end";
+        List<String> rm = kiln.ok("run", "--rm", "--isolation", "vm", "--network", "none", IMAGE, "sh", "-c", probe)
+                .out().lines().map(String::strip).toList();
+        assertThat(rm).as("written, and no journal of any disk").containsExactly("data", "end");
+        String kept = kiln.ok("run", "--name", "kept-journal", "--isolation", "vm", "--network", "none", IMAGE, "sh",
+                "-c", probe).out();
+        try {
+            assertThat(kept.lines().map(String::strip).toList()).as(kept).contains("data", "end")
+                    .anyMatch(l -> l.matches("vd[a-z]+-\\d+"));
+        } finally {
+            kiln.kiln("rm", "-f", "kept-journal");
         }
     }
 

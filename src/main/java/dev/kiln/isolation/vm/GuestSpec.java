@@ -16,7 +16,8 @@ import java.util.stream.Collectors;
  * The payload of START and EXEC frames (docs/guest-protocol.md): NUL-terminated {@code key=value} records.
  * A process: {@code arg} (repeated, in order), {@code env} (repeated), {@code cwd}, {@code uid}, {@code gid},
  * {@code groups} (comma-separated), {@code tty}, {@code stdin}; START adds {@code hostname}, {@code hosts},
- * {@code resolv}, {@code readonly} and, with a network card, {@code mac}, {@code net}, {@code gateway}, {@code mtu}.
+ * {@code resolv}, {@code readonly}, {@code volatile} ({@code --rm}) and, with a network card, {@code mac}, {@code net},
+ * {@code gateway}, {@code mtu}.
  */
 final class GuestSpec {
     static final int MAX_PAYLOAD = 65536;
@@ -33,6 +34,9 @@ final class GuestSpec {
         record(out, "hosts", EtcFiles.hosts(sandbox));
         record(out, "resolv", EtcFiles.resolvConf(resolverNetwork(sandbox.network()), EtcFiles.hostResolvConf()));
         record(out, "readonly", sandbox.readOnly() ? "1" : "0");
+        // --rm: its disk goes with it, no sync at the power-off; not with virtio-fs shares (volumes, binds), whose
+        // writes must reach the host whatever the sandbox's end
+        if (sandbox.disposable() && VirtioFs.of(sandbox).isEmpty()) record(out, "volatile", "1");
         mounts(out, sandbox);
         if (nic != null) {
             record(out, "mac", nic.mac());

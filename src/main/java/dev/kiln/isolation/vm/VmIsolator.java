@@ -136,7 +136,8 @@ public final class VmIsolator implements Isolator {
         initramfs(vmm, kernel);
         vmm.kernelFile(kernel, kernelsDir());
         ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
-        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec), options.stateRoot().resolve("vm-disks"));
+        WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec), options.stateRoot().resolve("vm-disks"),
+                spec.disposable());
     }
 
     /**
@@ -229,7 +230,7 @@ public final class VmIsolator implements Isolator {
         Path image = ImageDisk.ensure(spec.imageRootfs(), options.stateRoot().resolve("vm-disks"));
         Path seed = DiskTree.booted(spec.dir()) ? null : DiskTree.seed(spec.dir());
         Path disk = seed == null ? WritableDisk.ensure(spec.dir().resolve("disk.ext4"), diskSize(spec),
-                options.stateRoot().resolve("vm-disks"))
+                options.stateRoot().resolve("vm-disks"), spec.disposable())
                 : WritableDisk.seeded(spec.dir().resolve("disk.ext4"), diskSize(spec), seed); // files copied in
         Path vm = vmDir(spec);
         Path main = mainDir(spec);

@@ -31,15 +31,26 @@ final class WritableDisk {
      * filesystem UUID and directory-hash seed; both are only ever seen inside the one guest that mounts it.
      */
     static Path ensure(Path file, long sizeBytes, Path cacheDir) {
+        return ensure(file, sizeBytes, cacheDir, false);
+    }
+
+    /**
+     * {@code disposable} ({@code --rm}): an ext4 without a journal ({@code empty-<bytes>-nj.ext4}), as the disk goes
+     * with the sandbox and need not survive a crash of the host (the container isolation's overlay is mounted
+     * {@code volatile} for the same reason). Its mount in the guest starts no journal (jbd2's thread, the journal's
+     * superblock and recovery check), and its writes are not committed twice: measured in docs/vm.md, "Snapshot
+     * start". A host crash can leave such a disk unclean; ext4 mounts it anyway, and the sandbox is removed.
+     */
+    static Path ensure(Path file, long sizeBytes, Path cacheDir, boolean disposable) {
         if (Files.isRegularFile(file)) return file;
-        Path empty = cacheDir.resolve("empty-" + sizeBytes + ".ext4");
+        Path empty = cacheDir.resolve("empty-" + sizeBytes + (disposable ? "-nj" : "") + ".ext4");
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         try {
             if (!Files.isRegularFile(empty)) {
                 Files.createDirectories(cacheDir);
                 Path made = Files.createTempFile(cacheDir, "empty-", ".tmp"); // two kilnd threads may race: both fine
                 try {
-                    make(made, sizeBytes, null, made);
+                    make(made, sizeBytes, null, made, !disposable);
                     Files.move(made, empty, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
                             java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 } finally {
@@ -71,11 +82,11 @@ final class WritableDisk {
     }
 
     private static Path make(Path file, long sizeBytes, Path seed) {
-        return make(file, sizeBytes, seed, file.resolveSibling(file.getFileName() + ".tmp"));
+        return make(file, sizeBytes, seed, file.resolveSibling(file.getFileName() + ".tmp"), true);
     }
 
     /** mkfs.ext4 on {@code tmp}, then moved to {@code file} (the same path: made in place). */
-    private static Path make(Path file, long sizeBytes, Path seed, Path tmp) {
+    private static Path make(Path file, long sizeBytes, Path seed, Path tmp, boolean journal) {
         try {
             Files.deleteIfExists(tmp);
             try (RandomAccessFile f = new RandomAccessFile(tmp.toFile(), "rw")) {
@@ -83,6 +94,7 @@ final class WritableDisk {
             }
             List<String> mkfs = new java.util.ArrayList<>(List.of("mkfs.ext4", "-q", "-F", "-m", "0", "-E",
                     "lazy_itable_init=1,lazy_journal_init=1"));
+            if (!journal) mkfs.addAll(List.of("-O", "^has_journal"));
             if (seed != null) {
                 mkfs.addAll(List.of("-d", seed.toString()));
             }
