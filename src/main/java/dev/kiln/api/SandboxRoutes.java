@@ -71,9 +71,32 @@ public final class SandboxRoutes {
         });
     }
 
+    /**
+     * {@code ?start=1}: {@code kiln run -d}'s create and start in one request (one CLI round trip and one request
+     * less for kilnd per detached run, issue 17). As the CLI's two requests did: a --rm sandbox that could not start
+     * is removed, any other stays created, and the start's error is the answer.
+     */
+    private void startDetached(Sandbox s) {
+        try {
+            sandboxes.start(s.id(), false, null);
+        } catch (RuntimeException e) {
+            if (s.config().autoRemove()) {
+                try {
+                    sandboxes.remove(s.id(), true);
+                } catch (RuntimeException removal) {
+                    e.addSuppressed(removal);
+                }
+            }
+            throw e;
+        }
+    }
+
     public void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
             Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
+            if (x.flag("start")) {
+                startDetached(s);
+            }
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()

@@ -26,7 +26,13 @@ final class CreateCommand extends Subcommand {
     /** Docker's create: if the image is missing, say so on stderr, pull it, and try again. */
     static Json create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err)
             throws Exception {
-        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
+        return create(daemon, kiln, request, err, "");
+    }
+
+    /** As above, with {@code query} after the create route's path ({@code ?start=1}: create and start). */
+    static Json create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err, String query)
+            throws Exception {
+        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes" + query, request).ok()) {
             return r.tree();
         } catch (KilnException e) {
             if (e.kind() != KilnException.Kind.NOT_FOUND || !e.getMessage().startsWith("no such image")) {
@@ -36,7 +42,7 @@ final class CreateCommand extends Subcommand {
         err.println("Unable to find image '" + request.image() + "' locally");
         err.flush();
         PullCommand.pull(daemon, kiln, request.image(), request.platform(), false, err);
-        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
+        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes" + query, request).ok()) {
             return r.tree();
         }
     }

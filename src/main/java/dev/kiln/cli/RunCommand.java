@@ -21,6 +21,11 @@ final class RunCommand extends Subcommand {
     @Override
     int run(DaemonClient daemon) throws Exception {
         CreateRequest request = options.request();
+        if (detach && options.more.cidfile == null) {
+            // one request: kilnd creates and starts (a --cidfile needs the ID even when the start fails)
+            out().println(CreateCommand.create(daemon, kiln(), request, err(), "?start=1").path("id").asText());
+            return 0;
+        }
         options.more.checkCidfile();
         String id = CreateCommand.create(daemon, kiln(), request, err()).path("id").asText();
         options.more.writeCidfile(id);
