@@ -12,12 +12,13 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * {@code kiln run -d} is one request to kilnd ({@code POST /v1/sandboxes?start=1}: create and start, issue 17) and
- * keeps what its create-then-start did: the sandbox runs when it returns, a command that cannot start is said in one
- * line with Docker's exit code, a --rm sandbox that could not start is gone, any other stays created.
+ * {@code kiln run} is one request to kilnd ({@code POST /v1/sandboxes?start=1}: create and start, with
+ * {@code &attach=1} the run's stream, issue 17) and keeps what its create-then-start did: a detached sandbox runs when
+ * it returns, an attached run prints its output and exits with the sandbox's code, a command that cannot start is said
+ * in one line with Docker's exit code, a --rm sandbox that could not start is gone, any other stays created.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
-class DetachedRunTest extends DaemonProcessTest {
+class OneRequestRunTest extends DaemonProcessTest {
 
     String image;
 
@@ -34,6 +35,32 @@ class DetachedRunTest extends DaemonProcessTest {
         String id = r.json().path("id").asText();
         assertThat(state(id).path("Status").asText()).isEqualTo("running");
         assertThat(state(id).path("Pid").asLong()).isPositive();
+    }
+
+    @Test
+    void theCreateRouteWithStartAndAttachStreamsTheRunAndNamesTheSandbox() {
+        RawHttp.Response r = RawHttp.request(kilnd.socket(), "POST", "/v1/sandboxes?start=1&attach=1",
+                "{\"image\":\"" + image + "\",\"cmd\":[\"echo\",\"streamed\"],\"network\":\"none\"}");
+        assertThat(r.status()).as(r.body()).isEqualTo(200);
+        assertThat(r.headers()).containsIgnoringCase("X-Kiln-Sandbox: ");
+        String id = r.headers().lines().filter(l -> l.toLowerCase().startsWith("x-kiln-sandbox:"))
+                .findFirst().orElseThrow().substring("x-kiln-sandbox:".length()).strip();
+        assertThat(r.body()).contains("streamed");
+        assertThat(state(id).path("Status").asText()).isEqualTo("exited");
+    }
+
+    @Test
+    void anAttachedRunPrintsItsOutputAndExitsWithTheSandboxsCode() {
+        KilnCli.Result r = kiln.process(java.time.Duration.ofSeconds(60), "run", "--rm", "--network", "none", image,
+                "sh", "-c", "echo out; echo err >&2; exit 3");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(3);
+        assertThat(r.out().strip()).isEqualTo("out");
+        assertThat(r.err()).contains("err");
+
+        KilnCli.Result missing = kiln.kiln("run", "--rm", "--name", "gone-attached", "--network", "none", image,
+                "no-such-cmd");
+        assertThat(missing.exitCode()).as(missing.toString()).isEqualTo(127);
+        assertThat(sandbox("gone-attached")).as("the --rm sandbox").isNull();
     }
 
     @Test
