@@ -71,9 +71,42 @@ public final class SandboxRoutes {
         });
     }
 
+    /** The header that names the sandbox a {@code POST /v1/sandboxes?start=1&attach=1} made and streams. */
+    public static final String SANDBOX_HEADER = "X-Kiln-Sandbox";
+
+    /**
+     * {@code ?start=1}: {@code kiln run}'s create and start in one request (one CLI round trip and one request less
+     * for kilnd per run, issue 17); with {@code &attach=1} the answer is start?attach=1's stream. As the CLI's two
+     * requests did: a --rm sandbox that could not start is removed, any other stays created, and the start's error
+     * is the answer.
+     */
+    private SandboxTask startCreated(Sandbox s, boolean forAttach) {
+        try {
+            return sandboxes.start(s.id(), forAttach, null);
+        } catch (RuntimeException e) {
+            if (s.config().autoRemove()) {
+                try {
+                    sandboxes.remove(s.id(), true);
+                } catch (RuntimeException removal) {
+                    e.addSuppressed(removal);
+                }
+            }
+            throw e;
+        }
+    }
+
     public void register(Router r) {
         r.add("POST", "/v1/sandboxes", x -> {
             Sandbox s = sandboxes.create(V1Translator.config(x.body(CreateRequest.class)));
+            if (x.flag("start")) {
+                boolean attach = x.flag("attach");
+                SandboxTask task = startCreated(s, attach);
+                if (attach) { // kiln run, attached: start?attach=1's stream, the new sandbox's ID in a header
+                    x.header(SANDBOX_HEADER, s.id());
+                    stream(x, task, () -> sandboxes.awaitExitRecorded(s.id()));
+                    return;
+                }
+            }
             x.json(201, Map.of("id", s.id(), "name", s.name()));
         });
         r.add("GET", "/v1/sandboxes", x -> x.json(sandboxes.list().stream()

@@ -25,6 +25,7 @@ public final class AotTraining {
         if (args[0].equals("--option-index")) {
             List<Class<?>> classes = new java.util.ArrayList<>(List.of(KilnCommand.class));
             HotCommands.HOT.forEach(name -> classes.add(Commands.command(name).getClass()));
+            HotCommands.HOT_IMAGE.forEach(name -> classes.add(Commands.imageCommand(name).getClass()));
             OptionIndex.write(classes, Path.of(args[1]));
             return;
         }
@@ -57,7 +58,11 @@ public final class AotTraining {
                     new String[] {"--host", host, "logs", "nothing-here"},
                     new String[] {"--host", host, "stop", "nothing-here"},
                     new String[] {"--host", host, "kill", "nothing-here"},
-                    new String[] {"--host", host, "rm", "-f", "nothing-here"});
+                    new String[] {"--host", host, "rm", "-f", "nothing-here"},
+                    // a registry that refuses at once (port 9): the pull fails in kilnd, not on the network
+                    new String[] {"--host", host, "pull", "-q", "127.0.0.1:9/nothing-here:1"},
+                    new String[] {"--host", host, "image", "mount", "nothing-here:1"},
+                    new String[] {"--host", host, "image", "unmount", "nothing-here:1"});
             if (args.length > 1 && args[1].equals("all")) {
                 // the cache of the other commands (bin/kiln picks it for them): picocli's model, help, errors,
                 // Jackson, a pull that fails, the listings

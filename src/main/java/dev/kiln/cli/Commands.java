@@ -118,6 +118,12 @@ final class Commands {
         return make == null ? null : make.get();
     }
 
+    /** A new instance of {@code kiln image name}, or null ({@link HotCommands}). */
+    static Object imageCommand(String name) {
+        Supplier<Object> make = IMAGE.get(name);
+        return make == null ? null : make.get();
+    }
+
     static boolean stopsAtPositional(String name) {
         return STOP_AT_POSITIONAL.contains(name);
     }

@@ -26,8 +26,22 @@ final class CreateCommand extends Subcommand {
     /** Docker's create: if the image is missing, say so on stderr, pull it, and try again. */
     static Json create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err)
             throws Exception {
-        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
+        return create(daemon, kiln, request, err, "");
+    }
+
+    /** As above, with {@code query} after the create route's path ({@code ?start=1}: create and start). */
+    static Json create(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err, String query)
+            throws Exception {
+        try (DaemonClient.Response r = open(daemon, kiln, request, err, query)) {
             return r.tree();
+        }
+    }
+
+    /** The create route's answer, a stream with {@code ?start=1&attach=1}; the caller closes it. */
+    static DaemonClient.Response open(DaemonClient daemon, KilnCommand kiln, CreateRequest request, PrintWriter err,
+                                      String query) throws Exception {
+        try {
+            return daemon.call("POST", "/v1/sandboxes" + query, request).ok();
         } catch (KilnException e) {
             if (e.kind() != KilnException.Kind.NOT_FOUND || !e.getMessage().startsWith("no such image")) {
                 throw e;
@@ -36,8 +50,6 @@ final class CreateCommand extends Subcommand {
         err.println("Unable to find image '" + request.image() + "' locally");
         err.flush();
         PullCommand.pull(daemon, kiln, request.image(), request.platform(), false, err);
-        try (DaemonClient.Response r = daemon.call("POST", "/v1/sandboxes", request).ok()) {
-            return r.tree();
-        }
+        return daemon.call("POST", "/v1/sandboxes" + query, request).ok();
     }
 }

@@ -28,7 +28,9 @@ final class HotCommands {
 
     /** The hot path of issue 17: the life-cycle commands and the listings. */
     static final Set<String> HOT = Set.of("run", "create", "start", "exec", "ps", "rm", "stop", "kill",
-            "logs", "inspect", "wait");
+            "logs", "inspect", "wait", "pull");
+    /** {@code kiln image pull|mount|unmount}: a pull and the mount of its root, as scripts and bench/pull-unpack do. */
+    static final Set<String> HOT_IMAGE = Set.of("pull", "mount", "unmount");
 
     /** Runs {@code args} if it is a plain hot command and returns its exit code; null: picocli's to parse. */
     static Integer run(String[] args, PrintWriter out, PrintWriter err, Main.Stdio stdio, boolean debug) {
@@ -67,7 +69,16 @@ final class HotCommands {
             }
             i += used;
         }
-        if (i == args.length || !HOT.contains(args[i]) || !(Commands.command(args[i]) instanceof Subcommand command)) {
+        if (i == args.length) {
+            return null;
+        }
+        Object found;
+        if (args[i].equals("image") && i + 1 < args.length && HOT_IMAGE.contains(args[i + 1])) {
+            found = Commands.imageCommand(args[++i]);
+        } else {
+            found = HOT.contains(args[i]) ? Commands.command(args[i]) : null;
+        }
+        if (!(found instanceof Subcommand command)) {
             return null;
         }
         String name = args[i++];

@@ -13,7 +13,7 @@ final class ImageMountCommand extends Subcommand {
     @Override
     int run(DaemonClient daemon) throws Exception {
         try (DaemonClient.Response r = daemon.call("POST", "/v1/images/mount?ref=" + q(ref)).ok()) {
-            out().println(r.json().path("path").asText());
+            out().println(r.tree().path("path").asText());
         }
         return 0;
     }

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 
 import java.io.BufferedReader;
@@ -14,7 +13,8 @@ import java.util.Map;
 
 /**
  * Renders kilnd's pull/push progress (JSON lines) as Docker does: on a terminal one live line per layer, redrawn in
- * place; otherwise one plain line per event; with -q nothing. Returns the final line, or throws its error.
+ * place; otherwise one plain line per event; with -q nothing. Returns the final line, or throws its error. Read
+ * with the CLI's own {@link Json}, not Jackson: {@code pull} is a hot command (its start, issue 17).
  */
 final class ProgressView {
 
@@ -33,18 +33,18 @@ final class ProgressView {
         this.doneWord = doneWord;
     }
 
-    JsonNode render(InputStream ndjson) throws IOException {
+    Json render(InputStream ndjson) throws IOException {
         BufferedReader r = new BufferedReader(new InputStreamReader(ndjson, StandardCharsets.UTF_8));
         String line;
-        JsonNode last = null;
+        Json last = null;
         while ((line = r.readLine()) != null) {
             if (line.isBlank()) {
                 continue;
             }
-            JsonNode e = DaemonClient.JSON.readTree(line);
+            Json e = Json.parse(line);
             if (e.has("error")) {
                 finish();
-                throw new KilnException(KilnException.Kind.UNAVAILABLE, e.get("error").asText());
+                throw new KilnException(KilnException.Kind.UNAVAILABLE, e.path("error").asText());
             }
             if (!e.has("status")) {
                 last = e;
@@ -59,11 +59,11 @@ final class ProgressView {
         return last;
     }
 
-    private void show(JsonNode e) {
+    private void show(Json e) {
         if (quiet) {
             return;
         }
-        String status = e.get("status").asText();
+        String status = e.path("status").asText();
         if (status.equals("resolved")) {
             out.println("Resolved " + e.path("ref").asText() + " to " + e.path("manifest").asText());
             out.flush();

@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.kiln.KilnException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -23,7 +22,7 @@ final class PullCommand extends Subcommand {
 
     @Override
     int run(DaemonClient daemon) throws Exception {
-        JsonNode done = pull(daemon, kiln(), ref, platform, quiet, out());
+        Json done = pull(daemon, kiln(), ref, platform, quiet, out());
         if (!quiet) {
             out().println("Digest: " + done.path("digest").asText());
             out().println("Status: Image is up to date for " + ref);
@@ -33,7 +32,7 @@ final class PullCommand extends Subcommand {
     }
 
     /** Shared with {@code run}, which pulls a missing image first. */
-    static JsonNode pull(DaemonClient daemon, KilnCommand kiln, String ref, String platform, boolean quiet,
+    static Json pull(DaemonClient daemon, KilnCommand kiln, String ref, String platform, boolean quiet,
                          PrintWriter progressOut) throws Exception {
         if (platform != null && platform.split("/").length < 2) {
             throw KilnException.invalid("invalid platform \"" + platform + "\" (expected os/arch[/variant], e.g. linux/amd64)");

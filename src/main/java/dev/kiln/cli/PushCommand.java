@@ -1,6 +1,5 @@
 package dev.kiln.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -20,7 +19,7 @@ final class PushCommand extends Subcommand {
         StringBuilder path = new StringBuilder("/v1/images/push?ref=").append(q(ref));
         kiln().insecureRegistries.forEach(h -> path.append("&insecure=").append(q(h)));
         try (DaemonClient.Response r = daemon.call("POST", path.toString()).ok()) {
-            JsonNode done = new ProgressView(out(), quiet, "Pushed").render(r.body);
+            Json done = new ProgressView(out(), quiet, "Pushed").render(r.body);
             if (!quiet) {
                 out().println("digest: " + done.path("digest").asText());
             }

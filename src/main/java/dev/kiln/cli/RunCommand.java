@@ -1,5 +1,6 @@
 package dev.kiln.cli;
 
+import dev.kiln.KilnException;
 import dev.kiln.api.v1.CreateRequest;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -21,6 +22,23 @@ final class RunCommand extends Subcommand {
     @Override
     int run(DaemonClient daemon) throws Exception {
         CreateRequest request = options.request();
+        if (detach && options.more.cidfile == null) {
+            // one request: kilnd creates and starts (a --cidfile needs the ID even when the start fails)
+            out().println(CreateCommand.create(daemon, kiln(), request, err(), "?start=1").path("id").asText());
+            return 0;
+        }
+        if (options.more.cidfile == null) {
+            // one request: kilnd creates, starts and streams, naming the sandbox in a header (api/SandboxRoutes)
+            DaemonClient.Response started = CreateCommand.open(daemon, kiln(), request, err(), "?start=1&attach=1");
+            String id = started.headers.get("x-kiln-sandbox");
+            if (id == null) {
+                started.close();
+                throw new KilnException(KilnException.Kind.INTERNAL, "kilnd did not name the sandbox it started");
+            }
+            out().flush();
+            return new Attach(daemon, stdio(), "/v1/sandboxes/" + id, request.tty(), request.openStdin())
+                    .run(started, true);
+        }
         options.more.checkCidfile();
         String id = CreateCommand.create(daemon, kiln(), request, err()).path("id").asText();
         options.more.writeCidfile(id);

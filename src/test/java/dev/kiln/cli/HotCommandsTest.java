@@ -31,7 +31,9 @@ class HotCommandsTest {
                 "exec -it sb sh", "exec sb ls -l", "exec -e A=1 -w /tmp -u 1000 -d sb true",
                 "stop -t 5 a b", "stop a", "rm -f a", "rm a -f -v", "kill -s TERM x", "kill x y",
                 "logs -f --tail 10 sb", "logs -t --since 10m --boot sb", "inspect --type image x y", "inspect a",
-                "start -ai sb", "start a b", "wait a");
+                "start -ai sb", "start a b", "wait a",
+                "pull -q 127.0.0.1:5000/a:1", "pull --platform linux/amd64 a", "image pull -q a",
+                "image mount a:1", "--root /x image unmount a:1");
         for (String line : lines) {
             String[] args = line.split(" ");
             Subcommand fast = HotCommands.parse(args);
@@ -46,7 +48,8 @@ class HotCommandsTest {
     void leavesToPicocliWhatItIsNotSureOf() {
         List<String> lines = List.of("ps --help", "run --help", "--help", "-h", "ps --bogus", "rm", "logs a b",
                 "run", "exec sb", "run @args img", "images", "image ls", "ps -x", "stop -t soon a",
-                "run --name a --name b img", "network ls", "daemon", "version", "ps -", "");
+                "run --name a --name b img", "network ls", "daemon", "version", "ps -", "",
+                "pull", "image", "image inspect a", "image mount", "image rm a");
         for (String line : lines) {
             assertThat(HotCommands.parse(line.isEmpty() ? new String[0] : line.split(" "))).as(line).isNull();
         }
@@ -65,7 +68,10 @@ class HotCommandsTest {
         CommandLine cli = new CommandLine(new KilnCommand());
         Commands.register(cli, args);
         CommandLine.ParseResult r = cli.parseArgs(args);
-        return (Subcommand) r.subcommand().commandSpec().userObject();
+        while (r.hasSubcommand()) { // `image mount`: the innermost command
+            r = r.subcommand();
+        }
+        return (Subcommand) r.commandSpec().userObject();
     }
 
     /** The annotated fields of {@code o}, its superclasses and its mixins, by name. */

@@ -86,8 +86,13 @@ final class RootfsFile {
                     continue;
                 }
                 Path candidate = join(rootfs, done).resolve(name);
-                BasicFileAttributes attrs =
-                        Files.readAttributes(candidate, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+                // null when missing, without an exception: a command's PATH search misses in most directories,
+                // and each NoSuchFileException filled in a stack trace on every start (issue 17)
+                BasicFileAttributes attrs = candidate.getFileSystem().provider().readAttributesIfExists(candidate,
+                        BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+                if (attrs == null) {
+                    return Optional.empty();
+                }
                 if (attrs.isSymbolicLink()) {
                     if (++links > MAX_LINKS) {
                         throw KilnException.invalid("too many symbolic links resolving " + path + " in the image");

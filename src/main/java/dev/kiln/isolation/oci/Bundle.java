@@ -1,6 +1,7 @@
 package dev.kiln.isolation.oci;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectWriter;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
@@ -23,6 +24,8 @@ public record Bundle(Path dir) {
 
     public static final String CONFIG_JSON = "config.json";
     public static final String ROOTFS = "rootfs";
+    /** One for all bundles: a mapper per bundle was built (and its serializers found again) at every create. */
+    private static final ObjectWriter CONFIG_WRITER = new ObjectMapper().writer(SerializationFeature.INDENT_OUTPUT);
 
     public Path configJson() {
         return dir.resolve(CONFIG_JSON);
@@ -46,7 +49,7 @@ public record Bundle(Path dir) {
         writeEtcFiles(spec, hostResolvConf);
         try {
             // config.json carries the environment, which may hold secrets: owner only.
-            String json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(config);
+            String json = CONFIG_WRITER.writeValueAsString(config);
             writeAtomically(bundle.configJson(), json + "\n", "rw-------");
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL,
@@ -61,7 +64,9 @@ public record Bundle(Path dir) {
      */
     static void writeEtcFiles(SandboxSpec spec, String hostResolvConf) {
         try {
-            Files.createDirectories(spec.dir());
+            if (!Files.isDirectory(spec.dir())) { // a start finds it: createDirectories would throw and catch
+                Files.createDirectories(spec.dir());
+            }
             writeAtomically(spec.dir().resolve(EtcFiles.HOSTNAME), EtcFiles.hostname(RuntimeSpec.hostname(spec)),
                     "rw-r--r--");
             writeAtomically(spec.dir().resolve(EtcFiles.HOSTS), EtcFiles.hosts(spec), "rw-r--r--");

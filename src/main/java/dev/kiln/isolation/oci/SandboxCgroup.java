@@ -3,6 +3,7 @@ package dev.kiln.isolation.oci;
 import java.io.IOException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Path;
@@ -102,6 +103,9 @@ final class SandboxCgroup implements AutoCloseable {
     }
 
     private static boolean rmdir(Path dir) {
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
+            return true; // most hierarchies never had it: no NoSuchFileException (and its stack trace) for each
+        }
         for (int attempt = 0; ; attempt++) {
             try {
                 Files.delete(dir);
