@@ -7,7 +7,7 @@
 #   need_kiln_init  (optional) 1 when the snapshot must hold native/kiln-init too (VMs)
 # and gets kiln (the snapshot's launcher), kroot/krun (kiln's private --root/--run-root), kiln_cmd, podman_cmd.
 
-kiln_home="$work/kiln-build"
+kiln_home="${KILN_BENCH_HOME:-$work/kiln-build}"   # bench/run makes one snapshot for its whole suite
 kiln="$kiln_home/bin/kiln"
 kroot="$work/kiln/root"
 krun="$work/kiln/run"
@@ -35,12 +35,17 @@ kill_pid() {
 }
 
 # snapshot_kiln: a copy of bin/kiln and target/ (jar, lib/, native/kiln-shim + kiln-init) in $kiln_home, because
-# others rebuild target/ while they work and a jar replaced under a running kilnd breaks it. Then its own AOT cache,
-# trained as scripts/aot-cache does (the JVM ties a cache to the jar's path and time); sets $aot to "in use" or why
+# others rebuild target/ while they work and a jar replaced under a running kilnd breaks it. Then its own AOT caches
+# (the CLI's and kilnd's), trained by scripts/aot-cache (the JVM ties a cache to the jar's path and time); sets $aot to "in use" or why
 # not (checked with -XX:AOTMode=on, which turns an unusable cache into an error).
 jar_ok() { python3 -c 'import sys, zipfile; sys.exit(zipfile.ZipFile(sys.argv[1]).testzip() is not None)' "$1" 2>/dev/null; }
 snapshot_kiln() {
   local jar="$repo/target/kiln-0.1.0.jar" stamp ok=0
+  if [ -n "${KILN_BENCH_HOME:-}" ]; then   # the suite's, made and trained by bench/run
+    aot="$(cat "$KILN_BENCH_HOME/../aot")"
+    log "kiln: the suite's snapshot of the build from $(date -r "$kiln_home/target/kiln-0.1.0.jar" '+%F %H:%M:%S'); AOT cache $aot"
+    return 0
+  fi
   for _ in $(seq 90); do   # a build in progress: wait (up to 3 min) for a complete jar
     stamp="$(stat -c %Y "$jar" 2>/dev/null || true)"
     if [ -n "$stamp" ] && [ -x "$repo/target/native/kiln-shim" ] && jar_ok "$jar" \
@@ -53,17 +58,19 @@ snapshot_kiln() {
     sleep 2
   done
   [ "$ok" = 1 ] || { log "$bench_name: no complete kiln build in target/ (run scripts/setup)"; return 1; }
-  mkdir -p "$work/aot-train"
   aot="in use"
-  if ! KILN_AOT_TRAIN=1 KILN_JAVA_HOME="$java_home" timeout "$step_timeout" "$kiln" "$work/aot-train" >"$work/aot.log" 2>&1; then
+  # every cache scripts/setup makes for a user (the CLI's two, kilnd's), trained by the same script on the snapshot
+  if ! KILN_JAVA_HOME="$java_home" timeout "$((3 * step_timeout))" "$repo/scripts/aot-cache" "$kiln_home" \
+       >"$work/aot.log" 2>&1 || [ ! -f "$kiln_home/target/kiln.aot" ]; then
     aot="NOT built ($(tail -1 "$work/aot.log"))"
+  elif [ ! -f "$kiln_home/target/kilnd.aot" ]; then
+    aot="of the CLI in use, kilnd's NOT built ($(tail -1 "$work/aot.log"))"
   # the launcher silences the JVM's AOT messages; AOTMode=on makes an unusable cache an error instead
   elif ! "$java_home/bin/java" -XX:AOTCache="$kiln_home/target/kiln.aot" -XX:AOTMode=on -XX:TieredStopAtLevel=1 \
          -XX:+UseSerialGC --enable-native-access=ALL-UNNAMED -cp "$kiln_home/target/kiln-0.1.0.jar" dev.kiln.cli.Main \
          --version >"$work/aot.log" 2>&1; then
     aot="NOT usable ($(grep . "$work/aot.log" | tail -1))"
   fi
-  rm -rf "$work/aot-train"
   log "kiln: snapshot of the build from $(date -r "$kiln_home/target/kiln-0.1.0.jar" '+%F %H:%M:%S'); AOT cache $aot"
 }
 

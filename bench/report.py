@@ -531,7 +531,7 @@ w(f"- {suite.get('cores', '?')} cores ({suite.get('cpu', '?')}), {int(suite.get(
   f"memory ({int(suite.get('mem_available_mb', '0')) / 1024:.1f} GiB available at the start)")
 w(f"- kernel {suite.get('kernel', '?')}, {suite.get('os', '?')}; {kvm}")
 w(f"- kiln {suite.get('kiln', '?')} (jar built {suite.get('jar_built', '?')}; the benchmarks run a snapshot of it, "
-  f"AOT cache: {rl.meta.get('aot') or vm.meta.get('aot') or '?'}); {suite.get('java', '?')}")
+  f"AOT cache: {rl.meta.get('aot') or vm.meta.get('aot') or suite.get('aot') or '?'}); {suite.get('java', '?')}")
 loads = [f"suite start {suite.get('load_start', '?')}, end {suite.get('load_end', '?')}"]
 for n in ORDER:
     b = benches[n]
