@@ -65,17 +65,6 @@ final class Spare {
     /** Whether this claimed spare started the next one ({@link #next}). */
     private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
-    /**
-     * The next spare this claimed one started ({@link #next}), whose scheduling group stays at nice 10 until this
-     * pod's first container started ({@link #started}) or this long after the claim, whichever comes first: it then
-     * takes nice 0, so it is ready for the next pod even on a busy node (at nice 10 on a node loaded by other work
-     * it got so little CPU that the next pod found it still starting and waited 1-2 s for it).
-     */
-    private static final Duration NEXT_YIELDS = Duration.ofMillis(1500);
-    private static volatile long nextPid = -1;
-    private static final AtomicBoolean NEXT_BOOSTED = new AtomicBoolean();
-    /** The id this claimed spare serves (the pod sandbox's, or a lone task's). */
-    private static volatile String servedId;
     /** containerd's identifiers (namespaces, container ids): its identifiers package's pattern. */
     private static final Pattern IDENTIFIER = Pattern.compile("[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*");
 
@@ -104,16 +93,18 @@ final class Spare {
             Libc.mkfifo(idle.toString(), 0600);
         } finally {
             // the launcher starts no second spare while this one starts (its marker), and may again now
-            removePending(pool);
+            Files.deleteIfExists(pool.resolve("pending"));
         }
         // KILN_SHIM_SPARE_WARM=0 (containerd's environment) leaves the warm-up out: to measure what it brings
-        // Then, idle and warm, it fills the pool up to its size (spares): one spare after the other, each at nice 10
+        // Then, idle and warm, it fills the pool up to its size (spares): one spare after the other
         boolean warmUp = !"0".equals(System.getenv("KILN_SHIM_SPARE_WARM"));
         Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
             long t = System.nanoTime();
             try {
-                if (warmUp) warm(pool, pid);
-                warmed[0] = (System.nanoTime() - t) / 1_000_000;
+                if (warmUp) {
+                    warm(pool, pid);
+                    warmed[0] = (System.nanoTime() - t) / 1_000_000;
+                }
             } catch (Exception e) {
                 System.err.println("containerd-shim-kiln-v2 spare: warm-up failed: " + e);
             }
@@ -126,11 +117,10 @@ final class Spare {
         long read = System.nanoTime();
         // started at nice 10 (its JVM start and warm-up yield to the pods being started), a pod's shim from now:
         // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
-        boolean reniced = Libc.niceGroup(0) & autogroupNice(0);
+        boolean reniced = Libc.niceGroup(0);
         assigned.set(true);
         Files.deleteIfExists(claimed);
         Map<String, String> serve = check(assignment, address);
-        servedId = serve.get("id");
         Path bundle = Path.of(serve.get("bundle"));
         Libc.chdir(bundle.toString());
         Path log = bundle.resolve("log");
@@ -141,10 +131,7 @@ final class Spare {
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
                 + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
-        if (!reniced) {
-            shimLog.line("cannot take nice 0 back (setpriority or /proc/self/autogroup refused): this pod's shim "
-                    + "stays at nice 10");
-        }
+        if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago");
         // the next pod's spare, now (pods come in bursts: started later, it was still starting when the next pod of
@@ -153,26 +140,17 @@ final class Spare {
         ShimMain.serve(serve, bundle);
     }
 
-    /**
-     * Starts the next spare of this claimed spare's pool, once: the same command line as this process's own, as
-     * the launcher's {@code start_spare} starts one (setsid, nice 10, directory /, stdin /dev/null, output in the
-     * pool's spares.log), unless a spare is idle or starting there already (the launcher's {@code pending} marker).
-     * Doing it here rather than in the launcher keeps the pod's {@code start} short: containerd waits for it.
-     */
+    /** Starts the next spare of this claimed spare's pool, once, if the pool is short of spares ({@link #topUp}). */
     static void next() {
         if (!claimed || !NEXT_STARTED.compareAndSet(false, true)) return;
-        long pid = topUp();
-        if (pid <= 0) return;
-        nextPid = pid;
-        sleep(NEXT_YIELDS.toMillis());
-        boostNext();
+        topUp();
     }
 
     /**
      * How many spares a pool keeps ({@code KILN_SHIM_SPARES} in containerd's environment, default 2): with one, pods
      * back to back claimed a spare started ~1 s earlier, often still warming (its claim 100-250 ms instead of
      * 15-40), while the next one's JVM start ran beside the pod; with two, the spare a pod claims was started a pod
-     * earlier, and the one started now has a pod's time to start and warm. Each idle spare costs ≈ 65 MB PSS.
+     * earlier. Each idle spare costs ≈ 65 MB PSS.
      */
     static int spares() {
         if ("0".equals(System.getenv("KILN_SHIM_SPARE"))) return 0;
@@ -186,19 +164,20 @@ final class Spare {
     /**
      * Starts one spare in this spare's pool if it has fewer than {@link #spares} idle and none starting (the
      * launcher's {@code pending} marker: one at a time), with this process's own command line, as the launcher's
-     * {@code start_spare} starts one (setsid, {@link #NICE_SH}, nice 10, directory /, stdin /dev/null, output in
-     * the pool's spares.log). Called by a claimed spare ({@link #next}) and by a spare that has become idle and
-     * warm: the pool fills up one spare after the other. Returns the new spare's pid, or -1.
+     * {@code start_spare} starts one (setsid, nice 10, directory /, stdin /dev/null, output in the pool's
+     * spares.log). Called by a claimed spare ({@link #next}) and by a spare that has become idle and warm: the pool
+     * fills up one spare after the other. Doing it here rather than in the launcher keeps the pod's {@code start}
+     * short: containerd waits for it.
      */
-    static long topUp() {
+    static void topUp() {
         ProcessHandle.Info self = ProcessHandle.current().info();
         String[] args = self.arguments().orElse(new String[0]);
-        if (self.command().isEmpty() || args.length < 3 || !args[args.length - 1].equals("spare")) return -1;
+        if (self.command().isEmpty() || args.length < 3 || !args[args.length - 1].equals("spare")) return;
         String address = args[args.length - 2];
         Path pool = pool(address);
         try {
             if (!Files.exists(Path.of(address.startsWith("unix://") ? address.substring(7) : address))) {
-                return -1;   // its containerd is gone
+                return;   // its containerd is gone
             }
             int idle = 0;
             try (DirectoryStream<Path> fifos = Files.newDirectoryStream(pool, "*.idle")) {
@@ -207,75 +186,23 @@ final class Spare {
                     if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) idle++;
                 }
             }
-            if (idle >= spares()) return -1;
+            if (idle >= spares()) return;
             Path pending = pool.resolve("pending");
             if (Files.isDirectory(pending) && Files.getLastModifiedTime(pending).toInstant()
                     .isBefore(java.time.Instant.now().minusSeconds(60))) {
-                removePending(pool);   // its spare died while starting
+                Files.deleteIfExists(pending);   // its spare died while starting
             }
             Files.createDirectory(pending);
-            List<String> cmd = new ArrayList<>(List.of("setsid", "sh", "-c", NICE_SH, pending.toString(), "nice",
-                    "-n", "10", self.command().get()));
+            List<String> cmd = new ArrayList<>(List.of("setsid", "nice", "-n", "10", self.command().get()));
             cmd.addAll(List.of(args));
             ProcessBuilder.Redirect log = ProcessBuilder.Redirect.appendTo(pool.resolve("spares.log").toFile());
-            return Children.start(new ProcessBuilder(cmd).directory(Path.of("/").toFile())
+            Children.start(new ProcessBuilder(cmd).directory(Path.of("/").toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                    .redirectOutput(log).redirectError(log)).pid();   // setsid, sh and nice exec: the JVM's pid
+                    .redirectOutput(log).redirectError(log));
         } catch (java.nio.file.FileAlreadyExistsException startingAlready) {
-            return -1;   // another one is starting
+            // another one is starting
         } catch (IOException | RuntimeException e) {
             System.err.println("containerd-shim-kiln-v2: cannot start the next spare shim: " + e);
-            return -1;
-        }
-    }
-
-    /**
-     * sh's part of a spare's start, between setsid and the JVM (the launcher's {@code start_spare} runs the same):
-     * a session of its own is a scheduling group of its own (the kernel's autogroup), which competes with every
-     * other session's group as an equal whatever nice(1) set its threads to, so a spare at "nice 10" took a full
-     * share of a core beside the pod that had just claimed its predecessor; the group's own nice makes it yield
-     * (measured here: a busy loop at nice 10 in its own session against one at nice 0 in another got 50 % of the
-     * core, with the group at nice 10 10 %). Its pid (the JVM's, after exec) goes into {@code pending}: a start
-     * that waits for this spare gives the group nice 0 back (the launcher's {@code boost}).
-     */
-    static final String NICE_SH = "{ echo 10 >/proc/self/autogroup; echo $$ >\"$0/pid\"; } 2>/dev/null; exec \"$@\"";
-
-    /** The pool's {@code pending} marker and the starting spare's pid in it. */
-    private static void removePending(Path pool) throws IOException {
-        Files.deleteIfExists(pool.resolve("pending/pid"));
-        Files.deleteIfExists(pool.resolve("pending"));
-    }
-
-    /**
-     * This process's scheduling group (its session's autogroup) at {@code nice}: a claimed spare takes 0 back (see
-     * {@link #NICE_SH}). True also where the kernel has no autogroups (nice(1) alone then decides).
-     */
-    static boolean autogroupNice(int nice) {
-        Path group = Path.of("/proc/self/autogroup");
-        if (!Files.exists(group)) return true;
-        try {
-            Files.writeString(group, Integer.toString(nice));
-            return true;
-        } catch (IOException refused) {
-            return false;
-        }
-    }
-
-    /**
-     * A task of this claimed spare's pod started: once it is one of the pod's containers (not the sandbox's own
-     * task, whose id the shim serves under), the pod's start is over and the next spare may take nice 0.
-     */
-    static void started(String taskId) {
-        if (claimed && !taskId.equals(servedId)) boostNext();
-    }
-
-    private static void boostNext() {
-        long pid = nextPid;
-        if (pid <= 0 || !NEXT_BOOSTED.compareAndSet(false, true)) return;
-        try {
-            Files.writeString(Path.of("/proc/" + pid + "/autogroup"), "0");
-        } catch (IOException goneOrNoAutogroups) {
-            // it exited, or the kernel has no autogroups (its threads' nice 10 then stays, as a cold shim's start would)
         }
     }
 
@@ -375,7 +302,8 @@ final class Spare {
                 Files.move(idle, idle.resolveSibling(idle.getFileName() + ".exit"), StandardCopyOption.ATOMIC_MOVE);
                 Files.deleteIfExists(idle.resolveSibling(idle.getFileName() + ".exit"));
                 String pid = idle.getFileName().toString().replace(".idle", "");
-                for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json"}) {
+                for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json",
+                        ".warm-runtime.toml"}) {
                     Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
                 }
                 if (!Files.exists(socket)) removeDeadPool(idle.getParent());
@@ -410,9 +338,7 @@ final class Spare {
             return;
         }
         try {
-            for (String name : new String[] {"tick", "spares.log", "pending/pid", "pending"}) {
-                Files.deleteIfExists(pool.resolve(name));
-            }
+            for (String name : new String[] {"tick", "spares.log", "pending"}) Files.deleteIfExists(pool.resolve(name));
             Files.deleteIfExists(pool);
         } catch (IOException notEmpty) {
             // another spare is starting there
@@ -433,6 +359,9 @@ final class Spare {
         Path taskSocket = pool.resolve(pid + ".warm-task");
         Path spec = pool.resolve(pid + ".warm-config.json");
         Files.writeString(spec, SAMPLE_SPEC);
+        // a CRI handler's runtime config (its ConfigPath), read as a pod's first Create reads it
+        Path runtimeConfig = pool.resolve(pid + ".warm-runtime.toml");
+        Files.writeString(runtimeConfig, "isolation = \"container\"\n");
         ObjectMapper json = new ObjectMapper();
         ServerSocketChannel events = new TtrpcServer("containerd.services.events.ttrpc.v1.Events", (method, p) -> {
             ForwardRequest.parseFrom(p);
@@ -445,6 +374,8 @@ final class Spare {
             String configPath = Options.parseFrom(r.getOptions().getValue()).getConfigPath();
             KilnRuntime runtime = KilnRuntime.choose(s, configPath.isEmpty() ? null : configPath,
                     pool.resolve("warm-bundle"));
+            PodSizing.apply(runtime, s, pool.resolve("warm-bundle"));   // a no-op for a container task
+            for (Mount m : r.getRootfsList()) RootfsMount.of(m.getType(), m.getOptionsList());
             runtime.command("create", "--bundle", r.getBundle(), "--pid-file", "init.pid", r.getId());
             GvisorPod.member(runtime, s);
             StdioUri.parse(r.getStdout());
@@ -458,7 +389,7 @@ final class Spare {
             channel.connect(UnixDomainSocketAddress.of(taskSocket));
             TtrpcConnection conn = new TtrpcConnection(channel);
             byte[] create = Request.newBuilder().setService(TaskService.NAME).setMethod("Create")
-                    .setPayload(sampleCreate().toByteString()).build().toByteArray();
+                    .setPayload(sampleCreate(runtimeConfig).toByteString()).build().toByteArray();
             for (int i = 0; i < 20 && !claimed; i++) {
                 conn.write(2 * i + 1, TtrpcConnection.REQUEST, create);
                 Response response = Response.parseFrom(conn.read().data());
@@ -470,26 +401,34 @@ final class Spare {
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
+        // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
+        // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
+        // mount step at load 10-15 where the second Create of the pod spent 1-5 ms
+        if (!claimed) {
+            RootfsMount.of("overlay", List.of("index=off", "lowerdir=" + pool.resolve(pid + ".warm-none")))
+                    .mount("overlay", pool.resolve(pid + ".warm-none"));
+        }
         publisher.close();
         tasks.close();
         events.close();
         Files.deleteIfExists(taskSocket);
         Files.deleteIfExists(eventsSocket);
         Files.deleteIfExists(spec);
+        Files.deleteIfExists(runtimeConfig);
         quiet.line("warm");
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
     }
 
-    private static CreateTaskRequest sampleCreate() {
+    private static CreateTaskRequest sampleCreate(Path runtimeConfig) {
         return CreateTaskRequest.newBuilder().setId("warm").setBundle("/run/containerd/io.containerd.runtime.v2.task/"
                         + "k8s.io/warm").addRootfs(Mount.newBuilder().setType("overlay").setSource("overlay")
                         .addOptions("index=off").addOptions("lowerdir=/var/lib/containerd/snapshots/1/fs"))
                 .setStdout("/run/containerd/io.containerd.grpc.v1.cri/containers/warm/io/1/warm-stdout")
                 .setStderr("/run/containerd/io.containerd.grpc.v1.cri/containers/warm/io/1/warm-stderr")
                 .setOptions(Any.newBuilder().setTypeUrl("containerd.runc.v1.Options")
-                        .setValue(Options.newBuilder().build().toByteString()))
+                        .setValue(Options.newBuilder().setConfigPath(runtimeConfig.toString()).build().toByteString()))
                 .build();
     }
 

@@ -178,7 +178,6 @@ final class TaskService implements TtrpcServer.Service {
             task.init().started();
             events.publish("/tasks/start", TaskStart.newBuilder().setContainerId(task.id())
                     .setPid(task.init().pid()).build());
-            Spare.started(task.id());   // a pod's first container: the next spare need not yield any more
             return StartResponse.newBuilder().setPid(task.init().pid()).build();
         }
         ShimProcess exec = process(task, r.getExecId());
