@@ -13,7 +13,6 @@ import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 
@@ -65,24 +64,14 @@ final class FirecrackerCheckpoint {
 
         /** As the {@code shape} file holds it, one {@code key=value} a line; never equal to a QEMU shape. */
         Map<String, String> fields() {
-            Map<String, String> f = new LinkedHashMap<>();
-            f.put("format", "firecracker-1");
-            f.put("kernel", kernel.toString());
-            f.put("kernel-size", Long.toString(kernelSize));
-            f.put("kernel-mtime", Long.toString(kernelMtime));
-            f.put("initrd", initrd.toString());
-            f.put("initrd-size", Long.toString(initrdSize));
-            f.put("memory-mib", Long.toString(memoryMiB));
-            f.put("cpus", Integer.toString(vcpus));
-            f.put("nic", Boolean.toString(nic));
+            Map<String, String> f = VmSnapshot.guestFields("firecracker-1", kernel, kernelSize, kernelMtime, initrd,
+                    initrdSize, memoryMiB, vcpus, nic);
             f.put("firecracker", firecracker + " " + binarySize + " " + binaryMtime);
             return f;
         }
 
         String text() {
-            StringBuilder b = new StringBuilder();
-            fields().forEach((k, v) -> b.append(k).append('=').append(v).append('\n'));
-            return b.toString();
+            return VmSnapshot.shapeText(fields());
         }
     }
 

@@ -49,6 +49,29 @@ final class VmSnapshot {
     private VmSnapshot() {
     }
 
+    /** The fields every VMM's shape starts with (QEMU's {@link Shape}, {@link FirecrackerCheckpoint.Shape}): the guest's. */
+    static Map<String, String> guestFields(String format, Path kernel, long kernelSize, long kernelMtime, Path initrd,
+                                           long initrdSize, long memoryMiB, int cpus, boolean nic) {
+        Map<String, String> f = new LinkedHashMap<>();
+        f.put("format", format);
+        f.put("kernel", kernel.toString());
+        f.put("kernel-size", Long.toString(kernelSize));
+        f.put("kernel-mtime", Long.toString(kernelMtime));
+        f.put("initrd", initrd.toString());
+        f.put("initrd-size", Long.toString(initrdSize));
+        f.put("memory-mib", Long.toString(memoryMiB));
+        f.put("cpus", Integer.toString(cpus));
+        f.put("nic", Boolean.toString(nic));
+        return f;
+    }
+
+    /** A shape as its {@code shape} file holds it: one {@code key=value} a line. */
+    static String shapeText(Map<String, String> fields) {
+        StringBuilder b = new StringBuilder();
+        fields.forEach((k, v) -> b.append(k).append('=').append(v).append('\n'));
+        return b.toString();
+    }
+
     /**
      * What a snapshot is valid for: everything of the VM that its state depends on. Two VMs of one shape restore the
      * same state; anything else is another snapshot.
@@ -76,25 +99,15 @@ final class VmSnapshot {
 
         /** The shape as the {@code shape} file holds it: one {@code key=value} a line. */
         Map<String, String> fields() {
-            Map<String, String> f = new LinkedHashMap<>();
-            f.put("format", FORMAT);
-            f.put("kernel", kernel.toString());
-            f.put("kernel-size", Long.toString(kernelSize));
-            f.put("kernel-mtime", Long.toString(kernelMtime));
-            f.put("initrd", initrd.toString());
-            f.put("initrd-size", Long.toString(initrdSize));
-            f.put("memory-mib", Long.toString(memoryMiB));
-            f.put("cpus", Integer.toString(cpus));
-            f.put("nic", Boolean.toString(nic));
+            Map<String, String> f = guestFields(FORMAT, kernel, kernelSize, kernelMtime, initrd, initrdSize, memoryMiB,
+                    cpus, nic);
             f.put("accel", kvm ? "kvm" : "tcg");
             f.put("qemu", qemu + " " + qemuSize + " " + qemuMtime);
             return f;
         }
 
         String text() {
-            StringBuilder b = new StringBuilder();
-            fields().forEach((k, v) -> b.append(k).append('=').append(v).append('\n'));
-            return b.toString();
+            return shapeText(fields());
         }
 
         String key() {
