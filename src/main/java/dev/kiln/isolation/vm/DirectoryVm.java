@@ -202,6 +202,10 @@ public final class DirectoryVm {
         }
     }
 
+    /** A pod's /etc/hosts and /etc/resolv.conf for its containers (null: the container root's own). */
+    public record PodFiles(String hosts, String resolv) {
+    }
+
     /** Where the pod directory ({@link #podDir}) is in the guest: each container's root is a directory in it. */
     public static final String POD_GUEST = "/run/kiln-pod";
 
@@ -267,8 +271,17 @@ public final class DirectoryVm {
      * non-null: the process runs in that container of the pod, in its own root ({@link #podRoot}).
      */
     public static List<String> exec(Path dir, Path request, ProcessSpec process, String container) {
+        return exec(dir, request, process, container, null);
+    }
+
+    /**
+     * The same; {@code etc} (a pod's container) the content of its /etc/hosts and /etc/resolv.conf, which the guest
+     * binds over its root's in the process's own mount namespace (CRI binds the pod's files so).
+     */
+    public static List<String> exec(Path dir, Path request, ProcessSpec process, String container, PodFiles etc) {
         try {
-            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container));
+            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container,
+                    etc == null ? null : etc.hosts(), etc == null ? null : etc.resolv()));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }
