@@ -902,7 +902,29 @@ __attribute__((noreturn)) static void child_fail(const char *what, int code) {
  * VM's) inside PATH, which becomes its root. It shares the VM's network (the pod's: localhost between containers),
  * its pid namespace and its kernel; the VM is the isolation boundary, as in Kata's pods.
  */
-static void enter_container(const char *root) {
+/*
+ * CRI's per-pod file (the pod's /etc/hosts or /etc/resolv.conf, sent with the EXEC): its text in a file of a tmpfs of
+ * this process's own mount namespace (enter_container's, mounted over the VM's /dev/shm there after the container's
+ * /dev was bound: a memfd cannot be the source of a bind, it is in no mount namespace), bound over ROOT/etc/NAME, as
+ * CRI binds the sandbox's file into a runc container. The container's root (its image's snapshot) is not written,
+ * except for an empty mount point where the image has none. A root without /etc, or whose etc/NAME is a symlink or
+ * cannot be made (read-only), keeps its own.
+ */
+static void bind_text(const char *root, const char *name, const char *text) {
+    char at[4200], src[64];
+    snprintf(at, sizeof at, "%s/etc/%s", root, name);
+    int point = open(at, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (point < 0) { say("%s: %s (the container keeps its own)", at, strerror(errno)); return; }
+    if (close(point) != 0) child_fail("close", 125);
+    snprintf(src, sizeof src, "/dev/shm/%s", name);
+    int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) child_fail(src, 125);
+    if (write_all(fd, text, strlen(text)) != 0) child_fail(src, 125);
+    if (close(fd) != 0) child_fail(src, 125);
+    if (mount(src, at, NULL, MS_BIND, NULL) != 0) child_fail(at, 125);
+}
+
+static void enter_container(const char *root, const char *hosts, const char *resolv) {
     char at[4200];
     const char *dirs[] = { "proc", "dev", "sys" };
     if (unshare(CLONE_NEWNS) != 0) child_fail("unshare(CLONE_NEWNS)", 125);
@@ -913,6 +935,12 @@ static void enter_container(const char *root) {
         int r = i == 0 ? mount("proc", at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
                        : mount(i == 1 ? "/dev" : "/sys", at, NULL, MS_BIND | MS_REC, NULL);
         if (r != 0) child_fail(at, 125);
+    }
+    if (hosts != NULL || resolv != NULL) {
+        if (mount("kiln-pod-files", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0)
+            child_fail("a tmpfs for the pod's files", 125);
+        if (hosts != NULL) bind_text(root, "hosts", hosts);
+        if (resolv != NULL) bind_text(root, "resolv.conf", resolv);
     }
     if (chdir(root) != 0) child_fail(root, 125);
     if (chroot(".") != 0) child_fail("chroot", 125);
@@ -926,7 +954,7 @@ __attribute__((noreturn)) static void exec_child(const struct spec *s, int in, i
     if (s->tty && ioctl(0, TIOCSCTTY, 0) != 0) child_fail("TIOCSCTTY", 125);
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
     if (s->chroot != NULL) {
-        enter_container(s->chroot);
+        enter_container(s->chroot, s->hosts, s->resolv);
         if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) child_fail(s->cwd, 125);
     }
     if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail("setgroups", 125);

@@ -58,7 +58,7 @@ final class VmTasks {
      */
     private record VmTask(String id, Path bundle, Path dir, String vmId, VmProcess init,
                           Map<String, VmProcess> execs, Map<String, ProcessSpec> execSpecs, VmTask pod,
-                          ProcessSpec spec) {
+                          ProcessSpec spec, DirectoryVm.PodFiles etc) {
 
         /** The task whose VM this one runs in. */
         VmTask vm() {
@@ -159,7 +159,7 @@ final class VmTasks {
         Files.createDirectories(dir);
         VmProcess init = new VmProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
         VmTask task = new VmTask(r.getId(), bundle, dir, vmId, init, new ConcurrentHashMap<>(),
-                new ConcurrentHashMap<>(), null, null);
+                new ConcurrentHashMap<>(), null, null, null);
         int pid;
         try {
             DirectoryVm.Request request = request(r.getId(), spec, bundle, dir, vmId, init.stdinOpen());
@@ -207,7 +207,7 @@ final class VmTasks {
             throw TtrpcServer.RpcError.precondition(e.getMessage());
         }
         VmTask task = new VmTask(r.getId(), bundle, dir, pod.vmId(), init, new ConcurrentHashMap<>(),
-                new ConcurrentHashMap<>(), pod, process);
+                new ConcurrentHashMap<>(), pod, process, podFiles(spec));
         tasks.put(r.getId(), task);
         log.line("created " + r.getId() + " (vm, in pod " + sandboxId + ")");
         events.publish("/tasks/create", TaskCreate.newBuilder().setContainerId(r.getId()).setBundle(r.getBundle())
@@ -215,6 +215,24 @@ final class VmTasks {
                         .setStdout(r.getStdout()).setStderr(r.getStderr()).setTerminal(r.getTerminal()))
                 .build());
         return CreateTaskResponse.getDefaultInstance(); // its process exists from Start on
+    }
+
+    /**
+     * CRI's per-pod /etc/hosts and /etc/resolv.conf of a pod's container (files its spec binds: the sandbox's copies,
+     * made by CRI from the node's or the pod's DNS config): their content, which the guest binds over the container
+     * root's (virtio-fs shares directories, not files).
+     */
+    private static DirectoryVm.PodFiles podFiles(JsonNode spec) throws IOException {
+        String hosts = null, resolv = null;
+        for (JsonNode m : spec.path("mounts")) {
+            String target = m.path("destination").asText();
+            if (!target.equals("/etc/hosts") && !target.equals("/etc/resolv.conf")) continue;
+            Path source = Path.of(m.path("source").asText());
+            if (!Files.isRegularFile(source) || Files.size(source) > 16 * 1024) continue; // the EXEC request is one 64 KiB frame
+            if (target.equals("/etc/hosts")) hosts = Files.readString(source);
+            else resolv = Files.readString(source);
+        }
+        return hosts == null && resolv == null ? null : new DirectoryVm.PodFiles(hosts, resolv);
     }
 
     /** The VM of an OCI spec: its process, names, files and mounts as the guest takes them. */
@@ -296,7 +314,7 @@ final class VmTasks {
             Path request = task.dir().resolve("init.spec");
             int pid;
             try {
-                pid = init.launch(DirectoryVm.exec(task.pod().dir(), request, task.spec(), task.id()),
+                pid = init.launch(DirectoryVm.exec(task.pod().dir(), request, task.spec(), task.id(), task.etc()),
                         task.dir().resolve("relay.log"), () -> exited(task, init));
             } catch (KilnException e) {
                 throw TtrpcServer.RpcError.precondition(e.getMessage());
@@ -317,7 +335,7 @@ final class VmTasks {
         Path request = task.dir().resolve("exec-" + Integer.toHexString(r.getExecId().hashCode()) + ".spec");
         int pid;
         try {
-            pid = exec.launch(DirectoryVm.exec(task.vm().dir(), request, spec, task.container()),
+            pid = exec.launch(DirectoryVm.exec(task.vm().dir(), request, spec, task.container(), task.etc()),
                     task.dir().resolve("relay.log"),
                     () -> exited(task, exec));
         } catch (KilnException e) {

@@ -91,6 +91,12 @@ class CriTest {
             assertThat(exec(client, "sh", "-c", "echo mine > /only-client; cat /only-client").getStdout()
                     .toStringUtf8()).isEqualTo("mine\n");
             assertThat(exec(server, "sh", "-c", "[ -e /only-client ]").getExitCode()).isEqualTo(1);
+            // CRI's per-pod files (its copies of the node's /etc/hosts and /etc/resolv.conf, bound into each
+            // container's spec), in each container's root though the image has neither
+            assertThat(exec(client, "cat", "/etc/hosts").getStdout().toStringUtf8())
+                    .isEqualTo(Files.readString(Path.of("/etc/hosts")));
+            assertThat(exec(server, "cat", "/etc/resolv.conf").getStdout().toStringUtf8())
+                    .isEqualTo(Files.readString(Path.of("/etc/resolv.conf")));
         }
 
         assertThat(containerd.shims()).as("one shim serves the pod's tasks").hasSize(1);

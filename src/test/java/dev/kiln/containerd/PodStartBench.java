@@ -17,6 +17,7 @@ import java.util.List;
  * {@code --interleave}, pod i of each handler in turn rather than all of one handler's pods in a row. With {@code KILN_POD_START_LOG=FILE}
  * in the environment, containerd runs at debug level and its log (the shims' lines included: each shim's stderr is
  * its bundle's log fifo, which containerd copies into its own) is copied to FILE at the end: where a pod's time goes.
+ * The handler name {@code peer} times the shell command {@code KILN_POD_START_PEER} instead of a pod ({@link #peer}).
  */
 public final class PodStartBench {
     private PodStartBench() {
@@ -84,6 +85,26 @@ public final class PodStartBench {
         System.out.printf("%s\terror\t%s%n", handler, String.valueOf(e.getMessage()).lines().findFirst().orElse(""));
     }
 
+    /**
+     * The "handler" {@code peer}: the shell command in {@code KILN_POD_START_PEER} (e.g. a {@code kiln run --rm
+     * --isolation vm} against a kilnd of its own), timed as a pod is, so that with {@code --interleave} each pod has
+     * its peer measured seconds away from it (kiln-vm's goal is a ratio to {@code kiln run --isolation vm}).
+     */
+    private static double peer() {
+        try {
+            long a = System.nanoTime();
+            Process p = new ProcessBuilder("sh", "-c", System.getenv("KILN_POD_START_PEER")).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            if (p.waitFor() != 0) throw new IllegalStateException("the peer command failed: exit " + p.exitValue());
+            return (System.nanoTime() - a) / 1e9;
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** PSS (MB) of the VM's host processes: QEMU, virtiofsd and the relays of this containerd's pods. */
     private static double vmPssMb(TestContainerd containerd) {
         long kb = 0;
@@ -103,6 +124,7 @@ public final class PodStartBench {
     }
 
     private static double pod(CriClient cri, TestContainerd containerd, String handler, String name) {
+        if (handler.equals("peer")) return peer();
         PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
                 .setMetadata(PodSandboxMetadata.newBuilder().setName(handler + "-" + name).setUid(handler + name)
                         .setNamespace("bench"))

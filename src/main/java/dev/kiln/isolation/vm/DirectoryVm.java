@@ -9,6 +9,7 @@ import dev.kiln.isolation.oci.PidsCgroup;
 import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.vm.jail.JailRecord;
 import dev.kiln.isolation.vm.jail.VmmIds;
+import dev.kiln.isolation.vm.jail.VmmJail;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A microVM whose root is a host directory someone else prepared: containerd's bundle rootfs (docs/containerd.md).
@@ -62,6 +64,12 @@ public final class DirectoryVm {
     /**
      * Prepares the VM (caches, shares' virtiofsd, TAP, cgroups, the jail's uid) and returns the relay's command line;
      * the guest's process starts once {@link #open} made the gate. What was started is undone by {@link #cleanup}.
+     *
+     * <p>Its steps overlap: this runs on a pod's critical path (containerd's Create of the pod's sandbox), and most of
+     * it is waiting for other processes (virtiofsd's start, {@code ldd} of QEMU for its jail, {@code ip} reading and
+     * wiring the pod's network namespace), which need not wait for each other: virtiofsd starts first, the pod
+     * network's card is read and its TAP made on threads of their own, and everything is joined before the relay's
+     * command line is returned (measured in docs/containerd.md).
      */
     public List<String> prepare(Request r) {
         qemu.require();
@@ -69,11 +77,6 @@ public final class DirectoryVm {
             throw KilnException.invalid("the VM's root " + r.root() + " is not a directory");
         }
         Path vm = vmDir(r.dir());
-        Path kernels = options.stateRoot().resolve("kernels");
-        Kernel kernel = Kernel.locate(options.kernel());
-        Path init = options.init() != null ? options.init() : NativeBinary.init();
-        Path initrd = Initramfs.ensure(kernel, qemu.guestModules(), init, kernels);
-        Path boot = qemu.kernelFile(kernel, kernels);
         // the root is shared writable even for a read-only root (CRI's pause): kiln-init makes /dev, /proc, /sys and
         // the mount points in it first, then remounts it read-only in the guest; it is the task's own snapshot
         List<VirtioFs.Share> shares = new ArrayList<>(List.of(new VirtioFs.Share(0, r.root(), "/", false)));
@@ -85,47 +88,122 @@ public final class DirectoryVm {
             shares.add(new VirtioFs.Share(shares.size(), Path.of(m.source()), m.target(),
                     m.options().contains("ro")));
         }
-        GuestNic nic = r.netns() == null ? null : Netns.card(r.netns());
         try {
             Files.createDirectories(vm);
-            Files.deleteIfExists(gate(r.dir()));
-            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.directory(r.process(), r.hostname(), r.hosts(),
-                    r.resolv(), r.readOnly(), VirtioFs.tag(0), r.mounts(), nic)); // its env may hold secrets
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
-        long memoryMiB = Math.max(64, (r.memoryBytes() > 0 ? r.memoryBytes() : options.defaultMemoryBytes()) >> 20);
-        int vcpus = Math.max(1, Math.min(r.cpus(), Runtime.getRuntime().availableProcessors()));
-        Integer uid = null;
-        if (options.jail()) {
-            options.vmmUidRange().checkUnowned();
-            uid = ids.acquire(r.id(), r.dir());
-        }
-        if (nic != null) nic.prepare(vm, null);
-        Vmm.Launch launch = qemu.launch(new Vmm.Machine(r.id(), boot, initrd, null, null, memoryMiB, vcpus, nic, uid,
-                shares.size(), null), vm);
-        VirtioFs.start(vm, shares, uid); // before the VMM: QEMU connects to their sockets as it starts
-        JailRecord.write(vm, launch.jail());
-        List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm",
-                "--dir", vm.toString(), "--spec", vm.resolve("start.spec").toString(),
-                "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds())),
-                "--start-gate", gate(r.dir()).toString()));
-        if (nic != null) cmd.addAll(List.of("--netns", nic.netns().toString()));
-        cmd.addAll(launch.relayOptions());
-        long limit = (memoryMiB << 20) + VmIsolator.VMM_OVERHEAD + qemu.memoryOverhead();
+        VirtioFs.Starting fs = VirtioFs.spawn(vm, shares); // before the VMM: QEMU connects to their sockets as it starts
+        Path kernels = options.stateRoot().resolve("kernels");
+        Path libraries = kernels.resolve("vmm-libraries");
+        // what waits on other processes or loads cold code, on threads of its own, beside the caches' checks; but a
+        // node's first VM extracts the kernel's vmlinux in memory, most of the shim's 96 MB heap (a thread beside it
+        // was seen to tip it over): until a VM was made here (the jail's library list exists), after the caches
+        Side side = new Side();
+        boolean cachesMade = Files.exists(libraries);
         try {
-            cmd.addAll(List.of("--cgroup", MemoryCgroup.create(r.id(), limit).toString()));
-            Path pids = PidsCgroup.create(r.id(), VmIsolator.VMM_TASKS + vcpus);
-            if (!cmd.contains(pids.toString())) cmd.addAll(List.of("--cgroup", pids.toString()));
+            if (cachesMade) side.start(r, vm, libraries);
+            Kernel kernel = Kernel.locate(options.kernel());
+            Path init = options.init() != null ? options.init() : NativeBinary.init();
+            Path initrd = Initramfs.ensure(kernel, qemu.guestModules(), init, kernels);
+            Path boot = qemu.kernelFile(kernel, kernels);
+            if (!cachesMade) side.start(r, vm, libraries);
+            GuestNic nic = join(side.card);
+            Files.deleteIfExists(gate(r.dir()));
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.directory(r.process(), r.hostname(), r.hosts(),
+                    r.resolv(), r.readOnly(), VirtioFs.tag(0), r.mounts(), nic)); // its env may hold secrets
+            long memoryMiB = Math.max(64, (r.memoryBytes() > 0 ? r.memoryBytes() : options.defaultMemoryBytes()) >> 20);
+            int vcpus = Math.max(1, Math.min(r.cpus(), Runtime.getRuntime().availableProcessors()));
+            Integer uid = null;
+            if (options.jail()) {
+                options.vmmUidRange().checkUnowned();
+                uid = ids.acquire(r.id(), r.dir());
+            }
+            join(side.jailFiles);
+            Vmm.Launch launch = qemu.launch(new Vmm.Machine(r.id(), boot, initrd, null, null, memoryMiB, vcpus, nic,
+                    uid, shares.size(), null), vm);
+            JailRecord.write(vm, launch.jail());
+            List<String> cmd = new ArrayList<>(List.of(ShimBinary.locate().toString(), "--relay-vm",
+                    "--dir", vm.toString(), "--spec", vm.resolve("start.spec").toString(),
+                    "--hello-timeout", Long.toString(Math.max(1, options.helloTimeout().toSeconds())),
+                    "--start-gate", gate(r.dir()).toString()));
+            if (nic != null) cmd.addAll(List.of("--netns", nic.netns().toString()));
+            cmd.addAll(launch.relayOptions());
+            long limit = (memoryMiB << 20) + VmIsolator.VMM_OVERHEAD + qemu.memoryOverhead();
+            try {
+                cmd.addAll(List.of("--cgroup", MemoryCgroup.create(r.id(), limit).toString()));
+                Path pids = PidsCgroup.create(r.id(), VmIsolator.VMM_TASKS + vcpus);
+                if (!cmd.contains(pids.toString())) cmd.addAll(List.of("--cgroup", pids.toString()));
+            } catch (IOException | RuntimeException e) {
+                // unlike kilnd (which runs the VM unlimited and says so in its log), the shim refuses: nobody reads
+                // its log, and containerd's user would not learn that the VM's host memory is unbounded
+                throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot limit the VM's host memory and "
+                        + "tasks: " + e.getMessage(), e);
+            }
+            join(side.tap);
+            fs.ready(uid);
+            cmd.add("--");
+            cmd.addAll(launch.argv());
+            return cmd;
         } catch (IOException | RuntimeException e) {
-            // unlike kilnd (which runs the VM unlimited and says so in its log), the shim refuses: nobody reads
-            // its log, and containerd's user would not learn that the VM's host memory is unbounded
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "cannot limit the VM's host memory and tasks: "
-                    + e.getMessage(), e);
+            // nothing of this VM is still being made when the caller's cleanup runs
+            for (CompletableFuture<?> f : List.of(side.jailFiles, side.card, side.tap)) {
+                try {
+                    f.join();
+                } catch (RuntimeException ignored) {
+                    // the first failure is the one reported
+                }
+            }
+            VirtioFs.stop(vm);
+            if (e instanceof RuntimeException failure) throw failure;
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
-        cmd.add("--");
-        cmd.addAll(launch.argv());
-        return cmd;
+    }
+
+    /** {@link #prepare}'s work on threads of its own: the jail's files, the pod network's card, then its TAP. */
+    private final class Side {
+        CompletableFuture<Void> jailFiles = CompletableFuture.completedFuture(null);
+        CompletableFuture<GuestNic> card = CompletableFuture.completedFuture(null);
+        CompletableFuture<Void> tap = CompletableFuture.completedFuture(null);
+
+        void start(Request r, Path vm, Path libraries) {
+            jailFiles = async(() -> {
+                if (options.jail()) VmmJail.warmQemu(qemuBinary(), libraries);
+                return null;
+            });
+            card = async(() -> r.netns() == null ? null : Netns.card(r.netns()));
+            tap = card.thenApplyAsync(nic -> {
+                if (nic != null) nic.prepare(vm, null);
+                return null;
+            }, DirectoryVm::thread);
+        }
+    }
+
+    private Path qemuBinary() {
+        return dev.kiln.isolation.RuntimeBinary.of(QemuCommand.BINARY, "apt-get install qemu-system-x86",
+                options.runtimePaths()).path("the vm isolation").toAbsolutePath();
+    }
+
+    private static <T> CompletableFuture<T> async(java.util.function.Supplier<T> work) {
+        return CompletableFuture.supplyAsync(work, DirectoryVm::thread);
+    }
+
+    private static void thread(Runnable r) {
+        Thread.ofPlatform().daemon().name("vm-prepare").start(r);
+    }
+
+    /** The future's value, its failure thrown as it was (a KilnException stays one). */
+    private static <T> T join(CompletableFuture<T> f) {
+        try {
+            return f.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof RuntimeException cause) throw cause;
+            throw e;
+        }
+    }
+
+    /** A pod's /etc/hosts and /etc/resolv.conf for its containers (null: the container root's own). */
+    public record PodFiles(String hosts, String resolv) {
     }
 
     /** Where the pod directory ({@link #podDir}) is in the guest: each container's root is a directory in it. */
@@ -145,9 +223,8 @@ public final class DirectoryVm {
         Path pod = podDir(dir);
         try {
             Files.createDirectories(pod);
-            Tool.run(List.of("mount", "--bind", pod.toString(), pod.toString()), java.time.Duration.ofSeconds(10),
-                    "mount");
-            Tool.run(List.of("mount", "--make-shared", pod.toString()), java.time.Duration.ofSeconds(10), "mount");
+            PodBind.bind(pod, pod);
+            PodBind.shared(pod);
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + pod + ": " + e.getMessage(), e);
         }
@@ -162,8 +239,7 @@ public final class DirectoryVm {
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + at + ": " + e.getMessage(), e);
         }
-        Tool.run(List.of("mount", "--bind", root.toString(), at.toString()), java.time.Duration.ofSeconds(10),
-                "mount");
+        PodBind.bind(root, at);
     }
 
     /** Unbinds a container's root from the pod directory (idempotent). */
@@ -195,8 +271,17 @@ public final class DirectoryVm {
      * non-null: the process runs in that container of the pod, in its own root ({@link #podRoot}).
      */
     public static List<String> exec(Path dir, Path request, ProcessSpec process, String container) {
+        return exec(dir, request, process, container, null);
+    }
+
+    /**
+     * The same; {@code etc} (a pod's container) the content of its /etc/hosts and /etc/resolv.conf, which the guest
+     * binds over its root's in the process's own mount namespace (CRI binds the pod's files so).
+     */
+    public static List<String> exec(Path dir, Path request, ProcessSpec process, String container, PodFiles etc) {
         try {
-            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container));
+            OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container,
+                    etc == null ? null : etc.hosts(), etc == null ? null : etc.resolv()));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }

@@ -115,8 +115,18 @@ final class GuestSpec {
 
     /** EXEC of a pod's container: the process in its own root {@code chroot} (a guest path), null for the VM's. */
     static byte[] exec(ProcessSpec process, String chroot) {
+        return exec(process, chroot, null, null);
+    }
+
+    /**
+     * The same, with the pod's {@code hosts} and {@code resolv} (CRI's per-pod files; null: the root's own), which
+     * kiln-init binds over the container root's /etc/hosts and /etc/resolv.conf in the process's mount namespace.
+     */
+    static byte[] exec(ProcessSpec process, String chroot, String hosts, String resolv) {
         ByteArrayOutputStream out = process(process);
         if (chroot != null) record(out, "chroot", chroot);
+        if (chroot != null && hosts != null) record(out, "hosts", hosts);
+        if (chroot != null && resolv != null) record(out, "resolv", resolv);
         return checked(out, MAX_PAYLOAD);
     }
 

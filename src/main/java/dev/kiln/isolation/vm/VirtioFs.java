@@ -58,8 +58,66 @@ final class VirtioFs {
 
     /** Starts a virtiofsd per share and waits for its socket, made connectable by the VMM's uid (null: root). */
     static void start(Path vmDir, List<Share> shares, Integer vmmUid) {
+        spawn(vmDir, shares).ready(vmmUid);
+    }
+
+    /**
+     * virtiofsd processes started, their sockets not yet waited for: their start (a mount namespace, two mounts,
+     * virtiofsd's own sandbox) overlaps what the caller does meanwhile; {@link #ready} waits. A failure stops them.
+     */
+    static final class Starting {
+        private final Path vmDir;
+        private final List<Share> shares;
+        private final List<Process> started;
+
+        private Starting(Path vmDir, List<Share> shares, List<Process> started) {
+            this.vmDir = vmDir;
+            this.shares = shares;
+            this.started = started;
+        }
+
+        /** Waits for every share's socket and makes it connectable by the VMM's uid (null: root). */
+        void ready(Integer vmmUid) {
+            try {
+                for (int i = 0; i < shares.size(); i++) {
+                    Share s = shares.get(i);
+                    Process p = started.get(i);
+                    Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
+                    long deadline = System.nanoTime() + READY.toNanos();
+                    while (!Files.exists(sock)) {
+                        if (!p.isAlive() || System.nanoTime() > deadline) {
+                            String log = Files.readString(vmDir.resolve("fs" + s.index() + ".log")).strip();
+                            throw new KilnException(KilnException.Kind.INTERNAL, "cannot share " + s.source()
+                                    + " with the VM: virtiofsd " + (p.isAlive() ? "did not listen in "
+                                    + READY.toSeconds() + " s" : "exited") + (log.isEmpty() ? "" : ": "
+                                    + log.lines().reduce((a, b) -> b).orElse("")));
+                        }
+                        Thread.sleep(5);
+                    }
+                    if (vmmUid != null) {
+                        Files.setAttribute(sock, "unix:uid", vmmUid);
+                        Files.setAttribute(sock, "unix:gid", vmmUid);
+                    }
+                }
+            } catch (IOException e) {
+                stop(vmDir);
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot share a directory with the VM: "
+                        + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                stop(vmDir);
+                Thread.currentThread().interrupt();
+                throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
+            } catch (RuntimeException e) {
+                stop(vmDir);
+                throw e;
+            }
+        }
+    }
+
+    /** Starts a virtiofsd per share (all at once: a pod's VM has two shares); {@link Starting#ready} waits for them. */
+    static Starting spawn(Path vmDir, List<Share> shares) {
         if (shares.isEmpty()) {
-            return;
+            return new Starting(vmDir, shares, List.of());
         }
         if (!Files.isExecutable(DAEMON)) {
             throw new KilnException(KilnException.Kind.UNAVAILABLE, "the vm isolation shares directories with "
@@ -67,7 +125,7 @@ final class VirtioFs {
         }
         stop(vmDir);
         try {
-            // all started first, then waited for: their starts overlap (a pod's VM has two shares before QEMU)
+            Files.createDirectories(vmDir.resolve(socket(0)).getParent());
             List<Process> started = new ArrayList<>();
             for (Share s : shares) {
                 Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
@@ -86,37 +144,11 @@ final class VirtioFs {
                 Files.writeString(vmDir.resolve("fs" + s.index() + ".pid"), Long.toString(p.pid()));
                 started.add(p);
             }
-            for (int i = 0; i < shares.size(); i++) {
-                Share s = shares.get(i);
-                Process p = started.get(i);
-                Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
-                long deadline = System.nanoTime() + READY.toNanos();
-                while (!Files.exists(sock)) {
-                    if (!p.isAlive() || System.nanoTime() > deadline) {
-                        String log = Files.readString(vmDir.resolve("fs" + s.index() + ".log")).strip();
-                        throw new KilnException(KilnException.Kind.INTERNAL, "cannot share " + s.source()
-                                + " with the VM: virtiofsd " + (p.isAlive() ? "did not listen in " + READY.toSeconds()
-                                + " s" : "exited") + (log.isEmpty() ? "" : ": " + log.lines().reduce((a, b) -> b)
-                                .orElse("")));
-                    }
-                    Thread.sleep(10);
-                }
-                if (vmmUid != null) {
-                    Files.setAttribute(sock, "unix:uid", vmmUid);
-                    Files.setAttribute(sock, "unix:gid", vmmUid);
-                }
-            }
+            return new Starting(vmDir, shares, started);
         } catch (IOException e) {
             stop(vmDir);
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot share a directory with the VM: "
                     + e.getMessage(), e);
-        } catch (InterruptedException e) {
-            stop(vmDir);
-            Thread.currentThread().interrupt();
-            throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
-        } catch (RuntimeException e) {
-            stop(vmDir);
-            throw e;
         }
     }
 

@@ -120,6 +120,34 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
     }
 
     /**
+     * Looks up ahead of {@link #forQemu} what a QEMU jail binds from the host that takes other processes to find:
+     * the libraries of QEMU and of its TCG module, from {@code store} (a file of earlier answers, kept by whoever
+     * owns it: the containerd shim's state root) or else with {@code ldd} (both at once), then written there. The
+     * containerd shim is a JVM per pod, whose in-memory cache starts empty: without the store, every pod's start ran
+     * ldd twice (a shell script and the loader: ~6 processes, 30-60 ms on a quiet node, up to a second on a loaded
+     * one). An answer is used only for the same file, modification time and size. The seccomp filter is compiled
+     * once meanwhile, which loads its classes. A failure is left for forQemu.
+     */
+    public static void warmQemu(Path binary, Path store) {
+        try {
+            Path real = realPath(binary);
+            Path module = real.getParent().resolve("../lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so").normalize();
+            int known = Libraries.load(store);
+            java.util.concurrent.CompletableFuture<List<Path>> other = Files.exists(module)
+                    ? java.util.concurrent.CompletableFuture.supplyAsync(() -> Libraries.of(module),
+                            r -> Thread.ofPlatform().daemon().start(r))
+                    : java.util.concurrent.CompletableFuture.completedFuture(List.of());
+            Libraries.of(real);
+            // the filter's classes loaded and its code run once (JSON, rules, BPF): forQemu's turn is then quick
+            BpfProgram.compile(SeccompAllowlist.qemu().rulesFor(Set.of(SNAPSHOT, SHARED_DIRS)));
+            other.join();
+            if (Libraries.size() != known) Libraries.save(store);
+        } catch (RuntimeException e) {
+            // forQemu looks them up again and says what failed
+        }
+    }
+
+    /**
      * Prepares the jail of a Firecracker about to start in {@code vmDir} (docs/vm.md, "Firecracker in the jail"):
      * the same namespaces, root, uid, capabilities, no_new_privs and cgroups as QEMU's, but <b>no filter of kiln's</b>:
      * Firecracker installs its own per-thread seccomp filters (its API, VMM and vCPU threads), which kiln cannot
@@ -259,6 +287,50 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
         private record Key(Path file, FileTime modified, long size) {}
 
         private static final Map<Key, List<Path>> CACHE = new ConcurrentHashMap<>();
+
+        static int size() {
+            return CACHE.size();
+        }
+
+        /**
+         * Adds the answers in {@code store} (lines: file TAB modified-millis TAB size TAB libraries TAB-separated)
+         * that still hold for their file; returns how many the cache then has.
+         */
+        static int load(Path store) {
+            try {
+                for (String line : Files.readAllLines(store)) {
+                    String[] f = line.split("\t");
+                    if (f.length < 3) continue;
+                    Path file = Path.of(f[0]);
+                    Key key = new Key(file, FileTime.fromMillis(Long.parseLong(f[1])), Long.parseLong(f[2]));
+                    if (!key.equals(new Key(file, Files.getLastModifiedTime(file), Files.size(file)))) continue;
+                    List<Path> libs = new ArrayList<>();
+                    for (int i = 3; i < f.length; i++) libs.add(Path.of(f[i]));
+                    CACHE.put(key, List.copyOf(libs));
+                }
+            } catch (IOException | RuntimeException e) {
+                // none yet, or unreadable: ldd answers again
+            }
+            return CACHE.size();
+        }
+
+        /** Writes the cache to {@code store} (temp file, then rename). */
+        static void save(Path store) {
+            StringBuilder out = new StringBuilder();
+            CACHE.forEach((k, libs) -> {
+                out.append(k.file()).append('\t').append(k.modified().toMillis()).append('\t').append(k.size());
+                libs.forEach(l -> out.append('\t').append(l));
+                out.append('\n');
+            });
+            try {
+                Path tmp = Files.createTempFile(store.getParent(), ".libraries-", ".tmp");
+                Files.writeString(tmp, out);
+                Files.move(tmp, store, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                // ldd answers again next time
+            }
+        }
 
         static List<Path> of(Path elf) {
             try {
