@@ -6,6 +6,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
@@ -43,5 +44,33 @@ public final class LibcCall {
 
     public static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
+    }
+
+    /**
+     * mount(2): {@code flags} the MS_* bits, {@code type} and {@code data} (the file system's options, e.g. overlay's
+     * {@code lowerdir=...}) null or empty for none. Returns 0 or the errno. The one mount(2) of kiln's Java code
+     * (a sandbox's overlay root, containerd's rootfs, a vm pod's binds); linked on its first call.
+     */
+    public static int mount(String source, String target, String type, long flags, String data) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = state(arena);
+            int r = (int) Mount.HANDLE.invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
+                    text(arena, type), flags, text(arena, data));
+            return r == 0 ? 0 : errno(state);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static MemorySegment text(Arena arena, String s) {
+        return s == null || s.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(s);
+    }
+
+    private static final class Mount {
+        static final MethodHandle HANDLE = withErrno("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                ValueLayout.ADDRESS));
     }
 }

@@ -56,8 +56,6 @@ final class Libc {
 
     private static final Downcall WAITID = new Downcall("waitid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall MOUNT = new Downcall("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
     private static final int PR_SET_CHILD_SUBREAPER = 36;
     private static final int PRIO_PGRP = 1;
@@ -125,15 +123,7 @@ final class Libc {
      * options (e.g. overlay's lowerdir=...). Returns 0 or the errno.
      */
     static int mount(String source, String target, String type, long flags, String data) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            MemorySegment options = data.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(data);
-            int r = (int) MOUNT.get().invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
-                    arena.allocateFrom(type), flags, options);
-            return r == 0 ? 0 : errno(state);
-        } catch (Throwable e) {
-            throw rethrow(e);
-        }
+        return LibcCall.mount(source, target, type, flags, data);
     }
 
     private static final int P_ALL = 0;

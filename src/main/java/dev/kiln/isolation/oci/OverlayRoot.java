@@ -25,8 +25,6 @@ final class OverlayRoot {
     private static final int EBUSY = 16;
     private static final int MNT_DETACH = 2;
 
-    private static final MethodHandle MOUNT = LibcCall.withErrno("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
     private static final MethodHandle UMOUNT2 = LibcCall.withErrno("umount2",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
@@ -58,20 +56,12 @@ final class OverlayRoot {
                 Trees.delete(work.resolve("work").resolve("incompat"));
             }
             for (String options : disposable ? List.of(data + ",volatile", data) : List.of(data)) {
-                try (Arena arena = Arena.ofConfined()) {
-                    MemorySegment state = LibcCall.state(arena);
-                    int r = (int) MOUNT.invokeExact(state, arena.allocateFrom("overlay"),
-                            arena.allocateFrom(target.toString()), arena.allocateFrom("overlay"), 0L,
-                            arena.allocateFrom(options));
-                    if (r == 0) {
-                        return;
-                    }
+                if (LibcCall.mount("overlay", target.toString(), "overlay", 0L, options) == 0) {
+                    return;
                 }
             }
         } catch (IOException | RuntimeException e) {
             // the tool below says what is wrong
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
         Mounts.overlay(lower, upper, work, target);
     }

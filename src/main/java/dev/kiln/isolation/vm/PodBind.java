@@ -2,11 +2,6 @@ package dev.kiln.isolation.vm;
 
 import dev.kiln.LibcCall;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -20,9 +15,6 @@ import java.util.List;
 final class PodBind {
     private static final long MS_BIND = 4096;
     private static final long MS_SHARED = 1 << 20;
-
-    private static final MethodHandle MOUNT = LibcCall.withErrno("mount", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
 
     private PodBind() {
     }
@@ -43,14 +35,10 @@ final class PodBind {
     }
 
     private static boolean call(String source, Path target, long flags) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            return (int) MOUNT.invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target.toString()),
-                    MemorySegment.NULL, flags, MemorySegment.NULL) == 0;
+        try {
+            return LibcCall.mount(source, target.toString(), null, flags, null) == 0;
         } catch (RuntimeException e) {
             return false; // the tool says what is wrong
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 }
