@@ -2,14 +2,12 @@ package dev.kiln.containerd;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.kiln.rootfs.Mounts;
+import dev.kiln.testing.MountPoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The shim mounts containerd's rootfs with mount(2) itself (no mount(8) process on a pod's start). */
@@ -18,17 +16,8 @@ class RootfsMountTest {
     @TempDir
     Path tmp;
 
-    private Path target;
-
-    @BeforeEach
-    void requireRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "mounts need root");
-    }
-
-    @AfterEach
-    void unmount() {
-        if (target != null) Mounts.unmount(target, false);
-    }
+    @RegisterExtension
+    final MountPoint mount = new MountPoint();
 
     @Test
     void mountsAnOverlayAsContainerdPassesIt() throws Exception {
@@ -36,7 +25,7 @@ class RootfsMountTest {
         Files.writeString(lower.resolve("from-image"), "image\n");
         Path upper = Files.createDirectories(tmp.resolve("upper"));
         Path work = Files.createDirectories(tmp.resolve("work"));
-        target = Files.createDirectories(tmp.resolve("rootfs"));
+        Path target = mount.at(Files.createDirectories(tmp.resolve("rootfs")));
         // containerd's overlayfs snapshotter's mount for a container: options as mount(8) takes them
         RootfsMount m = RootfsMount.of("overlay", List.of("index=off", "workdir=" + work, "upperdir=" + upper,
                 "lowerdir=" + lower));

@@ -3,12 +3,11 @@ package dev.kiln.isolation.oci;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.kiln.rootfs.Mounts;
+import dev.kiln.testing.MountPoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The sandbox root's overlay made with mount(2) and removed with umount2(2): the kernel's view, as the tool's. */
@@ -17,26 +16,15 @@ class OverlayRootTest {
     @TempDir
     Path tmp;
 
-    private Path target;
-
-    @BeforeEach
-    void requireRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "mounts need root");
-    }
-
-    @AfterEach
-    void unmount() {
-        if (target != null) {
-            Mounts.unmount(target, false); // whatever the test left
-        }
-    }
+    @RegisterExtension
+    final MountPoint mount = new MountPoint();
 
     @Test
     void mountsTheImageBelowTheWritableLayerAndUnmountsIt() throws Exception {
         Path lower = Files.createDirectories(tmp.resolve("image"));
         Files.writeString(lower.resolve("from-image"), "image\n");
         Path upper = tmp.resolve("upper");
-        target = tmp.resolve("rootfs");
+        Path target = mount.at(tmp.resolve("rootfs"));
 
         OverlayRoot.mount(lower, upper, tmp.resolve("work"), target, false);
 
@@ -65,7 +53,7 @@ class OverlayRootTest {
         Files.writeString(lower.resolve("from-image"), "image\n");
         Path upper = tmp.resolve("upper");
         Path work = tmp.resolve("work");
-        target = tmp.resolve("rootfs");
+        Path target = mount.at(tmp.resolve("rootfs"));
 
         OverlayRoot.mount(lower, upper, work, target, true);
         assertThat(Files.readAllLines(Path.of("/proc/self/mountinfo"))).anyMatch(l -> l.contains(" " + target + " ")
@@ -87,7 +75,7 @@ class OverlayRootTest {
     @Test
     void aBusyRootIsDetachedLazily() throws Exception {
         Path lower = Files.createDirectories(tmp.resolve("image"));
-        target = tmp.resolve("rootfs");
+        Path target = mount.at(tmp.resolve("rootfs"));
         OverlayRoot.mount(lower, tmp.resolve("upper"), tmp.resolve("work"), target, false);
         Process holder = new ProcessBuilder("sleep", "30").directory(target.toFile()).start(); // its cwd pins it
         try {
