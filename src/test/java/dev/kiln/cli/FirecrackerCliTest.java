@@ -61,9 +61,7 @@ class FirecrackerCliTest {
     @Test
     @Tag("slow")
     void runExecStopAndExitCodesOnFirecracker() throws Exception {
-        List<String> missing = Firecracker.missing();
-        Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
-        Command.require("mkfs.erofs", "erofs-utils");
+        assumeFirecracker();
 
         KilnRun.Result hi = kiln.kiln("run", "--rm", "--runtime", "firecracker", IMAGE, "echo", "hi");
         assertThat(hi.exitCode()).as(hi.err()).isZero();
@@ -107,9 +105,7 @@ class FirecrackerCliTest {
     @Test
     @Tag("slow")
     void aFirecrackerVmCountsOnAfterItsCheckpointIsRestored() throws Exception {
-        List<String> missing = Firecracker.missing();
-        Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
-        Command.require("mkfs.erofs", "erofs-utils");
+        assumeFirecracker();
         String name = "fc-ckpt";
         kiln.ok("run", "-d", "--name", name, "--runtime", "firecracker", "--network", "none", IMAGE, "sh", "-c",
                 "i=0; while true; do i=$((i+1)); echo n $i; sleep 0.2; done");
@@ -150,5 +146,12 @@ class FirecrackerCliTest {
             assertThat(System.nanoTime()).as(name + " counting to " + atLeast).isLessThan(deadline);
             Thread.sleep(200);
         }
+    }
+
+    /** Skips with exactly what is missing here (no binary; a /dev/kvm that refuses VMs; no mkfs.erofs). */
+    private static void assumeFirecracker() {
+        List<String> missing = Firecracker.missing();
+        Assumptions.assumeTrue(missing.isEmpty(), String.join("; ", missing));
+        Command.require("mkfs.erofs", "erofs-utils");
     }
 }
