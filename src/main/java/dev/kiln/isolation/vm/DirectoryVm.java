@@ -168,7 +168,7 @@ public final class DirectoryVm {
 
         void start(Request r, Path vm, Path libraries) {
             jailFiles = async(() -> {
-                if (options.jail()) VmmJail.warmQemu(qemuBinary(), libraries);
+                if (options.jail()) VmmJail.warmQemu(qemu.binaryPath(), libraries);
                 return null;
             });
             card = async(() -> r.netns() == null ? null : Netns.card(r.netns()));
@@ -177,11 +177,6 @@ public final class DirectoryVm {
                 return null;
             }, DirectoryVm::thread);
         }
-    }
-
-    private Path qemuBinary() {
-        return dev.kiln.isolation.RuntimeBinary.of(QemuCommand.BINARY, "apt-get install qemu-system-x86",
-                options.runtimePaths()).path("the vm isolation").toAbsolutePath();
     }
 
     private static <T> CompletableFuture<T> async(java.util.function.Supplier<T> work) {

@@ -136,14 +136,18 @@ final class Qemu implements Vmm {
     /** The shape of {@code m}'s VM, for its snapshot. */
     VmSnapshot.Shape shape(Vmm.Machine m) {
         return VmSnapshot.Shape.of(m.kernel(), m.initrd(), m.memoryMiB(), m.cpus(), m.nic() != null,
-                QemuCommand.kvmUsable(), QemuCommand.kvmUsable() ? 0 : QemuCommand.hostTscKhz(),
-                binary.path("the vm isolation").toAbsolutePath());
+                QemuCommand.kvmUsable(), QemuCommand.kvmUsable() ? 0 : QemuCommand.hostTscKhz(), binaryPath());
+    }
+
+    /** QEMU's binary, absolute (the jail binds it and its libraries). */
+    Path binaryPath() {
+        return binary.path("the vm isolation").toAbsolutePath();
     }
 
     private Launch launch(QemuCommand cmd, List<String> relay, Integer jailUid, VmmJail.Network net, Path vmDir,
                           boolean snapshot, boolean sharedDirs) {
         boolean kvm = cmd.kvm();
-        Path qemu = binary.path("the vm isolation").toAbsolutePath();
+        Path qemu = binaryPath();
         try {
             Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
         } catch (IOException e) {
