@@ -2,6 +2,7 @@ package dev.kiln.cli;
 
 import dev.kiln.testing.Command;
 import dev.kiln.testing.VmTests;
+import dev.kiln.testing.WrittenLine;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -64,7 +65,7 @@ class VmVolumeTest {
                         + "busybox dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null || echo tmpfs-full; "
                         + "echo from-guest > /work/out; "
                         + "while [ ! -f /work/go ]; do sleep 0.2; done; cat /work/go; sleep 1000");
-        await(() -> Files.exists(live.resolve("out")), Duration.ofSeconds(120));
+        await(() -> WrittenLine.in(live.resolve("out")), Duration.ofSeconds(120));
         assertThat(Files.readString(live.resolve("out"))).isEqualTo("from-guest\n");
         Files.writeString(live.resolve("go"), "from-host\n");
         await(() -> kiln.ok("logs", "vmvol").out().contains("from-host"), Duration.ofSeconds(30));

@@ -3,6 +3,7 @@ package dev.kiln.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kiln.testing.Command;
+import dev.kiln.testing.WrittenLine;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -97,7 +98,7 @@ class VolumeCliTest {
                 "type=bind,source=" + host + ",target=/work", IMAGE, "sh", "-c",
                 "echo from-sandbox > /work/out; while [ ! -f /work/go ]; do sleep 0.1; done; cat /work/go; "
                         + "sleep 1000");
-        await(() -> Files.exists(host.resolve("out")));
+        await(() -> WrittenLine.in(host.resolve("out")));
         assertThat(Files.readString(host.resolve("out"))).isEqualTo("from-sandbox\n");
         Files.writeString(host.resolve("go"), "from-host\n");
         await(() -> kiln.ok("logs", name).out().contains("from-host"));
