@@ -64,8 +64,43 @@ public final class LibcCall {
         }
     }
 
+    /** umount2(2) of {@code target} with the UMOUNT_* / MNT_* {@code flags}: 0 or the errno; linked on its first call. */
+    public static int umount2(String target, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = state(arena);
+            int r = (int) Umount.HANDLE.invokeExact(state, arena.allocateFrom(target), flags);
+            return r == 0 ? 0 : errno(state);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** strerror(3): what an errno means, for a one-line error ("Too many levels of symbolic links"). */
+    public static String describe(int errno) {
+        try {
+            MemorySegment text = (MemorySegment) Strerror.HANDLE.invokeExact(errno);
+            return text.reinterpret(1024).getString(0);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     private static MemorySegment text(Arena arena, String s) {
         return s == null || s.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(s);
+    }
+
+    private static final class Umount {
+        static final MethodHandle HANDLE = withErrno("umount2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    }
+
+    private static final class Strerror {
+        static final MethodHandle HANDLE = plain("strerror", FunctionDescriptor.of(ValueLayout.ADDRESS,
+                ValueLayout.JAVA_INT));
     }
 
     private static final class Mount {

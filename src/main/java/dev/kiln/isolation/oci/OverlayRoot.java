@@ -5,11 +5,6 @@ import dev.kiln.rootfs.Mounts;
 import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -24,9 +19,6 @@ final class OverlayRoot {
 
     private static final int EBUSY = 16;
     private static final int MNT_DETACH = 2;
-
-    private static final MethodHandle UMOUNT2 = LibcCall.withErrno("umount2",
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private OverlayRoot() {
     }
@@ -71,20 +63,16 @@ final class OverlayRoot {
         if (!Mounts.isMounted(target)) {
             return;
         }
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            MemorySegment path = arena.allocateFrom(target.toString());
-            int r = (int) UMOUNT2.invokeExact(state, path, 0);
-            if (r != 0 && LibcCall.errno(state) == EBUSY) {
-                r = (int) UMOUNT2.invokeExact(state, path, MNT_DETACH);
+        try {
+            int errno = LibcCall.umount2(target.toString(), 0);
+            if (errno == EBUSY) {
+                errno = LibcCall.umount2(target.toString(), MNT_DETACH);
             }
-            if (r == 0) {
+            if (errno == 0) {
                 return;
             }
         } catch (RuntimeException e) {
             // the tool below says what is wrong
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
         Mounts.unmount(target, false);
     }

@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.LibcCall;
 import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Mount;
 import dev.kiln.isolation.ProcessSpec;
@@ -12,7 +13,9 @@ import dev.kiln.isolation.vm.jail.VmmIds;
 import dev.kiln.isolation.vm.jail.VmmJail;
 
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -230,25 +233,28 @@ public final class DirectoryVm {
     public static void podRoot(Path dir, String name, Path root) {
         Path at = podDir(dir).resolve(name);
         try {
-            Files.createDirectories(at);
+            Files.createDirectory(at);
+        } catch (FileAlreadyExistsException e) {
+            // made by an earlier attempt, or by the guest: PodBind.beneath binds only on a directory, never a link
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot make " + at + ": " + e.getMessage(), e);
         }
-        PodBind.bind(root, at);
+        int errno = PodBind.beneath(root, at);
+        if (errno != 0) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot bind the container's root at " + at + ": "
+                    + LibcCall.describe(errno));
+        }
     }
 
     /** Unbinds a container's root from the pod directory (idempotent). */
     public static void podRootGone(Path dir, String name) {
         Path at = podDir(dir).resolve(name);
-        if (!Files.isDirectory(at)) return;
+        if (!Files.isDirectory(at, LinkOption.NOFOLLOW_LINKS)) return;
+        PodBind.unbind(at); // not mounted (EINVAL) when the Create failed before its bind
         try {
-            new ProcessBuilder("umount", at.toString()).redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
             Files.deleteIfExists(at);
         } catch (IOException e) {
-            // still mounted (busy): the pod's cleanup unmounts it lazily
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            // not empty: the guest wrote in it after the unmount; the pod's cleanup removes the bundle
         }
     }
 

@@ -2,6 +2,12 @@ package dev.kiln.isolation.vm;
 
 import dev.kiln.LibcCall;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -10,16 +16,27 @@ import java.util.List;
  * The binds of a kiln-vm pod's directory ({@link DirectoryVm#podShare}, {@link DirectoryVm#podRoot}) with mount(2)
  * through FFM: util-linux's {@code mount} was three processes on a pod's start (the pod directory's bind and its
  * shared propagation at the sandbox's Create, each container's root at its Create: 15-60 ms each here, more on a
- * loaded node). When the call fails, {@code mount} is run instead, so the error a user reads stays the tool's.
+ * loaded node).
+ *
+ * <p>Once the pod's VM runs, its guest can write in the pod directory (virtiofsd serves it read-write: the containers'
+ * roots are in it), so a name there may be swapped for a symbolic link to any host path at any moment. A container's
+ * root is therefore bound {@link #beneath} and unbound {@link #unbind} without ever following a link.
  */
 final class PodBind {
     private static final long MS_BIND = 4096;
     private static final long MS_SHARED = 1 << 20;
+    private static final int O_DIRECTORY = 0200000;
+    private static final int O_NOFOLLOW = 0400000;
+    private static final int O_CLOEXEC = 02000000;
+    private static final int O_PATH = 010000000;
+    private static final int MNT_DETACH = 2;
+    private static final int UMOUNT_NOFOLLOW = 8;
+    private static final int EBUSY = 16;
 
     private PodBind() {
     }
 
-    /** {@code mount --bind source target}. */
+    /** {@code mount --bind source target}, for the pod directory itself (before any guest can reach it). */
     static void bind(Path source, Path target) {
         if (!call(source.toString(), target, MS_BIND)) {
             Tool.run(List.of("mount", "--bind", source.toString(), target.toString()), Duration.ofSeconds(10),
@@ -34,11 +51,49 @@ final class PodBind {
         }
     }
 
+    /**
+     * Binds {@code source} on the directory {@code at} itself: {@code at} is opened {@code O_PATH|O_NOFOLLOW|
+     * O_DIRECTORY} and the bind made on {@code /proc/self/fd/N}, i.e. on exactly the directory opened, so a link
+     * put there is refused (ELOOP) rather than followed. Returns 0 or the errno; no tool to fall back on (mount(8)
+     * would follow the link).
+     */
+    static int beneath(Path source, Path at) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = LibcCall.state(arena);
+            int fd = (int) Libc.OPEN.invokeExact(state, arena.allocateFrom(at.toString()),
+                    O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC, 0);
+            if (fd < 0) return LibcCall.errno(state);
+            try {
+                return LibcCall.mount(source.toString(), "/proc/self/fd/" + fd, null, MS_BIND, null);
+            } finally {
+                int closed = (int) Libc.CLOSE.invokeExact(fd);
+                if (closed != 0) throw new IllegalStateException("close of " + at + " failed");
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** Unmounts what is mounted on {@code at}, never through a link there (lazily if busy): 0 or the errno. */
+    static int unbind(Path at) {
+        int errno = LibcCall.umount2(at.toString(), UMOUNT_NOFOLLOW);
+        return errno == EBUSY ? LibcCall.umount2(at.toString(), UMOUNT_NOFOLLOW | MNT_DETACH) : errno;
+    }
+
     private static boolean call(String source, Path target, long flags) {
         try {
             return LibcCall.mount(source, target.toString(), null, flags, null) == 0;
         } catch (RuntimeException e) {
             return false; // the tool says what is wrong
         }
+    }
+
+    private static final class Libc {
+        static final MethodHandle OPEN = LibcCall.withErrno("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+        static final MethodHandle CLOSE = LibcCall.plain("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT));
     }
 }
