@@ -3,6 +3,7 @@ package dev.kiln.isolation.vm;
 import dev.kiln.KilnException;
 import dev.kiln.isolation.SandboxSpec;
 import dev.kiln.isolation.vm.jail.VmmJail;
+import dev.kiln.rootfs.Trees;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -157,7 +158,7 @@ final class FirecrackerCheckpoint {
                 : uid != owner ? "owned by uid " + uid + ", not the VMM's " + owner
                 : a.size() > max ? a.size() + " bytes, more than " + max : null;
         if (wrong != null) {
-            Files.delete(to); // the name, in kiln's directory: a link is removed, never followed
+            Trees.delete(to); // in kiln's directory: a link is removed, never followed; a directory the VMM made too
             throw new IOException("Firecracker's " + from.getFileName() + " is " + wrong);
         }
         Files.setAttribute(to, "unix:uid", 0, LinkOption.NOFOLLOW_LINKS);

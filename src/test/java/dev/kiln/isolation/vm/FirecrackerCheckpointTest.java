@@ -177,6 +177,26 @@ class FirecrackerCheckpointTest {
             assertThat(vmm.isAlive()).as("a refused checkpoint leaves the VM running").isTrue();
         }
 
+        // a directory of links: taken out and removed without following any of them
+        try (FirecrackerApiPeer fc = peer(call -> {
+            writesTheSnapshot(1 << 20).handle(call);
+            if (call.line().equals("PUT /snapshot/create")) {
+                Path mem = vmDir.resolve(FirecrackerCommand.CHECKPOINT_MEM);
+                Files.delete(mem);
+                Files.createDirectories(mem.resolve("sub"));
+                Files.createSymbolicLink(mem.resolve("secret"), host);
+                Files.createSymbolicLink(mem.resolve("sub/outside"), dir);
+            }
+            return FirecrackerApiPeer.Reply.OK;
+        })) {
+            assertThatThrownBy(() -> FirecrackerCheckpoint.save(spec, checkpoint, false, vmDir, shape(64),
+                    Optional.of(vmm.pid()))).isInstanceOf(KilnException.class)
+                    .hasMessage("cannot checkpoint sandbox fcck: Firecracker's checkpoint.mem is not a regular file");
+        }
+        assertThat(Files.readString(host)).isEqualTo("not the VM's");
+        assertThat(checkpoint.resolve("mem")).doesNotExist();
+        assertThat(vmm.isAlive()).isTrue();
+
         // a file of another uid than the VMM's (run/ is its: it cannot have made a file someone else owns)
         Files.setAttribute(vmDir.resolve(VmmJail.RUN), "unix:uid", UID);
         try (FirecrackerApiPeer fc = peer(writesTheSnapshot(1 << 20))) {
