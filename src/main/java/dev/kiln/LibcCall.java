@@ -21,6 +21,12 @@ public final class LibcCall {
     private static final VarHandle ERRNO = STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
 
+    /** open(2)'s flags kiln uses (x86-64 and arm64 values). */
+    public static final int O_DIRECTORY = 0200000;
+    public static final int O_NOFOLLOW = 0400000;
+    public static final int O_CLOEXEC = 02000000;
+    public static final int O_PATH = 010000000;
+
     private LibcCall() {
     }
 
@@ -77,6 +83,30 @@ public final class LibcCall {
         }
     }
 
+    /** open(2) of {@code path} with the O_* {@code flags} (no O_CREAT): the descriptor, or minus the errno. */
+    public static int open(String path, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = state(arena);
+            int fd = (int) Open.HANDLE.invokeExact(state, arena.allocateFrom(path), flags, 0);
+            return fd >= 0 ? fd : -errno(state);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** close(2) of a descriptor {@link #open} gave. */
+    public static void close(int fd) {
+        try {
+            if ((int) Close.HANDLE.invokeExact(fd) != 0) throw new IllegalStateException("close(" + fd + ") failed");
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** strerror(3): what an errno means, for a one-line error ("Too many levels of symbolic links"). */
     public static String describe(int errno) {
         try {
@@ -96,6 +126,16 @@ public final class LibcCall {
     private static final class Umount {
         static final MethodHandle HANDLE = withErrno("umount2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
                 ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    }
+
+    private static final class Open {
+        static final MethodHandle HANDLE = withErrno("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+    }
+
+    private static final class Close {
+        static final MethodHandle HANDLE = plain("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT));
     }
 
     private static final class Strerror {

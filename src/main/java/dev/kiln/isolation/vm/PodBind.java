@@ -2,12 +2,6 @@ package dev.kiln.isolation.vm;
 
 import dev.kiln.LibcCall;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -25,10 +19,6 @@ import java.util.List;
 final class PodBind {
     private static final long MS_BIND = 4096;
     private static final long MS_SHARED = 1 << 20;
-    private static final int O_DIRECTORY = 0200000;
-    private static final int O_NOFOLLOW = 0400000;
-    private static final int O_CLOEXEC = 02000000;
-    private static final int O_PATH = 010000000;
     private static final int MNT_DETACH = 2;
     private static final int UMOUNT_NOFOLLOW = 8;
     private static final int EBUSY = 16;
@@ -54,25 +44,18 @@ final class PodBind {
     /**
      * Binds {@code source} on the directory {@code at} itself: {@code at} is opened {@code O_PATH|O_NOFOLLOW|
      * O_DIRECTORY} and the bind made on {@code /proc/self/fd/N}, i.e. on exactly the directory opened, so a link
-     * put there is refused (ELOOP) rather than followed. Returns 0 or the errno; no tool to fall back on (mount(8)
+     * put there is refused (ENOTDIR: such an open gives the link itself) rather than followed. Returns 0 or the errno;
+     * no tool to fall back on (mount(8)
      * would follow the link).
      */
     static int beneath(Path source, Path at) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            int fd = (int) Libc.OPEN.invokeExact(state, arena.allocateFrom(at.toString()),
-                    O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC, 0);
-            if (fd < 0) return LibcCall.errno(state);
-            try {
-                return LibcCall.mount(source.toString(), "/proc/self/fd/" + fd, null, MS_BIND, null);
-            } finally {
-                int closed = (int) Libc.CLOSE.invokeExact(fd);
-                if (closed != 0) throw new IllegalStateException("close of " + at + " failed");
-            }
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+        int fd = LibcCall.open(at.toString(), LibcCall.O_PATH | LibcCall.O_NOFOLLOW | LibcCall.O_DIRECTORY
+                | LibcCall.O_CLOEXEC);
+        if (fd < 0) return -fd;
+        try {
+            return LibcCall.mount(source.toString(), "/proc/self/fd/" + fd, null, MS_BIND, null);
+        } finally {
+            LibcCall.close(fd);
         }
     }
 
@@ -88,12 +71,5 @@ final class PodBind {
         } catch (RuntimeException e) {
             return false; // the tool says what is wrong
         }
-    }
-
-    private static final class Libc {
-        static final MethodHandle OPEN = LibcCall.withErrno("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
-        static final MethodHandle CLOSE = LibcCall.plain("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-                ValueLayout.JAVA_INT));
     }
 }

@@ -236,6 +236,45 @@ class FirecrackerTest {
                 .hasMessageStartingWith("cannot talk to firecracker on " + dir.resolve("firecracker.sock") + " (GET /)");
     }
 
+    /** The API socket is in the VMM's directory: a link the VMM put there is not followed to another host socket. */
+    @Test
+    void aLinkInPlaceOfTheApiSocketIsNotFollowedToAnotherSocket() throws Exception {
+        Path host = dir.resolve("kilnd.sock"); // stands for a root-only socket of the host
+        try (java.nio.channels.ServerSocketChannel server = java.nio.channels.ServerSocketChannel.open(
+                java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(host));
+            server.configureBlocking(false);
+            Files.createSymbolicLink(dir.resolve("firecracker.sock"), host);
+            FirecrackerApi client = new FirecrackerApi(dir.resolve("firecracker.sock"), Duration.ofSeconds(2));
+            assertThatThrownBy(() -> client.send(FirecrackerApi.vmState(true))).isInstanceOf(KilnException.class)
+                    .hasMessageStartingWith("cannot talk to firecracker on " + dir.resolve("firecracker.sock"));
+            assertThat(server.accept()).as("a connection reached the socket the link names").isNull();
+
+            Files.delete(dir.resolve("firecracker.sock"));
+            Files.createLink(dir.resolve("firecracker.sock"), host); // root may: the VMM may not (protected_hardlinks)
+            try (java.nio.channels.SocketChannel ignored = connectedThroughTheClient(client, server)) {
+                assertThat(ignored).as("the socket itself is reached as before").isNotNull();
+            }
+        }
+    }
+
+    private static java.nio.channels.SocketChannel connectedThroughTheClient(FirecrackerApi client,
+            java.nio.channels.ServerSocketChannel server) throws Exception {
+        Thread t = Thread.ofVirtual().start(() -> {
+            try {
+                client.send(FirecrackerApi.describeInstance());
+            } catch (RuntimeException e) {
+                // the test's server answers nothing: the client times out
+            }
+        });
+        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        java.nio.channels.SocketChannel c;
+        while ((c = server.accept()) == null && System.nanoTime() < deadline) Thread.sleep(10);
+        if (c != null) c.close();
+        t.join();
+        return c;
+    }
+
     @Test
     void theRuntimeSaysWhatThisHostLacks() {
         List<String> missing = Firecracker.missing();
