@@ -137,14 +137,24 @@ int all_signals_fd(void) {
     return signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/*
+ * The sockets the relay connects to as root are in the VMM's own directory (QEMU's control and QMP sockets,
+ * Firecracker's API socket), where a VMM a guest took over could put a link to any socket of the host: the path is
+ * opened O_PATH|O_NOFOLLOW (a link opens as itself, which no connect reaches) and connected through /proc/self/fd/N.
+ */
 int g_connect_unix(const char *path) {
     struct sockaddr_un a;
+    int at = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (at < 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
+    if (fd < 0) { int e = errno; xclose(at); errno = e; return -1; }
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { int e = errno; xclose(fd); errno = e; return -1; }
+    snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d", at);
+    int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    xclose(at);
+    if (r != 0) { xclose(fd); errno = e; return -1; }
     return fd;
 }
 

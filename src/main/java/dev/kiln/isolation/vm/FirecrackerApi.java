@@ -4,14 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kiln.KilnException;
-import dev.kiln.LibcCall;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
@@ -243,22 +241,13 @@ final class FirecrackerApi {
         return out.toByteArray();
     }
 
-    /**
-     * The socket is in the VMM's own directory, where a VMM a guest took over could put a link to any root-only socket
-     * of the host (kilnd's, containerd's) for kiln to connect to as root: it is opened {@code O_PATH|O_NOFOLLOW} (a
-     * link opens as itself, which no connect reaches) and connected through {@code /proc/self/fd/N}.
-     */
     private Response exchange(Request r) throws IOException {
-        int fd = LibcCall.open(socket.toString(), LibcCall.O_PATH | LibcCall.O_NOFOLLOW | LibcCall.O_CLOEXEC);
-        if (fd < 0) throw new IOException(socket + ": " + LibcCall.describe(-fd));
         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of("/proc/self/fd/" + fd));
+            VmmSocket.connect(ch, socket);
             OutputStream out = Channels.newOutputStream(ch);
             out.write(encode(r));
             out.flush();
             return decode(Channels.newInputStream(ch));
-        } finally {
-            LibcCall.close(fd);
         }
     }
 

@@ -8,11 +8,9 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.ExecutionException;
@@ -26,7 +24,6 @@ import java.util.concurrent.TimeoutException;
  */
 final class Qmp implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final int MAX_SOCKET_PATH = 108;
 
     private final SocketChannel channel;
     private final BufferedReader in;
@@ -44,20 +41,7 @@ final class Qmp implements AutoCloseable {
     static Qmp connect(Path socket, Duration timeout) throws IOException {
         SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            Path abs = socket.toAbsolutePath();
-            if (abs.toString().getBytes(StandardCharsets.UTF_8).length < MAX_SOCKET_PATH) {
-                ch.connect(UnixDomainSocketAddress.of(abs));
-            } else { // a long path is reached through a link in a fresh private directory
-                Path dir = Files.createTempDirectory("kiln-qmp-");
-                Path link = dir.resolve("s");
-                try {
-                    Files.createSymbolicLink(link, abs);
-                    ch.connect(UnixDomainSocketAddress.of(link));
-                } finally {
-                    Files.deleteIfExists(link);
-                    Files.deleteIfExists(dir);
-                }
-            }
+            VmmSocket.connect(ch, socket);
             Qmp q = new Qmp(ch, timeout);
             q.response(true); // the greeting
             q.execute("qmp_capabilities");
