@@ -65,6 +65,11 @@ public final class AotTraining {
     /** The trained JVM's work: the commands, in this JVM, against the kilnd at {@code host}. */
     private static void commands(String host, boolean all) {
         Main.prepare(new String[] {"ps"}); // as every CLI process does first
+        // Most commands as people type them, with no --host: the CLI then reads KILN_HOST (System.getenv, whose
+        // first call loads ProcessEnvironment and ProcessImpl) and finds kilnd's socket under --run-root; one ps
+        // names the host, for that path.
+        Path run = Path.of(host.substring("unix://".length())).getParent();
+        String[] local = {"--root", run.resolveSibling("root").toString(), "--run-root", run.toString()};
         // The hot commands only (HotCommands): every class in the cache is loaded at each start, so classes of
         // other paths (picocli's model, Jackson) would cost the hot commands more than the cache saves them. The
         // image reference is invalid so that create fails in kilnd, not in a pull.
@@ -72,23 +77,24 @@ public final class AotTraining {
         List<String[]> runs = List.of(
                 new String[] {"--version"},
                 new String[] {"--host", host, "ps"},
-                new String[] {"--host", host, "ps", "-a"},
-                new String[] {"--host", host, "ps", "-aq"},
-                new String[] {"--host", host, "ps", "--format", "json"},
-                new String[] {"--host", host, "inspect", "nothing-here"},
-                new String[] {"--host", host, "create", "--name", "t", "-e", "A=1", image, "true"},
-                new String[] {"--host", host, "run", "--rm", "--network", "none", image, "true"},
-                new String[] {"--host", host, "run", "-d", "-p", "8080:80", image, "true"},
-                new String[] {"--host", host, "start", "nothing-here"},
-                new String[] {"--host", host, "exec", "-e", "A=1", "nothing-here", "true"},
-                new String[] {"--host", host, "logs", "nothing-here"},
-                new String[] {"--host", host, "stop", "nothing-here"},
-                new String[] {"--host", host, "kill", "nothing-here"},
-                new String[] {"--host", host, "rm", "-f", "nothing-here"},
+                on(local, "ps"),
+                on(local, "ps", "-a"),
+                on(local, "ps", "-aq"),
+                on(local, "ps", "--format", "json"),
+                on(local, "inspect", "nothing-here"),
+                on(local, "create", "--name", "t", "-e", "A=1", image, "true"),
+                on(local, "run", "--rm", "--network", "none", image, "true"),
+                on(local, "run", "-d", "-p", "8080:80", image, "true"),
+                on(local, "start", "nothing-here"),
+                on(local, "exec", "-e", "A=1", "nothing-here", "true"),
+                on(local, "logs", "nothing-here"),
+                on(local, "stop", "nothing-here"),
+                on(local, "kill", "nothing-here"),
+                on(local, "rm", "-f", "nothing-here"),
                 // a registry that refuses at once (port 9): the pull fails in kilnd, not on the network
-                new String[] {"--host", host, "pull", "-q", "127.0.0.1:9/nothing-here:1"},
-                new String[] {"--host", host, "image", "mount", "nothing-here:1"},
-                new String[] {"--host", host, "image", "unmount", "nothing-here:1"});
+                on(local, "pull", "-q", "127.0.0.1:9/nothing-here:1"),
+                on(local, "image", "mount", "nothing-here:1"),
+                on(local, "image", "unmount", "nothing-here:1"));
         if (all) {
             // the cache of the other commands (bin/kiln picks it for them): picocli's model, help, errors,
             // Jackson, a pull that fails, the listings
@@ -110,6 +116,12 @@ public final class AotTraining {
             Main.run(args1, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
                     new ByteArrayOutputStream()));
         }
+    }
+
+    private static String[] on(String[] where, String... command) {
+        String[] all = java.util.Arrays.copyOf(where, where.length + command.length);
+        System.arraycopy(command, 0, all, where.length, command.length);
+        return all;
     }
 
     /** {@code kiln daemon} on the training's own roots, with no config file; returns once its socket answers. */
