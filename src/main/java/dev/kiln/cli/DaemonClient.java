@@ -72,6 +72,45 @@ final class DaemonClient implements Jackson {
         }
     }
 
+    /**
+     * The local kilnd's socket, started ({@link DaemonStarter}) when nothing answers there at the first connection of
+     * this process; later failures are reported as they are (a kilnd that went away mid-command is not restarted).
+     */
+    static final class StartingTransport implements Transport {
+        private final Transport local;
+        private final Runnable start;
+        private boolean tried;
+
+        StartingTransport(Transport local, Runnable start) {
+            this.local = local;
+            this.start = start;
+        }
+
+        @Override
+        public synchronized Connection open() throws IOException {
+            if (tried) {
+                return local.open();
+            }
+            tried = true;
+            try {
+                return local.open();
+            } catch (IOException e) {
+                start.run(); // returns once kilnd answers, or throws its one-line reason
+                return local.open();
+            }
+        }
+
+        @Override
+        public String where() {
+            return local.where();
+        }
+
+        @Override
+        public IOException failed(IOException e) {
+            return local.failed(e);
+        }
+    }
+
     private final Transport transport;
 
     DaemonClient(Path socket) {

@@ -26,7 +26,10 @@ final class HotCommands {
     private HotCommands() {
     }
 
-    /** The hot path of issue 17: the life-cycle commands and the listings. */
+    /**
+     * The hot path of issue 17: the life-cycle commands and the listings. bin/kiln names them again to pick their AOT
+     * cache before any Java runs; LauncherCacheTest fails when the two lists differ.
+     */
     static final Set<String> HOT = Set.of("run", "create", "start", "exec", "ps", "rm", "stop", "kill",
             "logs", "inspect", "wait", "pull");
     /** {@code kiln image pull|mount|unmount}: a pull and the mount of its root, as scripts and bench/pull-unpack do. */

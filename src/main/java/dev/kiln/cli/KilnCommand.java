@@ -84,13 +84,11 @@ public final class KilnCommand implements Runnable {
             client = new DaemonClient(Path.of(h.substring("unix://".length())));
             return client;
         }
-        DaemonClient local = new DaemonClient(runRoot.toAbsolutePath().resolve("kiln.sock"));
-        try {
-            local.connect().close();
-        } catch (java.io.IOException e) {
-            DaemonStarter.start(root.toAbsolutePath(), runRoot.toAbsolutePath(), insecureRegistries, debug);
-        }
-        client = local;
+        // no probe connection first: the command's own request finds out (a probe was one more connection per
+        // command, for kilnd too, issue 17)
+        client = new DaemonClient(new DaemonClient.StartingTransport(
+                new DaemonClient.UnixTransport(runRoot.toAbsolutePath().resolve("kiln.sock")),
+                () -> DaemonStarter.start(root.toAbsolutePath(), runRoot.toAbsolutePath(), insecureRegistries, debug)));
         return client;
     }
 }
