@@ -17,7 +17,9 @@
  * a socket the relay listens on (Firecracker's hybrid vsock connects the guest's port 1024 to it) instead of one
  * it connects to; --api-sock/--api-requests send the VMM's boot sequence (firecracker.c), NUL-terminated HTTP
  * requests written by kilnd, each on its own connection; --console-stdout puts the VMM's stdout (the guest's serial
- * console) in boot.log. From the first frame on, both VMMs are relayed by the same code.
+ * console) in boot.log. From the first frame on, both VMMs are relayed by the same code. A Firecracker snapshot's
+ * template (--save-requests FILE) gets no START: once the guest said HELLO, FILE's requests (pause, snapshot create)
+ * are sent the same way and the VMM is killed (docs/vm.md, "On Firecracker").
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -47,6 +47,8 @@ final class FirecrackerSnapshot {
     private static final long PLACEHOLDER = 1L << 20;
     /** Firecracker's state file holds vCPUs and devices (tens of KiB); anything this big is not its. */
     private static final long MAX_STATE = 64L << 20;
+    /** After HELLO: the relay's bound for each of the save's two requests (G_SAVE_MS, a full memory write), and more. */
+    private static final Duration SAVE_BOUND = Duration.ofSeconds(2 * 300 + 30);
 
     private FirecrackerSnapshot() {
     }
@@ -146,7 +148,7 @@ final class FirecrackerSnapshot {
             cmd.add("--");
             cmd.addAll(launch.argv());
             relay = VmSnapshot.startTemplate(vm, cmd);
-            VmSnapshot.awaitTemplate(relay, vm, vm, helloTimeout);
+            VmSnapshot.awaitTemplate(relay, vm, helloTimeout.plus(SAVE_BOUND));
             // written by the VMM (its uid, in its run/): taken out by rename, then checked out of its reach
             int vmm = (Integer) Files.getAttribute(vm.resolve(VmmJail.RUN), "unix:uid", LinkOption.NOFOLLOW_LINKS);
             try {

@@ -209,13 +209,12 @@ final class VmSnapshot {
                 .redirectErrorStream(true).redirectOutput(vmDir.resolve("relay.log").toFile()).start();
     }
 
-    /** Waits (bounded) for a template's relay to save it; one line, its last, if it did not end 0. */
-    static void awaitTemplate(Process relay, Path vmDir, Path shown, Duration helloTimeout)
-            throws IOException, InterruptedException {
-        if (!relay.waitFor(2 * helloTimeout.toSeconds() + 30, TimeUnit.SECONDS)) {
+    /** Waits at most {@code bound} for a template's relay to save it; one line, its last, if it did not end 0. */
+    static void awaitTemplate(Process relay, Path vmDir, Duration bound) throws IOException, InterruptedException {
+        if (!relay.waitFor(bound.toSeconds(), TimeUnit.SECONDS)) {
             relay.destroyForcibly();
             relay.waitFor(5, TimeUnit.SECONDS);
-            throw new KilnException(KilnException.Kind.INTERNAL, "making the VM snapshot took too long (see " + shown
+            throw new KilnException(KilnException.Kind.INTERNAL, "making the VM snapshot took too long (see " + vmDir
                     + "/boot.log)");
         }
         if (relay.exitValue() != 0) {
@@ -254,7 +253,7 @@ final class VmSnapshot {
             cmd.add("--");
             cmd.addAll(launch.argv());
             relay = startTemplate(tmp, cmd);
-            awaitTemplate(relay, tmp, tmp, helloTimeout);
+            awaitTemplate(relay, tmp, helloTimeout.multipliedBy(2).plusSeconds(30));
             if (!Files.isRegularFile(tmp.resolve("state"))) {
                 throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the VM snapshot: no state written");
             }

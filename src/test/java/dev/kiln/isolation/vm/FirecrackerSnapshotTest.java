@@ -231,6 +231,40 @@ class FirecrackerSnapshotTest {
         }
     }
 
+    /**
+     * kilnd killed while a template boots: the template's relay (--save-requests) sees its parent gone, kills its VMM
+     * and ends, so nothing runs on (the template's directory is removed by the next attempt, as for QEMU).
+     */
+    @Test
+    void aTemplatesRelayWhoseKilndDiesKillsItsVmmAndEnds() throws Exception {
+        Path vm = Files.createDirectories(dir.resolve("template/vm/run")).getParent();
+        Files.write(vm.resolve("start.spec"), "arg=true\0".getBytes(StandardCharsets.UTF_8));
+        Files.write(vm.resolve(FirecrackerCommand.REQUESTS_FILE), new byte[0]); // nothing to configure: no API here
+        Files.write(vm.resolve(FirecrackerCommand.SAVE_REQUESTS_FILE),
+                FirecrackerApi.script(FirecrackerCommand.saveRequests()));
+        String relay = String.join(" ", ShimBinary.locate().toString(), "--relay-vm", "--dir", vm.toString(), "--spec",
+                vm.resolve("start.spec").toString(), "--hello-timeout", "60", "--save-requests",
+                FirecrackerCommand.SAVE_REQUESTS_FILE, "--api-sock", FirecrackerCommand.API_SOCKET, "--api-requests",
+                FirecrackerCommand.REQUESTS_FILE, "--listen", FirecrackerCommand.controlSocket(), "--", "sleep", "600");
+        // "kilnd": starts the relay and dies while the template waits for its guest
+        Process kilnd = new ProcessBuilder("sh", "-c", relay + " >" + vm.resolve("relay.log") + " 2>&1 & echo $!; "
+                + "while [ ! -s " + vm.resolve("vmm.pid") + " ]; do sleep 0.05; done; sleep 0.3").start();
+        long relayPid = Long.parseLong(new String(kilnd.getInputStream().readNBytes(20), StandardCharsets.US_ASCII)
+                .lines().findFirst().orElseThrow().strip());
+        assertThat(kilnd.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        long vmmPid = Long.parseLong(Files.readString(vm.resolve("vmm.pid")).strip());
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while ((ProcessHandle.of(relayPid).map(ProcessHandle::isAlive).orElse(false)
+                || ProcessHandle.of(vmmPid).map(ProcessHandle::isAlive).orElse(false)) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(ProcessHandle.of(vmmPid).map(ProcessHandle::isAlive)).as("the template's VMM").isNotEqualTo(
+                java.util.Optional.of(true));
+        assertThat(ProcessHandle.of(relayPid).map(ProcessHandle::isAlive)).as("its relay").isNotEqualTo(
+                java.util.Optional.of(true));
+        assertThat(Files.readString(vm.resolve("relay.log"))).contains("the VM's snapshot was given up: kilnd is gone");
+    }
+
     /** A snapshot directory holding {@code shapeText} as its shape, where {@link #shape}'s key says. */
     private Path snapshotWith(String shapeText) throws IOException {
         Path snap = Files.createDirectories(snapshots.resolve(FirecrackerSnapshot.key(shape)));
