@@ -396,7 +396,7 @@ static void resume_guest(const char *qmp_sock, const char *ctl_sock, int *starte
                        "[--start-gate FILE] " \
                        "[--ram-file FILE --ram-mib N [--incoming FD --qmp-sock SOCK]] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
-                       "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
+                       "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns [--jail-tap NAME]]] -- VMM ARGS..."
 
 /* Moves this process into the cgroup DIR (kilnd's per-sandbox ones: memory, pids) before the VMM is started, so the
  * relay and the VMM are both held by its limits. */
@@ -516,6 +516,7 @@ int relay_vm(int argc, char **argv) {
         }
         else if (strcmp(argv[i], "--jail") == 0 && i + 1 < argc) v->root = argv[++i];
         else if (strcmp(argv[i], "--jail-new-netns") == 0) v->new_net = 1;
+        else if (strcmp(argv[i], "--jail-tap") == 0 && i + 1 < argc) v->jail_tap = argv[++i];
         else if (strcmp(argv[i], "--jail-uid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &uid) != 0;
         else if (strcmp(argv[i], "--jail-gid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &gid) != 0;
         else if (strcmp(argv[i], "--jail-mounts") == 0 && i + 1 < argc) jail_mounts = argv[++i];
@@ -542,6 +543,7 @@ int relay_vm(int argc, char **argv) {
         bad = 1; /* a jail is never root's, and is told what it holds */
     if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
+    if (v->jail_tap != NULL && (!v->new_net || v->jail_tap[0] == 0 || strlen(v->jail_tap) >= 16)) bad = 1; /* IFNAMSIZ */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
         (api_sock == NULL) != (api_requests == NULL) ||
         (save_requests != NULL && (api_sock == NULL || listen_path == NULL || save_to != NULL || resume)) ||

@@ -142,30 +142,36 @@ public final class Firecracker implements Vmm {
         FirecrackerCommand fc = new FirecrackerCommand(instanceId(m.sandboxId()), m.kernel(), m.initrd(),
                 m.imageDisk(), m.writableDisk(), m.memoryMiB(), m.cpus(), m.nic());
         Path state = m.restoreFrom();
-        if (state == null) return launch(fc, vmDir, fc.requests(), m.jailUid(), List.of(), false, List.of());
+        VmmJail.Network network = m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX;
+        if (state == null) return launch(fc, vmDir, fc.requests(), m.jailUid(), network, List.of(), false, List.of());
         // a vm-snapshot's (shared by its shape's VMs, loaded over this VM's own placeholder drives, then sent START)
         // or a checkpoint's (this sandbox's alone, its workload resumed: no START)
         boolean shared = FirecrackerSnapshot.isSnapshot(state);
         Path mem = shared ? FirecrackerSnapshot.memOf(state) : state.resolveSibling(FirecrackerCheckpoint.MEM);
-        return launch(fc, vmDir, fc.restoreRequests(state, mem), m.jailUid(), List.of(state, mem), shared,
+        return launch(fc, vmDir, fc.restoreRequests(state, mem), m.jailUid(), network, List.of(state, mem), shared,
                 shared ? FirecrackerSnapshot.placeholders(vmDir) : List.of());
     }
 
     /**
-     * The template of {@code shape}'s snapshot (docs/vm.md, "On Firecracker"): a sandbox's boot without a card, with
-     * {@code kiln.snapshot}, its drives the placeholders in its directory, named by relative paths.
+     * The template of {@code shape}'s snapshot (docs/vm.md, "On Firecracker"): a sandbox's boot with {@code
+     * kiln.snapshot}, its drives the placeholders in its directory, named by relative paths; a shape with a card has
+     * one on a TAP the relay makes in the template's own network namespace, so it needs the jail (refused without).
      */
     FirecrackerSnapshot.Template template(FirecrackerCheckpoint.Shape shape) {
         return (vmDir, uid) -> {
+            if (shape.nic() && uid == null) {
+                throw new IllegalStateException("a Firecracker template with a card needs its jail's own namespace");
+            }
             FirecrackerCommand fc = new FirecrackerCommand("snapshot-" + FirecrackerSnapshot.key(shape),
                     shape.kernel(), shape.initrd(), vmDir.resolve(FirecrackerCommand.PLACEHOLDER_IMAGE),
                     vmDir.resolve(FirecrackerCommand.PLACEHOLDER_RW), shape.memoryMiB(), shape.vcpus(), null);
-            return launch(fc, vmDir, fc.templateRequests(), uid, List.of(), false, List.of());
+            return launch(fc, vmDir, fc.templateRequests(shape.nic()), uid, shape.nic() ? VmmJail.Network.TEMPLATE
+                    : VmmJail.Network.NONE, List.of(), false, List.of());
         };
     }
 
     private Launch launch(FirecrackerCommand fc, Path vmDir, List<FirecrackerApi.Request> sequence, Integer jailUid,
-                          List<Path> snapshot, boolean shared, List<Path> placeholders) {
+                          VmmJail.Network network, List<Path> snapshot, boolean shared, List<Path> placeholders) {
         Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
         try {
             Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
@@ -182,9 +188,9 @@ public final class Firecracker implements Vmm {
         VmmJail jail = null;
         if (jailUid != null) {
             jail = VmmJail.forFirecracker(vmDir, jailUid, firecracker, fc.bootFiles(), kernelsDir,
-                    fc.imageDisk(), fc.writableDisk(), fc.nic() == null ? VmmJail.Network.NONE
-                            : VmmJail.Network.SANDBOX, snapshot, shared, placeholders);
+                    fc.imageDisk(), fc.writableDisk(), network, snapshot, shared, placeholders);
             relay.addAll(jail.relayOptions());
+            if (network == VmmJail.Network.TEMPLATE) relay.addAll(List.of("--jail-tap", GuestNic.TAP));
         }
         return new Launch(relay, fc.argv(firecracker), jail);
     }

@@ -89,10 +89,14 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
 
     /**
      * The template's boot sequence: {@link #requests} with {@link #templateBootArgs}, and its drives at the relative
-     * placeholder paths (the files in the template's directory now, in each restored VM's later).
+     * placeholder paths (the files in the template's directory now, in each restored VM's later); {@code card}: with
+     * a network card (this command has no {@link GuestNic}: the template has no sandbox).
      */
-    List<FirecrackerApi.Request> templateRequests() {
+    List<FirecrackerApi.Request> templateRequests(boolean card) {
         List<FirecrackerApi.Request> r = new ArrayList<>(requests());
+        // a shape with a card: the template's on the TAP its relay makes in its own namespace (--jail-tap), the MAC
+        // a placeholder (each restored guest takes START's), the MTU left to the guest as every VM's is set at START
+        if (card) r.add(4, FirecrackerApi.networkInterface(NETDEV, GuestNic.TAP, VmSnapshot.TEMPLATE_MAC, 0));
         r.set(1, FirecrackerApi.bootSource(vmlinux, templateBootArgs(), initrd));
         r.set(2, FirecrackerApi.drive("image", PLACEHOLDER_IMAGE.toString(), true));
         r.set(3, FirecrackerApi.drive("rw", PLACEHOLDER_RW.toString(), false));

@@ -144,6 +144,8 @@ class FirecrackerSnapshotTest {
         assertThat(body.get("PUT /snapshot/create").path("snapshot_type").asText()).isEqualTo("Full");
         assertThat(body.get("PUT /snapshot/create").path("snapshot_path").asText()).isEqualTo("run/snapshot.state");
         assertThat(run.afterHello()).as("the template never gets START").isEqualTo("closed");
+        assertThat(run.calls().subList(6, 8)).extracting(c -> FirecrackerTest.api.phase(c.method(), c.path()))
+                .as("the save is what the spec allows a booted VM").doesNotContain("pre-boot");
 
         Path snap = snapshots.resolve(FirecrackerSnapshot.key(shape));
         assertThat(state).isEqualTo(snap.resolve("state"));
@@ -263,6 +265,86 @@ class FirecrackerSnapshotTest {
         assertThat(ProcessHandle.of(relayPid).map(ProcessHandle::isAlive)).as("its relay").isNotEqualTo(
                 java.util.Optional.of(true));
         assertThat(Files.readString(vm.resolve("relay.log"))).contains("the VM's snapshot was given up: kilnd is gone");
+    }
+
+    /**
+     * A shape with a card: the template gets one on {@code tap0} with the placeholder MAC (every request still the
+     * spec's), in a namespace of its own in which its relay makes that TAP ({@code --jail-tap}); never unjailed, where
+     * it would be the host's namespace.
+     */
+    @Test
+    void aTemplateWithACardIsOnATapOfItsOwnNamespace() throws IOException {
+        FirecrackerCheckpoint.Shape card = firecracker.shape(new Vmm.Machine("abc", shape.kernel(), shape.initrd(),
+                null, null, MEMORY_MIB, 1, FirecrackerTest.BRIDGED, null));
+        assertThat(FirecrackerSnapshot.key(card)).isNotEqualTo(FirecrackerSnapshot.key(shape));
+        Path vm = Files.createDirectories(dir.resolve("t/vm"));
+        FirecrackerSnapshot.placeholders(vm);
+        Vmm.Launch launch = firecracker.template(card).launch(vm, UID);
+        assertThat(launch.relayOptions()).containsSubsequence("--jail-new-netns").containsSubsequence("--jail-tap",
+                "tap0").doesNotContain("--resume");
+        assertThat(Files.readAllLines(vm.resolve("jail.mounts"))).contains("dev\t/dev/net/tun");
+        String boot = Files.readString(vm.resolve(FirecrackerCommand.REQUESTS_FILE), StandardCharsets.US_ASCII);
+        List<String> lines = java.util.Arrays.stream(boot.split("\0")).filter(r -> !r.isEmpty())
+                .map(r -> r.lines().findFirst().orElseThrow()).toList();
+        assertThat(lines).extracting(l -> l.substring(0, l.indexOf(" HTTP/"))).containsExactly("PUT /machine-config",
+                "PUT /boot-source", "PUT /drives/image", "PUT /drives/rw", "PUT /network-interfaces/net0", "PUT /vsock",
+                "PUT /actions");
+        FirecrackerApi.Request nic = FirecrackerCommand.class.cast(new FirecrackerCommand("t", shape.kernel(),
+                shape.initrd(), vm.resolve("drives/image"), vm.resolve("drives/rw"), MEMORY_MIB, 1, null))
+                .templateRequests(true).get(4);
+        assertThat(FirecrackerTest.api.check(nic.method(), nic.path(), nic.body())).isEmpty();
+        assertThat(nic.body().path("host_dev_name").asText()).isEqualTo("tap0");
+        assertThat(nic.body().path("guest_mac").asText()).isEqualTo(VmSnapshot.TEMPLATE_MAC);
+        assertThatThrownBy(() -> firecracker.template(card).launch(vm, null)).isInstanceOf(IllegalStateException.class);
+    }
+
+    /**
+     * The relay's {@code --jail-tap}: in the jailed VMM's own new network namespace, a persistent TAP owned by the
+     * VMM's uid and gid (Firecracker opens it by name without CAP_NET_ADMIN), gone with the namespace. The "VMM" is
+     * busybox's sleep, bound alone into the jail.
+     */
+    @Test
+    void theRelayMakesTheTemplatesTapInTheVmmsOwnNamespaceOwnedByItsUid() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/bin/busybox"))
+                && Files.isExecutable(Path.of("/usr/bin/nsenter")), "needs busybox-static and util-linux's nsenter");
+        Path vm = Files.createDirectories(dir.resolve("tap/vm"));
+        Files.createDirectories(vm.resolve("jail"));
+        Files.write(vm.resolve("start.spec"), "arg=true\0".getBytes(StandardCharsets.UTF_8));
+        Files.writeString(vm.resolve("jail.mounts"), "exec\t/bin/busybox\n");
+        Process relay = new ProcessBuilder(ShimBinary.locate().toString(), "--relay-vm", "--dir", vm.toString(),
+                "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", "30", "--jail",
+                vm.resolve("jail").toString(), "--jail-uid", Integer.toString(UID), "--jail-gid", Integer.toString(UID),
+                "--jail-mounts", vm.resolve("jail.mounts").toString(), "--jail-new-netns", "--jail-tap", "tap0", "--",
+                "/bin/busybox", "sleep", "600").redirectErrorStream(true).redirectOutput(vm.resolve("relay.log")
+                .toFile()).start();
+        try {
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (!Files.exists(vm.resolve("vmm.pid")) && System.nanoTime() < deadline) Thread.sleep(5);
+            long vmm = Long.parseLong(Files.readString(vm.resolve("vmm.pid")).strip());
+            Process ip = new ProcessBuilder("nsenter", "--net=/proc/" + vmm + "/ns/net", "ip", "-d", "link", "show")
+                    .redirectErrorStream(true).start();
+            String links = new String(ip.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat(ip.waitFor()).as(links).isZero();
+            assertThat(links).as(Files.readString(vm.resolve("relay.log"))).contains(": tap0: ")
+                    .contains("tun type tap").contains("vnet_hdr on").contains("persist on")
+                    .contains("user " + UID).contains("group " + UID);
+            assertThat(links.lines().filter(l -> l.matches("^\\d+: .*"))).as("lo and the TAP, nothing of the host's")
+                    .hasSize(2);
+            // the relay killed outright: its jailed VMM dies with it (PR_SET_PDEATHSIG, set again after the jail's
+            // uid change, which clears it), and the namespace with its TAP
+            relay.destroyForcibly();
+            assertThat(relay.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            ProcessHandle handle = ProcessHandle.of(vmm).orElse(null);
+            if (handle != null) {
+                assertThat(handle.onExit().get(10, TimeUnit.SECONDS).isAlive()).as("the VMM outlived its relay")
+                        .isFalse();
+            }
+        } finally {
+            relay.destroyForcibly();
+            relay.waitFor(10, TimeUnit.SECONDS);
+            String pid = Files.exists(vm.resolve("vmm.pid")) ? Files.readString(vm.resolve("vmm.pid")).strip() : "";
+            if (!pid.isEmpty()) ProcessHandle.of(Long.parseLong(pid)).ifPresent(ProcessHandle::destroyForcibly);
+        }
     }
 
     /** A snapshot directory holding {@code shapeText} as its shape, where {@link #shape}'s key says. */

@@ -42,7 +42,12 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      * Where the VMM's network namespace comes from: the sandbox's (its TAP, on a bridge), the host's (QEMU's slirp
      * makes host sockets: {@code --network user}), or an empty one of its own ({@code --network none}).
      */
-    public enum Network { SANDBOX, USER, NONE }
+    public enum Network {
+        SANDBOX, USER, NONE,
+        /** A namespace of its own in which the relay makes a TAP for the VMM ({@code --jail-tap}): the card of a
+         * Firecracker snapshot template, which opens its TAP by name and has no sandbox (docs/vm.md). */
+        TEMPLATE
+    }
 
     /** The sockets' directory under {@code vm/}: the VMM's only writable place. */
     public static final String RUN = "run";
@@ -240,7 +245,9 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
         mounts.add(new Mount("dev", Path.of("/dev/urandom")));
         mounts.add(new Mount("dev", Path.of("/dev/kvm"))); // Firecracker is KVM only
         // Firecracker opens its TAP by name (host_dev_name) through /dev/net/tun; QEMU is handed a descriptor instead
-        if (network == Network.SANDBOX) mounts.add(new Mount("dev", Path.of("/dev/net/tun")));
+        if (network == Network.SANDBOX || network == Network.TEMPLATE) {
+            mounts.add(new Mount("dev", Path.of("/dev/net/tun")));
+        }
         return prepare(vmDir, uid, mounts, null, 0, FIRECRACKER_FILTERS, network);
     }
 
@@ -297,7 +304,9 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
                 "--jail-gid", Integer.toString(uid), "--jail-mounts", vmDir.resolve(MOUNTS_FILE).toAbsolutePath()
                         .toString()));
         if (filter != null) options.addAll(List.of("--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
-        if (network == Network.NONE) options.add("--jail-new-netns"); // no card: no network at all, not the host's
+        if (network == Network.NONE || network == Network.TEMPLATE) {
+            options.add("--jail-new-netns"); // no card (or a template's, on a TAP of its own): not the host's network
+        }
         return new VmmJail(uid, root, List.copyOf(mounts), allowed, seccomp, network, List.copyOf(options));
     }
 
