@@ -289,9 +289,8 @@ class FirecrackerSnapshotTest {
         assertThat(lines).extracting(l -> l.substring(0, l.indexOf(" HTTP/"))).containsExactly("PUT /machine-config",
                 "PUT /boot-source", "PUT /drives/image", "PUT /drives/rw", "PUT /network-interfaces/net0", "PUT /vsock",
                 "PUT /actions");
-        FirecrackerApi.Request nic = FirecrackerCommand.class.cast(new FirecrackerCommand("t", shape.kernel(),
-                shape.initrd(), vm.resolve("drives/image"), vm.resolve("drives/rw"), MEMORY_MIB, 1, null))
-                .templateRequests(true).get(4);
+        FirecrackerApi.Request nic = new FirecrackerCommand("t", shape.kernel(), shape.initrd(),
+                vm.resolve("drives/image"), vm.resolve("drives/rw"), MEMORY_MIB, 1, null).templateRequests(true).get(4);
         assertThat(FirecrackerTest.api.check(nic.method(), nic.path(), nic.body())).isEmpty();
         assertThat(nic.body().path("host_dev_name").asText()).isEqualTo("tap0");
         assertThat(nic.body().path("guest_mac").asText()).isEqualTo(VmSnapshot.TEMPLATE_MAC);
