@@ -14,7 +14,6 @@
 
 #include "relay.h"
 
-#define G_API_MS      5000             /* how long the VMM may take to answer one API request */
 
 /* "PUT /drives/rw" of an HTTP request, for messages. */
 static void request_line(const char *req, char *out, size_t n) {
@@ -42,17 +41,17 @@ static void fault_of(const char *body, char *out, size_t n) {
 }
 
 /*
- * One API request on its own connection (Connection: close, as FirecrackerApi builds them), bounded by G_API_MS
- * for the write and for the answer. Returns the HTTP status, or -1 (errno set, or EPROTO for a garbled answer); a
+ * One API request on its own connection (Connection: close, as FirecrackerApi builds them), bounded by ms for the
+ * write and for the answer. Returns the HTTP status, or -1 (errno set, or EPROTO for a garbled answer); a
  * status >= 300 leaves the fault message in fault.
  */
-static int api_exchange(int fd, const char *req, size_t n, char *fault, size_t faultn) {
+static int api_exchange(int fd, const char *req, size_t n, int ms, char *fault, size_t faultn) {
     char resp[8192];
     size_t len = 0;
-    struct timeval tv = { G_API_MS / 1000, 0 };
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || write_all(fd, req, n) != 0) return -1;
-    long long deadline = now_ms() + G_API_MS;
+    long long deadline = now_ms() + ms;
     int status = -1;
     for (;;) {
         ssize_t r = len < sizeof resp - 1 ? read(fd, resp + len, sizeof resp - 1 - len) : 0;
@@ -77,10 +76,11 @@ static int api_exchange(int fd, const char *req, size_t n, char *fault, size_t f
 
 /*
  * Sends the VMM's boot sequence: every NUL-terminated HTTP request in reqs, in order, each on a fresh connection to
- * sock, each to be answered 2xx. The socket may take up to G_CONNECT_MS to appear; a VMM that exits meanwhile, a
- * refusal or a timeout ends the sequence with one line. 0 when all were accepted.
+ * sock, each to be answered 2xx within ms (G_API_MS for the boot sequence; a snapshot's save writes the guest's
+ * memory). The socket may take up to G_CONNECT_MS to appear; a VMM that exits meanwhile, a refusal or a timeout ends
+ * the sequence with one line. 0 when all were accepted.
  */
-int send_api(const char *sock, const struct buf *reqs, int (*vmm_gone)(void)) {
+int send_api(const char *sock, const struct buf *reqs, int ms, int (*vmm_gone)(void)) {
     long long deadline = now_ms() + G_CONNECT_MS;
     size_t off = 0;
     while (off < reqs->len) {
@@ -106,7 +106,7 @@ int send_api(const char *sock, const struct buf *reqs, int (*vmm_gone)(void)) {
             nanosleep(&ts, NULL);
         }
         fault[0] = 0;
-        int status = api_exchange(fd, req, n, fault, sizeof fault);
+        int status = api_exchange(fd, req, n, ms, fault, sizeof fault);
         int e = errno;
         xclose(fd);
         if (status < 0) { say_err("kiln: the VMM did not answer %s: %s", what, strerror(e)); return -1; }

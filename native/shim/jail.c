@@ -21,6 +21,7 @@
 #include <grp.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@
 
 /* The kernel's ABI, spelled here: musl's headers carry no linux/ ones (as kiln-init's vsock address). */
 #define TUNSETIFF          0x400454ca /* _IOW('T', 202, int) */
+#define TUNSETPERSIST      0x400454cb /* _IOW('T', 203, int) */
+#define TUNSETOWNER        0x400454cc /* _IOW('T', 204, int) */
+#define TUNSETGROUP        0x400454ce /* _IOW('T', 206, int) */
 #define IFF_TAP            0x0002
 #define IFF_NO_PI          0x1000
 #define IFF_VNET_HDR       0x4000
@@ -262,6 +266,24 @@ int vmm_prepare(const struct vmm_setup *s, char *err, size_t errn) {
             return failed(err, errn, "cannot enter the sandbox's network namespace %s", s->netns);
         if (close(ns) != 0) return failed(err, errn, "close");
     }
+    if (s->jail_tap != NULL) {
+        /* a Firecracker snapshot template's card (docs/vm.md, "On Firecracker"): Firecracker opens its TAP by name, so
+         * one is made here, in the template's own new namespace, persistent and the VMM's; it goes with the namespace */
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", s->jail_tap);
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        int t = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+        if (t < 0) return failed(err, errn, "/dev/net/tun");
+        if (ioctl(t, TUNSETIFF, &ifr) != 0 || ioctl(t, TUNSETOWNER, (unsigned long)s->uid) != 0 ||
+            ioctl(t, TUNSETGROUP, (unsigned long)s->gid) != 0 || ioctl(t, TUNSETPERSIST, 1UL) != 0) {
+            int e = errno;
+            if (close(t) != 0) { /* keep the first error */ }
+            errno = e;
+            return failed(err, errn, "making the TAP %s", s->jail_tap);
+        }
+        if (close(t) != 0) return failed(err, errn, "close");
+    }
     if (s->tap != NULL) { /* as QEMU's own tap_open would, in the namespace, so the VMM needs no /dev/net/tun */
         struct ifreq ifr;
         memset(&ifr, 0, sizeof ifr);
@@ -285,6 +307,9 @@ int vmm_prepare(const struct vmm_setup *s, char *err, size_t errn) {
     for (size_t i = 0; i < s->nfds; i++)
         if (dup2(given[i], s->fds[i].fd) < 0) return failed(err, errn, "dup2");
     if (s->root != NULL && drop_privileges(s->uid, s->gid, err, errn) != 0) return -1;
+    /* that uid change cleared the parent-death signal the relay's child set (prctl(2)): set again, or a jailed VMM
+     * would outlive a relay killed with SIGKILL (found with the snapshot template's TAP test) */
+    if (s->root != NULL && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return failed(err, errn, "PR_SET_PDEATHSIG");
     if (s->filter != NULL) { /* the last step: from here on only the allowlist, the exec included */
         struct bpf_prog prog = { (unsigned short)s->filter_len, s->filter };
         if (s->root == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

@@ -35,6 +35,7 @@ struct vmm_setup {
     struct jail_mount *mounts;       /* --jail-mounts FILE: lines "KIND<TAB>PATH" (ro, exec, rw, dev) */
     size_t nmounts;
     int new_net;                     /* --jail-new-netns: an empty network namespace (a VM without a card) */
+    const char *jail_tap;            /* --jail-tap NAME: a TAP made in that new namespace, the VMM's (a template's card) */
     unsigned char *filter;           /* --seccomp FILE: a raw struct sock_filter array (x86-64), installed last */
     size_t filter_len;               /* in instructions */
     /* --ram-file: the guest's memory is a file on a tmpfs of the VMM's own mount namespace, mounted at ram_dir

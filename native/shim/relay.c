@@ -17,7 +17,9 @@
  * a socket the relay listens on (Firecracker's hybrid vsock connects the guest's port 1024 to it) instead of one
  * it connects to; --api-sock/--api-requests send the VMM's boot sequence (firecracker.c), NUL-terminated HTTP
  * requests written by kilnd, each on its own connection; --console-stdout puts the VMM's stdout (the guest's serial
- * console) in boot.log. From the first frame on, both VMMs are relayed by the same code.
+ * console) in boot.log. From the first frame on, both VMMs are relayed by the same code. A Firecracker snapshot's
+ * template (--save-requests FILE) gets no START: once the guest said HELLO, FILE's requests (pause, snapshot create)
+ * are sent the same way and the VMM is killed (docs/vm.md, "On Firecracker").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -390,11 +392,11 @@ static void resume_guest(const char *qmp_sock, const char *ctl_sock, int *starte
 
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
-                       "[--save-to FILE --qmp-sock SOCK] [--resume (--qmp-sock SOCK | --api-sock SOCK --listen SOCK)] " \
+                       "[--save-to FILE --qmp-sock SOCK] [--save-requests FILE] [--resume (--qmp-sock SOCK | --api-sock SOCK --listen SOCK)] " \
                        "[--start-gate FILE] " \
                        "[--ram-file FILE --ram-mib N [--incoming FD --qmp-sock SOCK]] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
-                       "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns]] -- VMM ARGS..."
+                       "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns [--jail-tap NAME]]] -- VMM ARGS..."
 
 /* Moves this process into the cgroup DIR (kilnd's per-sandbox ones: memory, pids) before the VMM is started, so the
  * relay and the VMM are both held by its limits. */
@@ -479,6 +481,7 @@ int relay_vm(int argc, char **argv) {
     const char *start_gate = NULL;
     const char *cgroups[4], *ctl_sock = "ctl.sock", *jail_mounts = NULL, *seccomp = NULL, *rest;
     const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
+    const char *save_requests = NULL; /* ... on Firecracker: the API requests that save it, sent after HELLO */
     const char *ram_file = NULL; /* the guest's memory: a snapshot's ram file, or where a template's goes (--save-to) */
     long hello_timeout = 60, ram_mib = 0;
     int i, console_stdout = 0, bad = 0, resume = 0, incoming = -1;
@@ -513,12 +516,14 @@ int relay_vm(int argc, char **argv) {
         }
         else if (strcmp(argv[i], "--jail") == 0 && i + 1 < argc) v->root = argv[++i];
         else if (strcmp(argv[i], "--jail-new-netns") == 0) v->new_net = 1;
+        else if (strcmp(argv[i], "--jail-tap") == 0 && i + 1 < argc) v->jail_tap = argv[++i];
         else if (strcmp(argv[i], "--jail-uid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &uid) != 0;
         else if (strcmp(argv[i], "--jail-gid") == 0 && i + 1 < argc) bad |= id_arg(argv[++i], &gid) != 0;
         else if (strcmp(argv[i], "--jail-mounts") == 0 && i + 1 < argc) jail_mounts = argv[++i];
         else if (strcmp(argv[i], "--seccomp") == 0 && i + 1 < argc) seccomp = argv[++i];
         else if (strcmp(argv[i], "--save-to") == 0 && i + 1 < argc) save_to = argv[++i];
         else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
+        else if (strcmp(argv[i], "--save-requests") == 0 && i + 1 < argc) save_requests = argv[++i];
         else if (strcmp(argv[i], "--start-gate") == 0 && i + 1 < argc) start_gate = argv[++i];
         else if (strcmp(argv[i], "--resume") == 0) resume = 1;
         else if (strcmp(argv[i], "--ram-file") == 0 && i + 1 < argc) ram_file = argv[++i];
@@ -538,8 +543,10 @@ int relay_vm(int argc, char **argv) {
         bad = 1; /* a jail is never root's, and is told what it holds */
     if (v->root == NULL && (uid || gid || jail_mounts || seccomp || v->new_net)) bad = 1;
     if (v->new_net && v->netns != NULL) bad = 1; /* a namespace of its own, or the sandbox's */
+    if (v->jail_tap != NULL && (!v->new_net || v->jail_tap[0] == 0 || strlen(v->jail_tap) >= 16)) bad = 1; /* IFNAMSIZ */
     if (bad || dir == NULL || spec == NULL || i >= argc || hello_timeout <= 0 ||
         (api_sock == NULL) != (api_requests == NULL) ||
+        (save_requests != NULL && (api_sock == NULL || listen_path == NULL || save_to != NULL || resume)) ||
         (save_to == NULL && !(resume && api_sock == NULL) && incoming < 0) != (qmp_sock == NULL) ||
         (resume && (save_to != NULL || (listen_path != NULL) != (api_sock != NULL) || incoming >= 0)) ||
         (incoming >= 0 && (save_to != NULL || ram_file == NULL)) || (ram_file == NULL) != (ram_mib <= 0) ||
@@ -562,7 +569,7 @@ int relay_vm(int argc, char **argv) {
             return 125;
         }
     }
-    struct buf start = { 0 }, api = { 0 };
+    struct buf start = { 0 }, api = { 0 }, save_api = { 0 };
     if (read_file(spec, &start) != 0) { fprintf(stderr, "kiln: %s: %s\n", spec, strerror(errno)); return 125; }
     if (chdir(dir) != 0) { fprintf(stderr, "kiln: %s: %s\n", dir, strerror(errno)); return 125; }
     if (ram_file != NULL) { /* the VMM's child makes it (jail.c), after the cgroups: the guest's memory is the sandbox's */
@@ -582,6 +589,10 @@ int relay_vm(int argc, char **argv) {
     }
     if (api_requests != NULL && read_file(api_requests, &api) != 0) {
         fprintf(stderr, "kiln: %s: %s\n", api_requests, strerror(errno));
+        return 125;
+    }
+    if (save_requests != NULL && read_file(save_requests, &save_api) != 0) {
+        fprintf(stderr, "kiln: %s: %s\n", save_requests, strerror(errno));
         return 125;
     }
     /* listening before the VMM starts: the guest can never connect before someone is there (docs/vm.md) */
@@ -622,7 +633,7 @@ int relay_vm(int argc, char **argv) {
         xclose(ram_src);
         timings("ram", &g_ms_ram);
     }
-    if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api, vmm_gone) != 0) {
+    if (api_sock != NULL && g_vmm > 0 && g_exit_code < 0 && send_api(api_sock, &api, G_API_MS, vmm_gone) != 0) {
         g_exit_code = 125;
         if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
     }
@@ -664,7 +675,7 @@ int relay_vm(int argc, char **argv) {
                 if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
             } else timeout = 10;
         }
-        if (save_fd >= 0 && g_exit_code < 0 && getppid() != parent) { /* kilnd died: its template goes too */
+        if ((save_fd >= 0 || save_api.p != NULL) && g_exit_code < 0 && getppid() != parent) { /* kilnd died: its template goes too */
             say_err("kiln: the VM's snapshot was given up: kilnd is gone");
             g_exit_code = 125;
             if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
@@ -689,7 +700,17 @@ int relay_vm(int argc, char **argv) {
             xclose(save_fd);
             save_fd = -2; /* done: no second attempt */
         }
-        if (g_hello_seen && !started && !g_main_ended && save_to == NULL &&
+        if (save_api.p != NULL && g_hello_seen && g_exit_code < 0 && !g_main_ended && g_vmm > 0) {
+            /* Firecracker's template: kiln-init answered and waits for START; the VM is paused and snapshotted into
+             * the VMM's run/ by its API (kilnd takes the files out of the jail, FirecrackerSnapshot), then killed */
+            if (g_ctl_out.len && gbuf_flush(&g_ctl_out, g_ctl) != 0) note("flushing the control socket");
+            g_exit_code = send_api(api_sock, &save_api, G_SAVE_MS, vmm_gone) == 0 ? 0 : 125;
+            /* (a refusal or a timeout is send_api's one line) */
+            if (g_vmm > 0 && kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
+            free(save_api.p);
+            save_api.p = NULL; /* done: no second attempt */
+        }
+        if (g_hello_seen && !started && !g_main_ended && save_to == NULL && save_requests == NULL &&
             (start_gate == NULL || access(start_gate, F_OK) == 0)) { /* (an ERROR before HELLO: no START) */
             struct buf payload = { 0 };
             started = 1;

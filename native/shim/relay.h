@@ -7,6 +7,8 @@
 
 #define G_HIGH        (1 << 20)        /* a queue beyond this stops reading what fills it (backpressure) */
 #define G_CONNECT_MS  10000            /* how long the VMM may take to create its control socket */
+#define G_API_MS      5000             /* how long the VMM may take to answer one API request of its boot */
+#define G_SAVE_MS     300000           /* ... one request of a snapshot's save (the guest's memory written whole) */
 #define G_MAX_EXECS   32
 /* The hard bound of every outgoing queue. Backpressure keeps each below G_HIGH plus what one pass brings (one read of
  * a connection's buffer, a stdin read, a few lines of our own); this bound is only the backstop behind it. */
@@ -43,7 +45,7 @@ void last_line(const char *path, char *out, size_t n);
 /* channel.c: one line for the relay's stderr and the shim's problem log */
 void say_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* firecracker.c; vmm_gone tells whether the VMM exited while its socket is awaited */
-int send_api(const char *sock, const struct buf *reqs, int (*vmm_gone)(void));
+int send_api(const char *sock, const struct buf *reqs, int ms, int (*vmm_gone)(void));
 
 /* snapshot.c: the VM's state into state_fd over QEMU's monitor at qmp_sock (migrate, then quit if asked); 0, or -1
  * with why. vm_cont: QMP cont. */

@@ -135,6 +135,44 @@ class FirecrackerCliTest {
         kiln.ok("rm", "-f", name);
     }
 
+    /**
+     * The snapshot start on Firecracker (docs/vm.md, "On Firecracker"): with {@code vm-snapshot: true}, the first
+     * {@code --network none} VM makes the shape's template; two later VMs restored from it run the command and differ
+     * in boot_id and random stream, with the host's date; exec works over the channel kiln-init connected again.
+     * Skips here with exactly what is missing: the API side is FirecrackerSnapshotTest's.
+     */
+    @Test
+    @Tag("slow")
+    void twoFirecrackerVmsFromOneSnapshotRunTheCommandAndShareNoRandomness(@TempDir Path snapRoot) throws Exception {
+        assumeFirecracker();
+        java.nio.file.Path config = java.nio.file.Files.writeString(snapRoot.resolve("config.yaml"),
+                "vm-snapshot: true\n");
+        try (KilnRun snap = new KilnRun(snapRoot, config)) {
+            snap.importBusybox(IMAGE, java.util.Map.of());
+            String self = "cat /proc/sys/kernel/random/boot_id; busybox od -An -N16 -tx1 /dev/urandom | tr -d ' \\n';"
+                    + " echo; busybox date +%s";
+            List<List<String>> selves = new java.util.ArrayList<>();
+            for (int i = 0; i < 3; i++) { // the first makes the template, the other two are restored from it
+                KilnRun.Result r = snap.kiln("run", "--rm", "--runtime", "firecracker", "--network", "none", IMAGE,
+                        "sh", "-c", self);
+                assertThat(r.exitCode()).as(r.err()).isZero();
+                selves.add(r.out().lines().toList());
+            }
+            try (var names = java.nio.file.Files.list(snap.store().resolve("vm-snapshots"))) {
+                assertThat(names.filter(java.nio.file.Files::isDirectory).count()).as("one template").isEqualTo(1);
+            }
+            assertThat(selves.get(1).get(0)).as("boot_id").isNotEqualTo(selves.get(2).get(0));
+            assertThat(selves.get(1).get(1)).as("urandom").isNotEqualTo(selves.get(2).get(1));
+            long now = System.currentTimeMillis() / 1000;
+            assertThat(Long.parseLong(selves.get(2).get(2).strip())).as("the guest's date").isBetween(now - 60, now + 5);
+            snap.ok("run", "-d", "--name", "fc-snap", "--runtime", "firecracker", "--network", "none", IMAGE,
+                    "sleep", "600");
+            KilnRun.Result exec = snap.kiln("exec", "fc-snap", "echo", "channel");
+            assertThat(exec.out()).as(exec.err()).isEqualTo("channel\n");
+            snap.ok("rm", "-f", "fc-snap");
+        }
+    }
+
     private static int last(String name) {
         List<String> n = kiln.ok("logs", name).out().lines().filter(l -> l.startsWith("n ")).toList();
         return n.isEmpty() ? 0 : Integer.parseInt(n.getLast().substring(2).strip());

@@ -124,7 +124,8 @@ public final class Firecracker implements Vmm {
     @Override
     public List<String> bootFiles() {
         return List.of(FirecrackerCommand.API_SOCKET, FirecrackerCommand.VSOCK_SOCKET,
-                FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE);
+                FirecrackerCommand.controlSocket(), FirecrackerCommand.REQUESTS_FILE,
+                FirecrackerCommand.PLACEHOLDER_IMAGE.toString(), FirecrackerCommand.PLACEHOLDER_RW.toString());
     }
 
     /**
@@ -140,14 +141,41 @@ public final class Firecracker implements Vmm {
     public Launch launch(Machine m, Path vmDir) {
         FirecrackerCommand fc = new FirecrackerCommand(instanceId(m.sandboxId()), m.kernel(), m.initrd(),
                 m.imageDisk(), m.writableDisk(), m.memoryMiB(), m.cpus(), m.nic());
-        Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
         Path state = m.restoreFrom();
-        List<Path> snapshot = state == null ? List.of()
-                : List.of(state, state.resolveSibling(FirecrackerCheckpoint.MEM));
+        VmmJail.Network network = m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX;
+        if (state == null) return launch(fc, vmDir, fc.requests(), m.jailUid(), network, List.of(), false, List.of());
+        // a vm-snapshot's (shared by its shape's VMs, loaded over this VM's own placeholder drives, then sent START)
+        // or a checkpoint's (this sandbox's alone, its workload resumed: no START)
+        boolean shared = FirecrackerSnapshot.isSnapshot(state);
+        Path mem = shared ? FirecrackerSnapshot.memOf(state) : state.resolveSibling(FirecrackerCheckpoint.MEM);
+        return launch(fc, vmDir, fc.restoreRequests(state, mem), m.jailUid(), network, List.of(state, mem), shared,
+                shared ? FirecrackerSnapshot.placeholders(vmDir) : List.of());
+    }
+
+    /**
+     * The template of {@code shape}'s snapshot (docs/vm.md, "On Firecracker"): a sandbox's boot with {@code
+     * kiln.snapshot}, its drives the placeholders in its directory, named by relative paths; a shape with a card has
+     * one on a TAP the relay makes in the template's own network namespace, so it needs the jail (refused without).
+     */
+    FirecrackerSnapshot.Template template(FirecrackerCheckpoint.Shape shape) {
+        return (vmDir, uid) -> {
+            if (shape.nic() && uid == null) {
+                throw new IllegalStateException("a Firecracker template with a card needs its jail's own namespace");
+            }
+            FirecrackerCommand fc = new FirecrackerCommand("snapshot-" + FirecrackerSnapshot.key(shape),
+                    shape.kernel(), shape.initrd(), vmDir.resolve(FirecrackerCommand.PLACEHOLDER_IMAGE),
+                    vmDir.resolve(FirecrackerCommand.PLACEHOLDER_RW), shape.memoryMiB(), shape.vcpus(), null);
+            return launch(fc, vmDir, fc.templateRequests(shape.nic()), uid, shape.nic() ? VmmJail.Network.TEMPLATE
+                    : VmmJail.Network.NONE, List.of(), false, List.of());
+        };
+    }
+
+    private Launch launch(FirecrackerCommand fc, Path vmDir, List<FirecrackerApi.Request> sequence, Integer jailUid,
+                          VmmJail.Network network, List<Path> snapshot, boolean shared, List<Path> placeholders) {
+        Path requests = vmDir.resolve(FirecrackerCommand.REQUESTS_FILE);
         try {
             Files.createDirectories(vmDir.resolve(VmmJail.RUN)); // its sockets' directory; the jail makes it the VMM's
-            Files.write(requests, FirecrackerApi.script(state == null ? fc.requests()
-                    : fc.restoreRequests(snapshot.get(0), snapshot.get(1))));
+            Files.write(requests, FirecrackerApi.script(sequence));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + requests + ": " + e.getMessage(), e);
         }
@@ -155,14 +183,14 @@ public final class Firecracker implements Vmm {
         List<String> relay = new ArrayList<>(List.of("--api-sock", FirecrackerCommand.API_SOCKET,
                 "--api-requests", FirecrackerCommand.REQUESTS_FILE,
                 "--listen", FirecrackerCommand.controlSocket(), "--console-stdout"));
-        // a restored guest continues a started workload: the relay sends no START and takes its channel as started
-        if (state != null) relay.add("--resume");
+        // a checkpoint's guest continues a started workload: the relay sends no START and takes its channel as started
+        if (!snapshot.isEmpty() && !shared) relay.add("--resume");
         VmmJail jail = null;
-        if (m.jailUid() != null) {
-            jail = VmmJail.forFirecracker(vmDir, m.jailUid(), firecracker, fc.bootFiles(), kernelsDir,
-                    m.imageDisk(), m.writableDisk(), m.nic() == null ? VmmJail.Network.NONE : VmmJail.Network.SANDBOX,
-                    snapshot);
+        if (jailUid != null) {
+            jail = VmmJail.forFirecracker(vmDir, jailUid, firecracker, fc.bootFiles(), kernelsDir,
+                    fc.imageDisk(), fc.writableDisk(), network, snapshot, shared, placeholders);
             relay.addAll(jail.relayOptions());
+            if (network == VmmJail.Network.TEMPLATE) relay.addAll(List.of("--jail-tap", GuestNic.TAP));
         }
         return new Launch(relay, fc.argv(firecracker), jail);
     }

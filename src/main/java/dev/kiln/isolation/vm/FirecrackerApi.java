@@ -70,10 +70,15 @@ final class FirecrackerApi {
     }
 
     static Request drive(String id, Path file, boolean readOnly) {
+        return drive(id, file.toAbsolutePath().toString(), readOnly);
+    }
+
+    /** {@code pathOnHost} as given: relative to the VMM's directory for a snapshot's placeholders. */
+    static Request drive(String id, String pathOnHost, boolean readOnly) {
         if (!id.matches("[A-Za-z0-9_]+")) throw new IllegalArgumentException("bad drive id " + id);
         ObjectNode b = JSON.createObjectNode();
         b.put("drive_id", id);
-        b.put("path_on_host", file.toAbsolutePath().toString());
+        b.put("path_on_host", pathOnHost);
         b.put("is_root_device", false); // kiln-init in the initramfs mounts the disks itself
         b.put("is_read_only", readOnly);
         return new Request("PUT", "/drives/" + id, b);

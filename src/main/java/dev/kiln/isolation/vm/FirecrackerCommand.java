@@ -32,6 +32,18 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
      */
     static final String CHECKPOINT_STATE = "run/checkpoint.state";
     static final String CHECKPOINT_MEM = "run/checkpoint.mem";
+    /**
+     * A snapshot template's drives, and every VM restored from it (docs/vm.md, "Snapshot start", "On Firecracker"):
+     * relative, so that {@code PUT /snapshot/load}, which reopens each drive at the path the template had before any
+     * {@code PATCH}, finds the restored VM's own placeholder there (its directory is the VMM's working directory).
+     */
+    static final Path PLACEHOLDER_IMAGE = Path.of("drives/image");
+    static final Path PLACEHOLDER_RW = Path.of("drives/rw");
+    /** Where a template's snapshot is written, as a checkpoint's: in {@code run/}, taken out by kiln. */
+    static final String TEMPLATE_STATE = "run/snapshot.state";
+    static final String TEMPLATE_MEM = "run/snapshot.mem";
+    /** The template's save, sent by the relay once kiln-init answered HELLO ({@code --save-requests}). */
+    static final String SAVE_REQUESTS_FILE = "save.http";
 
     FirecrackerCommand {
         if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new IllegalArgumentException("bad firecracker id " + id);
@@ -64,6 +76,37 @@ record FirecrackerCommand(String id, Path vmlinux, Path initrd, Path imageDisk, 
     String bootArgs() {
         return "console=ttyS0 reboot=k panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd kiln.channel=vsock:"
                 + CONTROL_PORT + " kiln.disks=fs";
+    }
+
+    /**
+     * The template of a snapshot: booted as a sandbox's VM but for {@code kiln.snapshot} (kiln-init loads the disk and
+     * network drivers bound to no device, and answers a second HELLO after a restore) and {@code init_on_free=1} (freed
+     * pages zeroed: less of the template's boot in its memory), as QEMU's template.
+     */
+    String templateBootArgs() {
+        return bootArgs() + " kiln.snapshot init_on_free=1";
+    }
+
+    /**
+     * The template's boot sequence: {@link #requests} with {@link #templateBootArgs}, and its drives at the relative
+     * placeholder paths (the files in the template's directory now, in each restored VM's later); {@code card}: with
+     * a network card (this command has no {@link GuestNic}: the template has no sandbox).
+     */
+    List<FirecrackerApi.Request> templateRequests(boolean card) {
+        List<FirecrackerApi.Request> r = new ArrayList<>(requests());
+        // a shape with a card: the template's on the TAP its relay makes in its own namespace (--jail-tap), the MAC
+        // a placeholder (each restored guest takes START's), the MTU left to the guest as every VM's is set at START
+        if (card) r.add(4, FirecrackerApi.networkInterface(NETDEV, GuestNic.TAP, VmSnapshot.TEMPLATE_MAC, 0));
+        r.set(1, FirecrackerApi.bootSource(vmlinux, templateBootArgs(), initrd));
+        r.set(2, FirecrackerApi.drive("image", PLACEHOLDER_IMAGE.toString(), true));
+        r.set(3, FirecrackerApi.drive("rw", PLACEHOLDER_RW.toString(), false));
+        return r;
+    }
+
+    /** What saves the template once kiln-init waits for START: its vCPUs stopped, then a full snapshot into run/. */
+    static List<FirecrackerApi.Request> saveRequests() {
+        return List.of(FirecrackerApi.vmState(true),
+                FirecrackerApi.snapshotCreate(Path.of(TEMPLATE_STATE), Path.of(TEMPLATE_MEM)));
     }
 
     /** The files it boots from, which its jail binds read-only: the kernel and the initramfs. */

@@ -261,6 +261,12 @@ public final class VmIsolator implements Isolator {
                     vcpus, nic, null));
             restore = VmSnapshot.ensure(options.stateRoot().resolve("vm-snapshots"), shape,
                     qemu.template(shape, boot, initrd), options.jail() ? vmmIds() : null, options.helloTimeout());
+        } else if (restore == null && options.snapshot() && shares.isEmpty() && (nic == null || options.jail())
+                && vmm instanceof Firecracker fc) { // a template's card is on a TAP in its jail's own namespace
+            FirecrackerCheckpoint.Shape shape = fc.shape(new Vmm.Machine(spec.id(), boot, initrd, image, disk,
+                    memoryMiB, vcpus, nic, null));
+            restore = FirecrackerSnapshot.ensure(options.stateRoot().resolve("vm-snapshots"), shape,
+                    fc.template(shape), options.jail() ? vmmIds() : null, options.helloTimeout());
         }
         Integer uid = options.jail() && vmm.jails() ? vmmIds().acquire(spec.id(), spec.dir()) : null;
         if (nic != null) {

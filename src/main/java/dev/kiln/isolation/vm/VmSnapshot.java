@@ -130,18 +130,33 @@ final class VmSnapshot {
      * template per shape at a time). A snapshot whose recorded shape is not {@code shape} is refused with one line.
      */
     static Path ensure(Path dir, Shape shape, Template template, VmmIds ids, Duration helloTimeout) {
-        Path snap = dir.resolve(shape.key());
+        return locked(dir, shape.key(), shape.fields(), List.of("state", RAM),
+                snap -> make(snap, shape, template, ids, helloTimeout)).resolve("state");
+    }
+
+    /** Makes a snapshot's files in {@code snap} (QEMU's template boot and save, or Firecracker's). */
+    interface Maker {
+        void make(Path snap) throws IOException;
+    }
+
+    /**
+     * The snapshot directory {@code dir/key}, made first by {@code maker} where any of {@code files} is missing (under a
+     * lock: one template per shape at a time), then checked: one line where its recorded shape is not {@code fields}.
+     */
+    static Path locked(Path dir, String key, Map<String, String> fields, List<String> files, Maker maker) {
+        Path snap = dir.resolve(key);
         Object jvmLock = LOCKS.computeIfAbsent(snap, k -> new Object());
         synchronized (jvmLock) {
             try {
                 Files.createDirectories(dir);
-                try (FileChannel ch = FileChannel.open(dir.resolve(shape.key() + ".lock"), StandardOpenOption.CREATE,
+                try (FileChannel ch = FileChannel.open(dir.resolve(key + ".lock"), StandardOpenOption.CREATE,
                         StandardOpenOption.WRITE); FileLock ignored = ch.lock()) {
-                    if (!Files.isRegularFile(snap.resolve("state")) || !Files.isRegularFile(snap.resolve(RAM))) {
+                    if (!files.stream().allMatch(f -> Files.isRegularFile(snap.resolve(f)))) {
                         Trees.delete(snap); // a snapshot of an older format, or half of one
-                        make(snap, shape, template, ids, helloTimeout);
+                        maker.make(snap);
                     }
-                    return checked(snap, shape);
+                    checked(snap, fields);
+                    return snap;
                 }
             } catch (IOException e) {
                 throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the VM snapshot in " + snap + ": "
@@ -161,6 +176,12 @@ final class VmSnapshot {
 
     /** The snapshot's state file, if what it was made for is {@code shape}; else one line saying what differs. */
     static Path checked(Path snap, Shape shape) {
+        checked(snap, shape.fields());
+        return snap.resolve("state");
+    }
+
+    /** Throws one line saying what differs where the snapshot in {@code snap} was not made for {@code fields}. */
+    static void checked(Path snap, Map<String, String> fields) {
         Map<String, String> made = new LinkedHashMap<>();
         try {
             for (String line : Files.readAllLines(snap.resolve("shape"))) {
@@ -172,7 +193,7 @@ final class VmSnapshot {
                     + "); remove that directory and kiln makes a new one");
         }
         List<String> differs = new ArrayList<>();
-        shape.fields().forEach((k, v) -> {
+        fields.forEach((k, v) -> {
             if (!v.equals(made.get(k))) differs.add(k + " " + made.getOrDefault(k, "(none)") + ", not " + v);
         });
         if (!differs.isEmpty()) {
@@ -180,7 +201,28 @@ final class VmSnapshot {
                     + String.join("; ", differs) + " (kiln restores a snapshot only into a VM of its kernel, memory, "
                     + "vCPUs and devices; remove that directory and kiln makes a new one)");
         }
-        return snap.resolve("state");
+    }
+
+    /** Starts a template's relay ({@code cmd}), its output in {@code vmDir/relay.log}. */
+    static Process startTemplate(Path vmDir, List<String> cmd) throws IOException {
+        return new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectErrorStream(true).redirectOutput(vmDir.resolve("relay.log").toFile()).start();
+    }
+
+    /** Waits at most {@code bound} for a template's relay to save it; one line, its last, if it did not end 0. */
+    static void awaitTemplate(Process relay, Path vmDir, Duration bound) throws IOException, InterruptedException {
+        if (!relay.waitFor(bound.toSeconds(), TimeUnit.SECONDS)) {
+            relay.destroyForcibly();
+            relay.waitFor(5, TimeUnit.SECONDS);
+            throw new KilnException(KilnException.Kind.INTERNAL, "making the VM snapshot took too long (see " + vmDir
+                    + "/boot.log)");
+        }
+        if (relay.exitValue() != 0) {
+            String why = Files.readAllLines(vmDir.resolve("relay.log")).stream().filter(l -> !l.isBlank())
+                    .reduce((a, b) -> b).orElse("exit " + relay.exitValue());
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the VM snapshot: "
+                    + why.replaceFirst("^kiln: ", ""));
+        }
     }
 
     private static void make(Path snap, Shape shape, Template template, VmmIds ids, Duration helloTimeout)
@@ -210,18 +252,10 @@ final class VmSnapshot {
             cmd.addAll(launch.relayOptions());
             cmd.add("--");
             cmd.addAll(launch.argv());
-            Path log = tmp.resolve("relay.log");
-            relay = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                    .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            if (!relay.waitFor(2 * helloTimeout.toSeconds() + 30, TimeUnit.SECONDS)) {
-                relay.destroyForcibly();
-                relay.waitFor(5, TimeUnit.SECONDS);
-                throw new KilnException(KilnException.Kind.INTERNAL, "making the VM snapshot took too long (see " + tmp + "/boot.log)");
-            }
-            if (relay.exitValue() != 0 || !Files.isRegularFile(tmp.resolve("state"))) {
-                String why = Files.readAllLines(log).stream().filter(l -> !l.isBlank()).reduce((a, b) -> b)
-                        .orElse("exit " + relay.exitValue());
-                throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the VM snapshot: " + why.replaceFirst("^kiln: ", ""));
+            relay = startTemplate(tmp, cmd);
+            awaitTemplate(relay, tmp, helloTimeout.multipliedBy(2).plusSeconds(30));
+            if (!Files.isRegularFile(tmp.resolve("state"))) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the VM snapshot: no state written");
             }
             Files.writeString(tmp.resolve("shape"), shape.text());
             for (Path p : List.of(image, disk, tmp.resolve("start.spec"))) Files.deleteIfExists(p);

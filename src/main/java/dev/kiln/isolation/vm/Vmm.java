@@ -25,7 +25,7 @@ sealed interface Vmm permits Qemu, Firecracker {
      *
      * @param nic     the network card, null for none
      * @param jailUid the uid (and gid) the VMM runs as in its jail ({@link #jails}); null: no jail
-     * @param restoreFrom a snapshot's state file the VMM restores instead of booting (QEMU only); null: a boot
+     * @param restoreFrom the state file the VMM restores instead of booting: a vm-snapshot's or a checkpoint's; null: a boot
      */
     record Machine(String sandboxId, Path kernel, Path initrd, Path imageDisk, Path writableDisk, long memoryMiB,
                    int cpus, GuestNic nic, Integer jailUid, int shares, Path restoreFrom) {

@@ -78,6 +78,10 @@ class FirecrackerTest {
                 Path.of(FirecrackerCommand.CHECKPOINT_MEM)));
         all.addAll(vm(2).restoreRequests(Path.of("/c/state"), Path.of("/c/mem")));
         all.addAll(vm(1, null).restoreRequests(Path.of("/c/state"), Path.of("/c/mem")));
+        // a vm-snapshot's template and its save (FirecrackerSnapshot, docs/vm.md "On Firecracker")
+        all.addAll(vm(1, null).templateRequests(false));
+        all.addAll(vm(1, null).templateRequests(true));
+        all.addAll(FirecrackerCommand.saveRequests());
         for (FirecrackerApi.Request r : all) {
             assertThat(api.check(r.method(), r.path(), r.body())).as(r + " against Firecracker API " + api.version())
                     .isEmpty();

@@ -35,6 +35,7 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
                     case SANDBOX -> "the sandbox's";
                     case USER -> "the host's (QEMU's slirp, --network user)";
                     case NONE -> "an empty one of its own";
+                    case TEMPLATE -> "one of its own with only its TAP (a snapshot template's)";
                 });
         try {
             Files.write(vmDir.resolve(FILE), JSON.writeValueAsBytes(r));

@@ -42,7 +42,12 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
      * Where the VMM's network namespace comes from: the sandbox's (its TAP, on a bridge), the host's (QEMU's slirp
      * makes host sockets: {@code --network user}), or an empty one of its own ({@code --network none}).
      */
-    public enum Network { SANDBOX, USER, NONE }
+    public enum Network {
+        SANDBOX, USER, NONE,
+        /** A namespace of its own in which the relay makes a TAP for the VMM ({@code --jail-tap}): the card of a
+         * Firecracker snapshot template, which opens its TAP by name and has no sandbox (docs/vm.md). */
+        TEMPLATE
+    }
 
     /** The sockets' directory under {@code vm/}: the VMM's only writable place. */
     public static final String RUN = "run";
@@ -173,6 +178,19 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
     public static VmmJail forFirecracker(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches,
                                          Path imageDisk, Path writableDisk, Network network,
                                          List<Path> snapshotFiles) {
+        return forFirecracker(vmDir, uid, binary, bootFiles, ownCaches, imageDisk, writableDisk, network,
+                snapshotFiles, false, List.of());
+    }
+
+    /**
+     * The same; {@code shared}: the snapshot files are a {@code vm-snapshot}'s, loaded by every VM of its shape: they
+     * must be root's, one link, written by no one but root (refused otherwise), and are bound read-only as they are
+     * (no group of this VMM's: they are not this sandbox's alone). {@code placeholders}: the image's and the writable
+     * drive's placeholder (docs/vm.md, "On Firecracker"), bound read-only and read-write (made this VMM's, 0600).
+     */
+    public static VmmJail forFirecracker(Path vmDir, int uid, Path binary, List<Path> bootFiles, Path ownCaches,
+                                         Path imageDisk, Path writableDisk, Network network,
+                                         List<Path> snapshotFiles, boolean shared, List<Path> placeholders) {
         if (network == Network.USER) throw new IllegalArgumentException("firecracker has no user-mode network");
         List<Mount> mounts = new ArrayList<>();
         Path real = realPath(binary);
@@ -197,6 +215,10 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
         mounts.add(new Mount("rw", disk));
         for (Path f : snapshotFiles) {
             Path file = f.toAbsolutePath();
+            if (shared) {
+                mounts.add(new Mount("ro", sharedFile(file)));
+                continue;
+            }
             try {
                 Files.setAttribute(file, "unix:gid", uid, java.nio.file.LinkOption.NOFOLLOW_LINKS);
                 Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r-----"));
@@ -206,13 +228,47 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
             }
             mounts.add(new Mount("ro", file));
         }
+        if (!placeholders.isEmpty()) {
+            Path rw = placeholders.get(1).toAbsolutePath();
+            try {
+                Files.setAttribute(rw, "unix:uid", uid, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                Files.setAttribute(rw, "unix:gid", uid, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            } catch (IOException e) {
+                throw new KilnException(KilnException.Kind.INTERNAL, "cannot jail the VMM: its placeholder drive: "
+                        + e.getMessage(), e);
+            }
+            mounts.add(new Mount("ro", placeholders.get(0).toAbsolutePath()));
+            mounts.add(new Mount("rw", rw));
+        }
         mounts.add(new Mount("rw", vmDir.resolve(RUN).toAbsolutePath()));
         mounts.add(new Mount("dev", Path.of("/dev/null")));
         mounts.add(new Mount("dev", Path.of("/dev/urandom")));
         mounts.add(new Mount("dev", Path.of("/dev/kvm"))); // Firecracker is KVM only
         // Firecracker opens its TAP by name (host_dev_name) through /dev/net/tun; QEMU is handed a descriptor instead
-        if (network == Network.SANDBOX) mounts.add(new Mount("dev", Path.of("/dev/net/tun")));
+        if (network == Network.SANDBOX || network == Network.TEMPLATE) {
+            mounts.add(new Mount("dev", Path.of("/dev/net/tun")));
+        }
         return prepare(vmDir, uid, mounts, null, 0, FIRECRACKER_FILTERS, network);
+    }
+
+    /** A snapshot file every VMM of its shape reads: root's, one link, writable by root alone; else one line. */
+    private static Path sharedFile(Path file) {
+        try {
+            var a = Files.readAttributes(file, java.nio.file.attribute.PosixFileAttributes.class,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            int owner = (Integer) Files.getAttribute(file, "unix:uid", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            int links = (Integer) Files.getAttribute(file, "unix:nlink", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            boolean othersWrite = a.permissions().contains(PosixFilePermission.GROUP_WRITE)
+                    || a.permissions().contains(PosixFilePermission.OTHERS_WRITE);
+            if (!a.isRegularFile() || owner != 0 || links != 1 || othersWrite) {
+                throw KilnException.corrupt("the VM snapshot's " + file + " is not a regular file of one link, root's "
+                        + "and written by root alone (remove its directory and kiln makes a new one)");
+            }
+            return file;
+        } catch (IOException e) {
+            throw new KilnException(KilnException.Kind.INTERNAL, "cannot jail the VMM: its snapshot: "
+                    + e.getMessage(), e);
+        }
     }
 
     /** What inspect says of a Firecracker's seccomp: its own per-thread filters, none of kiln's. */
@@ -248,7 +304,9 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
                 "--jail-gid", Integer.toString(uid), "--jail-mounts", vmDir.resolve(MOUNTS_FILE).toAbsolutePath()
                         .toString()));
         if (filter != null) options.addAll(List.of("--seccomp", vmDir.resolve(FILTER_FILE).toAbsolutePath().toString()));
-        if (network == Network.NONE) options.add("--jail-new-netns"); // no card: no network at all, not the host's
+        if (network == Network.NONE || network == Network.TEMPLATE) {
+            options.add("--jail-new-netns"); // no card (or a template's, on a TAP of its own): not the host's network
+        }
         return new VmmJail(uid, root, List.copyOf(mounts), allowed, seccomp, network, List.copyOf(options));
     }
 
