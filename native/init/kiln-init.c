@@ -910,7 +910,7 @@ struct open_how_v0 {
 #define KILN_RESOLVE_IN_ROOT 0x10
 
 /*
- * CRI's per-pod file (the pod's /etc/hosts or /etc/resolv.conf, sent with the EXEC): its text in a
+ * CRI's per-pod file (the pod's /etc/hosts, /etc/resolv.conf or /etc/hostname, sent with the EXEC): its text in a
  * file of a tmpfs of this process's own mount namespace (enter_container's, mounted over the VM's /dev/shm there after
  * the container's /dev was bound: a memfd cannot be the source of a bind, it is in no mount namespace), bound over
  * ROOT/etc/NAME, as CRI binds the sandbox's file into a runc container. The container's root (its image's snapshot) is
@@ -944,7 +944,7 @@ static void bind_text(const char *root, const char *name, const char *text) {
     if (close(point) != 0) child_fail("close", 125);
 }
 
-static void enter_container(const char *root, const char *hosts, const char *resolv) {
+static void enter_container(const char *root, const struct spec *s) {
     char at[4200];
     const char *dirs[] = { "proc", "dev", "sys" };
     if (unshare(CLONE_NEWNS) != 0) child_fail("unshare(CLONE_NEWNS)", 125);
@@ -956,11 +956,16 @@ static void enter_container(const char *root, const char *hosts, const char *res
                        : mount(i == 1 ? "/dev" : "/sys", at, NULL, MS_BIND | MS_REC, NULL);
         if (r != 0) child_fail(at, 125);
     }
-    if (hosts != NULL || resolv != NULL) {
+    if (s->hosts != NULL || s->resolv != NULL || s->hostname != NULL) {
         if (mount("kiln-pod-files", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0)
             child_fail("a tmpfs for the pod's files", 125);
-        if (hosts != NULL) bind_text(root, "hosts", hosts);
-        if (resolv != NULL) bind_text(root, "resolv.conf", resolv);
+        if (s->hosts != NULL) bind_text(root, "hosts", s->hosts);
+        if (s->resolv != NULL) bind_text(root, "resolv.conf", s->resolv);
+        if (s->hostname != NULL) {
+            char line[300];
+            snprintf(line, sizeof line, "%s\n", s->hostname);
+            bind_text(root, "hostname", line);
+        }
     }
     if (chdir(root) != 0) child_fail(root, 125);
     if (chroot(".") != 0) child_fail("chroot", 125);
@@ -974,7 +979,7 @@ __attribute__((noreturn)) static void exec_child(const struct spec *s, int in, i
     if (s->tty && ioctl(0, TIOCSCTTY, 0) != 0) child_fail("TIOCSCTTY", 125);
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
     if (s->chroot != NULL) {
-        enter_container(s->chroot, s->hosts, s->resolv);
+        enter_container(s->chroot, s);
         if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) child_fail(s->cwd, 125);
     }
     if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail("setgroups", 125);

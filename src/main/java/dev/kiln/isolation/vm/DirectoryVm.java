@@ -197,8 +197,11 @@ public final class DirectoryVm {
         }
     }
 
-    /** A pod's /etc/hosts and /etc/resolv.conf for its containers (null: the container root's own). */
-    public record PodFiles(String hosts, String resolv) {
+    /**
+     * A pod's /etc/hosts, /etc/resolv.conf and the name its /etc/hostname holds, for its containers (null: the
+     * container root's own).
+     */
+    public record PodFiles(String hosts, String resolv, String hostname) {
     }
 
     /** Where the pod directory ({@link #podDir}) is in the guest: each container's root is a directory in it. */
@@ -270,13 +273,13 @@ public final class DirectoryVm {
     }
 
     /**
-     * The same; {@code etc} (a pod's container) the content of its /etc/hosts and /etc/resolv.conf, which the guest
+     * The same; {@code etc} (a pod's container) the content of its /etc/hosts, /etc/resolv.conf and /etc/hostname, which the guest
      * binds over its root's in the process's own mount namespace (CRI binds the pod's files so).
      */
     public static List<String> exec(Path dir, Path request, ProcessSpec process, String container, PodFiles etc) {
         try {
             OwnerOnly.write(request, GuestSpec.exec(process, container == null ? null : POD_GUEST + "/" + container,
-                    etc == null ? null : etc.hosts(), etc == null ? null : etc.resolv()));
+                    etc));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot write " + request + ": " + e.getMessage(), e);
         }
