@@ -95,6 +95,19 @@ final class VmTasks {
         return machine;
     }
 
+    /**
+     * A spare shim's warm-up for vm pods: what a VM's preparation computes from the node's files, done now in this
+     * JVM (DirectoryVm.warm), so that a kiln-vm pod's Create does not; nothing on a node without QEMU. A failure is
+     * left for that Create to report.
+     */
+    static void warm() {
+        try {
+            machine().warm();
+        } catch (RuntimeException e) {
+            // the pod's Create meets it again and says what failed
+        }
+    }
+
     /** The VM's name for its cgroups and uid claim: from the bundle's path, so {@code delete} finds it again. */
     static String vmId(Path bundle) {
         try {
