@@ -902,29 +902,49 @@ __attribute__((noreturn)) static void child_fail(const char *what, int code) {
  * VM's) inside PATH, which becomes its root. It shares the VM's network (the pod's: localhost between containers),
  * its pid namespace and its kernel; the VM is the isolation boundary, as in Kata's pods.
  */
+/* openat2(2)'s request (linux/openat2.h, which musl's headers lack; the layout is the kernel's ABI) */
+struct open_how_v0 {
+    uint64_t flags, mode, resolve;
+};
+#define KILN_RESOLVE_NO_MAGICLINKS 0x02
+#define KILN_RESOLVE_IN_ROOT 0x10
+
 /*
- * CRI's per-pod file (the pod's /etc/hosts or /etc/resolv.conf, sent with the EXEC): its text in a file of a tmpfs of
- * this process's own mount namespace (enter_container's, mounted over the VM's /dev/shm there after the container's
- * /dev was bound: a memfd cannot be the source of a bind, it is in no mount namespace), bound over ROOT/etc/NAME, as
- * CRI binds the sandbox's file into a runc container. The container's root (its image's snapshot) is not written,
- * except for an empty mount point where the image has none. A root without /etc, or whose etc/NAME is a symlink or
- * cannot be made (read-only), keeps its own.
+ * CRI's per-pod file (the pod's /etc/hosts, /etc/resolv.conf or /etc/hostname, sent with the EXEC): its text in a
+ * file of a tmpfs of this process's own mount namespace (enter_container's, mounted over the VM's /dev/shm there after
+ * the container's /dev was bound: a memfd cannot be the source of a bind, it is in no mount namespace), bound over
+ * ROOT/etc/NAME, as CRI binds the sandbox's file into a runc container. The container's root (its image's snapshot) is
+ * not written, except for an empty mount point where the image has none. etc/NAME is resolved with ROOT as its root
+ * (RESOLVE_IN_ROOT: an image whose /etc is a symlink, even an absolute one or one through "..", gets the file where
+ * that link leads inside its own root, as runc resolves a bind's target, never elsewhere in the VM), and the bind goes
+ * onto the file that open found (its /proc/self/fd link), not onto a path resolved a second time. A root without
+ * /etc, or whose etc/NAME is a symlink or cannot be made (read-only), keeps its own.
  */
 static void bind_text(const char *root, const char *name, const char *text) {
-    char at[4200], src[64];
-    snprintf(at, sizeof at, "%s/etc/%s", root, name);
-    int point = open(at, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (point < 0) { say("%s: %s (the container keeps its own)", at, strerror(errno)); return; }
-    if (close(point) != 0) child_fail("close", 125);
+    char at[64], src[64], rel[64];
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) child_fail(root, 125);
+    snprintf(rel, sizeof rel, "etc/%s", name);
+    struct open_how_v0 how = { .flags = O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
+                               .resolve = KILN_RESOLVE_IN_ROOT | KILN_RESOLVE_NO_MAGICLINKS };
+    int point = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
+    if (point < 0) {
+        say("%s/%s: %s (the container keeps its own)", root, rel, strerror(errno));
+        if (close(dir) != 0) child_fail("close", 125);
+        return;
+    }
+    if (close(dir) != 0) child_fail("close", 125);
     snprintf(src, sizeof src, "/dev/shm/%s", name);
     int fd = open(src, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) child_fail(src, 125);
     if (write_all(fd, text, strlen(text)) != 0) child_fail(src, 125);
     if (close(fd) != 0) child_fail(src, 125);
-    if (mount(src, at, NULL, MS_BIND, NULL) != 0) child_fail(at, 125);
+    snprintf(at, sizeof at, "/proc/self/fd/%d", point);
+    if (mount(src, at, NULL, MS_BIND, NULL) != 0) child_fail(rel, 125);
+    if (close(point) != 0) child_fail("close", 125);
 }
 
-static void enter_container(const char *root, const char *hosts, const char *resolv) {
+static void enter_container(const char *root, const struct spec *s) {
     char at[4200];
     const char *dirs[] = { "proc", "dev", "sys" };
     if (unshare(CLONE_NEWNS) != 0) child_fail("unshare(CLONE_NEWNS)", 125);
@@ -936,11 +956,16 @@ static void enter_container(const char *root, const char *hosts, const char *res
                        : mount(i == 1 ? "/dev" : "/sys", at, NULL, MS_BIND | MS_REC, NULL);
         if (r != 0) child_fail(at, 125);
     }
-    if (hosts != NULL || resolv != NULL) {
+    if (s->hosts != NULL || s->resolv != NULL || s->hostname != NULL) {
         if (mount("kiln-pod-files", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0)
             child_fail("a tmpfs for the pod's files", 125);
-        if (hosts != NULL) bind_text(root, "hosts", hosts);
-        if (resolv != NULL) bind_text(root, "resolv.conf", resolv);
+        if (s->hosts != NULL) bind_text(root, "hosts", s->hosts);
+        if (s->resolv != NULL) bind_text(root, "resolv.conf", s->resolv);
+        if (s->hostname != NULL) {
+            char line[300];
+            snprintf(line, sizeof line, "%s\n", s->hostname);
+            bind_text(root, "hostname", line);
+        }
     }
     if (chdir(root) != 0) child_fail(root, 125);
     if (chroot(".") != 0) child_fail("chroot", 125);
@@ -954,7 +979,7 @@ __attribute__((noreturn)) static void exec_child(const struct spec *s, int in, i
     if (s->tty && ioctl(0, TIOCSCTTY, 0) != 0) child_fail("TIOCSCTTY", 125);
     if (sigemptyset(&none) != 0 || sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail("sigprocmask", 125);
     if (s->chroot != NULL) {
-        enter_container(s->chroot, s->hosts, s->resolv);
+        enter_container(s->chroot, s);
         if (s->cwd[0] == '/' && mkdir_p(s->cwd) != 0) child_fail(s->cwd, 125);
     }
     if (setgroups((size_t)s->ngroups, s->groups) != 0) child_fail("setgroups", 125);

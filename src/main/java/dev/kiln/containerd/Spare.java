@@ -401,6 +401,7 @@ final class Spare {
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
+        if (!claimed) VmTasks.warm();   // a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules)
         // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
         // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
         // mount step at load 10-15 where the second Create of the pod spent 1-5 ms

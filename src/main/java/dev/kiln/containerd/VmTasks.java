@@ -95,6 +95,19 @@ final class VmTasks {
         return machine;
     }
 
+    /**
+     * A spare shim's warm-up for vm pods: what a VM's preparation computes from the node's files, done now in this
+     * JVM (DirectoryVm.warm), so that a kiln-vm pod's Create does not; nothing on a node without QEMU. A failure is
+     * left for that Create to report.
+     */
+    static void warm() {
+        try {
+            machine().warm();
+        } catch (RuntimeException e) {
+            // the pod's Create meets it again and says what failed
+        }
+    }
+
     /** The VM's name for its cgroups and uid claim: from the bundle's path, so {@code delete} finds it again. */
     static String vmId(Path bundle) {
         try {
@@ -218,21 +231,26 @@ final class VmTasks {
     }
 
     /**
-     * CRI's per-pod /etc/hosts and /etc/resolv.conf of a pod's container (files its spec binds: the sandbox's copies,
-     * made by CRI from the node's or the pod's DNS config): their content, which the guest binds over the container
-     * root's (virtio-fs shares directories, not files).
+     * CRI's per-pod /etc/hosts, /etc/resolv.conf and /etc/hostname of a pod's container (files its spec binds: the
+     * sandbox's copies, made by CRI from the node's or the pod's DNS config and the pod's hostname): their content,
+     * which the guest binds over the container root's (virtio-fs shares directories, not files).
      */
     private static DirectoryVm.PodFiles podFiles(JsonNode spec) throws IOException {
-        String hosts = null, resolv = null;
+        String hosts = null, resolv = null, hostname = null;
         for (JsonNode m : spec.path("mounts")) {
             String target = m.path("destination").asText();
-            if (!target.equals("/etc/hosts") && !target.equals("/etc/resolv.conf")) continue;
+            if (!List.of("/etc/hosts", "/etc/resolv.conf", "/etc/hostname").contains(target)) continue;
             Path source = Path.of(m.path("source").asText());
             if (!Files.isRegularFile(source) || Files.size(source) > 16 * 1024) continue; // the EXEC request is one 64 KiB frame
-            if (target.equals("/etc/hosts")) hosts = Files.readString(source);
-            else resolv = Files.readString(source);
+            String text = Files.readString(source);
+            switch (target) {
+                case "/etc/hosts" -> hosts = text;
+                case "/etc/resolv.conf" -> resolv = text;
+                default -> hostname = text.strip().matches("[A-Za-z0-9.-]{1,253}") ? text.strip() : null; // a name, one line
+            }
         }
-        return hosts == null && resolv == null ? null : new DirectoryVm.PodFiles(hosts, resolv);
+        return hosts == null && resolv == null && hostname == null ? null
+                : new DirectoryVm.PodFiles(hosts, resolv, hostname);
     }
 
     /** The VM of an OCI spec: its process, names, files and mounts as the guest takes them. */

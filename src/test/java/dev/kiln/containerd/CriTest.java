@@ -97,6 +97,17 @@ class CriTest {
                     .isEqualTo(Files.readString(Path.of("/etc/hosts")));
             assertThat(exec(server, "cat", "/etc/resolv.conf").getStdout().toStringUtf8())
                     .isEqualTo(Files.readString(Path.of("/etc/resolv.conf")));
+            // and the pod's /etc/hostname (CRI's file of the pod's hostname), which the image lacks too
+            assertThat(exec(client, "cat", "/etc/hostname").getStdout().toStringUtf8()).isEqualTo("pod-kiln-vm\n");
+            // an image whose /etc is a symlink (here an absolute one, made in the client's root) gets the pod's
+            // files where the link leads inside its own root, not at that path in the VM's root
+            // (this exec's own binds of the pod's files out of the way first: an overlay root's /etc cannot be renamed)
+            ExecSyncResponse made = exec(client, "sh", "-c", "umount /etc/hosts /etc/resolv.conf /etc/hostname"
+                    + " && rm -r /etc && mkdir /pod-etc && ln -s /pod-etc /etc");
+            assertThat(made.getExitCode()).as(made.getStderr().toStringUtf8()).isZero();
+            ExecSyncResponse linked = exec(client, "cat", "/pod-etc/hosts", "/etc/hostname");
+            assertThat(linked.getStdout().toStringUtf8()).as(linked.getStderr().toStringUtf8())
+                    .isEqualTo(Files.readString(Path.of("/etc/hosts")) + "pod-kiln-vm\n");
         }
 
         assertThat(containerd.shims()).as("one shim serves the pod's tasks").hasSize(1);

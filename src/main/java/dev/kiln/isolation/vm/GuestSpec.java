@@ -115,18 +115,21 @@ final class GuestSpec {
 
     /** EXEC of a pod's container: the process in its own root {@code chroot} (a guest path), null for the VM's. */
     static byte[] exec(ProcessSpec process, String chroot) {
-        return exec(process, chroot, null, null);
+        return exec(process, chroot, null);
     }
 
     /**
-     * The same, with the pod's {@code hosts} and {@code resolv} (CRI's per-pod files; null: the root's own), which
-     * kiln-init binds over the container root's /etc/hosts and /etc/resolv.conf in the process's mount namespace.
+     * The same, with the pod's files (CRI's per-pod {@code hosts}, {@code resolv} and {@code hostname}; null: the
+     * root's own), which kiln-init binds over the container root's /etc/hosts, /etc/resolv.conf and /etc/hostname in
+     * the process's mount namespace (an EXEC's {@code hostname} names that file's line; the VM's own name is the
+     * pod's, set at START).
      */
-    static byte[] exec(ProcessSpec process, String chroot, String hosts, String resolv) {
+    static byte[] exec(ProcessSpec process, String chroot, DirectoryVm.PodFiles etc) {
         ByteArrayOutputStream out = process(process);
         if (chroot != null) record(out, "chroot", chroot);
-        if (chroot != null && hosts != null) record(out, "hosts", hosts);
-        if (chroot != null && resolv != null) record(out, "resolv", resolv);
+        if (chroot != null && etc != null && etc.hosts() != null) record(out, "hosts", etc.hosts());
+        if (chroot != null && etc != null && etc.resolv() != null) record(out, "resolv", etc.resolv());
+        if (chroot != null && etc != null && etc.hostname() != null) record(out, "hostname", etc.hostname());
         return checked(out, MAX_PAYLOAD);
     }
 

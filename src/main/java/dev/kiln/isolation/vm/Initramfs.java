@@ -103,10 +103,34 @@ final class Initramfs {
                 + "(xz); use a kernel with uncompressed or zstd modules");
     }
 
+    /**
+     * The SHA-256 of kiln-init files seen in this JVM, by path, size and time: every VM's start hashes it for the
+     * cache's key, which a spare containerd shim's warm-up does first (DirectoryVm.warm).
+     */
+    private static final java.util.Map<String, byte[]> INIT_DIGESTS = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static byte[] initDigest(Path init) throws IOException {
+        String key = init.toAbsolutePath() + "\0" + Files.size(init) + "\0" + Files.getLastModifiedTime(init).toMillis();
+        byte[] known = INIT_DIGESTS.get(key);
+        if (known != null) return known;
+        try {
+            byte[] digest = MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(init));
+            INIT_DIGESTS.put(key, digest);
+            return digest;
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The cache's key of QEMU's initramfs ({@link Kernel#NEEDED}), computed and so remembered: a spare's warm-up. */
+    static void warm(Kernel kernel, Path init) {
+        key(kernel, init, kernel.modules(Kernel.NEEDED));
+    }
+
     private static String key(Kernel kernel, Path init, List<Path> modules) {
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            sha.update(Files.readAllBytes(init));
+            sha.update(initDigest(init));
             for (Path m : modules) {
                 sha.update((m + "\0" + Files.size(m) + "\0" + Files.getLastModifiedTime(m).toMillis() + "\n")
                         .getBytes(StandardCharsets.UTF_8));

@@ -114,14 +114,41 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
         mounts.add(new Mount("dev", Path.of("/dev/urandom")));
         if (kvm) mounts.add(new Mount("dev", Path.of("/dev/kvm")));
 
-        SeccompAllowlist allowlist = SeccompAllowlist.qemu();
-        List<SeccompAllowlist.Rule> rules = allowlist.rulesFor(traits);
+        QemuFilter f = qemuFilter(traits);
+        return prepare(vmDir, uid, mounts, f.program(), f.allowed(), f.allowed() + " syscalls", network);
+    }
+
+    /** QEMU's compiled seccomp filter for a set of traits, and how many syscalls it allows. */
+    private record QemuFilter(BpfProgram program, int allowed) {
+    }
+
+    /**
+     * Compiled once per JVM and set of traits (and omitted syscalls): the allowlist is a resource of the jar, the
+     * same for every VM. The containerd shim compiles it in a spare's warm-up ({@link #warmQemuFilter}), off the
+     * pod's path, where reading its JSON and compiling it in a cold JVM took 0.3-1 s at load 10.
+     */
+    private static final Map<String, QemuFilter> QEMU_FILTERS = new ConcurrentHashMap<>();
+
+    private static QemuFilter qemuFilter(Set<String> traits) {
         // a test's knob (VmJailTest): these syscalls left out, so a real QEMU dies of a real seccomp kill
-        Set<String> omit = Set.of(System.getProperty(OMIT_PROPERTY, "").split(","));
-        rules = rules.stream().filter(r -> !omit.contains(r.name())).toList();
-        BpfProgram filter = BpfProgram.compile(rules);
-        int allowed = (int) rules.stream().filter(SeccompAllowlist.Rule::allows).count();
-        return prepare(vmDir, uid, mounts, filter, allowed, allowed + " syscalls", network);
+        String omitted = System.getProperty(OMIT_PROPERTY, "");
+        return QEMU_FILTERS.computeIfAbsent(new java.util.TreeSet<>(traits) + "-" + omitted, k -> {
+            Set<String> omit = Set.of(omitted.split(","));
+            List<SeccompAllowlist.Rule> rules = SeccompAllowlist.qemu().rulesFor(traits).stream()
+                    .filter(r -> !omit.contains(r.name())).toList();
+            return new QemuFilter(BpfProgram.compile(rules),
+                    (int) rules.stream().filter(SeccompAllowlist.Rule::allows).count());
+        });
+    }
+
+    /**
+     * QEMU's filter of a containerd pod's VM (shared directories; every VM has the snapshot trait) compiled now, and
+     * the library answers in {@code store} loaded if it exists: a spare containerd shim's warm-up, with no side
+     * effect (no ldd, nothing written).
+     */
+    public static void warmQemuFilter(Path store) {
+        qemuFilter(Set.of(SNAPSHOT, SHARED_DIRS));
+        if (Files.isRegularFile(store)) Libraries.load(store);
     }
 
     /**
@@ -143,8 +170,8 @@ public record VmmJail(int uid, Path root, List<Mount> mounts, int allowed, Strin
                             r -> Thread.ofPlatform().daemon().start(r))
                     : java.util.concurrent.CompletableFuture.completedFuture(List.of());
             Libraries.of(real);
-            // the filter's classes loaded and its code run once (JSON, rules, BPF): forQemu's turn is then quick
-            BpfProgram.compile(SeccompAllowlist.qemu().rulesFor(Set.of(SNAPSHOT, SHARED_DIRS)));
+            // the filter compiled (JSON, rules, BPF) beside ldd: forQemu's turn then finds it
+            qemuFilter(Set.of(SNAPSHOT, SHARED_DIRS));
             other.join();
             if (Libraries.size() != known) Libraries.save(store);
         } catch (RuntimeException e) {

@@ -1,0 +1,61 @@
+package dev.kiln.isolation.vm;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * A spare containerd shim's warm-up for vm pods (DirectoryVm.warm) and what it fills: the answers a VM's start
+ * computes from the node's files, kept in the JVM by the files' path, size and time, so a changed file is read again.
+ */
+class VmWarmTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void theWarmUpWritesNothingUnderTheStateRootAndStartsNoProcess() throws IOException {
+        Path root = Files.createDirectories(dir.resolve("state"));
+        long children = ProcessHandle.current().descendants().count();
+        new DirectoryVm(VmOptions.defaults(root)).warm();
+        try (Stream<Path> files = Files.walk(root)) {
+            assertThat(files.filter(p -> !p.equals(root)).toList()).isEmpty();
+        }
+        assertThat(ProcessHandle.current().descendants().count()).isEqualTo(children);
+    }
+
+    /** The initramfs's cache key follows kiln-init's content: a remembered digest is not used for a changed file. */
+    @Test
+    void aChangedInitGetsAnInitramfsOfItsOwnAfterTheWarmUp() throws IOException {
+        Kernel kernel = VmlinuxTest.hostKernel();
+        Path init = dir.resolve("kiln-init");
+        Files.writeString(init, "#!/bin/sh\necho one\n");
+        Files.setLastModifiedTime(init, FileTime.fromMillis(1_000_000));
+        Initramfs.warm(kernel, init);
+        Path first = Initramfs.ensure(kernel, init, dir.resolve("kernels"));
+        // kiln-init rebuilt: other bytes, size and time (its digest is remembered by path, size and time, as the
+        // modules' part of the key always was)
+        Files.writeString(init, "#!/bin/sh\necho second\n");
+        Files.setLastModifiedTime(init, FileTime.fromMillis(2_000_000));
+        Path second = Initramfs.ensure(kernel, init, dir.resolve("kernels"));
+        assertThat(second).isNotEqualTo(first);
+        assertThat(Files.readAllBytes(second)).containsSequence("echo second".getBytes());
+        assertThat(Initramfs.ensure(kernel, init, dir.resolve("kernels"))).isEqualTo(second);
+    }
+
+    @Test
+    void theKernelsModuleOrderIsTheSameAnswerEachTime() {
+        Kernel kernel = VmlinuxTest.hostKernel();
+        java.util.List<Path> first = kernel.modules(Kernel.NEEDED);
+        assertThat(first).isNotEmpty().allSatisfy(p -> assertThat(p).isRegularFile());
+        assertThat(kernel.modules(Kernel.NEEDED)).isEqualTo(first);
+        assertThat(kernel.modules(java.util.List.of("virtio_mmio"))).isNotEqualTo(first).isSubsetOf(first);
+    }
+}
