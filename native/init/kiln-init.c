@@ -925,11 +925,15 @@ static void bind_text(const char *root, const char *name, const char *text) {
     int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) child_fail(root, 125);
     snprintf(rel, sizeof rel, "etc/%s", name);
-    struct open_how_v0 how = { .flags = O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
+    /* O_NONBLOCK: an image's fifo there must not hold the container's start; only a regular file is bound over */
+    struct open_how_v0 how = { .flags = O_RDONLY | O_NONBLOCK | O_CREAT | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
                                .resolve = KILN_RESOLVE_IN_ROOT | KILN_RESOLVE_NO_MAGICLINKS };
     int point = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
-    if (point < 0) {
-        say("%s/%s: %s (the container keeps its own)", root, rel, strerror(errno));
+    struct stat st;
+    if (point >= 0 && fstat(point, &st) != 0) child_fail(rel, 125);
+    if (point < 0 || !S_ISREG(st.st_mode)) {
+        say("%s/%s: %s (the container keeps its own)", root, rel, point < 0 ? strerror(errno) : "not a regular file");
+        if (point >= 0 && close(point) != 0) child_fail("close", 125);
         if (close(dir) != 0) child_fail("close", 125);
         return;
     }

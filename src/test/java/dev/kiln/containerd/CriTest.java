@@ -108,6 +108,13 @@ class CriTest {
             ExecSyncResponse linked = exec(client, "cat", "/pod-etc/hosts", "/etc/hostname");
             assertThat(linked.getStdout().toStringUtf8()).as(linked.getStderr().toStringUtf8())
                     .isEqualTo(Files.readString(Path.of("/etc/hosts")) + "pod-kiln-vm\n");
+            // a fifo where a pod file goes holds no exec: kiln-init binds only over a regular file
+            ExecSyncResponse fifo = exec(client, "sh", "-c", "umount /etc/hostname && rm /pod-etc/hostname"
+                    + " && mkfifo /pod-etc/hostname");
+            assertThat(fifo.getExitCode()).as(fifo.getStderr().toStringUtf8()).isZero();
+            ExecSyncResponse past = exec(client, "sh", "-c", "cat /pod-etc/hosts; test -p /etc/hostname && echo fifo");
+            assertThat(past.getStdout().toStringUtf8()).as(past.getStderr().toStringUtf8())
+                    .isEqualTo(Files.readString(Path.of("/etc/hosts")) + "fifo\n");
         }
 
         assertThat(containerd.shims()).as("one shim serves the pod's tasks").hasSize(1);
