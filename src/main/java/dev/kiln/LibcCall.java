@@ -107,6 +107,18 @@ public final class LibcCall {
         }
     }
 
+    /** kill(2) of the process group {@code pgid} with SIGKILL; a group that is gone (ESRCH) is not an error. */
+    public static void killGroup(long pgid) {
+        if (pgid <= 1) throw new IllegalArgumentException("not a process group: " + pgid);
+        try {
+            int r = (int) Kill.HANDLE.invokeExact((int) -pgid, 9);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** strerror(3): what an errno means, for a one-line error ("Too many levels of symbolic links"). */
     public static String describe(int errno) {
         try {
@@ -136,6 +148,11 @@ public final class LibcCall {
     private static final class Close {
         static final MethodHandle HANDLE = plain("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
                 ValueLayout.JAVA_INT));
+    }
+
+    private static final class Kill {
+        static final MethodHandle HANDLE = plain("kill", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     }
 
     private static final class Strerror {

@@ -157,7 +157,7 @@ public final class DirectoryVm {
                     // the first failure is the one reported
                 }
             }
-            VirtioFs.stop(vm);
+            fs.abort();
             if (e instanceof RuntimeException failure) throw failure;
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }

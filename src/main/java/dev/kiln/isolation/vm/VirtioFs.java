@@ -2,6 +2,7 @@ package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
 import dev.kiln.KilnLog;
+import dev.kiln.LibcCall;
 import dev.kiln.isolation.Mount;
 import dev.kiln.isolation.SandboxSpec;
 
@@ -12,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 
 /**
  * A VM's bind mounts and volumes as virtio-fs shares (docs/volumes.md): one {@code virtiofsd} per share, started by
@@ -100,17 +102,38 @@ final class VirtioFs {
                     }
                 }
             } catch (IOException e) {
-                stop(vmDir);
+                abort();
                 throw new KilnException(KilnException.Kind.INTERNAL, "cannot share a directory with the VM: "
                         + e.getMessage(), e);
             } catch (InterruptedException e) {
-                stop(vmDir);
+                abort();
                 Thread.currentThread().interrupt();
                 throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
             } catch (RuntimeException e) {
-                stop(vmDir);
+                abort();
                 throw e;
             }
+        }
+
+        /**
+         * Kills what this start began, at whatever stage each process is: {@link #stop} kills only a process that has
+         * become virtiofsd (a pid file may outlive its process), so one still in {@code setsid}, {@code unshare} or
+         * its {@code sh} would be left to become a root virtiofsd that nothing tracks. These are this JVM's children
+         * and each leads its own process group once {@code setsid} ran, so the group is killed (whatever its
+         * {@code sh} or virtiofsd's sandbox forked) while the child is unreaped, and the child itself.
+         */
+        void abort() {
+            for (Process p : started) {
+                LibcCall.killGroup(p.pid());
+                p.destroyForcibly();
+                try {
+                    p.waitFor(2, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                LibcCall.killGroup(p.pid()); // what it forked if setsid ran between the two kills
+            }
+            stop(vmDir);
         }
     }
 
@@ -124,9 +147,9 @@ final class VirtioFs {
                     + "virtiofsd, which is not at " + DAEMON + " (install qemu-system-common)");
         }
         stop(vmDir);
+        List<Process> started = new ArrayList<>();
         try {
             Files.createDirectories(vmDir.resolve(socket(0)).getParent());
-            List<Process> started = new ArrayList<>();
             for (Share s : shares) {
                 Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
                 Files.deleteIfExists(sock);
@@ -146,7 +169,7 @@ final class VirtioFs {
             }
             return new Starting(vmDir, shares, started);
         } catch (IOException e) {
-            stop(vmDir);
+            new Starting(vmDir, shares, started).abort();
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot share a directory with the VM: "
                     + e.getMessage(), e);
         }

@@ -1,0 +1,35 @@
+package dev.kiln.isolation.vm;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+class VirtioFsTest {
+    @TempDir
+    Path tmp;
+
+    /**
+     * A VM's Create that fails right after its virtiofsd processes were started (a uid range used up, a card that
+     * cannot be made) stops them whatever stage they are at: none may live on as a root virtiofsd nothing tracks.
+     */
+    @Test
+    void aStartGivenUpAtOnceLeavesNoProcessBehind() throws Exception {
+        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "virtiofsd's mounts need root");
+        Assumptions.assumeTrue(Files.isExecutable(VirtioFs.DAEMON), "virtiofsd is not installed");
+        Path source = Files.createDirectories(tmp.resolve("shared-" + ProcessHandle.current().pid()));
+        Path vm = Files.createDirectories(tmp.resolve("vm"));
+        for (int round = 0; round < 5; round++) {
+            VirtioFs.spawn(vm, List.of(new VirtioFs.Share(0, source, "/", false))).abort();
+            Thread.sleep(1500); // a survivor would have become virtiofsd by now
+            assertThat(ProcessHandle.allProcesses().filter(p -> p.info().commandLine()
+                    .map(c -> c.contains(source.toString())).orElse(false)).map(ProcessHandle::pid).toList())
+                    .as("processes of the given-up start, round " + round).isEmpty();
+            assertThat(vm.resolve("fs0.pid")).doesNotExist();
+        }
+    }
+}
