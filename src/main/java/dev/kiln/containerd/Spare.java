@@ -166,8 +166,30 @@ final class Spare {
         // once this pod's first container has started (taskStarted) or DEFER after the claim: its JVM start (~0.75 s
         // of CPU, an equal of this pod's shim for the scheduler whatever its nice: docs/containerd.md) then no longer
         // runs beside this pod's start, and the next pod claims the spare that waits
-        if (deferNext() && idle(pool) > 0) {
+        boolean another;
+        try {
+            another = idle(pool) > 0;
+        } catch (IOException e) {
+            another = false;   // the pool unreadable: the next spare at once, as before
+        }
+        if (deferNext() && another) {
             shimLog.debug("the next spare starts once this pod's first container has started (another one waits)");
+            // its marker PID.defers: an idle spare that finishes its warm-up meanwhile leaves the pool to this one
+            // (topUp), else that spare's own top-up would start a JVM beside this pod after all
+            deferring = pool.resolve(pid + ".defers");
+            try {
+                Files.createFile(deferring);
+                Path marker = deferring;
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> {   // a pod gone before its container started
+                    try {
+                        Files.deleteIfExists(marker);
+                    } catch (IOException ignored) {
+                        // a dead shim's marker is skipped and removed by the next topUp or the pool's removal
+                    }
+                }));
+            } catch (IOException e) {
+                deferring = null;
+            }
             Thread.ofVirtual().start(() -> {
                 sleep(DEFER.toMillis());
                 next();
@@ -200,10 +222,34 @@ final class Spare {
         if (claimed && STARTS.incrementAndGet() == 2) Thread.ofVirtual().start(Spare::next);
     }
 
+    /** This claimed spare's marker while it defers the next spare ({@link #run}), or null. */
+    private static volatile Path deferring;
+
     /** Starts the next spare of this claimed spare's pool, once, if the pool is short of spares ({@link #topUp}). */
     static void next() {
         if (!claimed || !NEXT_STARTED.compareAndSet(false, true)) return;
+        Path marker = deferring;
+        if (marker != null) {
+            try {
+                Files.deleteIfExists(marker);
+            } catch (IOException ignored) {
+                // topUp below starts the spare all the same
+            }
+        }
         topUp();
+    }
+
+    /** Whether a claimed spare of {@code pool} defers the next spare ({@code PID.defers}, its process alive). */
+    private static boolean deferred(Path pool) throws IOException {
+        try (DirectoryStream<Path> markers = Files.newDirectoryStream(pool, "[0-9]*.defers")) {
+            for (Path f : markers) {
+                String pid = f.getFileName().toString().replace(".defers", "");
+                if (!pid.chars().allMatch(Character::isDigit) || pid.length() > 10) continue;
+                if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) return true;
+                Files.deleteIfExists(f);   // its shim is gone
+            }
+        }
+        return false;
     }
 
     /**
@@ -240,6 +286,7 @@ final class Spare {
                 return;   // its containerd is gone
             }
             if (idle(pool) >= spares()) return;
+            if (!claimed && deferred(pool)) return;   // a claimed spare starts it once its pod has started
             Path pending = pool.resolve("pending");
             if (Files.isDirectory(pending) && Files.getLastModifiedTime(pending).toInstant()
                     .isBefore(java.time.Instant.now().minusSeconds(60))) {
@@ -259,12 +306,13 @@ final class Spare {
         }
     }
 
-    /** How many idle spares wait in {@code pool} (their fifo, their process alive). */
+    /** How many idle spares wait in {@code pool} (their fifo {@code PID.idle}, their process alive). */
     private static int idle(Path pool) throws IOException {
         int idle = 0;
-        try (DirectoryStream<Path> fifos = Files.newDirectoryStream(pool, "*.idle")) {
+        try (DirectoryStream<Path> fifos = Files.newDirectoryStream(pool, "[0-9]*.idle")) {
             for (Path f : fifos) {
                 String pid = f.getFileName().toString().replace(".idle", "");
+                if (!pid.chars().allMatch(Character::isDigit) || pid.length() > 10) continue;
                 if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) idle++;
             }
         }
@@ -404,7 +452,14 @@ final class Spare {
             for (Path e : entries) {
                 String name = e.getFileName().toString();
                 if (name.endsWith(".idle") || name.endsWith(".claimed")) return;
+                if (name.endsWith(".defers")) {
+                    if (ProcessHandle.of(Long.parseLong(name.replace(".defers", ""))).map(ProcessHandle::isAlive)
+                            .orElse(false)) return;
+                    Files.deleteIfExists(e);   // a claimed shim killed while it deferred the next spare
+                }
             }
+        } catch (NumberFormatException notOurs) {
+            return;
         } catch (IOException gone) {
             return;
         }
