@@ -6,13 +6,29 @@ import com.google.protobuf.Any;
 import com.google.protobuf.Empty;
 import dev.kiln.containerd.wire.events.ForwardRequest;
 import dev.kiln.containerd.wire.events.TaskCreate;
+import dev.kiln.containerd.wire.events.TaskDelete;
+import dev.kiln.containerd.wire.events.TaskExit;
 import dev.kiln.containerd.wire.events.TaskIO;
+import dev.kiln.containerd.wire.events.TaskStart;
 import dev.kiln.containerd.wire.options.Options;
+import dev.kiln.containerd.wire.task.ConnectRequest;
+import dev.kiln.containerd.wire.task.ConnectResponse;
 import dev.kiln.containerd.wire.task.CreateTaskRequest;
 import dev.kiln.containerd.wire.task.CreateTaskResponse;
+import dev.kiln.containerd.wire.task.DeleteRequest;
+import dev.kiln.containerd.wire.task.DeleteResponse;
+import dev.kiln.containerd.wire.task.KillRequest;
+import dev.kiln.containerd.wire.task.ShutdownRequest;
+import dev.kiln.containerd.wire.task.StartRequest;
+import dev.kiln.containerd.wire.task.StartResponse;
+import dev.kiln.containerd.wire.task.StateRequest;
+import dev.kiln.containerd.wire.task.StateResponse;
+import dev.kiln.containerd.wire.task.WaitRequest;
+import dev.kiln.containerd.wire.task.WaitResponse;
 import dev.kiln.containerd.wire.ttrpc.Request;
 import dev.kiln.containerd.wire.ttrpc.Response;
 import dev.kiln.containerd.wire.types.Mount;
+import dev.kiln.containerd.wire.types.Status;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -38,6 +54,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 
 /**
@@ -113,37 +130,126 @@ final class Spare {
         AtomicBoolean assigned = new AtomicBoolean();
         Thread.ofPlatform().daemon().name("spare-watch").start(() -> watch(address, idle, claimed, assigned));
         Map<String, String> assignment = read(idle, claimed);
-        Spare.claimed = true;
         long read = System.nanoTime();
         // started at nice 10 (its JVM start and warm-up yield to the pods being started), a pod's shim from now:
         // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
-        boolean reniced = Libc.niceGroup(0);
+        // (under the lock the warm-up's own setpriority call takes: it must not come after this one)
+        boolean reniced;
+        synchronized (Spare.class) {
+            Spare.claimed = true;
+            reniced = Libc.niceGroup(0);
+        }
+        long t1 = System.nanoTime();
         assigned.set(true);
         Files.deleteIfExists(claimed);
         Map<String, String> serve = check(assignment, address);
+        long t2 = System.nanoTime();
         Path bundle = Path.of(serve.get("bundle"));
         Libc.chdir(bundle.toString());
+        long t3 = System.nanoTime();
         Path log = bundle.resolve("log");
         if (Files.exists(log, LinkOption.NOFOLLOW_LINKS) && Files.readAttributes(log,
                 java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
             Libc.redirectOutput(log.toString());   // the fifo containerd copies into its own log
         }
+        long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
                 + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
         if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
-                + (System.nanoTime() - read) / 1_000_000 + " ms ago");
-        // the next pod's spare, now (pods come in bursts: started later, it was still starting when the next pod of
-        // a sequence came, which then took the cold path); at nice 10, it yields the CPUs to this pod's start
-        Thread.ofVirtual().start(Spare::next);
+                + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
+                + (t2 - t1) / 1_000_000 + " ms, chdir " + (t3 - t2) / 1_000_000 + " ms, log fifo " + (t4 - t3) / 1_000_000
+                + " ms)");
+        // the next pod's spare: at once if no other warm spare waits in the pool (pods come in bursts: started
+        // later, it was still starting when the next pod of a sequence came, which then took the cold path); else
+        // once this pod's first container has started (taskStarted) or DEFER after the claim: its JVM start (~0.75 s
+        // of CPU, an equal of this pod's shim for the scheduler whatever its nice: docs/containerd.md) then no longer
+        // runs beside this pod's start, and the next pod claims the spare that waits
+        boolean another;
+        try {
+            another = idle(pool) > 0;
+        } catch (IOException e) {
+            another = false;   // the pool unreadable: the next spare at once, as before
+        }
+        if (deferNext() && another) {
+            shimLog.debug("the next spare starts once this pod's first container has started (another one waits)");
+            // its marker PID.defers: an idle spare that finishes its warm-up meanwhile leaves the pool to this one
+            // (topUp), else that spare's own top-up would start a JVM beside this pod after all
+            deferring = pool.resolve(pid + ".defers");
+            try {
+                Files.createFile(deferring);
+                Path marker = deferring;
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> {   // a pod gone before its container started
+                    try {
+                        Files.deleteIfExists(marker);
+                    } catch (IOException ignored) {
+                        // a dead shim's marker is skipped and removed by the next topUp or the pool's removal
+                    }
+                }));
+            } catch (IOException e) {
+                deferring = null;
+            }
+            Thread.ofVirtual().start(() -> {
+                sleep(DEFER.toMillis());
+                next();
+            });
+        } else {
+            Thread.ofVirtual().start(Spare::next);
+        }
         ShimMain.serve(serve, bundle);
     }
+
+    /** The longest a claimed spare defers the next spare's start ({@link #run}): a pod whose container never starts. */
+    static final Duration DEFER = Duration.ofSeconds(3);
+    /** The tasks this claimed spare has started (a CRI pod's sandbox, then its first container). */
+    private static final AtomicInteger STARTS = new AtomicInteger();
+
+    /**
+     * Whether a claimed spare defers the next spare's start while another one waits ({@code KILN_SHIM_SPARE_NEXT} in
+     * containerd's environment: {@code started}, the default, or {@code claim}, at once, the design before: to
+     * measure one against the other).
+     */
+    private static boolean deferNext() {
+        return !"claim".equals(System.getenv("KILN_SHIM_SPARE_NEXT"));
+    }
+
+    /**
+     * A task of this shim has started (TaskService's Start of an init process): the second is a CRI pod's first
+     * container, after which the pod's start is over and the next spare may start ({@link #next}).
+     */
+    static void taskStarted() {
+        if (claimed && STARTS.incrementAndGet() == 2) Thread.ofVirtual().start(Spare::next);
+    }
+
+    /** This claimed spare's marker while it defers the next spare ({@link #run}), or null. */
+    private static volatile Path deferring;
 
     /** Starts the next spare of this claimed spare's pool, once, if the pool is short of spares ({@link #topUp}). */
     static void next() {
         if (!claimed || !NEXT_STARTED.compareAndSet(false, true)) return;
+        Path marker = deferring;
+        if (marker != null) {
+            try {
+                Files.deleteIfExists(marker);
+            } catch (IOException ignored) {
+                // topUp below starts the spare all the same
+            }
+        }
         topUp();
+    }
+
+    /** Whether a claimed spare of {@code pool} defers the next spare ({@code PID.defers}, its process alive). */
+    private static boolean deferred(Path pool) throws IOException {
+        try (DirectoryStream<Path> markers = Files.newDirectoryStream(pool, "[0-9]*.defers")) {
+            for (Path f : markers) {
+                String pid = f.getFileName().toString().replace(".defers", "");
+                if (!pid.chars().allMatch(Character::isDigit) || pid.length() > 10) continue;
+                if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) return true;
+                Files.deleteIfExists(f);   // its shim is gone
+            }
+        }
+        return false;
     }
 
     /**
@@ -179,14 +285,8 @@ final class Spare {
             if (!Files.exists(Path.of(address.startsWith("unix://") ? address.substring(7) : address))) {
                 return;   // its containerd is gone
             }
-            int idle = 0;
-            try (DirectoryStream<Path> fifos = Files.newDirectoryStream(pool, "*.idle")) {
-                for (Path f : fifos) {
-                    String pid = f.getFileName().toString().replace(".idle", "");
-                    if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) idle++;
-                }
-            }
-            if (idle >= spares()) return;
+            if (idle(pool) >= spares()) return;
+            if (!claimed && deferred(pool)) return;   // a claimed spare starts it once its pod has started
             Path pending = pool.resolve("pending");
             if (Files.isDirectory(pending) && Files.getLastModifiedTime(pending).toInstant()
                     .isBefore(java.time.Instant.now().minusSeconds(60))) {
@@ -204,6 +304,19 @@ final class Spare {
         } catch (IOException | RuntimeException e) {
             System.err.println("containerd-shim-kiln-v2: cannot start the next spare shim: " + e);
         }
+    }
+
+    /** How many idle spares wait in {@code pool} (their fifo {@code PID.idle}, their process alive). */
+    private static int idle(Path pool) throws IOException {
+        int idle = 0;
+        try (DirectoryStream<Path> fifos = Files.newDirectoryStream(pool, "[0-9]*.idle")) {
+            for (Path f : fifos) {
+                String pid = f.getFileName().toString().replace(".idle", "");
+                if (!pid.chars().allMatch(Character::isDigit) || pid.length() > 10) continue;
+                if (ProcessHandle.of(Long.parseLong(pid)).map(ProcessHandle::isAlive).orElse(false)) idle++;
+            }
+        }
+        return idle;
     }
 
     /** How long ago (ms) the launcher's {@code start} began, from its {@code began} (bash's $EPOCHREALTIME), or -1. */
@@ -306,6 +419,12 @@ final class Spare {
                         ".warm-runtime.toml"}) {
                     Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
                 }
+                Path state = idle.resolveSibling(pid + ".warm-state");
+                if (Files.isDirectory(state, LinkOption.NOFOLLOW_LINKS)) {
+                    try (var tree = Files.walk(state)) {
+                        for (Path f : tree.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+                    }
+                }
                 if (!Files.exists(socket)) removeDeadPool(idle.getParent());
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
@@ -333,7 +452,14 @@ final class Spare {
             for (Path e : entries) {
                 String name = e.getFileName().toString();
                 if (name.endsWith(".idle") || name.endsWith(".claimed")) return;
+                if (name.endsWith(".defers")) {
+                    if (ProcessHandle.of(Long.parseLong(name.replace(".defers", ""))).map(ProcessHandle::isAlive)
+                            .orElse(false)) return;
+                    Files.deleteIfExists(e);   // a claimed shim killed while it deferred the next spare
+                }
             }
+        } catch (NumberFormatException notOurs) {
+            return;
         } catch (IOException gone) {
             return;
         }
@@ -369,6 +495,7 @@ final class Spare {
         }, quiet).serve(eventsSocket);
         EventPublisher publisher = new EventPublisher("kiln-warm", "unix://" + eventsSocket, "containerd", "", quiet);
         ServerSocketChannel tasks = new TtrpcServer(TaskService.NAME, (method, p) -> {
+            if (!method.equals("Create")) return after(method, p, publisher);
             CreateTaskRequest r = CreateTaskRequest.parseFrom(p);
             JsonNode s = json.readTree(spec.toFile());
             String configPath = Options.parseFrom(r.getOptions().getValue()).getConfigPath();
@@ -397,7 +524,20 @@ final class Spare {
                     throw new IOException("warm-up Create failed: " + response.getStatus().getMessage());
                 }
             }
+            // the requests a pod's tasks get after their Create, in a pod's order (their messages, the events of a
+            // start and an exit): each was a class loaded and initialised from the jar after the claim
+            int stream = 41;
+            for (var request : afterCreate().entrySet()) {
+                if (claimed) break;
+                conn.write(stream += 2, TtrpcConnection.REQUEST, Request.newBuilder().setService(TaskService.NAME)
+                        .setMethod(request.getKey()).setPayload(request.getValue()).build().toByteArray());
+                Response.parseFrom(conn.read().data());
+            }
         }
+        // a claim's own steps (run) before the pod's socket listens, which took 10-140 ms each at load 12 in a
+        // claimed spare: the assignment's check (a bundle as containerd makes it, in the pool), chdir(2) to where
+        // the spare already is, setpriority(2) to the nice it already has, open(2) of a log fifo that is not there
+        if (!claimed) warmClaim(pool, pid);
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
@@ -420,6 +560,85 @@ final class Spare {
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
+    }
+
+    /** The warm-up's answer to a request other than Create: the message TaskService answers it with. */
+    private static byte[] after(String method, byte[] p, EventPublisher publisher) throws IOException {
+        com.google.protobuf.Message out = switch (method) {
+            case "Connect" -> ConnectResponse.newBuilder().setShimPid(1).setTaskPid(ConnectRequest.parseFrom(p)
+                    .getId().length()).setVersion("kiln").build();
+            case "Start" -> {
+                StartRequest r = StartRequest.parseFrom(p);
+                publisher.publish("/tasks/start", TaskStart.newBuilder().setContainerId(r.getId()).setPid(1).build());
+                yield StartResponse.newBuilder().setPid(1).build();
+            }
+            case "State" -> StateResponse.newBuilder().setId(StateRequest.parseFrom(p).getId()).setBundle("/")
+                    .setPid(1).setStatus(Status.RUNNING).setStdout("").setTerminal(false).setExecId("")
+                    .setExitStatus(0).setExitedAt(TaskService.time(java.time.Instant.now())).build();
+            case "Kill" -> {
+                KillRequest.parseFrom(p);
+                publisher.publish("/tasks/exit", TaskExit.newBuilder().setContainerId("warm").setId("warm").setPid(1)
+                        .setExitStatus(137).setExitedAt(TaskService.time(java.time.Instant.now())).build());
+                yield Empty.getDefaultInstance();
+            }
+            case "Wait" -> WaitResponse.newBuilder().setExitStatus(WaitRequest.parseFrom(p).getExecId().length())
+                    .setExitedAt(TaskService.time(java.time.Instant.now())).build();
+            case "Delete" -> {
+                DeleteRequest r = DeleteRequest.parseFrom(p);
+                publisher.publish("/tasks/delete", TaskDelete.newBuilder().setContainerId(r.getId()).setPid(1)
+                        .setExitStatus(137).setId(r.getId()).build());
+                yield DeleteResponse.newBuilder().setPid(1).setExitStatus(137).build();
+            }
+            case "Shutdown" -> {
+                ShutdownRequest.parseFrom(p);
+                yield Empty.getDefaultInstance();
+            }
+            default -> throw TtrpcServer.RpcError.unimplemented("method " + method + " is not warmed");
+        };
+        return out.toByteArray();
+    }
+
+    /** The requests of a pod's task after its Create, in a pod's order, with the warm-up's sample task. */
+    private static Map<String, com.google.protobuf.ByteString> afterCreate() {
+        Map<String, com.google.protobuf.ByteString> out = new LinkedHashMap<>();
+        out.put("Connect", ConnectRequest.newBuilder().setId("warm").build().toByteString());
+        out.put("Start", StartRequest.newBuilder().setId("warm").build().toByteString());
+        out.put("State", StateRequest.newBuilder().setId("warm").build().toByteString());
+        out.put("Wait", WaitRequest.newBuilder().setId("warm").build().toByteString());
+        out.put("Kill", KillRequest.newBuilder().setId("warm").setSignal(9).setAll(true).build().toByteString());
+        out.put("Delete", DeleteRequest.newBuilder().setId("warm").build().toByteString());
+        out.put("Shutdown", ShutdownRequest.newBuilder().setId("warm").build().toByteString());
+        return out;
+    }
+
+    /**
+     * A claim's steps without their effect: {@link #check} of an assignment for a bundle made in the pool as
+     * containerd makes one, chdir(2) to "/" (where a spare runs), setpriority(2) to nice 10 (a spare's: under the
+     * lock {@link #run} takes, never after a claim), open(2) of a log fifo that does not exist.
+     */
+    private static void warmClaim(Path pool, long pid) throws Exception {
+        Path state = pool.resolve(pid + ".warm-state");
+        Path bundle = state.resolve("io.containerd.runtime.v2.task/warm/warm");
+        try {
+            Files.createDirectories(bundle);
+            Files.writeString(bundle.resolve("config.json"), SAMPLE_SPEC);
+            String address = "unix://" + pool.resolve(pid + ".warm-containerd");
+            Map<String, String> flags = new LinkedHashMap<>(Map.of("namespace", "warm", "id", "warm", "address", address));
+            Map<String, String> assignment = new LinkedHashMap<>(flags);
+            assignment.put("bundle", bundle.toRealPath().toString());
+            assignment.put("socket", ShimMain.socketPath(flags, bundle).toString());
+            assignment.put("ttrpc-address", address);
+            assignment.put("debug", "true");
+            check(assignment, address);
+            Libc.chdir("/");
+            synchronized (Spare.class) {
+                if (!claimed) Libc.niceGroup(10);
+            }
+            Libc.redirectOutput(bundle.resolve("log").toString());   // none: open(2) fails, nothing redirected
+        } finally {
+            Files.deleteIfExists(bundle.resolve("config.json"));
+            for (Path d = bundle; d.startsWith(state); d = d.getParent()) Files.deleteIfExists(d);
+        }
     }
 
     private static CreateTaskRequest sampleCreate(Path runtimeConfig) {

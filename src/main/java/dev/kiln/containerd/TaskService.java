@@ -178,6 +178,7 @@ final class TaskService implements TtrpcServer.Service {
             task.init().started();
             events.publish("/tasks/start", TaskStart.newBuilder().setContainerId(task.id())
                     .setPid(task.init().pid()).build());
+            Spare.taskStarted();   // a claimed spare's next spare may start after its pod's first container
             return StartResponse.newBuilder().setPid(task.init().pid()).build();
         }
         ShimProcess exec = process(task, r.getExecId());

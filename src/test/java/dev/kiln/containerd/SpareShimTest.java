@@ -71,6 +71,28 @@ class SpareShimTest {
     }
 
     @Test
+    void theNextSpareStartsOnceThePodsFirstContainerStarted() throws Exception {
+        // with another spare idle in the pool, the claimed one starts the next spare only after its pod's start:
+        // that JVM start then does not run beside the pod's sandbox and container starting
+        Pod first = Pod.run("next-first");   // the pool is made by a node's first pod (whichever test runs first)
+        List<Long> idle = pids(idleSpares(containerd, 2));
+        Pod pod = Pod.sandbox("next-a");
+        Instant sandboxUp = Instant.now();
+        List<Long> started = pids(containerd.spares());
+        started.removeAll(idle);
+        assertThat(started).as("spares started while the pod's sandbox started").isEmpty();
+        pod = pod.start();
+        ProcessHandle next = idleSpares(containerd, 2).stream().filter(p -> !idle.contains(p.pid())).findFirst()
+                .orElseThrow();
+        assertThat(next.info().startInstant().orElseThrow()).as("the next spare started after the pod's sandbox")
+                .isAfter(sandboxUp);
+        assertThat(pod.exec("echo", "in-next").getStdout().toStringUtf8()).isEqualTo("in-next\n");
+        pod.remove();
+        first.remove();
+        waitNoShims();
+    }
+
+    @Test
     void twoPodsStartedAtOnceHaveAShimEach() throws Exception {
         idleSpares(containerd, 2);
         CompletableFuture<Pod> a = CompletableFuture.supplyAsync(() -> Pod.run("twin-a"));
@@ -185,15 +207,30 @@ class SpareShimTest {
     }
 
     /** A kiln pod of one busybox container that sleeps. */
-    private record Pod(String id, String container) {
+    private record Pod(String id, String name, String container) {
         static Pod run(String name) {
-            PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
+            return sandbox(name).start();
+        }
+
+        /** The pod's sandbox only (RunPodSandbox); {@link #start} adds its container. */
+        static Pod sandbox(String name) {
+            String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(config(name))
+                    .setRuntimeHandler("kiln").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+            return new Pod(pod, name, null);
+        }
+
+        private static PodSandboxConfig config(String name) {
+            return PodSandboxConfig.newBuilder()
                     .setMetadata(PodSandboxMetadata.newBuilder().setName(name).setUid(name + "-uid")
                             .setNamespace("default"))
                     .setHostname(name).setLogDirectory(containerd.dir.resolve("logs").resolve(name).toString())
                     .build();
-            String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
-                    .setRuntimeHandler("kiln").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+        }
+
+        /** This pod with its container (CreateContainer + StartContainer). */
+        Pod start() {
+            String pod = id;
+            PodSandboxConfig sandbox = config(name);
             String id = cri.call("CreateContainer", CreateContainerRequest.newBuilder().setPodSandboxId(pod)
                     .setSandboxConfig(sandbox).setConfig(ContainerConfig.newBuilder()
                             .setMetadata(ContainerMetadata.newBuilder().setName("main"))
@@ -202,7 +239,7 @@ class SpareShimTest {
                     .build(), CreateContainerResponse.getDefaultInstance()).getContainerId();
             cri.call("StartContainer", StartContainerRequest.newBuilder().setContainerId(id).build(),
                     StartContainerResponse.getDefaultInstance());
-            return new Pod(pod, id);
+            return new Pod(pod, name, id);
         }
 
         ExecSyncResponse exec(String... cmd) {
