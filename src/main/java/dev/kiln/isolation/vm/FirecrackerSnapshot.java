@@ -177,11 +177,7 @@ final class FirecrackerSnapshot {
             Thread.currentThread().interrupt();
             throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while making the VM snapshot");
         } finally {
-            if (Files.exists(tmp)) {
-                if (relay != null && relay.isAlive()) relay.destroyForcibly();
-                Trees.delete(tmp);
-            }
-            if (uid != null) ids.release(owner, tmp);
+            VmSnapshot.endTemplate(tmp, relay, uid == null ? null : ids, owner);
         }
     }
 }

@@ -272,11 +272,19 @@ final class VmSnapshot {
             if (relay != null) relay.destroyForcibly();
             throw new KilnException(KilnException.Kind.INTERNAL, "interrupted while making the VM snapshot");
         } finally {
-            if (Files.exists(tmp)) {
-                if (relay != null && relay.isAlive()) relay.destroyForcibly();
-                Trees.delete(tmp);
-            }
-            if (uid != null) ids.release(owner, tmp);
+            VmSnapshot.endTemplate(tmp, relay, uid == null ? null : ids, owner);
         }
+    }
+
+    /**
+     * A template's end, made or not: while its directory {@code tmp} is still there (it failed before the rename), its
+     * relay is killed and the directory removed; its uid given back if still held ({@code ids} non-null).
+     */
+    static void endTemplate(Path tmp, Process relay, VmmIds ids, String owner) {
+        if (Files.exists(tmp)) {
+            if (relay != null && relay.isAlive()) relay.destroyForcibly();
+            Trees.delete(tmp);
+        }
+        if (ids != null) ids.release(owner, tmp);
     }
 }
