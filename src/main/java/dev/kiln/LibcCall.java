@@ -58,72 +58,52 @@ public final class LibcCall {
      * (a sandbox's overlay root, containerd's rootfs, a vm pod's binds); linked on its first call.
      */
     public static int mount(String source, String target, String type, long flags, String data) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = state(arena);
-            int r = (int) Mount.HANDLE.invokeExact(state, arena.allocateFrom(source), arena.allocateFrom(target),
-                    text(arena, type), flags, text(arena, data));
-            return r == 0 ? 0 : errno(state);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        return call((arena, state) -> (int) Mount.HANDLE.invokeExact(state, arena.allocateFrom(source),
+                arena.allocateFrom(target), text(arena, type), flags, text(arena, data)) == 0 ? 0 : errno(state));
     }
 
     /** umount2(2) of {@code target} with the UMOUNT_* / MNT_* {@code flags}: 0 or the errno; linked on its first call. */
     public static int umount2(String target, int flags) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = state(arena);
-            int r = (int) Umount.HANDLE.invokeExact(state, arena.allocateFrom(target), flags);
-            return r == 0 ? 0 : errno(state);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        return call((arena, state) -> (int) Umount.HANDLE.invokeExact(state, arena.allocateFrom(target), flags) == 0
+                ? 0 : errno(state));
     }
 
     /** open(2) of {@code path} with the O_* {@code flags} (no O_CREAT): the descriptor, or minus the errno. */
     public static int open(String path, int flags) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = state(arena);
+        return call((arena, state) -> {
             int fd = (int) Open.HANDLE.invokeExact(state, arena.allocateFrom(path), flags, 0);
             return fd >= 0 ? fd : -errno(state);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        });
     }
 
     /** close(2) of a descriptor {@link #open} gave. */
     public static void close(int fd) {
-        try {
-            if ((int) Close.HANDLE.invokeExact(fd) != 0) throw new IllegalStateException("close(" + fd + ") failed");
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+        if (call((arena, state) -> (int) Close.HANDLE.invokeExact(fd)) != 0) {
+            throw new IllegalStateException("close(" + fd + ") failed");
         }
     }
 
     /** kill(2) of the process group {@code pgid} with SIGKILL; a group that is gone (ESRCH) is not an error. */
     public static void killGroup(long pgid) {
         if (pgid <= 1) throw new IllegalArgumentException("not a process group: " + pgid);
-        try {
-            int r = (int) Kill.HANDLE.invokeExact((int) -pgid, 9);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        call((arena, state) -> (int) Kill.HANDLE.invokeExact((int) -pgid, 9));
     }
 
     /** strerror(3): what an errno means, for a one-line error ("Too many levels of symbolic links"). */
     public static String describe(int errno) {
-        try {
-            MemorySegment text = (MemorySegment) Strerror.HANDLE.invokeExact(errno);
-            return text.reinterpret(1024).getString(0);
+        return call((arena, state) -> ((MemorySegment) Strerror.HANDLE.invokeExact(errno)).reinterpret(1024)
+                .getString(0));
+    }
+
+    /** A downcall with an arena for its arguments and a segment for errno, as the handles above take them. */
+    private interface Downcall<T> {
+        T run(Arena arena, MemorySegment state) throws Throwable;
+    }
+
+    /** Runs {@code downcall}; a handle's checked Throwable (none is expected) becomes an IllegalStateException. */
+    private static <T> T call(Downcall<T> downcall) {
+        try (Arena arena = Arena.ofConfined()) {
+            return downcall.run(arena, state(arena));
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
