@@ -29,6 +29,7 @@ import dev.kiln.containerd.wire.ttrpc.Request;
 import dev.kiln.containerd.wire.ttrpc.Response;
 import dev.kiln.containerd.wire.types.Mount;
 import dev.kiln.containerd.wire.types.Status;
+import dev.kiln.rootfs.Trees;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -419,12 +420,7 @@ final class Spare {
                         ".warm-runtime.toml"}) {
                     Files.deleteIfExists(idle.resolveSibling(pid + warm));   // a warm-up cut short
                 }
-                Path state = idle.resolveSibling(pid + ".warm-state");
-                if (Files.isDirectory(state, LinkOption.NOFOLLOW_LINKS)) {
-                    try (var tree = Files.walk(state)) {
-                        for (Path f : tree.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
-                    }
-                }
+                Trees.delete(idle.resolveSibling(pid + ".warm-state"));
                 if (!Files.exists(socket)) removeDeadPool(idle.getParent());
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
@@ -636,8 +632,7 @@ final class Spare {
             }
             Libc.redirectOutput(bundle.resolve("log").toString());   // none: open(2) fails, nothing redirected
         } finally {
-            Files.deleteIfExists(bundle.resolve("config.json"));
-            for (Path d = bundle; d.startsWith(state); d = d.getParent()) Files.deleteIfExists(d);
+            Trees.delete(state);
         }
     }
 
