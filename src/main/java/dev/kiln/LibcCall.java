@@ -21,11 +21,19 @@ public final class LibcCall {
     private static final VarHandle ERRNO = STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
 
-    /** open(2)'s flags kiln uses (x86-64 and arm64 values). */
-    public static final int O_DIRECTORY = 0200000;
-    public static final int O_NOFOLLOW = 0400000;
+    /**
+     * open(2)'s flags kiln uses. O_DIRECTORY and O_NOFOLLOW differ between x86-64 and arm64 (arm64's are x86-64's
+     * O_DIRECT and O_LARGEFILE: a wrong one silently follows links), so they are chosen by the JVM's architecture,
+     * and no other is guessed.
+     */
+    public static final int O_RDONLY = 0;
+    public static final int O_NONBLOCK = 04000;
+    public static final int O_DIRECTORY = byArch(0200000, 040000);
+    public static final int O_NOFOLLOW = byArch(0400000, 0100000);
     public static final int O_CLOEXEC = 02000000;
     public static final int O_PATH = 010000000;
+    /** unlinkat(2)'s flag to remove a directory. */
+    public static final int AT_REMOVEDIR = 0x200;
 
     private LibcCall() {
     }
@@ -76,6 +84,47 @@ public final class LibcCall {
         });
     }
 
+    /*
+     * The *at calls take a name as its bytes: a name read from a directory need not be UTF-8 (an image's files), and
+     * a String would not give the same bytes back.
+     */
+
+    /** openat(2) of {@code name} in the directory {@code dirfd} (no O_CREAT): the descriptor, or minus the errno. */
+    public static int openat(int dirfd, byte[] name, int flags) {
+        return call((arena, state) -> {
+            int fd = (int) Openat.HANDLE.invokeExact(state, dirfd, text(arena, name), flags, 0);
+            return fd >= 0 ? fd : -errno(state);
+        });
+    }
+
+    /** unlinkat(2) of {@code name} in {@code dirfd} ({@link #AT_REMOVEDIR} for a directory): 0 or the errno. */
+    public static int unlinkat(int dirfd, byte[] name, int flags) {
+        return call((arena, state) -> (int) Unlinkat.HANDLE.invokeExact(state, dirfd, text(arena, name), flags)
+                == 0 ? 0 : errno(state));
+    }
+
+    /** renameat(2) of {@code from} in {@code fromDir} to {@code to} in {@code toDir}: 0 or the errno. */
+    public static int renameat(int fromDir, byte[] from, int toDir, byte[] to) {
+        return call((arena, state) -> (int) Renameat.HANDLE.invokeExact(state, fromDir, text(arena, from),
+                toDir, text(arena, to)) == 0 ? 0 : errno(state));
+    }
+
+    /** fchmod(2): 0 or the errno. */
+    public static int fchmod(int fd, int mode) {
+        return call((arena, state) -> (int) Fchmod.HANDLE.invokeExact(state, fd, mode) == 0 ? 0 : errno(state));
+    }
+
+    /**
+     * getdents64(2) of the directory {@code fd} into {@code buffer}: the bytes of {@code struct linux_dirent64}
+     * records read, 0 at its end, or minus the errno.
+     */
+    public static int getdents64(int fd, MemorySegment buffer) {
+        return call((arena, state) -> {
+            long n = (long) Getdents64.HANDLE.invokeExact(state, fd, buffer, buffer.byteSize());
+            return n >= 0 ? (int) n : -errno(state);
+        });
+    }
+
     /** close(2) of a descriptor {@link #open} gave. */
     public static void close(int fd) {
         if (call((arena, state) -> (int) Close.HANDLE.invokeExact(fd)) != 0) {
@@ -111,6 +160,22 @@ public final class LibcCall {
         }
     }
 
+    private static int byArch(int x86, int arm64) {
+        return switch (System.getProperty("os.arch")) {
+            case "amd64", "x86_64" -> x86;
+            case "aarch64" -> arm64;
+            default -> throw new IllegalStateException("open(2)'s flags are not known for " + System.getProperty(
+                    "os.arch") + " (kiln runs on x86-64 and arm64)");
+        };
+    }
+
+    /** {@code name}'s bytes and a NUL, for a call's path argument. */
+    private static MemorySegment text(Arena arena, byte[] name) {
+        MemorySegment s = arena.allocate(name.length + 1L);
+        MemorySegment.copy(name, 0, s, ValueLayout.JAVA_BYTE, 0, name.length);
+        return s;
+    }
+
     private static MemorySegment text(Arena arena, String s) {
         return s == null || s.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(s);
     }
@@ -123,6 +188,32 @@ public final class LibcCall {
     private static final class Open {
         static final MethodHandle HANDLE = withErrno("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
                 ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+    }
+
+    private static final class Openat {
+        static final MethodHandle HANDLE = withErrno("openat", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+                Linker.Option.firstVariadicArg(3));
+    }
+
+    private static final class Unlinkat {
+        static final MethodHandle HANDLE = withErrno("unlinkat", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    }
+
+    private static final class Renameat {
+        static final MethodHandle HANDLE = withErrno("renameat", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+    }
+
+    private static final class Fchmod {
+        static final MethodHandle HANDLE = withErrno("fchmod", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    }
+
+    private static final class Getdents64 {
+        static final MethodHandle HANDLE = withErrno("getdents64", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
     }
 
     private static final class Close {

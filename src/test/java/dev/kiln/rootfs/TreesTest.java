@@ -1,9 +1,23 @@
 package dev.kiln.rootfs;
 
+import dev.kiln.LibcCall;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -66,6 +80,152 @@ class TreesTest {
             long kept = Files.list(outside).count();
             if (kept != 20) stop.set(true);
             assertThat(kept).as("files left outside the tree after round " + round).isEqualTo(20);
+        }
+    }
+
+    /**
+     * A writer still running swaps directories for fifos (renameat2's RENAME_EXCHANGE) while the delete walks them:
+     * the delete must neither wait on a fifo nor stop. The old walk opened each directory without O_DIRECTORY and
+     * O_NONBLOCK and stayed in open(2) on a fifo within a few rounds (review of 2026-12-07).
+     */
+    private static final int PAIRS = 300;
+
+    @Test
+    void aDirectorySwappedForAFifoNeverHoldsTheDelete() throws Exception {
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(8);
+        for (int round = 0; round < 40 && System.nanoTime() < until; round++) {
+            Path tree = Files.createDirectories(tmp.resolve("fifos" + round));
+            List<String> mkfifo = new ArrayList<>(List.of("mkfifo"));
+            for (int i = 0; i < PAIRS; i++) {
+                Files.writeString(Files.createDirectories(tree.resolve("d" + i)).resolve("f"), "x");
+                mkfifo.add(tree.resolve("p" + i).toString());
+            }
+            assertThat(new ProcessBuilder(mkfifo).start().waitFor()).isZero();
+            AtomicBoolean stop = new AtomicBoolean();
+            Thread swapper = Thread.ofPlatform().start(() -> {
+                while (!stop.get()) {
+                    for (int i = 0; i < PAIRS && !stop.get(); i++) {
+                        Fs.exchange(tree.resolve("d" + i), tree.resolve("p" + i));
+                    }
+                }
+            });
+            CompletableFuture<Void> delete = CompletableFuture.runAsync(() -> {
+                try {
+                    Trees.delete(tree);
+                } catch (RuntimeException raced) {
+                    // a name that keeps changing kind may be refused; what matters is that it returns
+                }
+            });
+            try {
+                delete.get(10, TimeUnit.SECONDS);
+            } catch (TimeoutException held) {
+                stop.set(true);
+                swapper.join();
+                releaseFifos(tree); // a reader held in open(2) goes on once a writer opens the fifo
+                throw new AssertionError("the delete was held (by a fifo?) in round " + round);
+            } finally {
+                stop.set(true);
+                swapper.join();
+            }
+            Trees.delete(tree);
+            assertThat(tree).doesNotExist();
+        }
+    }
+
+    /**
+     * A sandbox can make a tree deeper than any path or stack (mkdir and cd in a loop): it is deleted with a bounded
+     * number of open descriptors. The old walk recursed with two descriptors per level and threw StackOverflowError
+     * near 5,000 levels, leaving the tree (and so the sandbox) undeletable.
+     */
+    @Test
+    void aTreeTenThousandLevelsDeepIsDeletedWithFewDescriptors() throws Throwable {
+        // on tmpfs: each rmdir on this machine's discard-mounted ext4 takes milliseconds, 10,000 of them half a minute
+        Path shm = Path.of("/dev/shm");
+        Path tree = Files.createTempDirectory(Files.isDirectory(shm) ? shm : tmp, "kiln-trees-test-");
+        Fs.nest(tree, 10_000);
+        long before = openDescriptors();
+        AtomicInteger most = new AtomicInteger();
+        AtomicBoolean done = new AtomicBoolean();
+        Thread counter = Thread.ofPlatform().start(() -> {
+            while (!done.get()) {
+                most.accumulateAndGet((int) openDescriptors(), Math::max);
+                LockSupport.parkNanos(1_000_000);
+            }
+        });
+        try {
+            Trees.delete(tree);
+        } finally {
+            done.set(true);
+            counter.join();
+            if (Files.exists(tree)) new ProcessBuilder("rm", "-rf", tree.toString()).start().waitFor();
+        }
+        assertThat(tree).doesNotExist();
+        assertThat(most.get() - before).as("descriptors open at once beyond the test's own")
+                .isLessThanOrEqualTo(Trees.MAX_OPEN + 16);
+    }
+
+    /** A name that is not UTF-8 (an image's file) is removed as its bytes, not as what a String makes of them. */
+    @Test
+    void namesThatAreNotUtf8AreDeleted() throws Exception {
+        Path tree = Files.createDirectories(tmp.resolve("latin1"));
+        Process p = new ProcessBuilder("sh", "-c", "mkdir \"$(printf 'd\\351')\" && touch \"$(printf 'd\\351/f\\377')\"")
+                .directory(tree.toFile()).start();
+        assertThat(p.waitFor()).isZero();
+        Trees.delete(tree);
+        assertThat(tree).doesNotExist();
+    }
+
+    private static long openDescriptors() {
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        } catch (Exception racing) {
+            return 0;
+        }
+    }
+
+    private static void releaseFifos(Path tree) throws Exception {
+        try (Stream<Path> all = Files.walk(tree)) {
+            for (Path f : all.filter(x -> !Files.isDirectory(x) && !Files.isRegularFile(x)).toList()) {
+                int fd = LibcCall.open(f.toString(), 1 | LibcCall.O_NONBLOCK | LibcCall.O_CLOEXEC);
+                if (fd >= 0) LibcCall.close(fd);
+            }
+        }
+    }
+
+    /** The file system calls the tests need that the JDK lacks. */
+    private static final class Fs {
+        private static final MethodHandle RENAMEAT2 = LibcCall.plain("renameat2", FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+        private static final MethodHandle MKDIRAT = LibcCall.plain("mkdirat", FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+        private static final int AT_FDCWD = -100;
+        private static final int RENAME_EXCHANGE = 2;
+
+        static void exchange(Path a, Path b) {
+            try (Arena arena = Arena.ofConfined()) {
+                int ignored = (int) RENAMEAT2.invokeExact(AT_FDCWD, arena.allocateFrom(a.toString()), AT_FDCWD,
+                        arena.allocateFrom(b.toString()), RENAME_EXCHANGE);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+
+        /** Makes {@code levels} directories each in the last, relative to descriptors (no path gets that long). */
+        static void nest(Path top, int levels) throws Throwable {
+            int dir = LibcCall.open(top.toString(), LibcCall.O_DIRECTORY | LibcCall.O_CLOEXEC);
+            byte[] name = {'a'};
+            try (Arena arena = Arena.ofConfined()) {
+                for (int i = 0; i < levels; i++) {
+                    assertThat((int) MKDIRAT.invokeExact(dir, arena.allocateFrom("a"), 0755)).isZero();
+                    int next = LibcCall.openat(dir, name, LibcCall.O_DIRECTORY | LibcCall.O_CLOEXEC);
+                    LibcCall.close(dir);
+                    assertThat(next).isNotNegative();
+                    dir = next;
+                }
+            } finally {
+                LibcCall.close(dir);
+            }
         }
     }
 }
