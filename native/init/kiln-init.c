@@ -906,6 +906,7 @@ __attribute__((noreturn)) static void child_fail(const char *what, int code) {
 struct open_how_v0 {
     uint64_t flags, mode, resolve;
 };
+#define KILN_RESOLVE_NO_XDEV 0x01
 #define KILN_RESOLVE_NO_MAGICLINKS 0x02
 #define KILN_RESOLVE_IN_ROOT 0x10
 
@@ -916,9 +917,11 @@ struct open_how_v0 {
  * ROOT/etc/NAME, as CRI binds the sandbox's file into a runc container. The container's root (its image's snapshot) is
  * not written, except for an empty mount point where the image has none. etc/NAME is resolved with ROOT as its root
  * (RESOLVE_IN_ROOT: an image whose /etc is a symlink, even an absolute one or one through "..", gets the file where
- * that link leads inside its own root, as runc resolves a bind's target, never elsewhere in the VM), and the bind goes
+ * that link leads inside its own root, as runc resolves a bind's target, never elsewhere in the VM) and within its
+ * own file system (RESOLVE_NO_XDEV: an /etc linked to /dev or /proc/sys/kernel would lead into the VM's devtmpfs, which
+ * the pod's containers share, or onto procfs, bound there just before; review of 2026-12-07), and the bind goes
  * onto the file that open found (its /proc/self/fd link), not onto a path resolved a second time. A root without
- * /etc, or whose etc/NAME is a symlink or cannot be made (read-only), keeps its own.
+ * /etc, or whose etc/NAME is a symlink, on another mount or cannot be made (read-only), keeps its own.
  */
 static void bind_text(const char *root, const char *name, const char *text) {
     char at[64], src[64], rel[64];
@@ -927,7 +930,7 @@ static void bind_text(const char *root, const char *name, const char *text) {
     snprintf(rel, sizeof rel, "etc/%s", name);
     /* O_NONBLOCK: an image's fifo there must not hold the container's start; only a regular file is bound over */
     struct open_how_v0 how = { .flags = O_RDONLY | O_NONBLOCK | O_CREAT | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
-                               .resolve = KILN_RESOLVE_IN_ROOT | KILN_RESOLVE_NO_MAGICLINKS };
+                               .resolve = KILN_RESOLVE_IN_ROOT | KILN_RESOLVE_NO_MAGICLINKS | KILN_RESOLVE_NO_XDEV };
     int point = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
     struct stat st;
     if (point >= 0 && fstat(point, &st) != 0) child_fail(rel, 125);

@@ -115,6 +115,13 @@ class CriTest {
             ExecSyncResponse past = exec(client, "sh", "-c", "cat /pod-etc/hosts; test -p /etc/hostname && echo fifo");
             assertThat(past.getStdout().toStringUtf8()).as(past.getStderr().toStringUtf8())
                     .isEqualTo(Files.readString(Path.of("/etc/hosts")) + "fifo\n");
+            // an /etc that leads out of the container's own file system, here to the VM's /dev that every container
+            // of the pod shares, gets no pod file made there: kiln-init's lookup crosses no mount
+            ExecSyncResponse toDev = exec(client, "sh", "-c", "rm /etc && ln -s /dev /etc");
+            assertThat(toDev.getExitCode()).as(toDev.getStderr().toStringUtf8()).isZero();
+            assertThat(exec(client, "true").getExitCode()).isZero();
+            assertThat(exec(server, "sh", "-c", "ls /dev/hosts /dev/resolv.conf /dev/hostname 2>/dev/null; true")
+                    .getStdout().toStringUtf8()).isEmpty();
         }
 
         assertThat(containerd.shims()).as("one shim serves the pod's tasks").hasSize(1);
