@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -310,6 +311,14 @@ int vmm_prepare(const struct vmm_setup *s, char *err, size_t errn) {
     /* that uid change cleared the parent-death signal the relay's child set (prctl(2)): set again, or a jailed VMM
      * would outlive a relay killed with SIGKILL (found with the snapshot template's TAP test) */
     if (s->root != NULL && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return failed(err, errn, "PR_SET_PDEATHSIG");
+    if (s->root != NULL && s->alive >= 0) { /* and a relay that died between the two got no signal sent: look */
+        struct pollfd p = { s->alive, POLLIN, 0 };
+        int ready = poll(&p, 1, 0);
+        if (ready != 0) {
+            if (ready > 0) errno = ESRCH;
+            return failed(err, errn, "the relay is gone");
+        }
+    }
     if (s->filter != NULL) { /* the last step: from here on only the allowlist, the exec included */
         struct bpf_prog prog = { (unsigned short)s->filter_len, s->filter };
         if (s->root == NULL && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

@@ -43,6 +43,7 @@ struct vmm_setup {
      * /proc/VMM/root while QEMU starts, or reads a template's back. QEMU's memory-backend-file maps ram_dir/ram. */
     const char *ram_dir;             /* NULL: none */
     long long ram_bytes;
+    int alive;                       /* jailed: the relay's pipe, readable (EOF) once the relay is gone; else -1 */
 };
 
 #define JAIL_FD_MAX 100              /* descriptors given to the VMM are below this; the child's own sit above it */

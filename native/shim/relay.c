@@ -227,6 +227,7 @@ __attribute__((noreturn)) static void vmm_child(char **argv, int out, int log, i
     sigset_t none;
     /* the relay's pipes out of the way first: the descriptors given to the VMM (3...) replace whatever is there */
     if ((report = move_high(report)) < 0 || (alive >= 0 && (alive = move_high(alive)) < 0)) _exit(125);
+    g_setup.alive = alive; /* looked at again after the jail's uid change (jail.c) */
     int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(log, 2) < 0) _exit(125);
     /* the VMM dies with its relay, so a killed sandbox never leaves a VM behind; had the relay died before this,
