@@ -53,10 +53,15 @@ final class EmptyDisk {
         Key key = new Key(a.fileKey(), a.size(), a.lastModifiedTime().toMillis());
         List<Extent> extents = EXTENTS.get(key);
         if (extents == null) {
-            Optional<List<Extent>> read = read(image, a.size());
+            Optional<List<Extent>> read;
+            try {
+                read = read(image, a.size());
+            } catch (RuntimeException e) { // lseek not linkable here (no native access): cp does it
+                return false;
+            }
             if (read.isEmpty()) return false;
             extents = read.get();
-            EXTENTS.keySet().removeIf(k -> k.inode().equals(key.inode())); // the same file's older contents
+            EXTENTS.keySet().removeIf(k -> java.util.Objects.equals(k.inode(), key.inode())); // its older contents
             EXTENTS.put(key, extents);
         }
         try (FileChannel out = FileChannel.open(target, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
