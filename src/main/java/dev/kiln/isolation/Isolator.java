@@ -55,8 +55,9 @@ public interface Isolator {
 
     /**
      * Releases what the sandbox holds on the host once its main process is gone (runtime state, mounts, a VMM left
-     * over); with {@code removeFiles} also its writable layer. Kills whatever of the sandbox still runs (its monitor
-     * may have died before it). Idempotent, and safe on a half-created sandbox.
+     * over); with {@code removeFiles} also what it holds for the sandbox outside the sandbox's directory (that
+     * directory, with the writable layer in it, is the engine's to remove). Kills whatever of the sandbox still runs
+     * (its monitor may have died before it). Idempotent, and safe on a half-created sandbox.
      */
     void cleanup(SandboxSpec spec, boolean removeFiles);
 

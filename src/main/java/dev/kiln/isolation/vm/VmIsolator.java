@@ -353,14 +353,9 @@ public final class VmIsolator implements Isolator {
             LOG.sandbox(spec.id()).warn("cgroups of the sandbox still in use, not removed: " + left);
         }
         if (removeFiles) {
+            // the writable disk and a seed are in the sandbox's directory, which the engine removes with all it
+            // holds (in the background, after the answer: deleting the sparse disk here took 13-48 ms of each --rm)
             ids.release(spec.id(), spec.dir());
-            DiskTree.dropSeed(spec.dir());
-            try {
-                Files.deleteIfExists(spec.dir().resolve("disk.ext4"));
-            } catch (IOException e) {
-                throw new KilnException(KilnException.Kind.INTERNAL, "cannot remove " + spec.dir().resolve("disk.ext4")
-                        + ": " + e.getMessage(), e);
-            }
         }
     }
 

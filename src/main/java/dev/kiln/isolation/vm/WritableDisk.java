@@ -26,9 +26,10 @@ final class WritableDisk {
 
     /**
      * As {@link #ensure(Path, long)}, but a copy of an empty disk of that size made once in {@code cacheDir}
-     * ({@code empty-<bytes>.ext4}): {@code cp --sparse=always} writes its ~1 MB of metadata, where mkfs.ext4 computes
-     * and fsyncs them for every sandbox (docs/vm.md, "Snapshot start": part of a VM's start). Every copy has the same
-     * filesystem UUID and directory-hash seed; both are only ever seen inside the one guest that mounts it.
+     * ({@code empty-<bytes>.ext4}): its ~1 MB of metadata written sparse ({@link EmptyDisk}, by kilnd itself; {@code
+     * cp --sparse=always} where that cannot read the image), where mkfs.ext4 computes and fsyncs them for every
+     * sandbox (docs/vm.md, "Snapshot start": part of a VM's start). Every copy has the same filesystem UUID and
+     * directory-hash seed; both are only ever seen inside the one guest that mounts it.
      */
     static Path ensure(Path file, long sizeBytes, Path cacheDir) {
         return ensure(file, sizeBytes, cacheDir, false);
@@ -58,7 +59,10 @@ final class WritableDisk {
                 }
             }
             Files.deleteIfExists(tmp);
-            Tool.run(List.of("cp", "--sparse=always", empty.toString(), tmp.toString()), MKFS_TIMEOUT, "coreutils");
+            if (!EmptyDisk.copy(empty, tmp)) { // written by kilnd from the image's extents; else as before
+                Tool.run(List.of("cp", "--sparse=always", empty.toString(), tmp.toString()), MKFS_TIMEOUT,
+                        "coreutils");
+            }
             Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot make the writable disk " + file + ": "

@@ -60,9 +60,15 @@ final class GuestPeer {
          */
         static Relay start(Path binary, Path dir, int helloTimeout, boolean stdoutToFile, Map<String, String> env,
                            String... extra) throws IOException {
+            return start(binary, dir, helloTimeout, stdoutToFile, env, START_RECORDS, extra);
+        }
+
+        /** As above, with {@code spec} as the START records kilnd would have written. */
+        static Relay start(Path binary, Path dir, int helloTimeout, boolean stdoutToFile, Map<String, String> env,
+                           byte[] spec, String... extra) throws IOException {
             Path vm = Files.createDirectories(dir.resolve("vm"));
             Files.createDirectories(vm.resolve(dev.kiln.isolation.vm.jail.VmmJail.RUN)); // where its sockets are, as launch makes it
-            Files.write(vm.resolve("start.spec"), START_RECORDS);
+            Files.write(vm.resolve("start.spec"), spec);
             List<String> cmd = new ArrayList<>(List.of(binary.toString(), "--relay-vm", "--dir", vm.toString(),
                     "--spec", vm.resolve("start.spec").toString(), "--hello-timeout", Integer.toString(helloTimeout),
                     "--listen", FirecrackerCommand.controlSocket()));

@@ -203,6 +203,28 @@ class RelayListenProtocolTest {
         assertThat(file("vm/timings.json")).doesNotContain("\"stoppedMs\":-1");
     }
 
+    /**
+     * A volatile VM's (START's {@code volatile=1}: a {@code --rm} sandbox, its disk deleted with it) EXIT ends the VMM
+     * at once: the relay does not wait for the guest's BYE (a guest that never answers would otherwise be given the
+     * 10 s power-off deadline), and the workload's output and code are whole.
+     */
+    @Test
+    void aVolatileVmsExitEndsTheVmmWithoutTheGuestsBye() throws Exception {
+        byte[] spec = (new String(START_RECORDS, java.nio.charset.StandardCharsets.UTF_8) + "volatile=1\0")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        relay = GuestPeer.Relay.start(ShimBinary.locate(), dir, 30, true, Map.of(), spec);
+        Process p = relay.process();
+        try (GuestPeer.Guest guest = relay.converse()) {
+            send(guest.out(), STDOUT, 0, "all of it\n");
+            send(guest.out(), EXIT, 0, "4 0");
+            // no BYE from this guest, and the stand-in VMM never powers off by itself
+            assertThat(p.waitFor(5, TimeUnit.SECONDS)).as("the relay ends on a volatile VM's EXIT").isTrue();
+        }
+        assertThat(p.exitValue()).as(file("stderr")).isEqualTo(4);
+        assertThat(file("stdout")).isEqualTo("all of it\n");
+        assertThat(file("vm/timings.json")).doesNotContain("\"stoppedMs\":-1");
+    }
+
     /** A BYE from the guest is only ever the answer to the host's: before the exit it breaks the protocol. */
     @Test
     void aGuestByeBeforeItsExitBreaksTheProtocol() throws Exception {

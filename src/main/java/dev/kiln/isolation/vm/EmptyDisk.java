@@ -1,0 +1,126 @@
+package dev.kiln.isolation.vm;
+
+import dev.kiln.LibcCall;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * One of kiln's cached empty ext4 images ({@code vm-disks/empty-<bytes>[-nj].ext4}, made once by mkfs.ext4) held in
+ * kilnd's memory as its data extents, ~1 MB of a 2 GiB file: each sandbox's writable disk is then written inside
+ * kilnd, a sparse file of the image's size with those extents at their offsets, where {@code cp --sparse=always}
+ * started a process for every VM (17-48 ms of a VM's create at load 8, docs/vm.md "Snapshot start"). The extents are
+ * found with {@code lseek(SEEK_DATA/SEEK_HOLE)} once per image file (its inode, size and time: a new image is read
+ * anew). The copy has the image's bytes everywhere (a hole reads as zeros), as cp's had.
+ */
+final class EmptyDisk {
+    private static final int SEEK_DATA = 3;
+    private static final int SEEK_HOLE = 4;
+    /** More data than an empty filesystem has: not one of kiln's images, left to cp (which copies anything). */
+    private static final long MAX_DATA = 64L << 20;
+    private static final Map<Key, List<Extent>> EXTENTS = new ConcurrentHashMap<>();
+
+    private record Key(Object inode, long size, long modified) {
+    }
+
+    private record Extent(long offset, byte[] bytes) {
+    }
+
+    private EmptyDisk() {
+    }
+
+    /**
+     * Writes a copy of {@code image} as the new file {@code target} (which must not exist), sparse; false (nothing
+     * written) if {@code image}'s extents cannot be read here (no SEEK_DATA, or too much data for an empty disk).
+     */
+    static boolean copy(Path image, Path target) throws IOException {
+        BasicFileAttributes a = Files.readAttributes(image, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        Key key = new Key(a.fileKey(), a.size(), a.lastModifiedTime().toMillis());
+        List<Extent> extents = EXTENTS.get(key);
+        if (extents == null) {
+            Optional<List<Extent>> read;
+            try {
+                read = read(image, a.size());
+            } catch (RuntimeException e) { // lseek not linkable here (no native access): cp does it
+                return false;
+            }
+            if (read.isEmpty()) return false;
+            extents = read.get();
+            EXTENTS.keySet().removeIf(k -> java.util.Objects.equals(k.inode(), key.inode())); // its older contents
+            EXTENTS.put(key, extents);
+        }
+        try (FileChannel out = FileChannel.open(target, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            for (Extent e : extents) {
+                ByteBuffer b = ByteBuffer.wrap(e.bytes());
+                long at = e.offset();
+                while (b.hasRemaining()) at += out.write(b, at);
+            }
+        }
+        try (RandomAccessFile f = new RandomAccessFile(target.toFile(), "rw")) {
+            if (f.length() < a.size()) f.setLength(a.size()); // the hole after the last extent
+        }
+        return true;
+    }
+
+    private static Optional<List<Extent>> read(Path image, long size) throws IOException {
+        int fd = LibcCall.open(image.toString(), LibcCall.O_NOFOLLOW | LibcCall.O_CLOEXEC);
+        if (fd < 0) throw new IOException("cannot open " + image + ": " + LibcCall.describe(-fd));
+        List<long[]> ranges = new ArrayList<>();
+        long total = 0;
+        try {
+            long at = 0;
+            while (at < size) {
+                long data = Lseek.call(fd, at, SEEK_DATA);
+                if (data < 0) break; // ENXIO: no data after `at` (or SEEK_DATA unsupported: checked below)
+                long hole = Lseek.call(fd, data, SEEK_HOLE);
+                if (hole <= data) return Optional.empty();
+                ranges.add(new long[] {data, hole});
+                total += hole - data;
+                if (total > MAX_DATA) return Optional.empty();
+                at = hole;
+            }
+        } finally {
+            LibcCall.close(fd);
+        }
+        if (ranges.isEmpty()) return Optional.empty(); // an ext4 always has data (its superblock): not understood
+        List<Extent> extents = new ArrayList<>();
+        try (FileChannel in = FileChannel.open(image, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+            for (long[] r : ranges) {
+                ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(r[1] - r[0]));
+                while (b.hasRemaining()) {
+                    if (in.read(b, r[0] + b.position()) < 0) throw new IOException(image + " shrank while read");
+                }
+                extents.add(new Extent(r[0], b.array()));
+            }
+        }
+        return Optional.of(List.copyOf(extents));
+    }
+
+    private static final class Lseek {
+        static final MethodHandle HANDLE = LibcCall.plain("lseek", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+
+        static long call(int fd, long offset, int whence) {
+            try {
+                return (long) HANDLE.invokeExact(fd, offset, whence);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+    }
+}
