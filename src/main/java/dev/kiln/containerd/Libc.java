@@ -54,18 +54,11 @@ final class Libc {
     private static final Downcall SETPRIORITY = new Downcall("setpriority", FunctionDescriptor.of(
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
-    private static final Downcall GETPRIORITY = new Downcall("getpriority", FunctionDescriptor.of(
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final Downcall SETSID = new Downcall("setsid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
-    private static final Downcall GETSID = new Downcall("getsid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT));
-
     private static final Downcall WAITID = new Downcall("waitid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private static final int PR_SET_CHILD_SUBREAPER = 36;
-    private static final int PRIO_PROCESS = 0;
-    private static final int ESRCH = 3;
+    private static final int PRIO_PGRP = 1;
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
     private static final int SOCK_CLOEXEC = 02000000;
@@ -112,57 +105,14 @@ final class Libc {
     }
 
     /**
-     * Sets the nice value of every thread of this process (Linux keeps one per thread: {@code PRIO_PROCESS} with the
-     * process's pid would change its first thread only), and of no other process: a claimed spare, started at nice
-     * 10, takes the pod's priority back while the next spare it may have started, in its session and process group,
-     * keeps its nice 10. False if refused (lowering a nice value needs CAP_SYS_NICE); a thread that ended meanwhile
-     * (ESRCH) is skipped.
+     * Sets the nice value of this process's group, every thread of it (Linux keeps a nice value per thread, so
+     * {@code PRIO_PROCESS} would change the calling thread only): a claimed spare, started at nice 10, takes the
+     * pod's priority back. False if refused (lowering a nice value needs CAP_SYS_NICE).
      */
-    static boolean niceThreads(int nice) {
-        try (Arena arena = Arena.ofConfined();
-             java.nio.file.DirectoryStream<java.nio.file.Path> threads = java.nio.file.Files.newDirectoryStream(
-                     java.nio.file.Path.of("/proc/self/task"))) {
-            MemorySegment state = LibcCall.state(arena);
-            boolean all = true;
-            for (java.nio.file.Path t : threads) {
-                int tid = Integer.parseInt(t.getFileName().toString());
-                if ((int) SETPRIORITY.get().invokeExact(state, PRIO_PROCESS, tid, nice) != 0
-                        && errno(state) != ESRCH) all = false;
-            }
-            return all;
-        } catch (Throwable e) {
-            throw rethrow(e);
-        }
-    }
-
-    /** The calling thread's nice value (getpriority(2) of the calling thread: Linux keeps one per thread). */
-    static int nice() {
+    static boolean niceGroup(int nice) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            return (int) GETPRIORITY.get().invokeExact(state, PRIO_PROCESS, 0);
-        } catch (Throwable e) {
-            throw rethrow(e);
-        }
-    }
-
-    /**
-     * Whether this process leads its own session (and so its own process group and, with the kernel's autogroup,
-     * its own scheduling group): a spare a pod's shim started shares that pod's session until its claim.
-     */
-    static boolean sessionLeader() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            return (int) GETSID.get().invokeExact(state, 0) == (int) ProcessHandle.current().pid();
-        } catch (Throwable e) {
-            throw rethrow(e);
-        }
-    }
-
-    /** setsid(2): this process leads a new session and process group (a new autogroup). False if refused. */
-    static boolean newSession() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = LibcCall.state(arena);
-            return (int) SETSID.get().invokeExact(state) >= 0;
+            return (int) SETPRIORITY.get().invokeExact(state, PRIO_PGRP, 0, nice) == 0;
         } catch (Throwable e) {
             throw rethrow(e);
         }

@@ -80,8 +80,6 @@ final class Spare {
     static final Path POOLS = Path.of("/run/containerd/s/kiln-spare");
     /** Set when a launcher's assignment arrives: the warm-up stops then (the pod's requests must not compete). */
     private static volatile boolean claimed;
-    /** The warm-up's step running now (logged by a claim that came before its end: what the pod competes with). */
-    private static volatile String warmStep = "not started";
     /** Whether this claimed spare started the next one ({@link #next}). */
     private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
@@ -135,16 +133,12 @@ final class Spare {
         Map<String, String> assignment = read(idle, claimed);
         long read = System.nanoTime();
         // started at nice 10 (its JVM start and warm-up yield to the pods being started), a pod's shim from now:
-        // its own session, and its threads back to nice 0, as a shim the launcher starts for a pod (under the lock
-        // the warm-up's own setpriority call takes: it must not come after this one)
+        // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
+        // (under the lock the warm-up's own setpriority call takes: it must not come after this one)
         boolean reniced;
-        boolean ownSession = true;
         synchronized (Spare.class) {
             Spare.claimed = true;
-            // a spare started by a pod's shim (topUp) waited in that pod's session, yielding to it; a pod's shim
-            // now, it leads a session of its own, as a shim the launcher starts (setsid): its own scheduling group
-            if (!Libc.sessionLeader()) ownSession = Libc.newSession();
-            reniced = ownSession && Libc.niceThreads(0);
+            reniced = Libc.niceGroup(0);
         }
         long t1 = System.nanoTime();
         assigned.set(true);
@@ -162,13 +156,8 @@ final class Spare {
         long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
-                + (warmed[0] < 0 ? "warm-up not done: " + warmStep : "warmed in " + warmed[0] + " ms") + ")");
-        if (!ownSession) {
-            shimLog.line("cannot leave the session of the shim that started it (setsid refused): this pod's shim "
-                    + "stays at nice 10 there");
-        } else if (!reniced) {
-            shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
-        }
+                + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+        if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
                 + (t2 - t1) / 1_000_000 + " ms, chdir " + (t3 - t2) / 1_000_000 + " ms, log fifo " + (t4 - t3) / 1_000_000
@@ -305,12 +294,7 @@ final class Spare {
                 Files.deleteIfExists(pending);   // its spare died while starting
             }
             Files.createDirectory(pending);
-            // in this shim's session, at nice 10 (19 from an idle spare, at 10 itself): the kernel groups tasks per
-            // session (autogroup) and nice acts inside a group, so the spare's JVM start and warm-up yield to the
-            // pod's shim and its runtime's processes (this pod's, or the pod that claims this idle spare meanwhile)
-            // instead of taking a scheduling group's equal share beside them. It leaves with setsid(2) at its claim
-            // (run); a claim renices its own threads only (Libc.niceThreads), not this one
-            List<String> cmd = new ArrayList<>(List.of("nice", "-n", "10", self.command().get()));
+            List<String> cmd = new ArrayList<>(List.of("setsid", "nice", "-n", "10", self.command().get()));
             cmd.addAll(List.of(args));
             ProcessBuilder.Redirect log = ProcessBuilder.Redirect.appendTo(pool.resolve("spares.log").toFile());
             Children.start(new ProcessBuilder(cmd).directory(Path.of("/").toFile())
@@ -491,7 +475,6 @@ final class Spare {
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
-        warmStep = "requests";
         Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
@@ -550,18 +533,14 @@ final class Spare {
         // a claim's own steps (run) before the pod's socket listens, which took 10-140 ms each at load 12 in a
         // claimed spare: the assignment's check (a bundle as containerd makes it, in the pool), chdir(2) to where
         // the spare already is, setpriority(2) to the nice it already has, open(2) of a log fifo that is not there
-        warmStep = "the claim's steps";
         if (!claimed) warmClaim(pool, pid);
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
-        warmStep = "a process";
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
-        warmStep = "the vm isolation's";
         if (!claimed) VmTasks.warm();   // a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules)
         // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
         // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
         // mount step at load 10-15 where the second Create of the pod spent 1-5 ms
-        warmStep = "mount(2)";
         if (!claimed) {
             RootfsMount.of("overlay", List.of("index=off", "lowerdir=" + pool.resolve(pid + ".warm-none")))
                     .mount("overlay", pool.resolve(pid + ".warm-none"));
@@ -574,7 +553,6 @@ final class Spare {
         Files.deleteIfExists(spec);
         Files.deleteIfExists(runtimeConfig);
         quiet.line("warm");
-        warmStep = "its collection";
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
@@ -631,9 +609,8 @@ final class Spare {
 
     /**
      * A claim's steps without their effect: {@link #check} of an assignment for a bundle made in the pool as
-     * containerd makes one, chdir(2) to "/" (where a spare runs), setsid(2) and setpriority(2) where both are no-ops
-     * (a spare leading its own session; its threads to the nice they have, under the lock {@link #run} takes), open(2)
-     * of a log fifo that does not exist.
+     * containerd makes one, chdir(2) to "/" (where a spare runs), setpriority(2) to nice 10 (a spare's: under the
+     * lock {@link #run} takes, never after a claim), open(2) of a log fifo that does not exist.
      */
     private static void warmClaim(Path pool, long pid) throws Exception {
         Path state = pool.resolve(pid + ".warm-state");
@@ -650,12 +627,8 @@ final class Spare {
             assignment.put("debug", "true");
             check(assignment, address);
             Libc.chdir("/");
-            // setsid(2) only where it fails harmlessly (EPERM: a session's leader; a spare a shim started is in that
-            // shim's session until its claim); setpriority(2) of each thread to the nice it has, under the lock a
-            // claim takes (never after the claim's own)
-            if (Libc.sessionLeader()) Libc.newSession();
             synchronized (Spare.class) {
-                if (!claimed) Libc.niceThreads(Libc.nice());
+                if (!claimed) Libc.niceGroup(10);
             }
             Libc.redirectOutput(bundle.resolve("log").toString());   // none: open(2) fails, nothing redirected
         } finally {
