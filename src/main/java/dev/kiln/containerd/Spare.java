@@ -80,6 +80,8 @@ final class Spare {
     static final Path POOLS = Path.of("/run/containerd/s/kiln-spare");
     /** Set when a launcher's assignment arrives: the warm-up stops then (the pod's requests must not compete). */
     private static volatile boolean claimed;
+    /** The warm-up's step running now (logged by a claim that came before its end: what the pod competes with). */
+    private static volatile String warmStep = "not started";
     /** Whether this claimed spare started the next one ({@link #next}). */
     private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
@@ -156,7 +158,7 @@ final class Spare {
         long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
-                + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+                + (warmed[0] < 0 ? "warm-up not done: " + warmStep : "warmed in " + warmed[0] + " ms") + ")");
         if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
@@ -475,6 +477,7 @@ final class Spare {
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
+        warmStep = "requests";
         Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
@@ -533,14 +536,18 @@ final class Spare {
         // a claim's own steps (run) before the pod's socket listens, which took 10-140 ms each at load 12 in a
         // claimed spare: the assignment's check (a bundle as containerd makes it, in the pool), chdir(2) to where
         // the spare already is, setpriority(2) to the nice it already has, open(2) of a log fifo that is not there
+        warmStep = "the claim's steps";
         if (!claimed) warmClaim(pool, pid);
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
+        warmStep = "a process";
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
+        warmStep = "the vm isolation's";
         if (!claimed) VmTasks.warm();   // a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules)
         // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
         // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
         // mount step at load 10-15 where the second Create of the pod spent 1-5 ms
+        warmStep = "mount(2)";
         if (!claimed) {
             RootfsMount.of("overlay", List.of("index=off", "lowerdir=" + pool.resolve(pid + ".warm-none")))
                     .mount("overlay", pool.resolve(pid + ".warm-none"));
@@ -553,6 +560,7 @@ final class Spare {
         Files.deleteIfExists(spec);
         Files.deleteIfExists(runtimeConfig);
         quiet.line("warm");
+        warmStep = "its collection";
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
