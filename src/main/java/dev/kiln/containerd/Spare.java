@@ -82,6 +82,8 @@ final class Spare {
     private static volatile boolean claimed;
     /** The warm-up's step running now (logged by a claim that came before its end: what the pod competes with). */
     private static volatile String warmStep = "not started";
+    /** The warm-up's thread: a spare that retires stops it and waits for it before removing its files. */
+    private static volatile Thread warming;
     /** Whether this claimed spare started the next one ({@link #next}). */
     private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
@@ -118,7 +120,7 @@ final class Spare {
         // KILN_SHIM_SPARE_WARM=0 (containerd's environment) leaves the warm-up out: to measure what it brings
         // Then, idle and warm, it fills the pool up to its size (spares): one spare after the other
         boolean warmUp = !"0".equals(System.getenv("KILN_SHIM_SPARE_WARM"));
-        Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
+        warming = Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
             long t = System.nanoTime();
             try {
                 if (warmUp) {
@@ -417,6 +419,12 @@ final class Spare {
             try {
                 Files.move(idle, idle.resolveSibling(idle.getFileName() + ".exit"), StandardCopyOption.ATOMIC_MOVE);
                 Files.deleteIfExists(idle.resolveSibling(idle.getFileName() + ".exit"));
+                // the warm-up stopped first, as a claim stops it (after its current step, topping nothing up):
+                // still running (a spare retiring while it warms, on a loaded node), it re-made its files in the
+                // pool after their removal below, and the pool of a containerd that is gone stayed
+                Spare.claimed = true;
+                Thread warmUp = warming;
+                if (warmUp != null) warmUp.join(Duration.ofSeconds(5));
                 String pid = idle.getFileName().toString().replace(".idle", "");
                 for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json",
                         ".warm-runtime.toml"}) {
@@ -427,6 +435,8 @@ final class Spare {
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
                 break;
+            } catch (InterruptedException e) {
+                System.exit(0);
             }
         }
         for (int i = 0; i < 10 && !assigned.get(); i++) sleep(1000);
