@@ -80,6 +80,10 @@ final class Spare {
     static final Path POOLS = Path.of("/run/containerd/s/kiln-spare");
     /** Set when a launcher's assignment arrives: the warm-up stops then (the pod's requests must not compete). */
     private static volatile boolean claimed;
+    /** The warm-up's step running now (logged by a claim that came before its end: what the pod competes with). */
+    private static volatile String warmStep = "not started";
+    /** The warm-up's thread: a spare that retires stops it and waits for it before removing its files. */
+    private static volatile Thread warming;
     /** Whether this claimed spare started the next one ({@link #next}). */
     private static final AtomicBoolean NEXT_STARTED = new AtomicBoolean();
     static final Duration IDLE = Duration.ofMinutes(10);
@@ -116,7 +120,7 @@ final class Spare {
         // KILN_SHIM_SPARE_WARM=0 (containerd's environment) leaves the warm-up out: to measure what it brings
         // Then, idle and warm, it fills the pool up to its size (spares): one spare after the other
         boolean warmUp = !"0".equals(System.getenv("KILN_SHIM_SPARE_WARM"));
-        Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
+        warming = Thread.ofPlatform().daemon().name("spare-warm").start(() -> {
             long t = System.nanoTime();
             try {
                 if (warmUp) {
@@ -156,7 +160,7 @@ final class Spare {
         long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
-                + (warmed[0] < 0 ? "warm-up not done" : "warmed in " + warmed[0] + " ms") + ")");
+                + (warmed[0] < 0 ? "warm-up not done: " + warmStep : "warmed in " + warmed[0] + " ms") + ")");
         if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
@@ -415,6 +419,12 @@ final class Spare {
             try {
                 Files.move(idle, idle.resolveSibling(idle.getFileName() + ".exit"), StandardCopyOption.ATOMIC_MOVE);
                 Files.deleteIfExists(idle.resolveSibling(idle.getFileName() + ".exit"));
+                // the warm-up stopped first, as a claim stops it (after its current step, topping nothing up):
+                // still running (a spare retiring while it warms, on a loaded node), it re-made its files in the
+                // pool after their removal below, and the pool of a containerd that is gone stayed
+                Spare.claimed = true;
+                Thread warmUp = warming;
+                if (warmUp != null) warmUp.join(Duration.ofSeconds(5));
                 String pid = idle.getFileName().toString().replace(".idle", "");
                 for (String warm : new String[] {".warm-events", ".warm-task", ".warm-config.json",
                         ".warm-runtime.toml"}) {
@@ -425,6 +435,8 @@ final class Spare {
                 System.exit(0);
             } catch (IOException claimedMeanwhile) {
                 break;
+            } catch (InterruptedException e) {
+                System.exit(0);
             }
         }
         for (int i = 0; i < 10 && !assigned.get(); i++) sleep(1000);
@@ -475,6 +487,7 @@ final class Spare {
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
+        warmStep = "requests";
         Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
@@ -533,14 +546,18 @@ final class Spare {
         // a claim's own steps (run) before the pod's socket listens, which took 10-140 ms each at load 12 in a
         // claimed spare: the assignment's check (a bundle as containerd makes it, in the pool), chdir(2) to where
         // the spare already is, setpriority(2) to the nice it already has, open(2) of a log fifo that is not there
+        warmStep = "the claim's steps";
         if (!claimed) warmClaim(pool, pid);
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
+        warmStep = "a process";
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
+        warmStep = "the vm isolation's";
         if (!claimed) VmTasks.warm();   // a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules)
         // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
         // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
         // mount step at load 10-15 where the second Create of the pod spent 1-5 ms
+        warmStep = "mount(2)";
         if (!claimed) {
             RootfsMount.of("overlay", List.of("index=off", "lowerdir=" + pool.resolve(pid + ".warm-none")))
                     .mount("overlay", pool.resolve(pid + ".warm-none"));
@@ -553,6 +570,7 @@ final class Spare {
         Files.deleteIfExists(spec);
         Files.deleteIfExists(runtimeConfig);
         quiet.line("warm");
+        warmStep = "its collection";
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
