@@ -19,7 +19,7 @@ import dev.kiln.isolation.SandboxTask;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
-import dev.kiln.rootfs.Trees;
+import dev.kiln.rootfs.Trash;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -607,7 +607,7 @@ public final class Sandboxes implements AutoCloseable {
             isolator.cleanup(spec(s), true);
         } finally {
             detachQuietly(s);
-            Trees.delete(dir(s));
+            new Trash(sandboxesDir.resolveSibling("trash")).discard(dir(s)); // deleted after the answer
             store.delete(s.id());
             changes.changed();
         }
