@@ -92,11 +92,15 @@ public record Bundle(Path dir) {
         }
         Path temp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp",
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(permissions)));
+        boolean moved = false;
         try {
             Files.write(temp, bytes);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            moved = true;
         } finally {
-            Files.deleteIfExists(temp);
+            if (!moved) { // else it is gone: a delete would only throw and catch ENOENT inside the JDK
+                Files.deleteIfExists(temp);
+            }
         }
     }
 }
