@@ -48,6 +48,8 @@ public final class Sandboxes implements AutoCloseable {
     private final Images images;
     private final SandboxStore store;
     private final Path sandboxesDir;
+    /** Where removed sandboxes' directories go to be deleted after the answer. */
+    private final Trash trash;
     /** Wakes the waits for an exit's record and a --rm sandbox's removal. */
     private final StoreChanges changes = new StoreChanges();
     private final Isolators isolators;
@@ -68,6 +70,7 @@ public final class Sandboxes implements AutoCloseable {
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
+        this.trash = Trash.open(sandboxesDir.resolveSibling("trash"));
         this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
@@ -607,7 +610,7 @@ public final class Sandboxes implements AutoCloseable {
             isolator.cleanup(spec(s), true);
         } finally {
             detachQuietly(s);
-            new Trash(sandboxesDir.resolveSibling("trash")).discard(dir(s)); // deleted after the answer
+            trash.discard(dir(s)); // deleted after the answer
             store.delete(s.id());
             changes.changed();
         }

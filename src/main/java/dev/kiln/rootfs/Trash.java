@@ -18,8 +18,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * its sandbox's removal, and deleting the sandbox's directory in place took 20-30 ms of it on a quiet host (single
  * unlinks take 1-4 ms on this discard-mounted ext4), over 100 ms under load (docs/shim.md).
  *
- * <p>Everything in the trash is garbage: each background pass empties the whole directory, so what a killed kilnd left
- * there goes with the next pass. One thread per JVM does the passes, so two never walk the same tree.
+ * <p>Everything in the trash is garbage: each background pass empties the whole directory, the first when kilnd opens
+ * it. One thread per JVM does the passes, so two never walk the same tree. Every entry is a name kiln gave in a
+ * directory only root can write, and it is deleted by descriptor ({@link Trees#delete}): what a sandbox wrote inside
+ * is never followed.
  */
 public final class Trash {
     private static final ExecutorService DELETER = Executors.newSingleThreadExecutor(
@@ -28,9 +30,18 @@ public final class Trash {
 
     private final Path dir;
 
-    /** {@code dir}: on the same filesystem as the trees it takes (a rename cannot cross filesystems). */
-    public Trash(Path dir) {
+    private Trash(Path dir) {
         this.dir = dir;
+    }
+
+    /**
+     * The trash at {@code dir}, on the same filesystem as the trees it takes (a rename cannot cross filesystems),
+     * emptied in the background now: what a kilnd killed before its passes ended goes when the next one opens it.
+     */
+    public static Trash open(Path dir) {
+        Trash trash = new Trash(dir);
+        DELETER.execute(trash::empty);
+        return trash;
     }
 
     /**
