@@ -138,6 +138,21 @@ public final class LibcCall {
         call((arena, state) -> (int) Kill.HANDLE.invokeExact((int) -pgid, 9));
     }
 
+    /** errno values kiln tells apart (the same on every Linux architecture). */
+    public static final int ENOENT = 2;
+    public static final int ENOTDIR = 20;
+
+    /**
+     * Whether {@code path} names an entry, its last component not followed if a link: faccessat(2) with F_OK and
+     * AT_SYMLINK_NOFOLLOW; 0 or the errno (ENOENT, ENOTDIR: not there). The JDK has no such look-up without an
+     * exception: with NOFOLLOW_LINKS it lstat()s and throws (and catches) one inside for every missing entry, which a
+     * command's PATH search in an image meets in most directories at every start.
+     */
+    public static int lookupNoFollow(String path) {
+        return call((arena, state) -> (int) Faccessat.HANDLE.invokeExact(state, AT_FDCWD, arena.allocateFrom(path),
+                F_OK, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno(state));
+    }
+
     /** strerror(3): what an errno means, for a one-line error ("Too many levels of symbolic links"). */
     public static String describe(int errno) {
         return call((arena, state) -> ((MemorySegment) Strerror.HANDLE.invokeExact(errno)).reinterpret(1024)
@@ -178,6 +193,15 @@ public final class LibcCall {
 
     private static MemorySegment text(Arena arena, String s) {
         return s == null || s.isEmpty() ? MemorySegment.NULL : arena.allocateFrom(s);
+    }
+
+    private static final int AT_FDCWD = -100;
+    private static final int F_OK = 0;
+    private static final int AT_SYMLINK_NOFOLLOW = 0x100;
+
+    private static final class Faccessat {
+        static final MethodHandle HANDLE = withErrno("faccessat", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     }
 
     private static final class Umount {

@@ -41,6 +41,11 @@ final class Restarts {
     }
 
     void stoppedByUser(Sandbox s) {
+        if (s.config().autoRemove()) {
+            // never restarted by a policy (create and update refuse one with --rm), so the marker would never be
+            // read; and its file was written on every run --rm's removal, a moment before its directory went
+            return;
+        }
         try {
             Path dir = dirs.apply(s);
             if (Files.isDirectory(dir)) {
@@ -53,8 +58,11 @@ final class Restarts {
 
     void startedByUser(Sandbox s) {
         delays.remove(s.id());
+        Path marker = dirs.apply(s).resolve(STOPPED_MARKER);
         try {
-            Files.deleteIfExists(dirs.apply(s).resolve(STOPPED_MARKER));
+            if (Files.exists(marker)) { // mostly none: deleteIfExists would throw and catch ENOENT inside the JDK
+                Files.deleteIfExists(marker);
+            }
         } catch (IOException e) {
             LOG.sandbox(s.id()).warn("cannot clear the sandbox's stop marker: " + e.getMessage(), e);
         }

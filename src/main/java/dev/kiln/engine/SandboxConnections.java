@@ -42,6 +42,9 @@ final class SandboxConnections {
 
     List<Connection> of(Path dir) {
         Path file = dir.resolve(FILE);
+        if (!Files.exists(file)) { // most sandboxes join no second network: no NoSuchFileException per look
+            return List.of();
+        }
         try {
             return JSON.readValue(Files.readAllBytes(file), new TypeReference<List<Connection>>() { });
         } catch (java.nio.file.NoSuchFileException e) {

@@ -19,7 +19,7 @@ import dev.kiln.isolation.SandboxTask;
 import dev.kiln.network.Attachment;
 import dev.kiln.network.NetworkMode;
 import dev.kiln.network.Networks;
-import dev.kiln.rootfs.Trees;
+import dev.kiln.rootfs.Trash;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -48,6 +48,8 @@ public final class Sandboxes implements AutoCloseable {
     private final Images images;
     private final SandboxStore store;
     private final Path sandboxesDir;
+    /** Where removed sandboxes' directories go to be deleted after the answer. */
+    private final Trash trash;
     /** Wakes the waits for an exit's record and a --rm sandbox's removal. */
     private final StoreChanges changes = new StoreChanges();
     private final Isolators isolators;
@@ -68,6 +70,7 @@ public final class Sandboxes implements AutoCloseable {
         this.images = images;
         this.store = store;
         this.sandboxesDir = sandboxesDir;
+        this.trash = Trash.open(sandboxesDir.resolveSibling("trash"));
         this.isolators = isolators;
         this.defaultIsolation = defaultIsolation;
         this.events = events;
@@ -607,7 +610,7 @@ public final class Sandboxes implements AutoCloseable {
             isolator.cleanup(spec(s), true);
         } finally {
             detachQuietly(s);
-            Trees.delete(dir(s));
+            trash.discard(dir(s)); // deleted after the answer
             store.delete(s.id());
             changes.changed();
         }

@@ -1,6 +1,7 @@
 package dev.kiln.engine.process;
 
 import dev.kiln.KilnException;
+import dev.kiln.LibcCall;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -86,13 +87,14 @@ final class RootfsFile {
                     continue;
                 }
                 Path candidate = join(rootfs, done).resolve(name);
-                // null when missing, without an exception: a command's PATH search misses in most directories,
-                // and each NoSuchFileException filled in a stack trace on every start (issue 17)
-                BasicFileAttributes attrs = candidate.getFileSystem().provider().readAttributesIfExists(candidate,
-                        BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-                if (attrs == null) {
+                // a missing entry found without an exception: a command's PATH search misses in most directories,
+                // and the JDK's NOFOLLOW_LINKS look-ups throw one inside for each (issue 17)
+                int missing = LibcCall.lookupNoFollow(candidate.toString());
+                if (missing == LibcCall.ENOENT || missing == LibcCall.ENOTDIR) {
                     return Optional.empty();
                 }
+                BasicFileAttributes attrs = Files.readAttributes(candidate, BasicFileAttributes.class,
+                        LinkOption.NOFOLLOW_LINKS);
                 if (attrs.isSymbolicLink()) {
                     if (++links > MAX_LINKS) {
                         throw KilnException.invalid("too many symbolic links resolving " + path + " in the image");

@@ -47,4 +47,26 @@ class BundleTest {
                     .containsExactlyInAnyOrder("config.json", "hostname", "hosts", "resolv.conf");
         }
     }
+
+    /** A start right after create (kiln run) finds the /etc files it would write there already: not written again. */
+    @Test
+    void aStartKeepsEtcFilesThatHoldWhatItWouldWriteAndReplacesChangedOnes() throws Exception {
+        Path dir = work.resolve("sandboxes/abc");
+        SandboxSpec spec = new SandboxSpec("abc", "abc", "web", RuncSandboxTest.process("true"), dir.resolve("img"),
+                false, Resources.UNLIMITED, Map.of(), List.of(), dir);
+        String resolv = "nameserver 192.0.2.53\n";
+        Bundle.write(spec, RuntimeSpec.build(spec, Bundle.ROOTFS, OciRuntime.RUNC), resolv);
+        Object hosts = Files.getAttribute(dir.resolve("hosts"), "unix:ino");
+        Object hostname = Files.getAttribute(dir.resolve("hostname"), "unix:ino");
+        Files.writeString(dir.resolve("resolv.conf"), "nameserver 192.0.2.99\n"); // as the sandbox may have
+
+        Bundle.writeEtcFiles(spec, resolv);
+        assertThat(Files.getAttribute(dir.resolve("hosts"), "unix:ino")).isEqualTo(hosts);
+        assertThat(Files.getAttribute(dir.resolve("hostname"), "unix:ino")).isEqualTo(hostname);
+        assertThat(Files.readString(dir.resolve("resolv.conf"))).isEqualTo(resolv);
+        try (var files = Files.list(dir)) { // no temporary file left either way
+            assertThat(files.map(p -> p.getFileName().toString()).toList())
+                    .containsExactlyInAnyOrder("config.json", "hostname", "hosts", "resolv.conf");
+        }
+    }
 }
