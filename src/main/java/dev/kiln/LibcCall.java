@@ -138,9 +138,15 @@ public final class LibcCall {
         call((arena, state) -> (int) Kill.HANDLE.invokeExact((int) -pgid, 9));
     }
 
-    /** errno values kiln tells apart (the same on every Linux architecture). */
+    /** errno values kiln tells apart (the same on x86-64 and arm64: asm-generic's). */
+    public static final int EPERM = 1;
     public static final int ENOENT = 2;
+    public static final int EACCES = 13;
+    public static final int EEXIST = 17;
     public static final int ENOTDIR = 20;
+    public static final int EISDIR = 21;
+    public static final int ENOTEMPTY = 39;
+    public static final int ELOOP = 40;
 
     /**
      * Whether {@code path} names an entry, its last component not followed if a link: faccessat(2) with F_OK and

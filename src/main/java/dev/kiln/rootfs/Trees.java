@@ -11,6 +11,15 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 
+import static dev.kiln.LibcCall.EACCES;
+import static dev.kiln.LibcCall.EEXIST;
+import static dev.kiln.LibcCall.EISDIR;
+import static dev.kiln.LibcCall.ELOOP;
+import static dev.kiln.LibcCall.ENOENT;
+import static dev.kiln.LibcCall.ENOTDIR;
+import static dev.kiln.LibcCall.ENOTEMPTY;
+import static dev.kiln.LibcCall.EPERM;
+
 /**
  * Recursive delete that never follows a symbolic link, not even one put in place while it runs: the trees kiln deletes
  * may have been written by whom kiln isolates (an image's layers, a sandbox's writable layer, a volume, files a jailed
@@ -30,14 +39,6 @@ public final class Trees {
     static final int MAX_OPEN = 64;
     /** How often a directory found not empty at its removal is read again (a writer still adding to it). */
     private static final int RESCANS = 8;
-    private static final int ENOENT = 2;
-    private static final int EPERM = 1;
-    private static final int EACCES = 13;
-    private static final int EEXIST = 17;
-    private static final int ENOTDIR = 20;
-    private static final int EISDIR = 21;
-    private static final int ENOTEMPTY = 39;
-    private static final int ELOOP = 40;
     private static final int DIRECTORY = LibcCall.O_RDONLY | LibcCall.O_DIRECTORY | LibcCall.O_NOFOLLOW
             | LibcCall.O_NONBLOCK | LibcCall.O_CLOEXEC;
 
