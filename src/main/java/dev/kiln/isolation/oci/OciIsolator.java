@@ -167,9 +167,7 @@ public final class OciIsolator implements Isolator {
         deleteRuntimeState(spec); // a stale state dir from a crashed earlier run would block the name
         watchCgroup(spec);
         Path main = mainDir(spec);
-        if (Files.exists(main)) { // the last run's shim files; a first start has none (and a missing tree's
-            Trees.delete(main);   // delete throws and catches NoSuchFileException inside the JDK)
-        }
+        Trees.delete(main); // the last run's shim files (a first start has none: one unlinkat, no exception)
         try {
             Files.createDirectories(main);
         } catch (IOException e) {
