@@ -71,6 +71,27 @@ public final class KilnLog {
         return logger.isLoggable(Level.DEBUG);
     }
 
+    /**
+     * A line's cold path run once, written nowhere: the JDK's logger lookup and LogManager start, the record's
+     * caller lookup, the formatter. For a process whose first line falls on a critical path: a spare containerd
+     * shim's warm-up (its pod's VM Create logs QEMU's TCG notice first; 25-50 ms of a loaded node's pod start, and
+     * the lookup alone ~0.1 s in a JVM whose AOT cache had not seen it). The real handlers are neither made nor used.
+     */
+    public static void warm() {
+        String name = KilnLog.class.getName() + ".warm";
+        java.util.logging.Logger quiet = java.util.logging.Logger.getLogger(name); // held: its handler stays set
+        quiet.setUseParentHandlers(false);
+        var nowhere = new java.util.logging.StreamHandler(java.io.OutputStream.nullOutputStream(),
+                new java.util.logging.SimpleFormatter());
+        quiet.addHandler(nowhere);
+        try {
+            System.getLogger(name).log(Level.INFO, "warm");
+            nowhere.flush();
+        } finally {
+            quiet.removeHandler(nowhere);
+        }
+    }
+
     private void log(Level level, String message, Throwable cause) {
         if (sandbox == null) {
             if (cause == null) {

@@ -16,7 +16,12 @@ import java.util.List;
  * <p>Arguments: {@code [--interleave] RUNS HANDLER...} (e.g. {@code 5 runc kiln kiln-gvisor}); with
  * {@code --interleave}, pod i of each handler in turn rather than all of one handler's pods in a row. With {@code KILN_POD_START_LOG=FILE}
  * in the environment, containerd runs at debug level and its log (the shims' lines included: each shim's stderr is
- * its bundle's log fifo, which containerd copies into its own) is copied to FILE at the end: where a pod's time goes.
+ * its bundle's log fifo, which containerd copies into its own) is copied to FILE at the end: where a pod's time goes;
+ * a kiln-vm pod then also prints {@code kiln-vm<TAB>phases<TAB>...}: ms from RunPodSandbox to its return
+ * ({@code sandbox}), CreateContainer's and StartContainer's ({@code created}, {@code started}), the ExecSync that ends
+ * the measure ({@code exec}); its VM's relay start, QEMU's exec, the guest's HELLO and the pause process's start
+ * (from vm/vmm.pid and the relay's timings.json; {@code uptimeAtHello} the guest's own clock then); and three more
+ * ExecSyncs' own times ({@code exec+N}: what an exec costs once the container runs).
  * The handler name {@code peer} times the shell command {@code KILN_POD_START_PEER} instead of a pod ({@link #peer}).
  */
 public final class PodStartBench {
@@ -123,6 +128,32 @@ public final class PodStartBench {
         return kb / 1024.0;
     }
 
+    private static String ms(String step, long since) {
+        return step + "=" + (System.nanoTime() - since) / 1_000_000;
+    }
+
+    /**
+     * The pod VM's own points (ms from RunPodSandbox): its relay's start (vm/vmm.pid's time), and from the relay's
+     * timings.json the guest's HELLO, its uptime then, and the pause process's start (START answered).
+     */
+    private static String vmPhases(TestContainerd containerd, String pod, long wallA) {
+        Path vm = containerd.dir.resolve("state/io.containerd.runtime.v2.task/k8s.io").resolve(pod)
+                .resolve("kiln-vm/vm");
+        try {
+            long relay = Files.getLastModifiedTime(vm.resolve("vmm.pid")).toMillis() - wallA;
+            String t = Files.readString(vm.resolve("timings.json"));
+            java.util.function.ToLongFunction<String> field = k -> {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"" + k + "\":(-?\\d+)").matcher(t);
+                return m.find() ? Long.parseLong(m.group(1)) : -1;
+            };
+            return "relay=" + relay + " vmmExec=" + (relay + field.applyAsLong("vmmExecMs")) + " hello="
+                    + (relay + field.applyAsLong("helloMs")) + " uptimeAtHello=" + field.applyAsLong("guestUptimeAtHelloMs")
+                    + " guestStarted=" + (relay + field.applyAsLong("startedMs"));
+        } catch (java.io.IOException | RuntimeException e) {
+            return "vm-files=" + e.getClass().getSimpleName();
+        }
+    }
+
     private static double pod(CriClient cri, TestContainerd containerd, String handler, String name) {
         if (handler.equals("peer")) return peer();
         PodSandboxConfig sandbox = PodSandboxConfig.newBuilder()
@@ -131,8 +162,11 @@ public final class PodStartBench {
                 .setHostname(name).setLogDirectory(containerd.dir.resolve("logs").resolve(handler + name).toString())
                 .build();
         long a = System.nanoTime();
+        long wallA = System.currentTimeMillis();
+        List<String> steps = new ArrayList<>();
         String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(sandbox)
                 .setRuntimeHandler(handler).build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+        steps.add(ms("sandbox", a));
         List<String> ids = new ArrayList<>();
         try {
             String id = cri.call("CreateContainer", CreateContainerRequest.newBuilder().setPodSandboxId(pod)
@@ -142,8 +176,10 @@ public final class PodStartBench {
                             .addCommand("sleep").addArgs("600").setLogPath("main.log"))
                     .build(), CreateContainerResponse.getDefaultInstance()).getContainerId();
             ids.add(id);
+            steps.add(ms("created", a));
             cri.call("StartContainer", StartContainerRequest.newBuilder().setContainerId(id).build(),
                     StartContainerResponse.getDefaultInstance());
+            steps.add(ms("started", a));
             if (handler.equals("kiln-vm")) {
                 // the container runs once the guest booted and started it: it answers an exec from inside
                 while (cri.call("ExecSync", ExecSyncRequest.newBuilder().setContainerId(id).addCmd("true")
@@ -152,6 +188,17 @@ public final class PodStartBench {
                 }
                 double s = (System.nanoTime() - a) / 1e9;
                 System.out.printf("%s	vm-memory	%.1f%n", handler, vmPssMb(containerd));
+                if (System.getenv("KILN_POD_START_LOG") != null) {
+                    steps.add("exec=" + Math.round(s * 1000));
+                    for (int i = 0; i < 3; i++) { // more execs: what one costs once the container runs
+                        long b = System.nanoTime();
+                        cri.call("ExecSync", ExecSyncRequest.newBuilder().setContainerId(id).addCmd("true")
+                                .setTimeout(30).build(), ExecSyncResponse.getDefaultInstance());
+                        steps.add(ms("exec+" + (i + 1), b));
+                    }
+                    System.out.printf("%s	phases	%s %s%n", handler, String.join(" ", steps),
+                            vmPhases(containerd, pod, wallA));
+                }
                 return s;
             }
             return (System.nanoTime() - a) / 1e9;

@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.KilnLog;
 import dev.kiln.LibcCall;
 import dev.kiln.OwnerOnly;
 import dev.kiln.isolation.Mount;
@@ -165,8 +166,10 @@ public final class DirectoryVm {
 
     /**
      * Does ahead what a VM's {@link #prepare} computes from files that stay as they are on a node (the QEMU jail's
-     * seccomp filter and its library list, the kernel's module order, kiln-init's digest: the initramfs cache's key),
-     * so that a VM prepared later in this JVM finds them: a spare containerd shim's warm-up, while it waits for a pod
+     * seccomp filter and its library list, the kernel's module order, kiln-init's digest: the initramfs cache's key;
+     * the kernel file QEMU boots, once a VM extracted its vmlinux) and runs the cold code of its first log line and
+     * of the jail's record, so that a VM prepared later in this JVM finds them: a spare containerd shim's warm-up,
+     * while it waits for a pod
      * (prepare's cold paths took 0.3-1 s of a pod's Create at load 10). No side effect: nothing is written, no
      * process started; a node without QEMU or a kernel (a container-only node) skips it.
      */
@@ -174,7 +177,12 @@ public final class DirectoryVm {
         if (!qemu.availability().available()) return;
         Kernel kernel = Kernel.locate(options.kernel());
         Initramfs.warm(kernel, options.init() != null ? options.init() : NativeBinary.init());
-        if (options.jail()) VmmJail.warmQemuFilter(options.stateRoot().resolve("kernels").resolve("vmm-libraries"));
+        Vmlinux.warm(kernel, options.stateRoot().resolve("kernels"));
+        KilnLog.warm(); // a VM's first step logs (QEMU's TCG notice)
+        if (options.jail()) {
+            VmmJail.warmQemuFilter(options.stateRoot().resolve("kernels").resolve("vmm-libraries"));
+            JailRecord.warm();
+        }
     }
 
     /** {@link #prepare}'s work on threads of its own: the jail's files, the pod network's card, then its TAP. */

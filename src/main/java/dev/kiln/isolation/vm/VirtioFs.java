@@ -150,13 +150,17 @@ final class VirtioFs {
         List<Process> started = new ArrayList<>();
         try {
             Files.createDirectories(vmDir.resolve(socket(0)).getParent());
+            String lockName = lockName(vmDir);
+            Files.deleteIfExists(vmDir.resolve(lockName));
+            Files.createSymbolicLink(vmDir.resolve(lockName), Path.of(dev.kiln.isolation.vm.jail.VmmJail.RUN));
             for (Share s : shares) {
                 Path sock = vmDir.resolve(socket(s.index())).toAbsolutePath();
                 Files.deleteIfExists(sock);
                 String flags = "nosuid,nodev" + (s.readOnly() ? ",ro" : "");
                 List<String> cmd = new ArrayList<>(List.of("setsid", "unshare", "--mount", "--propagation", "slave", "--", "sh", "-c",
                         "mount --bind \"$1\" \"$1\" && mount -o remount,bind," + flags + " \"$1\" && shift && exec \"$@\"",
-                        "virtiofs", s.source().toString(), DAEMON.toString(), "--socket-path=" + socket(s.index()),
+                        "virtiofs", s.source().toString(), DAEMON.toString(),
+                        "--socket-path=" + lockName + "/fs" + s.index() + ".sock",
                         "-o", "source=" + s.source(), "-o", "cache=none", "-o", "sandbox=namespace",
                         "-o", "modcaps=-mknod", "-o", "no_posix_lock", "--rlimit-nofile=0"));
                 // relative to the VM's directory: a bundle's path (containerd's, 64-hex ids) may exceed a socket
@@ -175,7 +179,31 @@ final class VirtioFs {
         }
     }
 
-    /** Kills what is left of the VM's virtiofsd processes (normally gone with their VMM). */
+    /**
+     * The name of a link to the VM's {@code run/} that virtiofsd is given its socket through. virtiofsd (QEMU 7.2's)
+     * locks a pid file named after its socket path, /run/virtiofsd/PATH-with-dots.pid, and refuses to start while
+     * another holds it ("Cannot lock pid file"); the path is relative (a bundle's absolute one may exceed a socket
+     * address's 108 bytes), so {@code run/fs0.sock} was every VM's: a second VM with a share anywhere on the host (a
+     * second kiln-vm pod, a kilnd VM with a volume) could not start while the first ran. Through this link, named
+     * after the VM's directory, the name is the VM's own and the socket is still {@code run/fsN.sock} for QEMU.
+     */
+    static String lockName(Path vmDir) {
+        try {
+            byte[] sum = java.security.MessageDigest.getInstance("SHA-256").digest(vmDir.toAbsolutePath().toString()
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return "fs-" + java.util.HexFormat.of().formatHex(sum, 0, 8);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Where virtiofsd locks its pid file (QEMU's local state dir; /var/run is /run): removed by {@link #stop}. */
+    static final Path LOCKS = Path.of("/run/virtiofsd");
+
+    /**
+     * Kills what is left of the VM's virtiofsd processes (normally gone with their VMM) and removes their pid files
+     * from {@link #LOCKS} (virtiofsd leaves them: one per VM now that each has a name of its own).
+     */
     static void stop(Path vmDir) {
         for (int i = 0; ; i++) {
             Path pidFile = vmDir.resolve("fs" + i + ".pid");
@@ -190,6 +218,7 @@ final class VirtioFs {
                     h.get().destroyForcibly();
                 }
                 Files.deleteIfExists(pidFile);
+                Files.deleteIfExists(LOCKS.resolve(lockName(vmDir) + ".fs" + i + ".sock.pid"));
             } catch (IOException | NumberFormatException e) {
                 LOG.warn("cannot stop the virtiofsd of " + pidFile + ": " + e.getMessage());
                 return;

@@ -18,8 +18,13 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.GZIPInputStream;
 
 /**
@@ -72,13 +77,69 @@ final class Vmlinux {
      */
     static Path forQemu(Kernel kernel, Path kernelsDir) {
         if (!Boolean.parseBoolean(System.getProperty("kiln.vm.vmlinux", "true"))) return kernel.image();
+        return answer(kernel, kernelsDir, true).orElse(kernel.image());
+    }
+
+    /**
+     * {@link #forQemu}'s answer worked out ahead and remembered, when the vmlinux was extracted already (a spare
+     * containerd shim's warm-up, DirectoryVm.warm): nothing is written; a node's first VM still extracts it.
+     */
+    static void warm(Kernel kernel, Path kernelsDir) {
+        if (Boolean.parseBoolean(System.getProperty("kiln.vm.vmlinux", "true"))) answer(kernel, kernelsDir, false);
+    }
+
+    /**
+     * The kernel file QEMU boots, remembered in this JVM by the bzImage's identity (path, size, time, inode) and the
+     * answer's own: reading the ELF's headers for its PVH note took 40-100 ms of a loaded node's pod start (a cold
+     * path in a fresh JVM), two stats now. A replaced kernel or a removed cache is looked at again. {@code extract}
+     * false: nothing is written (empty when the vmlinux is not extracted yet).
+     */
+    private static Optional<Path> answer(Kernel kernel, Path kernelsDir, boolean extract) {
+        Path image = kernel.image();
+        List<Path> key = List.of(kernelsDir.toAbsolutePath(), image.toAbsolutePath());
+        Optional<Path> known = remembered(kernel, kernelsDir);
+        if (known.isPresent()) return known;
         try {
-            Path vmlinux = ensure(kernel, kernelsDir);
-            return pvhEntry(vmlinux).isPresent() ? vmlinux : kernel.image();
+            FileIdentity bzImage = FileIdentity.of(image);
+            Path vmlinux = image;
+            if (!isElf(image)) {
+                if (!extract && !Files.isRegularFile(kernelsDir.resolve(key(kernel)).resolve("vmlinux"))) {
+                    return Optional.empty();
+                }
+                vmlinux = ensure(kernel, kernelsDir);
+            }
+            Path boot = pvhEntry(vmlinux).isPresent() ? vmlinux : image;
+            ANSWERS.put(key, new Answer(bzImage, boot, FileIdentity.of(boot)));
+            return Optional.of(boot);
         } catch (KilnException | IOException e) {
-            return kernel.image(); // not LZ4/gzip/zstd, or not an x86-64 ELF inside: the bzImage boots as it is
+            // not LZ4/gzip/zstd, or not an x86-64 ELF inside: the bzImage boots as it is
+            return extract ? Optional.of(image) : Optional.empty();
         }
     }
+
+    /** {@link #forQemu}'s remembered answer; empty when there is none, or the bzImage or the answer's file changed. */
+    static Optional<Path> remembered(Kernel kernel, Path kernelsDir) {
+        Answer known = ANSWERS.get(List.of(kernelsDir.toAbsolutePath(), kernel.image().toAbsolutePath()));
+        try {
+            return known != null && known.image().equals(FileIdentity.of(kernel.image()))
+                    && known.bootFile().equals(FileIdentity.of(known.boot())) ? Optional.of(known.boot()) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** A file as it was when looked at: a rewrite changes its time or size, a replacement its inode. */
+    private record FileIdentity(long size, long mtime, Object inode) {
+        static FileIdentity of(Path file) throws IOException {
+            BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
+            return new FileIdentity(a.size(), a.lastModifiedTime().toMillis(), a.fileKey());
+        }
+    }
+
+    private record Answer(FileIdentity image, Path boot, FileIdentity bootFile) {
+    }
+
+    private static final Map<List<Path>, Answer> ANSWERS = new ConcurrentHashMap<>();
 
     static boolean isElf(Path file) throws IOException {
         try (InputStream in = Files.newInputStream(file)) {

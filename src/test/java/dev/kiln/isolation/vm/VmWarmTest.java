@@ -50,6 +50,38 @@ class VmWarmTest {
         assertThat(Initramfs.ensure(kernel, init, dir.resolve("kernels"))).isEqualTo(second);
     }
 
+    /**
+     * The kernel file QEMU boots is worked out by the warm-up once a VM extracted the vmlinux (before that it writes
+     * nothing: the extraction is a VM's), and remembered only while the files are the ones it looked at: a kernel
+     * replaced under the same path, or a removed vmlinux, is looked at again rather than a stale answer booted.
+     */
+    @Test
+    void theWarmUpRemembersTheBootFileOnlyWhileTheKernelAndItsVmlinuxAreTheSame() throws IOException {
+        Path image = Files.copy(VmlinuxTest.hostKernel().image(), dir.resolve("vmlinuz-test"));
+        Kernel kernel = new Kernel(image, "test", null);
+        Path kernels = dir.resolve("kernels");
+        Vmlinux.warm(kernel, kernels);
+        assertThat(kernels).doesNotExist();
+        assertThat(Vmlinux.remembered(kernel, kernels)).isEmpty();
+
+        Path boot = Vmlinux.forQemu(kernel, kernels); // a node's first VM: extracted
+        assertThat(boot).startsWith(kernels).hasFileName("vmlinux");
+        assertThat(Vmlinux.remembered(kernel, kernels)).contains(boot);
+        Vmlinux.warm(kernel, kernels);
+        assertThat(Vmlinux.forQemu(kernel, kernels)).isEqualTo(boot);
+
+        Files.delete(boot); // the cache cleaned: extracted again, not a path that is gone
+        assertThat(Vmlinux.remembered(kernel, kernels)).isEmpty();
+        assertThat(Vmlinux.forQemu(kernel, kernels)).isEqualTo(boot);
+        assertThat(boot).isRegularFile();
+
+        // another kernel at the same path (a package upgrade rewrites it): not the old kernel's vmlinux
+        Files.delete(image);
+        Files.write(image, new byte[4096]);
+        assertThat(Vmlinux.remembered(kernel, kernels)).isEmpty();
+        assertThat(Vmlinux.forQemu(kernel, kernels)).isEqualTo(image);
+    }
+
     @Test
     void theKernelsModuleOrderIsTheSameAnswerEachTime() {
         Kernel kernel = VmlinuxTest.hostKernel();

@@ -26,6 +26,18 @@ public record JailRecord(boolean on, int uid, int gid, int seccompSyscalls, Stri
     private static final KilnLog LOG = KilnLog.of(JailRecord.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * {@link #write}'s JSON code run once, nothing written: the mapper and this record's serializer, made on first use
+     * (a spare containerd shim's warm-up, so a pod VM's Create does not build them: DirectoryVm.warm).
+     */
+    public static void warm() {
+        try {
+            JSON.writeValueAsBytes(new JailRecord(true, 0, 0, 0, "", "", ""));
+        } catch (IOException e) {
+            // write() meets it again and says so
+        }
+    }
+
     /** Records the jail of the VMM about to start in {@code vmDir}; null: it runs without one. */
     public static void write(Path vmDir, VmmJail jail) {
         JailRecord r = jail == null ? new JailRecord(false, 0, 0, 0, null, null, null)
