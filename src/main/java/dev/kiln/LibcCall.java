@@ -125,6 +125,15 @@ public final class LibcCall {
         });
     }
 
+    /** lseek(2)'s whence for the next data and the next hole at or after an offset. */
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
+
+    /** lseek(2): the new offset, or -1 (ENXIO: no data or hole past it; EINVAL: not supported here). */
+    public static long lseek(int fd, long offset, int whence) {
+        return call((arena, state) -> (long) Lseek.HANDLE.invokeExact(fd, offset, whence));
+    }
+
     /** close(2) of a descriptor {@link #open} gave. */
     public static void close(int fd) {
         if (call((arena, state) -> (int) Close.HANDLE.invokeExact(fd)) != 0) {
@@ -244,6 +253,11 @@ public final class LibcCall {
     private static final class Getdents64 {
         static final MethodHandle HANDLE = withErrno("getdents64", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
                 ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    }
+
+    private static final class Lseek {
+        static final MethodHandle HANDLE = plain("lseek", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
     }
 
     private static final class Close {

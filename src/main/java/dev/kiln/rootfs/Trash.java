@@ -52,7 +52,9 @@ public final class Trash {
         Path aside = dir.resolve(tree.getFileName() + "." + ProcessHandle.current().pid() + "."
                 + SEQUENCE.incrementAndGet());
         try {
-            Files.createDirectories(dir, OwnerOnly.DIRECTORY);
+            if (!Files.isDirectory(dir)) { // once: createDirectories throws and catches one inside when it exists
+                Files.createDirectories(dir, OwnerOnly.DIRECTORY);
+            }
             Files.move(tree, aside);
         } catch (NoSuchFileException e) {
             return;

@@ -4,9 +4,6 @@ import dev.kiln.LibcCall;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -29,8 +26,6 @@ import java.util.concurrent.ConcurrentHashMap;
  * anew). The copy has the image's bytes everywhere (a hole reads as zeros), as cp's had.
  */
 final class EmptyDisk {
-    private static final int SEEK_DATA = 3;
-    private static final int SEEK_HOLE = 4;
     /** More data than an empty filesystem has: not one of kiln's images, left to cp (which copies anything). */
     private static final long MAX_DATA = 64L << 20;
     private static final Map<Key, List<Extent>> EXTENTS = new ConcurrentHashMap<>();
@@ -85,9 +80,9 @@ final class EmptyDisk {
         try {
             long at = 0;
             while (at < size) {
-                long data = Lseek.call(fd, at, SEEK_DATA);
+                long data = LibcCall.lseek(fd, at, LibcCall.SEEK_DATA);
                 if (data < 0) break; // ENXIO: no data after `at` (or SEEK_DATA unsupported: checked below)
-                long hole = Lseek.call(fd, data, SEEK_HOLE);
+                long hole = LibcCall.lseek(fd, data, LibcCall.SEEK_HOLE);
                 if (hole <= data) return Optional.empty();
                 ranges.add(new long[] {data, hole});
                 total += hole - data;
@@ -109,18 +104,5 @@ final class EmptyDisk {
             }
         }
         return Optional.of(List.copyOf(extents));
-    }
-
-    private static final class Lseek {
-        static final MethodHandle HANDLE = LibcCall.plain("lseek", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
-                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
-
-        static long call(int fd, long offset, int whence) {
-            try {
-                return (long) HANDLE.invokeExact(fd, offset, whence);
-            } catch (Throwable t) {
-                throw new IllegalStateException(t);
-            }
-        }
     }
 }
