@@ -27,6 +27,7 @@ public final class LibcCall {
      * and no other is guessed.
      */
     public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
     public static final int O_NONBLOCK = 04000;
     public static final int O_DIRECTORY = byArch(0200000, 040000);
     public static final int O_NOFOLLOW = byArch(0400000, 0100000);
@@ -125,6 +126,31 @@ public final class LibcCall {
         });
     }
 
+    /** statx(2)'s mask bit for the mount id, and the offsets in {@code struct statx} of its mask and of that id. */
+    public static final int STATX_MNT_ID = 0x1000;
+    static final long STATX_MASK_OFFSET = 0;
+    static final long STATX_MNT_ID_OFFSET = 144;
+    private static final int STATX_SIZE = 256;
+    private static final int AT_STATX_DONT_SYNC = 0x4000;
+
+    /**
+     * The id of the mount that {@code name} in {@code dirfd} is on (statx(2) with STATX_MNT_ID; a link itself, not
+     * what it points to), or minus the errno. Asks only for what the kernel has cached (AT_STATX_DONT_SYNC): a mount
+     * point of a FUSE server that hangs answers without the server.
+     */
+    public static long mountId(int dirfd, byte[] name) {
+        return call((arena, state) -> {
+            MemorySegment statx = arena.allocate(STATX_SIZE, 8);
+            int r = (int) Statx.HANDLE.invokeExact(state, dirfd, text(arena, name), AT_SYMLINK_NOFOLLOW
+                    | AT_STATX_DONT_SYNC, STATX_MNT_ID, statx);
+            if (r != 0) return (long) -errno(state);
+            if ((statx.get(ValueLayout.JAVA_INT, STATX_MASK_OFFSET) & STATX_MNT_ID) == 0) {
+                throw new IllegalStateException("this kernel gives no mount id (statx STATX_MNT_ID, Linux 5.8)");
+            }
+            return statx.get(ValueLayout.JAVA_LONG, STATX_MNT_ID_OFFSET);
+        });
+    }
+
     /** lseek(2)'s whence for the next data and the next hole at or after an offset. */
     public static final int SEEK_DATA = 3;
     public static final int SEEK_HOLE = 4;
@@ -132,6 +158,12 @@ public final class LibcCall {
     /** lseek(2): the new offset, or -1 (ENXIO: no data or hole past it; EINVAL: not supported here). */
     public static long lseek(int fd, long offset, int whence) {
         return call((arena, state) -> (long) Lseek.HANDLE.invokeExact(fd, offset, whence));
+    }
+
+    /** ftruncate(2): 0 or the errno. */
+    public static int ftruncate(int fd, long length) {
+        return call((arena, state) -> (int) Ftruncate.HANDLE.invokeExact(state, fd, length) == 0 ? 0
+                : errno(state));
     }
 
     /** close(2) of a descriptor {@link #open} gave. */
@@ -253,6 +285,17 @@ public final class LibcCall {
     private static final class Getdents64 {
         static final MethodHandle HANDLE = withErrno("getdents64", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
                 ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    }
+
+    private static final class Statx {
+        static final MethodHandle HANDLE = withErrno("statx", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS));
+    }
+
+    private static final class Ftruncate {
+        static final MethodHandle HANDLE = withErrno("ftruncate", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
     }
 
     private static final class Lseek {

@@ -20,10 +20,13 @@ class LibcCallTest {
         Path source = Files.writeString(tmp.resolve("flags.c"), """
                 #define _GNU_SOURCE
                 #include <fcntl.h>
+                #include <stddef.h>
                 #include <stdio.h>
+                #include <sys/stat.h>
                 int main(void) {
-                    printf("%d %d %d %d %d %d %d\\n", O_RDONLY, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC, O_PATH,
-                           AT_REMOVEDIR);
+                    printf("%d %d %d %d %d %d %d %d %d %zu %zu\\n", O_RDONLY, O_WRONLY, O_NONBLOCK, O_DIRECTORY,
+                           O_NOFOLLOW, O_CLOEXEC, O_PATH, AT_REMOVEDIR, STATX_MNT_ID, offsetof(struct statx, stx_mask),
+                           offsetof(struct statx, stx_mnt_id));
                     return 0;
                 }
                 """);
@@ -33,7 +36,9 @@ class LibcCallTest {
         Process run = new ProcessBuilder(binary.toString()).start();
         String printed = new String(run.getInputStream().readAllBytes()).strip();
         assertThat(run.waitFor()).isZero();
-        assertThat(printed).isEqualTo(LibcCall.O_RDONLY + " " + LibcCall.O_NONBLOCK + " " + LibcCall.O_DIRECTORY + " "
-                + LibcCall.O_NOFOLLOW + " " + LibcCall.O_CLOEXEC + " " + LibcCall.O_PATH + " " + LibcCall.AT_REMOVEDIR);
+        assertThat(printed).isEqualTo(LibcCall.O_RDONLY + " " + LibcCall.O_WRONLY + " " + LibcCall.O_NONBLOCK + " "
+                + LibcCall.O_DIRECTORY + " "
+                + LibcCall.O_NOFOLLOW + " " + LibcCall.O_CLOEXEC + " " + LibcCall.O_PATH + " " + LibcCall.AT_REMOVEDIR + " "
+                + LibcCall.STATX_MNT_ID + " " + LibcCall.STATX_MASK_OFFSET + " " + LibcCall.STATX_MNT_ID_OFFSET);
     }
 }

@@ -188,7 +188,7 @@ public final class Engine implements AutoCloseable {
             dev.kiln.rootfs.Mounts.unmount(mount, false);
         }
         try (var left = Files.list(buildRoot)) {
-            left.forEach(dev.kiln.rootfs.Trees::delete);
+            left.forEach(dev.kiln.rootfs.Trees::deleteOrWarn);
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }

@@ -162,7 +162,7 @@ public final class RootfsCache {
             return;
         }
         try (var s = Files.list(dir)) {
-            s.filter(p -> p.getFileName().toString().startsWith(".")).forEach(Trees::delete);
+            s.filter(p -> p.getFileName().toString().startsWith(".")).forEach(Trees::deleteOrWarn);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

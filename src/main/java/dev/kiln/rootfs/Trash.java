@@ -1,5 +1,7 @@
 package dev.kiln.rootfs;
 
+import dev.kiln.KilnLog;
+import dev.kiln.LibcCall;
 import dev.kiln.OwnerOnly;
 
 import java.io.IOException;
@@ -8,6 +10,8 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
@@ -22,13 +26,22 @@ import java.util.concurrent.atomic.AtomicLong;
  * it. One thread per JVM does the passes, so two never walk the same tree. Every entry is a name kiln gave in a
  * directory only root can write, and it is deleted by descriptor ({@link Trees#delete}): what a sandbox wrote inside
  * is never followed.
+ *
+ * <p>A removed sandbox's directory may still hold mounts (a copy's views of a VM's disk that a killed kilnd left): they
+ * are detached before its delete, which never crosses a mount anyway. An entry that cannot be deleted (an immutable
+ * file a sandbox made) is logged once and retried at each pass.
  */
 public final class Trash {
     private static final ExecutorService DELETER = Executors.newSingleThreadExecutor(
             Thread.ofPlatform().daemon().name("kiln-trash").factory());
     private static final AtomicLong SEQUENCE = new AtomicLong();
+    private static final KilnLog LOG = KilnLog.of(Trash.class);
+    private static final int MNT_DETACH = 2;
+    private static final int UMOUNT_NOFOLLOW = 8;
 
     private final Path dir;
+    /** Entries whose delete failed and was logged: not logged again at each pass. */
+    private final Set<Path> stuck = ConcurrentHashMap.newKeySet();
 
     private Trash(Path dir) {
         this.dir = dir;
@@ -67,12 +80,19 @@ public final class Trash {
 
     /** Deletes every entry of the trash; a failure leaves it for the next pass. */
     void empty() {
+        for (Path mount : Mounts.under(dir)) { // deepest first; detached, so a hung FUSE server cannot hold it
+            LibcCall.umount2(mount.toString(), MNT_DETACH | UMOUNT_NOFOLLOW);
+        }
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
             for (Path entry : entries) {
                 try {
                     Trees.delete(entry);
+                    stuck.remove(entry);
                 } catch (UncheckedIOException e) {
-                    // busy (a mount left in it) or gone: the next pass tries again
+                    if (stuck.add(entry)) {
+                        LOG.warn("the trash could not delete " + entry + " (tried again at each removal): "
+                                + e.getCause().getMessage());
+                    }
                 }
             }
         } catch (IOException e) {

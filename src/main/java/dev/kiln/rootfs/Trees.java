@@ -1,5 +1,6 @@
 package dev.kiln.rootfs;
 
+import dev.kiln.KilnLog;
 import dev.kiln.LibcCall;
 
 import java.io.IOException;
@@ -33,10 +34,17 @@ import static dev.kiln.LibcCall.EPERM;
  * <p>The walk is a loop with at most {@link #MAX_OPEN} directories open at once, never a recursion: a sandbox can make
  * a tree deeper than any stack or descriptor limit (mkdir and cd in a loop), so a subtree below that depth is moved up
  * into the tree's top directory (one {@code renameat} inside the tree) and deleted from there.
+ *
+ * <p>The walk never crosses a mount: a directory on another mount than the tree's top (a view a killed kilnd left
+ * mounted, a volume bound into it) fails the delete, naming it, instead of deleting what that mount holds.
  */
 public final class Trees {
     /** Directories open at once, at most: deeper subtrees are moved up to the top directory. */
     static final int MAX_OPEN = 64;
+    private static final KilnLog LOG = KilnLog.of(Trees.class);
+    /** How this JVM encodes file names (sun.jnu.encoding): a name that round-trips through it has these bytes. */
+    private static final java.nio.charset.Charset FILE_NAMES = java.nio.charset.Charset.forName(
+            System.getProperty("sun.jnu.encoding", "UTF-8"), StandardCharsets.UTF_8);
     /** How often a directory found not empty at its removal is read again (a writer still adding to it). */
     private static final int RESCANS = 8;
     private static final int DIRECTORY = LibcCall.O_RDONLY | LibcCall.O_DIRECTORY | LibcCall.O_NOFOLLOW
@@ -52,23 +60,53 @@ public final class Trees {
         if (name == null || parent == null) {
             throw new UncheckedIOException(new IOException("refusing to delete " + root));
         }
+        if (!root.resolveSibling(name.toString()).equals(root)) {
+            // a name this JVM cannot give back as its bytes (not in its encoding): the walk names entries by bytes,
+            // so the tree is renamed to one it can (the JDK's rename keeps the path's own bytes)
+            Path renamed = root.resolveSibling(".kiln-delete-" + System.nanoTime());
+            try {
+                java.nio.file.Files.move(root, renamed);
+            } catch (java.nio.file.NoSuchFileException gone) {
+                return;
+            } catch (IOException e) {
+                throw new UncheckedIOException(new IOException("cannot delete " + root + ": " + e.getMessage(), e));
+            }
+            delete(renamed);
+            return;
+        }
         int parentFd = LibcCall.open(parent.toString(), LibcCall.O_RDONLY | LibcCall.O_DIRECTORY | LibcCall.O_CLOEXEC);
         if (parentFd == -ENOENT || parentFd == -ENOTDIR) return; // its parent is gone: so is it
-        try (Walk walk = new Walk(root)) {
+        try (Walk walk = new Walk(root, parentFd)) {
             if (parentFd < 0) throw walk.failure("open", parent.toString(), -parentFd);
-            walk.remove(parentFd, name.toString().getBytes(StandardCharsets.UTF_8));
+            walk.remove(parentFd, name.toString().getBytes(FILE_NAMES));
         } finally {
             if (parentFd >= 0) LibcCall.close(parentFd);
+        }
+    }
+
+    /**
+     * As {@link #delete}, for what an earlier kilnd left: a tree that cannot be deleted (whose names an image or a
+     * sandbox chose) is logged and left, and never keeps kilnd from starting.
+     */
+    public static void deleteOrWarn(Path root) {
+        try {
+            delete(root);
+        } catch (UncheckedIOException e) {
+            LOG.warn("left " + root + ": " + e.getCause().getMessage());
         }
     }
 
     /** One delete: the open directories, deepest last, and a buffer for their entries. */
     private static final class Walk implements AutoCloseable {
         private final Path root;
+        /** The directory the tree is in: not the tree's, so never made writable here. */
+        private final int outerFd;
         private final Arena arena = Arena.ofConfined();
         private final MemorySegment buffer = arena.allocate(32 * 1024, 8);
         private final ArrayDeque<Directory> open = new ArrayDeque<>();
         private int moved;
+        /** The mount the tree's top is on, once entered; -1 before. */
+        private long mount = -1;
 
         /** An open directory: its descriptor, its name in the one below, and the entries read but not yet removed. */
         private static final class Directory {
@@ -87,8 +125,9 @@ public final class Trees {
             }
         }
 
-        Walk(Path root) {
+        Walk(Path root, int outerFd) {
             this.root = root;
+            this.outerFd = outerFd;
         }
 
         void remove(int parentFd, byte[] name) {
@@ -123,7 +162,7 @@ public final class Trees {
          */
         private boolean unlinked(int dirfd, byte[] name) {
             int e = LibcCall.unlinkat(dirfd, name, 0);
-            if ((e == EACCES || e == EPERM) && LibcCall.fchmod(dirfd, 0700) == 0) {
+            if ((e == EACCES || e == EPERM) && dirfd != outerFd && LibcCall.fchmod(dirfd, 0700) == 0) {
                 e = LibcCall.unlinkat(dirfd, name, 0);
             }
             if (e == 0 || e == ENOENT) return true;
@@ -131,8 +170,21 @@ public final class Trees {
             throw failure("unlink", name, e);
         }
 
-        /** Opens the directory {@code name} and puts it on top; false when it is gone meanwhile. */
+        /**
+         * Opens the directory {@code name} and puts it on top; false when it is gone meanwhile. A directory on another
+         * mount than the tree's top is refused before it is opened (the check asks the kernel's cache only, so a hung
+         * FUSE server's mount point does not hold the walk).
+         */
         private boolean enter(int parentFd, byte[] name, int rescans) {
+            long on = LibcCall.mountId(parentFd, name);
+            if (on == -ENOENT) return false;
+            if (on < 0) throw failure("stat", name, (int) -on);
+            if (mount < 0) {
+                mount = on;
+            } else if (on != mount) {
+                throw new UncheckedIOException(new IOException("cannot delete " + root + ": "
+                        + new String(name, StandardCharsets.UTF_8) + " is another mount (not crossed: unmount it)"));
+            }
             for (int tries = 0; tries < 8; tries++) {
                 int fd = LibcCall.openat(parentFd, name, DIRECTORY);
                 if (fd >= 0) {
@@ -181,7 +233,8 @@ public final class Trees {
                 byte[] to = (".kiln-deep-" + ++moved).getBytes(StandardCharsets.UTF_8);
                 int e = LibcCall.renameat(dirfd, name, top, to);
                 if (e == 0 || e == ENOENT) return;
-                if (e != EEXIST && e != ENOTEMPTY) throw failure("move up", name, e);
+                // the name is taken (the tree's top holds what the image or the sandbox put there): the next one
+                if (e != EEXIST && e != ENOTEMPTY && e != ENOTDIR && e != EISDIR) throw failure("move up", name, e);
             }
         }
 
@@ -196,7 +249,13 @@ public final class Trees {
 
         @Override
         public void close() {
-            for (Directory d : open) LibcCall.close(d.fd);
+            for (Directory d : open) {
+                try {
+                    LibcCall.close(d.fd);
+                } catch (IllegalStateException e) {
+                    // EIO/EINTR from close: the descriptor is released all the same; the others still are closed
+                }
+            }
             open.clear();
             arena.close();
         }

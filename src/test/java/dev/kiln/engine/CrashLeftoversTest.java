@@ -108,6 +108,28 @@ class CrashLeftoversTest {
         }
     }
 
+    /**
+     * A leftover that cannot be deleted (an immutable file a sandbox's image or build made; any tree whose names an
+     * image chose) is logged and left: it made every later start of kilnd fail (review of 2026-12-08).
+     */
+    @Test
+    void aLeftoverThatCannotBeDeletedDoesNotKeepTheEngineFromStarting() throws Exception {
+        Path removal = Files.createDirectories(store.resolve("rootfs/.remove-0123456789ab-" + UUID.randomUUID()));
+        Path context = Files.createDirectories(store.resolve("build/context-" + UUID.randomUUID()));
+        List<Path> stuck = List.of(Files.writeString(removal.resolve("immutable"), "x"),
+                Files.writeString(context.resolve("immutable"), "x"));
+        for (Path f : stuck) {
+            assertThat(new ProcessBuilder("chattr", "+i", f.toString()).inheritIO().start().waitFor()).isZero();
+        }
+        try {
+            try (Engine e = open()) {
+                assertThat(e.images().resolve("leftovers/busybox:1").id()).isEqualTo(image.id());
+            }
+        } finally {
+            for (Path f : stuck) new ProcessBuilder("chattr", "-i", f.toString()).inheritIO().start().waitFor();
+        }
+    }
+
     private Engine open() {
         return new Engine(store, root.resolve("run"), Set.of(), new Isolators(List.of(new FakeIsolator())),
                 FakeIsolator.NAME, null);

@@ -49,6 +49,29 @@ class TrashTest {
         assertThat(entries(trashDir)).isZero();
     }
 
+    /**
+     * A removed sandbox's directory that still holds a mount (a copy's view of a VM's disk a killed kilnd left): the
+     * mount is detached, what it holds is not deleted, and the directory goes (review of 2026-12-08: the trash walked
+     * into the view, and a hung FUSE server behind one held every later delete).
+     */
+    @Test
+    void aMountLeftInADiscardedTreeIsDetachedNotEmptied() throws Exception {
+        Path volume = Files.createDirectories(tmp.resolve("volume"));
+        Files.writeString(volume.resolve("data"), "the user's\n");
+        Path view = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345/disk-view"));
+        assertThat(new ProcessBuilder("mount", "--bind", volume.toString(), view.toString()).inheritIO().start()
+                .waitFor()).isZero();
+        try {
+            Path trashDir = tmp.resolve("trash");
+            Trash.open(trashDir).discard(tmp.resolve("sandboxes/abcdef012345"));
+            awaitEmpty(trashDir);
+            assertThat(Mounts.under(tmp)).isEmpty();
+            assertThat(volume.resolve("data")).hasContent("the user's");
+        } finally {
+            for (Path m : Mounts.under(tmp)) new ProcessBuilder("umount", "-l", m.toString()).start().waitFor();
+        }
+    }
+
     private static void awaitEmpty(Path trashDir) throws Exception {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (System.nanoTime() < deadline && entries(trashDir) > 0) {

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class TreesTest {
     @TempDir
@@ -173,6 +174,84 @@ class TreesTest {
         assertThat(p.waitFor()).isZero();
         Trees.delete(tree);
         assertThat(tree).doesNotExist();
+    }
+
+    /**
+     * The names at a tree's top are the image's (or a build context's, a sandbox's): a file named as the walk names a
+     * subtree it moves up (too deep to enter) made every delete of that tree fail, and with it kilnd's start, which
+     * deletes what an earlier kilnd left (review of 2026-12-08).
+     */
+    @Test
+    void aFileAtTheNameADeepSubtreeIsMovedToDoesNotStopTheDelete() throws Exception {
+        Path tree = Files.createDirectories(tmp.resolve("image-root"));
+        for (int i = 1; i <= 4; i++) Files.writeString(tree.resolve(".kiln-deep-" + i), "planted");
+        for (int c = 0; c < 8; c++) { // several chains, so one is met before the planted files in any order
+            Path p = tree.resolve("chain" + c);
+            for (int d = 0; d < Trees.MAX_OPEN + 10; d++) p = p.resolve("d");
+            Files.createDirectories(p);
+        }
+        Trees.delete(tree);
+        assertThat(tree).doesNotExist();
+    }
+
+    /**
+     * A mount inside a tree (a view a killed kilnd left, a volume bound there) is never entered: the delete fails
+     * naming it, and what the mount holds stays (review of 2026-12-08: the trash deleted a fuse2fs view's files).
+     */
+    @Test
+    void aMountInsideTheTreeIsNotCrossed() throws Exception {
+        Path tree = Files.createDirectories(tmp.resolve("sandbox"));
+        Files.writeString(tree.resolve("own"), "x");
+        Path view = Files.createDirectories(tree.resolve("a/view"));
+        assertThat(new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", view.toString()).inheritIO()
+                .start().waitFor()).isZero();
+        try {
+            Files.writeString(view.resolve("held"), "not the tree's");
+            assertThatThrownBy(() -> Trees.delete(tree)).hasMessageContaining("view is another mount");
+            assertThat(view.resolve("held")).hasContent("not the tree's");
+        } finally {
+            assertThat(LibcCall.umount2(view.toString(), 0)).isZero();
+        }
+        Trees.delete(tree);
+        assertThat(tree).doesNotExist();
+    }
+
+    /**
+     * Only directories inside the tree are made writable to delete what they hold: the directory the tree is in is
+     * not the tree's (a sticky /tmp-like one lost its mode when an entry in the tree would not go).
+     */
+    @Test
+    void theDirectoryTheTreeIsInKeepsItsMode() throws Exception {
+        Path shared = Files.createDirectories(tmp.resolve("shared"));
+        assertThat(new ProcessBuilder("chmod", "1777", shared.toString()).start().waitFor()).isZero();
+        Path top = Files.writeString(shared.resolve("stuck"), "x");
+        assertThat(new ProcessBuilder("chattr", "+i", top.toString()).inheritIO().start().waitFor()).isZero();
+        try {
+            assertThatThrownBy(() -> Trees.delete(top)).isInstanceOf(java.io.UncheckedIOException.class);
+            Process mode = new ProcessBuilder("stat", "-c", "%a", shared.toString()).start();
+            assertThat(new String(mode.getInputStream().readAllBytes()).strip()).isEqualTo("1777");
+        } finally {
+            new ProcessBuilder("chattr", "-i", top.toString()).inheritIO().start().waitFor();
+        }
+    }
+
+    /** A tree whose own name is not in this JVM's encoding is deleted too (it was left, as if deleted). */
+    @Test
+    void aTopNameThatIsNotInThisJvmsEncodingIsDeleted() throws Exception {
+        Path parent = Files.createDirectories(tmp.resolve("parent"));
+        Process p = new ProcessBuilder("sh", "-c", "mkdir \"$(printf 'secret\\377')\" && touch \"$(printf 'secret\\377/f')\"")
+                .directory(parent.toFile()).start();
+        assertThat(p.waitFor()).isZero();
+        Path odd;
+        try (Stream<Path> all = Files.list(parent)) {
+            odd = all.findFirst().orElseThrow(); // a listed path keeps the name's bytes
+        }
+        assertThat(odd.resolveSibling(odd.getFileName().toString())).as("a String of the name gives other bytes")
+                .isNotEqualTo(odd);
+        Trees.delete(odd);
+        try (Stream<Path> all = Files.list(parent)) {
+            assertThat(all.toList()).isEmpty();
+        }
     }
 
     private static long openDescriptors() {

@@ -3,7 +3,6 @@ package dev.kiln.isolation.vm;
 import dev.kiln.LibcCall;
 
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -28,6 +27,15 @@ import java.util.concurrent.ConcurrentHashMap;
 final class EmptyDisk {
     /** More data than an empty filesystem has: not one of kiln's images, left to cp (which copies anything). */
     private static final long MAX_DATA = 64L << 20;
+    /**
+     * Images whose extents kilnd keeps, at most: sizes are the API client's ({@code --disk-size}), each its own image
+     * (a 2 TiB one holds ~28 MiB), and a memo of every size asked grew kilnd's heap for good (review of 2026-12-08).
+     * The default size with and without a journal are the usual two.
+     */
+    private static final int KEPT = 4;
+    /** A sandbox's disk: the owner's alone, as cp made it from the 0600 image. */
+    private static final java.nio.file.attribute.FileAttribute<?> OWNER_ONLY = java.nio.file.attribute
+            .PosixFilePermissions.asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
     private static final Map<Key, List<Extent>> EXTENTS = new ConcurrentHashMap<>();
 
     private record Key(Object inode, long size, long modified) {
@@ -57,17 +65,25 @@ final class EmptyDisk {
             if (read.isEmpty()) return false;
             extents = read.get();
             EXTENTS.keySet().removeIf(k -> java.util.Objects.equals(k.inode(), key.inode())); // its older contents
+            while (EXTENTS.size() >= KEPT) EXTENTS.remove(EXTENTS.keySet().iterator().next());
             EXTENTS.put(key, extents);
         }
-        try (FileChannel out = FileChannel.open(target, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        try (FileChannel out = FileChannel.open(target, java.util.Set.of(StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE), OWNER_ONLY)) {
             for (Extent e : extents) {
                 ByteBuffer b = ByteBuffer.wrap(e.bytes());
                 long at = e.offset();
                 while (b.hasRemaining()) at += out.write(b, at);
             }
         }
-        try (RandomAccessFile f = new RandomAccessFile(target.toFile(), "rw")) {
-            if (f.length() < a.size()) f.setLength(a.size()); // the hole after the last extent
+        // the hole after the last extent: the size set on the file just written, never through a link put there
+        int fd = LibcCall.open(target.toString(), LibcCall.O_WRONLY | LibcCall.O_NOFOLLOW | LibcCall.O_CLOEXEC);
+        if (fd < 0) throw new IOException("cannot open " + target + ": " + LibcCall.describe(-fd));
+        try {
+            int e = LibcCall.ftruncate(fd, a.size());
+            if (e != 0) throw new IOException("cannot size " + target + ": " + LibcCall.describe(e));
+        } finally {
+            LibcCall.close(fd);
         }
         return true;
     }

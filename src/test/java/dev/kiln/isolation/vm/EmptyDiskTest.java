@@ -55,6 +55,34 @@ class EmptyDiskTest {
         assertThat(uuid(second)).isEqualTo(uuid(image)).isNotEqualTo(uuid(first));
     }
 
+    /**
+     * --disk-size is the API client's, and each size is an image of its own (a 2 TiB one holds ~28 MiB): kilnd kept
+     * the extents of every image it had copied, for good (review of 2026-12-08). Only a few are kept.
+     */
+    @Test
+    void kilndKeepsTheExtentsOfAFewImagesWhateverTheSizesAsked() throws Exception {
+        Command.require("mkfs.ext4", "e2fsprogs");
+        Path cache = dir.resolve("vm-disks");
+        for (int i = 0; i < 7; i++) {
+            Path disk = WritableDisk.ensure(Files.createDirectories(dir.resolve("s" + i)).resolve("disk.ext4"),
+                    SIZE + i * 4096L, cache, true);
+            Command.run("cmp", cache.resolve("empty-" + (SIZE + i * 4096L) + "-nj.ext4").toString(), disk.toString());
+        }
+        java.lang.reflect.Field memo = EmptyDisk.class.getDeclaredField("EXTENTS");
+        memo.setAccessible(true);
+        assertThat(((java.util.Map<?, ?>) memo.get(null))).hasSizeLessThanOrEqualTo(4);
+    }
+
+    /** The disk holds what the workload wrote: the owner's alone (cp kept the image's 0600; the first copy 0644). */
+    @Test
+    void aSandboxsDiskIsItsOwnersAlone() throws IOException {
+        Command.require("mkfs.ext4", "e2fsprogs");
+        Path disk = WritableDisk.ensure(Files.createDirectories(dir.resolve("m")).resolve("disk.ext4"), SIZE,
+                dir.resolve("vm-disks"), true);
+        assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(disk)))
+                .isEqualTo("rw-------");
+    }
+
     private static long allocatedBytes(Path file) throws IOException {
         return 512L * Long.parseLong(Command.run("stat", "-c", "%b", file.toString()).strip());
     }
