@@ -347,6 +347,7 @@ static int snapshot_boot;
  */
 static int early_blk;
 static char early_image[64], early_rw[64]; /* the disks' nodes the template found, "" once unbound (early_disk) */
+static unsigned long long early_image_sectors, early_rw_sectors; /* their capacity, as the template's kernel has it */
 
 static int late_module(const char *name) {
     return (strcmp(name, "virtio_blk") == 0 && !early_blk) || strcmp(name, "virtio_net") == 0;
@@ -736,10 +737,16 @@ static void bind_late_devices(void) {
  * kiln.early-blk, in the template: the disk with virtio-blk serial `serial`, bound to its placeholder, is named in
  * `dev` for every VM restored from it (reading a serial is a request to the device), and the blocks the template's
  * kernel read from the placeholder (the partition scan's) are dropped, so that every later read comes from the
- * restored VM's own disk and nothing of the placeholder is in the snapshot.
+ * restored VM's own disk and nothing of the placeholder is in the snapshot. Its capacity (512-byte sectors) goes in
+ * `sectors`: the restored kernel keeps it (QEMU tells a guest of a new size only on a resize), so after START it is
+ * compared without asking the kernel again.
  */
-static void early_disk_template(const char *serial, char *dev, size_t n) {
+static void early_disk_template(const char *serial, char *dev, size_t n, unsigned long long *sectors) {
+    char path[400], size[32];
     find_device("/sys/block", "serial", serial, dev, n);
+    snprintf(path, sizeof path, "/sys/block/%s/size", dev + 5);
+    if (read_small(path, size, sizeof size) != 0) fatal("%s: %s", path, strerror(errno));
+    *sectors = strtoull(size, NULL, 10);
     int fd = open(dev, O_RDONLY | O_CLOEXEC);
     if (fd < 0) fatal("%s: %s", dev, strerror(errno));
     if (ioctl(fd, BLKFLSBUF, 0) != 0) fatal("BLKFLSBUF %s: %s", dev, strerror(errno));
@@ -747,17 +754,15 @@ static void early_disk_template(const char *serial, char *dev, size_t n) {
 }
 
 /*
- * After START in a VM restored from such a template: the disk bound as `dev` keeps the template's size, which is
- * right if it is the sandbox's disk's (`bytes`, START's). If not (or unsaid), the device is unbound, `dev` cleared,
- * and bind_late_devices probes it with its real size, found by its serial as after a boot.
+ * After START in a VM restored from such a template: the disk bound as `dev` keeps the template's size (`sectors`),
+ * which is right if it is the sandbox's disk's (`bytes`, START's). If not (or unsaid), the device is unbound, `dev`
+ * cleared, and bind_late_devices probes it with its real size, found by its serial as after a boot.
  */
-static void early_disk(char *dev, const char *bytes) {
-    char path[400], size[32], link[300];
-    snprintf(path, sizeof path, "/sys/block/%s/size", dev + 5);
-    if (read_small(path, size, sizeof size) != 0) fatal("%s: %s", path, strerror(errno));
+static void early_disk(char *dev, unsigned long long sectors, const char *bytes) {
+    char path[400], link[300];
     char *end = NULL;
     unsigned long long want = bytes != NULL ? strtoull(bytes, &end, 10) : 0;
-    if (bytes != NULL && *end == 0 && want % 512 == 0 && strtoull(size, NULL, 10) == want / 512) return;
+    if (bytes != NULL && *end == 0 && want % 512 == 0 && sectors == want / 512) return;
     snprintf(path, sizeof path, "/sys/block/%s/device", dev + 5);
     ssize_t n = readlink(path, link, sizeof link - 1);
     if (n <= 0) fatal("%s: %s", path, n < 0 ? strerror(errno) : "empty link");
@@ -1323,8 +1328,8 @@ int main(void) {
         virtio_autoprobe("0");
         load_modules(1);
         if (early_blk) {
-            early_disk_template("kiln-image", early_image, sizeof early_image);
-            early_disk_template("kiln-rw", early_rw, sizeof early_rw);
+            early_disk_template("kiln-image", early_image, sizeof early_image, &early_image_sectors);
+            early_disk_template("kiln-rw", early_rw, sizeof early_rw, &early_rw_sectors);
         }
     }
     dev_setup();
@@ -1363,8 +1368,8 @@ int main(void) {
     volatile_disk = s.volatile_disk;
     fresh_start(&s);
     if (early_blk && s.root == NULL) {
-        early_disk(early_image, s.image_bytes);
-        early_disk(early_rw, s.rw_bytes);
+        early_disk(early_image, early_image_sectors, s.image_bytes);
+        early_disk(early_rw, early_rw_sectors, s.rw_bytes);
     }
     /* nothing left to probe (no card, both disks kept): the bus stays as the template left it */
     if (snapshot_boot && (!early_blk || s.mac != NULL || !early_image[0] || !early_rw[0])) bind_late_devices();
