@@ -70,6 +70,7 @@ struct spec {
     const char *seed, *time;               /* the relay's, new at every start: RNG seed (hex), host clock */
     const char *root;                      /* a virtio-fs tag: the root is that share (containerd's rootfs), no disks */
     const char *chroot;                    /* EXEC: a pod's container, its own root under the pod share (docs/containerd.md) */
+    const char *image_bytes, *rw_bytes;    /* START: the sizes of the sandbox's image and writable disks (early_blk) */
     uid_t uid;
     gid_t gid, groups[64];
     int ngroups, tty, with_stdin, readonly, volatile_disk;
@@ -336,9 +337,20 @@ static void module_params(const char *name, char *out, size_t n) {
  * the template's, and the restored VM pays only the probes, not the module loads (relocations, symbols, init).
  */
 static int snapshot_boot;
+/*
+ * kiln.early-blk (QEMU's templates): virtio_blk is not late. The template binds it to its two placeholder disks, which
+ * have the sizes a sandbox's disks have (the image disk padded to its span, the default writable disk), so a restored
+ * VM whose disks have those sizes pays no probe after START: under TCG the first probe of a virtio-blk device after a
+ * restore (driver, block layer, gendisk, sysfs, partition scan, all translated anew) was most of START → workload.
+ * What the template's kernel cached of the placeholders (the partition scan's blocks) is dropped before the
+ * snapshot (early_disk_template), and a disk of another size is unbound after START and probed again (early_disk).
+ */
+static int early_blk;
+static char early_image[64], early_rw[64]; /* the disks' nodes the template found, "" once unbound (early_disk) */
+static unsigned long long early_image_sectors, early_rw_sectors; /* their capacity, as the template's kernel has it */
 
 static int late_module(const char *name) {
-    return strcmp(name, "virtio_blk") == 0 || strcmp(name, "virtio_net") == 0;
+    return (strcmp(name, "virtio_blk") == 0 && !early_blk) || strcmp(name, "virtio_net") == 0;
 }
 
 /* Loads /modules.order in order; with kiln.snapshot, pass 0 skips the late ones (above) and pass 1 loads only them. */
@@ -508,6 +520,8 @@ static int parse_spec(const unsigned char *p, size_t n, struct spec *s, char *er
         else if (strcmp(r, "time") == 0) s->time = v;
         else if (strcmp(r, "root") == 0) s->root = v;
         else if (strcmp(r, "chroot") == 0) s->chroot = v;
+        else if (strcmp(r, "image-bytes") == 0) s->image_bytes = v;
+        else if (strcmp(r, "rw-bytes") == 0) s->rw_bytes = v;
         /* unknown keys are ignored, so the host can add some before every guest knows them */
     }
     if (argc == 0) { snprintf(err, errn, "process spec without arguments"); return -1; }
@@ -719,6 +733,47 @@ static void bind_late_devices(void) {
     if (closedir(d) != 0) fatal("closedir: %s", strerror(errno));
 }
 
+/*
+ * kiln.early-blk, in the template: the disk with virtio-blk serial `serial`, bound to its placeholder, is named in
+ * `dev` for every VM restored from it (reading a serial is a request to the device), and the blocks the template's
+ * kernel read from the placeholder (the partition scan's) are dropped, so that every later read comes from the
+ * restored VM's own disk and nothing of the placeholder is in the snapshot. Its capacity (512-byte sectors) goes in
+ * `sectors`: the restored kernel keeps it (QEMU tells a guest of a new size only on a resize), so after START it is
+ * compared without asking the kernel again.
+ */
+static void early_disk_template(const char *serial, char *dev, size_t n, unsigned long long *sectors) {
+    char path[400], size[32];
+    find_device("/sys/block", "serial", serial, dev, n);
+    snprintf(path, sizeof path, "/sys/block/%s/size", dev + 5);
+    if (read_small(path, size, sizeof size) != 0) fatal("%s: %s", path, strerror(errno));
+    *sectors = strtoull(size, NULL, 10);
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fatal("%s: %s", dev, strerror(errno));
+    if (ioctl(fd, BLKFLSBUF, 0) != 0) fatal("BLKFLSBUF %s: %s", dev, strerror(errno));
+    if (close(fd) != 0) fatal("close: %s", strerror(errno));
+}
+
+/*
+ * After START in a VM restored from such a template: the disk bound as `dev` keeps the template's size (`sectors`),
+ * which is right if it is the sandbox's disk's (`bytes`, START's). If not (or unsaid), the device is unbound, `dev`
+ * cleared, and bind_late_devices probes it with its real size, found by its serial as after a boot.
+ */
+static void early_disk(char *dev, unsigned long long sectors, const char *bytes) {
+    char path[400], link[300];
+    char *end = NULL;
+    unsigned long long want = bytes != NULL ? strtoull(bytes, &end, 10) : 0;
+    if (bytes != NULL && *end == 0 && want % 512 == 0 && sectors == want / 512) return;
+    snprintf(path, sizeof path, "/sys/block/%s/device", dev + 5);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0) fatal("%s: %s", path, n < 0 ? strerror(errno) : "empty link");
+    link[n] = 0;
+    const char *name = strrchr(link, '/') != NULL ? strrchr(link, '/') + 1 : link;
+    int fd = open("/sys/bus/virtio/drivers/virtio_blk/unbind", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write_all(fd, name, strlen(name)) != 0) fatal("unbinding %s (%s): %s", dev, name, strerror(errno));
+    if (close(fd) != 0) fatal("close: %s", strerror(errno));
+    dev[0] = 0;
+}
+
 /* Whether the kernel command line carries the bare word `word` (e.g. "kiln.disks=fs"). */
 static int cmdline_has(const char *word) {
     size_t n = strlen(word);
@@ -841,8 +896,10 @@ static void disk_root(char *image, char *rw, size_t n) {
     if (cmdline_has("kiln.disks=fs")) {
         find_disks_by_fs(image, rw, n);
     } else { /* QEMU: the virtio-blk serials the host gave them */
-        find_device("/sys/block", "serial", "kiln-image", image, n);
-        find_device("/sys/block", "serial", "kiln-rw", rw, n);
+        if (early_image[0]) snprintf(image, n, "%s", early_image); /* kept from the template: no serial to read */
+        else find_device("/sys/block", "serial", "kiln-image", image, n);
+        if (early_rw[0]) snprintf(rw, n, "%s", early_rw);
+        else find_device("/sys/block", "serial", "kiln-rw", rw, n);
     }
     xmkdir("/mnt", 0755);
     xmkdir("/mnt/image", 0755);
@@ -1265,10 +1322,15 @@ int main(void) {
     xmount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     if (read_small("/proc/cmdline", cmdline, sizeof cmdline) != 0) fatal("/proc/cmdline: %s", strerror(errno));
     snapshot_boot = cmdline_has("kiln.snapshot");
+    early_blk = snapshot_boot && cmdline_has("kiln.early-blk");
     load_modules(0);
     if (snapshot_boot) { /* the template: the late drivers registered, bound only after START (above) */
         virtio_autoprobe("0");
         load_modules(1);
+        if (early_blk) {
+            early_disk_template("kiln-image", early_image, sizeof early_image, &early_image_sectors);
+            early_disk_template("kiln-rw", early_rw, sizeof early_rw, &early_rw_sectors);
+        }
     }
     dev_setup();
     loopback_up();
@@ -1305,7 +1367,12 @@ int main(void) {
     if (parse_spec(payload, len, &s, err, sizeof err) != 0) fatal("bad START: %s", err);
     volatile_disk = s.volatile_disk;
     fresh_start(&s);
-    if (snapshot_boot) bind_late_devices();
+    if (early_blk && s.root == NULL) {
+        early_disk(early_image, early_image_sectors, s.image_bytes);
+        early_disk(early_rw, early_rw_sectors, s.rw_bytes);
+    }
+    /* nothing left to probe (no card, both disks kept): the bus stays as the template left it */
+    if (snapshot_boot && (!early_blk || s.mac != NULL || !early_image[0] || !early_rw[0])) bind_late_devices();
     enter_root(&s);
     start_process(0, &s);
     spec_free(&s);

@@ -29,7 +29,18 @@ final class GuestSpec {
 
     /** START for {@code sandbox}; {@code nic} null: loopback only. */
     static byte[] start(SandboxSpec sandbox, GuestNic nic) {
+        return start(sandbox, nic, -1, -1);
+    }
+
+    /**
+     * With the sizes of the image and writable disks ({@code image-bytes}, {@code rw-bytes}; negative: not said): a VM
+     * restored from a QEMU template keeps the disks the template bound where their sizes match (docs/vm.md, "Snapshot
+     * start"), and has the others probed.
+     */
+    static byte[] start(SandboxSpec sandbox, GuestNic nic, long imageBytes, long rwBytes) {
         ByteArrayOutputStream out = process(sandbox.process());
+        if (imageBytes >= 0) record(out, "image-bytes", Long.toString(imageBytes));
+        if (rwBytes >= 0) record(out, "rw-bytes", Long.toString(rwBytes));
         record(out, "hostname", EtcValues.hostname(sandbox.hostname())); // kiln-init writes it as it is
         record(out, "hosts", EtcFiles.hosts(sandbox));
         record(out, "resolv", EtcFiles.resolvConf(resolverNetwork(sandbox.network()), EtcFiles.hostResolvConf()));

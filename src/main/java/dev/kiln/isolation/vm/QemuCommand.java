@@ -146,7 +146,9 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
     String cmdline() {
         // init_on_free: a snapshot's template zeroes what it frees (the initramfs's cpio, the kernel's init code), so
         // its state holds only what the guest uses (zero pages take a few bytes in it) and restores that much faster
-        String c = "console=ttyS0 quiet panic=-1" + (snapshotGuest ? " kiln.snapshot init_on_free=1" : "");
+        // kiln.early-blk: the template binds virtio_blk to its placeholders (kiln-init's early_disk)
+        String c = "console=ttyS0 quiet panic=-1" + (snapshotGuest ? " kiln.snapshot kiln.early-blk init_on_free=1"
+                : "");
         return kvm || tscKhz <= 0 ? c : c + " tsc_early_khz=" + tscKhz;
     }
 

@@ -246,7 +246,8 @@ public final class VmIsolator implements Isolator {
             for (String file : stale) {
                 Files.deleteIfExists(vm.resolve(file));
             }
-            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic)); // its env may hold secrets
+            // its env may hold secrets; the disks' sizes: a restored VM keeps a disk its template bound when they match
+            OwnerOnly.write(vm.resolve("start.spec"), GuestSpec.start(spec, nic, Files.size(image), Files.size(disk)));
         } catch (IOException e) {
             throw new KilnException(KilnException.Kind.INTERNAL, "cannot prepare " + vm + ": " + e.getMessage(), e);
         }
@@ -260,7 +261,8 @@ public final class VmIsolator implements Isolator {
             VmSnapshot.Shape shape = qemu.shape(new Vmm.Machine(spec.id(), boot, initrd, image, disk, memoryMiB,
                     vcpus, nic, null));
             restore = VmSnapshot.ensure(options.stateRoot().resolve("vm-snapshots"), shape,
-                    qemu.template(shape, boot, initrd), options.jail() ? vmmIds() : null, options.helloTimeout());
+                    qemu.template(shape, boot, initrd), options.jail() ? vmmIds() : null, options.helloTimeout(),
+                    options.diskSizeBytes());
         } else if (restore == null && options.snapshot() && shares.isEmpty() && (nic == null || options.jail())
                 && vmm instanceof Firecracker fc) { // a template's card is on a TAP in its jail's own namespace
             FirecrackerCheckpoint.Shape shape = fc.shape(new Vmm.Machine(spec.id(), boot, initrd, image, disk,

@@ -43,7 +43,6 @@ final class VmSnapshot {
     private static final String FORMAT = "3";
     /** The guest's memory of the template (sparse: zero pages are holes); the state file holds only the devices'. */
     static final String RAM = "ram";
-    private static final long PLACEHOLDER = 1L << 20;
     private static final Map<Path, Object> LOCKS = new ConcurrentHashMap<>();
 
     private VmSnapshot() {
@@ -129,9 +128,9 @@ final class VmSnapshot {
      * The state file of {@code shape}'s snapshot under {@code dir}, made first if there is none (under a lock: one
      * template per shape at a time). A snapshot whose recorded shape is not {@code shape} is refused with one line.
      */
-    static Path ensure(Path dir, Shape shape, Template template, VmmIds ids, Duration helloTimeout) {
+    static Path ensure(Path dir, Shape shape, Template template, VmmIds ids, Duration helloTimeout, long diskBytes) {
         return locked(dir, shape.key(), shape.fields(), List.of("state", RAM),
-                snap -> make(snap, shape, template, ids, helloTimeout)).resolve("state");
+                snap -> make(snap, shape, template, ids, helloTimeout, diskBytes)).resolve("state");
     }
 
     /** Makes a snapshot's files in {@code snap} (QEMU's template boot and save, or Firecracker's). */
@@ -225,8 +224,8 @@ final class VmSnapshot {
         }
     }
 
-    private static void make(Path snap, Shape shape, Template template, VmmIds ids, Duration helloTimeout)
-            throws IOException {
+    private static void make(Path snap, Shape shape, Template template, VmmIds ids, Duration helloTimeout,
+                             long diskBytes) throws IOException {
         long t0 = System.nanoTime();
         Path tmp = snap.resolveSibling(snap.getFileName() + ".tmp");
         Trees.delete(tmp); // a template a killed kilnd left (its relay and QEMU ended with it)
@@ -237,9 +236,12 @@ final class VmSnapshot {
         try {
             Path image = tmp.resolve("image.placeholder");
             Path disk = tmp.resolve("disk.placeholder");
+            // sparse, of the sizes most sandboxes' disks have: the template's kernel binds virtio_blk to them (QEMU's
+            // kiln.early-blk), so a restored VM whose disks have these sizes is spared their probe (kiln-init's
+            // early_disk); the guest reads only their first blocks (the partition scan), and drops them after START
             for (Path p : List.of(image, disk)) {
                 try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
-                    f.setLength(PLACEHOLDER); // never read: the guest loads no disk driver before the snapshot
+                    f.setLength(p.equals(image) ? ImageDisk.SPAN : diskBytes);
                 }
             }
             Files.write(tmp.resolve("start.spec"), "arg=true\0".getBytes(StandardCharsets.UTF_8)); // never sent
