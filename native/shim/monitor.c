@@ -1,7 +1,7 @@
 /*
  * The per-process monitor (docs/shim.md):
  *
- *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE] -- CMD ARGS...
+ *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS | --hold-output SECS] [--log FILE] -- CMD ARGS...
  *   kiln-shim --dir DIR [...] --container ID --bundle BUNDLE -- RUNTIME GLOBAL-FLAGS...
  *
  * Detaches from its caller (fork, setsid, fork), becomes a child subreaper, listens on DIR/attach.sock, runs CMD,
@@ -55,6 +55,7 @@ static const char *opt_dir, *opt_log;
 static const char *opt_container, *opt_bundle; /* container mode: cmd_argv is the runtime and its global flags */
 static int opt_tty, opt_stdin;
 static long opt_wait = -1;
+static int opt_hold; /* --hold-output: CMD starts at once; its output and exit wait (opt_wait) for the first client */
 static char **cmd_argv;
 
 static int log_fd = -1, listen_fd = -1, sig_fd = -1, cwd_fd = -1;
@@ -650,8 +651,9 @@ static void run(void) {
             else deadline = start_at;
         }
         /* container mode creates at once, while kilnd's client is still on its way to attach: only the start
-         * waits for it (the process does not run before start, so no output can be missed) */
-        if (!launched && !cmd_exited && (may_start || opt_container)) {
+         * waits for it (the process does not run before start, so no output can be missed); with --hold-output CMD
+         * itself starts at once and only the reading of its output waits (below) */
+        if (!launched && !cmd_exited && (may_start || opt_container || opt_hold)) {
             if (start_cmd() != 0) { cmd_exited = 1; exit_code = 125; rfc3339(finished_at, sizeof finished_at); }
             output_ms = now;
         }
@@ -734,18 +736,21 @@ int monitor_main(int argc, char **argv) {
         else if (strcmp(a, "--log") == 0 && i + 1 < argc) opt_log = argv[++i];
         else if (strcmp(a, "--container") == 0 && i + 1 < argc) opt_container = argv[++i];
         else if (strcmp(a, "--bundle") == 0 && i + 1 < argc) opt_bundle = argv[++i];
-        else if (strcmp(a, "--wait-attach") == 0 && i + 1 < argc) {
+        else if ((strcmp(a, "--wait-attach") == 0 || strcmp(a, "--hold-output") == 0) && i + 1 < argc) {
             char *end;
+            if (opt_wait >= 0) return usage("--wait-attach and --hold-output are given once, one of them");
+            opt_hold = a[2] == 'h';
             errno = 0;
             opt_wait = strtol(argv[++i], &end, 10);
             if (errno != 0 || *end != 0 || end == argv[i] || opt_wait < 0 || opt_wait > 86400)
-                return usage("--wait-attach needs a number of seconds (0..86400)");
+                return usage("--wait-attach and --hold-output need a number of seconds (0..86400)");
         } else if (a[0] == '-') return usage("unknown or incomplete option");
         else break;
     }
     if (opt_dir == NULL) return usage("--dir is required");
     if (i >= argc) return usage("no command given");
     if ((opt_container == NULL) != (opt_bundle == NULL)) return usage("--container and --bundle go together");
+    if (opt_hold && opt_container) return usage("--hold-output is for a command run as it is, not container mode");
     if (opt_container && (opt_container[0] == 0 || opt_container[0] == '-'))
         return usage("--container needs a container id");
     cmd_argv = argv + i;

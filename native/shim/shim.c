@@ -1,7 +1,7 @@
 /*
  * kiln-shim: a tiny per-sandbox monitor (like podman's conmon or containerd-shim), and kiln's host end of a VM.
  *
- *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE] -- CMD ARGS...     (monitor.c)
+ *   kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach|--hold-output SECS] [--log FILE] -- CMD ARGS...  (monitor.c)
  *   kiln-shim --relay-vm --dir VMDIR --spec FILE [...] -- VMM ARGS...                           (relay.c)
  *   kiln-shim --relay-exec EXEC_SOCK FILE                                                       (relay_exec.c)
  *   kiln-shim --vm-save --qmp-sock SOCK --to FILE                                               (snapshot.c)
@@ -82,7 +82,8 @@ void child_fail(const char *what, int code) {
 }
 
 int usage(const char *why) {
-    fprintf(stderr, "kiln-shim: %s\nusage: kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS] [--log FILE]"
+    fprintf(stderr, "kiln-shim: %s\nusage: kiln-shim --dir DIR [--tty] [--stdin] [--wait-attach SECS | --hold-output SECS]"
+                    " [--log FILE]"
                     " -- CMD ARGS...\n", why);
     return 2;
 }

@@ -103,7 +103,7 @@ public final class SandboxRoutes {
                 SandboxTask task = startCreated(s, attach);
                 if (attach) { // kiln run, attached: start?attach=1's stream, the new sandbox's ID in a header
                     x.header(SANDBOX_HEADER, s.id());
-                    stream(x, task, () -> sandboxes.awaitExitRecorded(s.id()));
+                    stream(x, task, () -> sandboxes.awaitExitRecorded(s.id(), task));
                     return;
                 }
             }
@@ -123,8 +123,8 @@ public final class SandboxRoutes {
         r.add("POST", "/v1/sandboxes/{id}/start", x -> {
             if (x.flag("attach")) {
                 Sandbox s = sandboxes.get(x.path("id"));
-                stream(x, sandboxes.start(s.id(), true, x.query("checkpoint", null)),
-                        () -> sandboxes.awaitExitRecorded(s.id()));
+                SandboxTask task = sandboxes.start(s.id(), true, x.query("checkpoint", null));
+                stream(x, task, () -> sandboxes.awaitExitRecorded(s.id(), task));
             } else {
                 sandboxes.start(x.path("id"), false, x.query("checkpoint", null));
                 x.noContent();

@@ -518,6 +518,28 @@ public final class Sandboxes implements AutoCloseable {
         return code;
     }
 
+    /**
+     * {@link #awaitExitRecorded(String)} for the caller that streamed {@code run} and has just read its exit frame:
+     * the shim wrote exit.json before that frame, so the exit is recorded here at once (and a --rm sandbox removed)
+     * rather than when the run's watcher wakes (inotify, the JDK's watch service, then the watcher's thread: a few ms
+     * more on the path of every attached run, more on a busy host; issue 17). Whichever of the two comes first
+     * records it; the other finds the run ended ({@link #exited} checks under the sandbox's lock).
+     */
+    public int awaitExitRecorded(String id, SandboxTask run) {
+        Optional<ExitStatus> status = Optional.empty();
+        try {
+            status = run.exitStatus();
+            if (status.isPresent()) {
+                exited(id, run.pid(), status.get(), run::oomKilled);
+            }
+        } catch (RuntimeException e) { // as the watcher would: logged, and the run's end is still awaited below
+            LOG.sandbox(id).error("recording the sandbox's exit failed: " + e.getMessage(), e);
+        }
+        int recorded = awaitExitRecorded(id);
+        // a --rm sandbox's row is gone once removed: its code is the run's
+        return recorded >= 0 || status.isEmpty() ? recorded : status.get().exitCode();
+    }
+
     /** For a --rm sandbox that exited: waits (bounded) until the watcher has removed it. */
     public void awaitAutoRemoval(String id) {
         changes.await(() -> store.byId(id).map(s -> !s.config().autoRemove()).orElse(true),

@@ -46,6 +46,8 @@ final class FakeIsolator implements Isolator {
     final List<String> calls = new CopyOnWriteArrayList<>();
     /** Signals the fake processes ignore (a trap on TERM, say). */
     final Set<Integer> ignored = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** While set, each run's watcher (the engine's wait of years on it) sees no exit: a watcher that wakes late. */
+    volatile boolean watchersAsleep;
 
     @Override
     public Isolation isolation() {
@@ -199,6 +201,19 @@ final class FakeIsolator implements Isolator {
         @Override
         public long pid() {
             return pid;
+        }
+
+        @Override
+        public Optional<ExitStatus> await(Duration timeout) {
+            while (watchersAsleep && timeout.toDays() > 365) {
+                try {
+                    Thread.sleep(2);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new KilnException(KilnException.Kind.INTERNAL, "interrupted");
+                }
+            }
+            return super.await(timeout);
         }
 
         @Override

@@ -164,6 +164,24 @@ class SandboxLifecycleTest {
         assertThat(dir(s)).doesNotExist();
     }
 
+    @Test
+    void theStreamThatReadTheExitRecordsItAndRemovesARmSandboxWithoutWaitingForTheWatcher() {
+        Sandboxes sandboxes = engine.sandboxes();
+        Sandbox s = sandboxes.create(request("streamed", true));
+        dev.kiln.isolation.SandboxTask run = sandboxes.start(s.id(), true);
+        fake.watchersAsleep = true; // the run's watcher wakes late (inotify and its threads, on a busy host)
+        try {
+            FakeIsolator.finish(dir(s), 5); // the exit frame the stream read comes after the shim's exit.json
+
+            assertThat(sandboxes.awaitExitRecorded(s.id(), run)).isEqualTo(5);
+            assertThat(sandboxes.list()).as("removed before the client is told the exit").isEmpty();
+            assertThat(dir(s)).doesNotExist();
+            assertThat(events).containsSubsequence("start", "die", "destroy");
+        } finally {
+            fake.watchersAsleep = false;
+        }
+    }
+
     /**
      * A daemon that dies leaves its sandboxes to their monitors; the next one, over the same root, re-adopts them
      * through the isolator: one still running is watched again, one that ended meanwhile gets its recorded exit, one

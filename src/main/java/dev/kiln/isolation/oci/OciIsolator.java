@@ -176,6 +176,11 @@ public final class OciIsolator implements Isolator {
         ShimOptions options = options(spec.process(), waitAttach, spec.log());
         if (container) {
             options = options.withContainer(spec.id(), spec.dir());
+        } else if (!waitAttach.isZero() && !spec.process().tty()) {
+            // runsc boots its Sentry and gofer (~200 ms) while kilnd finishes the start and attaches, instead of
+            // after: the shim holds the output and the exit for that client (docs/shim.md). Not with a terminal,
+            // whose size the client sets once attached.
+            options = options.withHoldOutput();
         }
         Shim shim = Shim.launch(ShimBinary.locate(), main, options, cmd);
         if (waitAttach.isZero()) {

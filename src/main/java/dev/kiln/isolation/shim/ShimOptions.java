@@ -7,14 +7,17 @@ import java.util.List;
 
 /**
  * How kiln-shim runs its command: with a pseudo-terminal, with a stdin pipe fed by attach clients, waiting (at most
- * {@code waitAttach}) for the first attach client before starting, where the json-file log goes, and whether the
- * command is an OCI runtime that creates and starts a container the shim then reaps itself (docs/shim.md).
+ * {@code waitAttach}) for the first attach client before starting, or with {@code holdOutput} starting at once and
+ * holding only its output and exit for that client, where the json-file log goes, and whether the command is an OCI
+ * runtime that creates and starts a container the shim then reaps itself (docs/shim.md).
  *
  * @param waitAttach null to start at once
+ * @param holdOutput with a {@code waitAttach}: the command starts at once, its output and exit wait for the client
  * @param log        null for {@code DIR/log.json}
  * @param container  null to run the command itself
  */
-public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path log, Container container) {
+public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, boolean holdOutput, Path log,
+                          Container container) {
 
     /**
      * Container mode: the shim's command is the runtime with its global flags; the shim runs its {@code create
@@ -30,31 +33,43 @@ public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path 
         if (waitAttach != null && (waitAttach.isNegative() || waitAttach.toSeconds() > 86_400)) {
             throw new IllegalArgumentException("waitAttach must be between 0 and 24 h: " + waitAttach);
         }
+        if (holdOutput && (waitAttach == null || container != null)) {
+            throw new IllegalArgumentException("holdOutput needs a waitAttach and a command run as it is");
+        }
     }
 
     public static ShimOptions defaults() {
-        return new ShimOptions(false, false, null, null, null);
+        return new ShimOptions(false, false, null, false, null, null);
     }
 
     public ShimOptions withTty(boolean on) {
-        return new ShimOptions(on, stdin, waitAttach, log, container);
+        return new ShimOptions(on, stdin, waitAttach, holdOutput, log, container);
     }
 
     public ShimOptions withStdin(boolean on) {
-        return new ShimOptions(tty, on, waitAttach, log, container);
+        return new ShimOptions(tty, on, waitAttach, holdOutput, log, container);
     }
 
     public ShimOptions withWaitAttach(Duration timeout) {
-        return new ShimOptions(tty, stdin, timeout, log, container);
+        return new ShimOptions(tty, stdin, timeout, holdOutput, log, container);
+    }
+
+    /**
+     * With {@link #withWaitAttach}: the command starts at once instead of when the first client attaches; the shim
+     * holds its output (in its pipes) and its exit until that client comes or the wait runs out, so the client still
+     * gets everything. For a command whose own start is long (runsc boots a Sentry) and overlaps the attach.
+     */
+    public ShimOptions withHoldOutput() {
+        return new ShimOptions(tty, stdin, waitAttach, true, log, container);
     }
 
     public ShimOptions withLog(Path file) {
-        return new ShimOptions(tty, stdin, waitAttach, file, container);
+        return new ShimOptions(tty, stdin, waitAttach, holdOutput, file, container);
     }
 
     /** The command is an OCI runtime (binary and global flags) that is to create and start container {@code id}. */
     public ShimOptions withContainer(String id, Path bundle) {
-        return new ShimOptions(tty, stdin, waitAttach, log, new Container(id, bundle));
+        return new ShimOptions(tty, stdin, waitAttach, holdOutput, log, new Container(id, bundle));
     }
 
     /** The options as kiln-shim arguments (before {@code --}). */
@@ -64,7 +79,7 @@ public record ShimOptions(boolean tty, boolean stdin, Duration waitAttach, Path 
         if (stdin) args.add("--stdin");
         if (waitAttach != null) {
             // the shim counts whole seconds; round up so a short wait is not turned into none
-            args.add("--wait-attach");
+            args.add(holdOutput ? "--hold-output" : "--wait-attach");
             args.add(Long.toString((waitAttach.toMillis() + 999) / 1000));
         }
         if (log != null) {

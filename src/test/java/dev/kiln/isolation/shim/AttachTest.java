@@ -46,6 +46,37 @@ class AttachTest {
     }
 
     @Test
+    void withHoldOutputTheCommandRunsAtOnceAndTheFirstClientStillGetsItsOutputAndExit() throws Exception {
+        Path marker = dir.resolve("ran");
+        Shim shim = fixture.launch(dir, WAIT_FOR_CLIENT.withHoldOutput(), "sh", "-c",
+                "echo early; echo also >&2; : > " + marker + "; exit 4");
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (!java.nio.file.Files.exists(marker) && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertThat(marker).as("the command ran before any client attached").exists();
+        Thread.sleep(200); // it has exited by now: the exit waits for the client as the output does
+        assertThat(shim.exitStatus()).as("no exit recorded before the client came").isEmpty();
+
+        ShimFixture.Received received;
+        try (AttachConnection client = shim.attach()) {
+            received = ShimFixture.drain(client);
+        }
+
+        assertThat(received).isEqualTo(new ShimFixture.Received("early\n", "also\n", "4"));
+        assertThat(shim.await(WAIT).orElseThrow().exitCode()).isEqualTo(4);
+    }
+
+    @Test
+    void withoutAClientHeldOutputIsLoggedAfterTheTimeout() {
+        Shim shim = fixture.launch(dir, ShimOptions.defaults().withWaitAttach(Duration.ofSeconds(1)).withHoldOutput(),
+                "echo", "late");
+
+        assertThat(shim.await(WAIT).orElseThrow().exitCode()).isZero();
+        assertThat(LogReader.of(dir).all()).extracting(LogReader.LogRecord::text).containsExactly("late\n");
+    }
+
+    @Test
     void withoutAClientWaitAttachStartsTheCommandAfterItsTimeout() {
         Shim shim = fixture.launch(dir, ShimOptions.defaults().withWaitAttach(Duration.ofSeconds(1)), "echo", "late");
 

@@ -62,6 +62,37 @@ class RuntimeShimTest {
     }
 
     @Test
+    void runscWithHeldOutputBootsBeforeTheClientAttachesWhichStillGetsEverything() throws Exception {
+        Path runsc = Command.require("runsc", "runsc");
+
+        Shim shim = underShim(runsc, List.of("--platform=ptrace", "--network=none"),
+                ShimOptions.defaults().withWaitAttach(Duration.ofSeconds(30)).withHoldOutput());
+
+        // kiln's gVisor start (OciIsolator): runsc boots its sandbox while kilnd is still on its way to attach
+        Path state = tmp.resolve("state");
+        for (int i = 0; i < 1000 && isEmpty(state); i++) {
+            Thread.sleep(10);
+        }
+        assertThat(isEmpty(state)).as("runsc made its sandbox before any client attached").isFalse();
+        assertThat(shim.started()).isPresent();
+        Thread.sleep(1000); // `echo hi; exit 3` has long ended: its output and exit wait for the client
+        assertThat(shim.exitStatus()).isEmpty();
+
+        try (var client = shim.attach()) {
+            ShimFixture.Received got = ShimFixture.drain(client);
+            assertThat(got.stdout()).isEqualTo("hi\n");
+            assertThat(got.exit()).isEqualTo("3");
+        }
+        assertThat(shim.await(Duration.ofSeconds(60)).orElseThrow().exitCode()).isEqualTo(3);
+    }
+
+    private static boolean isEmpty(Path dir) throws java.io.IOException {
+        try (var entries = Files.list(dir)) {
+            return entries.findAny().isEmpty();
+        }
+    }
+
+    @Test
     void runcCreateAndStartLeaveNoRuncBesideTheContainerWhoseInitTheShimReaps() throws Exception {
         Path runc = Command.require("runc", "runc");
         Container c = container(runc, false, "echo up; exec sleep 300");
@@ -171,6 +202,10 @@ class RuntimeShimTest {
 
     /** {@code RUNTIME --root R [flags] run --bundle B ID} under a shim, for a bundle whose process prints and exits 3. */
     private Shim underShim(Path runtime, List<String> flags) throws Exception {
+        return underShim(runtime, flags, ShimOptions.defaults());
+    }
+
+    private Shim underShim(Path runtime, List<String> flags, ShimOptions options) throws Exception {
         Path bundle = bundle(false, "echo hi; exit 3");
         Path state = Files.createDirectories(tmp.resolve("state"));
         String id = "kiln-shim-test-" + UUID.randomUUID().toString().substring(0, 8);
@@ -184,8 +219,7 @@ class RuntimeShimTest {
                 // already gone: `run` deletes the container when its process exits
             }
         });
-        return fixture.launch(Files.createDirectories(tmp.resolve("shim")), ShimOptions.defaults(),
-                command.toArray(String[]::new));
+        return fixture.launch(Files.createDirectories(tmp.resolve("shim")), options, command.toArray(String[]::new));
     }
 
     /** A busybox bundle made by {@code runc spec} whose process is {@code sh -c SCRIPT}. */
