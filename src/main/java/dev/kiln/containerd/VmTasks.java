@@ -98,11 +98,11 @@ final class VmTasks {
     /**
      * A spare shim's warm-up for vm pods: what a VM's preparation computes from the node's files, done now in this
      * JVM (DirectoryVm.warm), so that a kiln-vm pod's Create does not; nothing on a node without QEMU. A failure is
-     * left for that Create to report.
+     * left for that Create to report. It ends between its steps once {@code enough} says so (the spare was claimed).
      */
-    static void warm() {
+    static void warm(java.util.function.BooleanSupplier enough) {
         try {
-            machine().warm();
+            machine().warm(enough);
         } catch (RuntimeException e) {
             // the pod's Create meets it again and says what failed
         }
