@@ -149,8 +149,11 @@ final class Spare {
         // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
         // (under the lock the warm-up's own setpriority call takes: it must not come after this one)
         boolean reniced;
+        String cutAt;
         synchronized (Spare.class) {
             Spare.claimed = true;
+            // where the claim found the warm-up (the steps after it are skipped, and would name themselves)
+            cutAt = warmed[0] >= 0 ? null : warmStep + (WARM_TIMES.isEmpty() ? "" : ", after " + WARM_TIMES);
             reniced = Libc.niceGroup(0);
         }
         long t1 = System.nanoTime();
@@ -169,8 +172,7 @@ final class Spare {
         long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
-                + (warmed[0] < 0 ? "warm-up not done: " + warmStep + (WARM_TIMES.isEmpty() ? "" : ", after " + WARM_TIMES)
-                : "warmed in " + warmed[0] + " ms") + ")");
+                + (cutAt != null ? "warm-up not done: " + cutAt : "warmed in " + warmed[0] + " ms") + ")");
         if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
