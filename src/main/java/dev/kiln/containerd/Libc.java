@@ -19,43 +19,47 @@ final class Libc {
     private Libc() {
     }
 
-    private static final Downcall PRCTL = new Downcall("prctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_LONG));
-    private static final Downcall WAITPID = new Downcall("waitpid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall SOCKET = new Downcall("socket", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final Downcall BIND = new Downcall("bind", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall LISTEN = new Downcall("listen", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final Downcall ACCEPT = new Downcall("accept", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS));
-    private static final Downcall RECVMSG = new Downcall("recvmsg", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall READ = new Downcall("read", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final Downcall WRITE = new Downcall("write", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final Downcall CLOSE = new Downcall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT));
-    private static final Downcall MKFIFO = new Downcall("mkfifo", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall OPEN = new Downcall("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-    private static final Downcall DUP2 = new Downcall("dup2", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final Downcall CHDIR = new Downcall("chdir", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS));
-    private static final Downcall IOCTL = new Downcall("ioctl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+    /**
+     * One downcall for every system call of the shim: libc's {@code syscall(3)}, the number first and up to six
+     * integer-sized arguments (addresses as numbers). The FFM linker generates classes for each handle it makes
+     * (~20-40 ms of CPU each, at load 7-9, and more for the first; the AOT cache does not keep them): seventeen
+     * handles, one per libc function, took 0.4-0.7 s of a spare shim's warm-up, every spare, which a pod started
+     * back to back with the spare's start then competed with. Linked on first use (the idle fifo's mknodat).
+     */
+    private static final class Syscall {
+        static final MethodHandle HANDLE = LibcCall.withErrno("syscall", FunctionDescriptor.of(ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                java.lang.foreign.Linker.Option.firstVariadicArg(1));
+    }
 
-    private static final Downcall SETPRIORITY = new Downcall("setpriority", FunctionDescriptor.of(
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    /** The system call numbers the shim uses: Linux's x86-64 and arm64 tables (the generic *at/dup3/wait4 calls). */
+    private enum Nr {
+        READ(0, 63), WRITE(1, 64), CLOSE(3, 57), IOCTL(16, 29), SOCKET(41, 198), ACCEPT(43, 202), RECVMSG(47, 212),
+        BIND(49, 200), LISTEN(50, 201), WAIT4(61, 260), CHDIR(80, 49), SETPRIORITY(141, 140), PRCTL(157, 167),
+        MOUNT(165, 40), WAITID(247, 95), OPENAT(257, 56), MKNODAT(259, 33), DUP3(292, 24);
 
-    private static final Downcall WAITID = new Downcall("waitid", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+        final long number;
+
+        Nr(int x86, int arm64) {
+            this.number = arm64() ? arm64 : x86;
+        }
+
+        private static boolean arm64() {
+            return switch (System.getProperty("os.arch")) {
+                case "amd64", "x86_64" -> false;
+                case "aarch64" -> true;
+                default -> throw new IllegalStateException("containerd-shim-kiln-v2 knows the system calls of x86-64 "
+                        + "and arm64 only, not of " + System.getProperty("os.arch"));
+            };
+        }
+    }
+
+    /** syscall(2) {@code nr} with {@code args} (at most six): its result, -1 with errno in {@code state} on failure. */
+    private static long sys(MemorySegment state, Nr nr, long... args) throws Throwable {
+        long[] a = java.util.Arrays.copyOf(args, 6);
+        return (long) Syscall.HANDLE.invokeExact(state, nr.number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
 
     private static final int PR_SET_CHILD_SUBREAPER = 36;
     private static final int PRIO_PGRP = 1;
@@ -69,39 +73,12 @@ final class Libc {
     private static final int O_WRONLY = 1;
     private static final int O_NONBLOCK = 04000;
     private static final int O_CLOEXEC = 02000000;
+    private static final long AT_FDCWD = -100;
+    private static final long S_IFIFO = 0010000;
 
-    /**
-     * A libc function's downcall handle, made on first use: making one costs tens of ms of CPU (the FFM linker
-     * generates its classes; the AOT cache does not keep them), and an idle spare shim must show itself claimable
-     * as early as it can; its warm-up then links them all ({@link #link}), before a claim needs them.
-     */
-    private static final class Downcall {
-        private static final java.util.List<Downcall> ALL = new java.util.concurrent.CopyOnWriteArrayList<>();
-        private final String name;
-        private final FunctionDescriptor fd;
-        private volatile MethodHandle handle;
-
-        Downcall(String name, FunctionDescriptor fd) {
-            this.name = name;
-            this.fd = fd;
-            ALL.add(this);
-        }
-
-        MethodHandle get() {
-            MethodHandle h = handle;
-            if (h == null) {
-                synchronized (this) {
-                    h = handle;
-                    if (h == null) handle = h = LibcCall.withErrno(name, fd);
-                }
-            }
-            return h;
-        }
-    }
-
-    /** Makes every downcall handle now (a spare's warm-up), so that none is made on a pod's path. */
+    /** Makes the downcall handle now (a spare's warm-up, if its idle fifo did not), so that none is made on a pod's path. */
     static void link() {
-        for (Downcall d : Downcall.ALL) d.get();
+        MethodHandle linked = Syscall.HANDLE;
     }
 
     /**
@@ -112,7 +89,7 @@ final class Libc {
     static boolean niceGroup(int nice) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            return (int) SETPRIORITY.get().invokeExact(state, PRIO_PGRP, 0, nice) == 0;
+            return sys(state, Nr.SETPRIORITY, PRIO_PGRP, 0, nice) == 0;
         } catch (Throwable e) {
             throw rethrow(e);
         }
@@ -123,7 +100,19 @@ final class Libc {
      * options (e.g. overlay's lowerdir=...). Returns 0 or the errno.
      */
     static int mount(String source, String target, String type, long flags, String data) {
-        return LibcCall.mount(source, target, type, flags, data);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = LibcCall.state(arena);
+            long r = sys(state, Nr.MOUNT, arena.allocateFrom(source).address(), arena.allocateFrom(target).address(),
+                    text(arena, type), flags, text(arena, data));
+            return r == 0 ? 0 : errno(state);
+        } catch (Throwable e) {
+            throw rethrow(e);
+        }
+    }
+
+    /** A C string's address, 0 (NULL) for none. */
+    private static long text(Arena arena, String s) {
+        return s == null || s.isEmpty() ? 0 : arena.allocateFrom(s).address();
     }
 
     private static final int P_ALL = 0;
@@ -140,7 +129,7 @@ final class Libc {
             MemorySegment state = LibcCall.state(arena);
             MemorySegment info = arena.allocate(128);   // siginfo_t
             while (true) {
-                int r = (int) WAITID.get().invokeExact(state, P_ALL, 0, info, WEXITED | WNOWAIT);
+                int r = (int) sys(state, Nr.WAITID, P_ALL, 0, info.address(), WEXITED | WNOWAIT, 0);
                 if (r == 0) return info.get(ValueLayout.JAVA_INT, 16);   // si_pid
                 int errno = errno(state);
                 if (errno == ECHILD) return 0;
@@ -155,7 +144,7 @@ final class Libc {
     static void becomeSubreaper() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int r = (int) PRCTL.get().invokeExact(state, PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
+            int r = (int) sys(state, Nr.PRCTL, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
             if (r != 0) throw new IllegalStateException("prctl(PR_SET_CHILD_SUBREAPER): errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -171,7 +160,7 @@ final class Libc {
             MemorySegment state = LibcCall.state(arena);
             MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
             while (true) {
-                int r = (int) WAITPID.get().invokeExact(state, pid, status, 0);
+                int r = (int) sys(state, Nr.WAIT4, pid, status.address(), 0, 0);
                 if (r == pid) {
                     int s = status.get(ValueLayout.JAVA_INT, 0);
                     int sig = s & 0x7f;
@@ -189,14 +178,14 @@ final class Libc {
     static int listenUnix(String path) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int fd = (int) SOCKET.get().invokeExact(state, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int fd = (int) sys(state, Nr.SOCKET, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) throw new IllegalStateException("socket: errno " + errno(state));
             byte[] name = path.getBytes(StandardCharsets.UTF_8);
             if (name.length >= 108) throw new IllegalStateException("socket path too long: " + path);
             MemorySegment addr = arena.allocate(110);
             addr.set(ValueLayout.JAVA_SHORT, 0, (short) AF_UNIX);
             MemorySegment.copy(name, 0, addr, ValueLayout.JAVA_BYTE, 2, name.length);
-            if ((int) BIND.get().invokeExact(state, fd, addr, 110) != 0 || (int) LISTEN.get().invokeExact(state, fd, 1) != 0) {
+            if (sys(state, Nr.BIND, fd, addr.address(), 110) != 0 || sys(state, Nr.LISTEN, fd, 1) != 0) {
                 int err = errno(state);
                 close(fd);
                 throw new IllegalStateException("bind/listen " + path + ": errno " + err);
@@ -211,7 +200,7 @@ final class Libc {
     static int receiveFd(int listenFd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int conn = (int) ACCEPT.get().invokeExact(state, listenFd, MemorySegment.NULL, MemorySegment.NULL);
+            int conn = (int) sys(state, Nr.ACCEPT, listenFd, 0, 0);
             if (conn < 0) throw new IllegalStateException("accept: errno " + errno(state));
             try {
                 MemorySegment data = arena.allocate(4096);
@@ -224,7 +213,7 @@ final class Libc {
                 msg.set(ValueLayout.JAVA_LONG, 24, 1L);
                 msg.set(ValueLayout.ADDRESS, 32, control);
                 msg.set(ValueLayout.JAVA_LONG, 40, 64L);
-                long n = (long) RECVMSG.get().invokeExact(state, conn, msg, 0);
+                long n = sys(state, Nr.RECVMSG, conn, msg.address(), 0);
                 if (n < 0) throw new IllegalStateException("recvmsg: errno " + errno(state));
                 // struct cmsghdr: size_t len; int level; int type; then the fds
                 long len = control.get(ValueLayout.JAVA_LONG, 0);
@@ -248,7 +237,7 @@ final class Libc {
             MemorySegment state = LibcCall.state(arena);
             MemorySegment buf = arena.allocate(buffer.length);
             while (true) {
-                long n = (long) READ.get().invokeExact(state, fd, buf, (long) buffer.length);
+                long n = sys(state, Nr.READ, fd, buf.address(), buffer.length);
                 if (n < 0 && errno(state) == EINTR) continue;
                 if (n <= 0) return 0;
                 MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, buffer, 0, (int) n);
@@ -267,7 +256,7 @@ final class Libc {
             MemorySegment.copy(data, 0, buf, ValueLayout.JAVA_BYTE, 0, length);
             long off = 0;
             while (off < length) {
-                long n = (long) WRITE.get().invokeExact(state, fd, buf.asSlice(off), length - off);
+                long n = sys(state, Nr.WRITE, fd, buf.address() + off, length - off);
                 if (n < 0 && errno(state) == EINTR) continue;
                 if (n <= 0) return false;
                 off += n;
@@ -285,7 +274,7 @@ final class Libc {
             MemorySegment ws = arena.allocate(8);
             ws.set(ValueLayout.JAVA_SHORT, 0, (short) height);
             ws.set(ValueLayout.JAVA_SHORT, 2, (short) width);
-            int r = (int) IOCTL.get().invokeExact(state, fd, TIOCSWINSZ, ws);
+            int r = (int) sys(state, Nr.IOCTL, fd, TIOCSWINSZ, ws.address());
             if (r != 0) throw new IllegalStateException("ioctl(TIOCSWINSZ): errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -296,7 +285,7 @@ final class Libc {
     static void mkfifo(String path, int mode) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int r = (int) MKFIFO.get().invokeExact(state, arena.allocateFrom(path), mode);
+            int r = (int) sys(state, Nr.MKNODAT, AT_FDCWD, arena.allocateFrom(path).address(), S_IFIFO | mode, 0);
             if (r != 0) throw new IllegalStateException("mkfifo " + path + ": errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -313,13 +302,14 @@ final class Libc {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
             MemorySegment name = arena.allocateFrom(path);
-            int probe = (int) OPEN.get().invokeExact(state, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            int probe = (int) sys(state, Nr.OPENAT, AT_FDCWD, name.address(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
             if (probe < 0) return false;
-            int fd = (int) OPEN.get().invokeExact(state, name, O_WRONLY | O_CLOEXEC);
+            int fd = (int) sys(state, Nr.OPENAT, AT_FDCWD, name.address(), O_WRONLY | O_CLOEXEC);
             close(probe);
             if (fd < 0) return false;
-            int a = (int) DUP2.get().invokeExact(state, fd, 1);
-            int b = (int) DUP2.get().invokeExact(state, fd, 2);
+            // dup2's effect (dup3 refuses a descriptor onto itself, which dup2 leaves as it is)
+            int a = fd == 1 ? 1 : (int) sys(state, Nr.DUP3, fd, 1, 0);
+            int b = fd == 2 ? 2 : (int) sys(state, Nr.DUP3, fd, 2, 0);
             close(fd);
             return a == 1 && b == 2;
         } catch (Throwable e) {
@@ -331,7 +321,7 @@ final class Libc {
     static void chdir(String path) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int r = (int) CHDIR.get().invokeExact(state, arena.allocateFrom(path));
+            int r = (int) sys(state, Nr.CHDIR, arena.allocateFrom(path).address());
             if (r != 0) throw new IllegalStateException("chdir " + path + ": errno " + errno(state));
         } catch (Throwable e) {
             throw rethrow(e);
@@ -341,7 +331,7 @@ final class Libc {
     static void close(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int ignored = (int) CLOSE.get().invokeExact(state, fd);
+            sys(state, Nr.CLOSE, fd);
         } catch (Throwable e) {
             throw rethrow(e);
         }

@@ -82,6 +82,9 @@ final class Spare {
     private static volatile boolean claimed;
     /** The warm-up's step running now (logged by a claim that came before its end: what the pod competes with). */
     private static volatile String warmStep = "not started";
+    /** Each finished warm-up step's wall time, for the spare's line in spares.log (and a claim's, if cut short). */
+    private static final StringBuffer WARM_TIMES = new StringBuffer();
+    private static long warmStepAt;
     /** The warm-up's thread: a spare that retires stops it and waits for it before removing its files. */
     private static volatile Thread warming;
     /** Whether this claimed spare started the next one ({@link #next}). */
@@ -117,6 +120,8 @@ final class Spare {
             // the launcher starts no second spare while this one starts (its marker), and may again now
             Files.deleteIfExists(pool.resolve("pending"));
         }
+        long idleMs = ProcessHandle.current().info().startInstant()
+                .map(at -> java.time.Duration.between(at, java.time.Instant.now()).toMillis()).orElse(-1L);
         // KILN_SHIM_SPARE_WARM=0 (containerd's environment) leaves the warm-up out: to measure what it brings
         // Then, idle and warm, it fills the pool up to its size (spares): one spare after the other
         boolean warmUp = !"0".equals(System.getenv("KILN_SHIM_SPARE_WARM"));
@@ -126,6 +131,10 @@ final class Spare {
                 if (warmUp) {
                     warm(pool, pid);
                     warmed[0] = (System.nanoTime() - t) / 1_000_000;
+                    step("done");
+                    // in the pool's spares.log while idle (its output until claimed): what a spare's warm-up costs
+                    if (!Spare.claimed) System.err.println(java.time.Instant.now() + " spare " + pid + ": idle "
+                            + idleMs + " ms after its process started, warmed in " + warmed[0] + " ms (" + WARM_TIMES + ")");
                 }
             } catch (Exception e) {
                 System.err.println("containerd-shim-kiln-v2 spare: warm-up failed: " + e);
@@ -140,8 +149,11 @@ final class Spare {
         // its group (the spare is its session's leader) back to nice 0, as a shim the launcher starts for a pod
         // (under the lock the warm-up's own setpriority call takes: it must not come after this one)
         boolean reniced;
+        String cutAt;
         synchronized (Spare.class) {
             Spare.claimed = true;
+            // where the claim found the warm-up (the steps after it are skipped, and would name themselves)
+            cutAt = warmed[0] >= 0 ? null : warmStep + (WARM_TIMES.isEmpty() ? "" : ", after " + WARM_TIMES);
             reniced = Libc.niceGroup(0);
         }
         long t1 = System.nanoTime();
@@ -160,7 +172,7 @@ final class Spare {
         long t4 = System.nanoTime();
         ShimLog shimLog = new ShimLog(System.err, serve.get("id"), serve.containsKey("debug"));
         shimLog.line("a spare shim claimed (started " + (System.nanoTime() - started) / 1_000_000 + " ms ago, "
-                + (warmed[0] < 0 ? "warm-up not done: " + warmStep : "warmed in " + warmed[0] + " ms") + ")");
+                + (cutAt != null ? "warm-up not done: " + cutAt : "warmed in " + warmed[0] + " ms") + ")");
         if (!reniced) shimLog.line("cannot take nice 0 back (setpriority refused): this pod's shim stays at nice 10");
         shimLog.debug("its start began " + began(assignment) + " ms before the assignment was read, which was "
                 + (System.nanoTime() - read) / 1_000_000 + " ms ago (nice " + (t1 - read) / 1_000_000 + " ms, check "
@@ -487,8 +499,9 @@ final class Spare {
      * initialises its classes on first use; here that happens while the spare waits.
      */
     static void warm(Path pool, long pid) throws Exception {
-        warmStep = "requests";
+        step("libc's downcalls");
         Libc.link();   // the system calls a claim and a pod's requests make (made lazily: the idle fifo came first)
+        step("the first Create");
         ShimLog quiet = new ShimLog(new PrintStream(OutputStream.nullOutputStream()), "spare");
         Path eventsSocket = pool.resolve(pid + ".warm-events");
         Path taskSocket = pool.resolve(pid + ".warm-task");
@@ -532,7 +545,9 @@ final class Spare {
                 if (response.getStatus().getCode() != 0) {
                     throw new IOException("warm-up Create failed: " + response.getStatus().getMessage());
                 }
+                if (i == 0) step("more Creates");
             }
+            step("the requests after Create");
             // the requests a pod's tasks get after their Create, in a pod's order (their messages, the events of a
             // start and an exit): each was a class loaded and initialised from the jar after the claim
             int stream = 41;
@@ -546,22 +561,34 @@ final class Spare {
         // a claim's own steps (run) before the pod's socket listens, which took 10-140 ms each at load 12 in a
         // claimed spare: the assignment's check (a bundle as containerd makes it, in the pool), chdir(2) to where
         // the spare already is, setpriority(2) to the nice it already has, open(2) of a log fifo that is not there
-        warmStep = "the claim's steps";
+        step("the claim's steps");
         if (!claimed) warmClaim(pool, pid);
         // a process started as the runtime's commands are (TaskService.run: its output through temporary files,
         // whose first use seeds the JDK's SecureRandom): a cold first `runc start` took 60-190 ms, the next ~40 ms
-        warmStep = "a process";
+        step("a process");
         if (!claimed) TaskService.run(List.of("true"), "the warm-up's process");
-        warmStep = "the vm isolation's";
-        if (!claimed) VmTasks.warm();   // a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules)
         // the rootfs's mount(2) once, refused: its target does not exist (ENOENT), so nothing is mounted. The first
         // call of a downcall builds its method handle's code: a claimed spare's first Create spent 15-90 ms in its
         // mount step at load 10-15 where the second Create of the pod spent 1-5 ms
-        warmStep = "mount(2)";
+        step("mount(2)");
         if (!claimed) {
             RootfsMount.of("overlay", List.of("index=off", "lowerdir=" + pool.resolve(pid + ".warm-none")))
                     .mount("overlay", pool.resolve(pid + ".warm-none"));
         }
+        // the task's OOM watch as a Create starts it (its init's /proc/PID/cgroup, the memory cgroup's counter),
+        // on this process: cold, it was 20-40 ms between a claimed spare's `runc create` and its TaskCreate
+        step("the OOM watch");
+        if (!claimed) {
+            Path counter = OomWatch.counter((int) pid);
+            if (counter != null) OomWatch.kills(counter);
+        }
+        // last: a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules; 0.2-1 s; only on a
+        // node that booted a pod VM), after
+        // every step of a container pod's path, and cut short by a claim between its own steps. Before these
+        // steps, a spare claimed ~0.8 s after its start (pods back to back) had not reached mount(2), and its
+        // vm step ran on beside the pod's Create (it could not be stopped)
+        step("the vm isolation's");
+        VmTasks.warm(() -> claimed);
         publisher.close();
         tasks.close();
         events.close();
@@ -570,10 +597,21 @@ final class Spare {
         Files.deleteIfExists(spec);
         Files.deleteIfExists(runtimeConfig);
         quiet.line("warm");
-        warmStep = "its collection";
+        step("its collection");
         // the warm-up's garbage collected now, while idle: an idle spare's memory is what a node pays for it (not
         // once claimed: a full collection would pause the pod's requests)
         if (!claimed) System.gc();
+    }
+
+    /** The warm-up enters {@code name}: the step before it is timed. */
+    private static void step(String name) {
+        long now = System.nanoTime();
+        if (warmStepAt != 0) {
+            WARM_TIMES.append(WARM_TIMES.isEmpty() ? "" : ", ").append(warmStep).append(' ')
+                    .append((now - warmStepAt) / 1_000_000).append(" ms");
+        }
+        warmStepAt = now;
+        warmStep = name;
     }
 
     /** The warm-up's answer to a request other than Create: the message TaskService answers it with. */

@@ -98,11 +98,17 @@ final class VmTasks {
     /**
      * A spare shim's warm-up for vm pods: what a VM's preparation computes from the node's files, done now in this
      * JVM (DirectoryVm.warm), so that a kiln-vm pod's Create does not; nothing on a node without QEMU. A failure is
-     * left for that Create to report.
+     * left for that Create to report. It ends between its steps once {@code enough} says so (the spare was claimed).
      */
-    static void warm() {
+    static void warm(java.util.function.BooleanSupplier enough) {
         try {
-            machine().warm();
+            // only on a node that has booted a pod VM (its caches' directory, made by the first one): elsewhere
+            // this step was 150-430 ms of every spare's warm-up at load 7-10 (modules.dep, kiln-init's digest), CPU
+            // that pods started back to back competed with, for VMs that never come; the first VM pod pays it once
+            String env = System.getenv(ROOT_ENV);
+            Path root = env == null || env.isEmpty() ? DEFAULT_ROOT : Path.of(env);
+            if (!Files.isDirectory(root.resolve("kernels"))) return;
+            machine().warm(enough);
         } catch (RuntimeException e) {
             // the pod's Create meets it again and says what failed
         }

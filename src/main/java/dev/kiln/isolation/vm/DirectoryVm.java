@@ -174,12 +174,21 @@ public final class DirectoryVm {
      * process started; a node without QEMU or a kernel (a container-only node) skips it.
      */
     public void warm() {
-        if (!qemu.availability().available()) return;
+        warm(() -> false);
+    }
+
+    /**
+     * {@link #warm()}, ending between its steps once {@code enough} says so: a spare shim claimed for a pod of
+     * another isolation must not spend the pod's CPU on a VM's computations (each step is tens to hundreds of ms).
+     */
+    public void warm(java.util.function.BooleanSupplier enough) {
+        if (enough.getAsBoolean() || !qemu.availability().available()) return;
         Kernel kernel = Kernel.locate(options.kernel());
         Initramfs.warm(kernel, options.init() != null ? options.init() : NativeBinary.init());
+        if (enough.getAsBoolean()) return;
         Vmlinux.warm(kernel, options.stateRoot().resolve("kernels"));
         KilnLog.warm(); // a VM's first step logs (QEMU's TCG notice)
-        if (options.jail()) {
+        if (options.jail() && !enough.getAsBoolean()) {
             VmmJail.warmQemuFilter(options.stateRoot().resolve("kernels").resolve("vmm-libraries"));
             JailRecord.warm();
         }

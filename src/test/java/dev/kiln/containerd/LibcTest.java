@@ -1,0 +1,79 @@
+package dev.kiln.containerd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The shim's system calls go through one {@code syscall(3)} downcall with Linux's numbers (Libc.Nr): each call
+ * here reaches the kernel call it names, with its arguments where the kernel reads them (a wrong number or a
+ * misplaced argument fails or does something else: EBADF, ENOTTY...). The subreaper's prctl, waitid and wait4 run
+ * in every shim of ContainerdShimTest and SpareShimTest (a task's exit is reaped through them).
+ */
+class LibcTest {
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void mkfifoMakesAFifoWithTheMode() throws Exception {
+        Path fifo = tmp.resolve("x.idle");
+        Libc.mkfifo(fifo.toString(), 0600);
+        BasicFileAttributes a = Files.readAttributes(fifo, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        assertThat(a.isOther()).isTrue();
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(fifo))).isEqualTo("rw-------");
+        assertThatThrownBy(() -> Libc.mkfifo(fifo.toString(), 0600)).hasMessageContaining("errno 17");   // EEXIST
+    }
+
+    @Test
+    void writeAndReadThroughATerminalAndResizeIt() {
+        Pty pty = Pty.open();
+        try {
+            byte[] line = "kiln\n".getBytes(StandardCharsets.UTF_8);
+            assertThat(Libc.write(pty.slaveHold(), line, line.length)).isTrue();
+            byte[] buffer = new byte[64];
+            int n = Libc.read(pty.master(), buffer);
+            // the line discipline's output: \n as \r\n
+            assertThat(new String(buffer, 0, n, StandardCharsets.UTF_8)).isEqualTo("kiln\r\n");
+            Libc.resize(pty.master(), 120, 40);
+        } finally {
+            Libc.close(pty.slaveHold());
+            Libc.close(pty.master());
+        }
+        assertThatThrownBy(() -> Libc.resize(pty.master(), 80, 24)).hasMessageContaining("errno 9");   // EBADF: closed
+    }
+
+    @Test
+    void aListeningUnixSocketIsNotATerminal() throws Exception {
+        Path path = tmp.resolve("console.sock");
+        int fd = Libc.listenUnix(path.toString());
+        try {
+            assertThat(Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther())
+                    .isTrue();
+            try (var client = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+                assertThat(client.connect(java.net.UnixDomainSocketAddress.of(path))).isTrue();   // it listens
+            }
+            assertThatThrownBy(() -> Libc.resize(fd, 80, 24)).hasMessageContaining("errno 25");   // ENOTTY
+        } finally {
+            Libc.close(fd);
+        }
+    }
+
+    @Test
+    void mountAnswersTheErrnoAndChdirAndSetpriorityAnswer() throws Exception {
+        assertThat(Libc.mount("overlay", tmp.resolve("missing").toString(), "overlay", 0, "lowerdir=/"))
+                .isEqualTo(2);   // ENOENT: its target does not exist
+        Libc.chdir(Path.of("").toAbsolutePath().toString());   // where this JVM already is
+        assertThatThrownBy(() -> Libc.chdir(tmp.resolve("missing").toString())).hasMessageContaining("errno 2");
+        // this process group's nice as it is (the test runs as root, as the shim does)
+        assertThat(Libc.niceGroup(0)).isTrue();
+    }
+}
