@@ -34,7 +34,7 @@ final class Libc {
     }
 
     /** The system call numbers the shim uses: Linux's x86-64 and arm64 tables (the generic *at/dup3/wait4 calls). */
-    private enum Nr {
+    enum Nr {
         READ(0, 63), WRITE(1, 64), CLOSE(3, 57), IOCTL(16, 29), SOCKET(41, 198), ACCEPT(43, 202), RECVMSG(47, 212),
         BIND(49, 200), LISTEN(50, 201), WAIT4(61, 260), CHDIR(80, 49), SETPRIORITY(141, 140), PRCTL(157, 167),
         MOUNT(165, 40), WAITID(247, 95), OPENAT(257, 56), MKNODAT(259, 33), DUP3(292, 24);

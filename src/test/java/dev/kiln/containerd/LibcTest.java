@@ -23,6 +23,28 @@ class LibcTest {
     @TempDir
     Path tmp;
 
+    /**
+     * The numbers are written out per architecture; this machine's C headers are the truth (a wrong number calls
+     * another system call: on an arm64 runner this compares the arm64 column, which x86-64 runs cannot exercise).
+     */
+    @Test
+    void theSystemCallNumbersAreThisMachinesHeaders() throws Exception {
+        StringBuilder c = new StringBuilder("#include <stdio.h>\n#include <sys/syscall.h>\nint main(void) {\n");
+        StringBuilder expected = new StringBuilder();
+        for (Libc.Nr nr : Libc.Nr.values()) {
+            c.append("    printf(\"%ld\\n\", (long) SYS_").append(nr.name().toLowerCase()).append(");\n");
+            expected.append(nr.number).append('\n');
+        }
+        Path source = Files.writeString(tmp.resolve("nr.c"), c.append("    return 0;\n}\n"));
+        Path binary = tmp.resolve("nr");
+        assertThat(new ProcessBuilder("cc", "-o", binary.toString(), source.toString()).inheritIO().start().waitFor())
+                .isZero();
+        Process run = new ProcessBuilder(binary.toString()).start();
+        String printed = new String(run.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(run.waitFor()).isZero();
+        assertThat(printed).isEqualTo(expected.toString());
+    }
+
     @Test
     void mkfifoMakesAFifoWithTheMode() throws Exception {
         Path fifo = tmp.resolve("x.idle");
