@@ -96,6 +96,32 @@ class BuildCliTest {
     }
 
     /**
+     * An image with no layer at all (scratch and metadata only, as Docker builds it): built, built again from the
+     * cache, used as a base, inspected (its manifest's empty layer list was left out and read back as none: 500).
+     */
+    @Test
+    void anImageWithNoLayerIsBuiltAndUsedAsABase() throws IOException {
+        Path ctx = context("no-layer", Map.of("Dockerfile", """
+                FROM scratch
+                LABEL org.example.purpose=metadata-only
+                """));
+        kiln.ok("build", "-t", "no-layer:1", ctx.toString());
+        kiln.ok("build", "-t", "no-layer:1", ctx.toString()); // from the cache
+        var image = DaemonClient.JSON.readTree(kiln.ok("image", "inspect", "no-layer:1").out()).get(0);
+        assertThat(image.path("Config").path("Labels").path("org.example.purpose").asText()).isEqualTo("metadata-only");
+        assertThat(image.path("RootFS").path("Layers")).isEmpty();
+        Path child = context("on-no-layer", Map.of("Dockerfile", """
+                FROM no-layer:1
+                LABEL org.example.child=yes
+                """));
+        kiln.ok("build", "-t", "on-no-layer:1", child.toString());
+        var labels = DaemonClient.JSON.readTree(kiln.ok("image", "inspect", "on-no-layer:1").out()).get(0)
+                .path("Config").path("Labels");
+        assertThat(labels.path("org.example.purpose").asText()).as("the base's").isEqualTo("metadata-only");
+        assertThat(labels.path("org.example.child").asText()).isEqualTo("yes");
+    }
+
+    /**
      * Multi-stage with a real compiler: stage one is the Debian fixture (gcc), compiles a C program from the context
      * with a build argument baked in, and the final stage is scratch holding only the static binary.
      */
