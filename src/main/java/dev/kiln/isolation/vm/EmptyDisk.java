@@ -36,10 +36,7 @@ final class EmptyDisk {
     /** A sandbox's disk: the owner's alone, as cp made it from the 0600 image. */
     private static final java.nio.file.attribute.FileAttribute<?> OWNER_ONLY = java.nio.file.attribute
             .PosixFilePermissions.asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
-    private static final Map<Key, List<Extent>> EXTENTS = new ConcurrentHashMap<>();
-
-    private record Key(Object inode, long size, long modified) {
-    }
+    private static final Map<FileIdentity, List<Extent>> EXTENTS = new ConcurrentHashMap<>();
 
     private record Extent(long offset, byte[] bytes) {
     }
@@ -53,7 +50,7 @@ final class EmptyDisk {
      */
     static boolean copy(Path image, Path target) throws IOException {
         BasicFileAttributes a = Files.readAttributes(image, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-        Key key = new Key(a.fileKey(), a.size(), a.lastModifiedTime().toMillis());
+        FileIdentity key = FileIdentity.of(a);
         List<Extent> extents = EXTENTS.get(key);
         if (extents == null) {
             Optional<List<Extent>> read;

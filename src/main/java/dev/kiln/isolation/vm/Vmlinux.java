@@ -18,7 +18,6 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -125,14 +124,6 @@ final class Vmlinux {
                     && known.bootFile().equals(FileIdentity.of(known.boot())) ? Optional.of(known.boot()) : Optional.empty();
         } catch (IOException e) {
             return Optional.empty();
-        }
-    }
-
-    /** A file as it was when looked at: a rewrite changes its time or size, a replacement its inode. */
-    private record FileIdentity(long size, long mtime, Object inode) {
-        static FileIdentity of(Path file) throws IOException {
-            BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
-            return new FileIdentity(a.size(), a.lastModifiedTime().toMillis(), a.fileKey());
         }
     }
 
