@@ -132,21 +132,21 @@ public final class LibcCall {
     static final long STATX_MNT_ID_OFFSET = 144;
     private static final int STATX_SIZE = 256;
     private static final int AT_STATX_DONT_SYNC = 0x4000;
+    private static final int AT_EMPTY_PATH = 0x1000;
 
     /**
      * The id of the mount that {@code name} in {@code dirfd} is on (statx(2) with STATX_MNT_ID; a link itself, not
-     * what it points to), or minus the errno. Asks only for what the kernel has cached (AT_STATX_DONT_SYNC): a mount
+     * what it points to; an empty name: {@code dirfd} itself), or minus the errno, -EOPNOTSUPP from a kernel that
+     * gives no mount id (before Linux 5.8). Asks only for what the kernel has cached (AT_STATX_DONT_SYNC): a mount
      * point of a FUSE server that hangs answers without the server.
      */
     public static long mountId(int dirfd, byte[] name) {
         return call((arena, state) -> {
             MemorySegment statx = arena.allocate(STATX_SIZE, 8);
             int r = (int) Statx.HANDLE.invokeExact(state, dirfd, text(arena, name), AT_SYMLINK_NOFOLLOW
-                    | AT_STATX_DONT_SYNC, STATX_MNT_ID, statx);
+                    | AT_STATX_DONT_SYNC | (name.length == 0 ? AT_EMPTY_PATH : 0), STATX_MNT_ID, statx);
             if (r != 0) return (long) -errno(state);
-            if ((statx.get(ValueLayout.JAVA_INT, STATX_MASK_OFFSET) & STATX_MNT_ID) == 0) {
-                throw new IllegalStateException("this kernel gives no mount id (statx STATX_MNT_ID, Linux 5.8)");
-            }
+            if ((statx.get(ValueLayout.JAVA_INT, STATX_MASK_OFFSET) & STATX_MNT_ID) == 0) return (long) -EOPNOTSUPP;
             return statx.get(ValueLayout.JAVA_LONG, STATX_MNT_ID_OFFSET);
         });
     }
@@ -188,6 +188,7 @@ public final class LibcCall {
     public static final int EISDIR = 21;
     public static final int ENOTEMPTY = 39;
     public static final int ELOOP = 40;
+    public static final int EOPNOTSUPP = 95;
 
     /**
      * Whether {@code path} names an entry, its last component not followed if a link: faccessat(2) with F_OK and

@@ -35,7 +35,7 @@ final class Libc {
 
     /** The system call numbers the shim uses: Linux's x86-64 and arm64 tables (the generic *at/dup3/wait4 calls). */
     enum Nr {
-        READ(0, 63), WRITE(1, 64), CLOSE(3, 57), IOCTL(16, 29), SOCKET(41, 198), ACCEPT(43, 202), RECVMSG(47, 212),
+        READ(0, 63), WRITE(1, 64), CLOSE(3, 57), IOCTL(16, 29), SOCKET(41, 198), ACCEPT4(288, 242), RECVMSG(47, 212),
         BIND(49, 200), LISTEN(50, 201), WAIT4(61, 260), CHDIR(80, 49), SETPRIORITY(141, 140), PRCTL(157, 167),
         MOUNT(165, 40), WAITID(247, 95), OPENAT(257, 56), MKNODAT(259, 33), DUP3(292, 24);
 
@@ -62,6 +62,8 @@ final class Libc {
     }
 
     private static final int PR_SET_CHILD_SUBREAPER = 36;
+    private static final long MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int MSG_CTRUNC = 0x8;
     private static final int PRIO_PGRP = 1;
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
@@ -200,7 +202,7 @@ final class Libc {
     static int receiveFd(int listenFd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = LibcCall.state(arena);
-            int conn = (int) sys(state, Nr.ACCEPT, listenFd, 0, 0);
+            int conn = (int) sys(state, Nr.ACCEPT4, listenFd, 0, 0, SOCK_CLOEXEC);
             if (conn < 0) throw new IllegalStateException("accept: errno " + errno(state));
             try {
                 MemorySegment data = arena.allocate(4096);
@@ -213,7 +215,8 @@ final class Libc {
                 msg.set(ValueLayout.JAVA_LONG, 24, 1L);
                 msg.set(ValueLayout.ADDRESS, 32, control);
                 msg.set(ValueLayout.JAVA_LONG, 40, 64L);
-                long n = sys(state, Nr.RECVMSG, conn, msg.address(), 0);
+                // the terminal received is the shim's alone: not inherited by the runc processes it starts next
+                long n = sys(state, Nr.RECVMSG, conn, msg.address(), MSG_CMSG_CLOEXEC);
                 if (n < 0) throw new IllegalStateException("recvmsg: errno " + errno(state));
                 // struct cmsghdr: size_t len; int level; int type; then the fds
                 long len = control.get(ValueLayout.JAVA_LONG, 0);
@@ -222,7 +225,12 @@ final class Libc {
                 if (msg.get(ValueLayout.JAVA_LONG, 40) < 20 || len < 20 || level != SOL_SOCKET || type != SCM_RIGHTS) {
                     throw new IllegalStateException("the console socket received no file descriptor");
                 }
-                return control.get(ValueLayout.JAVA_INT, 16);
+                int fd = control.get(ValueLayout.JAVA_INT, 16);
+                if ((msg.get(ValueLayout.JAVA_INT, 48) & MSG_CTRUNC) != 0) { // more than one: not runc's console
+                    close(fd);
+                    throw new IllegalStateException("the console socket received more than one file descriptor");
+                }
+                return fd;
             } finally {
                 close(conn);
             }

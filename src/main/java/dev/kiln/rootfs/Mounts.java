@@ -94,24 +94,41 @@ public final class Mounts {
     /** The mount points at or under {@code dir}, deepest first (the order they can be unmounted in). */
     public static java.util.List<Path> under(Path dir) {
         String abs = dir.toAbsolutePath().normalize().toString();
-        try {
-            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().map(l -> l.split(" "))
-                    .filter(f -> f.length > 4 && (f[4].equals(abs) || f[4].startsWith(abs + "/")))
-                    .map(f -> Path.of(f[4])).sorted(java.util.Comparator.comparingInt(Path::getNameCount).reversed())
-                    .toList();
-        } catch (IOException e) {
-            return List.of();
-        }
+        return mountPoints().filter(p -> p.equals(abs) || p.startsWith(abs + "/")).map(Path::of)
+                .sorted(java.util.Comparator.comparingInt(Path::getNameCount).reversed()).toList();
     }
 
     public static boolean isMounted(Path target) {
+        String abs = target.toAbsolutePath().normalize().toString();
+        return mountPoints().anyMatch(abs::equals);
+    }
+
+    /**
+     * This process's mount points: /proc/self/mountinfo's fifth field, its octal escapes (of a space, tab, newline or
+     * backslash in a path) undone.
+     */
+    private static java.util.stream.Stream<String> mountPoints() {
         try {
-            String abs = target.toAbsolutePath().normalize().toString();
-            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
-                    .map(l -> l.split(" ")).anyMatch(f -> f.length > 4 && f[4].equals(abs));
+            return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().map(l -> l.split(" "))
+                    .filter(f -> f.length > 4).map(f -> unescape(f[4]));
         } catch (IOException e) {
-            return false;
+            return java.util.stream.Stream.empty();
         }
+    }
+
+    static String unescape(String field) {
+        if (field.indexOf('\\') < 0) return field;
+        StringBuilder b = new StringBuilder(field.length());
+        for (int i = 0; i < field.length(); i++) {
+            char c = field.charAt(i);
+            if (c == '\\' && i + 3 < field.length() && field.substring(i + 1, i + 4).matches("[0-3][0-7][0-7]")) {
+                b.append((char) Integer.parseInt(field.substring(i + 1, i + 4), 8));
+                i += 3;
+            } else {
+                b.append(c);
+            }
+        }
+        return b.toString();
     }
 
     private static void mkdirs(Path dir) {

@@ -80,8 +80,13 @@ public final class Trash {
 
     /** Deletes every entry of the trash; a failure leaves it for the next pass. */
     void empty() {
+        Path self = dir.toAbsolutePath().normalize();
         for (Path mount : Mounts.under(dir)) { // deepest first; detached, so a hung FUSE server cannot hold it
-            LibcCall.umount2(mount.toString(), MNT_DETACH | UMOUNT_NOFOLLOW);
+            if (mount.equals(self)) continue; // the trash itself on a mount of its own: not kiln's to undo
+            int e = LibcCall.umount2(mount.toString(), MNT_DETACH | UMOUNT_NOFOLLOW);
+            if (e != 0 && stuck.add(mount)) {
+                LOG.warn("the trash could not detach " + mount + ": " + LibcCall.describe(e));
+            }
         }
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
             for (Path entry : entries) {

@@ -35,8 +35,13 @@ import static dev.kiln.LibcCall.EPERM;
  * a tree deeper than any stack or descriptor limit (mkdir and cd in a loop), so a subtree below that depth is moved up
  * into the tree's top directory (one {@code renameat} inside the tree) and deleted from there.
  *
- * <p>The walk never crosses a mount: a directory on another mount than the tree's top (a view a killed kilnd left
- * mounted, a volume bound into it) fails the delete, naming it, instead of deleting what that mount holds.
+ * <p>The walk never crosses a mount: a directory on another mount than the directory the tree is in (the tree's top
+ * itself bound over, a view a killed kilnd left mounted, a volume bound into it) is not entered, and the delete fails
+ * naming it. The mount ids come from statx (Linux 5.8; an older kernel's delete does not tell mounts apart).
+ *
+ * <p>An entry that cannot be removed (an immutable file a container made, a mount) does not shield the rest: the walk
+ * goes on with everything else and then fails with the first such error, so what stays is that entry and the
+ * directories that hold it.
  */
 public final class Trees {
     /** Directories open at once, at most: deeper subtrees are moved up to the top directory. */
@@ -105,8 +110,10 @@ public final class Trees {
         private final MemorySegment buffer = arena.allocate(32 * 1024, 8);
         private final ArrayDeque<Directory> open = new ArrayDeque<>();
         private int moved;
-        /** The mount the tree's top is on, once entered; -1 before. */
+        /** The mount the directory the tree is in is on; negative: not known (an old kernel), not checked. */
         private long mount = -1;
+        /** The first entry that could not be removed: thrown once the walk has removed all else it could. */
+        private UncheckedIOException failure;
 
         /** An open directory: its descriptor, its name in the one below, and the entries read but not yet removed. */
         private static final class Directory {
@@ -131,7 +138,16 @@ public final class Trees {
         }
 
         void remove(int parentFd, byte[] name) {
-            if (unlinked(parentFd, name) || !enter(parentFd, name, 0)) return;
+            mount = LibcCall.mountId(parentFd, new byte[0]);
+            if (mount < 0 && mount != -LibcCall.EOPNOTSUPP) {
+                throw failure("stat", String.valueOf(root.toAbsolutePath().getParent()), (int) -mount);
+            }
+            if (!unlinked(parentFd, name)) enter(parentFd, name, 0);
+            walk();
+            if (failure != null) throw failure;
+        }
+
+        private void walk() {
             while (!open.isEmpty()) {
                 Directory top = open.peekLast();
                 byte[] entry = next(top);
@@ -147,13 +163,19 @@ public final class Trees {
                 int e = LibcCall.unlinkat(top.parentFd, top.name, LibcCall.AT_REMOVEDIR);
                 if (e == 0 || e == ENOENT) continue;
                 // not empty: a writer added to it, or (the top) subtrees were moved up into it
+                // (a failure below: it holds what could not be removed, and is left as well, with no rescan)
                 int allowed = RESCANS + (open.isEmpty() ? moved : 0);
-                if (e == ENOTEMPTY && top.rescans < allowed) {
+                if (e == ENOTEMPTY && failure == null && top.rescans < allowed) {
                     enter(top.parentFd, top.name, top.rescans + 1);
                     continue;
                 }
-                throw failure("rmdir", top.name, e);
+                failed("rmdir", top.name, e);
             }
+        }
+
+        /** Keeps the first failure, for the end of the walk. */
+        private void failed(String what, byte[] name, int errno) {
+            if (failure == null) failure = failure(what, name, errno);
         }
 
         /**
@@ -167,7 +189,8 @@ public final class Trees {
             }
             if (e == 0 || e == ENOENT) return true;
             if (e == EISDIR) return false;
-            throw failure("unlink", name, e);
+            failed("unlink", name, e); // left: the walk goes on with the others
+            return true;
         }
 
         /**
@@ -178,12 +201,16 @@ public final class Trees {
         private boolean enter(int parentFd, byte[] name, int rescans) {
             long on = LibcCall.mountId(parentFd, name);
             if (on == -ENOENT) return false;
-            if (on < 0) throw failure("stat", name, (int) -on);
-            if (mount < 0) {
-                mount = on;
-            } else if (on != mount) {
-                throw new UncheckedIOException(new IOException("cannot delete " + root + ": "
-                        + new String(name, StandardCharsets.UTF_8) + " is another mount (not crossed: unmount it)"));
+            if (on < 0 && on != -LibcCall.EOPNOTSUPP) {
+                failed("stat", name, (int) -on);
+                return false;
+            }
+            if (mount >= 0 && on != mount) {
+                if (failure == null) {
+                    failure = new UncheckedIOException(new IOException("cannot delete " + root + ": " + new String(
+                            name, StandardCharsets.UTF_8) + " is another mount (not crossed: unmount it)"));
+                }
+                return false;
             }
             for (int tries = 0; tries < 8; tries++) {
                 int fd = LibcCall.openat(parentFd, name, DIRECTORY);
@@ -192,18 +219,27 @@ public final class Trees {
                     return true;
                 }
                 if (fd == -ENOENT) return false;
-                if (fd != -ENOTDIR && fd != -ELOOP) throw failure("open", name, -fd);
+                if (fd != -ENOTDIR && fd != -ELOOP) {
+                    failed("open", name, -fd);
+                    return false;
+                }
                 // swapped for a link, a file or a fifo since it was seen: that is unlinked, never entered
                 if (unlinked(parentFd, name)) return false;
             }
-            throw failure("open", name, ENOTDIR);
+            failed("open", name, ENOTDIR);
+            return false;
         }
 
         /** The next entry of {@code d} to remove, null at its end. */
         private byte[] next(Directory d) {
             while (d.entries.isEmpty() && !d.ended) {
                 int n = LibcCall.getdents64(d.fd, buffer);
-                if (n < 0) throw failure("read", d.name, -n);
+                if (n < 0) {
+                    failed("read", d.name, -n);
+                    d.entries.clear();
+                    d.ended = true;
+                    break;
+                }
                 if (n == 0) d.ended = true;
                 // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-terminated)
                 for (int at = 0; at < n; ) {
@@ -234,7 +270,10 @@ public final class Trees {
                 int e = LibcCall.renameat(dirfd, name, top, to);
                 if (e == 0 || e == ENOENT) return;
                 // the name is taken (the tree's top holds what the image or the sandbox put there): the next one
-                if (e != EEXIST && e != ENOTEMPTY && e != ENOTDIR && e != EISDIR) throw failure("move up", name, e);
+                if (e != EEXIST && e != ENOTEMPTY && e != ENOTDIR && e != EISDIR) {
+                    failed("move up", name, e);
+                    return;
+                }
             }
         }
 

@@ -89,6 +89,37 @@ class LibcTest {
         }
     }
 
+    /**
+     * runc sends a console's terminal over the console socket (SCM_RIGHTS): the shim receives it close-on-exec, so the
+     * runc processes it starts next do not inherit another task's terminal.
+     */
+    @Test
+    void aDescriptorSentOverTheConsoleSocketIsReceivedCloseOnExec() throws Exception {
+        Path path = tmp.resolve("console.sock");
+        Path sent = Files.writeString(tmp.resolve("sent"), "the terminal stands in");
+        int listen = Libc.listenUnix(path.toString());
+        Process sender = new ProcessBuilder("python3", "-c", """
+                import socket, sys
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+                f = open(sys.argv[2]); socket.send_fds(s, [b"x"], [f.fileno()])
+                """, path.toString(), sent.toString()).inheritIO().start();
+        try {
+            int fd = Libc.receiveFd(listen);
+            try {
+                assertThat(Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd))).isEqualTo(sent);
+                String flags = Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd)).stream()
+                        .filter(l -> l.startsWith("flags:")).findFirst().orElseThrow().split("\\s+")[1];
+                assertThat(Integer.parseInt(flags, 8) & 02000000).as("O_CLOEXEC").isNotZero();
+            } finally {
+                Libc.close(fd);
+            }
+            assertThat(sender.waitFor()).isZero();
+        } finally {
+            Libc.close(listen);
+            sender.destroyForcibly();
+        }
+    }
+
     @Test
     void mountAnswersTheErrnoAndChdirAndSetpriorityAnswer() throws Exception {
         assertThat(Libc.mount("overlay", tmp.resolve("missing").toString(), "overlay", 0, "lowerdir=/"))

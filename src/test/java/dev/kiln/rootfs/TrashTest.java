@@ -58,7 +58,8 @@ class TrashTest {
     void aMountLeftInADiscardedTreeIsDetachedNotEmptied() throws Exception {
         Path volume = Files.createDirectories(tmp.resolve("volume"));
         Files.writeString(volume.resolve("data"), "the user's\n");
-        Path view = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345/disk-view"));
+        // a space in the path: mountinfo writes it \\040
+        Path view = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345/disk view"));
         assertThat(new ProcessBuilder("mount", "--bind", volume.toString(), view.toString()).inheritIO().start()
                 .waitFor()).isZero();
         try {
@@ -69,6 +70,23 @@ class TrashTest {
             assertThat(volume.resolve("data")).hasContent("the user's");
         } finally {
             for (Path m : Mounts.under(tmp)) new ProcessBuilder("umount", "-l", m.toString()).start().waitFor();
+        }
+    }
+
+    /** A removed sandbox whose directory is itself a mount cannot be moved: it is refused, not emptied in place. */
+    @Test
+    void aTreeThatIsItselfAMountIsRefusedNotEmptied() throws Exception {
+        Path users = Files.createDirectories(tmp.resolve("users-data"));
+        Files.writeString(users.resolve("precious"), "kept");
+        Path tree = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345"));
+        assertThat(new ProcessBuilder("mount", "--bind", users.toString(), tree.toString()).inheritIO().start()
+                .waitFor()).isZero();
+        try {
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> Trash.open(tmp.resolve("trash")).discard(tree))
+                    .hasMessageContaining("is another mount");
+            assertThat(users.resolve("precious")).hasContent("kept");
+        } finally {
+            new ProcessBuilder("umount", "-l", tree.toString()).start().waitFor();
         }
     }
 

@@ -217,6 +217,50 @@ class TreesTest {
     }
 
     /**
+     * A tree whose top is itself a mount (a directory bound over it) is not entered either: the walk's mount is the
+     * directory the tree is in (review of 2026-12-08: the top's own mount was taken as the tree's, and what the bound
+     * directory held was deleted).
+     */
+    @Test
+    void aTreeWhoseTopIsAMountIsNotEmptied() throws Exception {
+        Path users = Files.createDirectories(tmp.resolve("users-data"));
+        Files.writeString(users.resolve("precious"), "kept");
+        Path top = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345"));
+        assertThat(new ProcessBuilder("mount", "--bind", users.toString(), top.toString()).inheritIO().start()
+                .waitFor()).isZero();
+        try {
+            assertThatThrownBy(() -> Trees.delete(top)).hasMessageContaining("abcdef012345 is another mount");
+            assertThat(users.resolve("precious")).hasContent("kept");
+        } finally {
+            assertThat(LibcCall.umount2(top.toString(), 0)).isZero();
+        }
+    }
+
+    /**
+     * One entry that cannot be removed (an immutable file a container with CAP_LINUX_IMMUTABLE made) does not shield
+     * the rest of the tree: everything else goes, and the delete then fails naming it (review of 2026-12-08: the walk
+     * stopped at it, and a removed sandbox's data stayed on disk for good).
+     */
+    @Test
+    void anEntryThatCannotBeRemovedDoesNotKeepTheRest() throws Exception {
+        Path tree = Files.createDirectories(tmp.resolve("sandbox"));
+        Path stuck = Files.writeString(Files.createDirectories(tree.resolve("a-lock")).resolve("locked"), "x");
+        for (int d = 0; d < 20; d++) {
+            Path dir = Files.createDirectories(tree.resolve("d" + d));
+            for (int f = 0; f < 20; f++) Files.writeString(dir.resolve("f" + f), "data");
+        }
+        assertThat(new ProcessBuilder("chattr", "+i", stuck.toString()).inheritIO().start().waitFor()).isZero();
+        try {
+            assertThatThrownBy(() -> Trees.delete(tree)).hasMessageContaining("unlink locked");
+            try (Stream<Path> left = Files.walk(tree)) {
+                assertThat(left.toList()).containsExactlyInAnyOrder(tree, tree.resolve("a-lock"), stuck);
+            }
+        } finally {
+            new ProcessBuilder("chattr", "-i", stuck.toString()).inheritIO().start().waitFor();
+        }
+    }
+
+    /**
      * Only directories inside the tree are made writable to delete what they hold: the directory the tree is in is
      * not the tree's (a sticky /tmp-like one lost its mode when an entry in the tree would not go).
      */

@@ -25,8 +25,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * anew). The copy has the image's bytes everywhere (a hole reads as zeros), as cp's had.
  */
 final class EmptyDisk {
-    /** More data than an empty filesystem has: not one of kiln's images, left to cp (which copies anything). */
-    private static final long MAX_DATA = 64L << 20;
+    /**
+     * More data than kilnd holds for one image (an empty ext4 of 2 GiB has ~1.2 MiB, of 1 TiB ~16 MiB): a larger
+     * one, or what is not one of kiln's images, is left to cp (which copies anything).
+     */
+    private static final long MAX_DATA = 16L << 20;
     /**
      * Images whose extents kilnd keeps, at most: sizes are the API client's ({@code --disk-size}), each its own image
      * (a 2 TiB one holds ~28 MiB), and a memo of every size asked grew kilnd's heap for good (review of 2026-12-08).
@@ -61,9 +64,11 @@ final class EmptyDisk {
             }
             if (read.isEmpty()) return false;
             extents = read.get();
-            EXTENTS.keySet().removeIf(k -> java.util.Objects.equals(k.inode(), key.inode())); // its older contents
-            while (EXTENTS.size() >= KEPT) EXTENTS.remove(EXTENTS.keySet().iterator().next());
-            EXTENTS.put(key, extents);
+            synchronized (EXTENTS) { // creates at once: the bound holds
+                EXTENTS.keySet().removeIf(k -> java.util.Objects.equals(k.inode(), key.inode())); // older contents
+                while (EXTENTS.size() >= KEPT) EXTENTS.remove(EXTENTS.keySet().iterator().next());
+                EXTENTS.put(key, extents);
+            }
         }
         try (FileChannel out = FileChannel.open(target, java.util.Set.of(StandardOpenOption.CREATE_NEW,
                 StandardOpenOption.WRITE), OWNER_ONLY)) {
@@ -74,7 +79,8 @@ final class EmptyDisk {
             }
         }
         // the hole after the last extent: the size set on the file just written, never through a link put there
-        int fd = LibcCall.open(target.toString(), LibcCall.O_WRONLY | LibcCall.O_NOFOLLOW | LibcCall.O_CLOEXEC);
+        int fd = LibcCall.open(target.toString(), LibcCall.O_WRONLY | LibcCall.O_NOFOLLOW | LibcCall.O_NONBLOCK
+                | LibcCall.O_CLOEXEC);
         if (fd < 0) throw new IOException("cannot open " + target + ": " + LibcCall.describe(-fd));
         try {
             int e = LibcCall.ftruncate(fd, a.size());
