@@ -60,8 +60,7 @@ class TrashTest {
         Files.writeString(volume.resolve("data"), "the user's\n");
         // a space in the path: mountinfo writes it \\040
         Path view = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345/disk view"));
-        assertThat(new ProcessBuilder("mount", "--bind", volume.toString(), view.toString()).inheritIO().start()
-                .waitFor()).isZero();
+        TestMounts.mount("--bind", volume, view);
         try {
             Path trashDir = tmp.resolve("trash");
             Trash.open(trashDir).discard(tmp.resolve("sandboxes/abcdef012345"));
@@ -69,7 +68,7 @@ class TrashTest {
             assertThat(Mounts.under(tmp)).isEmpty();
             assertThat(volume.resolve("data")).hasContent("the user's");
         } finally {
-            for (Path m : Mounts.under(tmp)) new ProcessBuilder("umount", "-l", m.toString()).start().waitFor();
+            TestMounts.detachAll(tmp);
         }
     }
 
@@ -79,14 +78,13 @@ class TrashTest {
         Path users = Files.createDirectories(tmp.resolve("users-data"));
         Files.writeString(users.resolve("precious"), "kept");
         Path tree = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345"));
-        assertThat(new ProcessBuilder("mount", "--bind", users.toString(), tree.toString()).inheritIO().start()
-                .waitFor()).isZero();
+        TestMounts.mount("--bind", users, tree);
         try {
             org.assertj.core.api.Assertions.assertThatThrownBy(() -> Trash.open(tmp.resolve("trash")).discard(tree))
                     .hasMessageContaining("is another mount");
             assertThat(users.resolve("precious")).hasContent("kept");
         } finally {
-            new ProcessBuilder("umount", "-l", tree.toString()).start().waitFor();
+            TestMounts.detachAll(tmp);
         }
     }
 

@@ -203,14 +203,13 @@ class TreesTest {
         Path tree = Files.createDirectories(tmp.resolve("sandbox"));
         Files.writeString(tree.resolve("own"), "x");
         Path view = Files.createDirectories(tree.resolve("a/view"));
-        assertThat(new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", view.toString()).inheritIO()
-                .start().waitFor()).isZero();
+        TestMounts.mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", view);
         try {
             Files.writeString(view.resolve("held"), "not the tree's");
             assertThatThrownBy(() -> Trees.delete(tree)).hasMessageContaining("view is another mount");
             assertThat(view.resolve("held")).hasContent("not the tree's");
         } finally {
-            assertThat(LibcCall.umount2(view.toString(), 0)).isZero();
+            TestMounts.detachAll(tmp);
         }
         Trees.delete(tree);
         assertThat(tree).doesNotExist();
@@ -226,13 +225,12 @@ class TreesTest {
         Path users = Files.createDirectories(tmp.resolve("users-data"));
         Files.writeString(users.resolve("precious"), "kept");
         Path top = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345"));
-        assertThat(new ProcessBuilder("mount", "--bind", users.toString(), top.toString()).inheritIO().start()
-                .waitFor()).isZero();
+        TestMounts.mount("--bind", users, top);
         try {
             assertThatThrownBy(() -> Trees.delete(top)).hasMessageContaining("abcdef012345 is another mount");
             assertThat(users.resolve("precious")).hasContent("kept");
         } finally {
-            assertThat(LibcCall.umount2(top.toString(), 0)).isZero();
+            TestMounts.detachAll(tmp);
         }
     }
 
