@@ -583,10 +583,9 @@ final class Spare {
             if (counter != null) OomWatch.kills(counter);
         }
         // last: a kiln-vm pod's cold computations (QEMU's seccomp filter, the kernel's modules; 0.2-1 s; only on a
-        // node that booted a pod VM), after
-        // every step of a container pod's path, and cut short by a claim between its own steps. Before these
-        // steps, a spare claimed ~0.8 s after its start (pods back to back) had not reached mount(2), and its
-        // vm step ran on beside the pod's Create (it could not be stopped)
+        // node that booted a pod VM), after every step of a container pod's path, and cut short by a claim between
+        // its own steps. Before, a spare claimed ~0.8 s after its start (pods back to back) had not reached
+        // mount(2), and its vm step ran on beside the pod's Create (it could not be stopped)
         step("the vm isolation's");
         VmTasks.warm(() -> claimed);
         publisher.close();
