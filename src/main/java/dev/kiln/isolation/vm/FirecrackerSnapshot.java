@@ -15,11 +15,8 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -66,13 +63,7 @@ final class FirecrackerSnapshot {
     }
 
     static String key(FirecrackerCheckpoint.Shape shape) {
-        try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(VmSnapshot.shapeText(fields(shape))
-                    .getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(d, 0, 12);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return ShortHash.of(VmSnapshot.shapeText(fields(shape)), 12);
     }
 
     /**

@@ -27,15 +27,10 @@ final class GuestSpec {
     private GuestSpec() {
     }
 
-    /** START for {@code sandbox}; {@code nic} null: loopback only. */
-    static byte[] start(SandboxSpec sandbox, GuestNic nic) {
-        return start(sandbox, nic, -1, -1);
-    }
-
     /**
-     * With the sizes of the image and writable disks ({@code image-bytes}, {@code rw-bytes}; negative: not said): a VM
-     * restored from a QEMU template keeps the disks the template bound where their sizes match (docs/vm.md, "Snapshot
-     * start"), and has the others probed.
+     * START for {@code sandbox}; {@code nic} null: loopback only. With the sizes of the image and writable disks
+     * ({@code image-bytes}, {@code rw-bytes}; negative: not said): a VM restored from a QEMU template keeps the disks
+     * the template bound where their sizes match (docs/vm.md, "Snapshot start"), and has the others probed.
      */
     static byte[] start(SandboxSpec sandbox, GuestNic nic, long imageBytes, long rwBytes) {
         ByteArrayOutputStream out = process(sandbox.process());

@@ -4,15 +4,11 @@ import dev.kiln.KilnException;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.List;
 
 /**
@@ -80,12 +76,6 @@ final class ImageDisk {
     static String key(Path rootfs) {
         String name = rootfs.getFileName().toString();
         if (name.matches("[0-9a-f]{64}")) return name;
-        try {
-            byte[] d = MessageDigest.getInstance("SHA-256").digest(rootfs.toAbsolutePath().normalize().toString()
-                    .getBytes(StandardCharsets.UTF_8));
-            return "path-" + HexFormat.of().formatHex(d).substring(0, 32);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return "path-" + ShortHash.of(rootfs.toAbsolutePath().normalize().toString(), 16);
     }
 }

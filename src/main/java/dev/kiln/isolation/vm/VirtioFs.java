@@ -188,13 +188,7 @@ final class VirtioFs {
      * after the VM's directory, the name is the VM's own and the socket is still {@code run/fsN.sock} for QEMU.
      */
     static String lockName(Path vmDir) {
-        try {
-            byte[] sum = java.security.MessageDigest.getInstance("SHA-256").digest(vmDir.toAbsolutePath().toString()
-                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            return "fs-" + java.util.HexFormat.of().formatHex(sum, 0, 8);
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return "fs-" + ShortHash.of(vmDir.toAbsolutePath().toString(), 8);
     }
 
     /** Where virtiofsd locks its pid file (QEMU's local state dir; /var/run is /run): removed by {@link #stop}. */

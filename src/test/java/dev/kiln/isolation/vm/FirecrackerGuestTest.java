@@ -173,7 +173,7 @@ class FirecrackerGuestTest {
         SandboxSpec spec = new SandboxSpec("fsdisks", "fsdisks", "fsdisks", new ProcessSpec(List.of("sh", "-c",
                 "echo written > /marker; echo hi"), List.of("PATH=/bin:/usr/bin"), "/", 0, 0,
                 List.of(), false, false), image, false, Resources.UNLIMITED, Map.of(), List.of(), dir);
-        Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, null));
+        Files.write(vm.resolve("start.spec"), GuestSpec.start(spec, null, -1, -1));
 
         QemuCommand qemu = new QemuCommand(kernel, initrd, image, rw, 256, 1, QemuCommand.kvmUsable(),
                 QemuCommand.hostTscKhz(), List.of());

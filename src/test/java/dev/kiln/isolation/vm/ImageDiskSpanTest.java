@@ -54,7 +54,7 @@ class ImageDiskSpanTest {
                 "/", 0, 0, List.of(), false, false), dir, false, Resources.UNLIMITED, Map.of(), List.of(), dir);
         String with = new String(GuestSpec.start(spec, null, ImageDisk.SPAN, 2L << 30), StandardCharsets.UTF_8);
         assertThat(List.of(with.split("\0"))).contains("image-bytes=" + ImageDisk.SPAN, "rw-bytes=" + (2L << 30));
-        String without = new String(GuestSpec.start(spec, null), StandardCharsets.UTF_8);
+        String without = new String(GuestSpec.start(spec, null, -1, -1), StandardCharsets.UTF_8);
         assertThat(without).doesNotContain("image-bytes=", "rw-bytes=");
     }
 
