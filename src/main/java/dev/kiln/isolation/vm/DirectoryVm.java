@@ -12,6 +12,7 @@ import dev.kiln.isolation.shim.ShimBinary;
 import dev.kiln.isolation.vm.jail.JailRecord;
 import dev.kiln.isolation.vm.jail.VmmIds;
 import dev.kiln.isolation.vm.jail.VmmJail;
+import dev.kiln.rootfs.Mounts;
 
 import java.io.IOException;
 import java.nio.file.FileAlreadyExistsException;
@@ -37,6 +38,7 @@ import java.util.concurrent.CompletableFuture;
  * {@code started} (the start gate: START is sent to the guest once it exists).
  */
 public final class DirectoryVm {
+    private static final KilnLog LOG = KilnLog.of(DirectoryVm.class);
 
     /**
      * One VM: {@code id} names its cgroups and uid claim; {@code dir} holds its files; {@code root} is the shared root
@@ -372,25 +374,16 @@ public final class DirectoryVm {
         if (Files.isDirectory(dir)) ids.release(id, dir);
     }
 
-    /** Everything mounted under the pod directory, then itself (lazily: the VM is gone, nothing should use them). */
+    /**
+     * Everything mounted under the pod directory, then itself, deepest first: lazily (the VM is gone, nothing should
+     * use them) and never through a link in the last name (the guest could write in the pod directory).
+     */
     private static void unmountPod(Path dir) {
         Path pod = podDir(dir);
-        if (!Files.isDirectory(pod)) return;
-        try {
-            List<String> under = new ArrayList<>();
-            for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
-                String at = line.split(" ")[4];
-                if (at.equals(pod.toString()) || at.startsWith(pod + "/")) under.add(at);
-            }
-            under.sort(java.util.Comparator.reverseOrder());
-            for (String at : under) {
-                new ProcessBuilder("umount", "-l", at).redirectErrorStream(true)
-                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor();
-            }
-        } catch (IOException e) {
-            // nothing more can be done here; containerd's own cleanup of the bundle follows
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        if (!Files.isDirectory(pod, LinkOption.NOFOLLOW_LINKS)) return;
+        for (Path at : Mounts.under(pod)) {
+            int errno = PodBind.unbind(at);
+            if (errno != 0) LOG.warn("cannot unmount " + at + ": errno " + errno);
         }
     }
 
