@@ -6,6 +6,7 @@ import dev.kiln.rootfs.Mounts;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -29,20 +30,34 @@ final class DiskChanges {
         try {
             Files.createDirectories(mnt, OwnerOnly.DIRECTORY);
             if (!Files.isRegularFile(disk)) {
-                return work.apply(Files.createDirectories(dir.resolve("no-changes"))); // never booted: nothing changed
+                return work.apply(noChanges(dir)); // never booted: nothing changed
             }
             Mounts.unmount(mnt, false);
             Tool.run(List.of("fuse2fs", "-o", "ro,nosuid,nodev,noexec,norecovery", disk.toString(), mnt.toString()),
                     MOUNT_TIMEOUT, "fuse2fs");
         } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL, "cannot read the changes of the VM: "
-                    + e.getMessage(), e);
+            throw failed(e);
         }
         try {
+            // The guest wrote this filesystem: its "upper" may be a link to any host path, which the host would follow
+            // (the VM is stopped, so what is checked here stays). No changes: kilnd's own empty directory, never a
+            // name of the guest's.
             Path upper = mnt.resolve("upper");
-            return work.apply(Files.isDirectory(upper) ? upper : mnt.resolve("lost+found/none"));
+            return work.apply(Files.isDirectory(upper, LinkOption.NOFOLLOW_LINKS) ? upper : noChanges(dir));
         } finally {
             Mounts.unmount(mnt, true);
         }
+    }
+
+    private static Path noChanges(Path dir) {
+        try {
+            return Files.createDirectories(dir.resolve("no-changes"));
+        } catch (IOException e) {
+            throw failed(e);
+        }
+    }
+
+    private static KilnException failed(IOException e) {
+        return new KilnException(KilnException.Kind.INTERNAL, "cannot read the changes of the VM: " + e.getMessage(), e);
     }
 }
