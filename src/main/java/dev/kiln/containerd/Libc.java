@@ -64,6 +64,7 @@ final class Libc {
     private static final int PR_SET_CHILD_SUBREAPER = 36;
     private static final long MSG_CMSG_CLOEXEC = 0x40000000;
     private static final int MSG_CTRUNC = 0x8;
+    private static final long ONE_FD_CONTROL = 20;   // CMSG_LEN(sizeof(int)): a cmsghdr (16) and one int
     private static final int PRIO_PGRP = 1;
     private static final int AF_UNIX = 1;
     private static final int SOCK_STREAM = 1;
@@ -214,7 +215,9 @@ final class Libc {
                 msg.set(ValueLayout.ADDRESS, 16, iov);
                 msg.set(ValueLayout.JAVA_LONG, 24, 1L);
                 msg.set(ValueLayout.ADDRESS, 32, control);
-                msg.set(ValueLayout.JAVA_LONG, 40, 64L);
+                // CMSG_LEN(sizeof(int)): room for exactly one descriptor, so the kernel installs no second one and
+                // says MSG_CTRUNC when more were sent (CMSG_SPACE's 24 would take two without saying so)
+                msg.set(ValueLayout.JAVA_LONG, 40, ONE_FD_CONTROL);
                 // the terminal received is the shim's alone: not inherited by the runc processes it starts next
                 long n = sys(state, Nr.RECVMSG, conn, msg.address(), MSG_CMSG_CLOEXEC);
                 if (n < 0) throw new IllegalStateException("recvmsg: errno " + errno(state));
@@ -222,7 +225,8 @@ final class Libc {
                 long len = control.get(ValueLayout.JAVA_LONG, 0);
                 int level = control.get(ValueLayout.JAVA_INT, 8);
                 int type = control.get(ValueLayout.JAVA_INT, 12);
-                if (msg.get(ValueLayout.JAVA_LONG, 40) < 20 || len < 20 || level != SOL_SOCKET || type != SCM_RIGHTS) {
+                if (msg.get(ValueLayout.JAVA_LONG, 40) != ONE_FD_CONTROL || len != ONE_FD_CONTROL
+                        || level != SOL_SOCKET || type != SCM_RIGHTS) {
                     throw new IllegalStateException("the console socket received no file descriptor");
                 }
                 int fd = control.get(ValueLayout.JAVA_INT, 16);

@@ -3,6 +3,7 @@ package dev.kiln.containerd;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -117,6 +118,43 @@ class LibcTest {
         } finally {
             Libc.close(listen);
             sender.destroyForcibly();
+        }
+    }
+
+    /** More than one descriptor is not runc's console: refused, and none of them is left open in the shim. */
+    @Test
+    void severalDescriptorsOverTheConsoleSocketAreRefusedAndNoneKept() throws Exception {
+        for (int n : new int[] {2, 12, 13}) {
+            Path path = tmp.resolve("console-" + n + ".sock");
+            Path sent = Files.writeString(tmp.resolve("sent-" + n), "stands in");
+            int listen = Libc.listenUnix(path.toString());
+            Process sender = new ProcessBuilder("python3", "-c", """
+                    import socket, sys
+                    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+                    fs = [open(sys.argv[2]) for _ in range(int(sys.argv[3]))]
+                    socket.send_fds(s, [b"x"], [f.fileno() for f in fs])
+                    """, path.toString(), sent.toString(), String.valueOf(n)).inheritIO().start();
+            try {
+                assertThatThrownBy(() -> Libc.receiveFd(listen)).as(n + " descriptors")
+                        .hasMessageContaining("more than one file descriptor");
+                assertThat(sender.waitFor()).isZero();
+                assertThat(openDescriptorsOf(sent)).as(n + " descriptors: none left open").isZero();
+            } finally {
+                Libc.close(listen);
+                sender.destroyForcibly();
+            }
+        }
+    }
+
+    private static long openDescriptorsOf(Path file) throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.filter(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(file);
+                } catch (IOException e) {
+                    return false;   // closed meanwhile, or the listing's own descriptor
+                }
+            }).count();
         }
     }
 
