@@ -72,6 +72,30 @@ class TrashTest {
         }
     }
 
+    /**
+     * One mount elsewhere whose path is not valid UTF-8 (a root's or an automounter's) made all of mountinfo
+     * unreadable, so no mount was seen and the one in the removed sandbox stayed (the sixth review's F2).
+     */
+    @Test
+    void aMountWhosePathIsNotUtf8ElsewhereHidesNoOtherMount() throws Exception {
+        Path odd = Files.createDirectories(tmp.resolve("odd"));
+        Path volume = Files.createDirectories(tmp.resolve("volume"));
+        Path view = Files.createDirectories(tmp.resolve("sandboxes/abcdef012345/view"));
+        try {
+            assertThat(new ProcessBuilder("sh", "-c", "mkdir \"$1/$(printf '\\377')\" && mount -t tmpfs none \"$1\"/*",
+                    "sh", odd.toString()).inheritIO().start().waitFor()).isZero();
+            TestMounts.mount("--bind", volume, view);
+            assertThat(Mounts.under(tmp)).contains(view);
+            Path trashDir = tmp.resolve("trash");
+            Trash.open(trashDir).discard(tmp.resolve("sandboxes/abcdef012345"));
+            awaitEmpty(trashDir);
+            assertThat(Mounts.isMounted(view)).isFalse();
+        } finally {
+            new ProcessBuilder("sh", "-c", "umount -l \"$1\"/*", "sh", odd.toString()).start().waitFor();
+            TestMounts.detachAll(tmp);
+        }
+    }
+
     /** A removed sandbox whose directory is itself a mount cannot be moved: it is refused, not emptied in place. */
     @Test
     void aTreeThatIsItselfAMountIsRefusedNotEmptied() throws Exception {
