@@ -1,6 +1,7 @@
 package dev.kiln.isolation.vm;
 
 import dev.kiln.KilnException;
+import dev.kiln.OwnerOnly;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -93,6 +94,7 @@ final class WritableDisk {
     private static Path make(Path file, long sizeBytes, Path seed, Path tmp, boolean journal) {
         try {
             Files.deleteIfExists(tmp);
+            Files.createFile(tmp, OwnerOnly.FILE); // 0600 from the start: the guest's writes end up in it
             try (RandomAccessFile f = new RandomAccessFile(tmp.toFile(), "rw")) {
                 f.setLength(sizeBytes); // sparse: blocks are only allocated as the guest writes
             }

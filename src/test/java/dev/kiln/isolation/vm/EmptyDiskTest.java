@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -73,14 +74,22 @@ class EmptyDiskTest {
         assertThat(((java.util.Map<?, ?>) memo.get(null))).hasSizeLessThanOrEqualTo(4);
     }
 
-    /** The disk holds what the workload wrote: the owner's alone (cp kept the image's 0600; the first copy 0644). */
+    /**
+     * The disk holds what the workload wrote: the owner's alone (cp kept the image's 0600; the first copy 0644), and so
+     * are the cached empty image a copy falls back to cp from and a disk seeded by {@code kiln cp} before the first
+     * start (both 0644 before the sixth review's F4).
+     */
     @Test
     void aSandboxsDiskIsItsOwnersAlone() throws IOException {
         Command.require("mkfs.ext4", "e2fsprogs");
         Path disk = WritableDisk.ensure(Files.createDirectories(dir.resolve("m")).resolve("disk.ext4"), SIZE,
                 dir.resolve("vm-disks"), true);
-        assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(disk)))
-                .isEqualTo("rw-------");
+        Path seeded = WritableDisk.seeded(Files.createDirectories(dir.resolve("s")).resolve("disk.ext4"), SIZE,
+                Files.createDirectories(dir.resolve("seed")));
+        for (Path file : List.of(disk, dir.resolve("vm-disks/empty-" + SIZE + "-nj.ext4"), seeded)) {
+            assertThat(java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(file)))
+                    .as(file.toString()).isEqualTo("rw-------");
+        }
     }
 
     private static long allocatedBytes(Path file) throws IOException {
