@@ -10,10 +10,13 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -29,7 +32,9 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>A removed sandbox's directory may still hold mounts (a copy's views of a VM's disk that a killed kilnd left): they
  * are detached before its delete, which never crosses a mount anyway. An entry that cannot be deleted (an immutable
- * file a sandbox made) is logged once and retried at each pass.
+ * file a sandbox made) is logged and left until the next kilnd opens the trash: walking it again at every removal let
+ * one sandbox with many such files make every later removal's pass cost seconds. At most one pass waits behind the
+ * running one, however many removals come: each pass takes every entry there is (the sixth review's F3).
  */
 public final class Trash {
     private static final ExecutorService DELETER = Executors.newSingleThreadExecutor(
@@ -40,8 +45,10 @@ public final class Trash {
     private static final int UMOUNT_NOFOLLOW = 8;
 
     private final Path dir;
-    /** Entries whose delete failed and was logged: not logged again at each pass. */
+    /** Entries and mounts whose delete or detach failed and was logged: left alone until the next {@link #open}. */
     private final Set<Path> stuck = ConcurrentHashMap.newKeySet();
+    /** A pass is queued and has not started yet: a removal then needs no other. */
+    private final AtomicBoolean queued = new AtomicBoolean();
 
     private Trash(Path dir) {
         this.dir = dir;
@@ -53,7 +60,7 @@ public final class Trash {
      */
     public static Trash open(Path dir) {
         Trash trash = new Trash(dir);
-        DELETER.execute(trash::empty);
+        trash.queuePass();
         return trash;
     }
 
@@ -75,33 +82,46 @@ public final class Trash {
             Trees.delete(tree);
             return;
         }
-        DELETER.execute(this::empty);
+        queuePass();
     }
 
-    /** Deletes every entry of the trash; a failure leaves it for the next pass. */
+    private void queuePass() {
+        if (queued.compareAndSet(false, true)) {
+            DELETER.execute(() -> {
+                queued.set(false); // a removal from now on needs a pass after this one
+                empty();
+            });
+        }
+    }
+
+    /**
+     * Deletes every entry of the trash but those that failed before. The entries are listed before the mounts are
+     * looked at, so a tree moved in meanwhile (its pass is queued) is never walked with its mounts still in it.
+     */
     void empty() {
+        List<Path> entries = new ArrayList<>();
+        try (DirectoryStream<Path> listed = Files.newDirectoryStream(dir)) {
+            for (Path entry : listed) if (!stuck.contains(entry)) entries.add(entry);
+        } catch (IOException e) {
+            return; // the trash itself is gone: nothing to delete
+        }
+        if (entries.isEmpty()) return;
         Path self = dir.toAbsolutePath().normalize();
         for (Path mount : Mounts.under(dir)) { // deepest first; detached, so a hung FUSE server cannot hold it
-            if (mount.equals(self)) continue; // the trash itself on a mount of its own: not kiln's to undo
+            if (mount.equals(self) || stuck.contains(mount)) continue; // the trash's own mount: not kiln's to undo
             int e = LibcCall.umount2(mount.toString(), MNT_DETACH | UMOUNT_NOFOLLOW);
             if (e != 0 && stuck.add(mount)) {
                 LOG.warn("the trash could not detach " + mount + ": " + LibcCall.describe(e));
             }
         }
-        try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
-            for (Path entry : entries) {
-                try {
-                    Trees.delete(entry);
-                    stuck.remove(entry);
-                } catch (UncheckedIOException e) {
-                    if (stuck.add(entry)) {
-                        LOG.warn("the trash could not delete " + entry + " (tried again at each removal): "
-                                + e.getCause().getMessage());
-                    }
-                }
+        for (Path entry : entries) {
+            try {
+                Trees.delete(entry);
+            } catch (UncheckedIOException e) {
+                stuck.add(entry);
+                LOG.warn("the trash could not delete " + entry + " (tried again when kilnd starts): "
+                        + e.getCause().getMessage());
             }
-        } catch (IOException e) {
-            // the trash itself is gone: nothing to delete
         }
     }
 }
