@@ -297,22 +297,6 @@ int vmm_prepare(const struct vmm_setup *s, char *err, size_t errn) {
     for (size_t i = 0; i < s->nfds; i++) {
         given[i] = move_high(open(s->fds[i].path, s->fds[i].flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW));
         if (given[i] < 0) return failed(err, errn, "%s", s->fds[i].path);
-        if (s->fds[i].placeholder) { /* the same size, none of its bytes: what QEMU opens until the relay re-points it */
-            struct stat st;
-            if (fstat(given[i], &st) != 0) return failed(err, errn, "%s", s->fds[i].path);
-            if (close(given[i]) != 0) return failed(err, errn, "close");
-            given[i] = move_high((int)syscall(SYS_memfd_create, "kiln-placeholder", 1U /* MFD_CLOEXEC */));
-            if (given[i] < 0) return failed(err, errn, "memfd_create");
-            if (ftruncate(given[i], st.st_size) != 0) return failed(err, errn, "sizing the placeholder");
-            if (s->fds[i].flags == O_RDONLY) { /* QEMU takes from an fdset only a descriptor of the access it asks */
-                char self[40];
-                snprintf(self, sizeof self, "/proc/self/fd/%d", given[i]);
-                int ro = move_high(open(self, O_RDONLY | O_CLOEXEC));
-                if (ro < 0) return failed(err, errn, "reopening the placeholder");
-                if (close(given[i]) != 0) return failed(err, errn, "close");
-                given[i] = ro;
-            }
-        }
     }
     if (s->root != NULL && enter_jail(s, err, errn) != 0) return -1;
     if (s->root == NULL && s->ram_dir != NULL) { /* unjailed: a mount namespace for that one tmpfs */

@@ -18,10 +18,8 @@ enum jail_kind {
 
 struct jail_mount { enum jail_kind kind; char *path; };
 
-/* A file the VMM gets as an open descriptor (opened by the relay, as root, before the jail): fd, flags, path.
- * placeholder: the VMM gets an empty memfd of the file's size instead, and the relay hands it the file itself over QMP
- * once the VM has loaded (--late-disks: the warm pool's disk re-pointing, docs/vm.md "The warm pool"). */
-struct jail_fd { int fd, flags, placeholder; const char *path; };
+/* A file the VMM gets as an open descriptor (opened by the relay, as root, before the jail): fd, flags, path. */
+struct jail_fd { int fd, flags; const char *path; };
 
 struct vmm_setup {
     const char *netns;               /* --netns: the network namespace to join; NULL for none */

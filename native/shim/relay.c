@@ -66,16 +66,15 @@ static long long g_ms_vmm_exec = -1, g_ms_jail = -1; /* when the VMM exec'd; how
 static long long g_ms_loaded = -1; /* a snapshot's state loaded (QEMU runs) */
 static long long g_vmm_cpu_ms = -1; /* the VMM's CPU time (user + system) once reaped: under TCG, the guest's work */
 static long long g_ms_ram = -1;    /* a snapshot's memory copied into the VMM's (while QEMU starts) */
-static long long g_ms_repointed = -1; /* --late-disk: the disks re-pointed over QMP */
 static long long g_guest_uptime = -1;
 
 static void write_timings(void) {
-    char text[540];
+    char text[500];
     snprintf(text, sizeof text, "{\"vmmExecMs\":%lld,\"jailMs\":%lld,\"vmmSocketMs\":%lld,\"helloMs\":%lld,"
              "\"guestUptimeAtHelloMs\":%lld,\"startedMs\":%lld,\"exitMs\":%lld,\"stoppedMs\":%lld,"
-             "\"loadedMs\":%lld,\"vmmCpuMs\":%lld,\"ramMs\":%lld,\"repointedMs\":%lld}\n",
+             "\"loadedMs\":%lld,\"vmmCpuMs\":%lld,\"ramMs\":%lld}\n",
              g_ms_vmm_exec, g_ms_jail, g_ms_connected, g_ms_hello, g_guest_uptime, g_ms_started, g_ms_exit,
-             g_ms_stopped, g_ms_loaded, g_vmm_cpu_ms, g_ms_ram, g_ms_repointed);
+             g_ms_stopped, g_ms_loaded, g_vmm_cpu_ms, g_ms_ram);
     if (write_atomic("timings.json", text) != 0) note("writing timings.json: %s", strerror(errno));
 }
 
@@ -399,7 +398,7 @@ static void resume_guest(const char *qmp_sock, const char *ctl_sock, int *starte
 #define RELAY_VM_USAGE "--relay-vm --dir DIR --spec FILE [--hello-timeout SECS] [--netns PATH] [--listen SOCK] " \
                        "[--ctl-sock SOCK] [--api-sock SOCK --api-requests FILE] [--console-stdout] [--cgroup DIR]... " \
                        "[--save-to FILE --qmp-sock SOCK] [--save-requests FILE] [--resume (--qmp-sock SOCK | --api-sock SOCK --listen SOCK)] " \
-                       "[--start-gate FILE] [--late-disk NODE:FD]... " \
+                       "[--start-gate FILE] " \
                        "[--ram-file FILE --ram-mib N [--incoming FD --qmp-sock SOCK]] " \
                        "[--tap FD:NAME] [--fd FD:ro|rw:PATH]... [--jail DIR --jail-uid UID --jail-gid GID " \
                        "--jail-mounts FILE [--seccomp FILE] [--jail-new-netns [--jail-tap NAME]]] -- VMM ARGS..."
@@ -489,8 +488,6 @@ int relay_vm(int argc, char **argv) {
     const char *save_to = NULL, *qmp_sock = NULL; /* the template boot of a snapshot (snapshot.c) */
     const char *save_requests = NULL; /* ... on Firecracker: the API requests that save it, sent after HELLO */
     const char *ram_file = NULL; /* the guest's memory: a snapshot's ram file, or where a template's goes (--save-to) */
-    struct late_disk late[4]; /* the disks QEMU starts on placeholders of, re-pointed once it has loaded */
-    size_t nlate = 0;
     long hello_timeout = 60, ram_mib = 0;
     int i, console_stdout = 0, bad = 0, resume = 0, incoming = -1;
     size_t ncgroups = 0;
@@ -533,11 +530,6 @@ int relay_vm(int argc, char **argv) {
         else if (strcmp(argv[i], "--qmp-sock") == 0 && i + 1 < argc) qmp_sock = argv[++i];
         else if (strcmp(argv[i], "--save-requests") == 0 && i + 1 < argc) save_requests = argv[++i];
         else if (strcmp(argv[i], "--start-gate") == 0 && i + 1 < argc) start_gate = argv[++i];
-        else if (strcmp(argv[i], "--late-disk") == 0 && i + 1 < argc && nlate < 4) {
-            char *colon = strchr(argv[++i], ':');
-            bad |= colon == NULL || colon == argv[i] || colon - argv[i] > 32 || strspn(argv[i], "abcdefghijklmnopqrstuvwxyz") != (size_t)(colon - argv[i]);
-            if (!bad) { *colon = 0; late[nlate].node = argv[i]; late[nlate++].fd = atoi(colon + 1); }
-        }
         else if (strcmp(argv[i], "--resume") == 0) resume = 1;
         else if (strcmp(argv[i], "--ram-file") == 0 && i + 1 < argc) ram_file = argv[++i];
         else if (strcmp(argv[i], "--ram-mib") == 0 && i + 1 < argc) ram_mib = atol(argv[++i]);
@@ -550,11 +542,6 @@ int relay_vm(int argc, char **argv) {
     for (size_t a = 0; a < v->nfds; a++) /* every descriptor given once */
         for (size_t b = 0; b < a; b++) bad |= v->fds[a].fd == v->fds[b].fd;
     for (size_t a = 0; a < v->nfds && v->tap != NULL; a++) bad |= v->fds[a].fd == v->tap_fd;
-    for (size_t l = 0; l < nlate; l++) { /* each a given descriptor, re-pointed only in a snapshot's restore */
-        int found = 0;
-        for (size_t a = 0; a < v->nfds; a++) if (v->fds[a].fd == late[l].fd) { v->fds[a].placeholder = 1; found = 1; }
-        bad |= !found || incoming < 0;
-    }
     if (v->tap != NULL && v->netns == NULL) bad = 1; /* the TAP lives in the sandbox's namespace */
     if (v->root != NULL && (dir == NULL || uid == 0 || gid == 0 || jail_mounts == NULL || v->root[0] != '/' ||
                             dir[0] != '/'))
@@ -686,12 +673,6 @@ int relay_vm(int argc, char **argv) {
             }
             incoming = -1;
             timings("loaded", &g_ms_loaded);
-            if (nlate > 0 && g_exit_code < 0 && vm_repoint(qmp_sock, late, nlate, v, G_CONNECT_MS, why, sizeof why) != 0) {
-                say_err("kiln: the VM's disks could not be given to it: %s", why);
-                g_exit_code = 125;
-                if (kill(g_vmm, SIGKILL) != 0) note("kill vmm: %s", strerror(errno));
-            }
-            if (nlate > 0) timings("repointed", &g_ms_repointed);
         }
         if (g_ctl < 0 && !ctl_eof && g_vmm > 0 && g_ctl_listen < 0) { /* the VMM creates its socket soon after start */
             int fd = g_connect_unix(ctl_sock);

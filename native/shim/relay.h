@@ -54,11 +54,6 @@ int snapshot_save(const char *qmp_sock, int state_fd, int timeout_ms, int quit, 
 int vm_cont(const char *qmp_sock, int timeout_ms, int cont, const char *chardev_sock, char *err, size_t errn);
 /* A snapshot's restore with mapped memory: QMP x-ignore-shared + migrate-incoming fd:N, until the VM runs. */
 int vm_incoming(const char *qmp_sock, int fd, int timeout_ms, char *err, size_t errn);
-/* --late-disk NODE:FD: descriptor FD (an --fd) is the drive NODE's, given to QEMU as a placeholder and re-pointed */
-struct late_disk { const char *node; int fd; };
-struct vmm_setup;
-int vm_repoint(const char *qmp_sock, const struct late_disk *disks, size_t n, const struct vmm_setup *v, int timeout_ms,
-               char *err, size_t errn);
 /* The guest's memory file sized (a snapshot's ram file copied in when `from`); a template's memory written out. */
 int ram_fill(int fd, long long bytes, char *err, size_t errn);
 int ram_open(const char *from, long long bytes, int *out, char *err, size_t errn);

@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "relay.h"
-#include "jail.h"
 
 struct qmp { int fd; char in[65536]; size_t len; long long deadline; };
 
@@ -384,50 +383,4 @@ int ram_save(int m, const char *to, char *err, size_t errn) {
     }
     if (close(f) != 0) { snprintf(err, errn, "closing %s: %s", to, strerror(errno)); return -1; }
     return 0;
-}
-
-/*
- * The warm pool's disk re-pointing (docs/vm.md, "The warm pool"), on a VM that has loaded its snapshot and waits for
- * START: QEMU started on empty placeholders of the disks' sizes (jail.c, --late-disk), and now gets the sandbox's
- * disks. For each drive's format node (QemuCommand names them NODE-fmt): the relay opens its files as root (the VMM's
- * jail has no path to them) and passes them over the monitor (add-fd, SCM_RIGHTS, into an fdset of their own), QEMU
- * opens a file node on that fdset (blockdev-add) and the format node is re-pointed at it (blockdev-reopen); the
- * placeholder's file node goes with its last reference. The guest holds nothing of the placeholder: its blocks were
- * dropped in the template (BLKFLSBUF) and nothing reads a disk before START; the capacity is the same by construction.
- * 0, or -1 with the reason in err.
- */
-int vm_repoint(const char *qmp_sock, const struct late_disk *disks, size_t n, const struct vmm_setup *v, int timeout_ms,
-               char *err, size_t errn) {
-    static struct qmp q;
-    char line[4096], cmd[600];
-    if (qmp_open(&q, qmp_sock, timeout_ms, err, errn) != 0) return -1;
-    int rc = 0;
-    for (size_t d = 0; d < n && rc == 0; d++) {
-        int set = 100 + (int)d, ro = 1, seen = 0;
-        for (size_t e = 0; e < d; e++) seen |= strcmp(disks[e].node, disks[d].node) == 0;
-        if (seen) continue; /* a node's descriptors (the writable disk's two) go into one fdset */
-        for (size_t e = d; e < n && rc == 0; e++) {
-            const struct jail_fd *f = NULL;
-            if (strcmp(disks[e].node, disks[d].node) != 0) continue;
-            for (size_t i = 0; i < v->nfds; i++) if (v->fds[i].fd == disks[e].fd) f = &v->fds[i];
-            if (f == NULL) { snprintf(err, errn, "--late-disk %s:%d is no --fd", disks[e].node, disks[e].fd); rc = -1; break; }
-            int fd = open(f->path, f->flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-            if (fd < 0) { snprintf(err, errn, "%.300s: %s", f->path, strerror(errno)); rc = -1; break; }
-            if (f->flags != O_RDONLY) ro = 0;
-            snprintf(cmd, sizeof cmd, "{\"execute\":\"add-fd\",\"arguments\":{\"fdset-id\":%d}}\n", set);
-            rc = qmp_do(&q, cmd, fd, line, sizeof line, err, errn);
-            xclose(fd);
-        }
-        if (rc != 0) break;
-        snprintf(cmd, sizeof cmd, "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"file\",\"node-name\":"
-                 "\"%s-late\",\"filename\":\"/dev/fdset/%d\",\"read-only\":%s%s}}\n", disks[d].node, set,
-                 ro ? "true" : "false", ro ? "" : ",\"locking\":\"off\",\"discard\":\"unmap\"");
-        if ((rc = qmp_do(&q, cmd, -1, line, sizeof line, err, errn)) != 0) break;
-        snprintf(cmd, sizeof cmd, "{\"execute\":\"blockdev-reopen\",\"arguments\":{\"options\":[{\"driver\":\"raw\","
-                 "\"node-name\":\"%s-fmt\",\"file\":\"%s-late\",\"read-only\":%s%s}]}}\n", disks[d].node,
-                 disks[d].node, ro ? "true" : "false", ro ? "" : ",\"discard\":\"unmap\"");
-        rc = qmp_do(&q, cmd, -1, line, sizeof line, err, errn);
-    }
-    xclose(q.fd);
-    return rc;
 }

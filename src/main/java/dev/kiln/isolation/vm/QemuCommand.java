@@ -54,13 +54,6 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
      * same name either way, and a checkpoint of a VM restored from a snapshot restores into QEMU's own memory.
      */
     static final String RAM_ID = "microvm.ram";
-    /**
-     * The warm pool's first building block, an experiment behind {@code -Dkiln.vm.late-disks=true} (docs/vm.md, "The
-     * warm pool"): a snapshot's restore starts QEMU on empty placeholders of the disks' sizes, and the relay re-points
-     * the drives' format nodes at the sandbox's disks over QMP once the state has loaded, before START; what a pool VM,
-     * restored before its sandbox exists, would need at the claim. Read at each start (a test turns it on).
-     */
-    static final String LATE_DISKS = "kiln.vm.late-disks";
     /** QEMU's own seccomp filter, on top of kiln's (docs/vm.md, "The VMM's jail"): it refuses what kiln's allows for
      * its start-up only (execve, which kiln-shim's exec of QEMU needs) and costs nothing. */
     static final String SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
@@ -107,13 +100,12 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
         a.addAll(List.of("-serial", "stdio"));
         if (imageDisk != null) { // none when the root is a shared directory (containerd's bundle: DirectoryVm)
             a.addAll(List.of("-add-fd", "fd=" + IMAGE_FD + ",set=1",
-                    "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on" + nodeName("image"),
+                    "-drive", "id=image,file=/dev/fdset/1,format=raw,if=none,readonly=on",
                     "-device", "virtio-blk-device,drive=image,serial=kiln-image",
                     "-add-fd", "fd=" + DISK_FD + ",set=2", "-add-fd", "fd=" + DISK_READ_FD + ",set=2",
                     // no OFD locks: the disk reaches only this QEMU, by descriptor; and a cont after a checkpoint's
                     // save (docs/checkpoint.md) re-takes them and fails ("Failed to get shared "write" lock")
-                    "-drive", "id=rw,file=/dev/fdset/2,format=raw,if=none,discard=unmap,file.locking=off"
-                            + nodeName("rw"),
+                    "-drive", "id=rw,file=/dev/fdset/2,format=raw,if=none,discard=unmap,file.locking=off",
                     "-device", "virtio-blk-device,drive=rw,serial=kiln-rw"));
         }
         a.addAll(List.of("-device", "virtio-serial-device",
@@ -146,22 +138,8 @@ record QemuCommand(Path kernel, Path initrd, Path imageDisk, Path writableDisk, 
         if (ramFile != null && shares == 0) {
             o.addAll(List.of("--ram-file", ramFile.toAbsolutePath().toString(), "--ram-mib", Long.toString(memoryMiB)));
             if (restoreFrom != null) o.addAll(List.of("--incoming", Integer.toString(STATE_FD), "--qmp-sock", QMP_SOCKET));
-            if (lateDisks()) {
-                o.addAll(List.of("--late-disk", "image:" + IMAGE_FD, "--late-disk", "rw:" + DISK_FD,
-                        "--late-disk", "rw:" + DISK_READ_FD));
-            }
         }
         return o;
-    }
-
-    /** The disks are placeholders until the relay re-points them (a snapshot's restore, {@link #LATE_DISKS} set). */
-    private boolean lateDisks() {
-        return Boolean.getBoolean(LATE_DISKS) && imageDisk != null && restoreFrom != null && ramFile != null && shares == 0;
-    }
-
-    /** The drive's format node's name, which the relay's blockdev-reopen names ({@code NAME-fmt}). */
-    private String nodeName(String drive) {
-        return lateDisks() ? ",node-name=" + drive + "-fmt" : "";
     }
 
     /** Under TCG the kernel must not calibrate the TSC against the emulated PIT (DESIGN.md §4: it hangs sometimes). */
