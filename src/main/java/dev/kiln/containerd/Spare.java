@@ -210,7 +210,7 @@ final class Spare {
             }
             Thread.ofVirtual().start(() -> {
                 sleep(DEFER.toMillis());
-                next();
+                if (!awaitingBoot) next();   // a VM pod's: once its guest started it (nextOnceBooted)
             });
         } else {
             Thread.ofVirtual().start(Spare::next);
@@ -238,6 +238,30 @@ final class Spare {
      */
     static void taskStarted() {
         if (claimed && STARTS.incrementAndGet() == 2) Thread.ofVirtual().start(Spare::next);
+    }
+
+    /** The longest a claimed spare whose pod is a VM defers the next spare ({@link #nextOnceBooted}). */
+    static final Duration VM_DEFER = Duration.ofSeconds(30);
+    /** Set once this claimed spare's pod is a VM whose boot the next spare waits for ({@link #nextOnceBooted}). */
+    private static volatile boolean awaitingBoot;
+
+    /**
+     * This claimed spare's pod is a VM (the start of VmTasks' Create, {@code timings} the relay's file, written when
+     * the guest has started the task's process): if it defers the next spare, that spare starts once the file is
+     * there (looked at every 50 ms), or {@link #VM_DEFER} from now (a Create that failed), rather than at the pod's
+     * first container's Start or {@link #DEFER} after the claim. A kiln-vm pod's containers start before its guest has booted (StartContainer
+     * returns in ~0.7 s, the TCG boot takes 2-10 s here), so until now the next spare's JVM start and warm-up (~1 s
+     * of CPU with the vm step) began 3 s after the claim: in the last seconds of the guest's boot on a 3 s pod, in
+     * its middle on a slower one (of 4 kiln-vm pods at load 7, the two slower ones, 4.6 and 3.1 s).
+     */
+    static void nextOnceBooted(Path timings) {
+        if (!claimed || deferring == null || NEXT_STARTED.get()) return;   // not deferring, or started already
+        awaitingBoot = true;
+        Thread.ofVirtual().start(() -> {
+            long deadline = System.nanoTime() + VM_DEFER.toNanos();
+            while (!Files.exists(timings) && System.nanoTime() < deadline && !NEXT_STARTED.get()) sleep(50);
+            next();
+        });
     }
 
     /** This claimed spare's marker while it defers the next spare ({@link #run}), or null. */

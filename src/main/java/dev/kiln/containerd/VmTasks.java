@@ -191,6 +191,9 @@ final class VmTasks {
         boolean sandbox = annotations.path(CONTAINER_TYPE).asText("").equals("sandbox");
         Path dir = dir(bundle);
         String vmId = vmId(bundle);
+        // a claimed spare's next spare waits for this VM's guest (the relay's timings.json), from now: a node's
+        // first VM's Create alone can outlast the 3 s a claimed spare defers it otherwise
+        Spare.nextOnceBooted(dir.resolve("vm").resolve("timings.json"));
         Files.createDirectories(dir);
         VmProcess init = new VmProcess("", r.getTerminal(), r.getStdin(), r.getStdout(), r.getStderr());
         VmTask task = new VmTask(r.getId(), bundle, dir, vmId, init, new ConcurrentHashMap<>(),
