@@ -191,7 +191,8 @@ final class Spare {
             another = false;   // the pool unreadable: the next spare at once, as before
         }
         if (deferNext() && another) {
-            shimLog.debug("the next spare starts once this pod's first container has started (another one waits)");
+            shimLog.debug("the next spare starts once this pod has started: its first container, or a VM pod's guest"
+                    + " (another one waits)");
             // its marker PID.defers: an idle spare that finishes its warm-up meanwhile leaves the pool to this one
             // (topUp), else that spare's own top-up would start a JVM beside this pod after all
             deferring = pool.resolve(pid + ".defers");
