@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -181,6 +182,70 @@ class SpareShimTest {
             // the spare removed its fifo and the pool of a containerd that is gone (fifo tick, log): nothing left
             assertThat(Spare.pool(own.socket.toString())).as("the stopped containerd's spare pool").doesNotExist();
         }
+    }
+
+    /**
+     * A spare idle and warm before the node's first pod VM (its warm-up skipped the vm path: no VM caches yet) warms
+     * the vm path once a kiln-vm pod's Create has made them, while it still waits: the next kiln-vm pod that claims
+     * it does not meet that path cold (the quiet suite's slowest kiln-vm pod did). And the kiln-vm pod's shim, which
+     * claimed a spare while another waited, starts the next spare only once its guest has started the pod (the
+     * relay's timings.json), not while the VM boots (3 s after the claim, before).
+     */
+    @Test
+    @Tag("slow")
+    void aVmPodsSparesWarmTheVmPathAndWaitForItsBoot() throws Exception {
+        assertThat(containerd.dir.resolve("kiln/kernels")).as("a VM made before this test").doesNotExist();
+        Path log = Spare.pool(containerd.socket.toString()).resolve("spares.log");
+        Pod first = Pod.run("vm-warm-first");   // the pool is made by a node's first pod
+        List<Long> idle = pids(idleSpares(containerd, 2));
+        for (long pid : idle) waitFor(log, "spare " + pid + ": idle ");   // warmed, without the vm path
+        assertThat(Files.readString(log)).doesNotContain("warmed the vm path");
+        List<Long> before = pids(containerd.shims());
+        // the node's first pod VM: its sandbox's Create makes the kernel, initramfs and library caches
+        String pod = cri.call("RunPodSandbox", RunPodSandboxRequest.newBuilder().setConfig(Pod.config("vm-first"))
+                .setRuntimeHandler("kiln-vm").build(), RunPodSandboxResponse.getDefaultInstance()).getPodSandboxId();
+        try {
+            List<Long> claimed = pids(containerd.shims());
+            claimed.removeAll(before);
+            List<Long> waiting = new ArrayList<>(idle);
+            waiting.removeAll(claimed);
+            assertThat(waiting).as("a spare idle before the VM pod, not claimed by it").isNotEmpty();
+            Path booted = containerd.dir.resolve("state/io.containerd.runtime.v2.task/k8s.io").resolve(pod)
+                    .resolve("kiln-vm/vm/timings.json");
+            boolean bootedAtNext = false;
+            long deadline = System.nanoTime() + T.toNanos();
+            while (System.nanoTime() < deadline) {
+                boolean bootedBefore = Files.exists(booted);   // looked at first: the spare may start in between
+                List<Long> spares = pids(containerd.spares());
+                spares.removeAll(idle);
+                if (!spares.isEmpty()) {
+                    bootedAtNext = bootedBefore;
+                    break;
+                }
+                Thread.sleep(20);
+            }
+            assertThat(bootedAtNext).as("the guest had started the pod when the next spare started; spares.log:\n%s\n"
+                    + "containerd's log:\n%s", Files.readString(log), containerd.log().lines()
+                    .filter(l -> l.contains("spare")).toList()).isTrue();
+            for (long pid : waiting) waitFor(log, "spare " + pid + ": warmed the vm path");
+        } finally {
+            cri.call("StopPodSandbox", StopPodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                    StopPodSandboxResponse.getDefaultInstance());
+            cri.call("RemovePodSandbox", RemovePodSandboxRequest.newBuilder().setPodSandboxId(pod).build(),
+                    RemovePodSandboxResponse.getDefaultInstance());
+            first.remove();
+        }
+        waitNoShims();
+    }
+
+    /** Waits up to 60 s for {@code line} in {@code log}. */
+    private static void waitFor(Path log, String line) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (Files.exists(log) && Files.readString(log).contains(line)) return;
+            Thread.sleep(200);
+        }
+        throw new AssertionError("no \"" + line + "\" in " + log + " within 60 s:\n" + Files.readString(log));
     }
 
     /** At least {@code n} idle spares of {@code c}, waiting up to 60 s for them to be started. */
