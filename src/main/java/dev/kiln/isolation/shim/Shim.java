@@ -54,10 +54,6 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
         argv.addAll(opts.arguments());
         argv.add("--");
         argv.addAll(command);
-        if (Spawn.available()) {
-            spawn(shimBinary, dir, argv);
-            return adopt(dir);
-        }
         Path err = null;
         try {
             err = Files.createTempFile("kiln-shim-", ".err");
@@ -86,27 +82,6 @@ public record Shim(Path dir, long pid) implements dev.kiln.isolation.RunningProc
             deleteQuietly(err);
         }
         return adopt(dir);
-    }
-
-    /** The launcher through posix_spawn (see {@link Spawn}): what ProcessBuilder below does, without jspawnhelper. */
-    private static void spawn(Path shimBinary, Path dir, List<String> argv) {
-        Optional<Spawn.Exit> exit;
-        try {
-            argv.set(0, shimBinary.toAbsolutePath().toString());
-            exit = Spawn.run(argv, LAUNCH_TIMEOUT);
-        } catch (IOException e) {
-            throw new KilnException(KilnException.Kind.INTERNAL,
-                    "cannot run " + shimBinary + ": " + e.getMessage() + " (run scripts/setup)", e);
-        }
-        if (exit.isEmpty()) {
-            throw new KilnException(KilnException.Kind.UNAVAILABLE, "kiln-shim for " + dir
-                    + " did not report ready within " + LAUNCH_TIMEOUT.toSeconds() + " s (see its shim.log)");
-        }
-        if (exit.get().code() != 0) {
-            String line = exit.get().stderr().strip().lines().findFirst().orElse("");
-            throw new KilnException(KilnException.Kind.INTERNAL,
-                    line.isEmpty() ? "kiln-shim exited with " + exit.get().code() + " for " + dir : line);
-        }
     }
 
     /** A handle on the shim that owns {@code dir}, e.g. after a daemon restart. It may have exited since. */
