@@ -26,11 +26,9 @@ import java.util.zip.GZIPOutputStream;
  * The training run behind kilnd's AOT cache (scripts/aot-cache, issue 17): starts kilnd with
  * {@code -XX:AOTCacheOutput} on throw-away roots, serves it a one-layer busybox image from a registry in this JVM
  * (loopback, so plain HTTP), and has it pull the image and run it (network none, so nothing is made on the host's
- * network): attached, detached (several, one after the other) and, where runsc is installed, under gVisor; then stops
- * it; the JVM writes the cache as kilnd exits. A first pull and a first run after kilnd starts then find their classes
- * (registry client, unpack, SQLite, runc and runsc bundles, the shim's spawn, Jetty) loaded and linked, and the create
- * path's methods in the cache's profiles, which the JIT compiles as kilnd starts. This JVM records nothing. Not part
- * of kiln's user interface.
+ * network), then stops it; the JVM writes the cache as kilnd exits. A first pull and a first run after kilnd starts
+ * then find their classes (registry client, unpack, SQLite, runc bundle, Jetty) loaded and linked. This JVM records
+ * nothing. Not part of kiln's user interface.
  *
  * <p>Arguments: DIR (a temporary directory), CACHE (the cache to write), then kilnd's JVM flags, which must be the
  * ones the cache will be used with (bin/kiln, {@link DaemonStarter}).
@@ -38,9 +36,6 @@ import java.util.zip.GZIPOutputStream;
 public final class KilndTraining {
     private KilndTraining() {
     }
-
-    /** How many detached sandboxes the training creates, one after the other. */
-    private static final int DETACHED = 8;
 
     public static void main(String[] args) throws Exception {
         Path dir = Path.of(args[0]);
@@ -61,7 +56,7 @@ public final class KilndTraining {
             waitForSocket(kilnd, run.resolve("kiln.sock"));
             String host = "unix://" + run.resolve("kiln.sock");
             String image = "127.0.0.1:" + registry.getAddress().getPort() + "/train:1";
-            List<String[]> runs = new java.util.ArrayList<>(List.of(
+            List<String[]> runs = List.of(
                     new String[] {"--host", host, "pull", image},
                     new String[] {"--host", host, "images"},
                     new String[] {"--host", host, "run", "--rm", "--network", "none", image, "true"},
@@ -70,25 +65,8 @@ public final class KilndTraining {
                     new String[] {"--host", host, "exec", "t", "true"},
                     new String[] {"--host", host, "logs", "t"},
                     new String[] {"--host", host, "inspect", "t"},
-                    new String[] {"--host", host, "rm", "-f", "t"}));
-            // detached creates, several: a burst of them after kilnd's start (bench/creation-rate) then finds the
-            // create and start path's methods in the training's profiles, which the JIT compiles as kilnd starts
-            // (AOTReplayTraining), instead of running its first creates interpreted (issue 17)
-            for (int i = 0; i < DETACHED; i++) {
-                runs.add(new String[] {"--host", host, "run", "-d", "--name", "d" + i, "--network", "none", image,
-                        "sleep", "30"});
-            }
-            for (int i = 0; i < DETACHED; i++) {
-                runs.add(new String[] {"--host", host, "rm", "-f", "d" + i});
-            }
-            // gVisor's start (its bundle, the shim's held output, runsc state): where runsc is installed; where it
-            // is not, these fail at once and train nothing
-            runs.add(new String[] {"--host", host, "run", "--rm", "--network", "none", "--isolation", "gvisor", image,
-                    "true"});
-            runs.add(new String[] {"--host", host, "run", "-d", "--name", "g", "--network", "none", "--isolation",
-                    "gvisor", image, "sleep", "30"});
-            runs.add(new String[] {"--host", host, "rm", "-f", "g"});
-            runs.add(new String[] {"--host", host, "rmi", image});
+                    new String[] {"--host", host, "rm", "-f", "t"},
+                    new String[] {"--host", host, "rmi", image});
             for (String[] r : runs) {
                 Main.run(r, new Main.Stdio(new ByteArrayInputStream(new byte[0]), new ByteArrayOutputStream(),
                         new ByteArrayOutputStream()));
