@@ -116,6 +116,34 @@ class ShimTest {
     }
 
     @Test
+    void theShimAndItsCommandHoldNoneOfTheLaunchingProcesssDescriptors() throws Exception {
+        // what kilnd may hold when it launches a shim: a descriptor without O_CLOEXEC, and one the JDK opened
+        int leaked = dev.kiln.LibcCall.open("/dev/null", dev.kiln.LibcCall.O_RDONLY);
+        Path held = dir.resolve("held");
+        Files.writeString(held, "x");
+        try (java.io.FileInputStream javaFile = new java.io.FileInputStream(held.toFile())) {
+            assertThat(leaked).isGreaterThan(2);
+            Files.createDirectories(dir.resolve("s"));
+            Shim shim = fixture.launch(dir.resolve("s"), ShimOptions.defaults(), "sleep", "30");
+            long cmd = waitForStart(shim);
+            for (long pid : List.of(shim.pid(), cmd)) {
+                try (var fds = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
+                    for (Path fd : fds.toList()) {
+                        assertThat(Files.readSymbolicLink(fd).toString()).doesNotEndWith("/held");
+                    }
+                }
+            }
+            // the command: its stdio and nothing else
+            try (var fds = Files.list(Path.of("/proc", Long.toString(cmd), "fd"))) {
+                assertThat(fds.map(fd -> fd.getFileName().toString()).sorted().toList())
+                        .containsExactly("0", "1", "2");
+            }
+        } finally {
+            dev.kiln.LibcCall.close(leaked);
+        }
+    }
+
+    @Test
     void aSetUpFailureIsOneLineFromTheShim() {
         Path missing = dir.resolve("missing");
 
