@@ -126,6 +126,13 @@ class ShimTest {
             Files.createDirectories(dir.resolve("s"));
             Shim shim = fixture.launch(dir.resolve("s"), ShimOptions.defaults(), "sleep", "30");
             long cmd = waitForStart(shim);
+            // started.json names the command's process as soon as it is forked: it closes the shim's descriptors and
+            // execs a moment later, so look once it runs sleep
+            Path exe = Path.of("/proc", Long.toString(cmd), "exe");
+            for (int i = 0; i < 250 && !Files.readSymbolicLink(exe).getFileName().toString().equals("sleep"); i++) {
+                Thread.sleep(20);
+            }
+            assertThat(Files.readSymbolicLink(exe).getFileName().toString()).isEqualTo("sleep");
             for (long pid : List.of(shim.pid(), cmd)) {
                 try (var fds = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
                     for (Path fd : fds.toList()) {
