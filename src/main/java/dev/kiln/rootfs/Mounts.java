@@ -105,59 +105,42 @@ public final class Mounts {
 
     /**
      * This process's mount points: /proc/self/mountinfo's fifth field, its octal escapes (of a space, tab, newline or
-     * backslash in a path) undone. Read as bytes and only that field decoded, in the JVM's file-name charset with
-     * bad bytes replaced: one mount anywhere whose path is not valid in it (a root's or an automounter's) made the
-     * whole file unreadable, and kiln blind to every mount (the sixth review's F2). Such a path never equals one of
-     * kiln's.
+     * backslash in a path) undone.
      */
     private static java.util.stream.Stream<String> mountPoints() {
-        byte[] info;
+        return mountinfo().stream().map(l -> l.split(" ")).filter(f -> f.length > 4).map(f -> unescape(f[4]));
+    }
+
+    /**
+     * /proc/self/mountinfo's lines, decoded in the JVM's file-name charset with bad bytes replaced: one mount anywhere
+     * whose path is not valid in it (a root's or an automounter's) made the whole file unreadable, and kiln blind to
+     * every mount and cgroup hierarchy (the sixth review's F2). Such a path never equals one of kiln's. Empty if
+     * unreadable.
+     */
+    public static List<String> mountinfo() {
         try {
-            info = Files.readAllBytes(Path.of("/proc/self/mountinfo"));
+            return new String(Files.readAllBytes(Path.of("/proc/self/mountinfo")), FILE_NAMES).lines().toList();
         } catch (IOException e) {
-            return java.util.stream.Stream.empty();
+            return List.of();
         }
-        java.util.List<String> points = new java.util.ArrayList<>();
-        for (int line = 0; line < info.length; ) {
-            int end = line;
-            while (end < info.length && info[end] != '\n') end++;
-            int from = line;
-            for (int field = 0; field < 4 && from >= 0; field++) from = next(info, from, end);
-            if (from >= 0) {
-                int to = from;
-                while (to < end && info[to] != ' ') to++;
-                points.add(new String(unescape(java.util.Arrays.copyOfRange(info, from, to)), FILE_NAMES));
-            }
-            line = end + 1;
-        }
-        return points.stream();
     }
 
     private static final java.nio.charset.Charset FILE_NAMES =
             java.nio.charset.Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
 
-    /** Where the field after the one starting at {@code at} starts, or -1 if the line ends first. */
-    private static int next(byte[] b, int at, int end) {
-        while (at < end && b[at] != ' ') at++;
-        return at < end ? at + 1 : -1;
-    }
-
-    private static byte[] unescape(byte[] field) {
-        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(field.length);
-        for (int i = 0; i < field.length; i++) {
-            if (field[i] == '\\' && i + 3 < field.length && octal(field[i + 1], '3') && octal(field[i + 2], '7')
-                    && octal(field[i + 3], '7')) {
-                out.write((field[i + 1] - '0') << 6 | (field[i + 2] - '0') << 3 | (field[i + 3] - '0'));
+    static String unescape(String field) {
+        if (field.indexOf('\\') < 0) return field;
+        StringBuilder b = new StringBuilder(field.length());
+        for (int i = 0; i < field.length(); i++) {
+            char c = field.charAt(i);
+            if (c == '\\' && i + 3 < field.length() && field.substring(i + 1, i + 4).matches("[0-3][0-7][0-7]")) {
+                b.append((char) Integer.parseInt(field.substring(i + 1, i + 4), 8));
                 i += 3;
             } else {
-                out.write(field[i]);
+                b.append(c);
             }
         }
-        return out.toByteArray();
-    }
-
-    private static boolean octal(byte b, char highest) {
-        return b >= '0' && b <= highest;
+        return b.toString();
     }
 
     private static void mkdirs(Path dir) {

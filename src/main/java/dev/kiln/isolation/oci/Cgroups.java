@@ -3,7 +3,6 @@ package dev.kiln.isolation.oci;
 import dev.kiln.isolation.SandboxStats;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -72,9 +71,7 @@ final class Cgroups {
         List<String> mounts;
         try {
             cgroups = Files.readAllLines(Path.of("/proc/self/cgroup"));
-            // decoded leniently: one mount whose path is not UTF-8 (anyone's) must not hide the cgroup mounts
-            mounts = new String(Files.readAllBytes(Path.of("/proc/self/mountinfo")), StandardCharsets.UTF_8).lines()
-                    .toList();
+            mounts = dev.kiln.rootfs.Mounts.mountinfo();
         } catch (IOException e) {
             return found;
         }
